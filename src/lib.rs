@@ -1,0 +1,1 @@
+//! hutch: a setuid-free, declarative sandbox launcher.
