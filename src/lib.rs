@@ -1,1 +1,16 @@
 //! hutch: a setuid-free, declarative sandbox launcher.
+//!
+//! Data flows one way: a TOML [`profile`] (what the user wrote) and the
+//! [`host`] (what the machine and the caller are) become a [`plan`] (plain
+//! data, printable with `hutch run --explain`), which the [`launch`]er hands to
+//! the cloned [`child`] to apply before it executes the payload.
+
+pub mod app;
+pub mod child;
+pub mod cli;
+pub mod diag;
+pub mod host;
+pub mod launch;
+pub mod plan;
+pub mod profile;
+pub mod sys;

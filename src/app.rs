@@ -1,0 +1,214 @@
+//! What each subcommand does: glue between the CLI, the pure stages and the
+//! launcher. No system calls of its own beyond reading profiles.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::host::Host;
+use crate::launch::{self, EXIT_LAUNCH_FAILED};
+use crate::plan::{self, Request};
+use crate::profile::load::{BUILTIN, Found, SearchPath, valid_name};
+use crate::profile::{self, ProfileError, ProfileRef};
+
+/// Runs hutch with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    // Rust ignores SIGPIPE by default and an ignored signal stays ignored
+    // across execve: the payload must see the default, as it would bare.
+    // SAFETY: setting a standard disposition for one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check { files } => check(&files),
+        Command::Profiles { json } => profiles(json),
+    }
+}
+
+fn print_profile_error(e: &ProfileError) {
+    let _ = std::io::stderr().write_all(e.0.render().as_bytes());
+}
+
+fn run(args: RunArgs) -> i32 {
+    let host = Host::current();
+    let search = SearchPath::standard(&host);
+    let pref = match &args.profile {
+        Some(p) => ProfileRef::from_cli(p),
+        None => auto_profile(&args.command, &search),
+    };
+    let profile = match profile::load(&pref, &search) {
+        Ok(p) => p,
+        Err(e) => {
+            print_profile_error(&e);
+            return EXIT_LAUNCH_FAILED;
+        }
+    };
+    let request = Request {
+        command: args.command,
+    };
+    let plan = match plan::build(&profile, &host, &request) {
+        Ok(p) => p,
+        Err(e) => {
+            print_profile_error(&e);
+            return EXIT_LAUNCH_FAILED;
+        }
+    };
+    if args.explain {
+        let out = if args.json {
+            serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n"
+        } else {
+            plan::explain::render(&plan)
+        };
+        let _ = std::io::stdout().write_all(out.as_bytes());
+        return 0;
+    }
+    match launch::run(&plan) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The profile named after the command, if there is one, else `default`.
+fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRef {
+    let base = command
+        .first()
+        .and_then(|c| Path::new(c).file_name())
+        .and_then(|n| n.to_str());
+    match base {
+        Some(name) if valid_name(name) && search.find(name).is_some() => {
+            ProfileRef::Name(name.to_string())
+        }
+        _ => ProfileRef::Name("default".to_string()),
+    }
+}
+
+fn check(files: &[PathBuf]) -> i32 {
+    let host = Host::current();
+    let search = SearchPath::standard(&host);
+    let mut failed = 0;
+    for file in files {
+        let result = profile::load(&ProfileRef::Path(file.clone()), &search).and_then(|p| {
+            // A placeholder command: checking must not depend on one being set.
+            let request = Request {
+                command: vec!["true".into()],
+            };
+            plan::build(&p, &host, &request).map(|_| p)
+        });
+        match result {
+            Ok(p) => println!("{}: ok ({})", file.display(), p.sources().join(" ← ")),
+            Err(e) => {
+                failed += 1;
+                print_profile_error(&e);
+            }
+        }
+    }
+    if failed > 0 { 1 } else { 0 }
+}
+
+#[derive(serde::Serialize)]
+struct Listed {
+    name: String,
+    source: String,
+    description: Option<String>,
+    /// Shadowed by a profile of the same name earlier in the search path.
+    shadowed: bool,
+    /// `.local.toml` overrides that apply to it.
+    overrides: Vec<String>,
+}
+
+fn profiles(json: bool) -> i32 {
+    let host = Host::current();
+    let search = SearchPath::standard(&host);
+    let mut found: Vec<(String, Found)> = Vec::new();
+    for dir in &search.dirs {
+        let mut names = Vec::new();
+        collect_profiles(dir, dir, 0, &mut names);
+        names.sort();
+        found.extend(names.into_iter().map(|(n, p)| (n, Found::File(p))));
+    }
+    found.extend(
+        BUILTIN
+            .iter()
+            .map(|(n, t)| (n.to_string(), Found::Builtin(n, t))),
+    );
+    let mut listed = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, f) in found {
+        let (source, text) = match &f {
+            Found::File(p) => (p.display().to_string(), std::fs::read_to_string(p).ok()),
+            Found::Builtin(n, t) => (format!("builtin:{n}"), Some(t.to_string())),
+        };
+        let description = text
+            .and_then(|t| toml::from_str::<profile::RawProfile>(&t).ok())
+            .and_then(|r| r.description.map(|d| d.into_inner()));
+        let overrides = search
+            .local_dirs
+            .iter()
+            .map(|d| d.join(format!("{name}.local.toml")))
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        listed.push(Listed {
+            shadowed: !seen.insert(name.clone()),
+            name,
+            source,
+            description,
+            overrides,
+        });
+    }
+    let mut out = String::new();
+    if json {
+        out = serde_json::to_string_pretty(&listed).unwrap_or_default() + "\n";
+    } else {
+        let width = listed
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        for l in &listed {
+            let mut line = format!("{:width$}  {}", l.name, l.source);
+            if l.shadowed {
+                line.push_str("  (shadowed)");
+            }
+            for o in &l.overrides {
+                line.push_str(&format!("  + {o}"));
+            }
+            if let Some(d) = &l.description {
+                line.push_str(&format!("\n{:width$}    {}", "", d));
+            }
+            out.push_str(&crate::diag::sanitize(&line));
+            out.push('\n');
+        }
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    0
+}
+
+fn collect_profiles(base: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() && depth < 3 {
+            collect_profiles(base, &path, depth + 1, out);
+            continue;
+        }
+        let Some(rel) = path.strip_prefix(base).ok().and_then(|r| r.to_str()) else {
+            continue;
+        };
+        let Some(name) = rel.strip_suffix(".toml") else {
+            continue;
+        };
+        if name.ends_with(".local") || !valid_name(name) {
+            continue;
+        }
+        out.push((name.to_string(), path.clone()));
+    }
+}

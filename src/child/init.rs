@@ -1,0 +1,112 @@
+//! hutch's init: PID 1 of the sandbox's pid namespace.
+//!
+//! It starts the payload, forwards signals to it, reaps every process that
+//! ends up as its child (orphans are re-parented to PID 1), and exits with the
+//! payload's status. When it exits the kernel ends everything else inside.
+
+use nix::errno::Errno;
+
+use super::{Pipes, exec_payload, signal_set};
+use crate::launch::prepare::Prepared;
+use crate::launch::report::{self, Step};
+use crate::sys;
+
+/// Runs init; returns its exit code (the payload's status).
+pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
+    if !p.pid_ns {
+        // Without a pid namespace, orphans would go to the host's init: keep them.
+        let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+    let _ = sys::prctl(libc::PR_SET_NAME, c"hutch-init".as_ptr() as libc::c_ulong);
+    let set = signal_set();
+    // SAFETY: set is a valid sigset; -1 asks for a new signalfd.
+    let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
+    if sfd < 0 {
+        report::send(pipes.report, Step::SignalFd, Errno::last(), b"");
+        return 125;
+    }
+    let payload = match sys::clone_fork(0, None) {
+        Ok(0) => {
+            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            sys::exit_now(exec_payload(p, pipes.report));
+        }
+        Ok(pid) => pid,
+        Err(e) => {
+            report::send(pipes.report, Step::ForkPayload, e, b"");
+            return 125;
+        }
+    };
+    // From here on only the payload may report: its exec closes the pipe.
+    sys::close(pipes.report);
+    sys::close(pipes.go);
+
+    loop {
+        // SAFETY: an all-zero siginfo is valid storage for read to fill.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: info is valid for `size` bytes.
+        let n = unsafe { libc::read(sfd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        if n != size as isize {
+            if n < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            // Cannot watch signals any more: wait for the payload plainly.
+            return wait_blocking(payload);
+        }
+        let sig = info.ssi_signo as libc::c_int;
+        if sig == libc::SIGCHLD {
+            if let Some(code) = reap(payload) {
+                return code;
+            }
+            continue;
+        }
+        // Signals the terminal sent to the foreground process group reached
+        // the payload directly; the launcher forwards all others.
+        if info.ssi_code == libc::SI_KERNEL {
+            continue;
+        }
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(payload, sig) };
+    }
+}
+
+/// Reaps every exited child; returns the exit code once the payload is gone.
+fn reap(payload: libc::pid_t) -> Option<i32> {
+    let mut result = None;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return result;
+        }
+        if pid == payload {
+            result = Some(exit_code(status));
+        }
+    }
+}
+
+fn wait_blocking(payload: libc::pid_t) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == payload {
+            return exit_code(status);
+        }
+        if pid < 0 && Errno::last() != Errno::EINTR {
+            return 125;
+        }
+    }
+}
+
+/// Exit status N → N; killed by signal S → 128 + S.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    }
+}

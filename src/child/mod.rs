@@ -1,0 +1,195 @@
+//! The cloned child: applies the plan in a fixed order and executes the
+//! payload (under hutch's init unless the profile says `init = false`).
+//!
+//! Order: close inherited fds → die-with-parent → id maps → (wait for the
+//! parent, when it has outside work) → root filesystem and pivot_root →
+//! hostname → working directory → non-dumpable → drop capabilities and set
+//! no_new_privs → init forks the payload → payload: signal mask, umask,
+//! session → execve.
+//!
+//! Only system calls happen here: everything was computed before clone.
+
+pub mod init;
+pub mod resolve;
+pub mod rootfs;
+pub mod security;
+
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use crate::launch::prepare::Prepared;
+use crate::launch::report::{self, Step};
+use crate::sys;
+
+/// A failed step, with the path or name it was about.
+#[derive(Debug)]
+pub struct Fail<'a> {
+    pub step: Step,
+    pub errno: Errno,
+    pub arg: &'a [u8],
+}
+
+impl<'a> Fail<'a> {
+    pub fn new(step: Step, errno: Errno) -> Fail<'a> {
+        Fail {
+            step,
+            errno,
+            arg: b"",
+        }
+    }
+
+    pub fn with(step: Step, errno: Errno, arg: &'a [u8]) -> Fail<'a> {
+        Fail { step, errno, arg }
+    }
+}
+
+/// The two pipes shared with the parent.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipes {
+    /// Write end: failure records; end of file means the payload was executed.
+    pub report: RawFd,
+    /// Read end: the parent's "go" byte; hang-up means the parent is gone.
+    pub go: RawFd,
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
+    let code = match setup(p, source_fds, pipes) {
+        Ok(()) if p.init => init::run(p, pipes),
+        Ok(()) => exec_payload(p, pipes.report),
+        Err(f) => {
+            report::send(pipes.report, f.step, f.errno, f.arg);
+            125
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<(), Fail<'a>> {
+    let mut keep = [pipes.report, pipes.go];
+    keep.sort_unstable();
+    sys::close_fds_from(3, &keep);
+
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Fail::new(Step::DeathSignal, e))?;
+    // The parent may have died before the death signal was armed.
+    let mut pfd = libc::pollfd {
+        fd: pipes.go,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLHUP != 0 {
+        return Err(Fail::new(Step::ParentGone, Errno::ESRCH));
+    }
+    // Modes in the profile are exact; the caller's umask is restored for the payload.
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0) };
+
+    if let Some((uid_map, gid_map)) = &p.id_maps {
+        sys::write_file(c"/proc/self/setgroups", b"deny")
+            .map_err(|e| Fail::new(Step::SetGroups, e))?;
+        sys::write_file(c"/proc/self/uid_map", uid_map).map_err(|e| Fail::new(Step::UidMap, e))?;
+        sys::write_file(c"/proc/self/gid_map", gid_map).map_err(|e| Fail::new(Step::GidMap, e))?;
+    }
+    if p.wait_for_parent {
+        let mut byte = [0u8; 1];
+        // SAFETY: reading one byte into a valid buffer.
+        let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
+        }
+    }
+    if p.mount_ns {
+        rootfs::build(p, source_fds)?;
+    }
+    if let Some(h) = &p.hostname {
+        // SAFETY: h points to h.len() valid bytes.
+        if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
+            return Err(Fail::new(Step::Hostname, Errno::last()));
+        }
+    }
+    // SAFETY: cwd is NUL-terminated.
+    if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
+        return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
+    }
+    // Keeps the payload from ptracing or reading the memory of hutch's init
+    // (execve makes the payload itself dumpable again).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Dumpable, e))?;
+    security::drop_privileges()?;
+    Ok(())
+}
+
+/// The signals hutch forwards to the payload.
+pub const FORWARDED: &[libc::c_int] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// The forwarded signals plus SIGCHLD: blocked in the launcher before clone,
+/// read from a signalfd by the launcher and by init.
+pub fn signal_set() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is valid; the signal numbers are valid.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+    }
+    set
+}
+
+/// Executes the payload; returns the exit code to use if that fails.
+pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
+    // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: restoring an empty mask and the caller's umask; both always succeed.
+    unsafe {
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::umask(p.umask);
+    }
+    if p.new_session {
+        // SAFETY: setsid has no arguments.
+        if unsafe { libc::setsid() } < 0 {
+            report::send(report, Step::NewSession, Errno::last(), b"");
+            return 125;
+        }
+    }
+    let mut err = Errno::ENOENT;
+    let mut denied = false;
+    for cand in &p.exec.candidates {
+        // SAFETY: cand, argv and envp are NUL-terminated strings and
+        // NULL-terminated pointer arrays that live as long as this process.
+        unsafe {
+            libc::execve(
+                cand.as_ptr(),
+                p.exec.argv_ptrs.as_ptr(),
+                p.exec.envp.as_ptr(),
+            )
+        };
+        match Errno::last() {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => denied = true,
+            e => {
+                err = e;
+                break;
+            }
+        }
+    }
+    if err == Errno::ENOENT && denied {
+        err = Errno::EACCES;
+    }
+    let name = p.exec.argv.first().map_or(&b""[..], |a| a.to_bytes());
+    report::send(report, Step::Exec, err, name);
+    if err == Errno::ENOENT { 127 } else { 126 }
+}

@@ -1,0 +1,309 @@
+//! Building the sandbox's root filesystem and switching to it.
+//!
+//! Bind sources are cloned as detached mount trees *before* anything is
+//! mounted (so a source under /tmp is still reachable), flags are set on the
+//! detached copy (so a read-only bind is never writable, not even briefly, and
+//! covers every submount), then each is attached at its destination resolved
+//! inside the new root.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use super::Fail;
+use super::resolve::{self, Leaf};
+use crate::launch::prepare::{Op, Prepared};
+use crate::launch::report::Step;
+use crate::plan::mounts::DEV_NODES;
+use crate::sys;
+
+/// Where the new root's tmpfs is attached in the (private) mount namespace
+/// until pivot_root; any existing directory would do.
+const STAGING: &CStr = c"/tmp";
+
+pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
+    // SAFETY: NULL source/fstype/data with MS_REC|MS_SLAVE only changes propagation.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(Fail::new(Step::MountPropagation, Errno::last()));
+    }
+    for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
+        *slot = sys::open_tree_clone(src)
+            .map_err(|e| Fail::with(Step::OpenBindSource, e, src.to_bytes()))?;
+    }
+    let root = new_tmpfs(c"755", None, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+        .map_err(|e| Fail::new(Step::RootTmpfs, e))?;
+    sys::move_mount_to_path(root, STAGING)
+        .map_err(|e| Fail::with(Step::AttachRoot, e, STAGING.to_bytes()))?;
+    for op in &p.ops {
+        apply(root, op, source_fds)?;
+    }
+    sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
+        .map_err(|e| Fail::new(Step::RootReadOnly, e))?;
+    // SAFETY: root is a valid directory descriptor.
+    if unsafe { libc::fchdir(root) } < 0 {
+        return Err(Fail::new(Step::PivotRoot, Errno::last()));
+    }
+    // pivot_root(".", ".") stacks the old root on top of the new one, so it
+    // can be detached without a directory to park it in.
+    sys::pivot_root(c".", c".").map_err(|e| Fail::new(Step::PivotRoot, e))?;
+    // SAFETY: "." is NUL-terminated; MNT_DETACH unmounts lazily.
+    if unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } < 0 {
+        return Err(Fail::new(Step::DetachOldRoot, Errno::last()));
+    }
+    // SAFETY: "/" is NUL-terminated.
+    if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
+        return Err(Fail::new(Step::DetachOldRoot, Errno::last()));
+    }
+    for &fd in source_fds.iter() {
+        sys::close(fd);
+    }
+    sys::close(root);
+    Ok(())
+}
+
+fn new_tmpfs(mode: &CStr, size: Option<&CStr>, attrs: u64) -> Result<RawFd, Errno> {
+    let fs = sys::fsopen(c"tmpfs")?;
+    let r = (|| {
+        sys::fsconfig_string(fs, c"mode", mode)?;
+        if let Some(size) = size {
+            sys::fsconfig_string(fs, c"size", size)?;
+        }
+        sys::fsconfig_create(fs)?;
+        sys::fsmount(fs, attrs)
+    })();
+    sys::close(fs);
+    r
+}
+
+fn is_dir(fd: RawFd) -> bool {
+    // SAFETY: an all-zero stat is valid to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into st.
+    unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR }
+}
+
+/// Attaches the detached mount `mnt` at `dst` inside `root`.
+fn attach<'a>(
+    root: RawFd,
+    mnt: RawFd,
+    dst: &'a CStr,
+    step: Step,
+    leaf: Leaf,
+) -> Result<(), Fail<'a>> {
+    let target = resolve::open_in_root(root, dst.to_bytes(), leaf)
+        .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
+    let r = sys::move_mount(mnt, target);
+    sys::close(target);
+    r.map_err(|e| Fail::with(step, e, dst.to_bytes()))
+}
+
+fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'a>> {
+    match op {
+        Op::Bind { source, dst, attrs } => {
+            let fd = source_fds.get(*source).copied().unwrap_or(-1);
+            sys::mount_setattr(fd, *attrs, true)
+                .map_err(|e| Fail::with(Step::Bind, e, dst.to_bytes()))?;
+            let leaf = if is_dir(fd) { Leaf::Dir } else { Leaf::File };
+            attach(root, fd, dst, Step::Bind, leaf)
+        }
+        Op::Tmpfs { dst, mode, size } => {
+            let mnt = new_tmpfs(
+                mode,
+                size.as_deref(),
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            )
+            .map_err(|e| Fail::with(Step::Tmpfs, e, dst.to_bytes()))?;
+            let r = attach(root, mnt, dst, Step::Tmpfs, Leaf::Dir);
+            sys::close(mnt);
+            r
+        }
+        Op::Proc { dst } => {
+            let mnt = (|| {
+                let fs = sys::fsopen(c"proc")?;
+                let r = sys::fsconfig_create(fs).and_then(|()| {
+                    sys::fsmount(
+                        fs,
+                        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                    )
+                });
+                sys::close(fs);
+                r
+            })()
+            .map_err(|e| Fail::with(Step::Proc, e, dst.to_bytes()))?;
+            let r = attach(root, mnt, dst, Step::Proc, Leaf::Dir);
+            sys::close(mnt);
+            r
+        }
+        Op::Dev { dst, first_node } => {
+            let dev = new_tmpfs(
+                c"755",
+                Some(c"1m"),
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+            )
+            .map_err(|e| Fail::with(Step::Dev, e, dst.to_bytes()))?;
+            let r = attach(root, dev, dst, Step::Dev, Leaf::Dir).and_then(|()| {
+                populate_dev(dev, source_fds.get(*first_node..).unwrap_or(&[]))
+                    .map_err(|e| Fail::with(Step::Dev, e, dst.to_bytes()))
+            });
+            sys::close(dev);
+            r
+        }
+        Op::Dir { dst, mode } => {
+            let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
+                .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
+            let r = make_dir(dir, leaf, *mode);
+            sys::close(dir);
+            r.map_err(|e| Fail::with(Step::Dir, e, dst.to_bytes()))
+        }
+        Op::Symlink { target, dst } => {
+            let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
+                .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
+            let r = make_symlink(dir, leaf, target);
+            sys::close(dir);
+            r.map_err(|e| Fail::with(Step::Symlink, e, dst.to_bytes()))
+        }
+        Op::File { dst, content, mode } => {
+            let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
+                .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
+            let r = make_file(dir, leaf, content, *mode);
+            sys::close(dir);
+            r.map_err(|e| Fail::with(Step::File, e, dst.to_bytes()))
+        }
+    }
+}
+
+fn make_dir(dir: RawFd, leaf: &[u8], mode: u32) -> Result<(), Errno> {
+    let name = resolve::c_name(leaf)?;
+    // SAFETY: name is NUL-terminated.
+    if unsafe { libc::mkdirat(dir, name.as_ptr().cast(), mode) } == 0 {
+        return Ok(());
+    }
+    let e = Errno::last();
+    // An existing directory is fine: the entry only asks that it exists.
+    if e == Errno::EEXIST {
+        let fd = resolve::open_in_root(dir, leaf, Leaf::Nothing)?;
+        let ok = is_dir(fd);
+        sys::close(fd);
+        if ok {
+            return Ok(());
+        }
+    }
+    Err(e)
+}
+
+fn make_symlink(dir: RawFd, leaf: &[u8], target: &CStr) -> Result<(), Errno> {
+    let name = resolve::c_name(leaf)?;
+    // SAFETY: target and name are NUL-terminated.
+    if unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr().cast()) } == 0 {
+        return Ok(());
+    }
+    let e = Errno::last();
+    if e == Errno::EEXIST {
+        // The same link already there (e.g. from a bound directory) is fine.
+        let mut buf = [0u8; 4096];
+        // SAFETY: name is NUL-terminated; buf is valid for its length.
+        let n = unsafe {
+            libc::readlinkat(
+                dir,
+                name.as_ptr().cast(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 && &buf[..n as usize] == target.to_bytes() {
+            return Ok(());
+        }
+    }
+    Err(e)
+}
+
+fn make_file(dir: RawFd, leaf: &[u8], content: &[u8], mode: u32) -> Result<(), Errno> {
+    let name = resolve::c_name(leaf)?;
+    // SAFETY: name is NUL-terminated.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr().cast(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    let r = sys::write_all(fd, content);
+    sys::close(fd);
+    r
+}
+
+/// Fills a fresh tmpfs (already attached) with the minimal device set, a
+/// private devpts and shm, then makes it read-only.
+fn populate_dev(dev: RawFd, node_fds: &[RawFd]) -> Result<(), Errno> {
+    for (i, node) in DEV_NODES.iter().enumerate() {
+        let mut name = [0u8; 16];
+        name[..node.len()].copy_from_slice(node.as_bytes());
+        let fd = node_fds.get(i).copied().unwrap_or(-1);
+        sys::mount_setattr(fd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, false)?;
+        let target = resolve::open_in_root(dev, &name[..node.len()], Leaf::File)?;
+        let r = sys::move_mount(fd, target);
+        sys::close(target);
+        r?;
+    }
+    for (target, link) in [
+        (c"/proc/self/fd", c"fd"),
+        (c"/proc/self/fd/0", c"stdin"),
+        (c"/proc/self/fd/1", c"stdout"),
+        (c"/proc/self/fd/2", c"stderr"),
+        (c"pts/ptmx", c"ptmx"),
+    ] {
+        // SAFETY: both strings are NUL-terminated.
+        if unsafe { libc::symlinkat(target.as_ptr(), dev, link.as_ptr()) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    for (dir, mode) in [(c"pts", 0o755), (c"shm", 0o1777)] {
+        // SAFETY: dir is NUL-terminated.
+        if unsafe { libc::mkdirat(dev, dir.as_ptr(), mode) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    let fs = sys::fsopen(c"devpts")?;
+    let pts = (|| {
+        sys::fsconfig_string(fs, c"ptmxmode", c"0666")?;
+        sys::fsconfig_string(fs, c"mode", c"0620")?;
+        sys::fsconfig_create(fs)?;
+        sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC)
+    })();
+    sys::close(fs);
+    let pts = pts?;
+    let r = resolve::open_in_root(dev, b"pts", Leaf::Nothing).and_then(|t| {
+        let r = sys::move_mount(pts, t);
+        sys::close(t);
+        r
+    });
+    sys::close(pts);
+    r?;
+    let shm = new_tmpfs(
+        c"1777",
+        None,
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+    )?;
+    let r = resolve::open_in_root(dev, b"shm", Leaf::Nothing).and_then(|t| {
+        let r = sys::move_mount(shm, t);
+        sys::close(t);
+        r
+    });
+    sys::close(shm);
+    r?;
+    sys::mount_setattr(dev, sys::MOUNT_ATTR_RDONLY, false)
+}

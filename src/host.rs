@@ -1,0 +1,234 @@
+//! Facts about the machine and the caller, probed lazily: a launch only pays
+//! for what its profile actually uses.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::ffi::{CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+/// The caller and their directories.
+#[derive(Debug)]
+pub struct Host {
+    pub uid: u32,
+    pub gid: u32,
+    passwd: OnceCell<Option<PasswdEntry>>,
+    home: OnceCell<Option<PathBuf>>,
+    cwd: OnceCell<Option<PathBuf>>,
+    user_dirs: OnceCell<BTreeMap<String, String>>,
+    env_override: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+struct PasswdEntry {
+    name: String,
+    home: PathBuf,
+}
+
+impl Host {
+    /// The real caller of this process.
+    pub fn current() -> Host {
+        Host {
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            passwd: OnceCell::new(),
+            home: OnceCell::new(),
+            cwd: OnceCell::new(),
+            user_dirs: OnceCell::new(),
+            env_override: None,
+        }
+    }
+
+    /// A host with a fixed environment, for tests of pure stages.
+    pub fn fixed(uid: u32, gid: u32, env: &[(&str, &str)], cwd: &str) -> Host {
+        let host = Host {
+            uid,
+            gid,
+            passwd: OnceCell::from(None),
+            home: OnceCell::new(),
+            cwd: OnceCell::from(Some(PathBuf::from(cwd))),
+            user_dirs: OnceCell::new(),
+            env_override: Some(
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        let _ = host.user_dirs.set(BTreeMap::new());
+        host
+    }
+
+    pub fn env(&self, name: &str) -> Option<String> {
+        match &self.env_override {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        }
+    }
+
+    /// All caller environment variables (for `env.keep`).
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        match &self.env_override {
+            Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            None => std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    fn passwd(&self) -> Option<&PasswdEntry> {
+        self.passwd.get_or_init(|| lookup_passwd(self.uid)).as_ref()
+    }
+
+    pub fn home(&self) -> Option<&Path> {
+        self.home
+            .get_or_init(|| {
+                self.env("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .or_else(|| self.passwd().map(|p| p.home.clone()))
+            })
+            .as_deref()
+    }
+
+    pub fn user_name(&self) -> Option<String> {
+        self.env("USER")
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.passwd().map(|p| p.name.clone()))
+    }
+
+    pub fn cwd(&self) -> Option<&Path> {
+        self.cwd
+            .get_or_init(|| std::env::current_dir().ok())
+            .as_deref()
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.env("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", self.uid)))
+    }
+
+    /// An XDG base directory (`XDG_CONFIG_HOME`, ...), with its default under $HOME.
+    pub fn xdg_base(&self, var: &str) -> Option<PathBuf> {
+        if let Some(v) = self.env(var).map(PathBuf::from).filter(|p| p.is_absolute()) {
+            return Some(v);
+        }
+        let rel = match var {
+            "XDG_CONFIG_HOME" => ".config",
+            "XDG_DATA_HOME" => ".local/share",
+            "XDG_CACHE_HOME" => ".cache",
+            "XDG_STATE_HOME" => ".local/state",
+            _ => return None,
+        };
+        self.home().map(|h| h.join(rel))
+    }
+
+    /// An XDG user directory (`XDG_DOWNLOAD_DIR`, ...) from `user-dirs.dirs`,
+    /// with the conventional default when it is not configured.
+    pub fn xdg_user_dir(&self, var: &str) -> Option<PathBuf> {
+        let default = match var {
+            "XDG_DESKTOP_DIR" => "Desktop",
+            "XDG_DOWNLOAD_DIR" => "Downloads",
+            "XDG_DOCUMENTS_DIR" => "Documents",
+            "XDG_MUSIC_DIR" => "Music",
+            "XDG_PICTURES_DIR" => "Pictures",
+            "XDG_VIDEOS_DIR" => "Videos",
+            "XDG_TEMPLATES_DIR" => "Templates",
+            "XDG_PUBLICSHARE_DIR" => "Public",
+            _ => return None,
+        };
+        let home = self.home()?;
+        let dirs = self.user_dirs.get_or_init(|| {
+            self.xdg_base("XDG_CONFIG_HOME")
+                .and_then(|c| std::fs::read_to_string(c.join("user-dirs.dirs")).ok())
+                .map(|text| parse_user_dirs(&text, home))
+                .unwrap_or_default()
+        });
+        Some(
+            dirs.get(var)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(default)),
+        )
+    }
+}
+
+/// Parses `XDG_X_DIR="$HOME/x"` lines as xdg-user-dirs writes them.
+fn parse_user_dirs(text: &str, home: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        let value = if let Some(rest) = value.strip_prefix("$HOME") {
+            format!("{}{}", home.display(), rest)
+        } else if value.starts_with('/') {
+            value.to_string()
+        } else {
+            continue;
+        };
+        out.insert(key.trim().to_string(), value);
+    }
+    out
+}
+
+fn lookup_passwd(uid: u32) -> Option<PasswdEntry> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is a valid value to be overwritten by getpwuid_r.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the duration of the call and buf's
+    // length is passed; getpwuid_r writes only within them.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings in buf.
+    let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+    Some(PasswdEntry {
+        name: name.to_string_lossy().into_owned(),
+        home: PathBuf::from(OsString::from_vec(dir.to_bytes().to_vec())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_dirs_are_parsed() {
+        let dirs = parse_user_dirs(
+            "# comment\nXDG_DOWNLOAD_DIR=\"$HOME/Fetched\"\nXDG_MUSIC_DIR=\"/srv/music\"\nbad\n",
+            Path::new("/home/a"),
+        );
+        assert_eq!(dirs["XDG_DOWNLOAD_DIR"], "/home/a/Fetched");
+        assert_eq!(dirs["XDG_MUSIC_DIR"], "/srv/music");
+    }
+
+    #[test]
+    fn xdg_defaults_follow_home() {
+        let h = Host::fixed(1000, 1000, &[("HOME", "/home/a")], "/");
+        assert_eq!(
+            h.xdg_base("XDG_CONFIG_HOME").unwrap(),
+            PathBuf::from("/home/a/.config")
+        );
+        assert_eq!(
+            h.xdg_user_dir("XDG_DOWNLOAD_DIR").unwrap(),
+            PathBuf::from("/home/a/Downloads")
+        );
+        assert_eq!(h.runtime_dir(), PathBuf::from("/run/user/1000"));
+    }
+}

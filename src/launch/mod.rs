@@ -1,0 +1,218 @@
+//! The launcher's side: clone the sandbox, relay signals, report failures,
+//! and exit the way the payload did.
+
+pub mod prepare;
+pub mod report;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use crate::child::{self, Pipes};
+use crate::plan::Plan;
+use crate::sys;
+pub use report::Failure;
+
+/// Exit code for hutch's own failures.
+pub const EXIT_LAUNCH_FAILED: i32 = 125;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "hutch must be single-threaded when it creates the sandbox, but has {0} threads (this is a bug in hutch; please report it)"
+    )]
+    Threads(usize),
+    #[error(transparent)]
+    Nul(#[from] prepare::NulError),
+    #[error("cannot create the sandbox's namespaces: {}{}", .0.desc(), clone_help(*.0))]
+    Clone(Errno),
+    #[error("{what}: {}", .errno.desc())]
+    Sys { what: &'static str, errno: Errno },
+    /// The child reported a failed step.
+    #[error("{0}")]
+    Setup(Failure),
+}
+
+fn clone_help(e: Errno) -> &'static str {
+    match e {
+        Errno::EPERM => {
+            " (unprivileged user namespaces are disabled or restricted here: see `hutch doctor`; on Ubuntu install packaging/apparmor/hutch, elsewhere check the sysctls kernel.unprivileged_userns_clone and user.max_user_namespaces)"
+        }
+        Errno::ENOSPC | Errno::EUSERS => {
+            " (the limit on namespaces is reached: raise user.max_user_namespaces or the other user.max_*_namespaces sysctls)"
+        }
+        Errno::EINVAL => {
+            " (the kernel does not support one of the requested namespaces; see `hutch doctor`)"
+        }
+        _ => "",
+    }
+}
+
+impl LaunchError {
+    /// The exit code hutch uses for this failure: 127/126 when the command
+    /// could not be executed (like a shell), 125 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::Setup(f) if f.step == report::Step::Exec => {
+                if f.errno == Errno::ENOENT {
+                    127
+                } else {
+                    126
+                }
+            }
+            _ => EXIT_LAUNCH_FAILED,
+        }
+    }
+}
+
+/// Checks the invariant that makes clone safe: no other thread can hold a
+/// lock the child would need.
+fn assert_single_threaded() -> Result<(), LaunchError> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| LaunchError::Sys {
+        what: "reading /proc/self/status",
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+    })?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(LaunchError::Threads(threads));
+    }
+    Ok(())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| LaunchError::Sys {
+        what: "creating a pipe",
+        errno,
+    })
+}
+
+/// Runs the plan; returns the exit code hutch should exit with.
+pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
+    let prepared = prepare::prepare(plan)?;
+    assert_single_threaded()?;
+
+    let set = child::signal_set();
+    // SAFETY: blocking signals in this (single) thread; the old mask is not needed.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let (report_r, report_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+
+    let mut source_fds = vec![-1; prepared.sources.len()];
+    let pid = sys::clone_fork(prepared.clone_flags, None).map_err(LaunchError::Clone)?;
+    if pid == 0 {
+        child::run(
+            &prepared,
+            &mut source_fds,
+            Pipes {
+                report: report_w.as_raw_fd(),
+                go: go_r.as_raw_fd(),
+            },
+        );
+    }
+    drop(report_w);
+    drop(go_r);
+    let new_session = prepared.new_session;
+    drop(prepared);
+    let result = supervise(pid, &report_r, &set, new_session);
+    drop(go_w);
+    result
+}
+
+/// Waits for the sandbox while forwarding signals; decodes failures.
+fn supervise(
+    pid: libc::pid_t,
+    report: &OwnedFd,
+    set: &libc::sigset_t,
+    new_session: bool,
+) -> Result<i32, LaunchError> {
+    // SAFETY: set is a valid sigset; -1 asks for a new descriptor.
+    let sfd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) };
+    if sfd < 0 {
+        // Without a signalfd we can still wait; the child is running already.
+        return Ok(wait_plain(pid));
+    }
+    let mut record = Vec::new();
+    let mut report_open = true;
+    let mut status = None;
+    while status.is_none() || report_open {
+        let mut fds = [
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if report_open { report.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            status = Some(wait_plain(pid));
+            break;
+        }
+        if fds[1].revents != 0 {
+            let mut buf = [0u8; 2048];
+            // SAFETY: buf is valid for its length.
+            let r = unsafe { libc::read(report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                record.extend_from_slice(&buf[..r as usize]);
+            } else if r == 0 || Errno::last() != Errno::EINTR {
+                report_open = false;
+            }
+        }
+        if fds[0].revents != 0 {
+            // SAFETY: an all-zero siginfo is valid storage.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: info is valid for `size` bytes.
+            let r =
+                unsafe { libc::read(sfd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+            if r != size as isize {
+                continue;
+            }
+            let sig = info.ssi_signo as libc::c_int;
+            if sig == libc::SIGCHLD {
+                let mut st = 0;
+                // SAFETY: st is a valid out-pointer; pid is our child.
+                if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+                    status = Some(child::init::exit_code(st));
+                }
+            } else if info.ssi_code != libc::SI_KERNEL || new_session {
+                // Terminal-generated signals already reached a payload that
+                // shares our terminal; anything else is relayed.
+                // SAFETY: signalling our own, not yet reaped, child.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+    sys::close(sfd);
+    if let Some(failure) = report::decode(&record) {
+        return Err(LaunchError::Setup(failure));
+    }
+    Ok(status.unwrap_or(EXIT_LAUNCH_FAILED))
+}
+
+fn wait_plain(pid: libc::pid_t) -> i32 {
+    loop {
+        let mut st = 0;
+        // SAFETY: st is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r == pid {
+            return child::init::exit_code(st);
+        }
+        if r < 0 && Errno::last() != Errno::EINTR {
+            return EXIT_LAUNCH_FAILED;
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Turning a plan into what the child needs, computed before clone: every
+//! path as a C string, every buffer allocated, so the child only makes system
+//! calls.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::plan::mounts::DEV_NODES;
+use crate::plan::{MountOp, Plan};
+use crate::sys;
+
+#[derive(Debug)]
+pub enum Op {
+    Bind {
+        source: usize,
+        dst: CString,
+        attrs: u64,
+    },
+    Tmpfs {
+        dst: CString,
+        mode: CString,
+        size: Option<CString>,
+    },
+    Proc {
+        dst: CString,
+    },
+    /// `first_node` indexes the sources for [`DEV_NODES`], in that order.
+    Dev {
+        dst: CString,
+        first_node: usize,
+    },
+    Dir {
+        dst: CString,
+        mode: u32,
+    },
+    Symlink {
+        target: CString,
+        dst: CString,
+    },
+    File {
+        dst: CString,
+        content: Vec<u8>,
+        mode: u32,
+    },
+}
+
+#[derive(Debug)]
+pub struct Exec {
+    /// Paths to try in order (PATH lookup inside the sandbox).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub argv_ptrs: Vec<*const libc::c_char>,
+    pub env: Vec<CString>,
+    pub envp: Vec<*const libc::c_char>,
+}
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub clone_flags: u64,
+    /// `(uid_map, gid_map)` contents, when a user namespace is created.
+    pub id_maps: Option<(Vec<u8>, Vec<u8>)>,
+    pub mount_ns: bool,
+    pub pid_ns: bool,
+    /// Host paths opened (as detached mount trees) before the root is built.
+    pub sources: Vec<CString>,
+    pub ops: Vec<Op>,
+    pub hostname: Option<CString>,
+    pub cwd: CString,
+    pub exec: Exec,
+    pub init: bool,
+    pub new_session: bool,
+    pub wait_for_parent: bool,
+    /// The caller's umask, restored for the payload.
+    pub umask: libc::mode_t,
+}
+
+/// A string from the plan contained a NUL byte.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} contains a NUL byte: {value:?}")]
+pub struct NulError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+fn c(what: &'static str, s: &[u8]) -> Result<CString, NulError> {
+    CString::new(s).map_err(|_| NulError {
+        what,
+        value: String::from_utf8_lossy(s).into_owned(),
+    })
+}
+
+fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
+    c(what, p.as_os_str().as_bytes())
+}
+
+pub fn prepare(plan: &Plan) -> Result<Prepared, NulError> {
+    let ns = &plan.namespaces;
+    let mut flags = 0u64;
+    for (on, flag) in [
+        (ns.user, libc::CLONE_NEWUSER),
+        (ns.mount, libc::CLONE_NEWNS),
+        (ns.pid, libc::CLONE_NEWPID),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.ipc, libc::CLONE_NEWIPC),
+        (ns.net, libc::CLONE_NEWNET),
+        (ns.cgroup, libc::CLONE_NEWCGROUP),
+    ] {
+        if on {
+            flags |= flag as u64;
+        }
+    }
+    let id_maps = plan.id_map.map(|m| {
+        (
+            format!("{} {} 1\n", m.uid_inside, m.uid_outside).into_bytes(),
+            format!("{} {} 1\n", m.gid_inside, m.gid_outside).into_bytes(),
+        )
+    });
+
+    let mut sources = Vec::new();
+    let mut ops = Vec::with_capacity(plan.mounts.len());
+    for m in &plan.mounts {
+        ops.push(match m {
+            MountOp::Bind {
+                src,
+                dst,
+                readonly,
+                devices,
+            } => {
+                sources.push(cpath("bind source", src)?);
+                let mut attrs = sys::MOUNT_ATTR_NOSUID;
+                if !devices {
+                    attrs |= sys::MOUNT_ATTR_NODEV;
+                }
+                if *readonly {
+                    attrs |= sys::MOUNT_ATTR_RDONLY;
+                }
+                Op::Bind {
+                    source: sources.len() - 1,
+                    dst: cpath("mount destination", dst)?,
+                    attrs,
+                }
+            }
+            MountOp::Tmpfs { dst, size, mode } => Op::Tmpfs {
+                dst: cpath("mount destination", dst)?,
+                mode: c("mode", format!("{mode:o}").as_bytes())?,
+                size: size
+                    .map(|s| c("size", s.to_string().as_bytes()))
+                    .transpose()?,
+            },
+            MountOp::Proc { dst } => Op::Proc {
+                dst: cpath("mount destination", dst)?,
+            },
+            MountOp::Dev { dst } => {
+                let first_node = sources.len();
+                for node in DEV_NODES {
+                    sources.push(c("device", format!("/dev/{node}").as_bytes())?);
+                }
+                Op::Dev {
+                    dst: cpath("mount destination", dst)?,
+                    first_node,
+                }
+            }
+            MountOp::Dir { dst, mode } => Op::Dir {
+                dst: cpath("directory", dst)?,
+                mode: *mode,
+            },
+            MountOp::Symlink { target, dst } => Op::Symlink {
+                target: cpath("symlink target", target)?,
+                dst: cpath("symlink", dst)?,
+            },
+            MountOp::File { dst, content, mode } => Op::File {
+                dst: cpath("file", dst)?,
+                content: content.as_bytes().to_vec(),
+                mode: *mode,
+            },
+        });
+    }
+
+    let argv: Vec<CString> = plan
+        .argv
+        .iter()
+        .map(|a| c("command argument", a.as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let env: Vec<CString> = plan
+        .env
+        .iter()
+        .map(|(k, v)| c("environment variable", format!("{k}={v}").as_bytes()))
+        .collect::<Result<_, _>>()?;
+    let program = plan.argv.first().map(String::as_str).unwrap_or("");
+    let candidates = if program.contains('/') {
+        vec![c("command", program.as_bytes())?]
+    } else {
+        let path = plan
+            .env
+            .get("PATH")
+            .map(String::as_str)
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+        // Empty or relative PATH entries would search the working directory:
+        // not something to do implicitly in a sandbox.
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| {
+                c(
+                    "command",
+                    format!("{}/{program}", d.trim_end_matches('/')).as_bytes(),
+                )
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // SAFETY: umask only swaps the process's file mode mask; set it back at once.
+    let umask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    };
+
+    Ok(Prepared {
+        clone_flags: flags,
+        id_maps,
+        mount_ns: ns.mount,
+        pid_ns: ns.pid,
+        sources,
+        ops,
+        hostname: plan
+            .hostname
+            .as_ref()
+            .map(|h| c("hostname", h.as_bytes()))
+            .transpose()?,
+        cwd: cpath("working directory", &plan.cwd)?,
+        exec: Exec {
+            candidates,
+            argv,
+            argv_ptrs,
+            env,
+            envp,
+        },
+        init: plan.init,
+        new_session: false,
+        wait_for_parent: false,
+        umask,
+    })
+}

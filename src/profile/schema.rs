@@ -1,0 +1,251 @@
+//! The profile format as written: plain serde structs, `deny_unknown_fields`
+//! everywhere, spans kept on every value a later stage may complain about.
+//!
+//! Plain structs and a `type` field (no internally tagged or untagged enums, no
+//! `flatten`) keep toml's error positions exact: an unknown key or a wrong type
+//! is reported at the key or value itself, not at the table header.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The profile format version this hutch understands.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// One profile file, exactly as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub version: Option<Spanned<i64>>,
+    pub description: Option<Spanned<String>>,
+    pub extends: Option<Vec<Spanned<String>>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub cwd: Option<Spanned<String>>,
+    pub hostname: Option<Spanned<String>>,
+    pub identity: Option<Spanned<Identity>>,
+    pub init: Option<Spanned<bool>>,
+    /// Destinations of inherited `[[mount]]` entries to drop.
+    pub remove: Option<Vec<Spanned<String>>>,
+    pub namespaces: Option<Namespaces>,
+    pub env: Option<Env>,
+    #[serde(default)]
+    pub mount: Vec<MountEntry>,
+}
+
+/// Who the payload is inside the user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Identity {
+    /// The caller's own uid and gid, mapped to themselves.
+    #[serde(rename = "self")]
+    SelfIds,
+    /// uid and gid 0 inside, mapped to the caller outside.
+    Root,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    pub user: Option<Spanned<bool>>,
+    pub mount: Option<Spanned<bool>>,
+    pub pid: Option<Spanned<bool>>,
+    pub uts: Option<Spanned<bool>>,
+    pub ipc: Option<Spanned<bool>>,
+    pub net: Option<Spanned<bool>>,
+    pub cgroup: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Start from an empty environment (default) or from the caller's.
+    pub clear: Option<Spanned<bool>>,
+    /// Variables passed through from the caller: names, `PREFIX*` patterns,
+    /// or `!NAME` to drop a name kept by a lower layer or by default.
+    pub keep: Option<Vec<Spanned<String>>>,
+    /// Variables set explicitly (values may use `${VAR}` expansions).
+    pub set: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// One `[[mount]]` entry. Which keys are meaningful depends on `type`; the
+/// planner rejects keys that do not apply, pointing at them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountEntry {
+    #[serde(rename = "type")]
+    pub kind: Spanned<MountKind>,
+    pub src: Option<Spanned<String>>,
+    pub dst: Spanned<String>,
+    pub optional: Option<Spanned<bool>>,
+    pub mode: Option<Spanned<Mode>>,
+    pub size: Option<Spanned<Size>>,
+    pub target: Option<Spanned<String>>,
+    pub content: Option<Spanned<String>>,
+    pub keep_symlink: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountKind {
+    /// Bind a host path, read-only, recursively (submounts included).
+    RoBind,
+    /// Bind a host path, writable.
+    Bind,
+    /// Bind a host path with device nodes usable (writable).
+    DevBind,
+    Tmpfs,
+    Proc,
+    /// A minimal /dev: null zero full random urandom tty, devpts, shm.
+    Dev,
+    Dir,
+    Symlink,
+    /// A file with inline content.
+    File,
+}
+
+impl MountKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MountKind::RoBind => "ro-bind",
+            MountKind::Bind => "bind",
+            MountKind::DevBind => "dev-bind",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Proc => "proc",
+            MountKind::Dev => "dev",
+            MountKind::Dir => "dir",
+            MountKind::Symlink => "symlink",
+            MountKind::File => "file",
+        }
+    }
+
+    pub fn is_bind(self) -> bool {
+        matches!(
+            self,
+            MountKind::RoBind | MountKind::Bind | MountKind::DevBind
+        )
+    }
+
+    /// The optional keys this kind accepts besides `type`, `dst`, `optional`.
+    pub fn allowed_keys(self) -> &'static [&'static str] {
+        match self {
+            MountKind::RoBind | MountKind::Bind | MountKind::DevBind => &["src", "keep_symlink"],
+            MountKind::Tmpfs => &["size", "mode"],
+            MountKind::Proc | MountKind::Dev => &[],
+            MountKind::Dir => &["mode"],
+            MountKind::Symlink => &["target"],
+            MountKind::File => &["content", "mode"],
+        }
+    }
+}
+
+/// File mode bits, written as an octal string (`"0755"`, `"1777"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an octal mode string such as \"0755\" or \"1777\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Mode, E> {
+                let digits = s.strip_prefix("0o").unwrap_or(s);
+                if digits.is_empty() || digits.len() > 5 {
+                    return Err(E::invalid_value(de::Unexpected::Str(s), &self));
+                }
+                match u32::from_str_radix(digits, 8) {
+                    Ok(m) if m <= 0o7777 => Ok(Mode(m)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size in bytes: an integer, or a string with a binary suffix (`"64M"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(s: &str) -> Option<u64> {
+        let s = s.trim();
+        let (num, mult) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+            None => (s, 1u64),
+            Some((i, _)) => {
+                let mult = match s[i..].trim().to_ascii_lowercase().as_str() {
+                    "k" | "kb" | "kib" => 1 << 10,
+                    "m" | "mb" | "mib" => 1 << 20,
+                    "g" | "gb" | "gib" => 1 << 30,
+                    "t" | "tb" | "tib" => 1 << 40,
+                    "b" => 1,
+                    _ => return None,
+                };
+                (&s[..i], mult)
+            }
+        };
+        num.parse::<u64>().ok()?.checked_mul(mult)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as \"64M\", \"1G\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Size, E> {
+                Size::parse(s)
+                    .map(Size)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(Size::parse("64M"), Some(64 << 20));
+        assert_eq!(Size::parse("1g"), Some(1 << 30));
+        assert_eq!(Size::parse("512"), Some(512));
+        assert_eq!(Size::parse("12X"), None);
+        assert_eq!(Size::parse("M"), None);
+        assert_eq!(Size::parse("99999999999T"), None);
+    }
+
+    #[test]
+    fn modes_are_octal_strings() {
+        let p: RawProfile =
+            toml::from_str("[[mount]]\ntype = \"dir\"\ndst = \"/x\"\nmode = \"1777\"\n").unwrap();
+        assert_eq!(*p.mount[0].mode.as_ref().unwrap().get_ref(), Mode(0o1777));
+        let e =
+            toml::from_str::<RawProfile>("[[mount]]\ntype = \"dir\"\ndst = \"/x\"\nmode = 755\n")
+                .unwrap_err();
+        assert!(e.message().contains("octal mode string"), "{}", e.message());
+        let e = toml::from_str::<RawProfile>(
+            "[[mount]]\ntype = \"dir\"\ndst = \"/x\"\nmode = \"0999\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message().contains("octal mode string"), "{}", e.message());
+    }
+}

@@ -1,0 +1,336 @@
+//! Raw system calls that nix does not wrap, each a thin, allocation-free
+//! wrapper safe to call between clone and exec.
+//!
+//! Every function returns `Err(errno)` on failure and never panics.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+// ABI constants from <linux/mount.h> and <linux/sched.h>; stable kernel ABI.
+pub const OPEN_TREE_CLONE: u32 = 0x1;
+pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
+pub const AT_RECURSIVE: u32 = 0x8000;
+pub const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: u32 = 0x40;
+pub const FSOPEN_CLOEXEC: u32 = 0x1;
+pub const FSMOUNT_CLOEXEC: u32 = 0x1;
+pub const FSCONFIG_SET_FLAG: u32 = 0;
+pub const FSCONFIG_SET_STRING: u32 = 1;
+pub const FSCONFIG_CMD_CREATE: u32 = 6;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+fn check(rc: libc::c_long) -> Result<libc::c_long, Errno> {
+    if rc < 0 { Err(Errno::last()) } else { Ok(rc) }
+}
+
+fn check_fd(rc: libc::c_long) -> Result<RawFd, Errno> {
+    check(rc).map(|fd| fd as RawFd)
+}
+
+/// `struct clone_args` of clone3(2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone with namespace flags: returns 0 in the child and the
+/// child's pid in the parent. `cgroup_fd` places the child in a cgroup
+/// atomically (clone3 only).
+///
+/// The child runs on a copy of the caller's stack, like after fork(2), but
+/// glibc's fork bookkeeping does not run: the child must only make raw system
+/// calls and must never return into code that relies on libc's thread state.
+pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, Errno> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid clone_args of the size passed; with no stack and
+    // no CLONE_VM the kernel gives the child a private copy of our memory, as
+    // fork does, so both returns continue on valid stacks.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match check(rc) {
+        Err(Errno::ENOSYS) if cgroup_fd.is_none() => {
+            // SAFETY: the legacy clone with a NULL stack is fork with flags;
+            // the x86_64/aarch64 argument order is (flags, stack, ptid, ctid, tls).
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    flags | libc::SIGCHLD as u64,
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            check(rc).map(|pid| pid as libc::pid_t)
+        }
+        other => other.map(|pid| pid as libc::pid_t),
+    }
+}
+
+/// A detached copy of the mount tree at `path` (recursive).
+pub fn open_tree_clone(path: &CStr) -> Result<RawFd, Errno> {
+    // SAFETY: path is NUL-terminated; the call only reads it.
+    check_fd(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            (OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE) as libc::c_uint,
+        )
+    })
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets mount attributes on the mount `fd` refers to (and below it, if `recursive`).
+pub fn mount_setattr(fd: RawFd, set: u64, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    // SAFETY: attr is a valid mount_attr of the size passed; "" is a valid C string.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Attaches the mount `from` on top of whatever `to` refers to.
+pub fn move_mount(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    // SAFETY: both paths are the empty C string; fds are plain integers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            to,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// Attaches the mount `from` at `path` (relative to the current directory).
+pub fn move_mount_to_path(from: RawFd, path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated; "" is a valid C string.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+pub fn fsopen(fstype: &CStr) -> Result<RawFd, Errno> {
+    // SAFETY: fstype is NUL-terminated.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+pub fn fsconfig_string(fs: RawFd, key: &CStr, value: &CStr) -> Result<(), Errno> {
+    // SAFETY: key and value are NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+pub fn fsconfig_flag(fs: RawFd, key: &CStr) -> Result<(), Errno> {
+    // SAFETY: key is NUL-terminated; value must be NULL for SET_FLAG.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+pub fn fsconfig_create(fs: RawFd) -> Result<(), Errno> {
+    // SAFETY: CMD_CREATE takes no pointers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// Turns a configured filesystem context into a detached mount.
+pub fn fsmount(fs: RawFd, attrs: u64) -> Result<RawFd, Errno> {
+    // SAFETY: plain integer arguments.
+    check_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })
+        .map(drop)
+}
+
+/// Closes every descriptor from `first` up, except those in `keep` (sorted).
+pub fn close_fds_from(first: u32, keep: &[RawFd]) {
+    let mut lo = first;
+    for &k in keep {
+        let k = k as u32;
+        if k < lo {
+            continue;
+        }
+        if k > lo {
+            close_range(lo, k - 1);
+        }
+        lo = k + 1;
+    }
+    close_range(lo, u32::MAX);
+}
+
+fn close_range(lo: u32, hi: u32) {
+    // SAFETY: plain integer arguments; closing descriptors we do not use.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
+    if rc < 0 {
+        // Kernels before 5.9: close one by one up to the descriptor limit.
+        // SAFETY: getrlimit writes into the struct we pass.
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur.min(1 << 20) as u32
+        } else {
+            1024
+        };
+        for fd in lo..=hi.min(max) {
+            // SAFETY: closing a descriptor number; EBADF is harmless.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
+/// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for reads of buf.len() bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Writes `content` to the file at `path` (opened write-only, no create).
+pub fn write_file(path: &CStr, content: &[u8]) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    let r = write_all(fd, content);
+    // SAFETY: fd was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    r
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor this code owns.
+    unsafe { libc::close(fd) };
+}
+
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<libc::c_int, Errno> {
+    // SAFETY: the prctl options used by hutch take integer arguments only.
+    let rc = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(rc) }
+}
+
+/// `_exit(2)`: ends the process without running atexit handlers or flushing
+/// stdio buffers that belong to the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
