@@ -1,0 +1,181 @@
+//! Shared helpers for integration tests: run the real `hutch` binary as an
+//! unprivileged user, in a scratch directory that user owns.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The uid/gid tests drop to when they run as root.
+pub const NOBODY: u32 = 65534;
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The uid hutch runs as in these tests.
+pub fn test_uid() -> u32 {
+    if is_root() {
+        NOBODY
+    } else {
+        nix::unistd::getuid().as_raw()
+    }
+}
+
+/// A copy of the hutch binary that the unprivileged user can execute even
+/// when the build directory is private to root.
+pub fn hutch_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_hutch"));
+        if !is_root() {
+            return built;
+        }
+        let dir = std::env::temp_dir().join(format!("hutch-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("hutch");
+        std::fs::copy(&built, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+}
+
+/// A scratch directory owned by the test user, used as HOME and working
+/// directory of the launcher.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("hutch-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = Scratch { dir };
+        std::fs::create_dir_all(s.home()).unwrap();
+        std::fs::create_dir_all(s.path().join("config")).unwrap();
+        s.chown_all();
+        s
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    /// Gives everything in the scratch dir to the test user.
+    pub fn chown_all(&self) {
+        if is_root() {
+            let st = Command::new("chown")
+                .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+                .arg(self.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, content).unwrap();
+        self.chown_all();
+        p
+    }
+
+    /// `PROGRAM` as the test user, in the scratch dir, with a clean,
+    /// predictable environment.
+    pub fn as_user(&self, program: &Path) -> Command {
+        let mut cmd = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                "--",
+            ]);
+            c.arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("HOME", self.home())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `hutch ARGS...` as the test user.
+    pub fn hutch(&self, args: &[&str]) -> Command {
+        let mut cmd = self.as_user(hutch_bin());
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `hutch run [PRE...] -- COMMAND...` and collects its output.
+    pub fn run(&self, pre: &[&str], command: &[&str]) -> Output {
+        let mut args = vec!["run"];
+        args.extend_from_slice(pre);
+        args.push("--");
+        args.extend_from_slice(command);
+        self.hutch(&args).output().unwrap()
+    }
+
+    /// `sh -c SCRIPT` in the `cli` profile.
+    pub fn sh(&self, script: &str) -> Output {
+        self.run(&["--profile", "cli"], &["sh", "-c", script])
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "hutch failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// Prints a visible skip notice (cargo test shows it with --nocapture and in
+/// failures; the message is also kept in the test's output).
+pub fn skip(reason: &str) {
+    eprintln!("SKIP: {reason}");
+}
+
+/// Kills a spawned launcher if a test fails half-way, so no sandbox outlives
+/// the test run (hutch's init dies with it).
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0 as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
