@@ -47,6 +47,7 @@ fn run(args: RunArgs) -> i32 {
     };
     let request = Request {
         command: args.command,
+        command_optional: false,
     };
     let plan = match plan::build(&profile, &host, &request) {
         Ok(p) => p,
@@ -67,10 +68,27 @@ fn run(args: RunArgs) -> i32 {
     match launch::run(&plan) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hutch: {e}");
+            match failure_origin(&plan, &e) {
+                Some(from) => eprintln!("hutch: {from}: {e}"),
+                None => eprintln!("hutch: {e}"),
+            }
             e.exit_code()
         }
     }
+}
+
+/// The profile entry a failed setup step was about, as `file:line:col`.
+fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> {
+    let launch::LaunchError::Setup(f) = e else {
+        return None;
+    };
+    let arg = Path::new(&f.arg);
+    plan.mounts
+        .iter()
+        .find(|m| {
+            m.op.dst() == arg || matches!(&m.op, plan::MountOp::Bind { src, .. } if src == arg)
+        })
+        .map(|m| m.from.clone())
 }
 
 /// The profile named after the command, if there is one, else `default`.
@@ -93,9 +111,9 @@ fn check(files: &[PathBuf]) -> i32 {
     let mut failed = 0;
     for file in files {
         let result = profile::load(&ProfileRef::Path(file.clone()), &search).and_then(|p| {
-            // A placeholder command: checking must not depend on one being set.
             let request = Request {
-                command: vec!["true".into()],
+                command: Vec::new(),
+                command_optional: true,
             };
             plan::build(&p, &host, &request).map(|_| p)
         });

@@ -120,7 +120,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, NulError> {
     let mut sources = Vec::new();
     let mut ops = Vec::with_capacity(plan.mounts.len());
     for m in &plan.mounts {
-        ops.push(match m {
+        ops.push(match &m.op {
             MountOp::Bind {
                 src,
                 dst,

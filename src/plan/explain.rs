@@ -69,8 +69,8 @@ pub fn render(plan: &Plan) -> String {
         o,
         "mounts      (in order; root is an empty tmpfs, made read-only)"
     );
-    for (i, m) in plan.mounts.iter().enumerate() {
-        let line = match m {
+    for (i, planned) in plan.mounts.iter().enumerate() {
+        let line = match &planned.op {
             MountOp::Bind {
                 src,
                 dst,
@@ -116,6 +116,7 @@ pub fn render(plan: &Plan) -> String {
             ),
         };
         let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&line));
+        let _ = writeln!(o, "          from {}", sanitize(&planned.from));
     }
     for s in &plan.skipped {
         let _ = writeln!(o, "   -  skipped: {}", sanitize(s));

@@ -17,7 +17,7 @@ use crate::diag::Diagnostic;
 use crate::host::Host;
 use crate::profile::schema::Identity;
 use crate::profile::{Profile, ProfileError, vars};
-pub use mounts::MountOp;
+pub use mounts::{MountOp, PlannedMount};
 
 /// Hostname used when the profile does not set one.
 pub const DEFAULT_HOSTNAME: &str = "hutch";
@@ -31,7 +31,7 @@ pub struct Plan {
     /// Single-id uid/gid maps; `None` without a user namespace.
     pub id_map: Option<IdMap>,
     pub hostname: Option<String>,
-    pub mounts: Vec<MountOp>,
+    pub mounts: Vec<PlannedMount>,
     /// Optional entries left out, for `--explain`.
     pub skipped: Vec<String>,
     pub cwd: PathBuf,
@@ -95,6 +95,9 @@ pub struct SecurityPlan {
 pub struct Request {
     /// The command after `--`; empty means the profile's `command`.
     pub command: Vec<String>,
+    /// `hutch check` validates a profile that may leave the command to the
+    /// command line.
+    pub command_optional: bool,
 }
 
 pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, ProfileError> {
@@ -185,6 +188,8 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
                 .into());
         }
         cmd.get().clone()
+    } else if request.command_optional {
+        Vec::new()
     } else {
         return Err(Diagnostic::new(format!(
             "no command to run: none given after `--` and profile `{}` has no `command`",
@@ -261,12 +266,12 @@ fn validate_hostname(h: &str) -> Result<(), &'static str> {
 }
 
 /// The caller's directory if the sandbox shows it at the same path, else `/`.
-fn default_cwd(host: &Host, ops: &[MountOp]) -> PathBuf {
+fn default_cwd(host: &Host, ops: &[PlannedMount]) -> PathBuf {
     let Some(cwd) = host.cwd() else {
         return PathBuf::from("/");
     };
-    let covering = ops.iter().rev().find(|op| cwd.starts_with(op.dst()));
-    match covering {
+    let covering = ops.iter().rev().find(|m| cwd.starts_with(m.op.dst()));
+    match covering.map(|m| &m.op) {
         Some(MountOp::Bind { src, dst, .. }) if src == dst => cwd.to_path_buf(),
         _ => PathBuf::from("/"),
     }

@@ -76,8 +76,17 @@ struct Placed<'a> {
     dst: PathBuf,
 }
 
+/// A mount operation and where in the profile it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedMount {
+    #[serde(flatten)]
+    pub op: MountOp,
+    /// `file:line:col` of the entry's `dst`.
+    pub from: String,
+}
+
 pub struct MountPlan {
-    pub ops: Vec<MountOp>,
+    pub ops: Vec<PlannedMount>,
     /// Human-readable notes on entries left out (optional and missing).
     pub skipped: Vec<String>,
 }
@@ -90,29 +99,12 @@ pub fn plan_mounts(
     let placed = layer_entries(profile, host)?;
     let mut ops = Vec::with_capacity(placed.len());
     let mut skipped = Vec::new();
-    // Symlinks this plan creates: a later destination must not pass through
-    // one that leads out of the root (they are checked when created, and this
-    // keeps the check when a path goes through them).
-    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     for p in &placed {
         let e = p.entry;
         let file = &p.layer.file;
         let kind = *e.kind.get_ref();
         check_keys(e, p.layer)?;
         let optional = e.optional.as_ref().is_some_and(|o| *o.get_ref());
-        if let Some((link, target)) = through_link(&p.dst, &links)
-            && resolve_lexically(&target).is_none()
-        {
-            return Err(Diagnostic::new(format!(
-                    "destination {} passes through the symlink {} → {}, which leads out of the sandbox root",
-                    p.dst.display(),
-                    link.display(),
-                    target.display()
-                ))
-                .at(file, e.dst.span())
-                .help("point the symlink inside the sandbox or choose another destination")
-                .into());
-        }
         let op = match kind {
             MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
                 let Some(src) = &e.src else {
@@ -138,10 +130,12 @@ pub fn plan_mounts(
                             )
                         })?;
                         check_link_target(&p.dst, &target, file, src)?;
-                        links.push((p.dst.clone(), link_absolute(&p.dst, &target)));
-                        ops.push(MountOp::Symlink {
-                            target,
-                            dst: p.dst.clone(),
+                        ops.push(PlannedMount {
+                            op: MountOp::Symlink {
+                                target,
+                                dst: p.dst.clone(),
+                            },
+                            from: origin(p),
                         });
                         continue;
                     }
@@ -215,7 +209,6 @@ pub fn plan_mounts(
                 }
                 let t = PathBuf::from(expanded);
                 check_link_target(&p.dst, &t, file, target)?;
-                links.push((p.dst.clone(), link_absolute(&p.dst, &t)));
                 MountOp::Symlink {
                     target: t,
                     dst: p.dst.clone(),
@@ -235,9 +228,17 @@ pub fn plan_mounts(
                 }
             }
         };
-        ops.push(op);
+        ops.push(PlannedMount {
+            op,
+            from: origin(p),
+        });
     }
     Ok(MountPlan { ops, skipped })
+}
+
+fn origin(p: &Placed<'_>) -> String {
+    let (line, col) = p.layer.file.line_col(p.entry.dst.span().start);
+    format!("{}:{line}:{col}", p.layer.file.name)
 }
 
 /// Applies layering: entries are concatenated lowest layer first; an entry with
@@ -443,19 +444,6 @@ fn check_link_target(
         .into());
     }
     Ok(())
-}
-
-/// The first symlink created by the plan that `dst` passes through (strictly
-/// below it), with its absolute target.
-fn through_link(dst: &Path, links: &[(PathBuf, PathBuf)]) -> Option<(PathBuf, PathBuf)> {
-    links
-        .iter()
-        .rev()
-        .find(|(link, _)| dst != link && dst.starts_with(link))
-        .map(|(link, target)| {
-            let rest = dst.strip_prefix(link).unwrap_or(Path::new(""));
-            (link.clone(), target.join(rest))
-        })
 }
 
 #[cfg(test)]

@@ -171,7 +171,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<RawProfile, ProfileError> {
     let raw: RawProfile = toml::from_str(&file.text).map_err(|e| toml_error(file, &e))?;
     match &raw.version {
         None => Err(Diagnostic::new("missing key `version`")
-            .at(file, 0..0)
+            .at(file, first_statement(&file.text))
             .help(format!(
                 "start the profile with `version = {FORMAT_VERSION}`"
             ))
@@ -186,6 +186,20 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<RawProfile, ProfileError> {
         .into()),
         Some(_) => Ok(raw),
     }
+}
+
+/// The span of the first line that is not blank or a comment.
+fn first_statement(text: &str) -> std::ops::Range<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') {
+            let start = offset + (line.len() - line.trim_start().len());
+            return start..start + line.trim_end().len() - (line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    0..0
 }
 
 struct Loader<'a> {
