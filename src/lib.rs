@@ -1,1 +1,2 @@
 //! hutch: a setuid-free, declarative sandbox launcher.
+pub mod image;
