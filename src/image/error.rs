@@ -187,8 +187,24 @@ pub enum ImageError {
         reason: String,
     },
 
-    /// A layer could not be read or an entry could not be written.
-    #[error("layer {layer}: cannot unpack {entry:?}: {source}")]
+    /// A layer blob is not a valid (compressed) tar stream.
+    #[error(
+        "layer {layer} is not a valid {format} archive ({source}); the image is corrupt, re-export it"
+    )]
+    CorruptLayer {
+        /// The layer blob digest.
+        layer: String,
+        /// "tar", "tar+gzip" or "tar+zstd".
+        format: &'static str,
+        /// What the decoder or tar reader said.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A layer entry could not be read or written.
+    #[error(
+        "layer {layer}: cannot unpack {entry:?}: {source}; check the free space and permissions of the image store"
+    )]
     Unpack {
         /// The layer blob digest.
         layer: String,

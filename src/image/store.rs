@@ -42,7 +42,7 @@ pub struct ImageRunConfig {
 
 /// An imported image, as returned by [`ImageStore::import`],
 /// [`ImageStore::list`] and [`ImageStore::inspect`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
     /// The name the image is stored under (e.g. `busybox:latest`).
     pub name: String,
@@ -67,7 +67,8 @@ pub struct ImageInfo {
     pub layer_digests: Vec<String>,
     /// Unpacked layer directories, lowest first: the overlayfs lower
     /// layers (mount with `userxattr`; `lowerdir=` lists them highest
-    /// first). Only use them while holding an [`ImageLease`].
+    /// first). The same directory appears twice if the image lists the
+    /// same layer twice. Only use them while holding an [`ImageLease`].
     pub layers: Vec<PathBuf>,
     /// Entrypoint, Cmd, Env, WorkingDir and User from the image config.
     pub config: ImageRunConfig,
@@ -565,11 +566,12 @@ impl ImageStore {
             let _ = fs::remove_file(&lock_path);
         }
         drop(lock);
-        result?;
-        // Best effort: the import succeeded; a failed cleanup is retried
-        // by the next import or removal.
+        // Collect layers nothing references (those of a replaced image, or
+        // those a failed import already moved into place). Best effort: a
+        // failed cleanup is retried by the next import or removal.
         let _ = self.gc();
         let _ = self.clean_tmp();
+        result?;
         self.info(&record)
     }
 

@@ -70,9 +70,14 @@ pub(crate) fn unpack_layer(
     dest_path: &Path,
 ) -> Result<u64, ImageError> {
     let layer_name = layer.blob.to_string();
-    let stream_err = |source: io::Error| ImageError::Unpack {
+    let format = match layer.compression {
+        Compression::None => "tar",
+        Compression::Gzip => "tar+gzip",
+        Compression::Zstd => "tar+zstd",
+    };
+    let stream_err = |source: io::Error| ImageError::CorruptLayer {
         layer: layer_name.clone(),
-        entry: "<layer stream>".into(),
+        format,
         source,
     };
     let limited: Box<dyn Read> = match layer.size {
@@ -89,7 +94,7 @@ pub(crate) fn unpack_layer(
         let mut diff_hr = HashingReader::new(decompressed);
         {
             let mut archive = tar::Archive::new(&mut diff_hr);
-            let mut unpacker = Unpacker::new(dest, dest_path, layer_name.clone());
+            let mut unpacker = Unpacker::new(dest, dest_path, layer_name.clone(), format);
             for entry in archive.entries().map_err(stream_err)? {
                 let mut entry = entry.map_err(stream_err)?;
                 unpacker.entry(&mut entry)?;
@@ -160,6 +165,7 @@ struct Unpacker<'a> {
     root: BorrowedFd<'a>,
     root_path: &'a Path,
     layer: String,
+    format: &'static str,
     /// Final mode/mtime of every directory, applied after all entries
     /// (directories are created 0700 so restrictive modes cannot block the
     /// creation of their content).
@@ -168,11 +174,12 @@ struct Unpacker<'a> {
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(root: BorrowedFd<'a>, root_path: &'a Path, layer: String) -> Self {
+    fn new(root: BorrowedFd<'a>, root_path: &'a Path, layer: String, format: &'static str) -> Self {
         Unpacker {
             root,
             root_path,
             layer,
+            format,
             dirs: HashMap::new(),
             buf: vec![0; 128 * 1024],
         }
@@ -192,6 +199,18 @@ impl<'a> Unpacker<'a> {
         move |source| ImageError::Unpack {
             layer,
             entry,
+            source,
+        }
+    }
+
+    /// For errors reading the archive itself (bad header, truncated or
+    /// undecodable data).
+    fn corrupt(&self) -> impl FnOnce(io::Error) -> ImageError + use<> {
+        let layer = self.layer.clone();
+        let format = self.format;
+        move |source| ImageError::CorruptLayer {
+            layer,
+            format,
             source,
         }
     }
@@ -307,7 +326,7 @@ impl<'a> Unpacker<'a> {
             return Ok(());
         }
         let comps = split_path(&raw).map_err(|r| self.refuse(&shown, r))?;
-        let mode = header.mode().map_err(self.io(&shown))?;
+        let mode = header.mode().map_err(self.corrupt())?;
         let mtime = header.mtime().ok();
 
         let Some((name, parent_comps)) = comps.split_last() else {
@@ -429,8 +448,8 @@ impl<'a> Unpacker<'a> {
                 self.hardlink(&comps, &target, &shown)
             }
             T::Char => {
-                let major = header.device_major().map_err(self.io(&shown))?;
-                let minor = header.device_minor().map_err(self.io(&shown))?;
+                let major = header.device_major().map_err(self.corrupt())?;
+                let minor = header.device_minor().map_err(self.corrupt())?;
                 if major.unwrap_or(0) == 0 && minor.unwrap_or(0) == 0 {
                     // An overlay-style whiteout stored as such in the tar.
                     let parent = self.parent(parent_comps, &shown)?;
@@ -467,7 +486,7 @@ impl<'a> Unpacker<'a> {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.io(shown)(e)),
+                Err(e) => return Err(self.corrupt()(e)),
             };
             dst.write_all(&self.buf[..n]).map_err(self.io(shown))?;
         }
