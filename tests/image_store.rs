@@ -1311,6 +1311,116 @@ fn legacy_docker_save_archive_imports() {
     env.assert_store_empty();
 }
 
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Images made by independent tools: umoci writes an OCI layout (with
+/// gzip layers and whiteouts), skopeo converts it to an oci-archive and
+/// a legacy docker-archive. All three import to the same layers.
+#[test]
+fn images_made_by_umoci_and_skopeo_import() {
+    if !have("umoci") || !have("skopeo") {
+        println!("SKIP: umoci and skopeo are not installed (apt-get install umoci skopeo)");
+        return;
+    }
+    let env = Env::new();
+    let base = env.base();
+    let layout = env.src();
+    let umoci = |args: &[&str]| run(Command::new("umoci").current_dir(base).args(args));
+    umoci(&["init", "--layout", "src"]);
+    umoci(&["new", "--image", "src:latest"]);
+    umoci(&["unpack", "--rootless", "--image", "src:latest", "b1"]);
+    let rootfs = base.join("b1/rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    let (bb, _) = busybox_bytes();
+    fs::write(rootfs.join("bin/busybox"), &bb).unwrap();
+    fs::set_permissions(
+        rootfs.join("bin/busybox"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    fs::write(rootfs.join("etc/gone"), b"lower").unwrap();
+    umoci(&["repack", "--image", "src:latest", "b1"]);
+    umoci(&[
+        "config",
+        "--image",
+        "src:latest",
+        "--config.cmd",
+        "/bin/sh",
+        "--config.env",
+        "A=1",
+    ]);
+    umoci(&["unpack", "--rootless", "--image", "src:latest", "b2"]);
+    fs::remove_file(base.join("b2/rootfs/etc/gone")).unwrap();
+    fs::write(base.join("b2/rootfs/etc/new"), b"upper").unwrap();
+    umoci(&["repack", "--image", "src:latest", "b2"]);
+    let skopeo = |dest: String| {
+        run(Command::new("skopeo").current_dir(base).args([
+            "--insecure-policy",
+            "copy",
+            "-q",
+            "oci:src:latest",
+            &dest,
+        ]))
+    };
+    skopeo(format!(
+        "oci-archive:{}/oci.tar:busybox:umoci",
+        base.display()
+    ));
+    skopeo(format!(
+        "docker-archive:{}/docker.tar:busybox:docker",
+        base.display()
+    ));
+
+    let store = env.store();
+    let from_layout = store.import(&layout, None).unwrap();
+    let from_oci = store.import(&base.join("oci.tar"), None).unwrap();
+    let from_docker = store.import(&base.join("docker.tar"), None).unwrap();
+    assert_eq!(from_layout.name, "latest", "umoci names by tag only");
+    assert_eq!(from_oci.name, "busybox:umoci");
+    assert_eq!(from_docker.name, "docker.io/library/busybox:docker");
+    assert_eq!(from_docker.manifest_digest, None);
+    for info in [&from_layout, &from_oci, &from_docker] {
+        assert_eq!(info.layers, from_layout.layers, "{}", info.name);
+        assert_eq!(info.config.cmd, ["/bin/sh"]);
+        assert_eq!(info.config.env.last().map(String::as_str), Some("A=1"));
+    }
+    assert_eq!(
+        layer_dirs(&env).len(),
+        2,
+        "gzip and plain variants share layers"
+    );
+    let (lower, upper) = (&from_layout.layers[0], &from_layout.layers[1]);
+    assert_eq!(fs::read(lower.join("bin/busybox")).unwrap(), bb);
+    assert_eq!(
+        fs::read_link(lower.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let gone = meta(&upper.join("etc/gone"));
+    assert!(
+        gone.file_type().is_char_device() && gone.rdev() == 0,
+        "whiteout from umoci"
+    );
+    assert_eq!(fs::read(upper.join("etc/new")).unwrap(), b"upper");
+}
+
 // ------------------------------------------------------------ crash safety
 
 fn many_files_tar(n: usize) -> Vec<u8> {
