@@ -1372,13 +1372,11 @@ fn images_made_by_umoci_and_skopeo_import() {
     fs::write(base.join("b2/rootfs/etc/new"), b"upper").unwrap();
     umoci(&["repack", "--image", "src:latest", "b2"]);
     let skopeo = |dest: String| {
-        run(Command::new("skopeo").current_dir(base).args([
-            "--insecure-policy",
-            "copy",
-            "-q",
-            "oci:src:latest",
-            &dest,
-        ]))
+        // HOME: skopeo keeps a blob-info cache there when not root.
+        run(Command::new("skopeo")
+            .current_dir(base)
+            .env("HOME", base.join("home"))
+            .args(["--insecure-policy", "copy", "-q", "oci:src:latest", &dest]))
     };
     skopeo(format!(
         "oci-archive:{}/oci.tar:busybox:umoci",
