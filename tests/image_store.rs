@@ -220,6 +220,11 @@ fn busybox_image_imports_lists_and_keeps_content() {
         0o755,
         "implicit parent"
     );
+    assert_eq!(
+        meta(root).mode() & 0o7777,
+        0o755,
+        "layer root without an entry"
+    );
     assert_eq!(meta(&root.join("tmp")).mode() & 0o7777, 0o1777);
     assert_eq!(meta(&root.join("root")).mode() & 0o7777, 0o700);
     assert_eq!(meta(&root.join("etc/passwd")).mtime(), MTIME as i64);
@@ -826,7 +831,9 @@ fn file_used_as_directory_is_refused() {
 fn setuid_and_setgid_bits_are_stripped() {
     let env = Env::new();
     let mut t = Tar::new();
-    t.file("suid", 0o4755, b"x")
+    t.dir("./", 0o555) // the root: owner rwx is kept so it can be moved and removed
+        .raw(b"v7dir/", b'0', 0o750, b"", b"", (0, 0)) // old-style directory
+        .file("suid", 0o4755, b"x")
         .file("sgid", 0o2711, b"x")
         .dir("sgiddir", 0o2775)
         .dir("sticky", 0o1777)
@@ -843,6 +850,9 @@ fn setuid_and_setgid_bits_are_stripped() {
     let info = env.store().import(&env.src(), None).unwrap();
     let root = &info.layers[0];
     let mode = |p: &str| meta(&root.join(p)).mode() & 0o7777;
+    assert_eq!(mode(""), 0o755);
+    assert!(meta(&root.join("v7dir")).is_dir());
+    assert_eq!(mode("v7dir"), 0o750);
     assert_eq!(mode("suid"), 0o755);
     assert_eq!(mode("sgid"), 0o711);
     assert_eq!(mode("sgiddir"), 0o775);

@@ -34,6 +34,9 @@
 //!   directory or a special file, block and character devices (except the
 //!   0:0 character device, which is an overlay whiteout) and FIFOs.
 //! - **Stripped**: setuid and setgid bits (the sticky bit is kept).
+//!   Other permission bits and mtimes are kept; directories missing from
+//!   the layer are created 0755, and the layer root keeps owner rwx (it is
+//!   renamed into and out of the store; the owner is root in the container).
 //! - **Ignored**: ownership (files belong to the importing user, no chown)
 //!   and extended attributes recorded in the layer (so file capabilities
 //!   are dropped and a layer cannot plant `user.overlay.*` attributes).

@@ -175,12 +175,20 @@ struct Unpacker<'a> {
 
 impl<'a> Unpacker<'a> {
     fn new(root: BorrowedFd<'a>, root_path: &'a Path, layer: String, format: &'static str) -> Self {
+        // The layer root is 0755 unless the layer has an entry for it.
+        let dirs = HashMap::from([(
+            Vec::new(),
+            DirMeta {
+                mode: 0o755,
+                mtime: None,
+            },
+        )]);
         Unpacker {
             root,
             root_path,
             layer,
             format,
-            dirs: HashMap::new(),
+            dirs,
             buf: vec![0; 128 * 1024],
         }
     }
@@ -325,17 +333,25 @@ impl<'a> Unpacker<'a> {
         {
             return Ok(());
         }
+        // Old (v7) archives mark directories as regular files ending in '/'.
+        let ty = if ty == tar::EntryType::Regular && raw.ends_with(b"/") {
+            tar::EntryType::Directory
+        } else {
+            ty
+        };
         let comps = split_path(&raw).map_err(|r| self.refuse(&shown, r))?;
         let mode = header.mode().map_err(self.corrupt())?;
         let mtime = header.mtime().ok();
 
         let Some((name, parent_comps)) = comps.split_last() else {
-            // The layer root itself.
+            // The layer root itself. It keeps owner rwx whatever the layer
+            // says: it must stay writable to be renamed into and out of
+            // layers/ (and the owner is root in the container anyway).
             if ty.is_dir() {
                 self.dirs.insert(
                     Vec::new(),
                     DirMeta {
-                        mode: mode & 0o1777,
+                        mode: (mode & 0o1777) | 0o700,
                         mtime,
                     },
                 );
