@@ -451,22 +451,43 @@ fn overlay_mount_of_two_layer_image_as_unprivileged_user() {
     let dir = TestDir::new();
     let base = dir.path();
     let result = if nix::unistd::geteuid().is_root() {
-        // Import and mount as uid 65534, as a per-user store would be.
+        // Import and mount as uid 65534, as a per-user store would be. The
+        // test binary is copied next to the data, as the build directory
+        // may not be reachable by that user.
         std::os::unix::fs::chown(base, Some(65534), Some(65534)).unwrap();
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_entry_point",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, "overlay")
-            .env("HUTCH_IMAGE_TEST_BASE", base)
-            .output();
+        let exe = base.join("test-binary");
+        fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let setpriv = || {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            c
+        };
+        let reachable = setpriv()
+            .args(["test", "-x"])
+            .arg(&exe)
+            .status()
+            .is_ok_and(|s| s.success());
+        let out = if reachable {
+            setpriv()
+                .arg(&exe)
+                .args([
+                    "--exact",
+                    "child_entry_point",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, "overlay")
+                .env("HUTCH_IMAGE_TEST_BASE", base)
+                .output()
+        } else {
+            Err(std::io::Error::other(format!(
+                "uid 65534 cannot reach {} (is TMPDIR private?)",
+                base.display()
+            )))
+        };
         match out {
-            Err(e) => Err(Outcome::Skip(format!("cannot run setpriv: {e}"))),
+            Err(e) => Err(Outcome::Skip(format!("cannot run as uid 65534: {e}"))),
             Ok(o) => {
                 let text = format!(
                     "{}{}",
