@@ -3,13 +3,15 @@
 //! Data flows one way: a TOML [`profile`] (what the user wrote) and the
 //! [`host`] (what the machine and the caller are) become a [`plan`] (plain
 //! data, printable with `hutch run --explain`), which the [`launch`]er hands to
-//! the cloned [`child`] to apply before it executes the payload.
+//! the cloned [`child`] to apply before it executes the payload. [`image`] is
+//! the store of OCI images that can serve as a sandbox's root.
 
 pub mod app;
 pub mod child;
 pub mod cli;
 pub mod diag;
 pub mod host;
+pub mod image;
 pub mod launch;
 pub mod plan;
 pub mod profile;

@@ -1,0 +1,776 @@
+//! Unpacking one layer into a directory that can serve as an overlayfs
+//! lower layer mounted with `userxattr`.
+//!
+//! Safety rules (a layer is untrusted input):
+//! - every path is split into components and resolved one component at a
+//!   time with `openat(O_NOFOLLOW | O_DIRECTORY)` from the layer directory,
+//!   so nothing is ever created through a symlink and nothing outside the
+//!   layer directory is reachable; a leading `/` or `./` is dropped;
+//! - entries with a `..` component are refused, as are paths longer than
+//!   `PATH_MAX`, entries whose parent is a symlink or a non-directory, and
+//!   hardlinks whose target is outside the layer, missing from it (links
+//!   may only point to entries earlier in the same layer), a directory or a
+//!   special file;
+//! - device nodes (other than the 0:0 character device, which is an
+//!   overlay whiteout) and FIFOs are refused;
+//! - setuid and setgid bits are stripped (the sticky bit is kept);
+//! - extended attributes and ownership recorded in the layer are ignored:
+//!   files belong to the importing user, and a layer cannot smuggle in
+//!   `user.overlay.*` attributes of its own;
+//! - existing entries are replaced by unlinking them and creating a new
+//!   inode with `O_EXCL`, never by writing through them.
+//!
+//! OCI whiteouts become overlayfs whiteouts: `.wh.NAME` becomes a 0:0
+//! character device `NAME` (unless this layer itself has `NAME`, which then
+//! wins, as the spec says), and `.wh..wh..opq` sets
+//! `user.overlay.opaque="y"` on its directory. Other `.wh..wh.*` entries
+//! are aufs metadata and are skipped.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{
+    Mode, SFlag, UtimensatFlags, fchmod, fstatat, futimens, makedev, mkdirat, mknodat, utimensat,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+
+use super::digest::HashingReader;
+use super::error::ImageError;
+use super::fsutil::{file_type, open_dir_at, remove_tree_at};
+use super::oci::Compression;
+use super::resolve::{LayerRef, check_digest};
+
+/// Longest entry path accepted (Linux `PATH_MAX`).
+const MAX_PATH: usize = 4096;
+/// Longest path component (Linux `NAME_MAX`).
+const MAX_NAME: usize = 255;
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
+const OPAQUE_XATTR: &std::ffi::CStr = c"user.overlay.opaque";
+
+/// Unpacks `blob` (the layer as stored, possibly compressed) into the empty
+/// directory `dest`. While unpacking, the blob is hashed again and the
+/// uncompressed stream is hashed; both must match `layer` or the import
+/// fails (the caller discards `dest`). Returns the blob length.
+pub(crate) fn unpack_layer(
+    blob: impl Read,
+    layer: &LayerRef,
+    dest: BorrowedFd<'_>,
+    dest_path: &Path,
+) -> Result<u64, ImageError> {
+    let layer_name = layer.blob.to_string();
+    let format = match layer.compression {
+        Compression::None => "tar",
+        Compression::Gzip => "tar+gzip",
+        Compression::Zstd => "tar+zstd",
+    };
+    let stream_err = |source: io::Error| ImageError::CorruptLayer {
+        layer: layer_name.clone(),
+        format,
+        source,
+    };
+    let limited: Box<dyn Read> = match layer.size {
+        Some(s) => Box::new(blob.take(s.saturating_add(1))),
+        None => Box::new(blob),
+    };
+    let mut blob_hr = HashingReader::new(limited);
+    let (diff_id, _) = {
+        let decompressed: Box<dyn Read + '_> = match layer.compression {
+            Compression::None => Box::new(&mut blob_hr),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut blob_hr)),
+            Compression::Zstd => Box::new(ZstdReader::new(&mut blob_hr)),
+        };
+        let mut diff_hr = HashingReader::new(decompressed);
+        {
+            let mut archive = tar::Archive::new(&mut diff_hr);
+            let mut unpacker = Unpacker::new(dest, dest_path, layer_name.clone(), format);
+            for entry in archive.entries().map_err(stream_err)? {
+                let mut entry = entry.map_err(stream_err)?;
+                unpacker.entry(&mut entry)?;
+            }
+            unpacker.finish()?;
+        }
+        diff_hr.finish().map_err(stream_err)?
+    };
+    let (actual, len) = blob_hr.finish().map_err(stream_err)?;
+    check_digest(&layer.blob, layer.size, &layer.what, &actual, len)?;
+    if diff_id != layer.diff_id {
+        return Err(ImageError::DiffIdMismatch {
+            layer: layer_name,
+            expected: layer.diff_id.to_string(),
+            actual: diff_id.to_string(),
+        });
+    }
+    Ok(len)
+}
+
+/// Splits an archive path into safe components. Drops empty and `.`
+/// components (so `/a`, `./a` and `a//b/` are normalised); refuses `..`.
+pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<OsString>, String> {
+    if raw.len() > MAX_PATH {
+        return Err(format!("path is longer than {MAX_PATH} bytes"));
+    }
+    let mut comps = Vec::new();
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                return Err("path has a '..' component, which could escape the layer".into());
+            }
+            c if c.len() > MAX_NAME => {
+                return Err(format!("a path component is longer than {MAX_NAME} bytes"));
+            }
+            c => comps.push(OsStr::from_bytes(c).to_owned()),
+        }
+    }
+    Ok(comps)
+}
+
+fn display(comps: &[OsString]) -> String {
+    let joined: Vec<_> = comps.iter().map(|c| c.to_string_lossy()).collect();
+    joined.join("/")
+}
+
+/// Layer permission bits as stored: setuid and setgid are stripped.
+fn sanitize_mode(mode: u32) -> Mode {
+    Mode::from_bits_truncate(mode & 0o1777)
+}
+
+fn timespec(secs: u64) -> TimeSpec {
+    TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+}
+
+enum Slot {
+    Empty,
+    ExistingDir,
+}
+
+struct DirMeta {
+    mode: u32,
+    mtime: Option<u64>,
+}
+
+struct Unpacker<'a> {
+    root: BorrowedFd<'a>,
+    root_path: &'a Path,
+    layer: String,
+    format: &'static str,
+    /// Final mode/mtime of every directory, applied after all entries
+    /// (directories are created 0700 so restrictive modes cannot block the
+    /// creation of their content).
+    dirs: HashMap<Vec<OsString>, DirMeta>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(root: BorrowedFd<'a>, root_path: &'a Path, layer: String, format: &'static str) -> Self {
+        // The layer root is 0755 unless the layer has an entry for it.
+        let dirs = HashMap::from([(
+            Vec::new(),
+            DirMeta {
+                mode: 0o755,
+                mtime: None,
+            },
+        )]);
+        Unpacker {
+            root,
+            root_path,
+            layer,
+            format,
+            dirs,
+            buf: vec![0; 128 * 1024],
+        }
+    }
+
+    fn refuse(&self, entry: &str, reason: impl Into<String>) -> ImageError {
+        ImageError::UnsafeEntry {
+            layer: self.layer.clone(),
+            entry: entry.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn io(&self, entry: &str) -> impl FnOnce(io::Error) -> ImageError + use<> {
+        let layer = self.layer.clone();
+        let entry = entry.to_owned();
+        move |source| ImageError::Unpack {
+            layer,
+            entry,
+            source,
+        }
+    }
+
+    /// For errors reading the archive itself (bad header, truncated or
+    /// undecodable data).
+    fn corrupt(&self) -> impl FnOnce(io::Error) -> ImageError + use<> {
+        let layer = self.layer.clone();
+        let format = self.format;
+        move |source| ImageError::CorruptLayer {
+            layer,
+            format,
+            source,
+        }
+    }
+
+    fn nix(&self, entry: &str) -> impl FnOnce(Errno) -> ImageError + use<> {
+        let f = self.io(entry);
+        move |e| f(io::Error::from(e))
+    }
+
+    /// Opens the directory `comps` below the layer root, one component at a
+    /// time without following symlinks. Missing directories are created
+    /// (mode decided later) when `create`; otherwise `Ok(None)` is returned.
+    fn walk(
+        &mut self,
+        comps: &[OsString],
+        create: bool,
+        entry: &str,
+    ) -> Result<Option<OwnedFd>, ImageError> {
+        let mut cur: Option<OwnedFd> = None;
+        for (i, comp) in comps.iter().enumerate() {
+            let base = cur.as_ref().map_or(self.root, |f| f.as_fd());
+            let next = match open_dir_at(base, comp) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(base, comp.as_os_str(), Mode::from_bits_truncate(0o700)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(self.nix(entry)(e)),
+                    }
+                    self.dirs.entry(comps[..=i].to_vec()).or_insert(DirMeta {
+                        mode: 0o755,
+                        mtime: None,
+                    });
+                    open_dir_at(base, comp).map_err(self.nix(entry))?
+                }
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    let prefix = display(&comps[..=i]);
+                    let is_link = fstatat(base, comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .map(|st| file_type(st.st_mode) == SFlag::S_IFLNK)
+                        .unwrap_or(false);
+                    return Err(if is_link {
+                        self.refuse(
+                            entry,
+                            format!(
+                                "its path goes through the symlink {prefix:?}; following it could escape the layer"
+                            ),
+                        )
+                    } else {
+                        self.refuse(
+                            entry,
+                            format!("its path goes through {prefix:?}, which is not a directory"),
+                        )
+                    });
+                }
+                Err(e) => return Err(self.nix(entry)(e)),
+            };
+            cur = Some(next);
+        }
+        match cur {
+            Some(fd) => Ok(Some(fd)),
+            None => self
+                .root
+                .try_clone_to_owned()
+                .map(Some)
+                .map_err(self.io(entry)),
+        }
+    }
+
+    /// Like `walk(.., true, ..)` but never returns `None`.
+    fn parent(&mut self, comps: &[OsString], entry: &str) -> Result<OwnedFd, ImageError> {
+        Ok(self
+            .walk(comps, true, entry)?
+            .expect("walk with create returns a directory"))
+    }
+
+    /// Makes room for a new entry `name`: removes whatever is there (a whole
+    /// tree for a directory), except a directory when `keep_dir`.
+    fn clear_slot(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        keep_dir: bool,
+        entry: &str,
+    ) -> Result<Slot, ImageError> {
+        match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => Ok(Slot::Empty),
+            Err(e) => Err(self.nix(entry)(e)),
+            Ok(st) if file_type(st.st_mode) == SFlag::S_IFDIR => {
+                if keep_dir {
+                    Ok(Slot::ExistingDir)
+                } else {
+                    remove_tree_at(parent, name).map_err(self.io(entry))?;
+                    Ok(Slot::Empty)
+                }
+            }
+            Ok(_) => {
+                unlinkat(parent, name, UnlinkatFlags::NoRemoveDir).map_err(self.nix(entry))?;
+                Ok(Slot::Empty)
+            }
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let header = entry.header();
+        let ty = header.entry_type();
+        if ty.is_pax_global_extensions()
+            || ty.is_pax_local_extensions()
+            || ty.is_gnu_longname()
+            || ty.is_gnu_longlink()
+        {
+            return Ok(());
+        }
+        // Old (v7) archives mark directories as regular files ending in '/'.
+        let ty = if ty == tar::EntryType::Regular && raw.ends_with(b"/") {
+            tar::EntryType::Directory
+        } else {
+            ty
+        };
+        let comps = split_path(&raw).map_err(|r| self.refuse(&shown, r))?;
+        let mode = header.mode().map_err(self.corrupt())?;
+        let mtime = header.mtime().ok();
+
+        let Some((name, parent_comps)) = comps.split_last() else {
+            // The layer root itself. It keeps owner rwx whatever the layer
+            // says: it must stay writable to be renamed into and out of
+            // layers/ (and the owner is root in the container anyway).
+            if ty.is_dir() {
+                self.dirs.insert(
+                    Vec::new(),
+                    DirMeta {
+                        mode: (mode & 0o1777) | 0o700,
+                        mtime,
+                    },
+                );
+                return Ok(());
+            }
+            return Err(self.refuse(&shown, "the layer root can only be a directory"));
+        };
+        let name_b = name.as_bytes();
+        if name_b == OPAQUE_MARKER {
+            let dir = self.parent(parent_comps, &shown)?;
+            return self.set_opaque(dir.as_fd(), parent_comps, &shown);
+        }
+        if comps
+            .iter()
+            .any(|c| c.as_bytes().starts_with(AUFS_META_PREFIX))
+        {
+            return Ok(()); // aufs metadata (.wh..wh.plnk, .wh..wh.aufs, ...)
+        }
+        if parent_comps
+            .iter()
+            .any(|c| c.as_bytes().starts_with(WHITEOUT_PREFIX))
+        {
+            return Err(self.refuse(&shown, "a whiteout name is used as a directory"));
+        }
+        if let Some(hidden) = name_b.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(self.refuse(&shown, "whiteout for an invalid name"));
+            }
+            let parent = self.parent(parent_comps, &shown)?;
+            let hidden = OsStr::from_bytes(hidden);
+            // Per the OCI spec a whiteout only hides lower layers: if this
+            // layer has the entry itself, the entry wins.
+            match fstatat(parent.as_fd(), hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(_) => return Ok(()),
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(self.nix(&shown)(e)),
+            }
+            return self.whiteout(parent.as_fd(), hidden, &shown);
+        }
+
+        use tar::EntryType as T;
+        match ty {
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let parent = self.parent(parent_comps, &shown)?;
+                self.clear_slot(parent.as_fd(), name, false, &shown)?;
+                let fd = openat(
+                    parent.as_fd(),
+                    name.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(self.nix(&shown))?;
+                let mut file = File::from(fd);
+                self.copy_data(entry, &mut file, &shown)?;
+                fchmod(&file, sanitize_mode(mode)).map_err(self.nix(&shown))?;
+                if let Some(t) = mtime {
+                    futimens(&file, &timespec(t), &timespec(t)).map_err(self.nix(&shown))?;
+                }
+                Ok(())
+            }
+            T::Directory => {
+                let parent = self.parent(parent_comps, &shown)?;
+                if let Slot::Empty = self.clear_slot(parent.as_fd(), name, true, &shown)? {
+                    mkdirat(
+                        parent.as_fd(),
+                        name.as_os_str(),
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(self.nix(&shown))?;
+                }
+                self.dirs.insert(
+                    comps.clone(),
+                    DirMeta {
+                        mode: mode & 0o1777,
+                        mtime,
+                    },
+                );
+                Ok(())
+            }
+            T::Symlink => {
+                let target = match entry.link_name_bytes() {
+                    Some(t) if !t.is_empty() => t.into_owned(),
+                    _ => return Err(self.refuse(&shown, "symlink without a target")),
+                };
+                let parent = self.parent(parent_comps, &shown)?;
+                self.clear_slot(parent.as_fd(), name, false, &shown)?;
+                symlinkat(OsStr::from_bytes(&target), parent.as_fd(), name.as_os_str())
+                    .map_err(self.nix(&shown))?;
+                if let Some(t) = mtime {
+                    utimensat(
+                        parent.as_fd(),
+                        name.as_os_str(),
+                        &timespec(t),
+                        &timespec(t),
+                        UtimensatFlags::NoFollowSymlink,
+                    )
+                    .map_err(self.nix(&shown))?;
+                }
+                Ok(())
+            }
+            T::Link => {
+                let target = match entry.link_name_bytes() {
+                    Some(t) if !t.is_empty() => t.into_owned(),
+                    _ => return Err(self.refuse(&shown, "hardlink without a target")),
+                };
+                self.hardlink(&comps, &target, &shown)
+            }
+            T::Char => {
+                let major = header.device_major().map_err(self.corrupt())?;
+                let minor = header.device_minor().map_err(self.corrupt())?;
+                if major.unwrap_or(0) == 0 && minor.unwrap_or(0) == 0 {
+                    // An overlay-style whiteout stored as such in the tar.
+                    let parent = self.parent(parent_comps, &shown)?;
+                    self.clear_slot(parent.as_fd(), name, false, &shown)?;
+                    return self.whiteout(parent.as_fd(), name, &shown);
+                }
+                Err(self.refuse(
+                    &shown,
+                    "character device nodes are not allowed in image layers",
+                ))
+            }
+            T::Block => {
+                Err(self.refuse(&shown, "block device nodes are not allowed in image layers"))
+            }
+            T::Fifo => Err(self.refuse(
+                &shown,
+                "FIFOs (named pipes) are not allowed in image layers",
+            )),
+            other => Err(self.refuse(
+                &shown,
+                format!("unsupported tar entry type {:?}", other.as_byte() as char),
+            )),
+        }
+    }
+
+    fn copy_data(
+        &mut self,
+        src: &mut impl Read,
+        dst: &mut File,
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        loop {
+            let n = match src.read(&mut self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.corrupt()(e)),
+            };
+            dst.write_all(&self.buf[..n]).map_err(self.io(shown))?;
+        }
+    }
+
+    fn hardlink(
+        &mut self,
+        comps: &[OsString],
+        target: &[u8],
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        let shown_target = String::from_utf8_lossy(target).into_owned();
+        let tcomps = split_path(target)
+            .map_err(|r| self.refuse(shown, format!("hardlink target {shown_target:?}: {r}")))?;
+        let Some((tname, tparent_comps)) = tcomps.split_last() else {
+            return Err(self.refuse(shown, "hardlink to the layer root"));
+        };
+        let missing = |this: &Self| {
+            this.refuse(
+                shown,
+                format!(
+                    "hardlink target {shown_target:?} does not exist in this layer (links may only point to files stored earlier in the same layer)"
+                ),
+            )
+        };
+        let Some(tparent) = self.walk(tparent_comps, false, shown)? else {
+            return Err(missing(self));
+        };
+        let tst = match fstatat(
+            tparent.as_fd(),
+            tname.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Err(missing(self)),
+            Err(e) => return Err(self.nix(shown)(e)),
+        };
+        let tkind = file_type(tst.st_mode);
+        if tkind != SFlag::S_IFREG && tkind != SFlag::S_IFLNK {
+            return Err(self.refuse(
+                shown,
+                format!("hardlink target {shown_target:?} is not a regular file or symlink"),
+            ));
+        }
+        let (name, parent_comps) = comps.split_last().expect("caller checked non-empty");
+        let parent = self.parent(parent_comps, shown)?;
+        if let Ok(st) = fstatat(
+            parent.as_fd(),
+            name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) && st.st_dev == tst.st_dev
+            && st.st_ino == tst.st_ino
+        {
+            return Ok(()); // already that file
+        }
+        self.clear_slot(parent.as_fd(), name, false, shown)?;
+        // Flags 0: a symlink target is linked itself, never followed.
+        linkat(
+            tparent.as_fd(),
+            tname.as_os_str(),
+            parent.as_fd(),
+            name.as_os_str(),
+            AtFlags::empty(),
+        )
+        .map_err(self.nix(shown))
+    }
+
+    fn whiteout(
+        &self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        match mknodat(parent, name, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)) {
+            Ok(()) => Ok(()),
+            Err(Errno::EPERM) => Err(self.io(shown)(io::Error::other(
+                "cannot create an overlayfs whiteout (character device 0:0): permission denied; unprivileged whiteouts need Linux >= 5.8",
+            ))),
+            Err(e) => Err(self.nix(shown)(e)),
+        }
+    }
+
+    fn set_opaque(
+        &self,
+        dir: BorrowedFd<'_>,
+        comps: &[OsString],
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        let value = b"y";
+        // SAFETY: `dir` is an open descriptor borrowed for the duration of
+        // the call, the name is a NUL-terminated C string literal, and the
+        // value pointer and length describe a live 1-byte buffer.
+        let rc = unsafe {
+            libc::fsetxattr(
+                dir.as_raw_fd(),
+                OPAQUE_XATTR.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
+            return Err(ImageError::NoUserXattr {
+                path: self.root_path.join(display(comps)),
+            });
+        }
+        Err(self.io(shown)(err))
+    }
+
+    /// Applies directory modes and mtimes, deepest first (so setting a
+    /// child's mtime does not disturb its parent's).
+    fn finish(mut self) -> Result<(), ImageError> {
+        let mut dirs: Vec<_> = std::mem::take(&mut self.dirs).into_iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
+        for (comps, meta) in dirs {
+            let shown = display(&comps);
+            // A directory replaced later in the layer by a file or symlink
+            // is simply gone; walk() refuses symlinks, so skip those errors.
+            let fd = match self.walk(&comps, false, &shown) {
+                Ok(Some(fd)) => fd,
+                Ok(None) | Err(ImageError::UnsafeEntry { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            fchmod(&fd, sanitize_mode(meta.mode)).map_err(self.nix(&shown))?;
+            if let Some(t) = meta.mtime {
+                futimens(&fd, &timespec(t), &timespec(t)).map_err(self.nix(&shown))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A zstd decoder for streams of several frames, skipping skippable frames
+/// (zstd:chunked layers use both).
+struct ZstdReader<R> {
+    src: R,
+    dec: FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: Read> ZstdReader<R> {
+    fn new(src: R) -> Self {
+        ZstdReader {
+            src,
+            dec: FrameDecoder::new(),
+            in_frame: false,
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+impl<R: Read> Read for ZstdReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.in_frame {
+                while self.dec.can_collect() == 0 && !self.dec.is_finished() {
+                    self.dec
+                        .decode_blocks(&mut self.src, BlockDecodingStrategy::UptoBlocks(1))
+                        .map_err(io::Error::other)?;
+                }
+                let n = self.dec.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if self.dec.is_finished() && self.dec.can_collect() == 0 {
+                    self.in_frame = false;
+                }
+                continue;
+            }
+            let mut magic = [0u8; 4];
+            match read_full(&mut self.src, &mut magic)? {
+                0 => return Ok(0),
+                4 => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated zstd stream",
+                    ));
+                }
+            }
+            let m = u32::from_le_bytes(magic);
+            if (0x184D_2A50..=0x184D_2A5F).contains(&m) {
+                let mut len = [0u8; 4];
+                if read_full(&mut self.src, &mut len)? != 4 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated zstd skippable frame",
+                    ));
+                }
+                let len = u64::from(u32::from_le_bytes(len));
+                let skipped = io::copy(&mut (&mut self.src).take(len), &mut io::sink())?;
+                if skipped != len {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated zstd skippable frame",
+                    ));
+                }
+                continue;
+            }
+            self.dec
+                .reset((&magic[..]).chain(&mut self.src))
+                .map_err(io::Error::other)?;
+            self.in_frame = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_path_normalises_and_refuses_dotdot() {
+        let s = |p: &str| split_path(p.as_bytes()).map(|v| display(&v));
+        assert_eq!(s("/usr//bin/./sh").unwrap(), "usr/bin/sh");
+        assert_eq!(s("./").unwrap(), "");
+        assert!(s("../../x").is_err());
+        assert!(s("/a/../b").is_err());
+        assert!(s(&"a/".repeat(3000)).is_err());
+        assert!(s(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn setid_bits_are_stripped_sticky_kept() {
+        assert_eq!(sanitize_mode(0o6755).bits(), 0o755);
+        assert_eq!(sanitize_mode(0o1777).bits(), 0o1777);
+    }
+
+    #[test]
+    fn zstd_reader_handles_frames_and_skippable_frames() {
+        use ruzstd::encoding::{CompressionLevel, compress_to_vec};
+        let a = vec![b'a'; 100_000];
+        let b = b"second frame".to_vec();
+        let mut stream = compress_to_vec(&a[..], CompressionLevel::Fastest);
+        stream.extend_from_slice(&0x184D_2A5Au32.to_le_bytes());
+        stream.extend_from_slice(&3u32.to_le_bytes());
+        stream.extend_from_slice(b"xyz");
+        stream.extend_from_slice(&compress_to_vec(&b[..], CompressionLevel::Fastest));
+        let mut out = Vec::new();
+        ZstdReader::new(&stream[..]).read_to_end(&mut out).unwrap();
+        let mut expected = a;
+        expected.extend_from_slice(&b);
+        assert_eq!(out, expected);
+
+        let truncated = &stream[..stream.len() - 3];
+        assert!(
+            ZstdReader::new(truncated)
+                .read_to_end(&mut Vec::new())
+                .is_err()
+        );
+    }
+}
