@@ -276,3 +276,218 @@ fn default_cwd(host: &Host, ops: &[PlannedMount]) -> PathBuf {
         _ => PathBuf::from("/"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{ProfileRef, SearchPath, load};
+
+    /// Loads profile `name` from files written in a temp dir (plus built-ins).
+    fn plan_of(files: &[(&str, &str)], name: &str, uid: u32) -> Result<Plan, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, text) in files {
+            let p = dir.path().join(format!("{n}.toml"));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let path = dir.path().display().to_string();
+        let project = dir.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        let host = Host::fixed(
+            uid,
+            uid,
+            &[
+                ("HOME", "/home/u"),
+                ("HUTCH_PROFILE_PATH", &path),
+                ("TERM", "xterm"),
+                ("LC_ALL", "C"),
+                ("SECRET", "s"),
+            ],
+            project.to_str().unwrap(),
+        );
+        let search = SearchPath::standard(&host);
+        let profile = load(&ProfileRef::Name(name.into()), &search).map_err(|e| e.to_string())?;
+        build(
+            &profile,
+            &host,
+            &Request {
+                command: vec!["prog".into()],
+                command_optional: false,
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn dsts(plan: &Plan) -> Vec<String> {
+        plan.mounts
+            .iter()
+            .map(|m| m.op.dst().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let plan = plan_of(&[("p", "version = 1\n")], "p", 1000).unwrap();
+        assert_eq!(plan.namespaces.names().len(), 7);
+        assert_eq!(
+            plan.id_map,
+            Some(IdMap {
+                uid_inside: 1000,
+                uid_outside: 1000,
+                gid_inside: 1000,
+                gid_outside: 1000
+            })
+        );
+        assert_eq!(plan.hostname.as_deref(), Some(DEFAULT_HOSTNAME));
+        assert!(plan.mounts.is_empty());
+        assert!(plan.init);
+        assert_eq!(plan.cwd, PathBuf::from("/"));
+        assert_eq!(plan.env.get("TERM").map(String::as_str), Some("xterm"));
+        assert_eq!(plan.env.get("LC_ALL").map(String::as_str), Some("C"));
+        assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/home/u"));
+        assert!(!plan.env.contains_key("SECRET"));
+        assert!(plan.security.drop_all_capabilities && plan.security.no_new_privs);
+    }
+
+    #[test]
+    fn cli_profile_binds_the_working_directory_last() {
+        let plan = plan_of(&[], "cli", 1000).unwrap();
+        let d = dsts(&plan);
+        assert_eq!(d.first().map(String::as_str), Some("/usr"));
+        assert_eq!(d[d.len() - 2], "/home/u");
+        assert!(d[d.len() - 1].ends_with("/project"));
+        assert_eq!(plan.cwd.display().to_string(), d[d.len() - 1]);
+        match &plan.mounts.last().unwrap().op {
+            MountOp::Bind {
+                src, dst, readonly, ..
+            } => {
+                assert_eq!(src, dst);
+                assert!(!readonly);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(plan.mounts[0].from.starts_with("builtin:base/system:"));
+    }
+
+    #[test]
+    fn layers_replace_in_place_and_remove() {
+        let base = "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/a\"\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/b\"\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/c\"\n";
+        let child = "version = 1\nextends = [\"base\"]\nremove = [\"/c\"]\n[[mount]]\ntype = \"dir\"\ndst = \"/a\"\nmode = \"0700\"\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/d\"\n";
+        let plan = plan_of(&[("base", base), ("child", child)], "child", 1000).unwrap();
+        assert_eq!(dsts(&plan), ["/a", "/b", "/d"]);
+        assert_eq!(
+            plan.mounts[0].op,
+            MountOp::Dir {
+                dst: "/a".into(),
+                mode: 0o700
+            }
+        );
+    }
+
+    #[test]
+    fn diamonds_load_each_base_once_and_later_layers_win() {
+        let files = [
+            (
+                "root",
+                "version = 1\nhostname = \"root\"\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/r\"\n",
+            ),
+            (
+                "left",
+                "version = 1\nextends = [\"root\"]\nhostname = \"left\"\n",
+            ),
+            ("right", "version = 1\nextends = [\"root\"]\n"),
+            ("top", "version = 1\nextends = [\"left\", \"right\"]\n"),
+        ];
+        let plan = plan_of(&files, "top", 1000).unwrap();
+        assert_eq!(plan.hostname.as_deref(), Some("left"));
+        assert_eq!(dsts(&plan), ["/r"]);
+        assert_eq!(plan.sources.len(), 4);
+    }
+
+    #[test]
+    fn identity_root_and_namespace_switches() {
+        let plan = plan_of(
+            &[(
+                "p",
+                "version = 1\nidentity = \"root\"\n[namespaces]\nnet = false\nuts = false\n",
+            )],
+            "p",
+            1000,
+        )
+        .unwrap();
+        let m = plan.id_map.unwrap();
+        assert_eq!((m.uid_inside, m.uid_outside), (0, 1000));
+        assert!(!plan.namespaces.net && !plan.namespaces.uts);
+        assert_eq!(plan.hostname, None);
+        let err = plan_of(
+            &[("p", "version = 1\n[namespaces]\nuser = false\n")],
+            "p",
+            1000,
+        )
+        .unwrap_err();
+        assert!(err.contains("needs root"), "{err}");
+        assert!(
+            plan_of(
+                &[("p", "version = 1\n[namespaces]\nuser = false\n")],
+                "p",
+                0
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn proc_without_a_pid_namespace_binds_the_hosts() {
+        let plan = plan_of(
+            &[("p", "version = 1\n[namespaces]\npid = false\n[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n")],
+            "p",
+            1000,
+        )
+        .unwrap();
+        assert!(
+            matches!(&plan.mounts[0].op, MountOp::Bind { src, .. } if src == std::path::Path::new("/proc"))
+        );
+    }
+
+    #[test]
+    fn optional_missing_sources_are_skipped_and_reported() {
+        let plan = plan_of(
+            &[("p", "version = 1\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"/nonexistent/x\"\ndst = \"/x\"\noptional = true\n")],
+            "p",
+            1000,
+        )
+        .unwrap();
+        assert!(plan.mounts.is_empty());
+        assert_eq!(plan.skipped.len(), 1);
+        assert!(plan.skipped[0].contains("/nonexistent/x"));
+    }
+
+    #[test]
+    fn env_keep_and_set_compose() {
+        let files = [
+            (
+                "base",
+                "version = 1\n[env]\nkeep = [\"SEC*\"]\nset = { A = \"1\", B = \"${HOME}/b\" }\n",
+            ),
+            (
+                "top",
+                "version = 1\nextends = [\"base\"]\n[env]\nkeep = [\"!TERM\"]\nset = { A = \"2\" }\n",
+            ),
+        ];
+        let plan = plan_of(&files, "top", 1000).unwrap();
+        assert_eq!(plan.env.get("SECRET").map(String::as_str), Some("s"));
+        assert!(!plan.env.contains_key("TERM"));
+        assert_eq!(plan.env.get("A").map(String::as_str), Some("2"));
+        assert_eq!(plan.env.get("B").map(String::as_str), Some("/home/u/b"));
+    }
+
+    #[test]
+    fn the_plan_serializes_for_explain() {
+        let plan = plan_of(&[], "default", 1000).unwrap();
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["profile"], "default");
+        assert_eq!(json["mounts"][0]["op"], "bind");
+        let text = explain::render(&plan);
+        assert!(text.contains("tmpfs    /home/u (mode 0700"), "{text}");
+    }
+}
