@@ -114,6 +114,13 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
         return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
     }
+    confine(p)
+}
+
+/// Everything that limits what the process may do, applied last before the
+/// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
+/// this same function, so it can never be confined less than the payload.
+pub fn confine(_p: &Prepared) -> Result<(), Fail<'_>> {
     // Keeps the payload from ptracing or reading the memory of hutch's init
     // (execve makes the payload itself dumpable again).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Dumpable, e))?;

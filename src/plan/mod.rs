@@ -11,7 +11,7 @@ pub mod mounts;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::Diagnostic;
 use crate::host::Host;
@@ -22,7 +22,7 @@ pub use mounts::{MountOp, PlannedMount};
 /// Hostname used when the profile does not set one.
 pub const DEFAULT_HOSTNAME: &str = "hutch";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub profile: String,
     /// Files the profile was composed from, lowest precedence first.
@@ -42,7 +42,7 @@ pub struct Plan {
     pub security: SecurityPlan,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespacePlan {
     pub user: bool,
     pub mount: bool,
@@ -70,7 +70,7 @@ impl NamespacePlan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
     pub uid_inside: u32,
     pub uid_outside: u32,
@@ -79,7 +79,7 @@ pub struct IdMap {
 }
 
 /// Confinement that is always applied in this version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecurityPlan {
     /// Effective, permitted, inheritable, bounding and ambient sets all emptied.
     pub drop_all_capabilities: bool,

@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::diag::Diagnostic;
@@ -15,7 +15,7 @@ use crate::profile::{Layer, Profile, ProfileError, vars};
 pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// One step of building the sandbox's filesystem, fully resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum MountOp {
     /// A recursive bind of a host path. Always nosuid; nodev unless `devices`;
@@ -77,7 +77,7 @@ struct Placed<'a> {
 }
 
 /// A mount operation and where in the profile it was written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedMount {
     #[serde(flatten)]
     pub op: MountOp,
