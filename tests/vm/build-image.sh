@@ -213,6 +213,22 @@ for w in "$root"/lib/systemd/system/timers.target.wants/* "$root"/etc/systemd/sy
     ln -sf /dev/null "$root/etc/systemd/system/$(basename "$w")"
 done
 
+# Generators cost an exec each under TCG and have nothing to do here (empty
+# fstab, no encrypted/verity disks, no getty, no SysV scripts); keep only the
+# debug and run generators (systemd.mask=, systemd.run= on the command line).
+mkdir -p "$root/etc/systemd/system-generators" "$root/etc/systemd/user-generators"
+for g in "$root"/lib/systemd/system-generators/*; do
+    case "${g##*/}" in systemd-debug-generator | systemd-run-generator) continue ;; esac
+    ln -sf /dev/null "$root/etc/systemd/system-generators/${g##*/}"
+done
+for g in "$root"/lib/systemd/user-generators/*; do
+    [[ -e "$g" ]] && ln -sf /dev/null "$root/etc/systemd/user-generators/${g##*/}"
+done
+# Emergency/rescue mode: report and power off instead of waiting for a login.
+for u in emergency.service rescue.service; do
+    install -D -m 0644 "$here/image/emergency.conf" "$root/etc/systemd/system/$u.d/hutch-vm.conf"
+done
+
 # The test runner.
 install -D -m 0755 "$here/image/hutch-vm-runner" "$root/usr/local/sbin/hutch-vm-runner"
 install -D -m 0755 "$here/image/hutch-vm-exec" "$root/usr/local/libexec/hutch-vm-exec"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Host setup for the hutch qemu test harness (tests/vm/).
+# Host setup for the hutch qemu test harness (tests/vm/), Debian hosts.
 #
 # Idempotent; meant to be run as root (CI does).  It installs:
 #   - qemu-system-x86 from bookworm-backports (bookworm's own 7.2 conflicts with the
@@ -8,7 +8,12 @@
 # When everything is already there it returns at once without touching apt.
 #
 # Exit status: 0 when the tools are present afterwards, 1 otherwise.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 log() { printf 'setup-host: %s\n' "$*" >&2; }
 
@@ -41,29 +46,23 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-# The mirror the host already uses (deb822 first, then one-line sources.list).
-host_mirror() {
-    local m=""
-    if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
-        m=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    fi
-    if [[ -z "$m" && -r /etc/apt/sources.list ]]; then
-        m=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-    fi
-    printf '%s\n' "${m:-http://deb.debian.org/debian}"
-}
-
 apt_opts=(-o DPkg::Lock::Timeout=300 -y --no-install-recommends)
 export DEBIAN_FRONTEND=noninteractive
 
-bpo=/etc/apt/sources.list.d/bookworm-backports.sources
-updated=0
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    mirror=$(host_mirror)
-    log "adding bookworm-backports from $mirror"
-    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$mirror" > "$bpo.tmp"
-    mv "$bpo.tmp" "$bpo"
+# On bookworm, qemu comes from bookworm-backports (same mirror as the host's
+# apt); on a newer Debian its own qemu is recent enough.
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+qemu_target=()
+if [[ $codename == bookworm ]]; then
+    qemu_target=(-t bookworm-backports)
+    bpo=/etc/apt/sources.list.d/bookworm-backports.sources
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        mirror=$(hutch_vm_host_mirror main)
+        log "adding bookworm-backports from $mirror"
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            "$mirror" > "$bpo.tmp"
+        mv "$bpo.tmp" "$bpo"
+    fi
 fi
 
 pkgs=()
@@ -73,7 +72,6 @@ done
 log "installing: ${pkgs[*]}"
 log "apt-get update"
 apt-get -o DPkg::Lock::Timeout=300 update -qq
-updated=1
 
 # qemu packages from backports, the rest from bookworm.
 qemu_pkgs=() other_pkgs=()
@@ -84,7 +82,7 @@ for p in "${pkgs[@]}"; do
     esac
 done
 if ((${#qemu_pkgs[@]})); then
-    apt-get "${apt_opts[@]}" -t bookworm-backports install "${qemu_pkgs[@]}"
+    apt-get "${apt_opts[@]}" "${qemu_target[@]}" install "${qemu_pkgs[@]}"
 fi
 if ((${#other_pkgs[@]})); then
     apt-get "${apt_opts[@]}" install "${other_pkgs[@]}"
@@ -92,7 +90,7 @@ fi
 
 missing=$(missing_cmds)
 if [[ -n "$missing" ]]; then
-    log "still missing after install (apt update=$updated): $(echo "$missing" | tr '\n' ' ')"
+    log "still missing after install: $(echo "$missing" | tr '\n' ' ')"
     exit 1
 fi
 log "done ($(qemu-system-x86_64 --version | head -n1))"
