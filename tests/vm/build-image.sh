@@ -98,6 +98,8 @@ cleanup() {
     ((rc == 0)) || log "build FAILED (exit $rc)"
 }
 trap cleanup EXIT
+trap "exit 130" INT
+trap "exit 143" TERM HUP
 mkdir -p "$tmp"
 t0=$EPOCHREALTIME
 elapsed() { awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
