@@ -17,6 +17,8 @@ pub struct Host {
     cwd: OnceCell<Option<PathBuf>>,
     user_dirs: OnceCell<BTreeMap<String, String>>,
     env_override: Option<BTreeMap<String, String>>,
+    landlock_abi: OnceCell<u32>,
+    stdin_tty: OnceCell<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ impl Host {
             cwd: OnceCell::new(),
             user_dirs: OnceCell::new(),
             env_override: None,
+            landlock_abi: OnceCell::new(),
+            stdin_tty: OnceCell::new(),
         }
     }
 
@@ -53,9 +57,34 @@ impl Host {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ),
+            landlock_abi: OnceCell::from(7),
+            stdin_tty: OnceCell::from(false),
         };
         let _ = host.user_dirs.set(BTreeMap::new());
         host
+    }
+
+    /// A fixed host whose kernel reports this Landlock ABI (0: none).
+    pub fn with_landlock_abi(self, abi: u32) -> Host {
+        let cell = OnceCell::new();
+        let _ = cell.set(abi);
+        Host {
+            landlock_abi: cell,
+            ..self
+        }
+    }
+
+    /// The Landlock ABI version the kernel offers; 0 if Landlock is not
+    /// built in or not enabled.
+    pub fn landlock_abi(&self) -> u32 {
+        *self.landlock_abi.get_or_init(crate::sys::landlock_abi)
+    }
+
+    pub fn stdin_is_tty(&self) -> bool {
+        // SAFETY: isatty only inspects the descriptor.
+        *self
+            .stdin_tty
+            .get_or_init(|| unsafe { libc::isatty(0) == 1 })
     }
 
     pub fn env(&self, name: &str) -> Option<String> {

@@ -3,9 +3,9 @@
 //!
 //! Order: close inherited fds → die-with-parent → id maps → (wait for the
 //! parent, when it has outside work) → root filesystem and pivot_root →
-//! hostname → working directory → non-dumpable → drop capabilities and set
-//! no_new_privs → init forks the payload → payload: signal mask, umask,
-//! session → execve.
+//! hostname → working directory → rlimits → non-dumpable → drop capabilities
+//! and set no_new_privs → Landlock → seccomp → init forks the payload →
+//! payload: signal mask, umask, session → execve.
 //!
 //! Only system calls happen here: everything was computed before clone.
 
@@ -120,11 +120,19 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
 /// Everything that limits what the process may do, applied last before the
 /// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
 /// this same function, so it can never be confined less than the payload.
-pub fn confine(_p: &Prepared) -> Result<(), Fail<'_>> {
+pub fn confine(p: &Prepared) -> Result<(), Fail<'_>> {
+    security::set_rlimits(&p.rlimits)?;
     // Keeps the payload from ptracing or reading the memory of hutch's init
     // (execve makes the payload itself dumpable again).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Dumpable, e))?;
     security::drop_privileges()?;
+    if let Some(l) = &p.landlock {
+        security::apply_landlock(l)?;
+    }
+    // Last: from here on the filter applies to hutch's own calls too.
+    if let Some(filter) = &p.seccomp {
+        sys::seccomp_load(filter).map_err(|e| Fail::new(Step::Seccomp, e))?;
+    }
     Ok(())
 }
 

@@ -127,22 +127,39 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             sys::close(mnt);
             r
         }
-        Op::Proc { dst } => {
-            let mnt = (|| {
-                let fs = sys::fsopen(c"proc")?;
-                let r = sys::fsconfig_create(fs).and_then(|()| {
-                    sys::fsmount(
-                        fs,
-                        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
-                    )
-                });
-                sys::close(fs);
-                r
-            })()
-            .map_err(|e| Fail::with(Step::Proc, e, dst.to_bytes()))?;
+        Op::Proc {
+            dst,
+            host_source,
+            readonly,
+            masked,
+        } => {
+            let fail = |e| Fail::with(Step::Proc, e, dst.to_bytes());
+            let flags = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+            let mnt = match host_source {
+                // Without a pid namespace of its own the sandbox may not mount
+                // a new procfs: it gets the host's, hardened the same way.
+                Some(i) => {
+                    let fd = source_fds.get(*i).copied().unwrap_or(-1);
+                    sys::mount_setattr(fd, flags, true).map_err(fail)?;
+                    fd
+                }
+                None => new_proc(flags).map_err(fail)?,
+            };
             let r = attach(root, mnt, dst, Step::Proc, Leaf::Dir);
-            sys::close(mnt);
-            r
+            if host_source.is_none() {
+                sys::close(mnt);
+            }
+            r?;
+            for path in readonly {
+                harden_proc_entry(root, path, None)
+                    .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
+            }
+            for (path, null) in masked {
+                let fd = source_fds.get(*null).copied().unwrap_or(-1);
+                harden_proc_entry(root, path, Some(fd))
+                    .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
+            }
+            Ok(())
         }
         Op::Dev { dst, first_node } => {
             let dev = new_tmpfs(
@@ -180,6 +197,46 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             r.map_err(|e| Fail::with(Step::File, e, dst.to_bytes()))
         }
     }
+}
+
+fn new_proc(attrs: u64) -> Result<RawFd, Errno> {
+    let fs = sys::fsopen(c"proc")?;
+    let r = sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, attrs));
+    sys::close(fs);
+    r
+}
+
+/// Makes a /proc entry read-only in place (`cover` = None) or covers it with
+/// the read-only mount `cover` (a /dev/null). Entries this kernel does not
+/// have are left alone.
+fn harden_proc_entry(root: RawFd, path: &CStr, cover: Option<RawFd>) -> Result<(), Errno> {
+    let target = match resolve::open_in_root(root, path.to_bytes(), Leaf::Nothing) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let ro = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let r = (|| {
+        let (mnt, owned) = match cover {
+            Some(fd) => (fd, false),
+            None => (sys::open_tree_clone_fd(target)?, true),
+        };
+        let attrs = if owned {
+            ro
+        } else {
+            ro & !sys::MOUNT_ATTR_NODEV
+        };
+        let r = sys::mount_setattr(mnt, attrs, true).and_then(|()| sys::move_mount(mnt, target));
+        if owned {
+            sys::close(mnt);
+        }
+        r
+    })();
+    sys::close(target);
+    r
 }
 
 fn make_dir(dir: RawFd, leaf: &[u8], mode: u32) -> Result<(), Errno> {

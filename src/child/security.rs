@@ -5,7 +5,9 @@
 use nix::errno::Errno;
 
 use super::Fail;
+use crate::launch::prepare::Landlock;
 use crate::launch::report::Step;
+use crate::plan::security::access;
 use crate::sys;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
@@ -79,4 +81,69 @@ pub fn drop_privileges() -> Result<(), Fail<'static>> {
         return Err(Fail::new(Step::NoNewPrivs, Errno::EPERM));
     }
     Ok(())
+}
+
+pub fn set_rlimits(limits: &[(u32, libc::rlim_t)]) -> Result<(), Fail<'static>> {
+    for &(resource, value) in limits {
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: lim is a valid rlimit; resource is one of RLIMITS.
+        if unsafe { libc::setrlimit(resource as _, &lim) } < 0 {
+            let name = crate::plan::security::RLIMITS
+                .iter()
+                .find(|(_, r)| *r == resource)
+                .map_or(&b""[..], |(n, _)| n.as_bytes());
+            return Err(Fail::with(Step::Rlimit, Errno::last(), name));
+        }
+    }
+    Ok(())
+}
+
+/// Builds and enforces the Landlock ruleset. Paths are inside the new root.
+pub fn apply_landlock(l: &Landlock) -> Result<(), Fail<'_>> {
+    let attr = sys::LandlockRulesetAttr {
+        handled_access_fs: l.handled_fs,
+        handled_access_net: l.handled_net,
+        scoped: l.scoped,
+    };
+    let ruleset = sys::landlock_create_ruleset(&attr).map_err(|e| Fail::new(Step::Landlock, e))?;
+    let r = (|| {
+        for (path, rights, skip_missing) in &l.fs_rules {
+            // SAFETY: path is NUL-terminated.
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            if fd < 0 {
+                let e = Errno::last();
+                if e == Errno::ENOENT && *skip_missing {
+                    continue;
+                }
+                return Err(Fail::with(Step::Landlock, e, path.to_bytes()));
+            }
+            // SAFETY: an all-zero stat is valid storage for fstat.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is open; st is valid.
+            let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0
+                && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            let rights = if is_dir {
+                *rights
+            } else {
+                *rights & access::FILE
+            };
+            let r = if rights == 0 {
+                Ok(())
+            } else {
+                sys::landlock_add_path_rule(ruleset, fd, rights)
+            };
+            sys::close(fd);
+            r.map_err(|e| Fail::with(Step::Landlock, e, path.to_bytes()))?;
+        }
+        for &(port, rights) in &l.net_rules {
+            sys::landlock_add_port_rule(ruleset, port, rights)
+                .map_err(|e| Fail::new(Step::Landlock, e))?;
+        }
+        sys::landlock_restrict_self(ruleset).map_err(|e| Fail::new(Step::Landlock, e))
+    })();
+    sys::close(ruleset);
+    r
 }

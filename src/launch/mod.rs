@@ -24,7 +24,7 @@ pub enum LaunchError {
     )]
     Threads(usize),
     #[error(transparent)]
-    Nul(#[from] prepare::NulError),
+    Prepare(#[from] prepare::PrepareError),
     #[error("cannot create the sandbox's namespaces: {}{}", .0.desc(), clone_help(*.0))]
     Clone(Errno),
     #[error("{what}: {}", .errno.desc())]

@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::plan::mounts::DEV_NODES;
+use crate::plan::seccomp::{self, Insn};
+use crate::plan::security::RLIMITS;
 use crate::plan::{MountOp, Plan};
 use crate::sys;
 
@@ -22,8 +24,14 @@ pub enum Op {
         mode: CString,
         size: Option<CString>,
     },
+    /// A procfs: new, or (`host_source`) the host's bound; then hardened.
     Proc {
         dst: CString,
+        host_source: Option<usize>,
+        /// Made read-only in place.
+        readonly: Vec<CString>,
+        /// Covered with a read-only /dev/null (the source index).
+        masked: Vec<(CString, usize)>,
     },
     /// `first_node` indexes the sources for [`DEV_NODES`], in that order.
     Dev {
@@ -55,6 +63,17 @@ pub struct Exec {
     pub envp: Vec<*const libc::c_char>,
 }
 
+/// Landlock, ready for raw system calls.
+#[derive(Debug)]
+pub struct Landlock {
+    pub handled_fs: u64,
+    pub handled_net: u64,
+    pub scoped: u64,
+    /// (path, rights, skip if missing)
+    pub fs_rules: Vec<(CString, u64, bool)>,
+    pub net_rules: Vec<(u64, u64)>,
+}
+
 #[derive(Debug)]
 pub struct Prepared {
     pub clone_flags: u64,
@@ -73,6 +92,10 @@ pub struct Prepared {
     pub wait_for_parent: bool,
     /// The caller's umask, restored for the payload.
     pub umask: libc::mode_t,
+    /// (resource, value for soft and hard)
+    pub rlimits: Vec<(u32, libc::rlim_t)>,
+    pub landlock: Option<Landlock>,
+    pub seccomp: Option<Vec<Insn>>,
 }
 
 /// A string from the plan contained a NUL byte.
@@ -94,7 +117,21 @@ fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
     c(what, p.as_os_str().as_bytes())
 }
 
-pub fn prepare(plan: &Plan) -> Result<Prepared, NulError> {
+/// Entries of /proc a sandbox may read but never change.
+pub const PROC_READONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus"];
+/// Entries of /proc that reveal the host's memory, keys or timers: hidden.
+pub const PROC_MASKED: &[&str] = &["kcore", "keys", "timer_list", "sched_debug"];
+
+/// Failures to turn a plan into the child's instructions.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Nul(#[from] NulError),
+    #[error("cannot build the seccomp filter: {0}")]
+    Seccomp(#[from] seccomp::CompileError),
+}
+
+pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
     let ns = &plan.namespaces;
     let mut flags = 0u64;
     for (on, flag) in [
@@ -148,9 +185,29 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, NulError> {
                     .map(|s| c("size", s.to_string().as_bytes()))
                     .transpose()?,
             },
-            MountOp::Proc { dst } => Op::Proc {
-                dst: cpath("mount destination", dst)?,
-            },
+            MountOp::Proc { dst } => {
+                let host_source = if plan.namespaces.pid {
+                    None
+                } else {
+                    sources.push(c("proc", b"/proc")?);
+                    Some(sources.len() - 1)
+                };
+                let readonly = PROC_READONLY
+                    .iter()
+                    .map(|n| cpath("proc entry", &dst.join(n)))
+                    .collect::<Result<_, _>>()?;
+                let mut masked = Vec::new();
+                for n in PROC_MASKED {
+                    sources.push(c("device", b"/dev/null")?);
+                    masked.push((cpath("proc entry", &dst.join(n))?, sources.len() - 1));
+                }
+                Op::Proc {
+                    dst: cpath("mount destination", dst)?,
+                    host_source,
+                    readonly,
+                    masked,
+                }
+            }
             MountOp::Dev { dst } => {
                 let first_node = sources.len();
                 for node in DEV_NODES {
@@ -241,8 +298,43 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, NulError> {
             envp,
         },
         init: plan.init,
-        new_session: false,
+        new_session: plan.security.new_session,
         wait_for_parent: false,
         umask,
+        rlimits: plan
+            .security
+            .rlimits
+            .iter()
+            .filter_map(|r| {
+                let res = RLIMITS.iter().find(|(n, _)| *n == r.name)?.1;
+                Some((res, r.value.unwrap_or(libc::RLIM_INFINITY)))
+            })
+            .collect(),
+        landlock: landlock(&plan.security.landlock)?,
+        seccomp: match (&plan.security.seccomp.active, plan.security.seccomp.arch) {
+            (true, Some(arch)) => Some(seccomp::compile(&plan.security.seccomp.rules, arch)?),
+            _ => None,
+        },
     })
+}
+
+fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>, NulError> {
+    if !l.active() {
+        return Ok(None);
+    }
+    Ok(Some(Landlock {
+        handled_fs: l.handled_fs,
+        handled_net: l.handled_net,
+        scoped: l.scoped,
+        fs_rules: l
+            .fs_rules
+            .iter()
+            .map(|r| Ok((cpath("landlock path", &r.path)?, r.access, r.derived)))
+            .collect::<Result<_, NulError>>()?,
+        net_rules: l
+            .net_rules
+            .iter()
+            .map(|(port, access)| (*port as u64, *access))
+            .collect(),
+    }))
 }

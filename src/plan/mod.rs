@@ -7,6 +7,8 @@
 pub mod env;
 pub mod explain;
 pub mod mounts;
+pub mod seccomp;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,7 +80,7 @@ pub struct IdMap {
     pub gid_outside: u32,
 }
 
-/// Confinement that is always applied in this version.
+/// Everything that limits what the payload may do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecurityPlan {
     /// Effective, permitted, inheritable, bounding and ambient sets all emptied.
@@ -88,6 +90,11 @@ pub struct SecurityPlan {
     pub die_with_parent: bool,
     /// Every inherited file descriptor except 0, 1, 2 is closed.
     pub close_inherited_fds: bool,
+    /// The payload runs in a new session, without a controlling terminal.
+    pub new_session: bool,
+    pub seccomp: security::SeccompPlan,
+    pub landlock: security::LandlockPlan,
+    pub rlimits: Vec<security::RlimitPlan>,
 }
 
 /// What the command line adds to a profile.
@@ -167,7 +174,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         (None, false) => None,
     };
 
-    let mount_plan = mounts::plan_mounts(profile, host, namespaces.pid)?;
+    let mount_plan = mounts::plan_mounts(profile, host)?;
     if !namespaces.mount && !mount_plan.ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");
         return Err(at
@@ -227,6 +234,10 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     };
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
+    let seccomp = security::plan_seccomp(profile)?;
+    let landlock = security::plan_landlock(profile, host, &mount_plan.ops)?;
+    let new_session = security::plan_terminal(profile, host, &seccomp)?;
+    let rlimits = security::plan_rlimits(profile);
 
     Ok(Plan {
         profile: profile.name.clone(),
@@ -245,6 +256,10 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             no_new_privs: true,
             die_with_parent: true,
             close_inherited_fds: true,
+            new_session,
+            seccomp,
+            landlock,
+            rlimits,
         },
     })
 }
@@ -444,9 +459,15 @@ mod tests {
             1000,
         )
         .unwrap();
-        assert!(
-            matches!(&plan.mounts[0].op, MountOp::Bind { src, .. } if src == std::path::Path::new("/proc"))
-        );
+        assert!(matches!(&plan.mounts[0].op, MountOp::Proc { .. }));
+        let prepared = crate::launch::prepare::prepare(&plan).unwrap();
+        assert!(matches!(
+            &prepared.ops[0],
+            crate::launch::prepare::Op::Proc {
+                host_source: Some(_),
+                ..
+            }
+        ));
     }
 
     #[test]

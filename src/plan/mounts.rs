@@ -91,11 +91,7 @@ pub struct MountPlan {
     pub skipped: Vec<String>,
 }
 
-pub fn plan_mounts(
-    profile: &Profile,
-    host: &Host,
-    pid_namespace: bool,
-) -> Result<MountPlan, ProfileError> {
+pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileError> {
     let placed = layer_entries(profile, host)?;
     let mut ops = Vec::with_capacity(placed.len());
     let mut skipped = Vec::new();
@@ -160,6 +156,15 @@ pub fn plan_mounts(
                     .help("create it, fix the path, or mark the entry `optional = true`")
                     .into());
                 }
+                if kind != MountKind::RoBind && p.dst.starts_with("/sys") {
+                    return Err(Diagnostic::new(format!(
+                        "{} must be bound read-only: the kernel's settings live there",
+                        p.dst.display()
+                    ))
+                    .at(file, e.kind.span())
+                    .help("use `type = \"ro-bind\"`")
+                    .into());
+                }
                 if kind != MountKind::RoBind && src_path == Path::new("/") {
                     return Err(Diagnostic::new(
                         "refusing to bind the host's root directory writable into the sandbox",
@@ -180,15 +185,7 @@ pub fn plan_mounts(
                 size: e.size.as_ref().map(|s| s.get_ref().0),
                 mode: e.mode.as_ref().map_or(0o755, |m| m.get_ref().0),
             },
-            MountKind::Proc if pid_namespace => MountOp::Proc { dst: p.dst.clone() },
-            // Without a pid namespace of its own, the sandbox may not mount a
-            // new procfs: it gets the host's.
-            MountKind::Proc => MountOp::Bind {
-                src: PathBuf::from("/proc"),
-                dst: p.dst.clone(),
-                readonly: false,
-                devices: false,
-            },
+            MountKind::Proc => MountOp::Proc { dst: p.dst.clone() },
             MountKind::Dev => MountOp::Dev { dst: p.dst.clone() },
             MountKind::Dir => MountOp::Dir {
                 dst: p.dst.clone(),

@@ -29,10 +29,168 @@ pub struct RawProfile {
     pub init: Option<Spanned<bool>>,
     /// Destinations of inherited `[[mount]]` entries to drop.
     pub remove: Option<Vec<Spanned<String>>>,
+    /// Whether the payload keeps the caller's terminal (and job control).
+    pub terminal: Option<Spanned<Terminal>>,
     pub namespaces: Option<Namespaces>,
     pub env: Option<Env>,
+    pub seccomp: Option<Seccomp>,
+    pub landlock: Option<Landlock>,
+    pub rlimits: Option<Rlimits>,
     #[serde(default)]
     pub mount: Vec<MountEntry>,
+}
+
+/// How the payload relates to the caller's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Terminal {
+    /// Keep it when stdin is a terminal (interactive use), else `none`.
+    Auto,
+    /// Same session and job control; TIOCSTI/TIOCLINUX are filtered.
+    Inherit,
+    /// A new session without a controlling terminal.
+    None,
+}
+
+/// How strictly a kernel-dependent confinement is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforce {
+    /// Refuse to run if the kernel cannot apply it.
+    Required,
+    /// Apply what the kernel supports; `--explain` says what was left out.
+    BestEffort,
+    /// Do not apply it.
+    Off,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seccomp {
+    pub enforce: Option<Spanned<Enforce>>,
+    /// Use hutch's default filter (turning it off must be explicit).
+    pub default: Option<Spanned<bool>>,
+    /// System calls or `@groups` taken out of the filter.
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// System calls or `@groups` added to it.
+    pub deny: Option<Vec<Spanned<String>>>,
+    /// What a denied call gets: `errno` (default), `log` (allowed and
+    /// logged: for finding out what a program needs), `kill`.
+    pub action: Option<Spanned<SeccompAction>>,
+    /// The errno for `action = "errno"`: a name (`EPERM`) or a number.
+    pub errno: Option<Spanned<ErrnoValue>>,
+    /// Allow creating user namespaces (nested sandboxes, e.g. browsers).
+    pub nested_userns: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompAction {
+    Errno,
+    Log,
+    Kill,
+}
+
+/// An errno given by name or number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrnoValue(pub u32);
+
+impl<'de> Deserialize<'de> for ErrnoValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ErrnoValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an errno name such as \"EPERM\" or a number from 1 to 4095")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ErrnoValue, E> {
+                if (1..4096).contains(&v) {
+                    Ok(ErrnoValue(v as u32))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrnoValue, E> {
+                crate::plan::seccomp::ERRNOS
+                    .iter()
+                    .find(|(n, _)| *n == s)
+                    .map(|(_, v)| ErrnoValue(*v))
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Landlock {
+    /// Filesystem access rules.
+    pub fs: Option<Spanned<Enforce>>,
+    /// Derive rules from the [[mount]] entries (read-only binds: read and
+    /// execute; writable binds and tmpfs: read and write).
+    pub from_mounts: Option<Spanned<bool>>,
+    /// Extra paths (inside the sandbox) allowed read and execute.
+    pub read: Option<Vec<Spanned<String>>>,
+    /// Extra paths (inside the sandbox) allowed read and write.
+    pub write: Option<Vec<Spanned<String>>>,
+    /// TCP port rules (kernel ABI 4+); apply when a port list is given.
+    pub net: Option<Spanned<Enforce>>,
+    /// TCP ports the payload may bind; an empty list forbids binding.
+    pub tcp_bind: Option<Spanned<Vec<u16>>>,
+    /// TCP ports the payload may connect to; an empty list forbids connecting.
+    pub tcp_connect: Option<Spanned<Vec<u16>>>,
+    /// Scoping of abstract unix sockets and signals to the sandbox (ABI 6+).
+    pub scope: Option<Spanned<Enforce>>,
+}
+
+/// Resource limits; each sets both the soft and the hard limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimits {
+    pub nofile: Option<Spanned<Limit>>,
+    pub nproc: Option<Spanned<Limit>>,
+    #[serde(rename = "as")]
+    pub address_space: Option<Spanned<Limit>>,
+    pub core: Option<Spanned<Limit>>,
+    /// CPU seconds.
+    pub cpu: Option<Spanned<Limit>>,
+    pub fsize: Option<Spanned<Limit>>,
+    pub stack: Option<Spanned<Limit>>,
+    pub memlock: Option<Spanned<Limit>>,
+}
+
+/// A limit: a number, a size (`"4G"`), or `"unlimited"` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Limit;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, a size such as \"64M\", or \"unlimited\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Limit, E> {
+                u64::try_from(v)
+                    .map(|v| Limit(Some(v)))
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Limit, E> {
+                Ok(Limit(Some(v)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Limit, E> {
+                if s == "unlimited" {
+                    return Ok(Limit(None));
+                }
+                Size::parse(s)
+                    .map(|v| Limit(Some(v)))
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(s), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Who the payload is inside the user namespace.

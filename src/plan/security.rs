@@ -1,0 +1,570 @@
+//! Planning confinement: the seccomp rules, Landlock rules, resource limits
+//! and the terminal policy, with what this kernel can and cannot enforce.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::mounts::{MountOp, PlannedMount};
+use super::seccomp::{self, Action, Arch, Check, Rule};
+use crate::diag::Diagnostic;
+use crate::host::Host;
+use crate::profile::schema::{Enforce, SeccompAction, Terminal};
+use crate::profile::{Profile, ProfileError, vars};
+
+/// Landlock filesystem rights (kernel ABI constants).
+pub mod access {
+    pub const EXECUTE: u64 = 1 << 0;
+    pub const WRITE_FILE: u64 = 1 << 1;
+    pub const READ_FILE: u64 = 1 << 2;
+    pub const READ_DIR: u64 = 1 << 3;
+    pub const REMOVE_DIR: u64 = 1 << 4;
+    pub const REMOVE_FILE: u64 = 1 << 5;
+    pub const MAKE_CHAR: u64 = 1 << 6;
+    pub const MAKE_DIR: u64 = 1 << 7;
+    pub const MAKE_REG: u64 = 1 << 8;
+    pub const MAKE_SOCK: u64 = 1 << 9;
+    pub const MAKE_FIFO: u64 = 1 << 10;
+    pub const MAKE_BLOCK: u64 = 1 << 11;
+    pub const MAKE_SYM: u64 = 1 << 12;
+    pub const REFER: u64 = 1 << 13;
+    pub const TRUNCATE: u64 = 1 << 14;
+    pub const IOCTL_DEV: u64 = 1 << 15;
+    /// The rights that apply to a file (not a directory) in a rule.
+    pub const FILE: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
+    pub const READ: u64 = READ_FILE | READ_DIR | EXECUTE;
+
+    pub const NET_BIND_TCP: u64 = 1 << 0;
+    pub const NET_CONNECT_TCP: u64 = 1 << 1;
+    pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+    pub const SCOPE_SIGNAL: u64 = 1 << 1;
+
+    /// Every filesystem right a kernel with this ABI knows.
+    pub fn all_fs(abi: u32) -> u64 {
+        let mut all = (1 << 13) - 1;
+        if abi >= 2 {
+            all |= REFER;
+        }
+        if abi >= 3 {
+            all |= TRUNCATE;
+        }
+        if abi >= 5 {
+            all |= IOCTL_DEV;
+        }
+        all
+    }
+
+    pub fn names(bits: u64) -> Vec<&'static str> {
+        [
+            (EXECUTE, "execute"),
+            (WRITE_FILE, "write_file"),
+            (READ_FILE, "read_file"),
+            (READ_DIR, "read_dir"),
+            (REMOVE_DIR, "remove_dir"),
+            (REMOVE_FILE, "remove_file"),
+            (MAKE_CHAR, "make_char"),
+            (MAKE_DIR, "make_dir"),
+            (MAKE_REG, "make_reg"),
+            (MAKE_SOCK, "make_sock"),
+            (MAKE_FIFO, "make_fifo"),
+            (MAKE_BLOCK, "make_block"),
+            (MAKE_SYM, "make_sym"),
+            (REFER, "refer"),
+            (TRUNCATE, "truncate"),
+            (IOCTL_DEV, "ioctl_dev"),
+        ]
+        .into_iter()
+        .filter_map(|(b, n)| (bits & b != 0).then_some(n))
+        .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeccompPlan {
+    pub enforce: Enforce,
+    /// The filter is loaded (false when off, or best-effort and unsupported).
+    pub active: bool,
+    pub arch: Option<Arch>,
+    pub rules: Vec<Rule>,
+    /// `action = "log"`: nothing is blocked, matching calls are logged.
+    pub log_only: bool,
+}
+
+impl SeccompPlan {
+    /// Whether TIOCSTI/TIOCLINUX are blocked.
+    pub fn blocks_tty_injection(&self) -> bool {
+        self.active
+            && !self.log_only
+            && self.rules.iter().any(|r| {
+                r.syscall == "ioctl"
+                    && match &r.check {
+                        Check::Always => true,
+                        Check::ArgIn { values, .. } => {
+                            values.contains(&seccomp::TIOCSTI)
+                                && values.contains(&seccomp::TIOCLINUX)
+                        }
+                        _ => false,
+                    }
+            })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LandlockRule {
+    /// A path inside the sandbox.
+    pub path: PathBuf,
+    pub access: u64,
+    /// Rules derived from mounts are skipped if the path is missing; rules
+    /// the profile lists are required to exist.
+    pub derived: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LandlockPlan {
+    /// The kernel's Landlock ABI (0: none).
+    pub abi: u32,
+    /// Filesystem rights handled (everything not granted by a rule is denied).
+    pub handled_fs: u64,
+    pub fs_rules: Vec<LandlockRule>,
+    pub handled_net: u64,
+    /// (port, rights) pairs.
+    pub net_rules: Vec<(u16, u64)>,
+    pub scoped: u64,
+    /// What the profile asked for that this kernel cannot enforce.
+    pub not_enforced: Vec<String>,
+}
+
+impl LandlockPlan {
+    pub fn active(&self) -> bool {
+        self.handled_fs != 0 || self.handled_net != 0 || self.scoped != 0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RlimitPlan {
+    pub name: String,
+    /// Soft and hard limit; `None` is unlimited.
+    pub value: Option<u64>,
+}
+
+/// `[rlimits]` keys and the resources they set.
+pub const RLIMITS: &[(&str, u32)] = &[
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("as", libc::RLIMIT_AS),
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("stack", libc::RLIMIT_STACK),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+];
+
+fn sc(p: &crate::profile::RawProfile) -> Option<&crate::profile::schema::Seccomp> {
+    p.seccomp.as_ref()
+}
+
+fn ll(p: &crate::profile::RawProfile) -> Option<&crate::profile::schema::Landlock> {
+    p.landlock.as_ref()
+}
+
+fn enforce_of(
+    profile: &Profile,
+    f: impl Fn(&crate::profile::RawProfile) -> Option<&Spanned<Enforce>>,
+    default: Enforce,
+) -> (Enforce, Option<crate::profile::At<'_, Enforce>>) {
+    match profile.last(f) {
+        Some(a) => (*a.get(), Some(a)),
+        None => (default, None),
+    }
+}
+
+/// Names in `allow`/`deny`: system calls or `@group`s; returns the syscalls.
+fn names_of(
+    item: &Spanned<String>,
+    file: &std::sync::Arc<crate::diag::SourceFile>,
+) -> Result<Vec<String>, ProfileError> {
+    let name = item.get_ref();
+    if let Some(g) = name.strip_prefix('@') {
+        return match seccomp::group(g) {
+            Some(g) => Ok(g.syscalls.iter().map(|s| s.to_string()).collect()),
+            None => Err(
+                Diagnostic::new(format!("unknown system call group `{name}`"))
+                    .at(file, item.span())
+                    .help(format!(
+                        "groups: {}",
+                        seccomp::GROUPS
+                            .iter()
+                            .map(|g| format!("@{}", g.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .into(),
+            ),
+        };
+    }
+    if !seccomp::is_syscall(name) {
+        return Err(Diagnostic::new(format!("unknown system call `{name}`"))
+            .at(file, item.span())
+            .help("use the kernel's name for it (as in `man 2 syscalls`, e.g. `clock_settime`), or a `@group`")
+            .into());
+    }
+    Ok(vec![name.clone()])
+}
+
+pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
+    let (enforce, enforce_at) = enforce_of(profile, |p| sc(p)?.enforce.as_ref(), Enforce::Required);
+    let arch = Arch::native();
+    if enforce == Enforce::Off {
+        return Ok(SeccompPlan {
+            enforce,
+            active: false,
+            arch,
+            rules: Vec::new(),
+            log_only: false,
+        });
+    }
+    if arch.is_none() && enforce == Enforce::Required {
+        let d = match &enforce_at {
+            Some(a) => a.diag("seccomp filters are not supported on this architecture by hutch"),
+            None => {
+                Diagnostic::new("seccomp filters are not supported on this architecture by hutch")
+            }
+        };
+        return Err(d
+            .help("hutch builds filters for x86_64 and aarch64; set `[seccomp] enforce = \"best-effort\"` to run without one")
+            .into());
+    }
+    let use_default = profile
+        .last(|p| sc(p)?.default.as_ref())
+        .is_none_or(|d| *d.get());
+    let mut rules: Vec<Rule> = if use_default {
+        seccomp::GROUPS
+            .iter()
+            .filter(|g| g.default)
+            .flat_map(seccomp::default_rules)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if profile
+        .last(|p| sc(p)?.nested_userns.as_ref())
+        .is_some_and(|n| *n.get())
+    {
+        rules.retain(|r| r.reason != "@userns");
+    }
+    let action = profile
+        .last(|p| sc(p)?.action.as_ref())
+        .map_or(SeccompAction::Errno, |a| *a.get());
+    let errno = profile
+        .last(|p| sc(p)?.errno.as_ref())
+        .map_or(1, |e| e.get().0);
+    let deny_action = match action {
+        SeccompAction::Errno => Action::Errno(errno),
+        SeccompAction::Log => Action::Log,
+        SeccompAction::Kill => Action::Kill,
+    };
+    // Layers in order: a later layer's allow undoes an earlier deny and
+    // the other way round.
+    for layer in &profile.layers {
+        let Some(s) = &layer.raw.seccomp else {
+            continue;
+        };
+        for item in s.allow.iter().flatten() {
+            let names = names_of(item, &layer.file)?;
+            rules.retain(|r| !names.contains(&r.syscall));
+        }
+        for item in s.deny.iter().flatten() {
+            for name in names_of(item, &layer.file)? {
+                rules.retain(|r| r.syscall != name);
+                rules.push(Rule {
+                    syscall: name,
+                    check: Check::Always,
+                    action: deny_action,
+                    reason: format!("deny = {:?}", item.get_ref()),
+                });
+            }
+        }
+    }
+    if action != SeccompAction::Errno {
+        for r in &mut rules {
+            r.action = deny_action;
+        }
+    }
+    Ok(SeccompPlan {
+        enforce,
+        active: arch.is_some(),
+        arch,
+        rules,
+        log_only: action == SeccompAction::Log,
+    })
+}
+
+fn landlock_unavailable(what: &str, need: &str, abi: u32) -> String {
+    if abi == 0 {
+        format!(
+            "{what}: Landlock is not available on this kernel (needs {need}; not built in or not in the lsm= list)"
+        )
+    } else {
+        format!("{what}: this kernel's Landlock ABI is {abi}, {need} is needed")
+    }
+}
+
+pub fn plan_landlock(
+    profile: &Profile,
+    host: &Host,
+    mounts: &[PlannedMount],
+) -> Result<LandlockPlan, ProfileError> {
+    let mut plan = LandlockPlan::default();
+    let (fs, fs_at) = enforce_of(profile, |p| ll(p)?.fs.as_ref(), Enforce::Required);
+    let (net, net_at) = enforce_of(profile, |p| ll(p)?.net.as_ref(), Enforce::Required);
+    let (scope, scope_at) = enforce_of(profile, |p| ll(p)?.scope.as_ref(), Enforce::BestEffort);
+    let bind_ports = profile.last(|p| ll(p)?.tcp_bind.as_ref());
+    let connect_ports = profile.last(|p| ll(p)?.tcp_connect.as_ref());
+    let wants_net = net != Enforce::Off && (bind_ports.is_some() || connect_ports.is_some());
+    if fs == Enforce::Off && !wants_net && scope == Enforce::Off {
+        return Ok(plan);
+    }
+    let abi = host.landlock_abi();
+    plan.abi = abi;
+
+    let refuse = |at: Option<crate::profile::At<'_, Enforce>>,
+                  what: String,
+                  key: &str|
+     -> ProfileError {
+        let d = match at {
+            Some(a) => a.diag(what),
+            None => Diagnostic::new(what),
+        };
+        d.help(format!(
+            "run `hutch doctor`; to run without it, set `[landlock] {key} = \"best-effort\"` (e.g. in a .local.toml override)"
+        ))
+        .into()
+    };
+
+    if fs != Enforce::Off {
+        if abi == 0 {
+            let msg =
+                landlock_unavailable("filesystem rules", "Linux 5.13+ with Landlock enabled", abi);
+            if fs == Enforce::Required {
+                return Err(refuse(fs_at, msg, "fs"));
+            }
+            plan.not_enforced.push(msg);
+        } else {
+            plan.handled_fs = access::all_fs(abi);
+            let from_mounts = profile
+                .last(|p| ll(p)?.from_mounts.as_ref())
+                .is_none_or(|f| *f.get());
+            if from_mounts {
+                plan.fs_rules = derive_rules(mounts, plan.handled_fs);
+            } else {
+                plan.fs_rules.push(LandlockRule {
+                    path: "/".into(),
+                    access: access::READ_DIR,
+                    derived: true,
+                });
+            }
+            let writable = plan.handled_fs & !access::IOCTL_DEV;
+            for layer in &profile.layers {
+                let Some(l) = &layer.raw.landlock else {
+                    continue;
+                };
+                for (list, rights) in [(&l.read, access::READ), (&l.write, writable)] {
+                    for item in list.iter().flatten() {
+                        let path = landlock_path(item, host, layer)?;
+                        plan.fs_rules.push(LandlockRule {
+                            path,
+                            access: rights,
+                            derived: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    if wants_net {
+        if abi < 4 {
+            let msg = landlock_unavailable("TCP port rules", "Landlock ABI 4 (Linux 6.7+)", abi);
+            if net == Enforce::Required {
+                return Err(refuse(net_at, msg, "net"));
+            }
+            plan.not_enforced.push(msg);
+        } else {
+            if let Some(ports) = &bind_ports {
+                plan.handled_net |= access::NET_BIND_TCP;
+                for p in ports.get() {
+                    plan.net_rules.push((*p, access::NET_BIND_TCP));
+                }
+            }
+            if let Some(ports) = &connect_ports {
+                plan.handled_net |= access::NET_CONNECT_TCP;
+                for p in ports.get() {
+                    plan.net_rules.push((*p, access::NET_CONNECT_TCP));
+                }
+            }
+        }
+    }
+
+    if scope != Enforce::Off {
+        if abi < 6 {
+            let msg = landlock_unavailable(
+                "scoping of abstract unix sockets and signals",
+                "Landlock ABI 6 (Linux 6.12+)",
+                abi,
+            );
+            if scope == Enforce::Required {
+                return Err(refuse(scope_at, msg, "scope"));
+            }
+            plan.not_enforced.push(msg);
+        } else {
+            plan.scoped = access::SCOPE_ABSTRACT_UNIX_SOCKET | access::SCOPE_SIGNAL;
+        }
+    }
+    Ok(plan)
+}
+
+fn landlock_path(
+    item: &Spanned<String>,
+    host: &Host,
+    layer: &crate::profile::Layer,
+) -> Result<PathBuf, ProfileError> {
+    let expanded = vars::expand(item.get_ref(), host).map_err(|err| {
+        ProfileError::from(
+            Diagnostic::new(err.message())
+                .at(&layer.file, item.span())
+                .help(err.help()),
+        )
+    })?;
+    let path = PathBuf::from(&expanded);
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(Diagnostic::new(format!(
+            "key `landlock`: {expanded:?} must be an absolute path (inside the sandbox) without `..`"
+        ))
+        .at(&layer.file, item.span())
+        .into());
+    }
+    Ok(path)
+}
+
+/// Rules that let the payload use what the mounts show it, and nothing else:
+/// list any directory; read and execute read-only binds; read and write
+/// writable binds and tmpfs; devices only in /dev.
+fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
+    let writable = handled & !access::IOCTL_DEV;
+    let mut rules = vec![LandlockRule {
+        path: "/".into(),
+        access: access::READ_DIR,
+        derived: true,
+    }];
+    let mut add = |path: &Path, bits: u64| {
+        rules.push(LandlockRule {
+            path: path.to_path_buf(),
+            access: bits & handled,
+            derived: true,
+        })
+    };
+    for m in mounts {
+        match &m.op {
+            MountOp::Bind {
+                dst,
+                readonly,
+                devices,
+                ..
+            } => {
+                if *readonly {
+                    add(dst, access::READ);
+                } else if *devices {
+                    add(dst, handled);
+                } else {
+                    add(dst, writable);
+                }
+            }
+            MountOp::Tmpfs { dst, .. } => add(dst, writable),
+            MountOp::Proc { dst } => add(
+                dst,
+                access::READ_FILE | access::READ_DIR | access::WRITE_FILE,
+            ),
+            MountOp::Dev { dst } => {
+                add(
+                    dst,
+                    access::READ_FILE
+                        | access::READ_DIR
+                        | access::WRITE_FILE
+                        | access::TRUNCATE
+                        | access::IOCTL_DEV,
+                );
+                add(&dst.join("shm"), writable);
+            }
+            MountOp::File { dst, .. } => add(dst, access::READ_FILE),
+            MountOp::Dir { .. } | MountOp::Symlink { .. } => {}
+        }
+    }
+    rules
+}
+
+pub fn plan_rlimits(profile: &Profile) -> Vec<RlimitPlan> {
+    let mut out = Vec::new();
+    for (name, _) in RLIMITS {
+        let value = profile.last(|p| {
+            let r = p.rlimits.as_ref()?;
+            match *name {
+                "nofile" => r.nofile.as_ref(),
+                "nproc" => r.nproc.as_ref(),
+                "as" => r.address_space.as_ref(),
+                "core" => r.core.as_ref(),
+                "cpu" => r.cpu.as_ref(),
+                "fsize" => r.fsize.as_ref(),
+                "stack" => r.stack.as_ref(),
+                _ => r.memlock.as_ref(),
+            }
+        });
+        if let Some(v) = value {
+            out.push(RlimitPlan {
+                name: name.to_string(),
+                value: v.get().0,
+            });
+        }
+    }
+    out
+}
+
+/// Decides whether the payload gets a new session.
+pub fn plan_terminal(
+    profile: &Profile,
+    host: &Host,
+    seccomp: &SeccompPlan,
+) -> Result<bool, ProfileError> {
+    let at = profile.last(|p| p.terminal.as_ref());
+    let filtered = seccomp.blocks_tty_injection();
+    match at.as_ref().map_or(Terminal::Auto, |a| *a.get()) {
+        Terminal::None => Ok(true),
+        Terminal::Auto => Ok(!(host.stdin_is_tty() && filtered)),
+        Terminal::Inherit if filtered => Ok(false),
+        Terminal::Inherit => Err(at
+            .expect("explicit")
+            .diag("`terminal = \"inherit\"` without the seccomp filter that blocks TIOCSTI and TIOCLINUX would let the program type commands into your terminal")
+            .help("keep the default seccomp filter (and its @tty-inject group), or use `terminal = \"none\"`")
+            .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_sets_follow_the_abi() {
+        assert_eq!(access::all_fs(1), 0x1fff);
+        assert_eq!(access::all_fs(3), 0x7fff);
+        assert_eq!(access::all_fs(7), 0xffff);
+        assert_eq!(
+            access::names(access::READ),
+            ["execute", "read_file", "read_dir"]
+        );
+    }
+}
