@@ -24,6 +24,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run(args),
         Command::Check { files } => check(&files),
         Command::Profiles { json } => profiles(json),
+        Command::Doctor { json } => doctor(json),
     }
 }
 
@@ -64,6 +65,13 @@ fn run(args: RunArgs) -> i32 {
         };
         let _ = std::io::stdout().write_all(out.as_bytes());
         return 0;
+    }
+    if args.verbose {
+        eprintln!("{}", plan::explain::enforced_summary(&plan));
+    } else {
+        for n in &plan.security.landlock.not_enforced {
+            eprintln!("hutch: warning: not enforced: {n}");
+        }
     }
     match launch::run(&plan) {
         Ok(code) => code,
@@ -228,5 +236,24 @@ fn collect_profiles(base: &Path, dir: &Path, depth: usize, out: &mut Vec<(String
             continue;
         }
         out.push((name.to_string(), path.clone()));
+    }
+}
+
+fn doctor(json: bool) -> i32 {
+    let host = Host::current();
+    let checks = crate::doctor::run_checks(&host);
+    let out = if json {
+        serde_json::to_string_pretty(&checks).unwrap_or_default() + "\n"
+    } else {
+        crate::doctor::render(&checks)
+    };
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    if checks
+        .iter()
+        .any(|c| c.status == crate::doctor::Status::Fail)
+    {
+        1
+    } else {
+        0
     }
 }

@@ -31,6 +31,13 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check what this machine's kernel lets hutch do (by trying it), and
+    /// what each shipped profile would lose here.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the profiles hutch can find, and where.
     Profiles {
         /// Print JSON.
@@ -50,6 +57,9 @@ pub struct RunArgs {
     /// With --explain: print the plan as JSON.
     #[arg(long, requires = "explain")]
     pub json: bool,
+    /// Say on stderr what this launch enforces (and what it cannot).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The command and its arguments (put `--` before it if it starts with `-`).
     #[arg(
         trailing_var_arg = true,

@@ -10,6 +10,7 @@ pub mod app;
 pub mod child;
 pub mod cli;
 pub mod diag;
+pub mod doctor;
 pub mod host;
 pub mod image;
 pub mod launch;

@@ -2,8 +2,11 @@
 
 use std::fmt::Write;
 
+use super::seccomp::{Action, Check};
+use super::security::{LandlockPlan, SeccompPlan, access};
 use super::{MountOp, Plan};
 use crate::diag::sanitize;
+use crate::profile::schema::Enforce;
 
 fn quote(arg: &str) -> String {
     if !arg.is_empty()
@@ -126,6 +129,28 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(o, "  {}={}", sanitize(k), sanitize(v));
     }
     let s = &plan.security;
+    let _ = writeln!(
+        o,
+        "terminal    {}",
+        if s.new_session {
+            "new session, no controlling terminal"
+        } else {
+            "the caller's (job control kept; TIOCSTI/TIOCLINUX filtered)"
+        }
+    );
+    render_seccomp(&mut o, &s.seccomp);
+    render_landlock(&mut o, &s.landlock);
+    if !s.rlimits.is_empty() {
+        let limits: Vec<String> = s
+            .rlimits
+            .iter()
+            .map(|r| match r.value {
+                Some(v) => format!("{}={v}", r.name),
+                None => format!("{}=unlimited", r.name),
+            })
+            .collect();
+        let _ = writeln!(o, "rlimits     {} (soft and hard)", limits.join(" "));
+    }
     let mut sec = Vec::new();
     if s.drop_all_capabilities {
         sec.push("all capabilities dropped (effective, permitted, inheritable, bounding, ambient)");
@@ -141,4 +166,187 @@ pub fn render(plan: &Plan) -> String {
     }
     let _ = writeln!(o, "security    {}", sec.join("; "));
     o
+}
+
+fn enforce_word(e: Enforce) -> &'static str {
+    match e {
+        Enforce::Required => "required",
+        Enforce::BestEffort => "best-effort",
+        Enforce::Off => "off",
+    }
+}
+
+fn render_seccomp(o: &mut String, s: &SeccompPlan) {
+    if !s.active {
+        let why = match s.enforce {
+            Enforce::Off => "off (the profile turns it off)",
+            _ => "NOT ENFORCED: no filter for this architecture",
+        };
+        let _ = writeln!(o, "seccomp     {why}");
+        return;
+    }
+    let mode = if s.log_only {
+        "LOG ONLY: nothing is blocked, matching calls are logged"
+    } else {
+        "loaded last, before the payload runs"
+    };
+    let _ = writeln!(
+        o,
+        "seccomp     {} rules, {}, {mode}; foreign architectures killed{}",
+        s.rules.len(),
+        enforce_word(s.enforce),
+        if s.arch == Some(super::seccomp::Arch::X86_64) {
+            ", x32 refused"
+        } else {
+            ""
+        }
+    );
+    let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in &s.rules {
+        let action = match r.action {
+            Action::Allow => "allow".to_string(),
+            Action::Errno(e) => super::seccomp::ERRNOS
+                .iter()
+                .find(|(_, n)| *n == e)
+                .map_or(format!("errno {e}"), |(n, _)| n.to_string()),
+            Action::Log => "log".into(),
+            Action::Kill => "kill".into(),
+        };
+        let cond = match &r.check {
+            Check::Always => String::new(),
+            Check::ArgIn { arg, values } => format!(
+                "(arg{arg} in {})",
+                values
+                    .iter()
+                    .map(|v| format!("{v:#x}"))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ),
+            Check::ArgNotIn { arg, values } => format!(
+                "(arg{arg} not {})",
+                values
+                    .iter()
+                    .map(|v| format!("{v:#x}"))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            ),
+            Check::ArgHasBits { arg, mask } => format!("(arg{arg} & {mask:#x})"),
+        };
+        let item = format!("{}{cond}→{action}", r.syscall);
+        match by_reason.iter_mut().find(|(k, _)| *k == r.reason) {
+            Some((_, v)) => v.push(item),
+            None => by_reason.push((&r.reason, vec![item])),
+        }
+    }
+    for (reason, items) in by_reason {
+        let _ = writeln!(o, "  {:<14} {}", reason, items.join(" "));
+    }
+}
+
+fn describe_access(bits: u64, handled: u64) -> String {
+    if bits == handled {
+        "everything".into()
+    } else if bits == handled & !access::IOCTL_DEV {
+        "read, write, create, remove, execute (no device ioctls)".into()
+    } else {
+        access::names(bits).join(",")
+    }
+}
+
+fn render_landlock(o: &mut String, l: &LandlockPlan) {
+    if !l.active() {
+        if l.not_enforced.is_empty() {
+            let _ = writeln!(o, "landlock    off");
+        } else {
+            let _ = writeln!(o, "landlock    NOT ENFORCED");
+        }
+    } else {
+        let mut parts = Vec::new();
+        if l.handled_fs != 0 {
+            parts.push(format!("filesystem ({} rules)", l.fs_rules.len()));
+        }
+        if l.handled_net != 0 {
+            parts.push("TCP ports".to_string());
+        }
+        if l.scoped != 0 {
+            parts.push("abstract unix sockets and signals scoped".to_string());
+        }
+        let _ = writeln!(o, "landlock    ABI {}: {}", l.abi, parts.join("; "));
+        for r in &l.fs_rules {
+            let _ = writeln!(
+                o,
+                "  {:<24} {}",
+                sanitize(&r.path.display().to_string()),
+                describe_access(r.access, l.handled_fs)
+            );
+        }
+        for (port, bits) in &l.net_rules {
+            let what = if bits & access::NET_BIND_TCP != 0 {
+                "bind"
+            } else {
+                "connect"
+            };
+            let _ = writeln!(o, "  tcp {what} {port}");
+        }
+        if l.handled_net & access::NET_BIND_TCP != 0
+            && !l
+                .net_rules
+                .iter()
+                .any(|(_, b)| b & access::NET_BIND_TCP != 0)
+        {
+            let _ = writeln!(o, "  tcp bind: none allowed");
+        }
+        if l.handled_net & access::NET_CONNECT_TCP != 0
+            && !l
+                .net_rules
+                .iter()
+                .any(|(_, b)| b & access::NET_CONNECT_TCP != 0)
+        {
+            let _ = writeln!(o, "  tcp connect: none allowed");
+        }
+    }
+    for n in &l.not_enforced {
+        let _ = writeln!(o, "  not enforced: {}", sanitize(n));
+    }
+}
+
+/// One line for `hutch run -v`: what this launch enforces.
+pub fn enforced_summary(plan: &Plan) -> String {
+    let s = &plan.security;
+    let mut parts = vec![format!("namespaces {}", plan.namespaces.names().join(","))];
+    parts.push(if s.seccomp.active {
+        if s.seccomp.log_only {
+            format!("seccomp {} rules LOG ONLY", s.seccomp.rules.len())
+        } else {
+            format!("seccomp {} rules", s.seccomp.rules.len())
+        }
+    } else {
+        "seccomp off".into()
+    });
+    let l = &s.landlock;
+    if l.active() {
+        let mut what = Vec::new();
+        if l.handled_fs != 0 {
+            what.push("fs");
+        }
+        if l.handled_net != 0 {
+            what.push("tcp");
+        }
+        if l.scoped != 0 {
+            what.push("scope");
+        }
+        parts.push(format!("landlock ABI {} {}", l.abi, what.join("+")));
+    } else {
+        parts.push("landlock off".into());
+    }
+    parts.push("capabilities none".into());
+    parts.push("no_new_privs".into());
+    if s.new_session {
+        parts.push("new session".into());
+    }
+    let mut line = format!("hutch: enforcing {}", parts.join("; "));
+    for n in &l.not_enforced {
+        line.push_str(&format!("\nhutch: not enforced: {n}"));
+    }
+    line
 }

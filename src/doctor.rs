@@ -1,0 +1,340 @@
+//! `hutch doctor`: what this machine's kernel lets hutch do, tried for real,
+//! and what each shipped profile would lose here.
+
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use serde::Serialize;
+
+use crate::host::Host;
+use crate::launch::report::{self, Step};
+use crate::plan::{self, Request};
+use crate::profile::load::{BUILTIN, SearchPath};
+use crate::profile::{self, ProfileRef};
+use crate::sys;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
+fn check(name: &str, status: Status, detail: impl Into<String>, fix: Option<&str>) -> Check {
+    Check {
+        name: name.to_string(),
+        status,
+        detail: detail.into(),
+        fix: fix.map(str::to_string),
+    }
+}
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The namespace probe: a child in new user, mount and pid namespaces maps
+/// its ids, mounts a tmpfs and a procfs with the new mount API, and clones a
+/// mount tree. Returns the first failing step.
+fn probe_namespaces() -> Result<(), (Step, Errno)> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| (Step::ForkPayload, e))?;
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let uid_map = format!("{uid} {uid} 1\n");
+    let gid_map = format!("{gid} {gid} 1\n");
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
+    let pid = sys::clone_fork(flags, None).map_err(|e| (Step::ForkPayload, e))?;
+    if pid == 0 {
+        let fd = w.as_raw_fd();
+        let fail = |step, e| {
+            report::send(fd, step, e, b"");
+            sys::exit_now(1)
+        };
+        if let Err(e) = sys::write_file(c"/proc/self/setgroups", b"deny") {
+            fail(Step::SetGroups, e);
+        }
+        if let Err(e) = sys::write_file(c"/proc/self/uid_map", uid_map.as_bytes()) {
+            fail(Step::UidMap, e);
+        }
+        if let Err(e) = sys::write_file(c"/proc/self/gid_map", gid_map.as_bytes()) {
+            fail(Step::GidMap, e);
+        }
+        // SAFETY: only changes propagation of our own mount namespace.
+        if unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            )
+        } < 0
+        {
+            fail(Step::MountPropagation, Errno::last());
+        }
+        let tmp = sys::fsopen(c"tmpfs")
+            .and_then(|fs| sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, 0)))
+            .unwrap_or_else(|e| fail(Step::RootTmpfs, e));
+        if let Err(e) = sys::open_tree_clone(c"/usr") {
+            fail(Step::OpenBindSource, e);
+        }
+        if let Err(e) = sys::mount_setattr(tmp, sys::MOUNT_ATTR_RDONLY, false) {
+            fail(Step::RootReadOnly, e);
+        }
+        if let Err(e) = sys::fsopen(c"proc").and_then(|fs| {
+            sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID))
+        }) {
+            fail(Step::Proc, e);
+        }
+        sys::exit_now(0);
+    }
+    drop(w);
+    let mut buf = [0u8; 64];
+    let n = nix::unistd::read(&r, &mut buf).unwrap_or(0);
+    let mut status = 0;
+    // SAFETY: waiting for our own child; status is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match report::decode(&buf[..n]) {
+        Some(f) => Err((f.step, f.errno)),
+        None if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => Ok(()),
+        None => Err((Step::ForkPayload, Errno::EIO)),
+    }
+}
+
+/// Loads hutch's default seccomp filter in a child and checks that a denied
+/// call is refused while an allowed one works.
+fn probe_seccomp() -> Result<(), String> {
+    let Some(arch) = plan::seccomp::Arch::native() else {
+        return Err("hutch has no filters for this architecture".into());
+    };
+    let rules: Vec<_> = plan::seccomp::GROUPS
+        .iter()
+        .flat_map(plan::seccomp::default_rules)
+        .collect();
+    let filter = plan::seccomp::compile(&rules, arch).map_err(|e| e.to_string())?;
+    let pid = sys::clone_fork(0, None).map_err(|e| e.desc().to_string())?;
+    if pid == 0 {
+        if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() || sys::seccomp_load(&filter).is_err()
+        {
+            sys::exit_now(2);
+        }
+        // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID=0, KEY_SPEC_SESSION_KEYRING=-3, 0).
+        let denied = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i64, 0) } < 0
+            && Errno::last() == Errno::EPERM;
+        // SAFETY: getppid has no arguments.
+        let allowed = unsafe { libc::getppid() } > 0;
+        sys::exit_now(if denied && allowed { 0 } else { 3 });
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => Ok(()),
+        Some(2) => {
+            Err("the kernel refused to load a filter (CONFIG_SECCOMP_FILTER missing?)".into())
+        }
+        _ => Err("the filter was loaded but did not deny keyctl".into()),
+    }
+}
+
+pub fn run_checks(host: &Host) -> Vec<Check> {
+    let mut out = Vec::new();
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let version: Vec<u32> = release
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let new_enough = version.as_slice() >= [5, 12].as_slice();
+    out.push(check(
+        "kernel",
+        if new_enough { Status::Ok } else { Status::Fail },
+        format!("Linux {release}"),
+        (!new_enough)
+            .then_some("hutch needs Linux 5.12 or later (the new mount API and mount_setattr)"),
+    ));
+
+    let mut userns_detail = Vec::new();
+    if let Some(v) = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+        userns_detail.push(format!("apparmor_restrict_unprivileged_userns={v}"));
+    }
+    if let Some(v) = read_trim("/proc/sys/kernel/unprivileged_userns_clone") {
+        userns_detail.push(format!("unprivileged_userns_clone={v}"));
+    }
+    if let Some(v) = read_trim("/proc/sys/user/max_user_namespaces") {
+        userns_detail.push(format!("max_user_namespaces={v}"));
+    }
+    match probe_namespaces() {
+        Ok(()) => out.push(check(
+            "user namespaces",
+            Status::Ok,
+            format!(
+                "created user, mount and pid namespaces, mapped uid {}, mounted tmpfs and proc ({})",
+                host.uid,
+                userns_detail.join(", ")
+            ),
+            None,
+        )),
+        Err((step, errno)) => {
+            let fix = match (step, errno) {
+                (Step::ForkPayload, Errno::EPERM) | (Step::UidMap | Step::GidMap | Step::SetGroups, _) => {
+                    "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0); on Ubuntu 23.10+ install packaging/apparmor/hutch into /etc/apparmor.d"
+                }
+                (_, Errno::ENOSYS) => "upgrade the kernel: hutch needs Linux 5.12+",
+                _ => "run hutch outside containers that forbid mounting, or ask the administrator to allow user namespaces",
+            };
+            out.push(check(
+                "user namespaces",
+                Status::Fail,
+                format!(
+                    "could not {}: {} ({})",
+                    step.doing(),
+                    errno.desc(),
+                    userns_detail.join(", ")
+                ),
+                Some(fix),
+            ));
+        }
+    }
+
+    let abi = host.landlock_abi();
+    let (status, detail) = match abi {
+        0 => (Status::Fail, "not available".to_string()),
+        1..=3 => (Status::Warn, format!("ABI {abi}: filesystem rules only")),
+        4 | 5 => (
+            Status::Warn,
+            format!("ABI {abi}: filesystem and TCP port rules; no socket/signal scoping"),
+        ),
+        _ => (
+            Status::Ok,
+            format!("ABI {abi}: filesystem, TCP ports, abstract-socket and signal scoping"),
+        ),
+    };
+    out.push(check(
+        "landlock",
+        status,
+        detail,
+        match status {
+            Status::Fail => Some("enable Landlock: CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter (Linux 5.13+); profiles requiring it refuse to run until then"),
+            Status::Warn => Some("a newer kernel (6.12+) enforces more; best-effort parts are skipped"),
+            Status::Ok => None,
+        },
+    ));
+
+    match probe_seccomp() {
+        Ok(()) => out.push(check(
+            "seccomp",
+            Status::Ok,
+            "loaded hutch's default filter: keyctl denied, other calls allowed",
+            None,
+        )),
+        Err(e) => out.push(check(
+            "seccomp",
+            Status::Fail,
+            e,
+            Some("hutch needs CONFIG_SECCOMP_FILTER; profiles requiring seccomp refuse to run"),
+        )),
+    }
+
+    match read_trim("/proc/sys/dev/tty/legacy_tiocsti") {
+        Some(v) if v == "0" => out.push(check(
+            "TIOCSTI",
+            Status::Ok,
+            "disabled by the kernel (dev.tty.legacy_tiocsti=0); hutch filters it too",
+            None,
+        )),
+        Some(_) => out.push(check(
+            "TIOCSTI",
+            Status::Ok,
+            "enabled in this kernel (dev.tty.legacy_tiocsti=1): hutch's seccomp filter blocks it inside sandboxes",
+            None,
+        )),
+        None => out.push(check(
+            "TIOCSTI",
+            Status::Ok,
+            "kernel without the legacy_tiocsti switch: hutch's seccomp filter blocks it",
+            None,
+        )),
+    }
+
+    let search = SearchPath::standard(host);
+    for (name, _) in BUILTIN {
+        let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);
+        let planned = loaded.and_then(|p| {
+            plan::build(
+                &p,
+                host,
+                &Request {
+                    command: vec!["true".into()],
+                    command_optional: false,
+                },
+            )
+        });
+        out.push(match planned {
+            Ok(p) if p.security.landlock.not_enforced.is_empty() && p.security.seccomp.active => {
+                check(
+                    &format!("profile {name}"),
+                    Status::Ok,
+                    "everything it asks for is enforced here",
+                    None,
+                )
+            }
+            Ok(p) => {
+                let mut lost: Vec<String> = p.security.landlock.not_enforced.clone();
+                if !p.security.seccomp.active
+                    && p.security.seccomp.enforce != crate::profile::schema::Enforce::Off
+                {
+                    lost.push("seccomp filter".into());
+                }
+                check(
+                    &format!("profile {name}"),
+                    Status::Warn,
+                    format!("runs, without: {}", lost.join("; ")),
+                    None,
+                )
+            }
+            Err(e) => check(
+                &format!("profile {name}"),
+                Status::Fail,
+                format!("would refuse to run: {e}"),
+                None,
+            ),
+        });
+    }
+    out
+}
+
+pub fn render(checks: &[Check]) -> String {
+    let mut s = String::new();
+    for c in checks {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        s.push_str(&format!(
+            "{tag} {:<16} {}\n",
+            c.name,
+            crate::diag::sanitize(&c.detail)
+        ));
+        if let Some(f) = &c.fix {
+            s.push_str(&format!("     {:<16} → {}\n", "", f));
+        }
+    }
+    s
+}

@@ -1,0 +1,552 @@
+//! Escape attempts, as an attacker inside the sandbox would make them. Each
+//! test also runs the same probe without the protection (outside the sandbox,
+//! or with the protection turned off in the profile) and checks it succeeds
+//! there, so that removing the protection makes the test fail.
+//!
+//! The probes are a small C program (tests/probes/escape.c) compiled once per
+//! test run; sandboxes run as the unprivileged test user.
+
+mod common;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use common::*;
+
+/// The compiled probe, or why it could not be built.
+fn probe_binary() -> Result<&'static Path, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hutch-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let out = dir.join("escape");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probes/escape.c");
+        let status = Command::new("cc")
+            .args(["-O1", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .map_err(|e| format!("cannot run cc: {e} (install gcc)"))?;
+        if !status.success() {
+            return Err("cc failed to build tests/probes/escape.c".into());
+        }
+        Ok(out)
+    })
+    .as_deref()
+    .map_err(Clone::clone)
+}
+
+/// A scratch dir (the cli profile's working directory) holding the probe.
+fn setup() -> Option<Scratch> {
+    let bin = match probe_binary() {
+        Ok(b) => b,
+        Err(e) => {
+            skip(&e);
+            return None;
+        }
+    };
+    let s = Scratch::new();
+    let dst = s.path().join("escape");
+    std::fs::copy(bin, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.chown_all();
+    Some(s)
+}
+
+/// The probe's answer inside a sandbox with `profile` (a TOML body that
+/// extends `cli`, or "" for `cli` itself).
+fn inside(s: &Scratch, profile: &str, args: &[&str]) -> String {
+    let mut cmd_args: Vec<&str> = vec!["./escape"];
+    cmd_args.extend_from_slice(args);
+    let out = if profile.is_empty() {
+        s.run(&["--profile", "cli"], &cmd_args)
+    } else {
+        let p = s.write(
+            "probe-profile.toml",
+            &format!("version = 1\nextends = [\"cli\"]\n{profile}"),
+        );
+        s.run(&["--profile", p.to_str().unwrap()], &cmd_args)
+    };
+    ok(&out).trim().to_string()
+}
+
+/// The probe's answer run directly by the test user, without hutch.
+fn outside(s: &Scratch, wrapper: &[&str], args: &[&str]) -> String {
+    let mut cmd = if wrapper.is_empty() {
+        s.as_user(&s.path().join("escape"))
+    } else {
+        let mut c = s.as_user(Path::new(wrapper[0]));
+        c.args(&wrapper[1..]).arg(s.path().join("escape"));
+        c
+    };
+    let out = cmd.args(args).output().unwrap();
+    ok(&out).trim().to_string()
+}
+
+#[test]
+fn dangerous_system_calls_are_denied() {
+    let Some(s) = setup() else { return };
+    for call in ["keyctl", "bpf", "perf", "userfaultfd", "open_by_handle_at"] {
+        let without = outside(&s, &[], &[call]);
+        assert_ne!(
+            without, "errno EPERM",
+            "probe {call}: the kernel itself must answer differently"
+        );
+        assert_eq!(inside(&s, "", &[call]), "errno EPERM", "{call}");
+        // Logging instead of denying shows the filter is what answers EPERM.
+        assert_eq!(
+            inside(&s, "[seccomp]\naction = \"log\"\n", &[call]),
+            without,
+            "{call} with the filter in log mode"
+        );
+    }
+}
+
+#[test]
+fn x32_system_calls_are_denied() {
+    let Some(s) = setup() else { return };
+    let without = outside(&s, &[], &["x32"]);
+    assert!(
+        without == "errno ENOSYS" || without == "ok",
+        "probe: without the filter the kernel runs or rejects it itself: {without}"
+    );
+    assert_eq!(inside(&s, "", &["x32"]), "errno EPERM");
+}
+
+#[test]
+fn nested_user_namespaces_are_denied_unless_allowed() {
+    let Some(s) = setup() else { return };
+    assert_eq!(
+        outside(&s, &[], &["userns"]),
+        "ok",
+        "probe: the user may create one"
+    );
+    assert_eq!(inside(&s, "", &["userns"]), "errno EPERM");
+    assert_eq!(
+        inside(&s, "", &["clone3"]),
+        "errno ENOSYS",
+        "clone3 falls back to a checked clone"
+    );
+    assert_eq!(
+        inside(&s, "[seccomp]\nnested_userns = true\n", &["userns"]),
+        "ok",
+        "a profile may allow nested sandboxes"
+    );
+}
+
+#[test]
+fn mounting_is_refused() {
+    let Some(s) = setup() else { return };
+    assert_eq!(
+        outside(&s, &["unshare", "-Urm", "--"], &["mount", "/tmp"]),
+        "ok",
+        "probe: an unprivileged user can mount inside a user namespace of its own"
+    );
+    assert_eq!(inside(&s, "", &["mount", "/tmp"]), "errno EPERM");
+    assert_eq!(inside(&s, "", &["umount", "/proc"]), "errno EPERM");
+    // Root inside the sandbox does not change that.
+    assert_eq!(
+        inside(&s, "identity = \"root\"\n", &["mount", "/tmp"]),
+        "errno EPERM"
+    );
+}
+
+#[test]
+fn ptrace_of_a_process_outside_is_refused() {
+    let Some(s) = setup() else { return };
+    // A process of the same user outside the sandbox; the sandbox shares the
+    // host's pid namespace so that it can see it at all.
+    let mut target = s
+        .as_user(Path::new("/bin/sleep"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(target.id());
+    wait_for_exec(target.id(), "sleep");
+    let pid = target.id().to_string();
+    assert_eq!(
+        outside(&s, &[], &["ptrace", &pid]),
+        "ok",
+        "probe: same-user ptrace works bare"
+    );
+    let shared = "[namespaces]\npid = false\n";
+    assert_eq!(inside(&s, shared, &["ptrace", &pid]), "errno EPERM");
+    // Layer by layer: the seccomp filter refuses ptrace altogether (even of a
+    // sibling inside the sandbox); without it and Landlock, a sibling can be
+    // traced (the probe works), but a process outside still cannot: it
+    // lives in another user namespace.
+    let sibling = |profile: &str| {
+        let p = s.write(
+            "sib.toml",
+            &format!("version = 1\nextends = [\"cli\"]\n{profile}"),
+        );
+        ok(&s.run(
+            &["--profile", p.to_str().unwrap()],
+            &["sh", "-c", "sleep 5 & ./escape ptrace $!; kill $!"],
+        ))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(sibling(""), "errno EPERM");
+    let open = "[seccomp]\nallow = [\"ptrace\"]\n[landlock]\nfs = \"off\"\nscope = \"off\"\n";
+    assert_eq!(
+        sibling(open),
+        "ok",
+        "probe: ptrace works inside without the filter"
+    );
+    assert_eq!(
+        inside(&s, &format!("{shared}{open}"), &["ptrace", &pid]),
+        "errno EPERM"
+    );
+    target.kill().unwrap();
+    let _ = target.wait();
+}
+
+#[test]
+fn a_setuid_root_binary_does_not_raise_privileges() {
+    let Some(s) = setup() else { return };
+    if !is_root() {
+        skip("making a setuid-root binary for this test needs root");
+        return;
+    }
+    let suid = s.path().join("escape-suid");
+    std::fs::copy(s.path().join("escape"), &suid).unwrap();
+    nix::unistd::chown(&suid, Some(0.into()), Some(0.into())).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let out = ok(&s.as_user(&suid).arg("euid").output().unwrap());
+    assert_eq!(
+        out.trim(),
+        "0",
+        "probe: setuid root works outside the sandbox"
+    );
+    let out = ok(&s.run(&["--profile", "cli"], &["./escape-suid", "euid"]));
+    assert_eq!(out.trim(), test_uid().to_string());
+}
+
+#[test]
+fn proc_sys_is_read_only_and_sensitive_entries_are_masked() {
+    let Some(s) = setup() else { return };
+    let file = "/proc/sys/net/ipv4/ping_group_range";
+    // Root of a user namespace owns its network namespace's sysctls.
+    assert_eq!(
+        outside(&s, &["unshare", "-Urn", "--"], &["write", file, "0 0"]),
+        "ok",
+        "probe: writable in a bare user+net namespace"
+    );
+    assert_eq!(
+        inside(&s, "identity = \"root\"\n", &["write", file, "0 0"]),
+        "errno EROFS"
+    );
+    let out = ok(&s.sh("cat /proc/self/mountinfo"));
+    for entry in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {
+        if !Path::new(entry).exists() {
+            continue;
+        }
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!(" {entry} ")))
+            .unwrap_or_else(|| panic!("{entry} is not a mount point:\n{out}"));
+        assert!(
+            line.split_whitespace().nth(5).unwrap().starts_with("ro"),
+            "{line}"
+        );
+    }
+    for entry in ["/proc/keys", "/proc/timer_list"] {
+        if Path::new(entry).exists() {
+            assert!(
+                out.contains(&format!(" {entry} ")),
+                "{entry} is not masked:\n{out}"
+            );
+        }
+    }
+    assert_eq!(ok(&s.sh("wc -c < /proc/keys")).trim(), "0");
+}
+
+#[test]
+fn sys_is_absent_unless_bound() {
+    let Some(s) = setup() else { return };
+    let out = ok(&s.sh("test -e /sys && echo PRESENT; true"));
+    assert_eq!(out, "");
+    let p = s.write(
+        "sys.toml",
+        "version = 1\nextends = [\"cli\"]\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"/sys\"\ndst = \"/sys\"\n",
+    );
+    let out = ok(&s.run(
+        &["--profile", p.to_str().unwrap()],
+        &["sh", "-c", "test -d /sys/kernel && echo present; (echo x > /sys/kernel/test) 2>&1 | grep -o 'Read-only'"],
+    ));
+    assert_eq!(out, "present\nRead-only\n");
+}
+
+#[test]
+fn landlock_denies_writes_the_mount_tree_would_allow() {
+    let Some(s) = setup() else { return };
+    let data = s.path().join("data");
+    std::fs::create_dir_all(data.join("allowed")).unwrap();
+    s.chown_all();
+    let mounts = format!(
+        "[[mount]]\ntype = \"bind\"\nsrc = \"{}\"\ndst = \"/data\"\n",
+        data.display()
+    );
+    let confined = format!(
+        "[landlock]\nfrom_mounts = false\nread = [\"/\"]\nwrite = [\"/data/allowed\", \"${{CWD}}\"]\n{mounts}"
+    );
+    assert_eq!(
+        inside(&s, &confined, &["write", "/data/other", "x"]),
+        "errno EACCES"
+    );
+    assert_eq!(
+        inside(&s, &confined, &["write", "/data/allowed/f", "x"]),
+        "ok"
+    );
+    let unconfined = format!("[landlock]\nfs = \"off\"\n{mounts}");
+    assert_eq!(
+        inside(&s, &unconfined, &["write", "/data/other", "x"]),
+        "ok",
+        "probe: the mount tree alone lets the write through"
+    );
+}
+
+#[test]
+fn landlock_limits_tcp_connections_to_allowed_ports() {
+    let Some(s) = setup() else { return };
+    if nix_landlock_abi() < 4 {
+        skip("this kernel's Landlock has no TCP rules (ABI < 4)");
+        return;
+    }
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (
+        allowed.local_addr().unwrap().port().to_string(),
+        other.local_addr().unwrap().port().to_string(),
+    );
+    assert_eq!(
+        outside(&s, &[], &["connect", &b]),
+        "ok",
+        "probe: the port is reachable"
+    );
+    let profile = format!("[namespaces]\nnet = false\n[landlock]\ntcp_connect = [{a}]\n");
+    assert_eq!(inside(&s, &profile, &["connect", &a]), "ok");
+    assert_eq!(inside(&s, &profile, &["connect", &b]), "errno EACCES");
+}
+
+#[test]
+fn host_abstract_sockets_are_unreachable_with_a_shared_network() {
+    let Some(s) = setup() else { return };
+    if nix_landlock_abi() < 6 {
+        skip("this kernel's Landlock cannot scope abstract sockets (ABI < 6)");
+        return;
+    }
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("hutch-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    assert_eq!(
+        outside(&s, &[], &["abstract", &name]),
+        "ok",
+        "probe: reachable bare"
+    );
+    let shared = "[namespaces]\nnet = false\n";
+    assert_eq!(inside(&s, shared, &["abstract", &name]), "errno EPERM");
+    assert_eq!(
+        inside(
+            &s,
+            &format!("{shared}[landlock]\nscope = \"off\"\n"),
+            &["abstract", &name]
+        ),
+        "ok",
+        "without scoping the shared network exposes it"
+    );
+    // The default: a network namespace of its own, where it does not exist.
+    assert_eq!(
+        inside(&s, "[landlock]\nscope = \"off\"\n", &["abstract", &name]),
+        "errno ECONNREFUSED"
+    );
+}
+
+#[test]
+fn signals_to_host_processes_are_refused() {
+    let Some(s) = setup() else { return };
+    if nix_landlock_abi() < 6 {
+        skip("this kernel's Landlock cannot scope signals (ABI < 6)");
+        return;
+    }
+    let mut target = s
+        .as_user(Path::new("/bin/sleep"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(target.id());
+    wait_for_exec(target.id(), "sleep");
+    let pid = target.id().to_string();
+    assert_eq!(
+        outside(&s, &[], &["kill", &pid]),
+        "ok",
+        "probe: same-user signals work bare"
+    );
+    let shared = "[namespaces]\npid = false\n";
+    assert_eq!(inside(&s, shared, &["kill", &pid]), "errno EPERM");
+    assert_eq!(
+        inside(
+            &s,
+            &format!("{shared}[landlock]\nscope = \"off\"\n"),
+            &["kill", &pid]
+        ),
+        "ok"
+    );
+    target.kill().unwrap();
+    let _ = target.wait();
+}
+
+/// Runs `args` with a new pseudo-terminal as controlling terminal and stdio;
+/// returns what was written to it.
+fn on_pty(mut cmd: Command) -> String {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave: OwnedFd = pty.slave;
+    let fd = slave.as_raw_fd();
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and ioctl are async-signal-safe; they make the pty the
+    // child's controlling terminal, as a terminal emulator would.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let _ = fd;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            // EIO: every slave descriptor is closed.
+            Err(_) => break,
+        }
+    }
+    child.wait().unwrap();
+    String::from_utf8_lossy(&out).replace('\r', "")
+}
+
+#[test]
+fn typing_into_the_terminal_is_refused() {
+    let Some(s) = setup() else { return };
+    let mut bare = s.as_user(&s.path().join("escape"));
+    bare.arg("tiocsti").stdin(Stdio::null());
+    let out = on_pty(bare);
+    assert!(
+        out.trim_end().ends_with("ok"),
+        "probe: TIOCSTI works on one's own terminal bare: {out:?}"
+    );
+    let p = s.write(
+        "tty.toml",
+        "version = 1\nextends = [\"cli\"]\nterminal = \"inherit\"\n",
+    );
+    for args in [&["tiocsti"][..], &["tiocsti", "hibits"], &["tioclinux"]] {
+        let mut cmd = s.hutch(&["run", "--profile", p.to_str().unwrap(), "--", "./escape"]);
+        cmd.args(args);
+        let out = on_pty(cmd);
+        assert_eq!(out.trim(), "errno EPERM", "{args:?}");
+    }
+    // The default for an interactive terminal keeps job control: the shell
+    // stays in the caller's session (same session id as its terminal's).
+    let probe_ctty = "(exec 3</dev/tty) 2>/dev/null && echo has-ctty || echo no-ctty";
+    let cmd = s.hutch(&["run", "--profile", "cli", "--", "sh", "-c", probe_ctty]);
+    assert_eq!(on_pty(cmd).trim(), "has-ctty");
+    let cmd = s.hutch(&[
+        "run",
+        "--profile",
+        p.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        probe_ctty,
+    ]);
+    assert_eq!(on_pty(cmd).trim(), "has-ctty");
+    let none = s.write(
+        "none.toml",
+        "version = 1\nextends = [\"cli\"]\nterminal = \"none\"\n",
+    );
+    let cmd = s.hutch(&[
+        "run",
+        "--profile",
+        none.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        probe_ctty,
+    ]);
+    assert_eq!(on_pty(cmd).trim(), "no-ctty");
+}
+
+#[test]
+fn without_a_terminal_the_payload_gets_a_new_session() {
+    let Some(s) = setup() else { return };
+    // stdin is not a terminal here, so `auto` means a new session.
+    let out = ok(&s.sh("ps -o sid= -p $$; echo $$"));
+    let mut it = out.split_whitespace();
+    let (sid, pid) = (it.next().unwrap(), it.next().unwrap());
+    assert_eq!(sid, pid, "the payload leads its own session");
+}
+
+#[test]
+fn doctor_really_tries_user_namespaces() {
+    let Some(s) = setup() else { return };
+    std::fs::copy(hutch_bin(), s.path().join("hutch")).unwrap();
+    s.chown_all();
+    // Inside a sandbox, creating a user namespace is denied: the doctor must
+    // notice by trying, not by reading sysctls (which say it is allowed).
+    let out = s.run(&["--profile", "cli"], &["./hutch", "doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.starts_with("FAIL user namespaces")),
+        "{text}"
+    );
+    let bare = ok(&s.hutch(&["doctor"]).output().unwrap());
+    assert!(
+        bare.lines().any(|l| l.starts_with("ok   user namespaces")),
+        "{bare}"
+    );
+}
+
+#[test]
+fn verbose_runs_say_what_is_enforced() {
+    let Some(s) = setup() else { return };
+    let out = s.run(&["-v", "--profile", "cli"], &["true"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("hutch: enforcing namespaces user,mount,pid,uts,ipc,net,cgroup; seccomp"),
+        "{err}"
+    );
+    assert!(err.contains("capabilities none; no_new_privs"), "{err}");
+}
+
+/// Waits until `pid` runs `comm` (setpriv has exec'd it): before that it is
+/// not dumpable and cannot be traced even bare.
+fn wait_for_exec(pid: u32, comm: &str) {
+    let t = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim() != comm)
+        .unwrap_or(true)
+    {
+        assert!(t.elapsed().as_secs() < 5, "{pid} never ran {comm}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn nix_landlock_abi() -> u32 {
+    hutch::sys::landlock_abi()
+}
