@@ -15,16 +15,34 @@ use crate::profile::{self, ProfileError, ProfileRef};
 
 /// Runs hutch with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
-    // Rust ignores SIGPIPE by default and an ignored signal stays ignored
-    // across execve: the payload must see the default, as it would bare.
-    // SAFETY: setting a standard disposition for one signal.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    ensure_stdio_open();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { files } => check(&files),
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
+    }
+}
+
+/// If hutch was started with 0, 1 or 2 closed, the next descriptor it
+/// opens would take that number and become the payload's stdin, stdout or
+/// stderr: open /dev/null there instead.
+fn ensure_stdio_open() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: fds is a valid array of three pollfds; zero timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } <= 0 {
+        return;
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: opening /dev/null; the lowest free number is p.fd.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
     }
 }
 

@@ -463,3 +463,28 @@ pub fn seccomp_load(filter: &[crate::plan::seccomp::Insn]) -> Result<(), Errno> 
     })
     .map(drop)
 }
+
+/// Runs `entry(arg)` in a new child process that shares this one's memory
+/// until it executes a program or exits (CLONE_VM|CLONE_VFORK): no page
+/// tables are copied, and this process is suspended until then. `entry` may
+/// only make system calls and must end in execve or `_exit`.
+pub fn vfork_call(
+    stack: &mut [u8],
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> Result<libc::pid_t, Errno> {
+    // Stacks grow down on the supported architectures; the ABI wants 16-byte alignment.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    // SAFETY: `top` is the aligned end of a buffer that stays valid while the
+    // child runs (the caller is suspended until the child execs or exits);
+    // glibc's clone switches to it before calling `entry`.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        )
+    };
+    if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
+}

@@ -17,7 +17,10 @@ fn man_pages_are_current() {
     let mut pages = vec![("hutch.1".to_string(), render(top.clone()))];
     for sub in top.get_subcommands() {
         let name = format!("hutch-{}", sub.get_name());
-        pages.push((format!("{name}.1"), render(sub.clone().name(&*name.clone().leak()))));
+        pages.push((
+            format!("{name}.1"),
+            render(sub.clone().name(&*name.clone().leak())),
+        ));
     }
     let bless = std::env::var_os("HUTCH_BLESS").is_some();
     let mut stale = Vec::new();

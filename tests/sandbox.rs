@@ -534,3 +534,17 @@ fn processes_with_arg(arg: &str) -> Vec<u32> {
     }
     out
 }
+
+#[test]
+fn the_payload_gets_the_default_sigpipe_disposition() {
+    let s = Scratch::new();
+    // With SIGPIPE ignored, `yes` would see EPIPE and complain on stderr
+    // instead of dying quietly as it does in a normal shell.
+    let out = s.sh("yes | head -n 1");
+    assert_eq!(ok(&out), "y\n");
+    assert_eq!(
+        stderr(&out),
+        "",
+        "yes must die of SIGPIPE, not report a write error"
+    );
+}

@@ -110,25 +110,29 @@ pub fn apply_landlock(l: &Landlock) -> Result<(), Fail<'_>> {
     };
     let ruleset = sys::landlock_create_ruleset(&attr).map_err(|e| Fail::new(Step::Landlock, e))?;
     let r = (|| {
-        for (path, rights, skip_missing) in &l.fs_rules {
+        for rule in &l.fs_rules {
+            let path = &rule.path;
             // SAFETY: path is NUL-terminated.
             let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
             if fd < 0 {
                 let e = Errno::last();
-                if e == Errno::ENOENT && *skip_missing {
+                if e == Errno::ENOENT && rule.skip_if_missing {
                     continue;
                 }
                 return Err(Fail::with(Step::Landlock, e, path.to_bytes()));
             }
-            // SAFETY: an all-zero stat is valid storage for fstat.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: fd is open; st is valid.
-            let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0
-                && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            let is_dir = rule.is_dir.unwrap_or_else(|| {
+                // SAFETY: an all-zero stat is valid storage for fstat.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: fd is open; st is valid.
+                unsafe {
+                    libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+                }
+            });
             let rights = if is_dir {
-                *rights
+                rule.access
             } else {
-                *rights & access::FILE
+                rule.access & access::FILE
             };
             let r = if rights == 0 {
                 Ok(())

@@ -69,15 +69,16 @@ impl LaunchError {
 /// Checks the invariant that makes clone safe: no other thread can hold a
 /// lock the child would need.
 fn assert_single_threaded() -> Result<(), LaunchError> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| LaunchError::Sys {
-        what: "reading /proc/self/status",
-        errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    })?;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
+    // procfs gives a task directory one link per thread plus two: a single
+    // stat instead of reading and parsing /proc/self/status.
+    use std::os::unix::fs::MetadataExt;
+    let links = std::fs::metadata("/proc/self/task")
+        .map_err(|e| LaunchError::Sys {
+            what: "reading /proc/self/task",
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?
+        .nlink();
+    let threads = links.saturating_sub(2) as usize;
     if threads != 1 {
         return Err(LaunchError::Threads(threads));
     }

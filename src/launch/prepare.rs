@@ -63,14 +63,22 @@ pub struct Exec {
     pub envp: Vec<*const libc::c_char>,
 }
 
+#[derive(Debug)]
+pub struct LandlockPathRule {
+    pub path: CString,
+    pub access: u64,
+    pub skip_if_missing: bool,
+    /// `None`: the child checks whether it is a directory.
+    pub is_dir: Option<bool>,
+}
+
 /// Landlock, ready for raw system calls.
 #[derive(Debug)]
 pub struct Landlock {
     pub handled_fs: u64,
     pub handled_net: u64,
     pub scoped: u64,
-    /// (path, rights, skip if missing)
-    pub fs_rules: Vec<(CString, u64, bool)>,
+    pub fs_rules: Vec<LandlockPathRule>,
     pub net_rules: Vec<(u64, u64)>,
 }
 
@@ -192,12 +200,16 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
                     sources.push(c("proc", b"/proc")?);
                     Some(sources.len() - 1)
                 };
+                // The host's /proc is the same kernel's: entries it lacks
+                // (kcore without CONFIG_PROC_KCORE, ...) need no work.
+                let present = |n: &&&str| Path::new("/proc").join(n).exists();
                 let readonly = PROC_READONLY
                     .iter()
+                    .filter(present)
                     .map(|n| cpath("proc entry", &dst.join(n)))
                     .collect::<Result<_, _>>()?;
                 let mut masked = Vec::new();
-                for n in PROC_MASKED {
+                for n in PROC_MASKED.iter().filter(present) {
                     sources.push(c("device", b"/dev/null")?);
                     masked.push((cpath("proc entry", &dst.join(n))?, sources.len() - 1));
                 }
@@ -329,7 +341,18 @@ fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>,
         fs_rules: l
             .fs_rules
             .iter()
-            .map(|r| Ok((cpath("landlock path", &r.path)?, r.access, r.derived)))
+            .map(|r| {
+                Ok(LandlockPathRule {
+                    path: cpath("landlock path", &r.path)?,
+                    access: if r.is_dir == Some(false) {
+                        r.access & crate::plan::security::access::FILE
+                    } else {
+                        r.access
+                    },
+                    skip_if_missing: r.derived,
+                    is_dir: r.is_dir,
+                })
+            })
             .collect::<Result<_, NulError>>()?,
         net_rules: l
             .net_rules

@@ -118,6 +118,9 @@ pub struct LandlockRule {
     /// Rules derived from mounts are skipped if the path is missing; rules
     /// the profile lists are required to exist.
     pub derived: bool,
+    /// Whether the path is a directory, when the plan knows (else the child
+    /// checks): only file rights apply to a file.
+    pub is_dir: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -362,6 +365,7 @@ pub fn plan_landlock(
                     path: "/".into(),
                     access: access::READ_DIR,
                     derived: true,
+                    is_dir: Some(true),
                 });
             }
             let writable = plan.handled_fs & !access::IOCTL_DEV;
@@ -376,6 +380,7 @@ pub fn plan_landlock(
                             path,
                             access: rights,
                             derived: false,
+                            is_dir: None,
                         });
                     }
                 }
@@ -460,34 +465,39 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
         path: "/".into(),
         access: access::READ_DIR,
         derived: true,
+        is_dir: Some(true),
     }];
-    let mut add = |path: &Path, bits: u64| {
+    let mut add = |path: &Path, bits: u64, is_dir: Option<bool>| {
         rules.push(LandlockRule {
             path: path.to_path_buf(),
             access: bits & handled,
             derived: true,
+            is_dir,
         })
     };
     for m in mounts {
         match &m.op {
             MountOp::Bind {
+                src,
                 dst,
                 readonly,
                 devices,
-                ..
             } => {
-                if *readonly {
-                    add(dst, access::READ);
+                let is_dir = std::fs::metadata(src).ok().map(|m| m.is_dir());
+                let bits = if *readonly {
+                    access::READ
                 } else if *devices {
-                    add(dst, handled);
+                    handled
                 } else {
-                    add(dst, writable);
-                }
+                    writable
+                };
+                add(dst, bits, is_dir);
             }
-            MountOp::Tmpfs { dst, .. } => add(dst, writable),
+            MountOp::Tmpfs { dst, .. } => add(dst, writable, Some(true)),
             MountOp::Proc { dst } => add(
                 dst,
                 access::READ_FILE | access::READ_DIR | access::WRITE_FILE,
+                Some(true),
             ),
             MountOp::Dev { dst } => {
                 add(
@@ -497,10 +507,11 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
                         | access::WRITE_FILE
                         | access::TRUNCATE
                         | access::IOCTL_DEV,
+                    Some(true),
                 );
-                add(&dst.join("shm"), writable);
+                add(&dst.join("shm"), writable, Some(true));
             }
-            MountOp::File { dst, .. } => add(dst, access::READ_FILE),
+            MountOp::File { dst, .. } => add(dst, access::READ_FILE, Some(false)),
             MountOp::Dir { .. } | MountOp::Symlink { .. } => {}
         }
     }
