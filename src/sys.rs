@@ -468,11 +468,12 @@ pub fn seccomp_load(filter: &[crate::plan::seccomp::Insn]) -> Result<(), Errno> 
 /// until it executes a program or exits (CLONE_VM|CLONE_VFORK): no page
 /// tables are copied, and this process is suspended until then. `entry` may
 /// only make system calls and must end in execve or `_exit`.
-pub fn vfork_call(
+pub fn vfork_call<T>(
     stack: &mut [u8],
     entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
-    arg: *mut libc::c_void,
+    arg: &T,
 ) -> Result<libc::pid_t, Errno> {
+    let arg = arg as *const T as *mut libc::c_void;
     // Stacks grow down on the supported architectures; the ABI wants 16-byte alignment.
     let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
     // SAFETY: `top` is the aligned end of a buffer that stays valid while the

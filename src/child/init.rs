@@ -32,11 +32,7 @@ pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
         prepared: p,
         report: pipes.report,
     };
-    let payload = match sys::vfork_call(
-        &mut stack,
-        payload_entry,
-        &start as *const PayloadStart as *mut libc::c_void,
-    ) {
+    let payload = match sys::vfork_call(&mut stack, payload_entry, &start) {
         Ok(pid) => pid,
         Err(e) => {
             report::send(pipes.report, Step::ForkPayload, e, b"");
