@@ -24,7 +24,10 @@ pub static BUILTIN: &[(&str, &str)] = &[
 /// Where named profiles are looked up, first match wins.
 #[derive(Debug, Clone)]
 pub struct SearchPath {
+    /// Directories searched, in order (only those that exist).
     pub dirs: Vec<PathBuf>,
+    /// Every directory of the search path, for messages.
+    pub all_dirs: Vec<PathBuf>,
     /// Directories whose `NAME.local.toml` files override named profiles.
     pub local_dirs: Vec<PathBuf>,
     pub builtin: bool,
@@ -43,9 +46,11 @@ impl SearchPath {
                 .collect();
             return SearchPath {
                 local_dirs: dirs.iter().rev().cloned().collect(),
+                all_dirs: Vec::new(),
                 dirs,
                 builtin: true,
-            };
+            }
+            .existing_only();
         }
         let user = host
             .xdg_base("XDG_CONFIG_HOME")
@@ -61,9 +66,20 @@ impl SearchPath {
         local_dirs.extend(user);
         SearchPath {
             dirs,
+            all_dirs: Vec::new(),
             local_dirs,
             builtin: true,
         }
+        .existing_only()
+    }
+
+    /// Drops directories that do not exist: usually all of them, and then a
+    /// lookup costs no system call per directory and name.
+    fn existing_only(mut self) -> SearchPath {
+        self.all_dirs = self.dirs.clone();
+        self.dirs.retain(|d| d.is_dir());
+        self.local_dirs.retain(|d| d.is_dir());
+        self
     }
 
     /// Where a named profile comes from, without reading it.
@@ -87,7 +103,11 @@ impl SearchPath {
     }
 
     fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut parts: Vec<String> = self
+            .all_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         if self.builtin {
             parts.push("the built-in profiles".into());
         }
