@@ -145,21 +145,24 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
                 }
                 None => new_proc(flags).map_err(fail)?,
             };
-            let r = attach(root, mnt, dst, Step::Proc, Leaf::Dir);
+            let r = attach(root, mnt, dst, Step::Proc, Leaf::Dir).and_then(|()| {
+                // Entries are looked up in the new procfs itself: its names
+                // are the kernel's, with no symlinks to follow on the way.
+                for (name, path) in readonly {
+                    harden_proc_entry(mnt, name, None)
+                        .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
+                }
+                for (name, path, null) in masked {
+                    let fd = source_fds.get(*null).copied().unwrap_or(-1);
+                    harden_proc_entry(mnt, name, Some(fd))
+                        .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
+                }
+                Ok(())
+            });
             if host_source.is_none() {
                 sys::close(mnt);
             }
-            r?;
-            for path in readonly {
-                harden_proc_entry(root, path, None)
-                    .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
-            }
-            for (path, null) in masked {
-                let fd = source_fds.get(*null).copied().unwrap_or(-1);
-                harden_proc_entry(root, path, Some(fd))
-                    .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
-            }
-            Ok(())
+            r
         }
         Op::Dev { dst, first_node } => {
             let dev = new_tmpfs(
@@ -209,12 +212,21 @@ fn new_proc(attrs: u64) -> Result<RawFd, Errno> {
 /// Makes a /proc entry read-only in place (`cover` = None) or covers it with
 /// the read-only mount `cover` (a /dev/null). Entries this kernel does not
 /// have are left alone.
-fn harden_proc_entry(root: RawFd, path: &CStr, cover: Option<RawFd>) -> Result<(), Errno> {
-    let target = match resolve::open_in_root(root, path.to_bytes(), Leaf::Nothing) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(e),
+fn harden_proc_entry(proc_mnt: RawFd, name: &CStr, cover: Option<RawFd>) -> Result<(), Errno> {
+    // SAFETY: name is NUL-terminated.
+    let target = unsafe {
+        libc::openat(
+            proc_mnt,
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
     };
+    if target < 0 {
+        return match Errno::last() {
+            Errno::ENOENT => Ok(()),
+            e => Err(e),
+        };
+    }
     let ro = sys::MOUNT_ATTR_RDONLY
         | sys::MOUNT_ATTR_NOSUID
         | sys::MOUNT_ATTR_NODEV
@@ -311,7 +323,19 @@ fn populate_dev(dev: RawFd, node_fds: &[RawFd]) -> Result<(), Errno> {
         name[..node.len()].copy_from_slice(node.as_bytes());
         let fd = node_fds.get(i).copied().unwrap_or(-1);
         sys::mount_setattr(fd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, false)?;
-        let target = resolve::open_in_root(dev, &name[..node.len()], Leaf::File)?;
+        // A fresh tmpfs: the mount point can be created and used in one call.
+        // SAFETY: name is NUL-terminated (zero-filled buffer longer than any node name).
+        let target = unsafe {
+            libc::openat(
+                dev,
+                name.as_ptr().cast(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o666 as libc::c_uint,
+            )
+        };
+        if target < 0 {
+            return Err(Errno::last());
+        }
         let r = sys::move_mount(fd, target);
         sys::close(target);
         r?;

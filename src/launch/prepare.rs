@@ -28,10 +28,10 @@ pub enum Op {
     Proc {
         dst: CString,
         host_source: Option<usize>,
-        /// Made read-only in place.
-        readonly: Vec<CString>,
-        /// Covered with a read-only /dev/null (the source index).
-        masked: Vec<(CString, usize)>,
+        /// Made read-only in place: (name inside /proc, full path for messages).
+        readonly: Vec<(CString, CString)>,
+        /// Covered with a read-only /dev/null: (name, full path, source index).
+        masked: Vec<(CString, CString, usize)>,
     },
     /// `first_node` indexes the sources for [`DEV_NODES`], in that order.
     Dev {
@@ -206,12 +206,21 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
                 let readonly = PROC_READONLY
                     .iter()
                     .filter(present)
-                    .map(|n| cpath("proc entry", &dst.join(n)))
-                    .collect::<Result<_, _>>()?;
+                    .map(|n| {
+                        Ok((
+                            c("proc entry", n.as_bytes())?,
+                            cpath("proc entry", &dst.join(n))?,
+                        ))
+                    })
+                    .collect::<Result<_, NulError>>()?;
                 let mut masked = Vec::new();
                 for n in PROC_MASKED.iter().filter(present) {
                     sources.push(c("device", b"/dev/null")?);
-                    masked.push((cpath("proc entry", &dst.join(n))?, sources.len() - 1));
+                    masked.push((
+                        c("proc entry", n.as_bytes())?,
+                        cpath("proc entry", &dst.join(n))?,
+                        sources.len() - 1,
+                    ));
                 }
                 Op::Proc {
                     dst: cpath("mount destination", dst)?,
