@@ -548,3 +548,46 @@ fn the_payload_gets_the_default_sigpipe_disposition() {
         "yes must die of SIGPIPE, not report a write error"
     );
 }
+
+#[test]
+fn rlimits_apply_inside_and_impossible_ones_stop_the_launch() {
+    let s = Scratch::new();
+    let p = s.write(
+        "limits.toml",
+        "version = 1\nextends = [\"cli\"]\n[rlimits]\nnofile = 64\ncore = 0\nfsize = \"1M\"\nnproc = 4096\n",
+    );
+    let out = ok(&s.run(
+        &["--profile", p.to_str().unwrap()],
+        &[
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -c; ulimit -f; head -c 2M /dev/zero > big 2>/dev/null; echo $?",
+        ],
+    ));
+    // ulimit -f counts 512-byte blocks; a 2 MiB write past 1 MiB is killed
+    // by SIGXFSZ (exit 128+25) or fails.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["64", "0", "2048"], "{out}");
+    assert_ne!(lines[3], "0", "writing past fsize must fail: {out}");
+    assert_eq!(
+        std::fs::metadata(s.path().join("big")).unwrap().len(),
+        1 << 20
+    );
+    // Raising the hard limit above the caller's needs privileges hutch does
+    // not have: the launch stops with one line naming the limit.
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    let too_many = hard.saturating_add(1);
+    let p = s.write(
+        "raise.toml",
+        &format!("version = 1\nextends = [\"cli\"]\n[rlimits]\nnofile = {too_many}\n"),
+    );
+    let out = s.run(&["--profile", p.to_str().unwrap()], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("cannot set resource limit nofile"),
+        "{}",
+        stderr(&out)
+    );
+}
