@@ -22,6 +22,7 @@ pub fn main() -> i32 {
         Command::Check { files } => check(&files),
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
+        Command::Image { command } => crate::image::command::run(command),
     }
 }
 
@@ -53,9 +54,10 @@ fn print_profile_error(e: &ProfileError) {
 fn run(args: RunArgs) -> i32 {
     let host = Host::current();
     let search = SearchPath::standard(&host);
-    let pref = match &args.profile {
-        Some(p) => ProfileRef::from_cli(p),
-        None => auto_profile(&args.command, &search),
+    let pref = match (&args.profile, &args.image) {
+        (Some(p), _) => ProfileRef::from_cli(p),
+        (None, Some(_)) => ProfileRef::Name("container".to_string()),
+        (None, None) => auto_profile(&args.command, &search),
     };
     let profile = match profile::load(&pref, &search) {
         Ok(p) => p,
@@ -64,9 +66,25 @@ fn run(args: RunArgs) -> i32 {
             return EXIT_LAUNCH_FAILED;
         }
     };
+    // Held until the sandbox exits: `hutch image rm` refuses meanwhile.
+    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile) {
+        Ok(l) => l,
+        Err(crate::image::command::LeaseError::Profile(e)) => {
+            print_profile_error(&e);
+            return EXIT_LAUNCH_FAILED;
+        }
+        Err(e) => {
+            eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));
+            return EXIT_LAUNCH_FAILED;
+        }
+    };
     let request = Request {
         command: args.command,
         command_optional: false,
+        image: lease.as_ref().map(|(l, from_cli)| plan::ImageRequest {
+            info: l.info().clone(),
+            from_cli: *from_cli,
+        }),
     };
     let plan = match plan::build(&profile, &host, &request) {
         Ok(p) => p,
@@ -108,6 +126,9 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
     let launch::LaunchError::Setup(f) = e else {
         return None;
     };
+    if f.step == launch::report::Step::RootOverlay {
+        return plan.root.as_ref().map(|r| r.from.clone());
+    }
     let arg = Path::new(&f.arg);
     plan.mounts
         .iter()
@@ -140,6 +161,7 @@ fn check(files: &[PathBuf]) -> i32 {
             let request = Request {
                 command: Vec::new(),
                 command_optional: true,
+                image: None,
             };
             plan::build(&p, &host, &request).map(|_| p)
         });

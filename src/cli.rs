@@ -44,13 +44,61 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the OCI images that `hutch run --image` uses as a root.
+    ///
+    /// Images live in $XDG_DATA_HOME/hutch/images (default
+    /// ~/.local/share/hutch/images), one store per user; nothing is
+    /// downloaded: export images with `docker save`, `podman save`,
+    /// `skopeo copy ... oci-archive:FILE` or `oci:DIR` and import the file.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import an OCI image layout (directory or tar) or a `docker save` archive.
+    Import {
+        /// The image layout directory or archive.
+        #[arg(value_name = "FILE|DIR")]
+        source: PathBuf,
+        /// The name to store it under (default: the name the source carries).
+        #[arg(long, value_name = "NAME")]
+        tag: Option<String>,
+    },
+    /// List the imported images.
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print everything known about an image, as JSON.
+    Inspect {
+        /// The image name (`:latest` may be left out).
+        name: String,
+    },
+    /// Remove images (refused while a sandbox uses one).
+    #[command(alias = "remove")]
+    Rm {
+        /// Image names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Profile name (looked up in the search path) or path to a .toml file.
+    /// Default with --image: `container`.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
+    /// Use an imported image as the root (`hutch image list`); its
+    /// Entrypoint, Cmd, Env, WorkingDir and User are the defaults, and the
+    /// COMMAND replaces its Cmd.
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
     /// Print what would be done (the resolved plan) instead of running.
     #[arg(long)]
     pub explain: bool,
@@ -92,5 +140,11 @@ mod tests {
         };
         assert_eq!(r.profile.as_deref(), Some("cli"));
         assert_eq!(r.command, ["--weird"]);
+        let cli = Cli::try_parse_from(["hutch", "run", "--image", "busybox", "--", "sh"]).unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.image.as_deref(), Some("busybox"));
+        assert_eq!(r.command, ["sh"]);
     }
 }

@@ -282,6 +282,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
                 &Request {
                     command: vec!["true".into()],
                     command_optional: false,
+                    image: None,
                 },
             )
         });

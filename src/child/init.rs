@@ -18,6 +18,9 @@ pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let _ = sys::prctl(libc::PR_SET_NAME, c"hutch-init".as_ptr() as libc::c_ulong);
+    if let Some((start, end)) = p.title {
+        set_title(start, end);
+    }
     let set = signal_set();
     // SAFETY: set is a valid sigset; -1 asks for a new signalfd.
     let sfd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
@@ -84,6 +87,20 @@ extern "C" fn payload_entry(arg: *mut libc::c_void) -> libc::c_int {
     let start = unsafe { &*(arg as *const PayloadStart) };
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     sys::exit_now(exec_payload(start.prepared, start.report))
+}
+
+/// Replaces the command line inherited from the launcher with
+/// `hutch-init`, so that `ps` inside shows no host path or arguments.
+fn set_title(start: usize, end: usize) {
+    // SAFETY: [start, end) is the command-line area of the launcher's initial
+    // stack, read from /proc/self/stat before clone; this process has its
+    // own copy of that memory, and nothing here borrows it: init never
+    // reads its arguments.
+    let area = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+    area.fill(0);
+    let name = b"hutch-init";
+    let n = name.len().min(area.len().saturating_sub(1));
+    area[..n].copy_from_slice(&name[..n]);
 }
 
 /// Reaps every exited child; returns the exit code once the payload is gone.

@@ -10,6 +10,7 @@
 //! Only system calls happen here: everything was computed before clone.
 
 pub mod init;
+pub mod overlay;
 pub mod resolve;
 pub mod rootfs;
 pub mod security;
@@ -102,7 +103,7 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
         }
     }
     if p.mount_ns {
-        rootfs::build(p, source_fds)?;
+        rootfs::build(p, source_fds, pipes.report)?;
     }
     if let Some(h) = &p.hostname {
         // SAFETY: h points to h.len() valid bytes.

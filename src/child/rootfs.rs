@@ -12,9 +12,11 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
+use super::overlay;
 use super::resolve::{self, Leaf};
 use crate::launch::prepare::{Op, Prepared};
 use crate::launch::report::Step;
+use crate::launch::root::RootOp;
 use crate::plan::mounts::DEV_NODES;
 use crate::sys;
 
@@ -22,7 +24,7 @@ use crate::sys;
 /// until pivot_root; any existing directory would do.
 const STAGING: &CStr = c"/tmp";
 
-pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
+pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Result<(), Fail<'a>> {
     // SAFETY: NULL source/fstype/data with MS_REC|MS_SLAVE only changes propagation.
     let rc = unsafe {
         libc::mount(
@@ -36,19 +38,47 @@ pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'
     if rc < 0 {
         return Err(Fail::new(Step::MountPropagation, Errno::last()));
     }
+    // Bind sources first; the rest of the slots are the root's layers.
+    let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len());
     for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
         *slot = sys::open_tree_clone(src)
             .map_err(|e| Fail::with(Step::OpenBindSource, e, src.to_bytes()))?;
     }
-    let root = new_tmpfs(c"755", None, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
-        .map_err(|e| Fail::new(Step::RootTmpfs, e))?;
+    // The root: an empty tmpfs, a directory bound read-only, or an overlay;
+    // the first and the last are made read-only once the entries are in.
+    let (root, readonly_at_end, root_is_source) = match &p.root {
+        None => {
+            let fd = new_tmpfs(c"755", None, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+                .map_err(|e| Fail::new(Step::RootTmpfs, e))?;
+            (fd, true, false)
+        }
+        Some(RootOp::Bind { source }) => {
+            let fd = source_fds.get(*source).copied().unwrap_or(-1);
+            let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+            sys::mount_setattr(fd, attrs, true).map_err(|e| {
+                Fail::with(
+                    Step::Bind,
+                    e,
+                    p.sources.get(*source).map_or(&b""[..], |s| s.to_bytes()),
+                )
+            })?;
+            (fd, false, true)
+        }
+        Some(RootOp::Overlay(o)) => (
+            overlay::mount(o, root_fds, STAGING, report)?,
+            o.readonly,
+            false,
+        ),
+    };
     sys::move_mount_to_path(root, STAGING)
         .map_err(|e| Fail::with(Step::AttachRoot, e, STAGING.to_bytes()))?;
     for op in &p.ops {
         apply(root, op, source_fds)?;
     }
-    sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
-        .map_err(|e| Fail::new(Step::RootReadOnly, e))?;
+    if readonly_at_end {
+        sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
+            .map_err(|e| Fail::new(Step::RootReadOnly, e))?;
+    }
     // SAFETY: root is a valid directory descriptor.
     if unsafe { libc::fchdir(root) } < 0 {
         return Err(Fail::new(Step::PivotRoot, Errno::last()));
@@ -67,7 +97,9 @@ pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'
     for &fd in source_fds.iter() {
         sys::close(fd);
     }
-    sys::close(root);
+    if !root_is_source {
+        sys::close(root);
+    }
     Ok(())
 }
 

@@ -57,11 +57,13 @@
 //! leftovers in `tmp/` are removed by the next import (imports and removals
 //! serialise on an exclusive `flock` of `store.lock`).
 
+pub mod command;
 mod digest;
 mod error;
 mod fsutil;
 mod oci;
 mod resolve;
+pub mod run;
 mod source;
 mod store;
 mod unpack;

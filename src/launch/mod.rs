@@ -3,6 +3,7 @@
 
 pub mod prepare;
 pub mod report;
+pub mod root;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -94,6 +95,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
 
 /// Runs the plan; returns the exit code hutch should exit with.
 pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
+    // Held until the sandbox has exited.
+    let _upper_lock = root::claim_upper(plan).map_err(prepare::PrepareError::from)?;
     let prepared = prepare::prepare(plan)?;
     assert_single_threaded()?;
 
@@ -103,7 +106,9 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
-    let mut source_fds = vec![-1; prepared.sources.len()];
+    // Bind sources, then the root's layer directories.
+    let root_fds = prepared.root.as_ref().map_or(0, root::RootOp::fd_slots);
+    let mut source_fds = vec![-1; prepared.sources.len() + root_fds];
     let pid = sys::clone_fork(prepared.clone_flags, None).map_err(LaunchError::Clone)?;
     if pid == 0 {
         child::run(

@@ -91,6 +91,8 @@ pub struct Prepared {
     pub pid_ns: bool,
     /// Host paths opened (as detached mount trees) before the root is built.
     pub sources: Vec<CString>,
+    /// What the root is built from; `None`: an empty tmpfs.
+    pub root: Option<super::root::RootOp>,
     pub ops: Vec<Op>,
     pub hostname: Option<CString>,
     pub cwd: CString,
@@ -104,6 +106,10 @@ pub struct Prepared {
     pub rlimits: Vec<(u32, libc::rlim_t)>,
     pub landlock: Option<Landlock>,
     pub seccomp: Option<Vec<Insn>>,
+    /// hutch's own command line in memory (`arg_start..arg_end`), which
+    /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
+    /// host's path and arguments.
+    pub title: Option<(usize, usize)>,
 }
 
 /// A string from the plan contained a NUL byte.
@@ -114,14 +120,14 @@ pub struct NulError {
     pub value: String,
 }
 
-fn c(what: &'static str, s: &[u8]) -> Result<CString, NulError> {
+pub(crate) fn c(what: &'static str, s: &[u8]) -> Result<CString, NulError> {
     CString::new(s).map_err(|_| NulError {
         what,
         value: String::from_utf8_lossy(s).into_owned(),
     })
 }
 
-fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
+pub(crate) fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
     c(what, p.as_os_str().as_bytes())
 }
 
@@ -137,6 +143,8 @@ pub enum PrepareError {
     Nul(#[from] NulError),
     #[error("cannot build the seccomp filter: {0}")]
     Seccomp(#[from] seccomp::CompileError),
+    #[error(transparent)]
+    Root(#[from] super::root::RootError),
 }
 
 pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
@@ -255,6 +263,8 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         });
     }
 
+    let root = super::root::prepare(plan, &mut sources)?;
+
     let argv: Vec<CString> = plan
         .argv
         .iter()
@@ -303,6 +313,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         id_maps,
         mount_ns: ns.mount,
         pid_ns: ns.pid,
+        root,
         sources,
         ops,
         hostname: plan
@@ -336,7 +347,21 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
             (true, Some(arch)) => Some(seccomp::compile(&plan.security.seccomp.rules, arch)?),
             _ => None,
         },
+        title: command_line_area(),
     })
+}
+
+/// Where this process's command line lives (fields 48 and 49 of
+/// /proc/self/stat); the cloned child has the same addresses.
+fn command_line_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces; the state (field 3) comes first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
 }
 
 fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>, NulError> {

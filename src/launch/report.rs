@@ -20,6 +20,7 @@ pub enum Step {
     MountPropagation,
     OpenBindSource,
     RootTmpfs,
+    RootOverlay,
     AttachRoot,
     ResolveDestination,
     CreateMountPoint,
@@ -58,6 +59,7 @@ impl Step {
         Step::MountPropagation,
         Step::OpenBindSource,
         Step::RootTmpfs,
+        Step::RootOverlay,
         Step::AttachRoot,
         Step::ResolveDestination,
         Step::CreateMountPoint,
@@ -101,6 +103,7 @@ impl Step {
             Step::MountPropagation => "make the mount namespace private",
             Step::OpenBindSource => "open bind source",
             Step::RootTmpfs => "create the tmpfs for the new root",
+            Step::RootOverlay => "mount the root with overlayfs from",
             Step::AttachRoot => "attach the new root",
             Step::ResolveDestination => "resolve mount destination",
             Step::CreateMountPoint => "create mount point",
@@ -141,6 +144,12 @@ impl Step {
             (_, Errno::ENOSYS) => {
                 "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
             }
+            (Step::RootOverlay, Errno::EPERM | Errno::EINVAL) => {
+                "unprivileged overlayfs needs Linux 5.11 or later and a filesystem for the layers that supports it (a persistent `writable` directory must support user extended attributes: ext4, xfs, btrfs)"
+            }
+            (Step::RootOverlay, Errno::ENOENT) => {
+                "a layer or the `writable` directory disappeared; re-import the image (`hutch image import`) or check the path"
+            }
             (Step::OpenBindSource, Errno::ENOENT) => {
                 "the source disappeared after the profile was checked; create it again or mark the entry optional"
             }
@@ -152,7 +161,7 @@ impl Step {
             }
             (Step::ResolveDestination, Errno::ELOOP) => "too many symlinks on the way",
             (Step::ResolveDestination | Step::CreateMountPoint, Errno::EROFS) => {
-                "the mount point would have to be created inside a read-only bind; create it on the host first, or mount a tmpfs there in an earlier entry"
+                "the mount point would have to be created inside a read-only bind or root; create it on the host first, mount a tmpfs there in an earlier entry, or give a `root` a writable layer (`writable = \"tmpfs\"`)"
             }
             (Step::ResolveDestination | Step::CreateMountPoint, Errno::ENOTDIR) => {
                 "a path component on the way is a file, not a directory"

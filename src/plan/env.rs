@@ -42,7 +42,13 @@ fn valid_var_name(name: &str) -> bool {
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
-pub fn plan_env(profile: &Profile, host: &Host) -> Result<BTreeMap<String, String>, ProfileError> {
+/// `base` (an image's `Env`) is set over hutch's defaults and under the
+/// profile's `[env] set`.
+pub fn plan_env(
+    profile: &Profile,
+    host: &Host,
+    base: &[(String, String)],
+) -> Result<BTreeMap<String, String>, ProfileError> {
     let clear = profile
         .last(|p| p.env.as_ref()?.clear.as_ref())
         .is_none_or(|c| *c.get());
@@ -83,6 +89,9 @@ pub fn plan_env(profile: &Profile, host: &Host) -> Result<BTreeMap<String, Strin
         if let Ok(v) = vars::expand(value, host) {
             env.insert(name.to_string(), v);
         }
+    }
+    for (name, value) in base {
+        env.insert(name.clone(), value.clone());
     }
     for layer in &profile.layers {
         let Some(set) = layer.raw.env.as_ref().and_then(|e| e.set.as_ref()) else {

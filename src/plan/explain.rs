@@ -68,10 +68,14 @@ pub fn render(plan: &Plan) -> String {
             "none: the payload is PID 1"
         }
     );
-    let _ = writeln!(
-        o,
-        "mounts      (in order; root is an empty tmpfs, made read-only)"
-    );
+    let root = match &plan.root {
+        None => "root is an empty tmpfs, made read-only".to_string(),
+        Some(r) => {
+            let _ = write!(o, "{}", super::rootfs::describe(r));
+            "on top of the root".to_string()
+        }
+    };
+    let _ = writeln!(o, "mounts      (in order; {root})");
     for (i, planned) in plan.mounts.iter().enumerate() {
         let line = match &planned.op {
             MountOp::Bind {

@@ -7,6 +7,7 @@
 pub mod env;
 pub mod explain;
 pub mod mounts;
+pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 
@@ -20,6 +21,7 @@ use crate::host::Host;
 use crate::profile::schema::Identity;
 use crate::profile::{Profile, ProfileError, vars};
 pub use mounts::{MountOp, PlannedMount};
+pub use rootfs::{ImageRequest, RootPlan};
 
 /// Hostname used when the profile does not set one.
 pub const DEFAULT_HOSTNAME: &str = "hutch";
@@ -33,6 +35,9 @@ pub struct Plan {
     /// Single-id uid/gid maps; `None` without a user namespace.
     pub id_map: Option<IdMap>,
     pub hostname: Option<String>,
+    /// What the root is built from; `None`: an empty tmpfs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootPlan>,
     pub mounts: Vec<PlannedMount>,
     /// Optional entries left out, for `--explain`.
     pub skipped: Vec<String>,
@@ -105,6 +110,9 @@ pub struct Request {
     /// `hutch check` validates a profile that may leave the command to the
     /// command line.
     pub command_optional: bool,
+    /// The image to use as the root (`--image`, or leased for the profile's
+    /// `image`).
+    pub image: Option<ImageRequest>,
 }
 
 pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, ProfileError> {
@@ -135,22 +143,33 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
                 .into());
         }
         if let Some(id) = &identity
-            && *id.get() == Identity::Root
+            && *id.get() != Identity::SelfIds
         {
             return Err(id
-                .diag("`identity = \"root\"` needs a user namespace")
+                .diag("`identity` other than \"self\" needs a user namespace")
                 .help("remove `namespaces.user = false`, or drop the identity line")
                 .into());
         }
     }
+    let rooted = rootfs::plan_root(
+        profile,
+        host,
+        request.image.as_ref(),
+        request.command_optional,
+    )?;
+    let image = rooted.image.as_ref();
     let id_map = namespaces.user.then(|| {
-        let root = identity
-            .as_ref()
-            .is_some_and(|i| *i.get() == Identity::Root);
+        // The profile decides; else the image's `User` (root if it sets none).
+        let (uid_inside, gid_inside) = match identity.as_ref().map(|i| *i.get()) {
+            Some(Identity::Root) => (0, 0),
+            Some(Identity::Ids { uid, gid }) => (uid, gid.unwrap_or(uid)),
+            Some(Identity::SelfIds) => (host.uid, host.gid),
+            None => image.map_or((host.uid, host.gid), rootfs::ImageRun::ids),
+        };
         IdMap {
-            uid_inside: if root { 0 } else { host.uid },
+            uid_inside,
             uid_outside: host.uid,
-            gid_inside: if root { 0 } else { host.gid },
+            gid_inside,
             gid_outside: host.gid,
         }
     });
@@ -174,7 +193,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         (None, false) => None,
     };
 
-    let mount_plan = mounts::plan_mounts(profile, host)?;
+    let mut mount_plan = mounts::plan_mounts(profile, host)?;
     if !namespaces.mount && !mount_plan.ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");
         return Err(at
@@ -182,12 +201,25 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             .help("remove `namespaces.mount = false` or the [[mount]] entries")
             .into());
     }
+    if !namespaces.mount && rooted.root.is_some() {
+        let at = mount_at.as_ref().expect("mount namespace is on by default");
+        return Err(at
+            .diag("`root` and `image` need the mount namespace, which this profile turns off")
+            .help("remove `namespaces.mount = false`, or `root`/`image`")
+            .into());
+    }
 
-    let env = env::plan_env(profile, host)?;
+    // An image's environment comes between hutch's defaults and the profile's.
+    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
+    let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
+    let env = env::plan_env(profile, host, &image_env)?;
 
-    let argv = if !request.command.is_empty() {
+    let profile_command = profile.last(|p| p.command.as_ref());
+    let argv = if let Some(img) = image.filter(|_| profile_command.is_none()) {
+        img.argv(&request.command)?
+    } else if !request.command.is_empty() {
         request.command.clone()
-    } else if let Some(cmd) = profile.last(|p| p.command.as_ref()) {
+    } else if let Some(cmd) = profile_command {
         if cmd.get().is_empty() {
             return Err(cmd
                 .diag("key `command`: the command is empty")
@@ -230,12 +262,21 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             }
             path
         }
-        None => default_cwd(host, &mount_plan.ops),
+        None => match image.map(rootfs::ImageRun::working_dir).transpose()? {
+            Some(Some((dir, create))) => {
+                mount_plan.ops.extend(create);
+                dir
+            }
+            _ => default_cwd(host, &mount_plan.ops),
+        },
     };
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let seccomp = security::plan_seccomp(profile)?;
-    let landlock = security::plan_landlock(profile, host, &mount_plan.ops)?;
+    let mut landlock = security::plan_landlock(profile, host, &mount_plan.ops)?;
+    if let Some(root) = &rooted.root {
+        rootfs::landlock_rule(profile, root, &mut landlock);
+    }
     let new_session = security::plan_terminal(profile, host, &seccomp)?;
     let rlimits = security::plan_rlimits(profile);
 
@@ -245,6 +286,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         namespaces,
         id_map,
         hostname,
+        root: rooted.root,
         mounts: mount_plan.ops,
         skipped: mount_plan.skipped,
         cwd,
@@ -299,6 +341,16 @@ mod tests {
 
     /// Loads profile `name` from files written in a temp dir (plus built-ins).
     fn plan_of(files: &[(&str, &str)], name: &str, uid: u32) -> Result<Plan, String> {
+        plan_with(files, name, uid, &["prog"], None)
+    }
+
+    fn plan_with(
+        files: &[(&str, &str)],
+        name: &str,
+        uid: u32,
+        command: &[&str],
+        image: Option<ImageRequest>,
+    ) -> Result<Plan, String> {
         let dir = tempfile::tempdir().unwrap();
         for (n, text) in files {
             let p = dir.path().join(format!("{n}.toml"));
@@ -326,8 +378,9 @@ mod tests {
             &profile,
             &host,
             &Request {
-                command: vec!["prog".into()],
+                command: command.iter().map(|c| c.to_string()).collect(),
                 command_optional: false,
+                image,
             },
         )
         .map_err(|e| e.to_string())
@@ -510,5 +563,114 @@ mod tests {
         assert_eq!(json["mounts"][0]["op"], "bind");
         let text = explain::render(&plan);
         assert!(text.contains("tmpfs    /home/u (mode 0700"), "{text}");
+    }
+
+    fn image(config: crate::image::ImageRunConfig) -> ImageRequest {
+        ImageRequest {
+            info: crate::image::ImageInfo {
+                name: "img:latest".into(),
+                manifest_digest: None,
+                config_digest: format!("sha256:{}", "ab".repeat(32)),
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                variant: None,
+                created: None,
+                imported_at: 0,
+                size: 0,
+                layer_digests: Vec::new(),
+                layers: vec!["/s/l1".into(), "/s/l2".into(), "/s/l1".into()],
+                config,
+            },
+            from_cli: true,
+        }
+    }
+
+    fn config() -> crate::image::ImageRunConfig {
+        crate::image::ImageRunConfig {
+            entrypoint: vec!["/ep".into()],
+            cmd: vec!["default".into()],
+            env: vec!["PATH=/img/bin".into(), "A=image".into()],
+            working_dir: Some("/work".into()),
+            user: Some("7:8".into()),
+        }
+    }
+
+    #[test]
+    fn an_image_supplies_defaults_that_the_profile_overrides() {
+        let plan = plan_with(&[], "container", 1000, &[], Some(image(config()))).unwrap();
+        let root = plan.root.as_ref().unwrap();
+        assert_eq!(root.from, "--image");
+        assert_eq!(root.writable, rootfs::Upper::Tmpfs);
+        // Highest first, each layer once.
+        assert_eq!(
+            root.lowers(),
+            [std::path::Path::new("/s/l1"), std::path::Path::new("/s/l2")]
+        );
+        assert_eq!(plan.argv, ["/ep", "default"]);
+        assert_eq!(plan.env.get("PATH").map(String::as_str), Some("/img/bin"));
+        assert_eq!(plan.env.get("A").map(String::as_str), Some("image"));
+        assert_eq!(plan.env.get("HOME").map(String::as_str), Some("/"));
+        assert!(!plan.env.contains_key("USER"));
+        assert_eq!(plan.cwd, PathBuf::from("/work"));
+        assert_eq!(
+            plan.mounts.last().map(|m| &m.op),
+            Some(&MountOp::Dir {
+                dst: "/work".into(),
+                mode: 0o755
+            })
+        );
+        let m = plan.id_map.unwrap();
+        assert_eq!((m.uid_inside, m.gid_inside, m.uid_outside), (7, 8, 1000));
+
+        // The command line replaces Cmd, not Entrypoint.
+        let plan = plan_with(&[], "container", 1000, &["x"], Some(image(config()))).unwrap();
+        assert_eq!(plan.argv, ["/ep", "x"]);
+
+        let over = "version = 1\nextends = [\"container\"]\ncommand = [\"/own\"]\ncwd = \"/\"\nidentity = \"self\"\nwritable = false\n[env]\nset = { A = \"profile\" }\n";
+        let plan = plan_with(&[("over", over)], "over", 1000, &[], Some(image(config()))).unwrap();
+        assert_eq!(plan.argv, ["/own"]);
+        assert_eq!(plan.cwd, PathBuf::from("/"));
+        assert_eq!(plan.env.get("A").map(String::as_str), Some("profile"));
+        assert_eq!(plan.id_map.unwrap().uid_inside, 1000);
+        assert_eq!(plan.root.unwrap().writable, rootfs::Upper::ReadOnly);
+
+        // No user in the image: root, like docker.
+        let mut c = config();
+        c.user = None;
+        c.entrypoint.clear();
+        c.cmd.clear();
+        let plan = plan_with(&[], "container", 1000, &["sh"], Some(image(c.clone()))).unwrap();
+        assert_eq!(plan.id_map.unwrap().uid_inside, 0);
+        assert_eq!(plan.argv, ["sh"]);
+        let err = plan_with(&[], "container", 1000, &[], Some(image(c))).unwrap_err();
+        assert!(err.contains("has no Entrypoint or Cmd"), "{err}");
+    }
+
+    #[test]
+    fn the_root_gets_a_landlock_rule_of_its_own() {
+        let plan = plan_with(&[], "container", 1000, &["sh"], Some(image(config()))).unwrap();
+        let ll = &plan.security.landlock;
+        assert_ne!(ll.handled_fs, 0, "the fixed host has Landlock");
+        let root_rules: Vec<_> = ll
+            .fs_rules
+            .iter()
+            .filter(|r| r.path == std::path::Path::new("/"))
+            .collect();
+        assert!(
+            root_rules
+                .iter()
+                .any(|r| r.access & security::access::WRITE_FILE != 0),
+            "{root_rules:?}"
+        );
+    }
+
+    #[test]
+    fn identity_takes_numeric_ids() {
+        let plan = plan_of(&[("p", "version = 1\nidentity = \"42\"\n")], "p", 1000).unwrap();
+        let m = plan.id_map.unwrap();
+        assert_eq!((m.uid_inside, m.gid_inside), (42, 42));
+        let plan = plan_of(&[("p", "version = 1\nidentity = \"42:7\"\n")], "p", 1000).unwrap();
+        let m = plan.id_map.unwrap();
+        assert_eq!((m.uid_inside, m.gid_inside, m.gid_outside), (42, 7, 1000));
     }
 }

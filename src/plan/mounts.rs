@@ -361,7 +361,7 @@ pub fn value_inner_span(
 
 /// Expands variables and checks the result is an absolute path without `..`,
 /// returning it with `.` components and repeated slashes removed.
-fn absolute_path(
+pub(crate) fn absolute_path(
     value: &Spanned<String>,
     host: &Host,
     layer: &Layer,

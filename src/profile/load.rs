@@ -15,6 +15,7 @@ use crate::host::Host;
 pub static BUILTIN: &[(&str, &str)] = &[
     ("default", include_str!("../../profiles/default.toml")),
     ("cli", include_str!("../../profiles/cli.toml")),
+    ("container", include_str!("../../profiles/container.toml")),
     (
         "base/system",
         include_str!("../../profiles/base/system.toml"),

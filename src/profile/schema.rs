@@ -31,6 +31,12 @@ pub struct RawProfile {
     pub remove: Option<Vec<Spanned<String>>>,
     /// Whether the payload keeps the caller's terminal (and job control).
     pub terminal: Option<Spanned<Terminal>>,
+    /// A host directory to use as the sandbox's root instead of an empty tmpfs.
+    pub root: Option<Spanned<String>>,
+    /// An image from the store (`hutch image list`) to use as the root.
+    pub image: Option<Spanned<String>>,
+    /// The writable layer over `root` or `image`.
+    pub writable: Option<Spanned<Writable>>,
     pub namespaces: Option<Namespaces>,
     pub env: Option<Env>,
     pub seccomp: Option<Seccomp>,
@@ -194,7 +200,7 @@ impl<'de> Deserialize<'de> for Limit {
 }
 
 /// Who the payload is inside the user namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Identity {
     /// The caller's own uid and gid, mapped to themselves.
@@ -202,6 +208,104 @@ pub enum Identity {
     SelfIds,
     /// uid and gid 0 inside, mapped to the caller outside.
     Root,
+    /// These ids inside (`"UID"` or `"UID:GID"`; the gid defaults to the
+    /// uid), mapped to the caller outside.
+    Ids { uid: u32, gid: Option<u32> },
+}
+
+impl Identity {
+    /// Parses `self`, `root`, `UID` or `UID:GID`.
+    pub fn parse(s: &str) -> Option<Identity> {
+        let id = |t: &str| {
+            (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u32>().ok())
+                .flatten()
+        };
+        match s {
+            "self" => Some(Identity::SelfIds),
+            "root" => Some(Identity::Root),
+            _ => match s.split_once(':') {
+                Some((u, g)) => Some(Identity::Ids {
+                    uid: id(u)?,
+                    gid: Some(id(g)?),
+                }),
+                None => Some(Identity::Ids {
+                    uid: id(s)?,
+                    gid: None,
+                }),
+            },
+        }
+    }
+}
+
+const IDENTITY_VALUES: &[&str] = &["self", "root", "UID", "UID:GID"];
+
+impl<'de> Deserialize<'de> for Identity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Identity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"self\", \"root\", or numeric ids \"UID\" or \"UID:GID\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Identity, E> {
+                u32::try_from(v)
+                    .map(|uid| Identity::Ids { uid, gid: None })
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Identity, E> {
+                Identity::parse(s).ok_or_else(|| E::unknown_variant(s, IDENTITY_VALUES))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The writable layer over a `root` directory or an `image`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Writable {
+    /// `false`: the root stays read-only.
+    ReadOnly,
+    /// `"tmpfs"`: changes are kept in memory and vanish at exit.
+    Tmpfs,
+    /// An absolute host path (variables allowed): changes are kept in that
+    /// directory and persist.
+    Dir(String),
+}
+
+const WRITABLE_VALUES: &[&str] = &["false", "tmpfs", "/ABSOLUTE/PATH"];
+
+impl<'de> Deserialize<'de> for Writable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Writable;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "false, \"tmpfs\", or the absolute path of a directory to keep the changes in",
+                )
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Writable, E> {
+                if v {
+                    // `true` does not say where the changes go.
+                    Err(E::invalid_value(de::Unexpected::Bool(v), &self))
+                } else {
+                    Ok(Writable::ReadOnly)
+                }
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Writable, E> {
+                if s == "tmpfs" {
+                    Ok(Writable::Tmpfs)
+                } else if s.starts_with('/') || s.starts_with('~') || s.starts_with("${") {
+                    Ok(Writable::Dir(s.to_string()))
+                } else {
+                    Err(E::unknown_variant(s, WRITABLE_VALUES))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,0 +1,205 @@
+//! The root as an overlayfs mount: read-only lower layers (an image's, or
+//! a directory), changes in an upper layer on a tmpfs or in a persistent
+//! directory. Mounted unprivileged inside the user namespace with the
+//! `userxattr` option (Linux 5.11+), so whiteouts and opaque directories
+//! are the 0:0 character devices and `user.overlay.opaque` attributes the
+//! image store writes. How layers are named: see [`crate::launch::root`].
+//!
+//! Runs between clone and exec: raw system calls and fixed buffers only.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+
+use super::Fail;
+use crate::launch::report::{self, ARG_MAX, Step};
+use crate::launch::root::OverlayOp;
+use crate::sys;
+
+/// Opens the layer directories into `fds` (before anything is attached),
+/// mounts the farm (attached at `staging`, and left there: the process's
+/// working directory is in it until the caller moves on), then the
+/// overlay; returns the overlay's detached mount. Failures are reported on
+/// `report` with the kernel's own message when it gave one.
+pub fn mount<'a>(
+    o: &'a OverlayOp,
+    fds: &mut [RawFd],
+    staging: &'a CStr,
+    report: RawFd,
+) -> Result<RawFd, Fail<'a>> {
+    let r = open_dirs(o, fds);
+    let r = r.and_then(|()| {
+        let farm = farm(o, fds, staging)
+            .map_err(|e| Fail::with(Step::RootOverlay, e, o.what.to_bytes()))?;
+        let r = overlay(o, report);
+        sys::close(farm);
+        r
+    });
+    for fd in fds.iter_mut() {
+        if *fd >= 0 {
+            sys::close(*fd);
+            *fd = -1;
+        }
+    }
+    r
+}
+
+fn open_dirs<'a>(o: &'a OverlayOp, fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
+    for (dir, slot) in o.dirs.iter().zip(fds.iter_mut()) {
+        // SAFETY: dir is NUL-terminated.
+        let fd = unsafe {
+            libc::open(
+                dir.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Fail::with(Step::RootOverlay, Errno::last(), dir.to_bytes()));
+        }
+        *slot = fd;
+    }
+    Ok(())
+}
+
+fn overlay<'a>(o: &'a OverlayOp, report: RawFd) -> Result<RawFd, Fail<'a>> {
+    let fail = |e: Errno| Fail::with(Step::RootOverlay, e, o.what.to_bytes());
+    let fs = sys::fsopen(c"overlay").map_err(fail)?;
+    let r = configure(o, fs)
+        .and_then(|()| sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV));
+    if let Err(e) = r {
+        send_with_log(report, fs, e, o.what.to_bytes());
+    }
+    sys::close(fs);
+    r.map_err(fail)
+}
+
+/// `/proc/self/fd/N`, NUL-terminated, in `buf`.
+fn fd_link(fd: RawFd, buf: &mut [u8; 32]) -> &CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"")
+}
+
+fn link(target_fd: RawFd, dir: RawFd, name: &CStr) -> Result<(), Errno> {
+    let mut buf = [0u8; 32];
+    let target = fd_link(target_fd, &mut buf);
+    // SAFETY: both strings are NUL-terminated.
+    if unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// A private tmpfs holding the layer links and the upper layer, attached
+/// (overlayfs before Linux 6.15 refuses layers on a detached mount) and
+/// made the working directory.
+fn farm(o: &OverlayOp, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
+    let fs = sys::fsopen(c"tmpfs")?;
+    let r = (|| {
+        // The upper directory's mode becomes the root's: 0755 like any `/`.
+        sys::fsconfig_string(fs, c"mode", c"755")?;
+        sys::fsconfig_create(fs)?;
+        sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
+    })();
+    sys::close(fs);
+    let farm = r?;
+    let r = (|| {
+        sys::move_mount_to_path(farm, staging)?;
+        // SAFETY: farm is a directory descriptor.
+        if unsafe { libc::fchdir(farm) } < 0 {
+            return Err(Errno::last());
+        }
+        for (name, &fd) in o.layers.iter().zip(fds) {
+            link(fd, farm, name)?;
+        }
+        if o.persistent {
+            let n = o.layers.len();
+            let (upper, work) = (fds.get(n), fds.get(n + 1));
+            link(upper.copied().unwrap_or(-1), farm, c"u")?;
+            link(work.copied().unwrap_or(-1), farm, c"w")?;
+        } else {
+            for (name, mode) in [(c"u", 0o755), (c"w", 0o700)] {
+                // SAFETY: name is NUL-terminated.
+                if unsafe { libc::mkdirat(farm, name.as_ptr(), mode) } < 0 {
+                    return Err(Errno::last());
+                }
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(farm),
+        Err(e) => {
+            sys::close(farm);
+            Err(e)
+        }
+    }
+}
+
+fn configure(o: &OverlayOp, fs: RawFd) -> Result<(), Errno> {
+    // Relative names resolve against the working directory, the farm.
+    match &o.lowerdir {
+        Some(joined) => sys::fsconfig_string(fs, c"lowerdir", joined)?,
+        None => {
+            for name in &o.layers {
+                sys::fsconfig_string(fs, c"lowerdir+", name)?;
+            }
+        }
+    }
+    sys::fsconfig_string(fs, c"upperdir", c"u")?;
+    sys::fsconfig_string(fs, c"workdir", c"w")?;
+    sys::fsconfig_flag(fs, c"userxattr")?;
+    sys::fsconfig_create(fs)
+}
+
+/// Reports `what: <the kernel's last error message>` (from the filesystem
+/// context's log), or just `what` if there is none. The parent reads the
+/// first record only, so the caller's own report after this one is moot.
+fn send_with_log(report_fd: RawFd, fs: RawFd, errno: Errno, what: &[u8]) {
+    let mut out = [0u8; ARG_MAX];
+    let mut n = 0;
+    let mut push = |bytes: &[u8], n: &mut usize| {
+        let take = bytes.len().min(ARG_MAX - *n);
+        out[*n..*n + take].copy_from_slice(&bytes[..take]);
+        *n += take;
+    };
+    push(what, &mut n);
+    let mut msg = [0u8; 256];
+    let mut last = 0;
+    for _ in 0..16 {
+        let mut buf = [0u8; 256];
+        // SAFETY: buf is valid for its length; reading the context's log.
+        let r = unsafe { libc::read(fs, buf.as_mut_ptr().cast(), buf.len()) };
+        if r <= 0 {
+            break;
+        }
+        let r = r as usize;
+        // Messages are "e text", "w text" or "i text"; keep the last error.
+        if r > 2 && buf[0] == b'e' && buf[1] == b' ' {
+            msg[..r - 2].copy_from_slice(&buf[2..r]);
+            last = r - 2;
+        }
+    }
+    if last > 0 {
+        push(b" (", &mut n);
+        push(&msg[..last], &mut n);
+        push(b")", &mut n);
+    }
+    report::send(report_fd, Step::RootOverlay, errno, &out[..n]);
+}
