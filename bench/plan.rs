@@ -31,6 +31,7 @@ fn request() -> Request {
     Request {
         command: vec!["/bin/true".into()],
         command_optional: false,
+        image: None,
     }
 }
 
