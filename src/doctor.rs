@@ -150,6 +150,36 @@ fn probe_seccomp() -> Result<(), String> {
     }
 }
 
+/// In new user and mount namespaces, mounts an overlay the way `--image`
+/// does. `Ok(true)`: a tmpfs upper layer also holds overlayfs's xattrs.
+fn probe_overlay() -> Result<bool, Errno> {
+    let uid_map = format!("{0} {0} 1\n", nix::unistd::getuid().as_raw());
+    let gid_map = format!("{0} {0} 1\n", nix::unistd::getgid().as_raw());
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64;
+    let pid = sys::clone_fork(flags, None)?;
+    if pid == 0 {
+        let r = sys::write_file(c"/proc/self/setgroups", b"deny")
+            .and_then(|()| sys::write_file(c"/proc/self/uid_map", uid_map.as_bytes()))
+            .and_then(|()| sys::write_file(c"/proc/self/gid_map", gid_map.as_bytes()))
+            .and_then(|()| crate::child::overlay::probe(c"/tmp"));
+        // Exit status: 0 overlay and tmpfs xattrs, 1 overlay only, else 2 + errno.
+        sys::exit_now(match r {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => 2 + (e as i32).clamp(0, 200),
+        });
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child; status is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        Some(n) if n >= 2 => Err(Errno::from_raw(n - 2)),
+        _ => Err(Errno::EIO),
+    }
+}
+
 pub fn run_checks(host: &Host) -> Vec<Check> {
     let mut out = Vec::new();
     let release = nix::sys::utsname::uname()
@@ -235,6 +265,27 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
             Status::Ok => None,
         },
     ));
+
+    out.push(match probe_overlay() {
+        Ok(true) => check(
+            "overlayfs",
+            Status::Ok,
+            "mounted an unprivileged overlay (userxattr) with a tmpfs upper layer: `--image` and writable `root`s work",
+            None,
+        ),
+        Ok(false) => check(
+            "overlayfs",
+            Status::Warn,
+            "unprivileged overlays work, but tmpfs cannot hold their extended attributes (Linux < 6.6): in an image, re-creating a deleted directory fails",
+            Some("use `writable = \"/some/dir\"` on ext4, xfs or btrfs, or Linux 6.6+"),
+        ),
+        Err(e) => check(
+            "overlayfs",
+            Status::Fail,
+            format!("could not mount an unprivileged overlay: {}", e.desc()),
+            Some("`hutch run --image` and `root` with a writable layer need unprivileged overlayfs (Linux 5.11+)"),
+        ),
+    });
 
     match probe_seccomp() {
         Ok(()) => out.push(check(

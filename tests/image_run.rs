@@ -789,3 +789,33 @@ fn an_interactive_shell_on_a_terminal() {
     );
     assert!(text.split("\r\n").any(|l| l.trim() == "pid=1"), "{text:?}");
 }
+
+#[test]
+fn an_image_can_be_read_only() {
+    let Some(im) = Images::new() else { return };
+    let p = im.profile(
+        "ro",
+        "version = 1\nextends = [\"container\"]\nwritable = false\n",
+    );
+    let out = ok(&im.sh(
+        Some(&p),
+        "touch /new 2>/dev/null || echo root-read-only; rm /etc/motd 2>/dev/null || echo motd-kept; touch /tmp/x && echo tmp-writable",
+    ));
+    assert_eq!(out, "root-read-only\nmotd-kept\ntmp-writable\n");
+}
+
+#[test]
+fn doctor_reports_what_image_runs_need() {
+    let Some(im) = Images::new() else { return };
+    // The overlay mount works here (every other test in this file runs one).
+    ok(&im.sh(None, "true"));
+    let out = ok(&im.s.hutch(&["doctor", "--json"]).output().unwrap());
+    let checks: Value = serde_json::from_str(&out).unwrap();
+    let overlay = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "overlayfs")
+        .unwrap_or_else(|| panic!("no overlayfs check: {out}"));
+    assert_ne!(overlay["status"], "fail", "{overlay}");
+}

@@ -203,3 +203,48 @@ fn send_with_log(report_fd: RawFd, fs: RawFd, errno: Errno, what: &[u8]) {
     }
     report::send(report_fd, Step::RootOverlay, errno, &out[..n]);
 }
+
+/// For `hutch doctor`, in a child that owns its user and mount namespaces:
+/// mounts a one-layer overlay the way [`mount`] does (farm tmpfs attached
+/// at `staging`, `userxattr`), then checks whether a tmpfs upper layer can
+/// hold overlayfs's extended attributes (Linux 6.6+). `Ok(false)`: the
+/// overlay works but tmpfs lacks user xattrs.
+pub fn probe(staging: &CStr) -> Result<bool, Errno> {
+    let fs = sys::fsopen(c"tmpfs")?;
+    let farm = sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, 0));
+    sys::close(fs);
+    let farm = farm?;
+    sys::move_mount_to_path(farm, staging)?;
+    // SAFETY: farm is a directory descriptor.
+    if unsafe { libc::fchdir(farm) } < 0 {
+        return Err(Errno::last());
+    }
+    for dir in [c"l", c"u", c"w"] {
+        // SAFETY: dir is NUL-terminated.
+        if unsafe { libc::mkdirat(farm, dir.as_ptr(), 0o755) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    let fs = sys::fsopen(c"overlay")?;
+    let r = (|| {
+        sys::fsconfig_string(fs, c"lowerdir", c"l")?;
+        sys::fsconfig_string(fs, c"upperdir", c"u")?;
+        sys::fsconfig_string(fs, c"workdir", c"w")?;
+        sys::fsconfig_flag(fs, c"userxattr")?;
+        sys::fsconfig_create(fs)?;
+        sys::fsmount(fs, 0)
+    })();
+    sys::close(fs);
+    sys::close(r?);
+    // SAFETY: the names and the one-byte value are valid for the call.
+    let xattr = unsafe {
+        libc::setxattr(
+            c"u".as_ptr(),
+            c"user.hutch-probe".as_ptr(),
+            c"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    Ok(xattr == 0)
+}
