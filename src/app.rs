@@ -16,7 +16,11 @@ use crate::profile::{self, ProfileError, ProfileRef};
 /// Runs hutch with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     ensure_stdio_open();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(run_args) = crate::cli::fast_run_args(&args) {
+        return run(run_args);
+    }
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { files } => check(&files),

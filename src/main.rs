@@ -6,6 +6,9 @@
 #![no_main]
 
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: these are the arguments the C runtime passes to main: argc
+    // strings laid out by the kernel on the initial stack.
+    unsafe { hutch::launch::prepare::record_command_line(argc, argv) };
     hutch::app::main()
 }

@@ -351,9 +351,34 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
     })
 }
 
-/// Where this process's command line lives (fields 48 and 49 of
-/// /proc/self/stat); the cloned child has the same addresses.
+static COMMAND_LINE: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+
+/// Records where the process's command line lives, from the arguments the
+/// binary's `main` received, so that finding it costs no /proc read.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings, laid out one
+/// after the other as the kernel puts them on a new process's stack.
+pub unsafe fn record_command_line(argc: libc::c_int, argv: *const *const libc::c_char) {
+    if argc < 1 || argv.is_null() {
+        return;
+    }
+    // SAFETY: the caller guarantees argc valid pointers to C strings.
+    let (first, last) = unsafe { (*argv, *argv.add(argc as usize - 1)) };
+    if first.is_null() || last.is_null() {
+        return;
+    }
+    // SAFETY: `last` is a valid C string (caller's guarantee).
+    let end = last as usize + unsafe { libc::strlen(last) } + 1;
+    let _ = COMMAND_LINE.set((first as usize, end));
+}
+
+/// Where this process's command line lives; the cloned child has the same
+/// addresses. Falls back to fields 48 and 49 of /proc/self/stat.
 fn command_line_area() -> Option<(usize, usize)> {
+    if let Some(area) = COMMAND_LINE.get() {
+        return Some(*area);
+    }
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may hold
     // spaces; the state (field 3) comes first.
