@@ -245,6 +245,9 @@ pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> Result<(), Errno> {
 pub fn close_fds_from(first: u32, keep: &[RawFd]) {
     let mut lo = first;
     for &k in keep {
+        if k < 0 {
+            continue;
+        }
         let k = k as u32;
         if k < lo {
             continue;

@@ -550,3 +550,51 @@ fn wait_for_exec(pid: u32, comm: &str) {
 fn nix_landlock_abi() -> u32 {
     hutch::sys::landlock_abi()
 }
+
+#[test]
+fn the_network_namespace_has_only_a_working_loopback() {
+    let Some(s) = setup() else { return };
+    assert_eq!(inside(&s, "", &["loopback"]), "ok", "lo is up inside");
+    // With one CPU the namespace comes from the clone itself, not a helper.
+    let mut one_cpu = s.as_user(Path::new("/usr/bin/taskset"));
+    one_cpu.args(["-c", "0"]).arg(hutch_bin()).args([
+        "run",
+        "--profile",
+        "cli",
+        "--",
+        "./escape",
+        "loopback",
+    ]);
+    assert_eq!(
+        ok(&one_cpu.output().unwrap()).trim(),
+        "ok",
+        "lo is up on one CPU too"
+    );
+    let out = ok(&s.sh("ls /sys/class/net 2>/dev/null || sed 1,2d /proc/net/dev | cut -d: -f1"));
+    let ifaces: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(ifaces, ["lo"], "{out}");
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let inner = ok(&s.sh("readlink /proc/self/ns/net"));
+    assert_ne!(
+        inner.trim(),
+        host.to_str().unwrap(),
+        "a namespace of its own"
+    );
+    let shared = ok(&s.run(
+        &[
+            "--profile",
+            s.write(
+                "shared.toml",
+                "version = 1\nextends = [\"cli\"]\n[namespaces]\nnet = false\n",
+            )
+            .to_str()
+            .unwrap(),
+        ],
+        &["readlink", "/proc/self/ns/net"],
+    ));
+    assert_eq!(
+        shared.trim(),
+        host.to_str().unwrap(),
+        "probe: `net = false` shares the host's"
+    );
+}

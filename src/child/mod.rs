@@ -2,7 +2,8 @@
 //! payload (under hutch's init unless the profile says `init = false`).
 //!
 //! Order: close inherited fds → die-with-parent → id maps → (wait for the
-//! parent, when it has outside work) → root filesystem and pivot_root →
+//! parent, when it has outside work) → root filesystem and pivot_root → join
+//! the network namespace the launcher's helper made meanwhile →
 //! hostname → working directory → rlimits → non-dumpable → drop capabilities
 //! and set no_new_privs → Landlock → seccomp → init forks the payload →
 //! payload: signal mask, umask, session → execve.
@@ -10,6 +11,7 @@
 //! Only system calls happen here: everything was computed before clone.
 
 pub mod init;
+pub mod netns;
 pub mod overlay;
 pub mod resolve;
 pub mod rootfs;
@@ -52,6 +54,8 @@ pub struct Pipes {
     pub report: RawFd,
     /// Read end: the parent's "go" byte; hang-up means the parent is gone.
     pub go: RawFd,
+    /// Where the network namespace arrives from the launcher's helper (-1: none).
+    pub netns: RawFd,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -68,7 +72,7 @@ pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
 }
 
 fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<(), Fail<'a>> {
-    let mut keep = [pipes.report, pipes.go];
+    let mut keep = [pipes.report, pipes.go, pipes.netns];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
 
@@ -104,6 +108,11 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     }
     if p.mount_ns {
         rootfs::build(p, source_fds, pipes.report)?;
+    }
+    if pipes.netns >= 0 {
+        netns::join(pipes.netns)?;
+    } else if p.net_ns {
+        netns::loopback_up()?;
     }
     if let Some(h) = &p.hostname {
         // SAFETY: h points to h.len() valid bytes.

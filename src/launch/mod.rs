@@ -109,7 +109,17 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
     // Bind sources, then the root's layer directories.
     let root_fds = prepared.root.as_ref().map_or(0, root::RootOp::fd_slots);
     let mut source_fds = vec![-1; prepared.sources.len() + root_fds];
-    let pid = sys::clone_fork(prepared.clone_flags, None).map_err(LaunchError::Clone)?;
+    let mut clone_flags = prepared.clone_flags;
+    let netns = if prepared.net_ns && child::netns::worth_a_helper() {
+        clone_flags &= !(libc::CLONE_NEWNET as u64);
+        Some(child::netns::channel().map_err(|errno| LaunchError::Sys {
+            what: "creating a socket pair",
+            errno,
+        })?)
+    } else {
+        None
+    };
+    let pid = sys::clone_fork(clone_flags, None).map_err(LaunchError::Clone)?;
     if pid == 0 {
         child::run(
             &prepared,
@@ -117,14 +127,39 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
             Pipes {
                 report: report_w.as_raw_fd(),
                 go: go_r.as_raw_fd(),
+                netns: netns.as_ref().map_or(-1, |c| c.child),
             },
         );
     }
     drop(report_w);
     drop(go_r);
+    // The network namespace is made meanwhile, by a helper in the child's
+    // user namespace (see child::netns).
+    let helper = match &netns {
+        Some(c) => {
+            let userns =
+                std::ffi::CString::new(format!("/proc/{pid}/ns/user")).expect("no NUL in a number");
+            let h = child::netns::start_helper(&userns, c.helper);
+            sys::close(c.helper);
+            sys::close(c.child);
+            match h {
+                Ok(h) => Some(h),
+                Err(errno) => {
+                    // SAFETY: signalling our own, not yet reaped, child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = wait_plain(pid);
+                    return Err(LaunchError::Sys {
+                        what: "starting the network namespace helper",
+                        errno,
+                    });
+                }
+            }
+        }
+        None => None,
+    };
     let new_session = prepared.new_session;
     drop(prepared);
-    let result = supervise(pid, &report_r, &set, new_session);
+    let result = supervise(pid, helper, &report_r, &set, new_session);
     drop(go_w);
     result
 }
@@ -132,6 +167,7 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
 /// Waits for the sandbox while forwarding signals; decodes failures.
 fn supervise(
     pid: libc::pid_t,
+    mut helper: Option<libc::pid_t>,
     report: &OwnedFd,
     set: &libc::sigset_t,
     new_session: bool,
@@ -189,6 +225,13 @@ fn supervise(
             }
             let sig = info.ssi_signo as libc::c_int;
             if sig == libc::SIGCHLD {
+                if let Some(h) = helper {
+                    let mut st = 0;
+                    // SAFETY: st is a valid out-pointer; h is our child.
+                    if unsafe { libc::waitpid(h, &mut st, libc::WNOHANG) } == h {
+                        helper = None;
+                    }
+                }
                 let mut st = 0;
                 // SAFETY: st is a valid out-pointer; pid is our child.
                 if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
@@ -203,6 +246,12 @@ fn supervise(
         }
     }
     sys::close(sfd);
+    if let Some(h) = helper {
+        // It exits as soon as it has handed over the namespace (or failed to).
+        let mut st = 0;
+        // SAFETY: reaping our own child; st is a valid out-pointer.
+        unsafe { libc::waitpid(h, &mut st, 0) };
+    }
     if let Some(failure) = report::decode(&record) {
         return Err(LaunchError::Setup(failure));
     }

@@ -88,6 +88,9 @@ pub struct Prepared {
     /// `(uid_map, gid_map)` contents, when a user namespace is created.
     pub id_maps: Option<(Vec<u8>, Vec<u8>)>,
     pub mount_ns: bool,
+    /// The sandbox gets a network namespace of its own, made by the clone
+    /// or, with a CPU to spare, by a helper in parallel (see child::netns).
+    pub net_ns: bool,
     pub pid_ns: bool,
     /// Host paths opened (as detached mount trees) before the root is built.
     pub sources: Vec<CString>,
@@ -312,6 +315,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         clone_flags: flags,
         id_maps,
         mount_ns: ns.mount,
+        net_ns: ns.net,
         pid_ns: ns.pid,
         root,
         sources,

@@ -94,6 +94,17 @@ int main(int argc, char **argv) {
         memcpy(a.sun_path + 1, argv[2], n);
         return report(connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + n));
     }
+    if (!strcmp(t, "loopback")) { /* a TCP connection over 127.0.0.1 */
+        int l = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
+            getsockname(l, (struct sockaddr *)&a, &len) < 0)
+            return report(-1);
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        return report(connect(c, (struct sockaddr *)&a, sizeof a));
+    }
     if (!strcmp(t, "kill") && argc > 2)
         return report(kill(atoi(argv[2]), 0));
     if (!strcmp(t, "euid")) {
