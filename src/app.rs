@@ -113,7 +113,7 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("hutch: warning: not enforced: {n}");
         }
     }
-    match launch::run(&plan) {
+    match launch::run(&plan, args.verbose) {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {

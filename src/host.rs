@@ -19,6 +19,7 @@ pub struct Host {
     env_override: Option<BTreeMap<String, String>>,
     landlock_abi: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
+    cgroups: OnceCell<crate::cgroup::CgroupHost>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ impl Host {
             env_override: None,
             landlock_abi: OnceCell::new(),
             stdin_tty: OnceCell::new(),
+            cgroups: OnceCell::new(),
         }
     }
 
@@ -59,6 +61,7 @@ impl Host {
             ),
             landlock_abi: OnceCell::from(7),
             stdin_tty: OnceCell::from(false),
+            cgroups: OnceCell::new(),
         };
         let _ = host.user_dirs.set(BTreeMap::new());
         host
@@ -72,6 +75,21 @@ impl Host {
             landlock_abi: cell,
             ..self
         }
+    }
+
+    /// A fixed host with this cgroup layout.
+    pub fn with_cgroups(self, cgroups: crate::cgroup::CgroupHost) -> Host {
+        Host {
+            cgroups: OnceCell::from(cgroups),
+            ..self
+        }
+    }
+
+    /// The cgroup layout, D-Bus socket and delegation (probed on first use:
+    /// only profiles with `[limits]` pay for it).
+    pub fn cgroups(&self) -> &crate::cgroup::CgroupHost {
+        self.cgroups
+            .get_or_init(|| crate::cgroup::CgroupHost::probe(self.uid, &|n| self.env(n)))
     }
 
     /// The Landlock ABI version the kernel offers; 0 if Landlock is not

@@ -7,6 +7,7 @@
 //! the store of OCI images that can serve as a sandbox's root.
 
 pub mod app;
+pub mod cgroup;
 pub mod child;
 pub mod cli;
 pub mod diag;

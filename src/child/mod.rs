@@ -2,8 +2,10 @@
 //! payload (under hutch's init unless the profile says `init = false`).
 //!
 //! Order: close inherited fds → die-with-parent → id maps → (wait for the
-//! parent, when it has outside work) → root filesystem and pivot_root → join
-//! the network namespace the launcher's helper made meanwhile →
+//! parent, when it has outside work such as placing the child in its limits
+//! cgroup) → (cgroup namespace, when created after that) → root filesystem
+//! and pivot_root → join the network namespace the launcher's helper made
+//! meanwhile →
 //! hostname → working directory → rlimits → non-dumpable → drop capabilities
 //! and set no_new_privs → Landlock → seccomp → init forks the payload →
 //! payload: signal mask, umask, session → execve.
@@ -104,6 +106,12 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
         let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
         if n != 1 {
             return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
+        }
+    }
+    if p.unshare_cgroup_ns {
+        // SAFETY: unshare takes a flag word only.
+        if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
+            return Err(Fail::new(Step::CgroupNamespace, Errno::last()));
         }
     }
     if p.mount_ns {

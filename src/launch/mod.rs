@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
+use crate::cgroup;
 use crate::child::{self, Pipes};
 use crate::plan::Plan;
 use crate::sys;
@@ -33,6 +34,9 @@ pub enum LaunchError {
     /// The child reported a failed step.
     #[error("{0}")]
     Setup(Failure),
+    /// The `[limits]` could not be applied.
+    #[error(transparent)]
+    Cgroup(#[from] cgroup::CgroupError),
 }
 
 fn clone_help(e: Errno) -> &'static str {
@@ -93,11 +97,24 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     })
 }
 
-/// Runs the plan; returns the exit code hutch should exit with.
-pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
+/// Runs the plan; returns the exit code hutch should exit with. `verbose`
+/// says on stderr where the limits were applied.
+pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
     // Held until the sandbox has exited.
     let _upper_lock = root::claim_upper(plan).map_err(prepare::PrepareError::from)?;
-    let prepared = prepare::prepare(plan)?;
+    let mut prepared = prepare::prepare(plan)?;
+    // cgroup limits: a cgroup directory is made before clone (the child is
+    // cloned straight into it); a systemd scope after clone, while the
+    // child waits on the go pipe. See crate::cgroup.
+    let mut limits = match &plan.limits {
+        Some(l) => Some(cgroup::Session::before_clone(l, verbose)?),
+        None => None,
+    };
+    if limits.is_some() && plan.namespaces.cgroup {
+        // Rooted at the limits cgroup, not at hutch's own.
+        prepared.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
+        prepared.unshare_cgroup_ns = true;
+    }
     assert_single_threaded()?;
 
     let set = child::signal_set();
@@ -119,18 +136,26 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
     } else {
         None
     };
-    let pid = sys::clone_fork(clone_flags, None).map_err(LaunchError::Clone)?;
-    if pid == 0 {
-        child::run(
-            &prepared,
-            &mut source_fds,
-            Pipes {
-                report: report_w.as_raw_fd(),
-                go: go_r.as_raw_fd(),
-                netns: netns.as_ref().map_or(-1, |c| c.child),
-            },
-        );
-    }
+    let mut into = limits.as_ref().and_then(|l| l.clone_into());
+    let pid = loop {
+        prepared.wait_for_parent = limits.is_some() && into.is_none();
+        match sys::clone_fork(clone_flags, into) {
+            Ok(0) => child::run(
+                &prepared,
+                &mut source_fds,
+                Pipes {
+                    report: report_w.as_raw_fd(),
+                    go: go_r.as_raw_fd(),
+                    netns: netns.as_ref().map_or(-1, |c| c.child),
+                },
+            ),
+            Ok(pid) => break pid,
+            // The kernel refused the cgroup, not the namespaces: clone
+            // without it, and move the child before releasing it.
+            Err(_) if into.is_some() => into = None,
+            Err(e) => return Err(LaunchError::Clone(e)),
+        }
+    };
     drop(report_w);
     drop(go_r);
     // The network namespace is made meanwhile, by a helper in the child's
@@ -145,9 +170,7 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
             match h {
                 Ok(h) => Some(h),
                 Err(errno) => {
-                    // SAFETY: signalling our own, not yet reaped, child.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    let _ = wait_plain(pid);
+                    kill_and_reap(pid);
                     return Err(LaunchError::Sys {
                         what: "starting the network namespace helper",
                         errno,
@@ -157,20 +180,51 @@ pub fn run(plan: &Plan) -> Result<i32, LaunchError> {
         }
         None => None,
     };
+    // The limits (a D-Bus round trip for a systemd scope) while the child
+    // waits on the go pipe; threads are allowed from here on.
+    if let Some(l) = &mut limits
+        && let Err(e) = l.after_clone(pid, into.is_some())
+    {
+        kill_and_reap(pid);
+        return Err(e.into());
+    }
+    if prepared.wait_for_parent
+        && let Err(errno) = sys::write_all(go_w.as_raw_fd(), b"g")
+    {
+        kill_and_reap(pid);
+        return Err(LaunchError::Sys {
+            what: "releasing the sandbox",
+            errno,
+        });
+    }
     let new_session = prepared.new_session;
     drop(prepared);
-    let result = supervise(pid, helper, &report_r, &set, new_session);
+    let result = supervise(pid, helper, &report_r, &set, new_session, limits.as_mut());
     drop(go_w);
-    result
+    let code = result?;
+    Ok(match &mut limits {
+        Some(l) => l.finish(code),
+        None => code,
+    })
+}
+
+/// Ends a child that has not been released yet.
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: signalling our own child, reaped just below.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_plain(pid);
 }
 
 /// Waits for the sandbox while forwarding signals; decodes failures.
+/// With `limits`, the cgroup's event files are watched too (their changes
+/// wake poll() with POLLPRI), to catch OOM kills while the cgroup exists.
 fn supervise(
     pid: libc::pid_t,
     mut helper: Option<libc::pid_t>,
     report: &OwnedFd,
     set: &libc::sigset_t,
     new_session: bool,
+    mut limits: Option<&mut cgroup::Session>,
 ) -> Result<i32, LaunchError> {
     // SAFETY: set is a valid sigset; -1 asks for a new descriptor.
     let sfd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) };
@@ -181,6 +235,13 @@ fn supervise(
     let mut record = Vec::new();
     let mut report_open = true;
     let mut status = None;
+    // memory.events and pids.events (-1: none; poll skips negative fds).
+    let watched = limits.as_ref().map(|l| l.watch_fds()).unwrap_or_default();
+    let watch = |i: usize| libc::pollfd {
+        fd: watched.get(i).copied().unwrap_or(-1),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
     while status.is_none() || report_open {
         let mut fds = [
             libc::pollfd {
@@ -193,15 +254,22 @@ fn supervise(
                 events: libc::POLLIN,
                 revents: 0,
             },
+            watch(0),
+            watch(1),
         ];
-        // SAFETY: fds is a valid array of two pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        // SAFETY: fds is a valid array of fds.len() pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
         if n < 0 {
             if Errno::last() == Errno::EINTR {
                 continue;
             }
             status = Some(wait_plain(pid));
             break;
+        }
+        if fds[2..].iter().any(|f| f.revents != 0)
+            && let Some(l) = limits.as_mut()
+        {
+            l.refresh();
         }
         if fds[1].revents != 0 {
             let mut buf = [0u8; 2048];

@@ -103,6 +103,9 @@ pub struct Prepared {
     pub init: bool,
     pub new_session: bool,
     pub wait_for_parent: bool,
+    /// Create the cgroup namespace after the parent has placed the child in
+    /// its cgroup (instead of at clone, which would root it at hutch's own).
+    pub unshare_cgroup_ns: bool,
     /// The caller's umask, restored for the payload.
     pub umask: libc::mode_t,
     /// (resource, value for soft and hard)
@@ -336,6 +339,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         init: plan.init,
         new_session: plan.security.new_session,
         wait_for_parent: false,
+        unshare_cgroup_ns: false,
         umask,
         rlimits: plan
             .security

@@ -155,6 +155,9 @@ pub fn render(plan: &Plan) -> String {
             .collect();
         let _ = writeln!(o, "rlimits     {} (soft and hard)", limits.join(" "));
     }
+    if let Some(l) = &plan.limits {
+        o.push_str(&crate::cgroup::explain(l));
+    }
     let mut sec = Vec::new();
     if s.drop_all_capabilities {
         sec.push("all capabilities dropped (effective, permitted, inheritable, bounding, ambient)");
@@ -342,6 +345,9 @@ pub fn enforced_summary(plan: &Plan) -> String {
         parts.push(format!("landlock ABI {} {}", l.abi, what.join("+")));
     } else {
         parts.push("landlock off".into());
+    }
+    if let Some(limits) = &plan.limits {
+        parts.push(crate::cgroup::summary(limits));
     }
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());

@@ -47,6 +47,9 @@ pub struct Plan {
     /// hutch's own init is PID 1 and the payload its child.
     pub init: bool,
     pub security: SecurityPlan,
+    /// cgroup limits (`[limits]`) and the backends that can apply them.
+    #[serde(default)]
+    pub limits: Option<crate::cgroup::LimitsPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +282,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     }
     let new_session = security::plan_terminal(profile, host, &seccomp)?;
     let rlimits = security::plan_rlimits(profile);
+    let limits = crate::cgroup::plan(profile, host, init)?;
 
     Ok(Plan {
         profile: profile.name.clone(),
@@ -303,6 +307,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             landlock,
             rlimits,
         },
+        limits,
     })
 }
 

@@ -42,6 +42,8 @@ pub struct RawProfile {
     pub seccomp: Option<Seccomp>,
     pub landlock: Option<Landlock>,
     pub rlimits: Option<Rlimits>,
+    /// cgroup limits for the whole sandbox (see `crate::cgroup`).
+    pub limits: Option<Limits>,
     #[serde(default)]
     pub mount: Vec<MountEntry>,
 }
@@ -164,6 +166,53 @@ pub struct Rlimits {
     pub fsize: Option<Spanned<Limit>>,
     pub stack: Option<Spanned<Limit>>,
     pub memlock: Option<Spanned<Limit>>,
+}
+
+/// `[limits]`: cgroup limits on everything in the sandbox together.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// `required` (default): refuse to run if no cgroup backend can apply
+    /// every limit; `best-effort`: apply what can be; `off`: none.
+    pub enforce: Option<Spanned<Enforce>>,
+    /// Memory (memory.max): a size.
+    pub memory: Option<Spanned<Limit>>,
+    /// Swap (memory.swap.max): a size; 0 forbids swapping.
+    pub swap: Option<Spanned<Limit>>,
+    /// CPU time as a number of CPUs: 0.5 is half of one CPU, 2 two CPUs.
+    pub cpu: Option<Spanned<Cpus>>,
+    /// Relative CPU weight (cpu.weight), 1 to 10000; 100 is the default.
+    pub cpu_weight: Option<Spanned<i64>>,
+    /// Processes and threads (pids.max).
+    pub pids: Option<Spanned<Limit>>,
+    /// Relative I/O weight (io.weight), 1 to 10000; 100 is the default.
+    pub io_weight: Option<Spanned<i64>>,
+}
+
+/// A number of CPUs, written as a float or an integer (`0.25`, `2`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cpus(pub f64);
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Cpus;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of CPUs such as 0.5 or 2")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cpus, E> {
+                Ok(Cpus(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cpus, E> {
+                Ok(Cpus(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cpus, E> {
+                Ok(Cpus(v as f64))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A limit: a number, a size (`"4G"`), or `"unlimited"` (`None`).
