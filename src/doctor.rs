@@ -323,6 +323,14 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         )),
     }
 
+    let (full, detail, fix) = crate::cgroup::doctor(host);
+    out.push(Check {
+        name: "cgroup limits".into(),
+        status: if full { Status::Ok } else { Status::Warn },
+        detail,
+        fix,
+    });
+
     let search = SearchPath::standard(host);
     for (name, _) in BUILTIN {
         let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);

@@ -3,8 +3,9 @@
 //! pids delegated) runs tests/cgroup_vm/guest.sh, which checks as root the
 //! systemd system manager and cgroup v2 written directly, and as user
 //! `tester` the systemd user manager (OOM kill, fork limit, CPU quota,
-//! cleanup, cgroup namespace, the "not delegated" error, best-effort) and a
-//! delegated cgroup v2 subtree.
+//! cleanup, cgroup namespace, the "not delegated" error, best-effort, `hutch
+//! doctor`) and a delegated cgroup v2 subtree; then, with the `Delegate=`
+//! drop-in that error recommends, that `io_weight` is applied.
 //!
 //! Runs only as root (qemu's passthrough share and the image build need it;
 //! CI is root). Where no VM can run, run-guest.sh exits 77 with a `SKIP:`
@@ -24,6 +25,7 @@ const CHECKS: &[&str] = &[
     "root-v2-oom-cleanup",
     "root-v2-pids",
     "explain",
+    "doctor",
     "oom",
     "oom-cleanup",
     "units",
@@ -34,6 +36,7 @@ const CHECKS: &[&str] = &[
     "best-effort",
     "delegated",
     "delegated-cleanup",
+    "io-delegated",
 ];
 
 #[test]
@@ -105,7 +108,11 @@ fn limits_in_a_systemd_guest() {
             "no PASS line for `{check}`:\n{stdout}\n{stderr}"
         );
     }
-    for done in ["DONE root failures=0", "DONE user failures=0"] {
+    for done in [
+        "DONE root failures=0",
+        "DONE user failures=0",
+        "DONE user-io failures=0",
+    ] {
         assert!(stdout.lines().any(|l| l == done), "no `{done}`:\n{stdout}");
     }
 }

@@ -740,6 +740,49 @@ pub fn summary(plan: &LimitsPlan) -> String {
     }
 }
 
+/// For `hutch doctor`: whether limits on memory, cpu, pids and io could be
+/// applied here, how, and what to do about what cannot.
+pub fn doctor(host: &Host) -> (bool, String, Option<String>) {
+    let all = LimitsPlan {
+        enforce: Enforce::BestEffort,
+        memory: Some(1 << 30),
+        swap: None,
+        cpu: Some(1.0),
+        cpu_weight: None,
+        pids: Some(1024),
+        io_weight: Some(100),
+        from: BTreeMap::new(),
+        name: cgroup_name("doctor"),
+        backends: Vec::new(),
+        unusable: Vec::new(),
+    };
+    let (backends, unusable) = select(host.cgroups(), &all);
+    match backends.first() {
+        Some(b) if b.missing.is_empty() => (
+            true,
+            format!("{}: memory, cpu, pids and io limits", b.backend.title()),
+            None,
+        ),
+        Some(b) => {
+            let lacking: Vec<&str> = b.missing.iter().map(|(k, _)| k.name()).collect();
+            (
+                false,
+                format!(
+                    "{}: limits except {}",
+                    b.backend.title(),
+                    lacking.join(", ")
+                ),
+                Some(grouped(&b.missing)),
+            )
+        }
+        None => (
+            false,
+            format!("no way to apply [limits]: {}", unusable.join("; ")),
+            Some("profiles with [limits] refuse to run here unless they say `enforce = \"best-effort\"`".into()),
+        ),
+    }
+}
+
 /// What went wrong applying limits at run time.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {

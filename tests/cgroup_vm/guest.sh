@@ -5,7 +5,9 @@
 # As root it checks the root backends (the systemd system manager, cgroup v2
 # written directly), then runs itself as user `tester` in a transient service
 # of tester's systemd user manager (where a login session's programs run)
-# for the unprivileged checks. Every check prints one line, `PASS name: ...`
+# for the unprivileged checks; then it installs the Delegate= drop-in that
+# hutch's refusal of io_weight recommends and checks, as tester again, that
+# io_weight is then applied. Every check prints one line, `PASS name: ...`
 # or `FAIL name: ...` (with hutch's output after it); each part ends with
 # `DONE role failures=N`. The exit status is the number of failures.
 set -u
@@ -103,6 +105,13 @@ user_checks() {
         fail explain "got exit $rc"
     fi
 
+    run doctor doctor
+    if [[ $out == *"WARN cgroup limits    systemd user manager: limits except io_weight"* && $out == *"Delegate=cpu io memory pids"* ]]; then
+        pass doctor "hutch doctor: the user manager applies all but io_weight, with the fix"
+    else
+        fail doctor "got exit $rc"
+    fi
+
     run oom run -v -p oom.toml -- tail /dev/zero
     check_oom oom "systemd user manager"
     left=$(systemctl --user list-units --all --no-legend 'app-hutch-*' | wc -l)
@@ -162,25 +171,49 @@ user_checks() {
     check_oom delegated "delegated cgroup v2 subtree"
 }
 
-case "$role" in
-root)
-    root_checks
-    echo "DONE root failures=$fails"
+# After the drop-in the refusal recommends: io_weight now works.
+user_io_checks() {
+    run io-delegated run -v -p io.toml -- true
+    if [[ $rc == 0 && $err == *"limits memory 100 MiB, io_weight 200 via systemd user manager"* ]]; then
+        pass io-delegated "with Delegate=cpu io memory pids for user@.service, io_weight 200 is applied and verified"
+    else
+        fail io-delegated "expected a run with io_weight; got exit $rc"
+    fi
+}
+
+# as_tester ROLE: runs this script as tester in a transient user service.
+as_tester() {
     systemctl start user@1000.service
     for _ in $(seq 100); do
         [[ -S /run/user/1000/bus ]] && break
         sleep 0.1
     done
     runuser -u tester -- env XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus \
-        systemd-run --user --wait --pipe --quiet --collect --unit=hutch-cgroup-test \
-        -p OOMPolicy=continue --working-directory="$here" -- "$here/guest.sh" user </dev/null
-    user_rc=$?
-    [[ $user_rc == 0 ]] || fails=$((fails + 1))
+        systemd-run --user --wait --pipe --quiet --collect --unit="hutch-cgroup-$1" \
+        -p OOMPolicy=continue --working-directory="$here" -- "$here/guest.sh" "$1" </dev/null ||
+        fails=$((fails + 1))
+}
+
+case "$role" in
+root)
+    root_checks
+    echo "DONE root failures=$fails"
+    as_tester user
+    mkdir -p /etc/systemd/system/user@.service.d
+    printf '[Service]\nDelegate=cpu io memory pids\n' >/etc/systemd/system/user@.service.d/delegate.conf
+    systemctl daemon-reload
+    systemctl restart user@1000.service
+    as_tester user-io
     exit "$fails"
     ;;
 user)
     user_checks
     echo "DONE user failures=$fails"
+    exit "$fails"
+    ;;
+user-io)
+    user_io_checks
+    echo "DONE user-io failures=$fails"
     exit "$fails"
     ;;
 esac
