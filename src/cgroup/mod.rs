@@ -873,9 +873,16 @@ impl Session {
                 break;
             }
             let b = s.remaining.remove(0);
-            match s.create_fs(&b) {
-                Ok(cg) => {
-                    s.clone_into = cg.clone_fd()?;
+            let made = s.create_fs(&b).and_then(|cg| match cg.clone_fd() {
+                Ok(fd) => Ok((cg, fd)),
+                Err(e) => {
+                    cg.remove();
+                    Err(e)
+                }
+            });
+            match made {
+                Ok((cg, fd)) => {
+                    s.clone_into = fd;
                     s.active = Some((Active::Fs(cg), b));
                     break;
                 }
