@@ -193,7 +193,9 @@ fn assert_removed(dirs: &[PathBuf]) {
 #[test]
 fn root_v1_memory_hog_is_oom_killed_and_reported() {
     let s = Scratch::new();
-    let Some(p) = root_v1(&s, "oom", "memory = \"32M\"\n") else {
+    // The address-space limit is a backstop: should the cgroup limit not
+    // apply, the hog fails at 1G instead of exhausting the machine.
+    let Some(p) = root_v1(&s, "oom", "memory = \"32M\"\n[rlimits]\nas = \"1G\"\n") else {
         return;
     };
     let out = root_hutch(
