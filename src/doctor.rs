@@ -72,18 +72,8 @@ fn probe_namespaces() -> Result<(), (Step, Errno)> {
         if let Err(e) = sys::write_file(c"/proc/self/gid_map", gid_map.as_bytes()) {
             fail(Step::GidMap, e);
         }
-        // SAFETY: only changes propagation of our own mount namespace.
-        if unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_SLAVE,
-                std::ptr::null(),
-            )
-        } < 0
-        {
-            fail(Step::MountPropagation, Errno::last());
+        if let Err(e) = sys::make_mounts_slave() {
+            fail(Step::MountPropagation, e);
         }
         let tmp = sys::fsopen(c"tmpfs")
             .and_then(|fs| sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, 0)))

@@ -492,3 +492,19 @@ pub fn vfork_call<T>(
     };
     if pid < 0 { Err(Errno::last()) } else { Ok(pid) }
 }
+
+/// Makes every mount of this (new, private) mount namespace a slave: mounts
+/// made here no longer propagate back to the host's namespace.
+pub fn make_mounts_slave() -> Result<(), Errno> {
+    // SAFETY: NULL source/fstype/data with MS_REC|MS_SLAVE only changes propagation.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
+}

@@ -25,19 +25,7 @@ use crate::sys;
 const STAGING: &CStr = c"/tmp";
 
 pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Result<(), Fail<'a>> {
-    // SAFETY: NULL source/fstype/data with MS_REC|MS_SLAVE only changes propagation.
-    let rc = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        )
-    };
-    if rc < 0 {
-        return Err(Fail::new(Step::MountPropagation, Errno::last()));
-    }
+    sys::make_mounts_slave().map_err(|e| Fail::new(Step::MountPropagation, e))?;
     // Bind sources first; the rest of the slots are the root's layers.
     let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len());
     for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
