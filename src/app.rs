@@ -27,6 +27,10 @@ pub fn main() -> i32 {
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
         Command::Image { command } => crate::image::command::run(command),
+        Command::Ps { json } => crate::manage::ps(json),
+        Command::Exec(args) => crate::manage::exec(args),
+        Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
+        Command::Volume { command } => crate::manage::volume(command),
     }
 }
 
@@ -113,7 +117,7 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("hutch: warning: not enforced: {n}");
         }
     }
-    match launch::run(&plan, args.verbose) {
+    match launch::run(&plan, &host, args.name.as_deref(), args.verbose) {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {

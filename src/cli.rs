@@ -44,6 +44,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the running sandboxes (name, pid, profile, uptime, command).
+    ///
+    /// Records of sandboxes whose hutch is gone (killed) are removed.
+    Ps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a running sandbox, confined exactly like its
+    /// payload (same namespaces, capabilities, no_new_privs, rlimits,
+    /// Landlock rules and seccomp filter).
+    ///
+    /// Exit status as for `run`: the command's; 128+N if killed by signal N;
+    /// 125 if hutch failed; 126/127 if the command could not be executed or
+    /// was not found inside the sandbox.
+    Exec(ExecArgs),
+    /// Stop a running sandbox: SIGTERM to its hutch (which passes it to the
+    /// payload), then SIGKILL if it has not ended after the timeout.
+    Stop {
+        /// The sandbox's name (see `hutch ps`).
+        name: String,
+        /// Seconds to wait after SIGTERM before sending SIGKILL.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Manage volumes: directories that outlive the sandboxes using them.
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
     /// Manage the OCI images that `hutch run --image` uses as a root.
     ///
     /// Images live in $XDG_DATA_HOME/hutch/images (default
@@ -53,6 +83,47 @@ pub enum Command {
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The sandbox's name (see `hutch ps`).
+    pub name: String,
+    /// The command and its arguments (put `--` before it if it starts with `-`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List the volumes, and the tmp volumes of running sandboxes.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a volume: path, mode, disk usage, the sandboxes using it.
+    Inspect {
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the host path of a volume.
+    Path { name: String },
+    /// Delete a volume. Refused while a sandbox uses it; a volume that is not
+    /// empty needs --force.
+    Rm {
+        name: String,
+        /// Delete it even if it is not empty, with everything in it.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -108,6 +179,10 @@ pub struct RunArgs {
     /// Say on stderr what this launch enforces (and what it cannot).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Name of the sandbox, for `hutch ps`, `exec` and `stop` (default: the
+    /// profile's name and a short random id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// The command and its arguments (put `--` before it if it starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -130,6 +205,7 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
     let mut r = RunArgs {
         profile: None,
         image: None,
+        name: None,
         explain: false,
         json: false,
         verbose: false,
@@ -146,6 +222,7 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
         let value_slot = match name {
             "-p" | "--profile" => Some(&mut r.profile),
             "--image" => Some(&mut r.image),
+            "--name" => Some(&mut r.name),
             _ => None,
         };
         if let Some(slot) = value_slot {
@@ -204,6 +281,7 @@ mod tests {
     type Parsed = (
         Option<String>,
         Option<String>,
+        Option<String>,
         bool,
         bool,
         bool,
@@ -215,7 +293,9 @@ mod tests {
         let Command::Run(r) = cli.command else {
             return None;
         };
-        Some((r.profile, r.image, r.explain, r.json, r.verbose, r.command))
+        Some((
+            r.profile, r.image, r.name, r.explain, r.json, r.verbose, r.command,
+        ))
     }
 
     #[test]
@@ -226,6 +306,8 @@ mod tests {
             &["--profile=cli"],
             &["--image", "busybox"],
             &["--image=busybox"],
+            &["--name", "web"],
+            &["--name=web"],
             &["--explain"],
             &["--json"],
             &["-v"],
@@ -262,7 +344,9 @@ mod tests {
                 args.extend_from_slice(tail);
                 let os: Vec<std::ffi::OsString> = args.iter().map(|a| a.into()).collect();
                 if let Some(f) = fast_run_args(&os) {
-                    let fast = (f.profile, f.image, f.explain, f.json, f.verbose, f.command);
+                    let fast = (
+                        f.profile, f.image, f.name, f.explain, f.json, f.verbose, f.command,
+                    );
                     assert_eq!(Some(fast), via_clap(&args), "{args:?}");
                     checked += 1;
                 }

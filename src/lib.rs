@@ -4,7 +4,9 @@
 //! [`host`] (what the machine and the caller are) become a [`plan`] (plain
 //! data, printable with `hutch run --explain`), which the [`launch`]er hands to
 //! the cloned [`child`] to apply before it executes the payload. [`image`] is
-//! the store of OCI images that can serve as a sandbox's root.
+//! the store of OCI images that can serve as a sandbox's root. [`volume`] is
+//! the store of directories that outlive sandboxes; [`registry`] records the
+//! running sandboxes for `hutch ps`, `exec` and `stop` ([`manage`]).
 
 pub mod app;
 pub mod cgroup;
@@ -15,6 +17,9 @@ pub mod doctor;
 pub mod host;
 pub mod image;
 pub mod launch;
+pub mod manage;
 pub mod plan;
 pub mod profile;
+pub mod registry;
 pub mod sys;
+pub mod volume;

@@ -508,3 +508,256 @@ pub fn make_mounts_slave() -> Result<(), Errno> {
     };
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
+
+// ---- Volumes and the registry of running sandboxes -------------------------
+
+// `resolve` flags of openat2(2), from <linux/openat2.h>.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// openat2(2): `path` relative to `dir`, with `resolve` restrictions.
+pub fn openat2(
+    dir: RawFd,
+    path: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+    resolve: u64,
+) -> Result<RawFd, Errno> {
+    let how = OpenHow {
+        flags: flags as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    loop {
+        // SAFETY: path is NUL-terminated and how is a valid open_how of the
+        // size passed; the kernel only reads both.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match check_fd(rc) {
+            // openat2 fails with EAGAIN when a concurrent rename could have
+            // made a RESOLVE_BENEATH walk unsafe: try again.
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Opens the absolute `path` as an `O_PATH` directory without following any
+/// symlink (or magic link) on the way: a symlink in any component fails with
+/// `ELOOP` (or `ENOTDIR` on kernels without openat2). Allocation-free, for
+/// use between clone and exec.
+pub fn open_dir_no_symlinks(path: &CStr) -> Result<RawFd, Errno> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    match openat2(
+        libc::AT_FDCWD,
+        path,
+        flags,
+        0,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    ) {
+        // No openat2 (or a seccomp policy around hutch refuses it): walk
+        // the path one component at a time instead.
+        Err(Errno::ENOSYS) | Err(Errno::EPERM) => {}
+        other => return other,
+    }
+    let bytes = path.to_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: "/" is NUL-terminated.
+    let mut dir = unsafe { libc::open(c"/".as_ptr(), flags) };
+    if dir < 0 {
+        return Err(Errno::last());
+    }
+    for comp in bytes.split(|&b| b == b'/') {
+        if comp.is_empty() || comp == b"." {
+            continue;
+        }
+        let mut name = [0u8; 256];
+        if comp == b".." || comp.len() >= name.len() {
+            close(dir);
+            return Err(if comp == b".." {
+                Errno::EINVAL
+            } else {
+                Errno::ENAMETOOLONG
+            });
+        }
+        name[..comp.len()].copy_from_slice(comp);
+        // SAFETY: name is NUL-terminated (zero-filled past the component).
+        let next = unsafe { libc::openat(dir, name.as_ptr().cast(), flags | libc::O_NOFOLLOW) };
+        let err = Errno::last();
+        close(dir);
+        if next < 0 {
+            return Err(err);
+        }
+        dir = next;
+    }
+    Ok(dir)
+}
+
+/// `(st_dev, st_ino)` of an open descriptor.
+pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
+    // SAFETY: an all-zero stat is valid storage for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is valid for writes.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// pidfd_open(2): a descriptor that refers to process `pid` for as long as
+/// it is held, whatever happens to the number.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
+    // SAFETY: plain integer arguments.
+    check_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })
+}
+
+/// pidfd_send_signal(2); signal 0 checks that the process still exists.
+pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: a NULL siginfo makes the kernel fill it as kill(2) would.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// setns(2) with a namespace descriptor or a pidfd (then `nstype` may join
+/// several namespaces of that process at once, atomically).
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    if unsafe { libc::setns(fd, nstype) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+pub const RENAME_NOREPLACE: u32 = 1;
+
+/// renameat2(2).
+pub fn renameat2(
+    old_dir: RawFd,
+    old: &CStr,
+    new_dir: RawFd,
+    new: &CStr,
+    flags: u32,
+) -> Result<(), Errno> {
+    // SAFETY: both names are NUL-terminated; the kernel only reads them.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            old_dir,
+            old.as_ptr(),
+            new_dir,
+            new.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// Sends `fds` (at most 8) over the unix socket `sock` with SCM_RIGHTS, and
+/// one byte of data. Allocation-free.
+pub fn send_fds(sock: RawFd, fds: &[RawFd]) -> Result<(), Errno> {
+    const MAX: usize = 8;
+    if fds.len() > MAX {
+        return Err(Errno::EINVAL);
+    }
+    let bytes = std::mem::size_of_val(fds);
+    // Room for a cmsghdr and 8 descriptors, 8-byte aligned.
+    let mut control = [0u64; 8];
+    let mut data = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: an all-zero msghdr is valid; the pointers set below stay valid
+    // for the call, and CMSG_* only compute offsets within `control`, which
+    // is large enough (CMSG_SPACE(32) = 48 <= 64 bytes).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(bytes as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        loop {
+            if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) >= 0 {
+                return Ok(());
+            }
+            if Errno::last() != Errno::EINTR {
+                return Err(Errno::last());
+            }
+        }
+    }
+}
+
+/// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`
+/// when nothing is there); they are close-on-exec.
+pub fn recv_fds(sock: RawFd) -> Result<Vec<std::os::fd::OwnedFd>, Errno> {
+    use std::os::fd::FromRawFd;
+    let mut control = [0u64; 8];
+    let mut data = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut out = Vec::new();
+    // SAFETY: as in send_fds; the kernel writes at most msg_controllen bytes
+    // of control data, and the CMSG_* walk stays within what it wrote.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(Errno::last());
+        }
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    out.push(std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                        data.add(i),
+                    )));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Err(Errno::EMSGSIZE);
+        }
+    }
+    Ok(out)
+}

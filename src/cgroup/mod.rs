@@ -1134,6 +1134,16 @@ impl Session {
         code
     }
 
+    /// The cgroup directories the sandbox is in (one per hierarchy with
+    /// cgroup v1), for `hutch exec` to put what it runs there too.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        match &self.active {
+            Some((Active::Fs(cg), _)) => cg.dirs().to_vec(),
+            Some((Active::Scope { dir, .. }, _)) => vec![dir.clone()],
+            None => Vec::new(),
+        }
+    }
+
     /// The counters read so far.
     pub fn events(&self) -> Events {
         self.events

@@ -12,12 +12,15 @@
 //!
 //! Only system calls happen here: everything was computed before clone.
 
+pub mod handoff;
 pub mod init;
+pub mod join;
 pub mod netns;
 pub mod overlay;
 pub mod resolve;
 pub mod rootfs;
 pub mod security;
+pub mod volumes;
 
 use std::os::fd::RawFd;
 
@@ -58,6 +61,8 @@ pub struct Pipes {
     pub go: RawFd,
     /// Where the network namespace arrives from the launcher's helper (-1: none).
     pub netns: RawFd,
+    /// Where the child sends its namespaces to the launcher (-1: nowhere).
+    pub handoff: RawFd,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -74,7 +79,7 @@ pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
 }
 
 fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<(), Fail<'a>> {
-    let mut keep = [pipes.report, pipes.go, pipes.netns];
+    let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
 
@@ -93,6 +98,8 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     // Modes in the profile are exact; the caller's umask is restored for the payload.
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0) };
+    // For `hutch exec`: opened now, while the host's /proc is reachable.
+    let ns_dir = handoff::open_ns_dir(pipes.handoff)?;
 
     if let Some((uid_map, gid_map)) = &p.id_maps {
         sys::write_file(c"/proc/self/setgroups", b"deny")
@@ -132,6 +139,7 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
         return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
     }
+    handoff::send(ns_dir, pipes.handoff, p.namespace_flags())?;
     confine(p)
 }
 

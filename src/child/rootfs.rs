@@ -26,12 +26,14 @@ const STAGING: &CStr = c"/tmp";
 
 pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Result<(), Fail<'a>> {
     sys::make_mounts_slave().map_err(|e| Fail::new(Step::MountPropagation, e))?;
-    // Bind sources first; the rest of the slots are the root's layers.
-    let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len());
+    // Bind sources first, then volumes; the rest of the slots are the
+    // root's layers.
+    let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len() + p.volumes.len());
     for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
         *slot = sys::open_tree_clone(src)
             .map_err(|e| Fail::with(Step::OpenBindSource, e, src.to_bytes()))?;
     }
+    super::volumes::open_all(p, source_fds)?;
     // The root: an empty tmpfs, a directory bound read-only, or an overlay;
     // the first and the last are made read-only once the entries are in.
     let (root, readonly_at_end, root_is_source) = match &p.root {

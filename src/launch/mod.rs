@@ -1,6 +1,7 @@
 //! The launcher's side: clone the sandbox, relay signals, report failures,
 //! and exit the way the payload did.
 
+pub mod join;
 pub mod prepare;
 pub mod report;
 pub mod root;
@@ -12,8 +13,11 @@ use nix::fcntl::OFlag;
 
 use crate::cgroup;
 use crate::child::{self, Pipes};
+use crate::host::Host;
 use crate::plan::Plan;
+use crate::registry::{self, Registry, RegistryError};
 use crate::sys;
+use crate::volume::{self, VolumeError};
 pub use report::Failure;
 
 /// Exit code for hutch's own failures.
@@ -37,6 +41,12 @@ pub enum LaunchError {
     /// The `[limits]` could not be applied.
     #[error(transparent)]
     Cgroup(#[from] cgroup::CgroupError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    #[error("cannot enter the sandbox's namespaces: {}", .0.desc())]
+    Join(Errno),
 }
 
 fn clone_help(e: Errno) -> &'static str {
@@ -99,10 +109,32 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
 
 /// Runs the plan; returns the exit code hutch should exit with. `verbose`
 /// says on stderr where the limits were applied.
-pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
+pub fn run(
+    plan: &Plan,
+    host: &Host,
+    name: Option<&str>,
+    verbose: bool,
+) -> Result<i32, LaunchError> {
+    // The name and the volumes can refuse a launch (taken; in use): both are
+    // settled before anything is cloned, and held until the sandbox is gone.
+    let registry = Registry::open(host, true)?.expect("created if missing");
+    let mut entry = registry.reserve(name, plan)?;
+    let held = volume::acquire(plan, entry.name(), host)?;
     // Held until the sandbox has exited.
     let _upper_lock = root::claim_upper(plan).map_err(prepare::PrepareError::from)?;
     let mut prepared = prepare::prepare(plan)?;
+    prepared.volumes = held
+        .volumes
+        .iter()
+        .map(|v| {
+            Ok(prepare::VolumeSource {
+                path: prepare::cpath("volume", &v.path)?,
+                dev: v.dev,
+                ino: v.ino,
+            })
+        })
+        .collect::<Result<_, prepare::NulError>>()
+        .map_err(prepare::PrepareError::from)?;
     // cgroup limits: a cgroup directory is made before clone (the child is
     // cloned straight into it); a systemd scope after clone, while the
     // child waits on the go pipe. See crate::cgroup.
@@ -123,9 +155,14 @@ pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
-    // Bind sources, then the root's layer directories.
+    // Bind sources, volumes, then the root's layer directories.
     let root_fds = prepared.root.as_ref().map_or(0, root::RootOp::fd_slots);
-    let mut source_fds = vec![-1; prepared.sources.len() + root_fds];
+    let mut source_fds = vec![-1; prepared.sources.len() + prepared.volumes.len() + root_fds];
+    // The child hands its namespaces back over this, for `hutch exec`.
+    let handoff = child::handoff::channel().map_err(|errno| LaunchError::Sys {
+        what: "creating a socket pair",
+        errno,
+    })?;
     let mut clone_flags = prepared.clone_flags;
     let netns = if prepared.net_ns && child::netns::worth_a_helper() {
         clone_flags &= !(libc::CLONE_NEWNET as u64);
@@ -147,6 +184,7 @@ pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
                     report: report_w.as_raw_fd(),
                     go: go_r.as_raw_fd(),
                     netns: netns.as_ref().map_or(-1, |c| c.child),
+                    handoff: handoff.1.as_raw_fd(),
                 },
             ),
             Ok(pid) => break pid,
@@ -158,6 +196,7 @@ pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
     };
     drop(report_w);
     drop(go_r);
+    drop(handoff.1);
     // The network namespace is made meanwhile, by a helper in the child's
     // user namespace (see child::netns).
     let helper = match &netns {
@@ -198,15 +237,73 @@ pub fn run(plan: &Plan, verbose: bool) -> Result<i32, LaunchError> {
         });
     }
     let new_session = prepared.new_session;
+    // Every namespace the sandbox has, however it was made.
+    let ns_flags = prepared.namespace_flags();
     drop(prepared);
-    let result = supervise(pid, helper, &report_r, &set, new_session, limits.as_mut());
+    // The namespaces, held for the sandbox's life: `hutch exec` reopens
+    // them through this process's descriptors (see registry::HeldNamespaces).
+    let mut namespaces = None;
+    let cgroup = limits.as_ref().map(|l| l.cgroup_dirs()).unwrap_or_default();
+    let result = supervise(
+        pid,
+        helper,
+        &report_r,
+        &set,
+        new_session,
+        limits.as_mut(),
+        &mut || {
+            // Only now may `hutch exec` join it: the sandbox is built. (A
+            // command that has already ended is not worth recording.)
+            if exited(pid) {
+                return;
+            }
+            let recorded = registry::HeldNamespaces::receive(&handoff.0, ns_flags)
+                .map_err(|errno| RegistryError::Io {
+                    what: "cannot receive the namespaces of",
+                    path: format!("sandbox {}", entry.name()).into(),
+                    errno,
+                })
+                .and_then(|ns| entry.running(pid, namespaces.insert(ns), cgroup.clone(), plan));
+            if let Err(e) = recorded {
+                eprintln!(
+                    "hutch: warning: {e}; `hutch ps`, `exec` and `stop` will not see this sandbox"
+                );
+            }
+        },
+    );
     drop(go_w);
+    drop(namespaces);
+    drop(entry);
+    if let Err(e) = held.release() {
+        eprintln!("hutch: warning: {e}");
+    }
     let code = result?;
     Ok(match &mut limits {
         Some(l) => l.finish(code),
         None => code,
     })
 }
+
+/// Whether the child has exited, without reaping it.
+fn exited(pid: libc::pid_t) -> bool {
+    // SAFETY: an all-zero siginfo is valid storage for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: info is valid for writes; WNOWAIT leaves the child unreaped.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled info (si_pid stays 0 if nothing has exited).
+    rc == 0 && unsafe { info.si_pid() } != 0
+}
+
+/// How long after the payload was executed the sandbox is recorded as
+/// running (see `supervise`).
+const STARTED_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Ends a child that has not been released yet.
 fn kill_and_reap(pid: libc::pid_t) {
@@ -216,6 +313,8 @@ fn kill_and_reap(pid: libc::pid_t) {
 }
 
 /// Waits for the sandbox while forwarding signals; decodes failures.
+/// `started` runs [`STARTED_DELAY`] after the payload was executed, if the
+/// sandbox is still running then.
 /// With `limits`, the cgroup's event files are watched too (their changes
 /// wake poll() with POLLPRI), to catch OOM kills while the cgroup exists.
 fn supervise(
@@ -225,6 +324,7 @@ fn supervise(
     set: &libc::sigset_t,
     new_session: bool,
     mut limits: Option<&mut cgroup::Session>,
+    started: &mut dyn FnMut(),
 ) -> Result<i32, LaunchError> {
     // SAFETY: set is a valid sigset; -1 asks for a new descriptor.
     let sfd = unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC) };
@@ -242,7 +342,24 @@ fn supervise(
         events: libc::POLLPRI,
         revents: 0,
     };
+    // When to call `started`: a little after the payload was executed, so
+    // that a command that is over by then costs nothing.
+    let mut started_at = None;
     while status.is_none() || report_open {
+        if let Some(t) = started_at
+            && status.is_none()
+            && std::time::Instant::now() >= t
+        {
+            started_at = None;
+            started();
+        }
+        let timeout = started_at.map_or(-1, |t: std::time::Instant| {
+            // Rounded up: waking early would only spin.
+            let us = t
+                .saturating_duration_since(std::time::Instant::now())
+                .as_micros();
+            us.div_ceil(1000).min(1000) as libc::c_int
+        });
         let mut fds = [
             libc::pollfd {
                 fd: sfd,
@@ -258,7 +375,7 @@ fn supervise(
             watch(1),
         ];
         // SAFETY: fds is a valid array of fds.len() pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
             if Errno::last() == Errno::EINTR {
                 continue;
@@ -279,6 +396,9 @@ fn supervise(
                 record.extend_from_slice(&buf[..r as usize]);
             } else if r == 0 || Errno::last() != Errno::EINTR {
                 report_open = false;
+                if r == 0 && record.is_empty() {
+                    started_at = Some(std::time::Instant::now() + STARTED_DELAY);
+                }
             }
         }
         if fds[0].revents != 0 {

@@ -82,6 +82,16 @@ pub struct Landlock {
     pub net_rules: Vec<(u64, u64)>,
 }
 
+/// A volume directory the launcher opened and checked (see `crate::volume`):
+/// the child opens `path` again without following symlinks and mounts it
+/// only if it is the same inode.
+#[derive(Debug)]
+pub struct VolumeSource {
+    pub path: CString,
+    pub dev: u64,
+    pub ino: u64,
+}
+
 #[derive(Debug)]
 pub struct Prepared {
     pub clone_flags: u64,
@@ -116,6 +126,10 @@ pub struct Prepared {
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
     /// host's path and arguments.
     pub title: Option<(usize, usize)>,
+    /// Volumes, in the order of the plan's; filled by the launcher (which
+    /// opens and locks them). Their detached mounts take the slots after
+    /// `sources` in the child's source descriptors.
+    pub volumes: Vec<VolumeSource>,
 }
 
 /// A string from the plan contained a NUL byte.
@@ -131,6 +145,18 @@ pub(crate) fn c(what: &'static str, s: &[u8]) -> Result<CString, NulError> {
         what,
         value: String::from_utf8_lossy(s).into_owned(),
     })
+}
+
+impl Prepared {
+    /// The clone flags of every namespace the sandbox ends up with, also
+    /// those created after clone (the cgroup namespace under `[limits]`).
+    pub fn namespace_flags(&self) -> u64 {
+        let mut flags = self.clone_flags;
+        if self.unshare_cgroup_ns {
+            flags |= libc::CLONE_NEWCGROUP as u64;
+        }
+        flags
+    }
 }
 
 pub(crate) fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
@@ -178,6 +204,9 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
 
     let mut sources = Vec::new();
     let mut ops = Vec::with_capacity(plan.mounts.len());
+    // Ops that bind volume number N, to point at their slot once `sources`
+    // is complete.
+    let mut volume_ops = Vec::new();
     for m in &plan.mounts {
         ops.push(match &m.op {
             MountOp::Bind {
@@ -266,7 +295,24 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
                 content: content.as_bytes().to_vec(),
                 mode: *mode,
             },
+            MountOp::Volume { dst, readonly, .. } => {
+                volume_ops.push(ops.len());
+                let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+                if *readonly {
+                    attrs |= sys::MOUNT_ATTR_RDONLY;
+                }
+                Op::Bind {
+                    source: volume_ops.len() - 1,
+                    dst: cpath("mount destination", dst)?,
+                    attrs,
+                }
+            }
         });
+    }
+    for &i in &volume_ops {
+        if let Op::Bind { source, .. } = &mut ops[i] {
+            *source += sources.len();
+        }
     }
 
     let root = super::root::prepare(plan, &mut sources)?;
@@ -356,6 +402,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
             _ => None,
         },
         title: command_line_area(),
+        volumes: Vec::new(),
     })
 }
 

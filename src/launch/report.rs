@@ -21,6 +21,7 @@ pub enum Step {
     NetNamespace,
     MountPropagation,
     OpenBindSource,
+    OpenVolume,
     RootTmpfs,
     RootOverlay,
     AttachRoot,
@@ -38,6 +39,7 @@ pub enum Step {
     DetachOldRoot,
     Hostname,
     Chdir,
+    HandOffNamespaces,
     Rlimit,
     Dumpable,
     Capabilities,
@@ -62,6 +64,7 @@ impl Step {
         Step::NetNamespace,
         Step::MountPropagation,
         Step::OpenBindSource,
+        Step::OpenVolume,
         Step::RootTmpfs,
         Step::RootOverlay,
         Step::AttachRoot,
@@ -79,6 +82,7 @@ impl Step {
         Step::DetachOldRoot,
         Step::Hostname,
         Step::Chdir,
+        Step::HandOffNamespaces,
         Step::Rlimit,
         Step::Dumpable,
         Step::Capabilities,
@@ -108,6 +112,7 @@ impl Step {
             Step::NetNamespace => "create the network namespace",
             Step::MountPropagation => "make the mount namespace private",
             Step::OpenBindSource => "open bind source",
+            Step::OpenVolume => "open volume directory",
             Step::RootTmpfs => "create the tmpfs for the new root",
             Step::RootOverlay => "mount the root with overlayfs from",
             Step::AttachRoot => "attach the new root",
@@ -125,6 +130,7 @@ impl Step {
             Step::DetachOldRoot => "detach the host's root",
             Step::Hostname => "set the hostname",
             Step::Chdir => "change to the working directory",
+            Step::HandOffNamespaces => "hand the sandbox's namespaces to hutch (for `hutch exec`)",
             Step::Rlimit => "set resource limit",
             Step::Dumpable => "mark hutch's init non-dumpable",
             Step::Capabilities => "drop capabilities",
@@ -155,6 +161,12 @@ impl Step {
             }
             (Step::RootOverlay, Errno::ENOENT) => {
                 "a layer or the `writable` directory disappeared; re-import the image (`hutch image import`) or check the path"
+            }
+            (Step::OpenVolume, Errno::ELOOP | Errno::ENOTDIR) => {
+                "a symlink or a file took the place of the volume directory or one above it after hutch checked it: something is tampering with the volume store; nothing was mounted, inspect it"
+            }
+            (Step::OpenVolume, Errno::ESTALE | Errno::ENOENT) => {
+                "the volume directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to the volume store, then try again"
             }
             (Step::OpenBindSource, Errno::ENOENT) => {
                 "the source disappeared after the profile was checked; create it again or mark the entry optional"

@@ -121,6 +121,14 @@ pub fn render(plan: &Plan) -> String {
                 content.len(),
                 mode
             ),
+            MountOp::Volume {
+                name,
+                src,
+                dst,
+                readonly,
+                shared,
+                tmp,
+            } => super::volumes::explain(name, src, dst, *readonly, *shared, *tmp),
         };
         let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&line));
         let _ = writeln!(o, "          from {}", sanitize(&planned.from));

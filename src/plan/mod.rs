@@ -10,6 +10,7 @@ pub mod mounts;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -197,6 +198,15 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     };
 
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
+    let volume_ops = volumes::plan_volumes(profile, host)?;
+    if !namespaces.mount && !volume_ops.is_empty() {
+        let at = mount_at.as_ref().expect("mount namespace is on by default");
+        return Err(at
+            .diag("volumes need the mount namespace, which this profile turns off")
+            .help("remove `namespaces.mount = false` or the [volumes] tables")
+            .into());
+    }
+    mount_plan.ops.extend(volume_ops);
     if !namespaces.mount && !mount_plan.ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");
         return Err(at

@@ -53,6 +53,21 @@ pub enum MountOp {
         content: String,
         mode: u32,
     },
+    /// A `[volumes.NAME]` directory from hutch's volume store (planned in
+    /// `plan::volumes`), bound nosuid,nodev; mounted after every `[[mount]]`
+    /// entry, shallowest destination first.
+    Volume {
+        name: String,
+        /// The host directory: `<store>/NAME`; for a `tmp` volume the store's
+        /// `.tmp` directory, below which the launch makes one for the sandbox.
+        src: PathBuf,
+        dst: PathBuf,
+        readonly: bool,
+        /// Several sandboxes may use it at once (shared lock).
+        shared: bool,
+        /// Created empty for this sandbox and removed when it exits.
+        tmp: bool,
+    },
 }
 
 impl MountOp {
@@ -64,7 +79,8 @@ impl MountOp {
             | MountOp::Dev { dst }
             | MountOp::Dir { dst, .. }
             | MountOp::Symlink { dst, .. }
-            | MountOp::File { dst, .. } => dst,
+            | MountOp::File { dst, .. }
+            | MountOp::Volume { dst, .. } => dst,
         }
     }
 }
@@ -173,6 +189,10 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
                     .help("bind it with `type = \"ro-bind\"`, or bind only the directories the program needs (with ${CWD}: start it from a project directory, not from /)")
                     .into());
                 }
+                super::volumes::check_exposure(&src_path, kind != MountKind::RoBind, host)
+                    .map_err(|(what, help)| {
+                        ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
+                    })?;
                 MountOp::Bind {
                     src: src_path,
                     dst: p.dst.clone(),

@@ -494,6 +494,11 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
                 add(dst, bits, is_dir);
             }
             MountOp::Tmpfs { dst, .. } => add(dst, writable, Some(true)),
+            MountOp::Volume { dst, readonly, .. } => add(
+                dst,
+                if *readonly { access::READ } else { writable },
+                Some(true),
+            ),
             MountOp::Proc { dst } => add(
                 dst,
                 access::READ_FILE | access::READ_DIR | access::WRITE_FILE,

@@ -46,6 +46,33 @@ pub struct RawProfile {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub mount: Vec<MountEntry>,
+    /// `[volumes.NAME]`: directories kept by hutch that outlive the sandbox
+    /// (or, with `tmp = true`, last exactly as long as it).
+    pub volumes: Option<BTreeMap<Spanned<String>, VolumeEntry>>,
+}
+
+/// One `[volumes.NAME]` table. Every key may come from a different layer
+/// (a `.local.toml` can set `shared` on an inherited volume); `dst` must be
+/// set by one of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeEntry {
+    /// Where the volume appears inside the sandbox.
+    pub dst: Option<Spanned<String>>,
+    /// `"rw"` (default) or `"ro"`.
+    pub mode: Option<Spanned<VolumeMode>>,
+    /// Several sandboxes may use the volume at once (default: one at a time).
+    pub shared: Option<Spanned<bool>>,
+    /// A fresh, empty directory for this sandbox only, removed when it exits.
+    pub tmp: Option<Spanned<bool>>,
+}
+
+/// How a volume is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VolumeMode {
+    Rw,
+    Ro,
 }
 
 /// How the payload relates to the caller's terminal.

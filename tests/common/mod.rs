@@ -43,9 +43,11 @@ pub fn hutch_bin() -> &'static Path {
 }
 
 /// A scratch directory owned by the test user, used as HOME and working
-/// directory of the launcher.
+/// directory of the launcher, and a private runtime directory
+/// (`XDG_RUNTIME_DIR`, where hutch records running sandboxes) outside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    pub runtime: tempfile::TempDir,
 }
 
 impl Scratch {
@@ -55,7 +57,12 @@ impl Scratch {
             .tempdir()
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let s = Scratch { dir };
+        let runtime = tempfile::Builder::new()
+            .prefix("hutch-test-run-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let s = Scratch { dir, runtime };
         std::fs::create_dir_all(s.home()).unwrap();
         std::fs::create_dir_all(s.path().join("config")).unwrap();
         s.chown_all();
@@ -70,12 +77,18 @@ impl Scratch {
         self.path().join("home")
     }
 
-    /// Gives everything in the scratch dir to the test user.
+    /// `XDG_RUNTIME_DIR` of the launcher.
+    pub fn runtime(&self) -> &Path {
+        self.runtime.path()
+    }
+
+    /// Gives everything in the scratch dirs to the test user.
     pub fn chown_all(&self) {
         if is_root() {
             let st = Command::new("chown")
                 .args(["-R", &format!("{NOBODY}:{NOBODY}")])
                 .arg(self.path())
+                .arg(self.runtime())
                 .status()
                 .unwrap();
             assert!(st.success());
@@ -113,6 +126,7 @@ impl Scratch {
             .env("HOME", self.home())
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_RUNTIME_DIR", self.runtime())
             .env("LANG", "C.UTF-8")
             .stdin(Stdio::null());
         cmd
@@ -177,5 +191,66 @@ impl Drop for KillOnDrop {
             nix::unistd::Pid::from_raw(self.0 as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+}
+
+// ---- Running sandboxes (hutch ps / exec / stop) -----------------------------
+
+/// Starts `hutch run --name NAME --profile PROFILE -- COMMAND...` in the
+/// background, stdout piped; killed when the guard drops.
+pub fn spawn_named(
+    s: &Scratch,
+    name: &str,
+    profile: &str,
+    command: &[&str],
+) -> (std::process::Child, KillOnDrop) {
+    let mut args = vec!["run", "--name", name, "--profile", profile, "--"];
+    args.extend_from_slice(command);
+    let child = s
+        .hutch(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id());
+    (child, guard)
+}
+
+/// `hutch ps --json`, parsed.
+pub fn ps_json(s: &Scratch) -> Vec<serde_json::Value> {
+    let out = s.hutch(&["ps", "--json"]).output().unwrap();
+    serde_json::from_str(&ok(&out)).unwrap()
+}
+
+/// Waits until `hutch ps` shows sandbox `name` running; returns its entry.
+#[track_caller]
+pub fn wait_running(s: &Scratch, name: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(e) = ps_json(s)
+            .into_iter()
+            .find(|e| e["name"] == name && e["state"] == "running")
+        {
+            return e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox {name} did not show up as running in `hutch ps`"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Waits until `path` exists (a sandbox signalling it is ready).
+#[track_caller]
+pub fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

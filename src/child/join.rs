@@ -1,0 +1,45 @@
+//! The child of `hutch exec`, already in the sandbox's namespaces: confine
+//! exactly as the payload was confined, then execute the command.
+
+use nix::errno::Errno;
+
+use super::{Fail, Pipes, confine, exec_payload};
+use crate::launch::prepare::Prepared;
+use crate::launch::report::{self, Step};
+use crate::sys;
+
+/// Entry point of the joined child. Never returns.
+pub fn run(p: &Prepared, pipes: Pipes) -> ! {
+    let code = match setup(p, pipes) {
+        Ok(()) => exec_payload(p, pipes.report),
+        Err(f) => {
+            report::send(pipes.report, f.step, f.errno, f.arg);
+            125
+        }
+    };
+    sys::exit_now(code)
+}
+
+fn setup(p: &Prepared, pipes: Pipes) -> Result<(), Fail<'_>> {
+    let mut keep = [pipes.report, pipes.go];
+    keep.sort_unstable();
+    sys::close_fds_from(3, &keep);
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Fail::new(Step::DeathSignal, e))?;
+    // hutch exec may have died before the death signal was armed.
+    let mut pfd = libc::pollfd {
+        fd: pipes.go,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLHUP != 0 {
+        return Err(Fail::new(Step::ParentGone, Errno::ESRCH));
+    }
+    // SAFETY: cwd is NUL-terminated; joining the mount namespace put us at
+    // the sandbox's root.
+    if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
+        return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
+    }
+    confine(p)
+}

@@ -1,0 +1,984 @@
+//! The volume store: directories that outlive the sandboxes using them.
+//!
+//! ```text
+//! $XDG_DATA_HOME/hutch/volumes/        0700, the store
+//!   NAME/                              a volume, created 0700 on first use
+//!   .locks/NAME                        its lock file (flock, held by the launcher)
+//!   .tmp/SANDBOX/                      a running sandbox's tmp volumes, flocked by
+//!   .tmp/SANDBOX/VOLUME/               its launcher and removed when it exits
+//! ```
+//!
+//! Everything below `$XDG_DATA_HOME` is opened one component at a time,
+//! relative to the directory before it, without following symlinks
+//! (`openat2` with `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS`),
+//! and must be a directory owned by the caller. A symlink planted in place of
+//! the store, a volume or its parents stops hutch with an error; hutch never
+//! writes through it. `$XDG_DATA_HOME` itself is the user's configuration and
+//! may be a symlink.
+//!
+//! The launcher pins each volume directory (an `O_PATH` descriptor) and passes
+//! the child its path *and* its device and inode: the child, whose mount
+//! namespace is a copy of the host's, cannot mount the launcher's descriptor
+//! (the kernel refuses to clone a mount of another namespace, EINVAL), so it
+//! opens the same path again without following symlinks and mounts it only if
+//! it is the very directory the launcher checked (the pinned inode cannot be
+//! reused while the launcher holds it).
+//!
+//! Volumes are never deleted implicitly: only `hutch volume rm` deletes one,
+//! and only while no sandbox holds its lock.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use serde::Serialize;
+
+use crate::host::Host;
+use crate::plan::{MountOp, Plan};
+use crate::{registry, sys};
+
+/// How volume names are spelled, for error messages.
+pub const NAME_RULE: &str =
+    "a volume name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
+/// Directory of the store holding the tmp volumes of running sandboxes.
+pub const TMP_DIR: &str = ".tmp";
+const LOCK_DIR: &str = ".locks";
+/// Deepest directory nesting `volume rm` and tmp-volume removal descend into.
+const MAX_DEPTH: usize = 512;
+
+/// Whether `name` may name a volume (and so a file in the store).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// Where the store is: `$XDG_DATA_HOME/hutch/volumes` (default
+/// `~/.local/share/hutch/volumes`). Pure: nothing is created or checked.
+pub fn store_path(host: &Host) -> Option<PathBuf> {
+    host.xdg_base("XDG_DATA_HOME")
+        .map(|d| d.join("hutch").join("volumes"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error(
+        "cannot locate the volume store: neither XDG_DATA_HOME nor HOME is set to an absolute path; set HOME"
+    )]
+    NoStore,
+    #[error("invalid volume name {0:?}: {NAME_RULE}")]
+    InvalidName(String),
+    #[error("{what} {}: {}", .path.display(), .errno.desc())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error(
+        "{} is a symlink; hutch never follows symlinks in the volume store (one planted there could make a sandbox read or write elsewhere): inspect it and remove it",
+        .0.display()
+    )]
+    Symlink(PathBuf),
+    #[error("{} is not a directory: inspect it and move it away", .0.display())]
+    NotADirectory(PathBuf),
+    #[error(
+        "{} belongs to uid {owner}, not to you (uid {uid}); hutch only uses volume directories you own",
+        .path.display()
+    )]
+    NotYours { path: PathBuf, owner: u32, uid: u32 },
+    #[error("volume `{name}` is in use by {}{}", by_list(.by), .hint)]
+    InUse {
+        name: String,
+        by: Vec<String>,
+        hint: &'static str,
+    },
+    #[error("no volume named `{0}` (see `hutch volume list`)")]
+    NotFound(String),
+    #[error(
+        "volume `{name}` is not empty ({entries} entries at its top); add --force to delete it with everything in it"
+    )]
+    NotEmpty { name: String, entries: usize },
+    #[error("cannot remove {} completely: {what}: {}", .path.display(), .errno.desc())]
+    Remove {
+        path: PathBuf,
+        what: String,
+        errno: Errno,
+    },
+}
+
+fn by_list(by: &[String]) -> String {
+    match by {
+        [] => "another hutch (a sandbox that is starting, or `hutch volume rm`)".to_string(),
+        [one] => format!("sandbox `{one}`"),
+        many => format!(
+            "sandboxes {}",
+            many.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn cstr(s: &OsStr) -> CString {
+    // Names are validated (no NUL) and paths come from the environment,
+    // which cannot hold NUL bytes either.
+    CString::new(s.as_bytes()).unwrap_or_default()
+}
+
+fn stat_fd(fd: BorrowedFd<'_>) -> Result<libc::stat, Errno> {
+    // SAFETY: an all-zero stat is valid storage for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is valid for writes; fd is open.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<libc::stat, Errno> {
+    // SAFETY: an all-zero stat is valid storage for fstatat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: name is NUL-terminated; st is valid for writes.
+    if unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } < 0
+    {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+fn is_dir(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Opens the single component `name` below `dir` without following a
+/// symlink, whatever the kernel.
+fn open_beneath(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> Result<OwnedFd, Errno> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    match sys::openat2(
+        dir.as_raw_fd(),
+        name,
+        flags,
+        mode,
+        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS,
+    ) {
+        Err(Errno::ENOSYS) | Err(Errno::EPERM) => {}
+        other => return other.map(owned),
+    }
+    // Without openat2: `name` is one component, so O_NOFOLLOW alone keeps
+    // the walk from following a symlink (with O_PATH it opens the link
+    // itself, which callers reject by type).
+    // SAFETY: name is NUL-terminated.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(owned(fd))
+    }
+}
+
+/// A directory of the store, opened safely.
+struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    fn raw(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Opens (and with `create`, makes with mode 0700) the directory `name`
+    /// below this one: no symlink followed, a directory, owned by `uid`.
+    /// `Ok(None)`: it does not exist and `create` is false.
+    fn sub(&self, name: &str, create: bool, uid: u32) -> Result<Option<Dir>, VolumeError> {
+        let path = self.path.join(name);
+        let c = cstr(OsStr::new(name));
+        let mut made = false;
+        loop {
+            match open_beneath(self.raw(), &c, libc::O_PATH | libc::O_DIRECTORY, 0) {
+                Ok(fd) => {
+                    let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
+                        what: "cannot inspect",
+                        path: path.clone(),
+                        errno,
+                    })?;
+                    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                        return Err(VolumeError::Symlink(path));
+                    }
+                    if !is_dir(&st) {
+                        return Err(VolumeError::NotADirectory(path));
+                    }
+                    if st.st_uid != uid {
+                        return Err(VolumeError::NotYours {
+                            path,
+                            owner: st.st_uid,
+                            uid,
+                        });
+                    }
+                    return Ok(Some(Dir { fd, path }));
+                }
+                Err(Errno::ENOENT) if create && !made => {
+                    // SAFETY: c is NUL-terminated.
+                    if unsafe { libc::mkdirat(self.raw().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
+                        let errno = Errno::last();
+                        if errno != Errno::EEXIST {
+                            return Err(VolumeError::Io {
+                                what: "cannot create",
+                                path,
+                                errno,
+                            });
+                        }
+                    }
+                    made = true;
+                }
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) | Err(Errno::EXDEV) => {
+                    return Err(match lstat_at(self.raw(), &c) {
+                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                            VolumeError::Symlink(path)
+                        }
+                        _ => VolumeError::NotADirectory(path),
+                    });
+                }
+                Err(errno) => {
+                    return Err(VolumeError::Io {
+                        what: "cannot open",
+                        path,
+                        errno,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A descriptor of this directory that can be read (listed), changed
+    /// and flocked, opened through the pinned one (no path walked again).
+    fn readable(&self) -> Result<OwnedFd, VolumeError> {
+        open_beneath(self.raw(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|errno| {
+            VolumeError::Io {
+                what: "cannot read",
+                path: self.path.clone(),
+                errno,
+            }
+        })
+    }
+}
+
+/// The volume store, opened safely.
+pub struct Store {
+    dir: Dir,
+    uid: u32,
+}
+
+impl Store {
+    /// Opens the store; with `create`, makes what is missing (the store
+    /// directories with mode 0700). `Ok(None)`: there is no store yet.
+    pub fn open(host: &Host, create: bool) -> Result<Option<Store>, VolumeError> {
+        let store = store_path(host).ok_or(VolumeError::NoStore)?;
+        let hutch_dir = store.parent().expect("store_path has a parent");
+        let data = hutch_dir.parent().expect("store_path has a grandparent");
+        if create {
+            std::fs::create_dir_all(data).map_err(|e| VolumeError::Io {
+                what: "cannot create",
+                path: data.to_path_buf(),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
+        }
+        let c = cstr(data.as_os_str());
+        // $XDG_DATA_HOME itself is the user's own setting: symlinks allowed.
+        // SAFETY: c is NUL-terminated.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let errno = Errno::last();
+            if errno == Errno::ENOENT && !create {
+                return Ok(None);
+            }
+            return Err(VolumeError::Io {
+                what: "cannot open",
+                path: data.to_path_buf(),
+                errno,
+            });
+        }
+        let data = Dir {
+            fd: owned(fd),
+            path: data.to_path_buf(),
+        };
+        let uid = host.uid;
+        let Some(hutch) = data.sub("hutch", create, uid)? else {
+            return Ok(None);
+        };
+        let Some(dir) = hutch.sub("volumes", create, uid)? else {
+            return Ok(None);
+        };
+        Ok(Some(Store { dir, uid }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    fn volume_dir(&self, name: &str, create: bool) -> Result<Option<Dir>, VolumeError> {
+        if !valid_name(name) {
+            return Err(VolumeError::InvalidName(name.to_string()));
+        }
+        self.dir.sub(name, create, self.uid)
+    }
+
+    /// Takes the lock of volume `name` without waiting: exclusive, or shared
+    /// (`shared` volumes). `Ok(None)`: somebody holds a conflicting lock.
+    fn lock(&self, name: &str, exclusive: bool) -> Result<Option<OwnedFd>, VolumeError> {
+        let locks = self
+            .dir
+            .sub(LOCK_DIR, true, self.uid)?
+            .expect("created if missing");
+        let c = cstr(OsStr::new(name));
+        let path = locks.path.join(name);
+        let io = |what, errno| VolumeError::Io {
+            what,
+            path: path.clone(),
+            errno,
+        };
+        loop {
+            let fd = open_beneath(locks.raw(), &c, libc::O_RDWR | libc::O_CREAT, 0o600)
+                .map_err(|e| io("cannot open the lock file", e))?;
+            let st = stat_fd(fd.as_fd()).map_err(|e| io("cannot inspect the lock file", e))?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != self.uid {
+                return Err(io("refusing the lock file", Errno::EPERM));
+            }
+            let op = if exclusive {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_SH
+            };
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) } < 0 {
+                let errno = Errno::last();
+                if errno == Errno::EWOULDBLOCK {
+                    return Ok(None);
+                }
+                return Err(io("cannot lock", errno));
+            }
+            // `volume rm` unlinks the lock file of the volume it deletes: if
+            // that happened between our open and our flock, this lock guards
+            // nothing. Start again with the file now at that name.
+            match lstat_at(locks.raw(), &c) {
+                Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
+                    return Ok(Some(fd));
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// The directory of `.tmp` (created if missing).
+    fn tmp_root(&self) -> Result<Dir, VolumeError> {
+        Ok(self
+            .dir
+            .sub(TMP_DIR, true, self.uid)?
+            .expect("created if missing"))
+    }
+
+    /// Removes the tmp volumes of sandboxes that are gone (their launcher
+    /// was killed before it could). Errors are returned as warnings.
+    pub fn clean_stale_tmp(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let tmp = match self.dir.sub(TMP_DIR, false, self.uid) {
+            Ok(Some(t)) => t,
+            Ok(None) => return warnings,
+            Err(e) => return vec![e.to_string()],
+        };
+        for name in list_names(&tmp).unwrap_or_default() {
+            if let Ok(Some(area)) = tmp.sub(&name, false, self.uid)
+                && let Ok(fd) = area.readable()
+                // SAFETY: flock on a descriptor we own.
+                && unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
+                && let Err(e) = remove_dir(&tmp, &name, &fd)
+            {
+                warnings.push(e.to_string());
+            }
+        }
+        warnings
+    }
+
+    /// The tmp volumes of running sandboxes: (sandbox, volume, path).
+    fn tmp_volumes(&self) -> Vec<(String, String, PathBuf)> {
+        let mut out = Vec::new();
+        let Ok(Some(tmp)) = self.dir.sub(TMP_DIR, false, self.uid) else {
+            return out;
+        };
+        for sandbox in list_names(&tmp).unwrap_or_default() {
+            let Ok(Some(area)) = tmp.sub(&sandbox, false, self.uid) else {
+                continue;
+            };
+            for vol in list_names(&area).unwrap_or_default() {
+                out.push((sandbox.clone(), vol.clone(), area.path.join(&vol)));
+            }
+        }
+        out
+    }
+}
+
+/// The entries of a directory, `.` and `..` left out.
+fn list_names(dir: &Dir) -> Result<Vec<String>, VolumeError> {
+    let fd = dir.readable()?;
+    read_names(fd).map_err(|errno| VolumeError::Io {
+        what: "cannot list",
+        path: dir.path.clone(),
+        errno,
+    })
+}
+
+fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
+    let mut d = nix::dir::Dir::from_fd(fd)?;
+    let mut names = Vec::new();
+    for entry in d.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if let Ok(s) = std::str::from_utf8(name) {
+            names.push(s.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// Byte-named entries of a readable directory descriptor (a duplicate is
+/// read, the descriptor stays usable).
+fn entries(fd: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
+    let dup = open_beneath(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut d = nix::dir::Dir::from_fd(dup)?;
+    let mut names = Vec::new();
+    for entry in d.iter() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        names.push(name.to_owned());
+    }
+    Ok(names)
+}
+
+/// Gives the owner full access to a directory we are about to empty (a
+/// sandbox may have left it mode 0500 or 0). `pinned` is an `O_PATH`
+/// descriptor of the directory itself, so no name is resolved again.
+fn make_accessible(pinned: BorrowedFd<'_>, st: &libc::stat) -> Result<(), Errno> {
+    if st.st_mode & 0o700 == 0o700 {
+        return Ok(());
+    }
+    // chmod through the descriptor's /proc link: it names exactly that
+    // directory (fchmod does not take O_PATH descriptors).
+    let link = CString::new(format!("/proc/self/fd/{}", pinned.as_raw_fd())).expect("no NUL");
+    // SAFETY: link is NUL-terminated.
+    if unsafe { libc::chmod(link.as_ptr(), (st.st_mode & 0o7777) | 0o700) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Deletes everything inside the directory `dir` (a readable descriptor),
+/// never following a symlink: directories are entered only through
+/// descriptors opened with `O_NOFOLLOW`, and everything else is unlinked.
+fn remove_contents(dir: BorrowedFd<'_>, depth: usize, at: &Path) -> Result<(), VolumeError> {
+    let fail = |what: &str, errno| VolumeError::Remove {
+        path: at.to_path_buf(),
+        what: what.to_string(),
+        errno,
+    };
+    if depth > MAX_DEPTH {
+        return Err(fail("directories nested too deeply", Errno::ELOOP));
+    }
+    for name in entries(dir).map_err(|e| fail("cannot list it", e))? {
+        // SAFETY: name is NUL-terminated.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+            continue;
+        }
+        let errno = Errno::last();
+        if errno == Errno::ENOENT {
+            continue;
+        }
+        if errno != Errno::EISDIR && errno != Errno::EPERM {
+            return Err(fail(&format!("cannot remove {name:?}"), errno));
+        }
+        let child = Path::new(OsStr::from_bytes(name.to_bytes()));
+        let sub_path = at.join(child);
+        let pinned = match open_beneath(dir, &name, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            Ok(fd) => fd,
+            Err(e) => return Err(fail(&format!("cannot open {name:?}"), e)),
+        };
+        let st = stat_fd(pinned.as_fd()).map_err(|e| fail("cannot inspect", e))?;
+        if !is_dir(&st) {
+            return Err(fail(&format!("cannot remove {name:?}"), errno));
+        }
+        make_accessible(pinned.as_fd(), &st).map_err(|e| fail("cannot change the mode of", e))?;
+        let readable = open_beneath(pinned.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(|e| fail(&format!("cannot open {name:?}"), e))?;
+        drop(pinned);
+        remove_contents(readable.as_fd(), depth + 1, &sub_path)?;
+        drop(readable);
+        // SAFETY: name is NUL-terminated.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
+            return Err(fail(&format!("cannot remove {name:?}"), Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+/// Empties and removes `parent/name`, whose readable descriptor is `fd`.
+fn remove_dir(parent: &Dir, name: &str, fd: &OwnedFd) -> Result<(), VolumeError> {
+    let path = parent.path.join(name);
+    let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
+        what: "cannot inspect",
+        path: path.clone(),
+        errno,
+    })?;
+    make_accessible(fd.as_fd(), &st).map_err(|errno| VolumeError::Remove {
+        path: path.clone(),
+        what: "cannot change its mode".into(),
+        errno,
+    })?;
+    remove_contents(fd.as_fd(), 0, &path)?;
+    let c = cstr(OsStr::new(name));
+    // SAFETY: c is NUL-terminated.
+    if unsafe { libc::unlinkat(parent.raw().as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
+        let errno = Errno::last();
+        if errno != Errno::ENOENT {
+            return Err(VolumeError::Remove {
+                path,
+                what: "cannot remove the directory itself".into(),
+                errno,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The canonical path of an open directory, as the kernel names it.
+fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+}
+
+/// A volume directory the launcher has checked and pinned.
+#[derive(Debug)]
+pub struct Pinned {
+    pub name: String,
+    /// The directory's path without symlinks, for the child to open again.
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+    /// Keeps the inode (and so its number) alive while the sandbox starts.
+    _pin: OwnedFd,
+    /// Held for the sandbox's life (none for tmp volumes: their sandbox's
+    /// directory is locked instead).
+    _lock: Option<OwnedFd>,
+}
+
+impl Pinned {
+    fn new(name: &str, dir: Dir, lock: Option<OwnedFd>) -> Result<Pinned, VolumeError> {
+        let io = |errno| VolumeError::Io {
+            what: "cannot inspect",
+            path: dir.path.clone(),
+            errno,
+        };
+        let (dev, ino) = sys::dev_ino(dir.fd.as_raw_fd()).map_err(io)?;
+        let path = fd_path(dir.fd.as_fd()).map_err(io)?;
+        Ok(Pinned {
+            name: name.to_string(),
+            path,
+            dev,
+            ino,
+            _pin: dir.fd,
+            _lock: lock,
+        })
+    }
+}
+
+/// The directory holding one sandbox's tmp volumes, locked by its launcher.
+struct TmpArea {
+    parent: Dir,
+    name: String,
+    fd: OwnedFd,
+    removed: bool,
+}
+
+impl TmpArea {
+    fn create(store: &Store, sandbox: &str) -> Result<TmpArea, VolumeError> {
+        let parent = store.tmp_root()?;
+        let c = cstr(OsStr::new(sandbox));
+        loop {
+            // SAFETY: c is NUL-terminated.
+            if unsafe { libc::mkdirat(parent.raw().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
+                let errno = Errno::last();
+                if errno != Errno::EEXIST {
+                    return Err(VolumeError::Io {
+                        what: "cannot create",
+                        path: parent.path.join(sandbox),
+                        errno,
+                    });
+                }
+            }
+            let Some(dir) = parent.sub(sandbox, false, store.uid)? else {
+                continue;
+            };
+            let fd = dir.readable()?;
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+                return Err(VolumeError::InUse {
+                    name: format!("{TMP_DIR}/{sandbox}"),
+                    by: vec![sandbox.to_string()],
+                    hint: "",
+                });
+            }
+            // Removed as stale between our mkdir and our flock? Again.
+            let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
+                what: "cannot inspect",
+                path: dir.path.clone(),
+                errno,
+            })?;
+            match lstat_at(parent.raw(), &c) {
+                Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {}
+                _ => continue,
+            }
+            // Left over by a killed sandbox of the same name: start empty.
+            remove_contents(fd.as_fd(), 0, &dir.path)?;
+            return Ok(TmpArea {
+                parent,
+                name: sandbox.to_string(),
+                fd,
+                removed: false,
+            });
+        }
+    }
+
+    fn volume(&self, name: &str, uid: u32) -> Result<Dir, VolumeError> {
+        let area = Dir {
+            fd: open_beneath(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(
+                |errno| VolumeError::Io {
+                    what: "cannot open",
+                    path: self.parent.path.join(&self.name),
+                    errno,
+                },
+            )?,
+            path: self.parent.path.join(&self.name),
+        };
+        Ok(area.sub(name, true, uid)?.expect("created if missing"))
+    }
+
+    fn remove(&mut self) -> Result<(), VolumeError> {
+        self.removed = true;
+        remove_dir(&self.parent, &self.name, &self.fd)
+    }
+}
+
+impl Drop for TmpArea {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = self.remove();
+        }
+    }
+}
+
+/// Everything a launch holds for its volumes until the sandbox has exited:
+/// the pinned directories, the locks, and its tmp volumes.
+pub struct Held {
+    /// In the order of the plan's `MountOp::Volume`s.
+    pub volumes: Vec<Pinned>,
+    tmp: Option<TmpArea>,
+}
+
+impl Held {
+    /// Releases the locks and removes the tmp volumes.
+    pub fn release(mut self) -> Result<(), VolumeError> {
+        self.volumes.clear();
+        match self.tmp.as_mut() {
+            Some(t) => t.remove(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens, creates, checks, locks and pins every volume of the plan, for the
+/// sandbox named `sandbox`. Fails if one is in use (see `shared`).
+pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeError> {
+    let uses: Vec<(&str, bool, bool)> = plan
+        .mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            MountOp::Volume {
+                name, shared, tmp, ..
+            } => Some((name.as_str(), *shared, *tmp)),
+            _ => None,
+        })
+        .collect();
+    let mut held = Held {
+        volumes: Vec::with_capacity(uses.len()),
+        tmp: None,
+    };
+    if uses.is_empty() {
+        return Ok(held);
+    }
+    let store = Store::open(host, true)?.expect("created if missing");
+    if uses.iter().any(|(_, _, tmp)| *tmp) {
+        for w in store.clean_stale_tmp() {
+            eprintln!("hutch: warning: {w}");
+        }
+        held.tmp = Some(TmpArea::create(&store, sandbox)?);
+    }
+    for (name, shared, tmp) in uses {
+        if tmp {
+            let area = held.tmp.as_ref().expect("created above");
+            let dir = area.volume(name, store.uid)?;
+            held.volumes.push(Pinned::new(name, dir, None)?);
+            continue;
+        }
+        let Some(lock) = store.lock(name, !shared)? else {
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                by: registry::users_of_volume(host, name, Some(sandbox)),
+                hint: if shared {
+                    " (it uses the volume exclusively)"
+                } else {
+                    "; set `shared = true` on the volume in the profiles of every sandbox that should use it at the same time"
+                },
+            });
+        };
+        let dir = store.volume_dir(name, true)?.expect("created if missing");
+        held.volumes.push(Pinned::new(name, dir, Some(lock))?);
+    }
+    Ok(held)
+}
+
+/// A volume as `hutch volume list` and `inspect` show it.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub name: String,
+    /// `persistent`, or `tmp` for a running sandbox's tmp volume.
+    pub kind: &'static str,
+    pub path: PathBuf,
+    /// Running sandboxes using it (from the registry).
+    pub in_use_by: Vec<String>,
+    /// Last modification of its top directory (seconds since the epoch).
+    pub modified: Option<i64>,
+    pub mode: Option<String>,
+    /// With `inspect`: bytes used on disk (allocated blocks), and entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_usage: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+}
+
+/// Every volume in the store, and the tmp volumes of running sandboxes.
+/// Also removes tmp volumes that sandboxes killed with SIGKILL left behind.
+pub fn list(host: &Host) -> Result<(Vec<Info>, Vec<String>), VolumeError> {
+    let Some(store) = Store::open(host, false)? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut warnings = store.clean_stale_tmp();
+    let users = registry::volume_users(host);
+    let mut out = Vec::new();
+    let mut names: Vec<String> = list_names(&store.dir)?
+        .into_iter()
+        .filter(|n| valid_name(n))
+        .collect();
+    names.sort();
+    for name in names {
+        let dir = match store.volume_dir(&name, false) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => continue,
+            Err(e) => {
+                warnings.push(format!("skipping volume `{name}`: {e}"));
+                continue;
+            }
+        };
+        let st = stat_fd(dir.fd.as_fd()).ok();
+        out.push(Info {
+            in_use_by: users.get(&name).cloned().unwrap_or_default(),
+            kind: "persistent",
+            path: dir.path,
+            modified: st.map(|s| s.st_mtime),
+            mode: st.map(|s| format!("{:04o}", s.st_mode & 0o7777)),
+            name,
+            disk_usage: None,
+            files: None,
+        });
+    }
+    for (sandbox, vol, path) in store.tmp_volumes() {
+        out.push(Info {
+            name: format!("{sandbox}/{vol}"),
+            kind: "tmp",
+            path,
+            in_use_by: vec![sandbox],
+            modified: None,
+            mode: None,
+            disk_usage: None,
+            files: None,
+        });
+    }
+    Ok((out, warnings))
+}
+
+/// One volume, with its disk usage.
+pub fn inspect(host: &Host, name: &str) -> Result<Info, VolumeError> {
+    let store = Store::open(host, false)?.ok_or_else(|| VolumeError::NotFound(name.into()))?;
+    let dir = store
+        .volume_dir(name, false)?
+        .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+    let st = stat_fd(dir.fd.as_fd()).map_err(|errno| VolumeError::Io {
+        what: "cannot inspect",
+        path: dir.path.clone(),
+        errno,
+    })?;
+    let mut usage = (st.st_blocks as u64 * 512, 0u64);
+    let fd = dir.readable()?;
+    du(fd.as_fd(), 0, &mut usage);
+    Ok(Info {
+        in_use_by: registry::users_of_volume(host, name, None),
+        name: name.to_string(),
+        kind: "persistent",
+        path: dir.path,
+        modified: Some(st.st_mtime),
+        mode: Some(format!("{:04o}", st.st_mode & 0o7777)),
+        disk_usage: Some(usage.0),
+        files: Some(usage.1),
+    })
+}
+
+/// Adds up allocated bytes and entries below `dir`, never following a
+/// symlink; unreadable parts are skipped.
+fn du(dir: BorrowedFd<'_>, depth: usize, acc: &mut (u64, u64)) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for name in entries(dir).unwrap_or_default() {
+        let Ok(st) = lstat_at(dir, &name) else {
+            continue;
+        };
+        acc.0 += st.st_blocks as u64 * 512;
+        acc.1 += 1;
+        if is_dir(&st)
+            && let Ok(sub) = open_beneath(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        {
+            du(sub.as_fd(), depth + 1, acc);
+        }
+    }
+}
+
+/// The host path of a volume (which must exist).
+pub fn path(host: &Host, name: &str) -> Result<PathBuf, VolumeError> {
+    let store = Store::open(host, false)?.ok_or_else(|| VolumeError::NotFound(name.into()))?;
+    let dir = store
+        .volume_dir(name, false)?
+        .ok_or_else(|| VolumeError::NotFound(name.into()))?;
+    Ok(dir.path)
+}
+
+/// Deletes a volume: refused while a sandbox uses it, and, unless `force`,
+/// when it is not empty.
+pub fn remove(host: &Host, name: &str, force: bool) -> Result<(), VolumeError> {
+    let store = Store::open(host, false)?.ok_or_else(|| VolumeError::NotFound(name.into()))?;
+    if !valid_name(name) {
+        return Err(VolumeError::InvalidName(name.into()));
+    }
+    let Some(lock) = store.lock(name, true)? else {
+        return Err(VolumeError::InUse {
+            name: name.to_string(),
+            by: registry::users_of_volume(host, name, None),
+            hint: "; stop it first (`hutch stop NAME`)",
+        });
+    };
+    let drop_lock_file = || {
+        if let Ok(Some(locks)) = store.dir.sub(LOCK_DIR, false, store.uid) {
+            let c = cstr(OsStr::new(name));
+            // SAFETY: c is NUL-terminated. Unlinked while we hold the lock:
+            // a launcher that opened it meanwhile notices and starts again.
+            unsafe { libc::unlinkat(locks.raw().as_raw_fd(), c.as_ptr(), 0) };
+        }
+    };
+    let Some(dir) = store.volume_dir(name, false)? else {
+        drop_lock_file();
+        return Err(VolumeError::NotFound(name.into()));
+    };
+    let fd = dir.readable()?;
+    let n = entries(fd.as_fd())
+        .map_err(|errno| VolumeError::Io {
+            what: "cannot list",
+            path: dir.path.clone(),
+            errno,
+        })?
+        .len();
+    if n > 0 && !force {
+        return Err(VolumeError::NotEmpty {
+            name: name.into(),
+            entries: n,
+        });
+    }
+    remove_dir(&store.dir, name, &fd)?;
+    drop_lock_file();
+    drop(lock);
+    Ok(())
+}
+
+/// Removes the tmp volumes of a sandbox whose launcher is gone (`hutch stop`
+/// after SIGKILL). Returns warnings.
+pub fn clean_stale(host: &Host) -> Vec<String> {
+    match Store::open(host, false) {
+        Ok(Some(store)) => store.clean_stale_tmp(),
+        Ok(None) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "cache", "my-vol_2.old", "9"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "..",
+            "a b",
+            &"x".repeat(65),
+            "é",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}

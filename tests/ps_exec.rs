@@ -1,0 +1,529 @@
+//! Running sandboxes: `hutch ps`, `exec` and `stop`, from an unprivileged
+//! user's point of view.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+
+use common::*;
+
+fn profile(s: &Scratch, name: &str, extra: &str) -> String {
+    let p = s.write(
+        &format!("{name}.toml"),
+        &format!("version = 1\nextends = [\"cli\"]\n{extra}"),
+    );
+    p.display().to_string()
+}
+
+fn exec(s: &Scratch, name: &str, command: &[&str]) -> std::process::Output {
+    let mut args = vec!["exec", name, "--"];
+    args.extend_from_slice(command);
+    s.hutch(&args).output().unwrap()
+}
+
+fn record_path(s: &Scratch, name: &str) -> std::path::PathBuf {
+    s.runtime().join(format!("hutch/sandboxes/{name}.json"))
+}
+
+#[test]
+fn ps_lists_running_sandboxes_and_forgets_ended_ones() {
+    let s = Scratch::new();
+    let (_child, _guard) = spawn_named(&s, "web", "cli", &["sleep", "100"]);
+    let e = wait_running(&s, "web");
+    assert_eq!(e["profile"], "cli");
+    assert_eq!(e["command"], serde_json::json!(["sleep", "100"]));
+    let pid = e["pid"].as_i64().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm, "hutch-init\n");
+    assert!(e["uptime_seconds"].as_u64().unwrap() < 60);
+
+    let text = ok(&s.hutch(&["ps"]).output().unwrap());
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "PID", "PROFILE", "UPTIME", "COMMAND"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "web");
+    assert_eq!(row[1], pid.to_string());
+    assert_eq!(row[2], "cli");
+    assert_eq!(&row[4..], ["sleep", "100"]);
+
+    // The directory is private to the user.
+    let dir = s.runtime().join("hutch/sandboxes");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    ok(&s.hutch(&["stop", "web"]).output().unwrap());
+    assert!(ps_json(&s).is_empty());
+    assert!(!record_path(&s, "web").exists());
+}
+
+#[test]
+fn stale_records_are_cleaned_up() {
+    let s = Scratch::new();
+    let (mut child, _guard) = spawn_named(&s, "doomed", "cli", &["sleep", "100"]);
+    wait_running(&s, "doomed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // hutch could not remove its record...
+    assert!(record_path(&s, "doomed").exists());
+    // ...so the next reader does, and the name is free again.
+    assert!(ps_json(&s).is_empty());
+    assert!(!record_path(&s, "doomed").exists());
+    let (mut child, _guard) = spawn_named(&s, "doomed", "cli", &["sleep", "100"]);
+    wait_running(&s, "doomed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(&s.run(&["--profile", "cli", "--name", "doomed"], &["true"]));
+}
+
+#[test]
+fn names_are_unique_and_checked() {
+    let s = Scratch::new();
+    let (_child, _guard) = spawn_named(&s, "dup", "cli", &["sleep", "100"]);
+    let e = wait_running(&s, "dup");
+    let out = s.run(&["--profile", "cli", "--name", "dup"], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("a sandbox named `dup` is already running")
+            && err.contains(&e["pid"].to_string())
+            && err.contains("--name"),
+        "{err}"
+    );
+    for bad in ["../x", "a/b", ".hidden", ""] {
+        let out = s.run(&["--profile", "cli", "--name", bad], &["true"]);
+        assert_eq!(out.status.code(), Some(125), "{bad}");
+        assert!(
+            stderr(&out).contains("invalid sandbox name"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Default names: the profile and a short id, all different.
+    let (_a, _ga) = {
+        let child = s
+            .hutch(&["run", "--profile", "cli", "--", "sleep", "100"])
+            .spawn()
+            .unwrap();
+        let id = child.id();
+        (child, KillOnDrop(id))
+    };
+    let (_b, _gb) = {
+        let child = s
+            .hutch(&["run", "--profile", "cli", "--", "sleep", "100"])
+            .spawn()
+            .unwrap();
+        let id = child.id();
+        (child, KillOnDrop(id))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let names = loop {
+        let names: Vec<String> = ps_json(&s)
+            .iter()
+            .filter(|e| e["name"] != "dup" && e["state"] == "running")
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        if names.len() == 2 || std::time::Instant::now() > deadline {
+            break names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_ne!(names[0], names[1]);
+    for n in &names {
+        assert!(n.starts_with("cli-") && n.len() == "cli-".len() + 6, "{n}");
+    }
+}
+
+#[test]
+fn exec_joins_the_sandbox() {
+    let s = Scratch::new();
+    let p = profile(&s, "p", "hostname = \"box-host\"\n");
+    let script = "echo $$ > /tmp/payload-pid; cat /proc/self/mountinfo > /tmp/mountinfo; \
+                  for n in user mnt pid uts ipc net cgroup; do readlink /proc/self/ns/$n; done \
+                  > /tmp/ns; touch ready; exec sleep 100";
+    let (_child, _guard) = spawn_named(&s, "box", &p, &["sh", "-c", script]);
+    wait_running(&s, "box");
+    wait_for_file(&s.path().join("ready"));
+    // /tmp is the sandbox's private tmpfs: reading the payload's files there
+    // shows the same mount namespace; its mount table is the same too.
+    let out = ok(&exec(
+        &s,
+        "box",
+        &[
+            "sh",
+            "-c",
+            "hostname; cat /proc/1/comm; p=$(cat /tmp/payload-pid); cat /proc/$p/comm; \
+             cat /proc/self/mountinfo | cmp -s - /tmp/mountinfo && echo same-mounts; id -u",
+        ],
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "box-host",
+            "hutch-init",
+            "sleep",
+            "same-mounts",
+            &test_uid().to_string()
+        ]
+    );
+    // Every namespace is the payload's, the network one included (it is
+    // made after clone, by a helper), and none is the host's.
+    let ns_script = "for n in user mnt pid uts ipc net cgroup; do readlink /proc/self/ns/$n; done";
+    let mine = ok(&exec(&s, "box", &["sh", "-c", ns_script]));
+    let payload = ok(&exec(&s, "box", &["cat", "/tmp/ns"]));
+    assert_eq!(mine, payload);
+    for (line, n) in mine
+        .lines()
+        .zip(["user", "mnt", "pid", "uts", "ipc", "net", "cgroup"])
+    {
+        let host = std::fs::read_link(format!("/proc/self/ns/{n}")).unwrap();
+        assert_ne!(line, host.to_str().unwrap(), "{n} is the host's");
+    }
+    // The command's pid is one of the sandbox's.
+    let out = ok(&exec(&s, "box", &["sh", "-c", "echo $$"]));
+    let pid: u32 = out.trim().parse().unwrap();
+    assert!(pid > 2 && pid < 1000, "{pid}");
+}
+
+#[test]
+fn exec_is_confined_exactly_like_the_payload() {
+    let s = Scratch::new();
+    let p = profile(&s, "p", "[rlimits]\nnofile = 123\n");
+    let fields = "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status; ulimit -n";
+    let (_child, _guard) = spawn_named(
+        &s,
+        "conf",
+        &p,
+        &[
+            "sh",
+            "-c",
+            &format!("({fields}) > /tmp/payload-status; touch ready; exec sleep 100"),
+        ],
+    );
+    wait_running(&s, "conf");
+    wait_for_file(&s.path().join("ready"));
+    let mine = ok(&exec(&s, "conf", &["sh", "-c", fields]));
+    let payload = ok(&exec(&s, "conf", &["cat", "/tmp/payload-status"]));
+    assert_eq!(mine, payload);
+    for want in [
+        "CapInh:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "CapEff:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "Seccomp_filters:\t1",
+        "123",
+    ] {
+        assert!(
+            mine.lines().any(|l| l == want),
+            "{want} missing in:\n{mine}"
+        );
+    }
+    // The seccomp filter is the sandbox's: no new user namespace.
+    let out = exec(&s, "conf", &["unshare", "-U", "true"]);
+    assert_ne!(out.status.code(), Some(0), "unshare succeeded inside");
+    let probe = s
+        .as_user(std::path::Path::new("/usr/bin/unshare"))
+        .args(["-U", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "probe: unshare -U must work outside"
+    );
+}
+
+#[test]
+fn exec_is_under_the_sandboxes_landlock_rules() {
+    if hutch::sys::landlock_abi() == 0 {
+        skip("Landlock is not available on this kernel");
+        return;
+    }
+    let s = Scratch::new();
+    let out_dir = s.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    s.chown_all();
+    // The working directory is bound writable, but Landlock only lets
+    // the sandbox write to `out`.
+    let p = profile(
+        &s,
+        "p",
+        "[landlock]\nfrom_mounts = false\nread = [\"/\"]\nwrite = [\"${CWD}/out\"]\n",
+    );
+    let (_child, _guard) = spawn_named(
+        &s,
+        "ll",
+        &p,
+        &["sh", "-c", "touch out/ready; exec sleep 100"],
+    );
+    wait_running(&s, "ll");
+    wait_for_file(&out_dir.join("ready"));
+    let out = ok(&exec(
+        &s,
+        "ll",
+        &[
+            "sh",
+            "-c",
+            "touch denied 2>/dev/null && echo wrote-denied; touch out/allowed && echo wrote-allowed",
+        ],
+    ));
+    assert_eq!(out, "wrote-allowed\n");
+    assert!(!s.path().join("denied").exists());
+    // Probe: outside Landlock the same write works.
+    ok(&s
+        .as_user(std::path::Path::new("/usr/bin/touch"))
+        .arg("denied")
+        .output()
+        .unwrap());
+}
+
+#[test]
+fn exec_exit_status_follows_the_command() {
+    let s = Scratch::new();
+    let (_child, _guard) = spawn_named(&s, "st", "cli", &["sleep", "100"]);
+    wait_running(&s, "st");
+    assert_eq!(
+        exec(&s, "st", &["sh", "-c", "exit 7"]).status.code(),
+        Some(7)
+    );
+    assert_eq!(
+        exec(&s, "st", &["sh", "-c", "kill -TERM $$"]).status.code(),
+        Some(143)
+    );
+    let out = exec(&s, "st", &["no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("no-such-command"));
+    let out = exec(&s, "nonexistent", &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("no running sandbox named `nonexistent`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn exec_and_stop_refuse_a_record_that_does_not_match() {
+    let s = Scratch::new();
+    let (_child, _guard) = spawn_named(&s, "real", "cli", &["sleep", "100"]);
+    wait_running(&s, "real");
+    let path = record_path(&s, "real");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&original).unwrap();
+
+    let tamper = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut r = record.clone();
+        f(&mut r);
+        std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+        s.chown_all();
+    };
+    // Another inode for a namespace: refused before anything is joined.
+    tamper(&|r| {
+        let ino = r["namespaces"][1]["ino"].as_u64().unwrap();
+        r["namespaces"][1]["ino"] = (ino + 1).into();
+    });
+    let out = exec(&s, "real", &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("refusing to touch sandbox `real`"),
+        "{}",
+        stderr(&out)
+    );
+    // A descriptor of the launcher that is no namespace at all.
+    tamper(&|r| r["namespaces"][0]["fd"] = 0.into());
+    let out = exec(&s, "real", &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("refusing to touch"),
+        "{}",
+        stderr(&out)
+    );
+    // Another executable for the launcher (as if the pid were reused).
+    tamper(&|r| r["exe"][1] = 1.into());
+    for out in [
+        exec(&s, "real", &["true"]),
+        s.hutch(&["stop", "real"]).output().unwrap(),
+    ] {
+        assert_ne!(out.status.code(), Some(0));
+        assert!(
+            stderr(&out).contains("does not run the executable recorded"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Its first process replaced by another one of ours.
+    tamper(&|r| r["init"]["pid"] = (std::process::id() as i64).into());
+    let out = exec(&s, "real", &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("refusing to touch"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&path, original).unwrap();
+    s.chown_all();
+    ok(&exec(&s, "real", &["true"]));
+}
+
+#[test]
+fn stop_lets_the_payload_handle_sigterm() {
+    let s = Scratch::new();
+    let script =
+        "trap 'echo handled > stopped; exit 3' TERM; touch ready; while :; do sleep 0.05; done";
+    let (mut child, _guard) = spawn_named(&s, "graceful", "cli", &["sh", "-c", script]);
+    wait_running(&s, "graceful");
+    wait_for_file(&s.path().join("ready"));
+    let out = ok(&s.hutch(&["stop", "graceful"]).output().unwrap());
+    assert!(out.starts_with("stopped graceful: it ended"), "{out}");
+    assert!(out.contains("after SIGTERM"), "{out}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("stopped")).unwrap(),
+        "handled\n"
+    );
+    assert!(ps_json(&s).is_empty());
+    let out = s.hutch(&["stop", "graceful"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no running sandbox named `graceful`"));
+}
+
+#[test]
+fn stop_kills_what_ignores_sigterm() {
+    let s = Scratch::new();
+    let script = "trap '' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, _guard) = spawn_named(&s, "stubborn", "cli", &["sh", "-c", script]);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    wait_running(&s, "stubborn");
+    let started = std::time::Instant::now();
+    let out = ok(&s
+        .hutch(&["stop", "--timeout", "0.5", "stubborn"])
+        .output()
+        .unwrap());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert!(out.contains("killed (SIGKILL)"), "{out}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(9));
+    assert!(ps_json(&s).is_empty());
+    assert!(!record_path(&s, "stubborn").exists());
+}
+
+#[test]
+fn the_registry_is_out_of_the_sandboxes_reach() {
+    let s = Scratch::new();
+    let (_child, _guard) = spawn_named(&s, "outside", "cli", &["sleep", "100"]);
+    wait_running(&s, "outside");
+    let reg = s.runtime().join("hutch");
+    assert!(reg.exists());
+    let out = ok(&s.sh(&format!(
+        "test -e {} && echo visible; echo done",
+        reg.display()
+    )));
+    assert_eq!(out, "done\n");
+    // And a runtime directory that is not safe is refused, not used. (The
+    // canary is outside the sandbox's working directory, which `cli` binds
+    // writable: binding a directory the registry resolves into would be
+    // refused by the planner first.)
+    let s2 = Scratch::new();
+    let elsewhere = Scratch::new();
+    let canary = elsewhere.path().join("canary");
+    std::fs::create_dir_all(&canary).unwrap();
+    elsewhere.chown_all();
+    std::os::unix::fs::symlink(&canary, s2.runtime().join("hutch")).unwrap();
+    s2.chown_all();
+    let out = s2.sh("true");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
+}
+
+#[test]
+fn exec_runs_in_the_sandboxes_cgroup() {
+    // The only backend this machine offers without a VM: cgroup v1, as root.
+    if !is_root() {
+        skip("the cgroup v1 backend of [limits] needs root");
+        return;
+    }
+    // Root's own directories: the scratch ones belong to the test user.
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let p = work.path().join("limits.toml");
+    std::fs::write(
+        &p,
+        "version = 1\nextends = [\"cli\"]\n[limits]\npids = 64\n",
+    )
+    .unwrap();
+    let root_hutch = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hutch"));
+        c.args(args)
+            .current_dir(work.path())
+            .env_clear()
+            .env("HOME", work.path())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .stdin(std::process::Stdio::null());
+        c
+    };
+    let p = p.to_str().unwrap();
+    let explained = stdout(
+        &root_hutch(&["run", "--explain", "--profile", p, "--", "true"])
+            .output()
+            .unwrap(),
+    );
+    if !explained.contains("  backend  cgroup v1 (as root): ") {
+        skip(&format!("root does not get cgroup v1 here:\n{explained}"));
+        return;
+    }
+    let child = root_hutch(&[
+        "run",
+        "--name",
+        "limited",
+        "--profile",
+        p,
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup > /tmp/cgroup; touch ready; exec sleep 100",
+    ])
+    .spawn()
+    .unwrap();
+    let _guard = KillOnDrop(child.id());
+    wait_for_file(&work.path().join("ready"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let out = loop {
+        let out = root_hutch(&[
+            "exec",
+            "limited",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; echo ---; cat /tmp/cgroup",
+        ])
+        .output()
+        .unwrap();
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let text = ok(&out);
+    let (mine, payload) = text.split_once("---\n").unwrap();
+    assert_eq!(mine, payload);
+    // In the sandbox's cgroup namespace, its own cgroup is the root.
+    assert!(
+        mine.lines()
+            .any(|l| l.contains(":pids:") && l.ends_with(":/")),
+        "{mine}"
+    );
+}
