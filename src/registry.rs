@@ -122,8 +122,12 @@ pub struct Record {
     pub name: String,
     pub state: State,
     /// The outer hutch, which supervises the sandbox and removes the record.
+    /// Its start time is filled in once running (0 before: see `created`).
     pub launcher: ProcId,
-    /// Device and inode of the launcher's executable.
+    /// When the record was made, in the clock ticks of `/proc/PID/stat`'s
+    /// start times: a launcher that started later is not this one.
+    pub created: u64,
+    /// Device and inode of the launcher's executable; set once running.
     pub exe: (u64, u64),
     /// The sandbox's first process (hutch's init, or the payload with
     /// `init = false`), host pid; set once running.
@@ -260,11 +264,41 @@ fn alive(p: &ProcId) -> bool {
     proc_stat(p.pid).is_some_and(|(_, start)| start == p.start)
 }
 
+/// Now, in the clock ticks of `/proc/PID/stat` start times (CLOCK_BOOTTIME
+/// in units of `_SC_CLK_TCK`).
+fn boot_ticks() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid for writes; sysconf only answers.
+    let (rc, hz) = unsafe {
+        (
+            libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts),
+            libc::sysconf(libc::_SC_CLK_TCK),
+        )
+    };
+    if rc < 0 || hz <= 0 {
+        return u64::MAX;
+    }
+    ts.tv_sec as u64 * hz as u64 + ts.tv_nsec as u64 * hz as u64 / 1_000_000_000
+}
+
 impl Record {
+    /// Whether the launcher is still the process that made the record: the
+    /// same start time once known; before, a process that started no later
+    /// than the record was made (a reused pid belongs to a newer process).
+    fn launcher_alive(&self) -> bool {
+        if self.launcher.start != 0 {
+            return alive(&self.launcher);
+        }
+        proc_stat(self.launcher.pid).is_some_and(|(_, start)| start <= self.created)
+    }
+
     /// A record is stale once its launcher is gone: only the launcher
     /// removes a live one, so nothing else can race with it.
     fn stale(&self) -> bool {
-        !alive(&self.launcher)
+        !self.launcher_alive()
     }
 
     /// Whether the sandbox is up: running, and its first process alive.
@@ -498,7 +532,7 @@ impl Registry {
                     launcher: ProcId,
                 }
                 if let Ok(m) = serde_json::from_slice::<Minimal>(&text)
-                    && !alive(&m.launcher)
+                    && proc_stat(m.launcher.pid).is_none()
                 {
                     self.unlink(&file);
                 }
@@ -584,17 +618,19 @@ impl Registry {
         {
             return Err(RegistryError::InvalidName(n.to_string()));
         }
-        let me = std::process::id() as i32;
+        // Only what is cheap before the sandbox starts: the exact start time
+        // and the executable are filled in once it runs.
         let launcher = ProcId {
-            pid: me,
-            start: proc_stat(me).map_or(0, |(_, s)| s),
+            pid: std::process::id() as i32,
+            start: 0,
         };
         let mut record = Record {
             version: VERSION,
             name: String::new(),
             state: State::Starting,
             launcher,
-            exe: exe_id("self").unwrap_or((0, 0)),
+            created: boot_ticks(),
+            exe: (0, 0),
             init: None,
             uid: self.uid,
             profile: plan.profile.clone(),
@@ -798,6 +834,9 @@ impl Entry<'_> {
             // It is gone already: nothing to record.
             return Ok(());
         };
+        let me = self.record.launcher.pid;
+        self.record.launcher.start = proc_stat(me).map_or(0, |(_, s)| s);
+        self.record.exe = exe_id("self").unwrap_or((0, 0));
         self.record.state = State::Running;
         self.record.init = Some(ProcId {
             pid: init_pid,
@@ -871,10 +910,12 @@ fn pin(r: &Record, p: &ProcId, what: &str) -> Result<OwnedFd, RegistryError> {
 /// time, same executable, same owner.
 fn check_launcher(r: &Record, uid: u32) -> Result<(), RegistryError> {
     let l = &r.launcher;
-    if !alive(l) {
+    if !r.launcher_alive() {
         return Err(mismatch(r, format!("its launcher (pid {}) is gone", l.pid)));
     }
-    if exe_id(&l.pid.to_string()) != Some(r.exe) {
+    // (Recorded once running; a sandbox still starting is checked by its
+    // start time and owner only.)
+    if r.state == State::Running && exe_id(&l.pid.to_string()) != Some(r.exe) {
         return Err(mismatch(
             r,
             format!("process {} does not run the executable recorded", l.pid),
