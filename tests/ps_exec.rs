@@ -485,7 +485,7 @@ fn exec_runs_in_the_sandboxes_cgroup() {
         skip(&format!("root does not get cgroup v1 here:\n{explained}"));
         return;
     }
-    let child = root_hutch(&[
+    let mut child = root_hutch(&[
         "run",
         "--name",
         "limited",
@@ -526,4 +526,6 @@ fn exec_runs_in_the_sandboxes_cgroup() {
             .any(|l| l.contains(":pids:") && l.ends_with(":/")),
         "{mine}"
     );
+    ok(&root_hutch(&["stop", "limited"]).output().unwrap());
+    child.wait().unwrap();
 }

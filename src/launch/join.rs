@@ -10,7 +10,10 @@
 //! the very function the payload went through, so capabilities, no_new_privs,
 //! rlimits, Landlock and seccomp are the same, never fewer — then executes the
 //! command. This process, left in the sandbox's user namespace, drops its
-//! capabilities there and only relays signals and the exit status.
+//! capabilities there and only relays signals and the exit status. With
+//! `[limits]`, it first enters the sandbox's cgroup, so the command counts
+//! against the same limits (refused if the kernel says no and the limits are
+//! required).
 //!
 //! Landlock: the command gets a ruleset equal to the payload's, in a domain of
 //! its own; with signal and abstract-socket scoping (`[landlock] scope`) it
