@@ -227,14 +227,25 @@ pub fn run(
         kill_and_reap(pid);
         return Err(e.into());
     }
-    if prepared.wait_for_parent
-        && let Err(errno) = sys::write_all(go_w.as_raw_fd(), b"g")
-    {
-        kill_and_reap(pid);
-        return Err(LaunchError::Sys {
-            what: "releasing the sandbox",
-            errno,
-        });
+    if prepared.wait_for_parent {
+        // A child that already failed has closed its end: EPIPE, not a
+        // SIGPIPE that would kill hutch before it reports why.
+        // SAFETY: standard dispositions for one signal, set back right after.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let released = sys::write_all(go_w.as_raw_fd(), b"g");
+        // SAFETY: as above.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        match released {
+            // Its report says what went wrong; supervise reads it.
+            Ok(()) | Err(Errno::EPIPE) => {}
+            Err(errno) => {
+                kill_and_reap(pid);
+                return Err(LaunchError::Sys {
+                    what: "releasing the sandbox",
+                    errno,
+                });
+            }
+        }
     }
     let new_session = prepared.new_session;
     // Every namespace the sandbox has, however it was made.
