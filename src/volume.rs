@@ -779,6 +779,27 @@ pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeEr
     Ok(held)
 }
 
+/// Claims volume `name` as the writable layer of an image or directory
+/// root: opens it (creating it if missing) without following symlinks,
+/// takes its lock exclusively (overlayfs must never use an upper layer twice
+/// at a time), and makes sure `upper` and `work` inside it are real
+/// directories of the caller's. Returns the lock, held for the sandbox's life.
+pub fn claim_for_upper(host: &Host, name: &str) -> Result<OwnedFd, VolumeError> {
+    let store = Store::open(host, true)?.expect("created if missing");
+    let Some(lock) = store.lock(name, true)? else {
+        return Err(VolumeError::InUse {
+            name: name.to_string(),
+            by: registry::users_of_volume(host, name, None),
+            hint: "; a volume that keeps a root's changes serves one sandbox at a time",
+        });
+    };
+    let dir = store.volume_dir(name, true)?.expect("created if missing");
+    for sub in ["upper", "work"] {
+        dir.sub(sub, true, store.uid)?;
+    }
+    Ok(lock)
+}
+
 /// A volume as `hutch volume list` and `inspect` show it.
 #[derive(Debug, Serialize)]
 pub struct Info {

@@ -671,6 +671,89 @@ fn a_writable_directory_keeps_the_changes_and_is_used_by_one_sandbox_at_a_time()
 }
 
 #[test]
+fn a_volume_can_keep_the_changes_of_an_image() {
+    let Some(im) = Images::new() else { return };
+    let p = im.profile(
+        "vol",
+        "version = 1\nextends = [\"container\"]\nwritable = \"volume:busybox-state\"\n",
+    );
+    let explain = ok(&im
+        .s
+        .hutch(&[
+            "run",
+            "--image",
+            "busybox",
+            "--profile",
+            &p,
+            "--explain",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        explain.contains("upper layer in volume busybox-state"),
+        "{explain}"
+    );
+    let out = ok(&im.run(
+        &["--image", "busybox", "--profile", &p],
+        &["/bin/sh", "-c", "echo kept > /root/note; echo ok"],
+    ));
+    assert_eq!(out, "ok\n");
+    let out = ok(&im.run(
+        &["--image", "busybox", "--profile", &p],
+        &["cat", "/root/note"],
+    ));
+    assert_eq!(out, "kept\n", "the change survives in the volume");
+    // It is a volume like any other: listed, with the change on disk.
+    let path = ok(&im
+        .s
+        .hutch(&["volume", "path", "busybox-state"])
+        .output()
+        .unwrap());
+    let note = Path::new(path.trim()).join("upper/root/note");
+    assert_eq!(fs::read_to_string(note).unwrap(), "kept\n");
+    assert!(ok(&im.s.hutch(&["volume", "list"]).output().unwrap()).contains("busybox-state"));
+    // One sandbox at a time, and `volume rm` refuses while it runs.
+    let mut first =
+        im.s.hutch(&[
+            "run",
+            "--image",
+            "busybox",
+            "--profile",
+            &p,
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ready; read line",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(first.id());
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("busybox-state"), "{}", stderr(&out));
+    let rm =
+        im.s.hutch(&["volume", "rm", "--force", "busybox-state"])
+            .output()
+            .unwrap();
+    assert_ne!(rm.status.code(), Some(0), "rm must refuse while in use");
+    writeln!(first.stdin.take().unwrap(), "go").unwrap();
+    assert!(first.wait().unwrap().success());
+    // A symlink planted for `upper` is refused, never followed.
+    let upper = Path::new(path.trim()).join("upper");
+    fs::remove_dir_all(&upper).unwrap();
+    std::os::unix::fs::symlink("/tmp", &upper).unwrap();
+    let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symlink"), "{}", stderr(&out));
+}
+
+#[test]
 fn more_layers_than_one_lowerdir_value_holds_are_stacked() {
     let Some(im) = Images::new() else { return };
     // 100 layers: more than the 88 short names one `lowerdir=` value holds,

@@ -121,7 +121,7 @@ pub fn run(
     let mut entry = registry.reserve(name, plan)?;
     let held = volume::acquire(plan, entry.name(), host)?;
     // Held until the sandbox has exited.
-    let _upper_lock = root::claim_upper(plan).map_err(prepare::PrepareError::from)?;
+    let _upper_lock = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
     let mut prepared = prepare::prepare(plan)?;
     prepared.volumes = held
         .volumes

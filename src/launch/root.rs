@@ -86,6 +86,8 @@ pub enum RootError {
         "{path} is in use by another sandbox (it keeps the changes of its root); wait for it to exit, or use another `writable` directory"
     )]
     UpperInUse { path: PathBuf },
+    #[error(transparent)]
+    Volume(crate::volume::VolumeError),
 }
 
 /// The child's instructions for `plan.root`; bind sources are added to
@@ -129,13 +131,13 @@ pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>
         }
         None
     };
-    let persistent = match &root.writable {
-        Upper::Dir { path } => {
+    let persistent = match root.writable.persistent_dir() {
+        Some(path) => {
             dirs.push(cpath("upper directory", &path.join("upper"))?);
             dirs.push(cpath("work directory", &path.join("work"))?);
             true
         }
-        Upper::ReadOnly | Upper::Tmpfs => false,
+        None => false,
     };
     Ok(Some(RootOp::Overlay(OverlayOp {
         dirs,
@@ -196,7 +198,16 @@ fn kernel_version(release: &str) -> (u32, u32) {
 /// directories and locks them for the sandbox's life (overlayfs must not
 /// use one upper layer twice at a time). The lock is the returned file's
 /// (close-on-exec; the child closes it too).
-pub fn claim_upper(plan: &Plan) -> Result<Option<File>, RootError> {
+pub fn claim_upper(plan: &Plan, host: &crate::host::Host) -> Result<Option<File>, RootError> {
+    if let Some(RootPlan {
+        writable: Upper::Volume { name, .. },
+        ..
+    }) = &plan.root
+    {
+        return crate::volume::claim_for_upper(host, name)
+            .map(|lock| Some(File::from(lock)))
+            .map_err(RootError::Volume);
+    }
     let Some(RootPlan {
         writable: Upper::Dir { path },
         ..

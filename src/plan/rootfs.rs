@@ -61,6 +61,19 @@ pub enum Upper {
     /// A host directory: changes go to `path/upper` (overlayfs needs the
     /// work directory `path/work` beside it) and persist.
     Dir { path: PathBuf },
+    /// The same in a named volume (`path` is its directory in the store),
+    /// opened and locked through the volume store.
+    Volume { name: String, path: PathBuf },
+}
+
+impl Upper {
+    /// The directory holding `upper` and `work`, for the persistent kinds.
+    pub fn persistent_dir(&self) -> Option<&Path> {
+        match self {
+            Upper::Dir { path } | Upper::Volume { path, .. } => Some(path),
+            Upper::ReadOnly | Upper::Tmpfs => None,
+        }
+    }
 }
 
 impl RootPlan {
@@ -315,6 +328,28 @@ fn plan_writable(
         None if root_dir.is_none() => Upper::Tmpfs,
         None | Some((_, Writable::ReadOnly)) => Upper::ReadOnly,
         Some((_, Writable::Tmpfs)) => Upper::Tmpfs,
+        Some((w, Writable::Volume(name))) => {
+            if !crate::volume::valid_name(name) {
+                return Err(w
+                    .diag(format!(
+                        "key `writable`: {name:?} is not a valid volume name"
+                    ))
+                    .help(
+                        "volume names are letters, digits, `.`, `_` and `-`, as in [volumes.NAME]",
+                    )
+                    .into());
+            }
+            let store = crate::volume::store_path(host).ok_or_else(|| {
+                ProfileError::from(
+                    w.diag("key `writable`: there is no volume store: neither XDG_DATA_HOME nor HOME is set")
+                        .help("set HOME, or use `writable = \"/ABSOLUTE/PATH\"`"),
+                )
+            })?;
+            Upper::Volume {
+                name: name.clone(),
+                path: store.join(name),
+            }
+        }
         Some((w, Writable::Dir(text))) => {
             let spanned = toml::Spanned::new(w.value.span(), text.clone());
             let path = super::mounts::absolute_path(
@@ -396,6 +431,10 @@ pub fn describe(root: &RootPlan) -> String {
         Upper::ReadOnly => "no: the root is read-only".to_string(),
         Upper::Tmpfs => "tmpfs upper layer: changes vanish at exit".to_string(),
         Upper::Dir { path } => format!("upper layer {}/upper: changes persist", path.display()),
+        Upper::Volume { name, path } => format!(
+            "upper layer in volume {name} ({}/upper): changes persist",
+            path.display()
+        ),
     };
     o.push_str(&format!(
         "  writable  {}
@@ -428,7 +467,9 @@ pub fn landlock_rule(profile: &Profile, root: &RootPlan, landlock: &mut Landlock
     }
     let rights = match root.writable {
         Upper::ReadOnly => access::READ,
-        Upper::Tmpfs | Upper::Dir { .. } => landlock.handled_fs & !access::IOCTL_DEV,
+        Upper::Tmpfs | Upper::Dir { .. } | Upper::Volume { .. } => {
+            landlock.handled_fs & !access::IOCTL_DEV
+        }
     };
     landlock.fs_rules.push(LandlockRule {
         path: PathBuf::from("/"),

@@ -348,9 +348,11 @@ pub enum Writable {
     /// An absolute host path (variables allowed): changes are kept in that
     /// directory and persist.
     Dir(String),
+    /// `"volume:NAME"`: changes are kept in the named volume and persist.
+    Volume(String),
 }
 
-const WRITABLE_VALUES: &[&str] = &["false", "tmpfs", "/ABSOLUTE/PATH"];
+const WRITABLE_VALUES: &[&str] = &["false", "tmpfs", "volume:NAME", "/ABSOLUTE/PATH"];
 
 impl<'de> Deserialize<'de> for Writable {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -359,7 +361,7 @@ impl<'de> Deserialize<'de> for Writable {
             type Value = Writable;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "false, \"tmpfs\", or the absolute path of a directory to keep the changes in",
+                    "false, \"tmpfs\", \"volume:NAME\", or the absolute path of a directory to keep the changes in",
                 )
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Writable, E> {
@@ -373,6 +375,8 @@ impl<'de> Deserialize<'de> for Writable {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Writable, E> {
                 if s == "tmpfs" {
                     Ok(Writable::Tmpfs)
+                } else if let Some(name) = s.strip_prefix("volume:") {
+                    Ok(Writable::Volume(name.to_string()))
                 } else if s.starts_with('/') || s.starts_with('~') || s.starts_with("${") {
                     Ok(Writable::Dir(s.to_string()))
                 } else {
