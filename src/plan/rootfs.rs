@@ -286,6 +286,10 @@ pub fn plan_root(
                         .into());
                 }
             }
+            // The root is shown to the sandbox like a read-only bind.
+            if let Err((msg, help)) = super::volumes::check_exposure(&path, false, host) {
+                return Err(at.diag(format!("key `root`: {msg}")).help(help).into());
+            }
             (RootSource::Dir { path }, origin(at), None)
         }
         (_, None) => {
@@ -358,6 +362,15 @@ fn plan_writable(
                 layer_of(profile, w.file),
                 "writable",
             )?;
+            // The sandbox writes into it, like a writable bind.
+            if let Err((msg, help)) = super::volumes::check_exposure(&path, true, host) {
+                return Err(w
+                    .diag(format!("key `writable`: {msg}"))
+                    .help(format!(
+                        "{help}; for changes kept by hutch, use `writable = \"volume:NAME\"`"
+                    ))
+                    .into());
+            }
             if let Ok(m) = std::fs::symlink_metadata(&path)
                 && !m.is_dir()
             {
