@@ -115,11 +115,21 @@ pub fn run(
     name: Option<&str>,
     verbose: bool,
 ) -> Result<i32, LaunchError> {
-    // The name and the volumes can refuse a launch (taken; in use): both are
-    // settled before anything is cloned, and held until the sandbox is gone.
+    // A name the user chose and the volumes can refuse a launch (taken; in
+    // use): they are settled before anything is cloned, and held until the
+    // sandbox is gone. A generated name is reserved after clone instead,
+    // while the child builds its filesystem (it costs ~40 us).
     let registry = Registry::open(host, true)?.expect("created if missing");
-    let mut entry = registry.reserve(name, plan)?;
-    let held = volume::acquire(plan, entry.name(), host)?;
+    let has_volumes = plan
+        .mounts
+        .iter()
+        .any(|m| matches!(m.op, crate::plan::MountOp::Volume { .. }));
+    let early_entry = if name.is_some() || has_volumes {
+        Some(registry.reserve(name, plan)?)
+    } else {
+        None
+    };
+    let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
     // Held until the sandbox has exited.
     let _upper_lock = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
     let mut prepared = prepare::prepare(plan)?;
@@ -218,6 +228,16 @@ pub fn run(
             }
         }
         None => None,
+    };
+    let mut entry = match early_entry {
+        Some(e) => e,
+        None => match registry.reserve(None, plan) {
+            Ok(e) => e,
+            Err(e) => {
+                kill_and_reap(pid);
+                return Err(e.into());
+            }
+        },
     };
     // The limits (a D-Bus round trip for a systemd scope) while the child
     // waits on the go pipe; threads are allowed from here on.
