@@ -22,6 +22,7 @@
 //! `pids.events`, reports OOM kills and refused forks, and removes the
 //! cgroup afterwards.
 
+pub mod dbus;
 pub mod fs;
 pub mod probe;
 pub mod systemd;

@@ -2,19 +2,16 @@
 //! limits on a systemd host. The user's own manager (`systemd --user`) makes
 //! the scope inside its delegated subtree; for root, the system manager.
 //!
-//! This runs in the launcher **after clone** (zbus may start threads; the
-//! launcher must be single-threaded when it clones), while the child waits on
-//! its go pipe. The scope is started with the child's pid, `Delegate=yes` and
-//! the limits, and hutch waits for systemd's `JobRemoved` signal with result
-//! `done` before it lets the child go on.
+//! This runs in the launcher after clone, while the child waits on its go
+//! pipe, over hutch's own blocking D-Bus client ([`super::dbus`]). The scope
+//! is started with the child's pid, `Delegate=yes` and the limits, and hutch
+//! waits for systemd's `JobRemoved` signal with result `done` before it lets
+//! the child go on. The whole exchange has one deadline.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use zbus::export::futures_core::Stream;
-use zbus::{MatchRule, MessageStream, OwnedObjectPath, Variant};
-
+use super::dbus::{Connection, DbusError, Message, Value};
 use super::{CgroupError, Key, LimitsPlan, probe};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
@@ -75,13 +72,49 @@ pub fn properties(plan: &LimitsPlan, skip: &[Key], pid: u32) -> Vec<(&'static st
     p
 }
 
-fn variant(p: Prop) -> Variant<'static> {
+/// The D-Bus value of a property (the inside of its variant).
+fn variant(p: Prop) -> Value {
     match p {
-        Prop::U64(v) => Variant::from(v),
-        Prop::Bool(v) => Variant::from(v),
-        Prop::Str(v) => Variant::from(v),
-        Prop::Pids(v) => Variant::from(v),
+        Prop::U64(v) => Value::U64(v),
+        Prop::Bool(v) => Value::Bool(v),
+        Prop::Str(v) => Value::Str(v),
+        Prop::Pids(v) => Value::Array("u".into(), v.into_iter().map(Value::U32).collect()),
     }
+}
+
+/// The properties as D-Bus `a(sv)`.
+fn property_array(props: Vec<(&'static str, Prop)>) -> Value {
+    let entries = props
+        .into_iter()
+        .map(|(k, v)| {
+            Value::Struct(vec![
+                Value::Str(k.into()),
+                Value::Variant(Box::new(variant(v))),
+            ])
+        })
+        .collect();
+    Value::Array("(sv)".into(), entries)
+}
+
+/// The `StartTransientUnit(ssa(sv)a(sa(sv)))` call: unit, mode `fail`
+/// (do not replace a job already queued for the unit), properties, and no
+/// auxiliary units.
+fn start_transient_unit(
+    unit: &str,
+    props: Vec<(&'static str, Prop)>,
+) -> Result<Message, DbusError> {
+    Message::method_call(
+        SYSTEMD,
+        PATH,
+        MANAGER,
+        "StartTransientUnit",
+        &[
+            Value::Str(unit.into()),
+            Value::Str("fail".into()),
+            property_array(props),
+            Value::Array("(sa(sv))".into(), Vec::new()),
+        ],
+    )
 }
 
 /// Asks the manager at `address` for scope `unit` and waits until its job
@@ -97,86 +130,84 @@ pub fn start_scope(
     } else {
         "your systemd user manager"
     };
-    let fail = |what: String| CgroupError::Backend(format!("{manager} ({address}): {what}"));
-    zbus::block_on(async {
-        let rt = zruntime::SharedRuntime::current()
-            .map_err(|e| fail(format!("cannot start the D-Bus client: {e}")))?;
-        match rt.timeout(TIMEOUT, start(address, unit, props)).await {
-            Ok(r) => r.map_err(fail),
-            Err(_) => Err(fail(format!(
-                "no answer within {} s about {unit}",
-                TIMEOUT.as_secs()
-            ))),
+    let deadline = Instant::now() + TIMEOUT;
+    start(address, system, unit, props, deadline)
+        .map_err(|what| CgroupError::Backend(format!("{manager} ({address}): {what}")))
+}
+
+fn start(
+    address: &str,
+    system: bool,
+    unit: &str,
+    props: Vec<(&'static str, Prop)>,
+    deadline: Instant,
+) -> Result<(), String> {
+    // Every step's error says what failed; running out of time, wherever
+    // it happens, is one message.
+    let step = |what: String| {
+        move |e: DbusError| match e {
+            DbusError::Timeout => format!("no answer within {} s about {unit}", TIMEOUT.as_secs()),
+            e => format!("{what}: {e}"),
         }
-    })
-}
-
-async fn next(s: &mut MessageStream) -> Option<zbus::Result<zbus::Message>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
-}
-
-async fn start(address: &str, unit: &str, props: Vec<(&'static str, Prop)>) -> Result<(), String> {
-    let conn = zbus::connection::Builder::address(address)
-        .method_timeout(TIMEOUT)
-        .build()
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let rule = MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(SYSTEMD)
-        .interface(MANAGER)
-        .member("JobRemoved")
-        .path(PATH)
-        .build()
-        .map_err(|e| e.to_string())?;
+    };
+    let mut bus = Connection::open(address, deadline).map_err(step("cannot connect".into()))?;
     // Listen before asking, so the job's end cannot be missed.
-    let mut stream = MessageStream::for_match_rule(rule, &conn, None)
-        .await
-        .map_err(|e| format!("cannot listen for systemd's signals: {e}"))?;
-    conn.call_method(Some(SYSTEMD), PATH, Some(MANAGER), "Subscribe", &())
-        .await
-        .map_err(|e| format!("Subscribe failed: {e}"))?;
-    let props: Vec<(&str, Variant<'static>)> =
-        props.into_iter().map(|(k, v)| (k, variant(v))).collect();
-    let aux: Vec<(&str, Vec<(&str, Variant<'static>)>)> = Vec::new();
-    let reply = conn
-        .call_method(
-            Some(SYSTEMD),
-            PATH,
-            Some(MANAGER),
-            "StartTransientUnit",
-            &(unit, "fail", props, aux),
-        )
-        .await
-        .map_err(|e| format!("cannot start {unit}: {e}"))?;
-    let job: OwnedObjectPath = reply
-        .body()
-        .deserialize()
-        .map_err(|e| format!("unexpected reply to StartTransientUnit: {e}"))?;
-    while let Some(msg) = next(&mut stream).await {
-        let msg = msg.map_err(|e| e.to_string())?;
-        let Ok((_id, path, _unit, result)) = msg
-            .body()
-            .deserialize::<(u32, OwnedObjectPath, String, String)>()
-        else {
+    bus.add_match(&format!(
+        "type='signal',sender='{SYSTEMD}',path='{PATH}',interface='{MANAGER}',member='JobRemoved'"
+    ))
+    .map_err(step("cannot listen for systemd's signals".into()))?;
+    let subscribe = Message::method_call(SYSTEMD, PATH, MANAGER, "Subscribe", &[])
+        .map_err(step("Subscribe failed".into()))?;
+    bus.call(&subscribe)
+        .map_err(step("Subscribe failed".into()))?;
+    let call = start_transient_unit(unit, props).map_err(step(format!("cannot start {unit}")))?;
+    let reply = bus
+        .call(&call)
+        .map_err(step(format!("cannot start {unit}")))?;
+    let job = match reply
+        .args("o")
+        .map_err(step("unexpected reply to StartTransientUnit".into()))?
+        .as_slice()
+    {
+        [Value::ObjectPath(job)] => job.clone(),
+        other => return Err(format!("unexpected reply to StartTransientUnit: {other:?}")),
+    };
+    // The signal must come from the manager that answered, not from any
+    // peer that can send signals to hutch's connection.
+    let manager = reply.sender.clone();
+    loop {
+        let signal = match bus.next_signal() {
+            Ok(s) => s,
+            Err(DbusError::Closed) => {
+                return Err("the connection closed before the scope was started".into());
+            }
+            Err(e) => return Err(step("while waiting for systemd's signal".into())(e)),
+        };
+        if signal.sender != manager
+            || signal.path.as_deref() != Some(PATH)
+            || signal.interface.as_deref() != Some(MANAGER)
+            || signal.member.as_deref() != Some("JobRemoved")
+        {
+            continue;
+        }
+        // JobRemoved(u id, o job, s unit, s result)
+        let Ok(args) = signal.args("uoss") else {
             continue;
         };
-        if path == job {
+        let [_, Value::ObjectPath(path), _, Value::Str(result)] = args.as_slice() else {
+            continue;
+        };
+        if *path == job {
             return if result == "done" {
                 Ok(())
             } else {
                 Err(format!(
                     "the job starting {unit} ended with `{result}` (see `journalctl{} -u {unit}`)",
-                    if address.contains("system_bus") {
-                        ""
-                    } else {
-                        " --user"
-                    }
+                    if system { "" } else { " --user" }
                 ))
             };
         }
     }
-    Err("the connection closed before the scope was started".into())
 }
 
 /// The scope's cgroup directory, from where the kernel says `pid` is.
@@ -237,10 +268,42 @@ mod tests {
 
     #[test]
     fn variants_have_the_dbus_types_systemd_expects() {
-        assert_eq!(variant(Prop::U64(1)).value_signature(), "t");
-        assert_eq!(variant(Prop::Bool(true)).value_signature(), "b");
-        assert_eq!(variant(Prop::Str("x".into())).value_signature(), "s");
-        assert_eq!(variant(Prop::Pids(vec![1])).value_signature(), "au");
+        assert_eq!(variant(Prop::U64(1)).signature(), "t");
+        assert_eq!(variant(Prop::Bool(true)).signature(), "b");
+        assert_eq!(variant(Prop::Str("x".into())).signature(), "s");
+        assert_eq!(variant(Prop::Pids(vec![1])).signature(), "au");
+        let props = vec![
+            ("MemoryMax", Prop::U64(0x0102_0304_0506_0708)),
+            ("PIDs", Prop::Pids(vec![7, 8])),
+            ("Delegate", Prop::Bool(true)),
+            ("CollectMode", Prop::Str("x".into())),
+        ];
+        let call = start_transient_unit("u.scope", props).unwrap();
+        assert_eq!(call.signature, "ssa(sv)a(sa(sv))");
+        // The body as systemd must receive it: each (sv) struct at a
+        // multiple of 8, each value aligned after its variant's signature.
+        let msg = call.encode(1).unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            7, 0, 0, 0, b'u', b'.', b's', b'c', b'o', b'p', b'e', 0,   // 0: s "u.scope"
+            4, 0, 0, 0, b'f', b'a', b'i', b'l', 0, 0, 0, 0,            // 12: s "fail", pad
+            114, 0, 0, 0, 0, 0, 0, 0,                                  // 24: a(sv) of 114 bytes, pad
+            9, 0, 0, 0, b'M', b'e', b'm', b'o', b'r', b'y', b'M', b'a', b'x', 0, // 32: s
+            1, b't', 0, 0, 0, 0, 0, 0, 0, 0,                           // 46: g "t", pad to 56
+            8, 7, 6, 5, 4, 3, 2, 1,                                    // 56: t
+            4, 0, 0, 0, b'P', b'I', b'D', b's', 0,                     // 64: s
+            2, b'a', b'u', 0, 0, 0, 0,                                 // 73: g "au", pad to 4
+            8, 0, 0, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0,            // 80: au [7, 8], pad
+            8, 0, 0, 0, b'D', b'e', b'l', b'e', b'g', b'a', b't', b'e', 0, // 96: s
+            1, b'b', 0, 1, 0, 0, 0, 0, 0, 0, 0,                        // 109: g "b", b true, pad
+            11, 0, 0, 0, b'C', b'o', b'l', b'l', b'e', b'c', b't', b'M', b'o', b'd', b'e', 0, // 120: s
+            1, b's', 0, 0, 1, 0, 0, 0, b'x', 0,                        // 136: g "s", pad, s "x"
+            0, 0, 0, 0, 0, 0,                                          // 146: pad, a(sa(sv)) empty
+        ];
+        assert_eq!(&msg[msg.len() - expected.len()..], expected);
+        // The body's length in the header, and nothing between header and body.
+        assert_eq!(msg[4..8], (expected.len() as u32).to_le_bytes());
+        assert_eq!(Message::decode(&msg).unwrap().signature, "ssa(sv)a(sa(sv))");
     }
 
     #[test]
