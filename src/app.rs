@@ -94,6 +94,10 @@ fn run(args: RunArgs) -> i32 {
             from_cli: *from_cli,
         }),
     };
+    // The registry must exist before planning, so that a bind of a directory
+    // above it (cli started in /tmp) is planned with a mask over it; the
+    // launch opens it again and reports any problem with it.
+    let _ = crate::registry::Registry::open(&host, true);
     let plan = match plan::build(&profile, &host, &request) {
         Ok(p) => p,
         Err(e) => {

@@ -437,11 +437,61 @@ fn binds_may_not_expose_the_volume_store_or_the_registry() {
         "{}",
         stderr(&out)
     );
-    // A read-only view of the directory above is fine.
-    let fine = profile(
-        &s,
-        "fine",
-        "[[mount]]\ntype = \"ro-bind\"\nsrc = \"${XDG_RUNTIME_DIR}\"\ndst = \"/run/user\"\n",
+    // A bind of a directory above them is fine, even writable: inside, the
+    // registry and the store are covered by empty, inaccessible mounts.
+    for kind in ["ro-bind", "bind"] {
+        let above = profile(
+            &s,
+            &format!("above-{kind}"),
+            &format!(
+                "[[mount]]\ntype = \"{kind}\"\nsrc = \"${{XDG_RUNTIME_DIR}}\"\ndst = \"/run/user\"\n[[mount]]\ntype = \"{kind}\"\nsrc = \"${{HOME}}/.local/share\"\ndst = \"/share\"\n"
+            ),
+        );
+        let out = ok(&s.run(
+            &["--profile", &above],
+            &[
+                "sh",
+                "-c",
+                "ls /run/user/hutch 2>&1; ls /share/hutch/volumes 2>&1; (echo x > /run/user/hutch/planted) 2>&1; true",
+            ],
+        ));
+        assert_eq!(
+            out.matches("Permission denied").count(),
+            3,
+            "registry and store must be hidden ({kind}):\n{out}"
+        );
+        assert!(
+            !s.runtime().join("hutch/planted").exists(),
+            "nothing planted in the registry"
+        );
+    }
+}
+
+#[test]
+fn cli_runs_from_the_directory_holding_the_registry() {
+    let s = Scratch::new();
+    // Where hutch keeps its registry when there is no XDG_RUNTIME_DIR: /tmp,
+    // a place people start commands from. Here: the runtime directory itself.
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            "cli",
+            "--",
+            "sh",
+            "-c",
+            "pwd; ls hutch 2>&1; true",
+        ])
+        .current_dir(s.runtime())
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.starts_with(&format!("{}\n", s.runtime().display())),
+        "{text}"
     );
-    ok(&s.run(&["--profile", &fine], &["true"]));
+    assert!(
+        text.contains("Permission denied"),
+        "the registry is hidden: {text}"
+    );
 }

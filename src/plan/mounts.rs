@@ -189,10 +189,9 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
                     .help("bind it with `type = \"ro-bind\"`, or bind only the directories the program needs (with ${CWD}: start it from a project directory, not from /)")
                     .into());
                 }
-                super::volumes::check_exposure(&src_path, kind != MountKind::RoBind, host)
-                    .map_err(|(what, help)| {
-                        ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
-                    })?;
+                super::volumes::check_exposure(&src_path, host).map_err(|(what, help)| {
+                    ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
+                })?;
                 MountOp::Bind {
                     src: src_path,
                     dst: p.dst.clone(),

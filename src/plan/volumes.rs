@@ -183,16 +183,17 @@ fn forms(p: &Path) -> Vec<PathBuf> {
 /// within the sandbox's reach:
 ///
 /// - the runtime directory holding the registry of running sandboxes, from
-///   which `hutch exec` takes the confinement to apply: never bound, and no
-///   directory above it bound writable (a sandbox that can rewrite a record,
-///   or plant a fake one, could make `exec` join it less confined);
+///   which `hutch exec` takes the confinement to apply (a sandbox that could
+///   rewrite a record, or plant a fake one, could make `exec` join it less
+///   confined): never bound;
 /// - the volume store: never bound (that would bypass the locks and expose
-///   every volume); a writable directory above it is allowed, because
-///   volumes are opened without following symlinks and checked, so a
-///   sandbox that can write there gains nothing it did not have.
+///   every volume).
+///
+/// A bind of a directory *above* either is fine: [`state_masks`] hides them
+/// inside the sandbox.
 ///
 /// Returns the message and the help text.
-pub fn check_exposure(src: &Path, writable: bool, host: &Host) -> Result<(), (String, String)> {
+pub fn check_exposure(src: &Path, host: &Host) -> Result<(), (String, String)> {
     let srcs = forms(src);
     let runtime = registry::runtime_dir(host);
     let store = volume::store_path(host);
@@ -207,16 +208,6 @@ pub fn check_exposure(src: &Path, writable: bool, host: &Host) -> Result<(), (St
                         runtime.display()
                     ),
                     "`hutch exec` trusts that registry to confine what it starts; bind only the files the program needs from there".into(),
-                ));
-            }
-            if writable && r.starts_with(s) {
-                return Err((
-                    format!(
-                        "binding {} writable would let the sandbox change hutch's registry of running sandboxes ({})",
-                        src.display(),
-                        runtime.display()
-                    ),
-                    "bind it read-only, or bind only the files or sockets the program needs from it".into(),
                 ));
             }
         }
@@ -236,6 +227,54 @@ pub fn check_exposure(src: &Path, writable: bool, host: &Host) -> Result<(), (St
         ));
     }
     Ok(())
+}
+
+/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
+/// wherever a bind of a directory above them would show them inside the
+/// sandbox (`cli` started in /tmp or in the home directory, say): mounted
+/// after everything else, so no entry uncovers them. Only paths that exist
+/// are masked (the launcher creates the registry before planning).
+pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
+    let runtime = registry::runtime_dir(host);
+    let store = volume::store_path(host);
+    let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
+    let mut out: Vec<PlannedMount> = Vec::new();
+    for (protected, what) in [(&runtime_forms, "registry"), (&store_forms, "volume store")] {
+        let Some(real) = protected.first() else {
+            continue;
+        };
+        if !real.exists() {
+            continue;
+        }
+        for m in mounts {
+            let MountOp::Bind { src, dst, .. } = &m.op else {
+                continue;
+            };
+            let inside = forms(src).iter().find_map(|s| {
+                protected
+                    .iter()
+                    .find_map(|p| {
+                        p.strip_prefix(s)
+                            .ok()
+                            .filter(|rest| !rest.as_os_str().is_empty())
+                    })
+                    .map(|rest| dst.join(rest))
+            });
+            if let Some(path) = inside
+                && !out.iter().any(|o| o.op.dst() == path)
+            {
+                out.push(PlannedMount {
+                    op: MountOp::Tmpfs {
+                        dst: path,
+                        size: Some(4096),
+                        mode: 0,
+                    },
+                    from: format!("hutch: hides its {what} (under {})", src.display()),
+                });
+            }
+        }
+    }
+    out
 }
 
 type Forms = (Vec<PathBuf>, Vec<PathBuf>);
