@@ -39,7 +39,7 @@ fn dbus_daemon() -> Option<PathBuf> {
 
 fn start_daemon() -> Option<Daemon> {
     let Some(bin) = dbus_daemon() else {
-        eprintln!("SKIP: no dbus-daemon in PATH (Debian package dbus-daemon)");
+        skip("no dbus-daemon in PATH (Debian package dbus-daemon)");
         return None;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -342,4 +342,11 @@ fn start_scope_against_a_fake_systemd() {
         )),
         "{e}"
     );
+}
+
+/// Prints a skip notice that shows in a plain `cargo test` run: libtest
+/// captures only the print macros, so this writes to stderr directly.
+fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }

@@ -514,7 +514,7 @@ fn overlay_mount_of_two_layer_image_as_unprivileged_user() {
     };
     match result {
         Ok(()) => {}
-        Err(Outcome::Skip(reason)) => println!("SKIP: {reason}"),
+        Err(Outcome::Skip(reason)) => skip(&reason),
         Err(Outcome::Fail(msg)) => panic!("{msg}"),
     }
 }
@@ -1366,7 +1366,7 @@ fn run(cmd: &mut Command) {
 #[test]
 fn images_made_by_umoci_and_skopeo_import() {
     if !have("umoci") || !have("skopeo") {
-        println!("SKIP: umoci and skopeo are not installed (apt-get install umoci skopeo)");
+        skip("umoci and skopeo are not installed (apt-get install umoci skopeo)");
         return;
     }
     let env = Env::new();
@@ -1608,7 +1608,7 @@ fn child_entry_point() {
             match overlay_scenario(&base) {
                 Ok(()) => println!("OVERLAY-OK"),
                 Err(Outcome::Skip(r)) => {
-                    println!("SKIP: {r}");
+                    skip(&r);
                     std::process::exit(77);
                 }
                 Err(Outcome::Fail(m)) => panic!("{m}"),
@@ -1623,4 +1623,11 @@ fn permissions_of_the_store_are_private() {
     let env = Env::new();
     let store = env.store();
     assert_eq!(meta(store.root()).permissions().mode() & 0o777, 0o700);
+}
+
+/// Prints a skip notice that shows in a plain `cargo test` run: libtest
+/// captures only the print macros, so this writes to stderr directly.
+fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }

@@ -175,10 +175,12 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
-/// Prints a visible skip notice (cargo test shows it with --nocapture and in
-/// failures; the message is also kept in the test's output).
+/// Prints a skip notice that shows in a plain `cargo test` run: libtest
+/// captures only the print macros, so this writes to the process's stderr
+/// directly and a skipped test never looks like a silent pass.
 pub fn skip(reason: &str) {
-    eprintln!("SKIP: {reason}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }
 
 /// Kills a spawned launcher if a test fails half-way, so no sandbox outlives
