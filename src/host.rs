@@ -20,6 +20,7 @@ pub struct Host {
     landlock_abi: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
     cgroups: OnceCell<crate::cgroup::CgroupHost>,
+    state_dir: OnceCell<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,7 @@ impl Host {
             landlock_abi: OnceCell::new(),
             stdin_tty: OnceCell::new(),
             cgroups: OnceCell::new(),
+            state_dir: OnceCell::new(),
         }
     }
 
@@ -62,6 +64,7 @@ impl Host {
             landlock_abi: OnceCell::from(7),
             stdin_tty: OnceCell::from(false),
             cgroups: OnceCell::new(),
+            state_dir: OnceCell::new(),
         };
         let _ = host.user_dirs.set(BTreeMap::new());
         host
@@ -154,6 +157,32 @@ impl Host {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", self.uid)))
+    }
+
+    /// The directory for hutch's runtime state (the registry lives in its
+    /// `sandboxes/`): `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`,
+    /// else `/tmp/hutch-UID`. Only looks (one or two stat calls, once per
+    /// process: the registry and the planner both ask); creates nothing.
+    pub fn hutch_runtime_dir(&self) -> PathBuf {
+        self.state_dir
+            .get_or_init(|| {
+                use std::os::unix::fs::MetadataExt;
+                let owned_dir = |p: &Path| {
+                    std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == self.uid)
+                };
+                if let Some(x) = self.env("XDG_RUNTIME_DIR").map(PathBuf::from)
+                    && x.is_absolute()
+                    && owned_dir(&x)
+                {
+                    return x.join("hutch");
+                }
+                let run = PathBuf::from(format!("/run/user/{}", self.uid));
+                if owned_dir(&run) {
+                    return run.join("hutch");
+                }
+                PathBuf::from(format!("/tmp/hutch-{}", self.uid))
+            })
+            .clone()
     }
 
     /// An XDG base directory (`XDG_CONFIG_HOME`, ...), with its default under $HOME.

@@ -317,23 +317,9 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The directory for hutch's runtime state (the registry lives in its
-/// `sandboxes/`): `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`, else
-/// `/tmp/hutch-UID`. Only looks (one or two stat calls); creates nothing.
+/// The directory for hutch's runtime state: see [`Host::hutch_runtime_dir`].
 pub fn runtime_dir(host: &Host) -> PathBuf {
-    let owned_dir =
-        |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == host.uid);
-    if let Some(x) = host.env("XDG_RUNTIME_DIR").map(PathBuf::from)
-        && x.is_absolute()
-        && owned_dir(&x)
-    {
-        return x.join("hutch");
-    }
-    let run = PathBuf::from(format!("/run/user/{}", host.uid));
-    if owned_dir(&run) {
-        return run.join("hutch");
-    }
-    PathBuf::from(format!("/tmp/hutch-{}", host.uid))
+    host.hutch_runtime_dir()
 }
 
 fn owned(fd: i32) -> OwnedFd {

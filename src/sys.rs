@@ -4,7 +4,7 @@
 //! Every function returns `Err(errno)` on failure and never panics.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -310,6 +310,26 @@ pub fn write_file(path: &CStr, content: &[u8]) -> Result<(), Errno> {
     // SAFETY: fd was opened above and is closed once.
     unsafe { libc::close(fd) };
     r
+}
+
+/// A connected `SOCK_SEQPACKET` pair, close-on-exec: message boundaries and
+/// descriptor passing between the launcher and its helpers or child.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut pair = [-1; 2];
+    // SAFETY: pair is valid for two descriptors.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            pair.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(Errno::last());
+    }
+    // SAFETY: both descriptors were just created and belong to nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) })
 }
 
 pub fn close(fd: RawFd) {

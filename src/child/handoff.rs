@@ -10,7 +10,7 @@
 //! namespace through it and sends the descriptors to the launcher over a
 //! socket pair, without waiting for it. Allocation-free.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
@@ -18,25 +18,6 @@ use super::Fail;
 use crate::launch::report::Step;
 use crate::registry::NS_KINDS;
 use crate::sys;
-
-/// A connected `SOCK_SEQPACKET` pair: (the launcher's end, the child's end).
-pub fn channel() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut pair = [-1; 2];
-    // SAFETY: pair is valid for two descriptors.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    // SAFETY: both descriptors were just created and belong to nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) })
-}
 
 /// Opens `/proc/self/ns` (an `O_PATH` directory): early, while the host's
 /// /proc is reachable. -1 when there is nobody to hand the namespaces to.

@@ -24,18 +24,7 @@ fn setup(p: &Prepared, pipes: Pipes) -> Result<(), Fail<'_>> {
     let mut keep = [pipes.report, pipes.go];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-        .map_err(|e| Fail::new(Step::DeathSignal, e))?;
-    // hutch exec may have died before the death signal was armed.
-    let mut pfd = libc::pollfd {
-        fd: pipes.go,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLHUP != 0 {
-        return Err(Fail::new(Step::ParentGone, Errno::ESRCH));
-    }
+    super::die_with_parent(pipes.go)?;
     // SAFETY: cwd is NUL-terminated; joining the mount namespace put us at
     // the sandbox's root.
     if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {

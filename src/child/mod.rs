@@ -82,19 +82,7 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
-
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-        .map_err(|e| Fail::new(Step::DeathSignal, e))?;
-    // The parent may have died before the death signal was armed.
-    let mut pfd = libc::pollfd {
-        fd: pipes.go,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLHUP != 0 {
-        return Err(Fail::new(Step::ParentGone, Errno::ESRCH));
-    }
+    die_with_parent(pipes.go)?;
     // Modes in the profile are exact; the caller's umask is restored for the payload.
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0) };
@@ -141,6 +129,24 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     }
     handoff::send(ns_dir, pipes.handoff, p.namespace_flags())?;
     confine(p)
+}
+
+/// Arms SIGKILL for when the launcher dies, then checks that it has not
+/// died already (before the signal was armed): the launcher holds the write
+/// end of `go` for as long as it lives.
+fn die_with_parent(go: RawFd) -> Result<(), Fail<'static>> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .map_err(|e| Fail::new(Step::DeathSignal, e))?;
+    let mut pfd = libc::pollfd {
+        fd: go,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } > 0 && pfd.revents & libc::POLLHUP != 0 {
+        return Err(Fail::new(Step::ParentGone, Errno::ESRCH));
+    }
+    Ok(())
 }
 
 /// Everything that limits what the process may do, applied last before the

@@ -32,33 +32,6 @@ struct IfreqFlags {
     _pad: [u8; 22],
 }
 
-/// A connected pair: the launcher's helper sends on `helper`, the child
-/// receives on `child`.
-pub struct Channel {
-    pub helper: RawFd,
-    pub child: RawFd,
-}
-
-pub fn channel() -> Result<Channel, Errno> {
-    let mut pair = [-1; 2];
-    // SAFETY: pair is valid for two descriptors.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    Ok(Channel {
-        helper: pair[0],
-        child: pair[1],
-    })
-}
-
 /// Forks the helper in the launcher; `userns` is the path of the child's
 /// user namespace (`/proc/PID/ns/user`). Returns the helper's pid.
 pub fn start_helper(userns: &std::ffi::CStr, sock: RawFd) -> Result<libc::pid_t, Errno> {

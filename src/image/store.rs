@@ -269,6 +269,20 @@ impl ImageStore {
             .open(path)
     }
 
+    /// Takes an image's lock file exclusively, which fails while a running
+    /// sandbox holds it (shared); `name` is for the error.
+    fn lock_unused(&self, lock_path: &Path, name: &str) -> Result<File, ImageError> {
+        let lock = Self::open_lock(lock_path, true)
+            .map_err(ImageError::io("open lock file", lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(lock),
+            Err(fs::TryLockError::WouldBlock) => Err(ImageError::InUse {
+                name: name.to_string(),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(ImageError::io("lock", lock_path)(e)),
+        }
+    }
+
     /// Takes the store-wide exclusive lock (blocking).
     fn lock_store(&self) -> Result<File, ImageError> {
         let path = self.root.join(STORE_LOCK);
@@ -412,13 +426,7 @@ impl ImageStore {
         let (name, _) = self.resolve_name(name)?;
         let key = name_key(&name);
         let lock_path = self.lock_path(&key);
-        let lock = Self::open_lock(&lock_path, true)
-            .map_err(ImageError::io("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(ImageError::InUse { name }),
-            Err(fs::TryLockError::Error(e)) => return Err(ImageError::io("lock", &lock_path)(e)),
-        }
+        let lock = self.lock_unused(&lock_path, &name)?;
         let record_path = self.record_path(&key);
         fs::remove_file(&record_path).map_err(ImageError::io("remove", &record_path))?;
         let images_dir = self.root.join(IMAGES_DIR);
@@ -543,13 +551,7 @@ impl ImageStore {
 
         let key = name_key(&name);
         let lock_path = self.lock_path(&key);
-        let lock = Self::open_lock(&lock_path, true)
-            .map_err(ImageError::io("open lock file", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(ImageError::InUse { name }),
-            Err(fs::TryLockError::Error(e)) => return Err(ImageError::io("lock", &lock_path)(e)),
-        }
+        let lock = self.lock_unused(&lock_path, &name)?;
         let existing = self.read_record(&key)?;
         if let Some(old) = &existing
             && old.same_image(&record)

@@ -169,14 +169,15 @@ pub fn run(
     let root_fds = prepared.root.as_ref().map_or(0, root::RootOp::fd_slots);
     let mut source_fds = vec![-1; prepared.sources.len() + prepared.volumes.len() + root_fds];
     // The child hands its namespaces back over this, for `hutch exec`.
-    let handoff = child::handoff::channel().map_err(|errno| LaunchError::Sys {
+    let handoff = sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {
         what: "creating a socket pair",
         errno,
     })?;
     let mut clone_flags = prepared.clone_flags;
     let netns = if prepared.net_ns && child::netns::worth_a_helper() {
         clone_flags &= !(libc::CLONE_NEWNET as u64);
-        Some(child::netns::channel().map_err(|errno| LaunchError::Sys {
+        // (the helper's end, the child's end)
+        Some(sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {
             what: "creating a socket pair",
             errno,
         })?)
@@ -193,7 +194,7 @@ pub fn run(
                 Pipes {
                     report: report_w.as_raw_fd(),
                     go: go_r.as_raw_fd(),
-                    netns: netns.as_ref().map_or(-1, |c| c.child),
+                    netns: netns.as_ref().map_or(-1, |(_, child)| child.as_raw_fd()),
                     handoff: handoff.1.as_raw_fd(),
                 },
             ),
@@ -209,13 +210,12 @@ pub fn run(
     drop(handoff.1);
     // The network namespace is made meanwhile, by a helper in the child's
     // user namespace (see child::netns).
-    let helper = match &netns {
-        Some(c) => {
+    let helper = match netns {
+        Some((helper_end, child_end)) => {
             let userns =
                 std::ffi::CString::new(format!("/proc/{pid}/ns/user")).expect("no NUL in a number");
-            let h = child::netns::start_helper(&userns, c.helper);
-            sys::close(c.helper);
-            sys::close(c.child);
+            let h = child::netns::start_helper(&userns, helper_end.as_raw_fd());
+            drop((helper_end, child_end));
             match h {
                 Ok(h) => Some(h),
                 Err(errno) => {

@@ -79,7 +79,9 @@ impl SearchPath {
     fn existing_only(mut self) -> SearchPath {
         self.all_dirs = self.dirs.clone();
         self.dirs.retain(|d| d.is_dir());
-        self.local_dirs.retain(|d| d.is_dir());
+        // Every local directory is also a search directory: no second stat.
+        let existing = &self.dirs;
+        self.local_dirs.retain(|d| existing.contains(d));
         self
     }
 
