@@ -142,6 +142,13 @@ fn root_hutch(s: &Scratch, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `hutch run -v --profile PROFILE -- COMMAND...` as root.
+fn run_verbose(s: &Scratch, profile: &Path, command: &[&str]) -> Output {
+    let mut args = vec!["run", "-v", "--profile", profile.to_str().unwrap(), "--"];
+    args.extend_from_slice(command);
+    root_hutch(s, &args)
+}
+
 /// Writes `limits` as a profile and says whether root gets cgroup v1 for it.
 fn root_v1(s: &Scratch, name: &str, limits: &str) -> Option<PathBuf> {
     if !is_root() {
@@ -198,18 +205,7 @@ fn root_v1_memory_hog_is_oom_killed_and_reported() {
     let Some(p) = root_v1(&s, "oom", "memory = \"32M\"\n[rlimits]\nas = \"1G\"\n") else {
         return;
     };
-    let out = root_hutch(
-        &s,
-        &[
-            "run",
-            "-v",
-            "--profile",
-            p.to_str().unwrap(),
-            "--",
-            "tail",
-            "/dev/zero",
-        ],
-    );
+    let out = run_verbose(&s, &p, &["tail", "/dev/zero"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(137), "{err}");
     assert!(
@@ -235,19 +231,7 @@ fn root_v1_forks_stop_at_pids() {
         return;
     };
     let forks = "my ($ok, $failed) = (0, 0); for (1..60) { my $p = fork(); if (!defined $p) { $failed++ } elsif ($p == 0) { sleep 30; exit 0 } else { $ok++ } } print \"$ok $failed\\n\";";
-    let out = root_hutch(
-        &s,
-        &[
-            "run",
-            "-v",
-            "--profile",
-            p.to_str().unwrap(),
-            "--",
-            "perl",
-            "-e",
-            forks,
-        ],
-    );
+    let out = run_verbose(&s, &p, &["perl", "-e", forks]);
     let err = stderr(&out);
     let text = ok(&out);
     let counts: Vec<u32> = text
@@ -277,19 +261,7 @@ fn root_v1_cpu_quota_holds_a_busy_loop() {
         return;
     };
     let busy = "sub up { open(my $f, '<', '/proc/uptime') or die; (split ' ', scalar <$f>)[0] } my $t0 = up(); while (up() - $t0 < 2) { for (1..20000) {} } my $wall = up() - $t0; my @t = times; printf \"%.1f\\n\", 100 * ($t[0] + $t[1]) / $wall;";
-    let out = root_hutch(
-        &s,
-        &[
-            "run",
-            "-v",
-            "--profile",
-            p.to_str().unwrap(),
-            "--",
-            "perl",
-            "-e",
-            busy,
-        ],
-    );
+    let out = run_verbose(&s, &p, &["perl", "-e", busy]);
     let err = stderr(&out);
     let pct: f64 = ok(&out).trim().parse().unwrap();
     eprintln!("cpu = 0.25 on cgroup v1: a busy loop got {pct}% of one CPU");

@@ -9,7 +9,7 @@ mod common_oci;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::CommandExt;
@@ -468,31 +468,18 @@ fn the_image_config_gives_the_defaults_and_the_profile_overrides_them() {
 #[test]
 fn image_rm_is_refused_while_a_sandbox_runs() {
     let Some(im) = Images::new() else { return };
-    let mut child =
-        im.s.hutch(&[
-            "run",
-            "--image",
-            "busybox",
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo ready; read line; echo done",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let mut sandbox = im.s.start(
+        &["--image", "busybox"],
+        &["/bin/sh", "-c", "echo ready; read line; echo done"],
+    );
     let out = im.s.hutch(&["image", "rm", "busybox"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("in use by a running sandbox"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    assert_eq!(lines.next().unwrap().unwrap(), "done");
-    assert!(child.wait().unwrap().success());
+    sandbox.release();
+    assert_eq!(sandbox.lines.next().unwrap().unwrap(), "done");
+    assert!(sandbox.child.wait().unwrap().success());
     let out = ok(&im.s.hutch(&["image", "rm", "busybox"]).output().unwrap());
     assert_eq!(out, "removed busybox\n");
     let out = im.run(&["--image", "busybox"], &["true"]);
@@ -640,25 +627,10 @@ fn a_writable_directory_keeps_the_changes_and_is_used_by_one_sandbox_at_a_time()
     // Without `writable`, the same image shows none of it.
     assert_eq!(ok(&im.sh(None, "cat /etc/motd")), "from the image\n");
     // overlayfs must not use one upper layer twice at a time.
-    let mut first =
-        im.s.hutch(&[
-            "run",
-            "--image",
-            "busybox",
-            "--profile",
-            &p,
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo ready; read line",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(first.id());
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let mut first = im.s.start(
+        &["--image", "busybox", "--profile", &p],
+        &["/bin/sh", "-c", "echo ready; read line"],
+    );
     let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
@@ -666,8 +638,8 @@ fn a_writable_directory_keeps_the_changes_and_is_used_by_one_sandbox_at_a_time()
         "{}",
         stderr(&out)
     );
-    writeln!(first.stdin.take().unwrap(), "go").unwrap();
-    assert!(first.wait().unwrap().success());
+    first.release();
+    assert!(first.child.wait().unwrap().success());
 }
 
 #[test]
@@ -715,25 +687,10 @@ fn a_volume_can_keep_the_changes_of_an_image() {
     assert_eq!(fs::read_to_string(note).unwrap(), "kept\n");
     assert!(ok(&im.s.hutch(&["volume", "list"]).output().unwrap()).contains("busybox-state"));
     // One sandbox at a time, and `volume rm` refuses while it runs.
-    let mut first =
-        im.s.hutch(&[
-            "run",
-            "--image",
-            "busybox",
-            "--profile",
-            &p,
-            "--",
-            "/bin/sh",
-            "-c",
-            "echo ready; read line",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(first.id());
-    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let mut first = im.s.start(
+        &["--image", "busybox", "--profile", &p],
+        &["/bin/sh", "-c", "echo ready; read line"],
+    );
     let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("busybox-state"), "{}", stderr(&out));
@@ -742,8 +699,8 @@ fn a_volume_can_keep_the_changes_of_an_image() {
             .output()
             .unwrap();
     assert_ne!(rm.status.code(), Some(0), "rm must refuse while in use");
-    writeln!(first.stdin.take().unwrap(), "go").unwrap();
-    assert!(first.wait().unwrap().success());
+    first.release();
+    assert!(first.child.wait().unwrap().success());
     // A symlink planted for `upper` is refused, never followed.
     let upper = Path::new(path.trim()).join("upper");
     fs::remove_dir_all(&upper).unwrap();

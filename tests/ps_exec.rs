@@ -103,22 +103,16 @@ fn names_are_unique_and_checked() {
         );
     }
     // Default names: the profile and a short id, all different.
-    let (_a, _ga) = {
+    let unnamed = || {
         let child = s
             .hutch(&["run", "--profile", "cli", "--", "sleep", "100"])
             .spawn()
             .unwrap();
-        let id = child.id();
-        (child, KillOnDrop(id))
+        let guard = KillOnDrop(child.id());
+        (child, guard)
     };
-    let (_b, _gb) = {
-        let child = s
-            .hutch(&["run", "--profile", "cli", "--", "sleep", "100"])
-            .spawn()
-            .unwrap();
-        let id = child.id();
-        (child, KillOnDrop(id))
-    };
+    let (_a, _ga) = unnamed();
+    let (_b, _gb) = unnamed();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let names = loop {
         let names: Vec<String> = ps_json(&s)

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -340,26 +338,18 @@ fn failures_of_hutch_itself_exit_125_with_one_line() {
 #[test]
 fn sigterm_to_hutch_reaches_the_payload() {
     let s = Scratch::new();
-    let mut child = s
-        .hutch(&[
-            "run",
-            "--profile",
-            "cli",
-            "--",
+    let mut sandbox = s.start(
+        &["--profile", "cli"],
+        &[
             "sh",
             "-c",
             "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let hutch_pid = launcher_pid(child.id());
+        ],
+    );
+    let hutch_pid = launcher_pid(sandbox.child.id());
     nix::sys::signal::kill(hutch_pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
-    let status = child.wait().unwrap();
+    assert_eq!(sandbox.lines.next().unwrap().unwrap(), "got-term");
+    let status = sandbox.child.wait().unwrap();
     assert_eq!(
         status.code(),
         Some(7),
@@ -371,22 +361,14 @@ fn sigterm_to_hutch_reaches_the_payload() {
 fn sigkill_to_hutch_ends_every_sandboxed_process() {
     let s = Scratch::new();
     let marker = format!("1000.{}", std::process::id());
-    let mut child = s
-        .hutch(&[
-            "run",
-            "--profile",
-            "cli",
-            "--",
+    let mut sandbox = s.start(
+        &["--profile", "cli"],
+        &[
             "sh",
             "-c",
             &format!("sleep {marker} & sleep {marker} & echo ready; sleep {marker}"),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        ],
+    );
     // "ready" can be printed before the background sleepers have exec'd.
     let t = Instant::now();
     while processes_with_arg(&marker).len() < 3 {
@@ -397,7 +379,7 @@ fn sigkill_to_hutch_ends_every_sandboxed_process() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let hutch_pid = launcher_pid(child.id());
+    let hutch_pid = launcher_pid(sandbox.child.id());
     nix::sys::signal::kill(hutch_pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     let t = Instant::now();
     while !processes_with_arg(&marker).is_empty() {
@@ -408,7 +390,7 @@ fn sigkill_to_hutch_ends_every_sandboxed_process() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = child.wait().unwrap();
+    let status = sandbox.child.wait().unwrap();
     assert_eq!(status.signal(), Some(9));
 }
 

@@ -161,13 +161,7 @@ fn ptrace_of_a_process_outside_is_refused() {
     let Some(s) = setup() else { return };
     // A process of the same user outside the sandbox; the sandbox shares the
     // host's pid namespace so that it can see it at all.
-    let mut target = s
-        .as_user(Path::new("/bin/sleep"))
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(target.id());
-    wait_for_exec(target.id(), "sleep");
+    let (mut target, _guard) = host_sleeper(&s);
     let pid = target.id().to_string();
     assert_eq!(
         outside(&s, &[], &["ptrace", &pid]),
@@ -376,13 +370,7 @@ fn signals_to_host_processes_are_refused() {
         skip("this kernel's Landlock cannot scope signals (ABI < 6)");
         return;
     }
-    let mut target = s
-        .as_user(Path::new("/bin/sleep"))
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(target.id());
-    wait_for_exec(target.id(), "sleep");
+    let (mut target, _guard) = host_sleeper(&s);
     let pid = target.id().to_string();
     assert_eq!(
         outside(&s, &[], &["kill", &pid]),
@@ -536,6 +524,19 @@ fn verbose_runs_say_what_is_enforced() {
 
 /// Waits until `pid` runs `comm` (setpriv has exec'd it): before that it is
 /// not dumpable and cannot be traced even bare.
+/// A process of the test user outside any sandbox, running `sleep 30`: a
+/// target for the ptrace and signal probes. Killed if the test fails.
+fn host_sleeper(s: &Scratch) -> (std::process::Child, KillOnDrop) {
+    let target = s
+        .as_user(Path::new("/bin/sleep"))
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(target.id());
+    wait_for_exec(target.id(), "sleep");
+    (target, guard)
+}
+
 fn wait_for_exec(pid: u32, comm: &str) {
     let t = std::time::Instant::now();
     while std::fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -2,9 +2,10 @@
 //! unprivileged user, in a scratch directory that user owns.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The uid/gid tests drop to when they run as root.
@@ -148,6 +149,29 @@ impl Scratch {
         self.hutch(&args).output().unwrap()
     }
 
+    /// Starts `hutch run [PRE...] -- COMMAND...` with its stdin and stdout on
+    /// pipes, and waits until the payload prints its first line, `ready`.
+    pub fn start(&self, pre: &[&str], command: &[&str]) -> Running {
+        let mut args = vec!["run"];
+        args.extend_from_slice(pre);
+        args.push("--");
+        args.extend_from_slice(command);
+        let mut child = self
+            .hutch(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let guard = KillOnDrop(child.id());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        Running {
+            child,
+            lines,
+            _guard: guard,
+        }
+    }
+
     /// `sh -c SCRIPT` in the `cli` profile.
     pub fn sh(&self, script: &str) -> Output {
         self.run(&["--profile", "cli"], &["sh", "-c", script])
@@ -193,6 +217,21 @@ impl Drop for KillOnDrop {
             nix::unistd::Pid::from_raw(self.0 as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+}
+
+/// A launcher started by [`Scratch::start`]; killed if the test fails.
+pub struct Running {
+    pub child: std::process::Child,
+    /// The payload's stdout, after `ready`.
+    pub lines: Lines<BufReader<ChildStdout>>,
+    _guard: KillOnDrop,
+}
+
+impl Running {
+    /// Writes a line to the payload's stdin and closes it.
+    pub fn release(&mut self) {
+        writeln!(self.child.stdin.take().unwrap(), "go").unwrap();
     }
 }
 
