@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! benchrun launch     --spec F [--json OUT] --ref LABEL --floor LABEL [--target LABEL]
-//!                     [--goal-ref X] [--goal-floor X]
+//!                     [--goal-ref X] [--goal-floor X] [--deltas 1]
 //! benchrun seccomp    --spec F [--json OUT] --base LABEL [--target LABEL] [--goal-pct X]
 //! benchrun rss        --spec F [--json OUT] --ref LABEL [--target LABEL]
 //!                     [--payload-name NAME] [--settle-ms MS]
@@ -76,6 +76,7 @@ fn main_inner() -> Result<usize, String> {
                 target: a.get("target"),
                 goal_ref: a.num("goal-ref", 0.8)?,
                 goal_floor: a.num("goal-floor", 1.5)?,
+                deltas: a.num("deltas", 0u8)? != 0,
             };
             let f = timing::report_launch(&entries, &out, &opts);
             if let Some(p) = &json_out {

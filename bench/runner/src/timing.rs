@@ -81,9 +81,16 @@ pub fn interleave(entries: &[Entry], inner: Option<InnerParser>) -> Result<Vec<O
     let total = entries.iter().map(|e| e.runs).max().unwrap_or(0);
     let t_start = proc::now_ns();
     let mut next_report = 0.0;
+    // Each round runs the commands in a new random order. A fixed order (or
+    // a rotation of it, which keeps the same neighbours) would let one
+    // command always follow the same other one and inherit its leftovers:
+    // a heavy launcher's deferred kernel work (namespace and mount teardown
+    // in kernel workers) lands on whichever command comes next.
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for k in 0..total {
-        for j in 0..n {
-            let i = (k + j) % n;
+        rng.shuffle(&mut order);
+        for &i in &order {
             if out[i].failed.is_none() && takes_part(k, entries[i].runs, total) {
                 let phase = format!("run {}", out[i].samples.len() + 1);
                 run(i, &mut out, &phase, true);
@@ -108,6 +115,27 @@ pub fn interleave(entries: &[Entry], inner: Option<InnerParser>) -> Result<Vec<O
         }
     }
     Ok(out)
+}
+
+/// xorshift64*: a fixed-seed generator, so that a run's order can be
+/// repeated; its statistical quality is ample for shuffling a dozen rows.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Fisher-Yates.
+    fn shuffle(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
 }
 
 fn walls(o: &Outcome) -> Vec<f64> {
@@ -150,6 +178,8 @@ pub struct LaunchOpts {
     pub target: Option<String>,
     pub goal_ref: f64,
     pub goal_floor: f64,
+    /// Adds a column: this row's median minus the previous row's.
+    pub deltas: bool,
 }
 
 /// Print the launch table; returns the number of failed rows.
@@ -160,23 +190,38 @@ pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usiz
         println!();
         println!("payload: {g}");
         println!(
-            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>8}  {:>9}",
-            "command", "runs", "median ms", "p95 ms", "x bwrap", "x unshare"
+            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>8}  {:>9}{}",
+            "command",
+            "runs",
+            "median ms",
+            "p95 ms",
+            "x bwrap",
+            "x unshare",
+            if o.deltas { "  vs row above" } else { "" }
         );
         let rf = find(entries, out, &g, &o.reference).map(|s| s.median);
         let fl = find(entries, out, &g, &o.floor).map(|s| s.median);
+        let mut above: Option<f64> = None;
         for (e, r) in entries.iter().zip(out).filter(|(e, _)| e.group == g) {
             match (&r.failed, stats::summarize(&walls(r))) {
-                (None, Some(s)) => println!(
-                    "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>8}  {:>9}",
-                    e.label,
-                    s.n,
-                    s.median * 1e3,
-                    s.p95 * 1e3,
-                    ratio(s.median, rf),
-                    ratio(s.median, fl)
-                ),
+                (None, Some(s)) => {
+                    let delta = match above {
+                        Some(a) if o.deltas => format!("  {:>+10.3} ms", (s.median - a) * 1e3),
+                        _ => String::new(),
+                    };
+                    above = Some(s.median);
+                    println!(
+                        "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>8}  {:>9}{delta}",
+                        e.label,
+                        s.n,
+                        s.median * 1e3,
+                        s.p95 * 1e3,
+                        ratio(s.median, rf),
+                        ratio(s.median, fl)
+                    );
+                }
                 (failed, _) => {
+                    above = None;
                     failures += 1;
                     let why = failed.clone().unwrap_or_else(|| "no samples".into());
                     println!("  {:<w$}  FAILED: {why}", e.label);
