@@ -96,8 +96,8 @@ fn run(args: RunArgs) -> i32 {
     };
     // The registry must exist before planning, so that a bind of a directory
     // above it (cli started in /tmp) is planned with a mask over it; the
-    // launch opens it again and reports any problem with it.
-    let _ = crate::registry::Registry::open(&host, true);
+    // launch uses it, and reports any problem with it.
+    let registry = crate::registry::Registry::open(&host, true);
     let plan = match plan::build(&profile, &host, &request) {
         Ok(p) => p,
         Err(e) => {
@@ -121,7 +121,7 @@ fn run(args: RunArgs) -> i32 {
             eprintln!("hutch: warning: not enforced: {n}");
         }
     }
-    match launch::run(&plan, &host, args.name.as_deref(), args.verbose) {
+    match launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose) {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {

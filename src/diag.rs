@@ -17,24 +17,34 @@ pub struct SourceFile {
     /// The real path, if the profile came from the filesystem.
     pub path: Option<PathBuf>,
     pub text: String,
+    /// Byte offset where each line starts: the planner asks for the line and
+    /// column of every mount entry (for `--explain`), so each lookup is a
+    /// binary search rather than a scan from the top of the file.
+    line_starts: Vec<usize>,
 }
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, path: Option<&Path>, text: impl Into<String>) -> Arc<Self> {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Arc::new(SourceFile {
             name: name.into(),
             path: path.map(Path::to_path_buf),
-            text: text.into(),
+            text,
+            line_starts,
         })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let offset = floor_char_boundary(&self.text, offset);
+        // line_starts[0] is 0, so at least one start is <= offset.
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
 
@@ -187,6 +197,20 @@ mod tests {
         assert_eq!(f.line_col(0), (1, 1));
         assert_eq!(f.line_col(12), (2, 1));
         assert_eq!(f.line_col(14), (2, 3));
+    }
+
+    #[test]
+    fn line_and_column_match_a_scan_from_the_top() {
+        let text = "a = 1\n\n# é ü\nkey = \"ß\"\r\n[[mount]]\nend";
+        let f = SourceFile::new("p.toml", None, text);
+        for offset in 0..=text.len() + 3 {
+            let clamped = offset.min(text.len());
+            let before = &text[..floor_char_boundary(text, clamped)];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before[start..].chars().count() + 1;
+            assert_eq!(f.line_col(offset), (line, col), "offset {offset}");
+        }
     }
 
     #[test]

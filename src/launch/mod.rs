@@ -107,11 +107,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     })
 }
 
-/// Runs the plan; returns the exit code hutch should exit with. `verbose`
-/// says on stderr where the limits were applied.
+/// Runs the plan; returns the exit code hutch should exit with. `registry` is
+/// the caller's `Registry::open(host, true)`, whose error is reported here.
+/// `verbose` says on stderr where the limits were applied.
 pub fn run(
     plan: &Plan,
     host: &Host,
+    registry: Result<Option<Registry>, RegistryError>,
     name: Option<&str>,
     verbose: bool,
 ) -> Result<i32, LaunchError> {
@@ -119,7 +121,7 @@ pub fn run(
     // use): they are settled before anything is cloned, and held until the
     // sandbox is gone. A generated name is reserved after clone instead,
     // while the child builds its filesystem (it costs ~40 us).
-    let registry = Registry::open(host, true)?.expect("created if missing");
+    let registry = registry?.expect("created if missing");
     let has_volumes = plan
         .mounts
         .iter()

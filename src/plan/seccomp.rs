@@ -256,11 +256,12 @@ pub fn group(name: &str) -> Option<&'static Group> {
 
 /// The default filter's rules for one group.
 pub fn default_rules(g: &Group) -> Vec<Rule> {
+    let reason = format!("@{}", g.name);
     let rule = |syscall: &str, check: Check, action: Action| Rule {
         syscall: syscall.to_string(),
         check,
         action,
-        reason: format!("@{}", g.name),
+        reason: reason.clone(),
     };
     match g.name {
         "tty-inject" => vec![rule(
