@@ -10,13 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-host=$(rustc -vV | sed -n 's/^host: //p')
+# shellcheck source=packaging/release-target.sh
+. packaging/release-target.sh
+host=$(release_target)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 
 CARGO_TARGET_DIR="$work/target" CARGO_PROFILE_RELEASE_STRIP=none \
-  RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+  RUSTFLAGS="${RUSTFLAGS:-} $(release_rustflags "$host")" \
   cargo build --release --locked --target "$host" >&2
 binary="$work/hutch"
 cp "$work/target/$host/release/hutch" "$binary"

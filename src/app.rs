@@ -13,10 +13,10 @@ use crate::plan::{self, Request};
 use crate::profile::load::{BUILTIN, Found, SearchPath, valid_name};
 use crate::profile::{self, ProfileError, ProfileRef};
 
-/// Runs hutch with the process's arguments; returns the exit code.
-pub fn main() -> i32 {
+/// Runs hutch with these arguments (the program name first); returns the
+/// exit code.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     ensure_stdio_open();
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }

@@ -3,12 +3,27 @@
 //! hutch starts before every sandboxed command, and none of that is needed.
 //! `app::main` does the one part that matters, making sure descriptors 0, 1
 //! and 2 are open.
+//!
+//! The arguments are taken from `main`'s own `argc`/`argv`: without Rust's
+//! start-up, `std::env::args` is filled only where the C library hands them
+//! to initialisers too (glibc does, musl does not).
 #![no_main]
+
+use std::ffi::{CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
 
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: these are the arguments the C runtime passes to main: argc
     // strings laid out by the kernel on the initial stack.
     unsafe { hutch::launch::prepare::record_command_line(argc, argv) };
-    hutch::app::main()
+    let count = usize::try_from(argc).unwrap_or(0);
+    let args = (0..count)
+        // SAFETY: argv holds argc valid pointers (see above).
+        .map(|i| unsafe { *argv.add(i) })
+        .take_while(|p| !p.is_null())
+        // SAFETY: each non-null argv entry is a NUL-terminated string.
+        .map(|p| OsString::from_vec(unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()))
+        .collect();
+    hutch::app::main(args)
 }

@@ -43,7 +43,7 @@ use crate::sys;
 const VERSION: u32 = 1;
 
 /// `NS_GET_NSTYPE` of <linux/nsfs.h>: `_IO(0xb7, 0x3)`.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
 
 /// How sandbox names are spelled.
 pub const NAME_RULE: &str =

@@ -9,6 +9,13 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 // ABI constants from <linux/mount.h> and <linux/sched.h>; stable kernel ABI.
+/// The type of `RLIMIT_*` and `setrlimit`'s first argument: `c_uint` in
+/// glibc, `c_int` in musl.
+#[cfg(target_env = "gnu")]
+pub type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+pub type RlimitResource = libc::c_int;
+
 pub const OPEN_TREE_CLONE: u32 = 0x1;
 pub const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
 pub const AT_RECURSIVE: u32 = 0x8000;

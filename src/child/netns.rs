@@ -20,9 +20,9 @@ use super::Fail;
 use crate::launch::report::Step;
 use crate::sys;
 
-const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
-const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
-const SIOCGSKNS: libc::c_ulong = 0x894C;
+const SIOCGIFFLAGS: libc::Ioctl = 0x8913;
+const SIOCSIFFLAGS: libc::Ioctl = 0x8914;
+const SIOCGSKNS: libc::Ioctl = 0x894C;
 
 /// `struct ifreq` with the flags member of its union.
 #[repr(C)]

@@ -83,14 +83,14 @@ pub fn drop_privileges() -> Result<(), Fail<'static>> {
     Ok(())
 }
 
-pub fn set_rlimits(limits: &[(u32, libc::rlim_t)]) -> Result<(), Fail<'static>> {
+pub fn set_rlimits(limits: &[(sys::RlimitResource, libc::rlim_t)]) -> Result<(), Fail<'static>> {
     for &(resource, value) in limits {
         let lim = libc::rlimit {
             rlim_cur: value,
             rlim_max: value,
         };
         // SAFETY: lim is a valid rlimit; resource is one of RLIMITS.
-        if unsafe { libc::setrlimit(resource as _, &lim) } < 0 {
+        if unsafe { libc::setrlimit(resource, &lim) } < 0 {
             let name = crate::plan::security::RLIMITS
                 .iter()
                 .find(|(_, r)| *r == resource)

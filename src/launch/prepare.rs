@@ -119,7 +119,7 @@ pub struct Prepared {
     /// The caller's umask, restored for the payload.
     pub umask: libc::mode_t,
     /// (resource, value for soft and hard)
-    pub rlimits: Vec<(u32, libc::rlim_t)>,
+    pub rlimits: Vec<(crate::sys::RlimitResource, libc::rlim_t)>,
     pub landlock: Option<Landlock>,
     pub seccomp: Option<Vec<Insn>>,
     /// hutch's own command line in memory (`arg_start..arg_end`), which

@@ -152,7 +152,7 @@ pub struct RlimitPlan {
 }
 
 /// `[rlimits]` keys and the resources they set.
-pub const RLIMITS: &[(&str, u32)] = &[
+pub const RLIMITS: &[(&str, crate::sys::RlimitResource)] = &[
     ("nofile", libc::RLIMIT_NOFILE),
     ("nproc", libc::RLIMIT_NPROC),
     ("as", libc::RLIMIT_AS),
