@@ -10,6 +10,12 @@
 #![no_main]
 
 use std::ffi::{CStr, OsString};
+
+// With musl, hutch brings its own allocator (see Cargo.toml); with glibc it
+// uses glibc's.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 use std::os::unix::ffi::OsStringExt;
 
 #[unsafe(no_mangle)]
