@@ -202,19 +202,9 @@ fn unknown_profiles_and_missing_commands_are_clear_errors() {
         .hutch(&["run", "--profile", "nope", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("unknown profile `nope`"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "unknown profile `nope`");
     let out = s.hutch(&["run", "--profile", "cli"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("no command to run"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "no command to run");
     let out = s
         .hutch(&["run", "--profile", "./missing.toml", "--", "true"])
         .output()

@@ -483,12 +483,7 @@ fn image_rm_is_refused_while_a_sandbox_runs() {
     let out = ok(&im.s.hutch(&["image", "rm", "busybox"]).output().unwrap());
     assert_eq!(out, "removed busybox\n");
     let out = im.run(&["--image", "busybox"], &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("image busybox not found"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "image busybox not found");
 }
 
 #[test]
@@ -632,12 +627,7 @@ fn a_writable_directory_keeps_the_changes_and_is_used_by_one_sandbox_at_a_time()
         &["/bin/sh", "-c", "echo ready; read line"],
     );
     let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("in use by another sandbox"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "in use by another sandbox");
     first.release();
     assert!(first.child.wait().unwrap().success());
 }

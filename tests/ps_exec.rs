@@ -295,12 +295,7 @@ fn exec_exit_status_follows_the_command() {
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("no-such-command"));
     let out = exec(&s, "nonexistent", &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("no running sandbox named `nonexistent`"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "no running sandbox named `nonexistent`");
 }
 
 #[test]
@@ -324,21 +319,11 @@ fn exec_and_stop_refuse_a_record_that_does_not_match() {
         r["namespaces"][1]["ino"] = (ino + 1).into();
     });
     let out = exec(&s, "real", &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("refusing to touch sandbox `real`"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "refusing to touch sandbox `real`");
     // A descriptor of the launcher that is no namespace at all.
     tamper(&|r| r["namespaces"][0]["fd"] = 0.into());
     let out = exec(&s, "real", &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("refusing to touch"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "refusing to touch");
     // Another executable for the launcher (as if the pid were reused).
     tamper(&|r| r["exe"][1] = 1.into());
     for out in [
@@ -355,12 +340,7 @@ fn exec_and_stop_refuse_a_record_that_does_not_match() {
     // Its first process replaced by another one of ours.
     tamper(&|r| r["init"]["pid"] = (std::process::id() as i64).into());
     let out = exec(&s, "real", &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("refusing to touch"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "refusing to touch");
 
     std::fs::write(&path, original).unwrap();
     s.chown_all();

@@ -269,12 +269,7 @@ fn concurrent_use_is_refused_unless_shared() {
     assert_eq!(out, "from-one\n");
     // An exclusive user still has to wait for the shared ones.
     let out = s.run(&["--profile", &p], &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("in use by sandbox `one`"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 125, "in use by sandbox `one`");
 }
 
 #[test]
@@ -418,12 +413,7 @@ fn binds_may_not_expose_the_volume_store_or_the_registry() {
             ),
         );
         let out = s.run(&["--profile", &bad], &["true"]);
-        assert_eq!(out.status.code(), Some(125));
-        assert!(
-            stderr(&out).contains("would expose hutch's volume store"),
-            "{}",
-            stderr(&out)
-        );
+        fails_with(&out, 125, "would expose hutch's volume store");
     }
     let bad = profile(
         &s,
@@ -431,11 +421,10 @@ fn binds_may_not_expose_the_volume_store_or_the_registry() {
         "[[mount]]\ntype = \"ro-bind\"\nsrc = \"${XDG_RUNTIME_DIR}/hutch/sandboxes\"\ndst = \"/x\"\n",
     );
     let out = s.run(&["--profile", &bad], &["true"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        stderr(&out).contains("would expose hutch's registry of running sandboxes"),
-        "{}",
-        stderr(&out)
+    fails_with(
+        &out,
+        125,
+        "would expose hutch's registry of running sandboxes",
     );
     // A bind of a directory above them is fine, even writable: inside, the
     // registry and the store are covered by empty, inaccessible mounts.

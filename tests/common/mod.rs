@@ -186,6 +186,14 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that `o` exited with `code` and said `needle` on stderr.
+#[track_caller]
+pub fn fails_with(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} on stderr: {err}");
+}
+
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(o: &Output) -> String {
