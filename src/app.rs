@@ -138,7 +138,10 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
     let launch::LaunchError::Setup(f) = e else {
         return None;
     };
-    if f.step == launch::report::Step::RootOverlay {
+    if matches!(
+        f.step,
+        launch::report::Step::RootOverlay | launch::report::Step::OpenWritable
+    ) {
         return plan.root.as_ref().map(|r| r.from.clone());
     }
     let arg = Path::new(&f.arg);

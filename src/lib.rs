@@ -21,5 +21,6 @@ pub mod manage;
 pub mod plan;
 pub mod profile;
 pub mod registry;
+pub mod safe_fs;
 pub mod sys;
 pub mod volume;

@@ -638,6 +638,21 @@ pub fn open_dir_no_symlinks(path: &CStr) -> Result<RawFd, Errno> {
     Ok(dir)
 }
 
+/// Opens the directory the launcher checked and pins (see
+/// `safe_fs::Pinned`): `path` without following any symlink, and only if it
+/// is still the inode `(dev, ino)`; `ESTALE` if something else took its
+/// place. Allocation-free, for use between clone and exec.
+pub fn open_pinned_dir(path: &CStr, dev: u64, ino: u64) -> Result<RawFd, Errno> {
+    let fd = open_dir_no_symlinks(path)?;
+    match dev_ino(fd) {
+        Ok(id) if id == (dev, ino) => Ok(fd),
+        other => {
+            close(fd);
+            Err(other.err().unwrap_or(Errno::ESTALE))
+        }
+    }
+}
+
 /// `(st_dev, st_ino)` of an open descriptor.
 pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
     // SAFETY: an all-zero stat is valid storage for fstat to fill.
@@ -787,4 +802,46 @@ pub fn recv_fds(sock: RawFd) -> Result<Vec<std::os::fd::OwnedFd>, Errno> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+
+    fn c(p: &std::path::Path) -> std::ffi::CString {
+        std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+    }
+
+    /// The child's side of a pinned directory: what the launcher checked
+    /// is opened, and a directory swapped in after the check (as a race
+    /// between the launcher and the child would) or a symlink is refused.
+    #[test]
+    fn a_pinned_directory_is_opened_only_if_it_is_the_same_inode() {
+        let d = tempfile::tempdir().unwrap();
+        let upper = d.path().join("upper");
+        std::fs::create_dir(&upper).unwrap();
+        let m = std::fs::metadata(&upper).unwrap();
+        let (dev, ino) = (m.dev(), m.ino());
+        let fd = open_pinned_dir(&c(&upper), dev, ino).unwrap();
+        assert_eq!(dev_ino(fd).unwrap(), (dev, ino));
+        close(fd);
+        // Swapped: the checked directory moved away, another in its place.
+        // (The launcher's pin keeps the old inode, so its number is not
+        // reused: emulated here by keeping the moved directory.)
+        std::fs::rename(&upper, d.path().join("moved")).unwrap();
+        std::fs::create_dir(&upper).unwrap();
+        assert_eq!(open_pinned_dir(&c(&upper), dev, ino), Err(Errno::ESTALE));
+        // A symlink to the checked directory is not followed.
+        std::fs::remove_dir(&upper).unwrap();
+        std::os::unix::fs::symlink(d.path().join("moved"), &upper).unwrap();
+        assert!(matches!(
+            open_pinned_dir(&c(&upper), dev, ino),
+            Err(Errno::ELOOP) | Err(Errno::ENOTDIR)
+        ));
+        // Control: by its own path, the moved directory is still the one.
+        let fd = open_pinned_dir(&c(&d.path().join("moved")), dev, ino).unwrap();
+        close(fd);
+    }
 }

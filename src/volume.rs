@@ -27,17 +27,20 @@
 //! Volumes are never deleted implicitly: only `hutch volume rm` deletes one,
 //! and only while no sandbox holds its lock.
 
-use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use serde::Serialize;
 
 use crate::host::Host;
 use crate::plan::{MountOp, Plan};
-use crate::{registry, sys};
+use crate::registry;
+use crate::safe_fs::{self, Dir, FsError, Require, is_dir, lstat_at, open_beneath, stat_fd};
 
 /// How volume names are spelled, for error messages.
 pub const NAME_RULE: &str =
@@ -79,18 +82,8 @@ pub enum VolumeError {
         path: PathBuf,
         errno: Errno,
     },
-    #[error(
-        "{} is a symlink; hutch never follows symlinks in the volume store (one planted there could make a sandbox read or write elsewhere): inspect it and remove it",
-        .0.display()
-    )]
-    Symlink(PathBuf),
-    #[error("{} is not a directory: inspect it and move it away", .0.display())]
-    NotADirectory(PathBuf),
-    #[error(
-        "{} belongs to uid {owner}, not to you (uid {uid}); hutch only uses volume directories you own",
-        .path.display()
-    )]
-    NotYours { path: PathBuf, owner: u32, uid: u32 },
+    #[error(transparent)]
+    Fs(#[from] FsError),
     #[error("volume `{name}` is in use by {}{}", by_list(.by), .hint)]
     InUse {
         name: String,
@@ -125,166 +118,15 @@ fn by_list(by: &[String]) -> String {
     }
 }
 
+/// `dir/name`, a directory of `uid`'s (made with mode 0700 when `create`).
+fn sub(dir: &Dir, name: &str, create: bool, uid: u32) -> Result<Option<Dir>, VolumeError> {
+    Ok(dir.sub(name, create.then_some(0o700), Require::owned_by(uid))?)
+}
+
 fn cstr(s: &OsStr) -> CString {
     // Names are validated (no NUL) and paths come from the environment,
     // which cannot hold NUL bytes either.
     CString::new(s.as_bytes()).unwrap_or_default()
-}
-
-fn stat_fd(fd: BorrowedFd<'_>) -> Result<libc::stat, Errno> {
-    // SAFETY: an all-zero stat is valid storage for fstat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is valid for writes; fd is open.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok(st)
-}
-
-fn lstat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<libc::stat, Errno> {
-    // SAFETY: an all-zero stat is valid storage for fstatat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: name is NUL-terminated; st is valid for writes.
-    if unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    Ok(st)
-}
-
-fn is_dir(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFDIR
-}
-
-fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: fd was just returned by the kernel and is owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// Opens the single component `name` below `dir` without following a
-/// symlink, whatever the kernel.
-fn open_beneath(
-    dir: BorrowedFd<'_>,
-    name: &CStr,
-    flags: libc::c_int,
-    mode: libc::mode_t,
-) -> Result<OwnedFd, Errno> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    match sys::openat2(
-        dir.as_raw_fd(),
-        name,
-        flags,
-        mode,
-        sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS,
-    ) {
-        Err(Errno::ENOSYS) | Err(Errno::EPERM) => {}
-        other => return other.map(owned),
-    }
-    // Without openat2: `name` is one component, so O_NOFOLLOW alone keeps
-    // the walk from following a symlink (with O_PATH it opens the link
-    // itself, which callers reject by type).
-    // SAFETY: name is NUL-terminated.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
-    if fd < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(owned(fd))
-    }
-}
-
-/// A directory of the store, opened safely.
-struct Dir {
-    fd: OwnedFd,
-    path: PathBuf,
-}
-
-impl Dir {
-    fn raw(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// Opens (and with `create`, makes with mode 0700) the directory `name`
-    /// below this one: no symlink followed, a directory, owned by `uid`.
-    /// `Ok(None)`: it does not exist and `create` is false.
-    fn sub(&self, name: &str, create: bool, uid: u32) -> Result<Option<Dir>, VolumeError> {
-        let path = self.path.join(name);
-        let c = cstr(OsStr::new(name));
-        let mut made = false;
-        loop {
-            match open_beneath(self.raw(), &c, libc::O_PATH | libc::O_DIRECTORY, 0) {
-                Ok(fd) => {
-                    let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
-                        what: "cannot inspect",
-                        path: path.clone(),
-                        errno,
-                    })?;
-                    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-                        return Err(VolumeError::Symlink(path));
-                    }
-                    if !is_dir(&st) {
-                        return Err(VolumeError::NotADirectory(path));
-                    }
-                    if st.st_uid != uid {
-                        return Err(VolumeError::NotYours {
-                            path,
-                            owner: st.st_uid,
-                            uid,
-                        });
-                    }
-                    return Ok(Some(Dir { fd, path }));
-                }
-                Err(Errno::ENOENT) if create && !made => {
-                    // SAFETY: c is NUL-terminated.
-                    if unsafe { libc::mkdirat(self.raw().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
-                        let errno = Errno::last();
-                        if errno != Errno::EEXIST {
-                            return Err(VolumeError::Io {
-                                what: "cannot create",
-                                path,
-                                errno,
-                            });
-                        }
-                    }
-                    made = true;
-                }
-                Err(Errno::ENOENT) => return Ok(None),
-                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) | Err(Errno::EXDEV) => {
-                    return Err(match lstat_at(self.raw(), &c) {
-                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
-                            VolumeError::Symlink(path)
-                        }
-                        _ => VolumeError::NotADirectory(path),
-                    });
-                }
-                Err(errno) => {
-                    return Err(VolumeError::Io {
-                        what: "cannot open",
-                        path,
-                        errno,
-                    });
-                }
-            }
-        }
-    }
-
-    /// A descriptor of this directory that can be read (listed), changed
-    /// and flocked, opened through the pinned one (no path walked again).
-    fn readable(&self) -> Result<OwnedFd, VolumeError> {
-        open_beneath(self.raw(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|errno| {
-            VolumeError::Io {
-                what: "cannot read",
-                path: self.path.clone(),
-                errno,
-            }
-        })
-    }
 }
 
 /// The volume store, opened safely.
@@ -307,72 +149,45 @@ impl Store {
                 errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             })?;
         }
-        let c = cstr(data.as_os_str());
         // $XDG_DATA_HOME itself is the user's own setting: symlinks allowed.
-        // SAFETY: c is NUL-terminated.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let errno = Errno::last();
-            if errno == Errno::ENOENT && !create {
-                return Ok(None);
-            }
-            return Err(VolumeError::Io {
-                what: "cannot open",
-                path: data.to_path_buf(),
-                errno,
-            });
-        }
-        let data = Dir {
-            fd: owned(fd),
-            path: data.to_path_buf(),
-        };
-        let uid = host.uid;
-        let Some(hutch) = data.sub("hutch", create, uid)? else {
+        let Some(data) = Dir::open_configured(data)? else {
             return Ok(None);
         };
-        let Some(dir) = hutch.sub("volumes", create, uid)? else {
+        let uid = host.uid;
+        let Some(hutch) = sub(&data, "hutch", create, uid)? else {
+            return Ok(None);
+        };
+        let Some(dir) = sub(&hutch, "volumes", create, uid)? else {
             return Ok(None);
         };
         Ok(Some(Store { dir, uid }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir.path
+        self.dir.path()
     }
 
     fn volume_dir(&self, name: &str, create: bool) -> Result<Option<Dir>, VolumeError> {
         if !valid_name(name) {
             return Err(VolumeError::InvalidName(name.to_string()));
         }
-        self.dir.sub(name, create, self.uid)
+        sub(&self.dir, name, create, self.uid)
     }
 
     /// Takes the lock of volume `name` without waiting: exclusive, or shared
     /// (`shared` volumes). `Ok(None)`: somebody holds a conflicting lock.
     fn lock(&self, name: &str, exclusive: bool) -> Result<Option<OwnedFd>, VolumeError> {
-        let locks = self
-            .dir
-            .sub(LOCK_DIR, true, self.uid)?
-            .expect("created if missing");
+        let locks = sub(&self.dir, LOCK_DIR, true, self.uid)?.expect("created if missing");
         let c = cstr(OsStr::new(name));
-        let path = locks.path.join(name);
+        let path = locks.path().join(name);
         let io = |what, errno| VolumeError::Io {
             what,
             path: path.clone(),
             errno,
         };
         loop {
-            let fd = open_beneath(locks.raw(), &c, libc::O_RDWR | libc::O_CREAT, 0o600)
-                .map_err(|e| io("cannot open the lock file", e))?;
+            let fd = locks.open_file(name, 0o600, self.uid)?;
             let st = stat_fd(fd.as_fd()).map_err(|e| io("cannot inspect the lock file", e))?;
-            if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != self.uid {
-                return Err(io("refusing the lock file", Errno::EPERM));
-            }
             let op = if exclusive {
                 libc::LOCK_EX
             } else {
@@ -389,7 +204,7 @@ impl Store {
             // `volume rm` unlinks the lock file of the volume it deletes: if
             // that happened between our open and our flock, this lock guards
             // nothing. Start again with the file now at that name.
-            match lstat_at(locks.raw(), &c) {
+            match lstat_at(locks.fd(), &c) {
                 Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
                     return Ok(Some(fd));
                 }
@@ -400,23 +215,20 @@ impl Store {
 
     /// The directory of `.tmp` (created if missing).
     fn tmp_root(&self) -> Result<Dir, VolumeError> {
-        Ok(self
-            .dir
-            .sub(TMP_DIR, true, self.uid)?
-            .expect("created if missing"))
+        Ok(sub(&self.dir, TMP_DIR, true, self.uid)?.expect("created if missing"))
     }
 
     /// Removes the tmp volumes of sandboxes that are gone (their launcher
     /// was killed before it could). Errors are returned as warnings.
     pub fn clean_stale_tmp(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let tmp = match self.dir.sub(TMP_DIR, false, self.uid) {
+        let tmp = match sub(&self.dir, TMP_DIR, false, self.uid) {
             Ok(Some(t)) => t,
             Ok(None) => return warnings,
             Err(e) => return vec![e.to_string()],
         };
         for name in list_names(&tmp).unwrap_or_default() {
-            if let Ok(Some(area)) = tmp.sub(&name, false, self.uid)
+            if let Ok(Some(area)) = sub(&tmp, &name, false, self.uid)
                 && let Ok(fd) = area.readable()
                 // SAFETY: flock on a descriptor we own.
                 && unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
@@ -431,15 +243,15 @@ impl Store {
     /// The tmp volumes of running sandboxes: (sandbox, volume, path).
     fn tmp_volumes(&self) -> Vec<(String, String, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(Some(tmp)) = self.dir.sub(TMP_DIR, false, self.uid) else {
+        let Ok(Some(tmp)) = sub(&self.dir, TMP_DIR, false, self.uid) else {
             return out;
         };
         for sandbox in list_names(&tmp).unwrap_or_default() {
-            let Ok(Some(area)) = tmp.sub(&sandbox, false, self.uid) else {
+            let Ok(Some(area)) = sub(&tmp, &sandbox, false, self.uid) else {
                 continue;
             };
             for vol in list_names(&area).unwrap_or_default() {
-                out.push((sandbox.clone(), vol.clone(), area.path.join(&vol)));
+                out.push((sandbox.clone(), vol.clone(), area.path().join(&vol)));
             }
         }
         out
@@ -451,7 +263,7 @@ fn list_names(dir: &Dir) -> Result<Vec<String>, VolumeError> {
     let fd = dir.readable()?;
     read_names(fd).map_err(|errno| VolumeError::Io {
         what: "cannot list",
-        path: dir.path.clone(),
+        path: dir.path().to_path_buf(),
         errno,
     })
 }
@@ -475,7 +287,12 @@ fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
 /// Byte-named entries of a readable directory descriptor (a duplicate is
 /// read, the descriptor stays usable).
 fn entries(fd: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
-    let dup = open_beneath(fd, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let dup = open_beneath(
+        fd,
+        c".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )?;
     let mut d = nix::dir::Dir::from_fd(dup)?;
     let mut names = Vec::new();
     for entry in d.iter() {
@@ -532,7 +349,12 @@ fn remove_contents(dir: BorrowedFd<'_>, depth: usize, at: &Path) -> Result<(), V
         }
         let child = Path::new(OsStr::from_bytes(name.to_bytes()));
         let sub_path = at.join(child);
-        let pinned = match open_beneath(dir, &name, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        let pinned = match open_beneath(
+            dir,
+            &name,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(e) => return Err(fail(&format!("cannot open {name:?}"), e)),
         };
@@ -541,8 +363,13 @@ fn remove_contents(dir: BorrowedFd<'_>, depth: usize, at: &Path) -> Result<(), V
             return Err(fail(&format!("cannot remove {name:?}"), errno));
         }
         make_accessible(pinned.as_fd(), &st).map_err(|e| fail("cannot change the mode of", e))?;
-        let readable = open_beneath(pinned.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
-            .map_err(|e| fail(&format!("cannot open {name:?}"), e))?;
+        let readable = open_beneath(
+            pinned.as_fd(),
+            c".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(&format!("cannot open {name:?}"), e))?;
         drop(pinned);
         remove_contents(readable.as_fd(), depth + 1, &sub_path)?;
         drop(readable);
@@ -556,7 +383,7 @@ fn remove_contents(dir: BorrowedFd<'_>, depth: usize, at: &Path) -> Result<(), V
 
 /// Empties and removes `parent/name`, whose readable descriptor is `fd`.
 fn remove_dir(parent: &Dir, name: &str, fd: &OwnedFd) -> Result<(), VolumeError> {
-    let path = parent.path.join(name);
+    let path = parent.path().join(name);
     let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
         what: "cannot inspect",
         path: path.clone(),
@@ -570,7 +397,7 @@ fn remove_dir(parent: &Dir, name: &str, fd: &OwnedFd) -> Result<(), VolumeError>
     remove_contents(fd.as_fd(), 0, &path)?;
     let c = cstr(OsStr::new(name));
     // SAFETY: c is NUL-terminated.
-    if unsafe { libc::unlinkat(parent.raw().as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
+    if unsafe { libc::unlinkat(parent.fd().as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
         let errno = Errno::last();
         if errno != Errno::ENOENT {
             return Err(VolumeError::Remove {
@@ -583,22 +410,12 @@ fn remove_dir(parent: &Dir, name: &str, fd: &OwnedFd) -> Result<(), VolumeError>
     Ok(())
 }
 
-/// The canonical path of an open directory, as the kernel names it.
-fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf, Errno> {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-}
-
 /// A volume directory the launcher has checked and pinned.
 #[derive(Debug)]
 pub struct Pinned {
     pub name: String,
-    /// The directory's path without symlinks, for the child to open again.
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
-    /// Keeps the inode (and so its number) alive while the sandbox starts.
-    _pin: OwnedFd,
+    /// The directory, for the child to open again and compare.
+    pub dir: safe_fs::Pinned,
     /// Held for the sandbox's life (none for tmp volumes: their sandbox's
     /// directory is locked instead).
     _lock: Option<OwnedFd>,
@@ -606,19 +423,9 @@ pub struct Pinned {
 
 impl Pinned {
     fn new(name: &str, dir: Dir, lock: Option<OwnedFd>) -> Result<Pinned, VolumeError> {
-        let io = |errno| VolumeError::Io {
-            what: "cannot inspect",
-            path: dir.path.clone(),
-            errno,
-        };
-        let (dev, ino) = sys::dev_ino(dir.fd.as_raw_fd()).map_err(io)?;
-        let path = fd_path(dir.fd.as_fd()).map_err(io)?;
         Ok(Pinned {
             name: name.to_string(),
-            path,
-            dev,
-            ino,
-            _pin: dir.fd,
+            dir: dir.pin()?,
             _lock: lock,
         })
     }
@@ -628,6 +435,9 @@ impl Pinned {
 struct TmpArea {
     parent: Dir,
     name: String,
+    /// The directory itself, and a readable descriptor of it that holds
+    /// the lock.
+    dir: Dir,
     fd: OwnedFd,
     removed: bool,
 }
@@ -638,17 +448,17 @@ impl TmpArea {
         let c = cstr(OsStr::new(sandbox));
         loop {
             // SAFETY: c is NUL-terminated.
-            if unsafe { libc::mkdirat(parent.raw().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
+            if unsafe { libc::mkdirat(parent.fd().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
                 let errno = Errno::last();
                 if errno != Errno::EEXIST {
                     return Err(VolumeError::Io {
                         what: "cannot create",
-                        path: parent.path.join(sandbox),
+                        path: parent.path().join(sandbox),
                         errno,
                     });
                 }
             }
-            let Some(dir) = parent.sub(sandbox, false, store.uid)? else {
+            let Some(dir) = sub(&parent, sandbox, false, store.uid)? else {
                 continue;
             };
             let fd = dir.readable()?;
@@ -663,18 +473,19 @@ impl TmpArea {
             // Removed as stale between our mkdir and our flock? Again.
             let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
                 what: "cannot inspect",
-                path: dir.path.clone(),
+                path: dir.path().to_path_buf(),
                 errno,
             })?;
-            match lstat_at(parent.raw(), &c) {
+            match lstat_at(parent.fd(), &c) {
                 Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {}
                 _ => continue,
             }
             // Left over by a killed sandbox of the same name: start empty.
-            remove_contents(fd.as_fd(), 0, &dir.path)?;
+            remove_contents(fd.as_fd(), 0, dir.path())?;
             return Ok(TmpArea {
                 parent,
                 name: sandbox.to_string(),
+                dir,
                 fd,
                 removed: false,
             });
@@ -682,17 +493,7 @@ impl TmpArea {
     }
 
     fn volume(&self, name: &str, uid: u32) -> Result<Dir, VolumeError> {
-        let area = Dir {
-            fd: open_beneath(self.fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0).map_err(
-                |errno| VolumeError::Io {
-                    what: "cannot open",
-                    path: self.parent.path.join(&self.name),
-                    errno,
-                },
-            )?,
-            path: self.parent.path.join(&self.name),
-        };
-        Ok(area.sub(name, true, uid)?.expect("created if missing"))
+        Ok(sub(&self.dir, name, true, uid)?.expect("created if missing"))
     }
 
     fn remove(&mut self) -> Result<(), VolumeError> {
@@ -780,11 +581,11 @@ pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeEr
 }
 
 /// Claims volume `name` as the writable layer of an image or directory
-/// root: opens it (creating it if missing) without following symlinks,
+/// root: opens it (creating it if missing) without following symlinks and
 /// takes its lock exclusively (overlayfs must never use an upper layer twice
-/// at a time), and makes sure `upper` and `work` inside it are real
-/// directories of the caller's. Returns the lock, held for the sandbox's life.
-pub fn claim_for_upper(host: &Host, name: &str) -> Result<OwnedFd, VolumeError> {
+/// at a time). Returns the lock, to hold for the sandbox's life, and the
+/// volume's directory, in which the caller opens `upper` and `work`.
+pub fn claim_for_upper(host: &Host, name: &str) -> Result<(OwnedFd, Dir), VolumeError> {
     let store = Store::open(host, true)?.expect("created if missing");
     let Some(lock) = store.lock(name, true)? else {
         return Err(VolumeError::InUse {
@@ -794,10 +595,7 @@ pub fn claim_for_upper(host: &Host, name: &str) -> Result<OwnedFd, VolumeError> 
         });
     };
     let dir = store.volume_dir(name, true)?.expect("created if missing");
-    for sub in ["upper", "work"] {
-        dir.sub(sub, true, store.uid)?;
-    }
-    Ok(lock)
+    Ok((lock, dir))
 }
 
 /// A volume as `hutch volume list` and `inspect` show it.
@@ -842,11 +640,11 @@ pub fn list(host: &Host) -> Result<(Vec<Info>, Vec<String>), VolumeError> {
                 continue;
             }
         };
-        let st = stat_fd(dir.fd.as_fd()).ok();
+        let st = stat_fd(dir.fd()).ok();
         out.push(Info {
             in_use_by: users.get(&name).cloned().unwrap_or_default(),
             kind: "persistent",
-            path: dir.path,
+            path: dir.path().to_path_buf(),
             modified: st.map(|s| s.st_mtime),
             mode: st.map(|s| format!("{:04o}", s.st_mode & 0o7777)),
             name,
@@ -875,9 +673,9 @@ pub fn inspect(host: &Host, name: &str) -> Result<Info, VolumeError> {
     let dir = store
         .volume_dir(name, false)?
         .ok_or_else(|| VolumeError::NotFound(name.into()))?;
-    let st = stat_fd(dir.fd.as_fd()).map_err(|errno| VolumeError::Io {
+    let st = stat_fd(dir.fd()).map_err(|errno| VolumeError::Io {
         what: "cannot inspect",
-        path: dir.path.clone(),
+        path: dir.path().to_path_buf(),
         errno,
     })?;
     let mut usage = (st.st_blocks as u64 * 512, 0u64);
@@ -887,7 +685,7 @@ pub fn inspect(host: &Host, name: &str) -> Result<Info, VolumeError> {
         in_use_by: registry::users_of_volume(host, name, None),
         name: name.to_string(),
         kind: "persistent",
-        path: dir.path,
+        path: dir.path().to_path_buf(),
         modified: Some(st.st_mtime),
         mode: Some(format!("{:04o}", st.st_mode & 0o7777)),
         disk_usage: Some(usage.0),
@@ -908,7 +706,12 @@ fn du(dir: BorrowedFd<'_>, depth: usize, acc: &mut (u64, u64)) {
         acc.0 += st.st_blocks as u64 * 512;
         acc.1 += 1;
         if is_dir(&st)
-            && let Ok(sub) = open_beneath(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            && let Ok(sub) = open_beneath(
+                dir,
+                &name,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )
         {
             du(sub.as_fd(), depth + 1, acc);
         }
@@ -921,7 +724,7 @@ pub fn path(host: &Host, name: &str) -> Result<PathBuf, VolumeError> {
     let dir = store
         .volume_dir(name, false)?
         .ok_or_else(|| VolumeError::NotFound(name.into()))?;
-    Ok(dir.path)
+    Ok(dir.path().to_path_buf())
 }
 
 /// Deletes a volume: refused while a sandbox uses it, and, unless `force`,
@@ -939,11 +742,11 @@ pub fn remove(host: &Host, name: &str, force: bool) -> Result<(), VolumeError> {
         });
     };
     let drop_lock_file = || {
-        if let Ok(Some(locks)) = store.dir.sub(LOCK_DIR, false, store.uid) {
+        if let Ok(Some(locks)) = sub(&store.dir, LOCK_DIR, false, store.uid) {
             let c = cstr(OsStr::new(name));
             // SAFETY: c is NUL-terminated. Unlinked while we hold the lock:
             // a launcher that opened it meanwhile notices and starts again.
-            unsafe { libc::unlinkat(locks.raw().as_raw_fd(), c.as_ptr(), 0) };
+            unsafe { libc::unlinkat(locks.fd().as_raw_fd(), c.as_ptr(), 0) };
         }
     };
     let Some(dir) = store.volume_dir(name, false)? else {
@@ -954,7 +757,7 @@ pub fn remove(host: &Host, name: &str, force: bool) -> Result<(), VolumeError> {
     let n = entries(fd.as_fd())
         .map_err(|errno| VolumeError::Io {
             what: "cannot list",
-            path: dir.path.clone(),
+            path: dir.path().to_path_buf(),
             errno,
         })?
         .len();

@@ -13,22 +13,25 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
+use crate::launch::prepare::PinnedDir;
 use crate::launch::report::{self, ARG_MAX, Step};
 use crate::launch::root::OverlayOp;
 use crate::sys;
 
-/// Opens the layer directories into `fds` (before anything is attached),
-/// mounts the farm (attached at `staging`, and left there: the process's
-/// working directory is in it until the caller moves on), then the
-/// overlay; returns the overlay's detached mount. Failures are reported on
-/// `report` with the kernel's own message when it gave one.
+/// Opens the layer directories, and a persistent layer's `upper` and
+/// `work` (the very directories the launcher pinned), into `fds` (before
+/// anything is attached), mounts the farm (attached at `staging`, and left
+/// there: the process's working directory is in it until the caller moves
+/// on), then the overlay; returns the overlay's detached mount. Failures
+/// are reported on `report` with the kernel's own message when it gave one.
 pub fn mount<'a>(
     o: &'a OverlayOp,
+    upper: Option<&'a [PinnedDir; 2]>,
     fds: &mut [RawFd],
     staging: &'a CStr,
     report: RawFd,
 ) -> Result<RawFd, Fail<'a>> {
-    let r = open_dirs(o, fds);
+    let r = open_dirs(o, upper, fds);
     let r = r.and_then(|()| {
         let farm = farm(o, fds, staging)
             .map_err(|e| Fail::with(Step::RootOverlay, e, o.what.to_bytes()))?;
@@ -45,8 +48,13 @@ pub fn mount<'a>(
     r
 }
 
-fn open_dirs<'a>(o: &'a OverlayOp, fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
-    for (dir, slot) in o.dirs.iter().zip(fds.iter_mut()) {
+fn open_dirs<'a>(
+    o: &'a OverlayOp,
+    upper: Option<&'a [PinnedDir; 2]>,
+    fds: &mut [RawFd],
+) -> Result<(), Fail<'a>> {
+    let (layer_fds, upper_fds) = fds.split_at_mut(o.dirs.len().min(fds.len()));
+    for (dir, slot) in o.dirs.iter().zip(layer_fds.iter_mut()) {
         // SAFETY: dir is NUL-terminated.
         let fd = unsafe {
             libc::open(
@@ -58,6 +66,22 @@ fn open_dirs<'a>(o: &'a OverlayOp, fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
             return Err(Fail::with(Step::RootOverlay, Errno::last(), dir.to_bytes()));
         }
         *slot = fd;
+    }
+    if !o.persistent {
+        return Ok(());
+    }
+    // Fail closed: a persistent layer the launcher did not claim is never
+    // opened by path.
+    let Some(upper) = upper else {
+        return Err(Fail::with(
+            Step::OpenWritable,
+            Errno::EINVAL,
+            o.what.to_bytes(),
+        ));
+    };
+    for (dir, slot) in upper.iter().zip(upper_fds.iter_mut()) {
+        *slot = sys::open_pinned_dir(&dir.path, dir.dev, dir.ino)
+            .map_err(|e| Fail::with(Step::OpenWritable, e, dir.path.to_bytes()))?;
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Re
             (fd, false, true)
         }
         Some(RootOp::Overlay(o)) => (
-            overlay::mount(o, root_fds, STAGING, report)?,
+            overlay::mount(o, p.upper.as_ref(), root_fds, STAGING, report)?,
             o.readonly,
             false,
         ),

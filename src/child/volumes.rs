@@ -9,19 +9,14 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::prepare::{Prepared, VolumeSource};
+use crate::launch::prepare::{PinnedDir, Prepared};
 use crate::launch::report::Step;
 use crate::sys;
 
 /// A detached copy of the volume's directory, ready to be attached.
-fn open(v: &VolumeSource) -> Result<RawFd, Errno> {
-    let fd = sys::open_dir_no_symlinks(&v.path)?;
-    let r = match sys::dev_ino(fd) {
-        Ok(id) if id == (v.dev, v.ino) => sys::open_tree_clone_fd(fd),
-        // Replaced since the launcher checked it.
-        Ok(_) => Err(Errno::ESTALE),
-        Err(e) => Err(e),
-    };
+fn open(v: &PinnedDir) -> Result<RawFd, Errno> {
+    let fd = sys::open_pinned_dir(&v.path, v.dev, v.ino)?;
+    let r = sys::open_tree_clone_fd(fd);
     sys::close(fd);
     r
 }

@@ -133,19 +133,18 @@ pub fn run(
     };
     let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
     // Held until the sandbox has exited.
-    let _upper_lock = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
+    let upper = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
     let mut prepared = prepare::prepare(plan)?;
     prepared.volumes = held
         .volumes
         .iter()
-        .map(|v| {
-            Ok(prepare::VolumeSource {
-                path: prepare::cpath("volume", &v.path)?,
-                dev: v.dev,
-                ino: v.ino,
-            })
-        })
+        .map(|v| prepare::PinnedDir::of("volume", &v.dir))
         .collect::<Result<_, prepare::NulError>>()
+        .map_err(prepare::PrepareError::from)?;
+    prepared.upper = upper
+        .as_ref()
+        .map(root::ClaimedUpper::for_child)
+        .transpose()
         .map_err(prepare::PrepareError::from)?;
     // cgroup limits: a cgroup directory is made before clone (the child is
     // cloned straight into it); a systemd scope after clone, while the
@@ -307,6 +306,7 @@ pub fn run(
     drop(go_w);
     drop(namespaces);
     drop(entry);
+    drop(upper);
     if let Err(e) = held.release() {
         eprintln!("hutch: warning: {e}");
     }

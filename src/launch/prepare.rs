@@ -82,14 +82,25 @@ pub struct Landlock {
     pub net_rules: Vec<(u64, u64)>,
 }
 
-/// A volume directory the launcher opened and checked (see `crate::volume`):
-/// the child opens `path` again without following symlinks and mounts it
-/// only if it is the same inode.
+/// A directory the launcher opened, checked and pins (a volume, or a
+/// persistent upper layer's `upper` and `work`): the child opens `path`
+/// again without following symlinks and uses it only if it is the same
+/// inode (`sys::open_pinned_dir`).
 #[derive(Debug)]
-pub struct VolumeSource {
+pub struct PinnedDir {
     pub path: CString,
     pub dev: u64,
     pub ino: u64,
+}
+
+impl PinnedDir {
+    pub fn of(what: &'static str, p: &crate::safe_fs::Pinned) -> Result<PinnedDir, NulError> {
+        Ok(PinnedDir {
+            path: cpath(what, &p.path)?,
+            dev: p.dev,
+            ino: p.ino,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -129,7 +140,11 @@ pub struct Prepared {
     /// Volumes, in the order of the plan's; filled by the launcher (which
     /// opens and locks them). Their detached mounts take the slots after
     /// `sources` in the child's source descriptors.
-    pub volumes: Vec<VolumeSource>,
+    pub volumes: Vec<PinnedDir>,
+    /// A persistent upper layer's `upper` and `work` directories; filled
+    /// by the launcher (which opens, checks and locks them). The child
+    /// refuses to build a persistent overlay without them.
+    pub upper: Option<[PinnedDir; 2]>,
 }
 
 /// A string from the plan contained a NUL byte.
@@ -403,6 +418,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         },
         title: command_line_area(),
         volumes: Vec::new(),
+        upper: None,
     })
 }
 

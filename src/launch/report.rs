@@ -22,6 +22,7 @@ pub enum Step {
     MountPropagation,
     OpenBindSource,
     OpenVolume,
+    OpenWritable,
     RootTmpfs,
     RootOverlay,
     AttachRoot,
@@ -65,6 +66,7 @@ impl Step {
         Step::MountPropagation,
         Step::OpenBindSource,
         Step::OpenVolume,
+        Step::OpenWritable,
         Step::RootTmpfs,
         Step::RootOverlay,
         Step::AttachRoot,
@@ -113,6 +115,7 @@ impl Step {
             Step::MountPropagation => "make the mount namespace private",
             Step::OpenBindSource => "open bind source",
             Step::OpenVolume => "open volume directory",
+            Step::OpenWritable => "open the writable layer's directory",
             Step::RootTmpfs => "create the tmpfs for the new root",
             Step::RootOverlay => "mount the root with overlayfs from",
             Step::AttachRoot => "attach the new root",
@@ -167,6 +170,12 @@ impl Step {
             }
             (Step::OpenVolume, Errno::ESTALE | Errno::ENOENT) => {
                 "the volume directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to the volume store, then try again"
+            }
+            (Step::OpenWritable, Errno::ELOOP | Errno::ENOTDIR) => {
+                "a symlink or a file took the place of the writable layer's directory or one above it after hutch checked it: something is tampering with it; nothing was mounted, inspect it"
+            }
+            (Step::OpenWritable, Errno::ESTALE | Errno::ENOENT) => {
+                "the writable layer's directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to it, then try again"
             }
             (Step::OpenBindSource, Errno::ENOENT) => {
                 "the source disappeared after the profile was checked; create it again or mark the entry optional"

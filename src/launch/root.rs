@@ -1,7 +1,7 @@
 //! The root of the sandbox, made ready for the child (before clone): C
-//! strings for the overlay's layers and its upper layer, and, on the host,
-//! the directory that keeps a persistent upper layer, locked for the
-//! sandbox's life.
+//! strings for the overlay's layers, and, on the host, the directory that
+//! keeps a persistent upper layer: opened without following symlinks,
+//! checked, locked and pinned for the sandbox's life.
 //!
 //! # How overlayfs gets its layers
 //! Option values given with `fsconfig` are limited to 255 bytes, and image
@@ -19,14 +19,14 @@
 //! else one `lowerdir+` value per layer (Linux 6.8+, up to overlayfs's 500).
 
 use std::ffi::CString;
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 
-use super::prepare::{NulError, c, cpath};
+use super::prepare::{NulError, PinnedDir, c, cpath};
+use crate::host::Host;
 use crate::plan::rootfs::{RootSource, Upper};
 use crate::plan::{Plan, RootPlan};
+use crate::safe_fs::{self, Dir, FsError, Require};
 
 /// Longest value `fsconfig` accepts, without the terminating NUL.
 pub const FSCONFIG_VALUE_MAX: usize = 255;
@@ -45,16 +45,15 @@ pub enum RootOp {
 
 #[derive(Debug)]
 pub struct OverlayOp {
-    /// Host directories the child opens first: the layers, highest first,
-    /// then for a persistent upper layer its `upper` and `work`.
+    /// Host directories the child opens first: the layers, highest first.
     pub dirs: Vec<CString>,
     /// Farm names of the layers (`0`, `1`, …), highest first.
     pub layers: Vec<CString>,
     /// All farm names joined with `:`, when that fits in one `lowerdir`
     /// value; else each goes in its own `lowerdir+`.
     pub lowerdir: Option<CString>,
-    /// The upper layer is persistent: the last two `dirs`. Else it is on
-    /// the farm tmpfs.
+    /// The upper layer is persistent: `Prepared::upper`, opened after the
+    /// layers. Else it is on the farm tmpfs.
     pub persistent: bool,
     /// Mounted read-only once the profile's mounts are in place.
     pub readonly: bool,
@@ -76,16 +75,25 @@ pub enum RootError {
         max: usize,
         kernel: String,
     },
-    #[error("cannot create {path} for the sandbox's changes: {source}; check the `writable` path")]
-    CreateUpper {
+    #[error(
+        "cannot use `writable` directory {}: {source}; or keep the changes in a volume: `writable = \"volume:NAME\"`",
+        .path.display()
+    )]
+    Writable {
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: FsError,
     },
     #[error(
         "{path} is in use by another sandbox (it keeps the changes of its root); wait for it to exit, or use another `writable` directory"
     )]
     UpperInUse { path: PathBuf },
+    #[error("cannot lock {}: {source}", .path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Volume(crate::volume::VolumeError),
 }
@@ -106,7 +114,7 @@ pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>
         }));
     }
     let lowers = root.lowers();
-    let mut dirs = lowers
+    let dirs = lowers
         .iter()
         .map(|l| cpath("layer", l))
         .collect::<Result<Vec<_>, NulError>>()?;
@@ -131,19 +139,11 @@ pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>
         }
         None
     };
-    let persistent = match root.writable.persistent_dir() {
-        Some(path) => {
-            dirs.push(cpath("upper directory", &path.join("upper"))?);
-            dirs.push(cpath("work directory", &path.join("work"))?);
-            true
-        }
-        None => false,
-    };
     Ok(Some(RootOp::Overlay(OverlayOp {
+        persistent: root.writable.persistent_dir().is_some(),
         dirs,
         layers,
         lowerdir,
-        persistent,
         readonly: root.writable == Upper::ReadOnly,
         what: c("root", describe(root).as_bytes())?,
     })))
@@ -161,7 +161,7 @@ impl RootOp {
     pub fn fd_slots(&self) -> usize {
         match self {
             RootOp::Bind { .. } => 0,
-            RootOp::Overlay(o) => o.dirs.len(),
+            RootOp::Overlay(o) => o.dirs.len() + if o.persistent { 2 } else { 0 },
         }
     }
 }
@@ -194,68 +194,90 @@ fn kernel_version(release: &str) -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
-/// On the host, before clone: creates a persistent upper layer's
-/// directories and locks them for the sandbox's life (overlayfs must not
-/// use one upper layer twice at a time). The lock is the returned file's
-/// (close-on-exec; the child closes it too).
-pub fn claim_upper(plan: &Plan, host: &crate::host::Host) -> Result<Option<File>, RootError> {
-    if let Some(RootPlan {
-        writable: Upper::Volume { name, .. },
-        ..
-    }) = &plan.root
-    {
-        return crate::volume::claim_for_upper(host, name)
-            .map(|lock| Some(File::from(lock)))
-            .map_err(RootError::Volume);
+/// A persistent upper layer, claimed for one sandbox: held until it exits.
+#[derive(Debug)]
+pub struct ClaimedUpper {
+    /// `upper` and `work`, for the child to find again.
+    pub upper: safe_fs::Pinned,
+    pub work: safe_fs::Pinned,
+    /// The directory holding them.
+    _dir: safe_fs::Pinned,
+    /// An exclusive flock: overlayfs must not use one upper layer twice at
+    /// a time (close-on-exec; the child closes it too).
+    _lock: File,
+}
+
+impl ClaimedUpper {
+    /// What the child needs to open `upper` and `work` again.
+    pub fn for_child(&self) -> Result<[PinnedDir; 2], NulError> {
+        Ok([
+            PinnedDir::of("upper directory", &self.upper)?,
+            PinnedDir::of("work directory", &self.work)?,
+        ])
     }
-    let Some(RootPlan {
-        writable: Upper::Dir { path },
-        ..
-    }) = &plan.root
-    else {
+}
+
+/// On the host, before clone: opens (creating what is missing) and locks
+/// the directory of a persistent upper layer, and its `upper` and `work`,
+/// without following symlinks and only if nobody but the caller can have
+/// put them there (see [`safe_fs::open_dir_for_writing`]); pins them.
+pub fn claim_upper(plan: &Plan, host: &Host) -> Result<Option<ClaimedUpper>, RootError> {
+    let Some(root) = &plan.root else {
         return Ok(None);
     };
-    let create = |p: &Path| -> Result<(), RootError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(p)
-            .map_err(|source| RootError::CreateUpper {
-                path: p.to_path_buf(),
+    let (lock, dir, require) = match &root.writable {
+        Upper::ReadOnly | Upper::Tmpfs => return Ok(None),
+        Upper::Volume { name, .. } => {
+            let (lock, dir) =
+                crate::volume::claim_for_upper(host, name).map_err(RootError::Volume)?;
+            // Inside the store (mode 0700), only the owner matters.
+            (File::from(lock), dir, Require::owned_by(host.uid))
+        }
+        Upper::Dir { path } => {
+            let writable = |source| RootError::Writable {
+                path: path.clone(),
                 source,
-            })
+            };
+            let dir = safe_fs::open_dir_for_writing(path, host.uid, true).map_err(writable)?;
+            let lock = dir.open_file("lock", 0o600, host.uid).map_err(writable)?;
+            (File::from(lock), dir, Require::writable_only_by(host.uid))
+        }
     };
-    create(path)?;
-    // The upper directory's mode is the root's: 0755 like any `/`.
-    for (dir, mode) in [("upper", 0o755), ("work", 0o700)] {
-        let p = path.join(dir);
-        match DirBuilder::new().mode(mode).create(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
-            Err(source) => return Err(RootError::CreateUpper { path: p, source }),
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(RootError::UpperInUse {
+                path: dir.path().to_path_buf(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(RootError::Lock {
+                path: dir.path().join("lock"),
+                source,
+            });
         }
     }
-    let lock_path = path.join("lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&lock_path)
-        .map_err(|source| RootError::CreateUpper {
-            path: lock_path.clone(),
+    let dir_path = dir.path().to_path_buf();
+    let fs_error = |source: FsError| match &root.writable {
+        Upper::Volume { .. } => RootError::Volume(source.into()),
+        _ => RootError::Writable {
+            path: dir_path.clone(),
             source,
-        })?;
-    match lock.try_lock() {
-        Ok(()) => Ok(Some(lock)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(RootError::UpperInUse { path: path.clone() }),
-        Err(std::fs::TryLockError::Error(source)) => Err(RootError::CreateUpper {
-            path: lock_path,
-            source,
-        }),
-    }
+        },
+    };
+    // The upper directory's mode is the root's: 0755 like any `/`.
+    let open = |name, mode| -> Result<safe_fs::Pinned, FsError> {
+        let sub: Option<Dir> = dir.sub(name, Some(mode), require)?;
+        sub.expect("created if missing").pin()
+    };
+    let upper = open("upper", 0o755).map_err(fs_error)?;
+    let work = open("work", 0o700).map_err(fs_error)?;
+    Ok(Some(ClaimedUpper {
+        upper,
+        work,
+        _dir: dir.pin().map_err(fs_error)?,
+        _lock: lock,
+    }))
 }
 
 #[cfg(test)]
