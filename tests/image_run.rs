@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -848,4 +848,214 @@ fn doctor_reports_what_image_runs_need() {
         .find(|c| c["name"] == "overlayfs")
         .unwrap_or_else(|| panic!("no overlayfs check: {out}"));
     assert_ne!(overlay["status"], "fail", "{overlay}");
+}
+
+// ---- A persistent writable directory nobody else can redirect ---------------
+
+/// A profile over image `busybox` keeping its changes in `dir`.
+fn writable_profile(im: &Images, name: &str, dir: &Path) -> String {
+    im.profile(
+        name,
+        &format!(
+            "version = 1\nextends = [\"container\"]\nwritable = \"{}\"\n",
+            dir.display()
+        ),
+    )
+}
+
+/// Same user, sandbox → host: a tool confined by `cli` in the project
+/// replaces `.state/upper` with a symlink to a directory of the user's
+/// (standing in for ~/.config). The next `--image` run must not make that
+/// directory the container's writable root.
+#[test]
+fn a_writable_directory_swapped_for_a_symlink_is_refused() {
+    let Some(im) = Images::new() else { return };
+    let state = im.s.path().join(".state");
+    let p = writable_profile(&im, "keep", &state);
+    // Control: a plain directory works, and the container's writes land in
+    // its `upper`.
+    ok(&im.run(
+        &["--image", "busybox", "--profile", &p],
+        &["/bin/sh", "-c", "echo kept > /root/note"],
+    ));
+    assert_eq!(
+        fs::read_to_string(state.join("upper/root/note")).unwrap(),
+        "kept\n"
+    );
+    let config = im.s.path().join("dotconfig");
+    fs::create_dir_all(config.join("autostart")).unwrap();
+    fs::write(config.join("autostart/keep.desktop"), "mine\n").unwrap();
+    im.s.chown_all();
+    let before = checksum(&config);
+    // The attack, from inside a `cli` sandbox (the project is writable).
+    ok(&im
+        .s
+        .sh("rm -rf .state/upper && ln -s ../dotconfig .state/upper"));
+    assert!(
+        fs::symlink_metadata(state.join("upper"))
+            .unwrap()
+            .is_symlink()
+    );
+    let out = im.run(
+        &["--image", "busybox", "--profile", &p],
+        &[
+            "/bin/sh",
+            "-c",
+            "echo evil > /autostart/evil.desktop; echo ran",
+        ],
+    );
+    fails_with(
+        &out,
+        125,
+        &format!("{}/upper is a symlink", state.display()),
+    );
+    fails_with(&out, 125, "writable = \"volume:NAME\"");
+    assert!(!stdout(&out).contains("ran"));
+    assert_eq!(
+        checksum(&config),
+        before,
+        "the user's directory was written"
+    );
+
+    // DIR itself a symlink (to a directory of the user's): refused too,
+    // nothing created through it.
+    fs::remove_file(state.join("upper")).unwrap();
+    fs::remove_dir_all(&state).unwrap();
+    std::os::unix::fs::symlink(&config, &state).unwrap();
+    let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
+    fails_with(&out, 125, &format!("{} is a symlink", state.display()));
+    assert_eq!(
+        checksum(&config),
+        before,
+        "the user's directory was written"
+    );
+}
+
+const ATTACKER: u32 = 65533;
+
+/// Runs `script` with `sh` as the attacker's uid (a second unprivileged
+/// user), in `dir`.
+fn as_attacker(dir: &Path, script: &str) {
+    let st = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={ATTACKER}"),
+            &format!("--regid={ATTACKER}"),
+            "--clear-groups",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .unwrap();
+    assert!(st.success(), "the attacker's script failed: {script}");
+}
+
+/// A directory every user may write to, with the sticky bit, owned by
+/// root: a stand-in for /tmp (outside the scratch dir, which the tests
+/// give to the victim).
+fn shared_dir() -> tempfile::TempDir {
+    let shared = tempfile::Builder::new()
+        .prefix("hutch-test-shared-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    shared
+}
+
+/// Cross-user: another user pre-creates the victim's `writable` directory
+/// in a shared sticky directory, with an upper layer of their own holding a
+/// trojan `/bin/sh`, or with `upper` a symlink into a directory of the
+/// victim's. The victim's launch is refused, naming the owner.
+#[test]
+fn a_writable_directory_another_user_planted_is_refused() {
+    if !is_root() {
+        skip("cross-user tests need root to act as a second user");
+        return;
+    }
+    let Some(im) = Images::new() else { return };
+    let shared_tmp = shared_dir();
+    let shared = shared_tmp.path();
+    // Profiles first: writing one gives the scratch dir to the victim.
+    let p_mine = writable_profile(&im, "mine", &shared.join("mine"));
+    let p_box = writable_profile(&im, "box", &shared.join("box"));
+    let p_link = writable_profile(&im, "link", &shared.join("link"));
+    let victims = im.s.path().join("victims");
+    fs::create_dir(&victims).unwrap();
+    fs::write(victims.join("data"), "victim's\n").unwrap();
+    im.s.chown_all();
+    // Control: the victim's own directory in the shared sticky directory
+    // works (the sticky bit keeps others from renaming it away).
+    let mine = shared.join("mine");
+    assert_eq!(
+        ok(&im.run(
+            &["--image", "busybox", "--profile", &p_mine],
+            &["/bin/sh", "-c", "echo safe"],
+        )),
+        "safe\n"
+    );
+    assert_eq!(fs::metadata(mine.join("upper")).unwrap().uid(), NOBODY);
+
+    // The attacker's own upper layer: what the victim's container writes
+    // lands there, for the attacker to read (demonstrated without the
+    // check: /root/secret appeared in box/upper), and the files they
+    // planted replace the image's (a trojan `/bin/sh` would run as the
+    // victim; a planted /etc/motd stands for it here).
+    as_attacker(
+        shared,
+        "mkdir -m 0777 box box/upper box/work && mkdir -m 0755 box/upper/etc \
+         && echo trojan > box/upper/etc/motd && chmod 0644 box/upper/etc/motd",
+    );
+    let out = im.run(
+        &["--image", "busybox", "--profile", &p_box],
+        &["/bin/sh", "-c", "echo secret > /root/secret; cat /etc/motd"],
+    );
+    fails_with(&out, 125, "belongs to uid 65533");
+    assert!(!stdout(&out).contains("trojan"), "{}", stdout(&out));
+    assert!(
+        !shared.join("box/upper/root").exists(),
+        "the victim wrote there"
+    );
+    assert!(!shared.join("box/lock").exists(), "the victim wrote there");
+
+    // `upper` a symlink into a directory of the victim's.
+    let before = checksum(&victims);
+    as_attacker(
+        shared,
+        &format!(
+            "mkdir -m 0777 link link/work && ln -s {} link/upper",
+            victims.display()
+        ),
+    );
+    let out = im.run(
+        &["--image", "busybox", "--profile", &p_link],
+        &["/bin/sh", "-c", "echo evil > /evil; rm /data; echo ran"],
+    );
+    fails_with(&out, 125, "belongs to uid 65533");
+    assert!(!stdout(&out).contains("ran"));
+    assert_eq!(checksum(&victims), before, "the victim's directory changed");
+}
+
+/// A directory above the writable one that other users may write to
+/// without the sticky bit: any of them could rename the victim's directory
+/// away and put their own in its place. Refused; with the sticky bit, the
+/// same place works.
+#[test]
+fn a_writable_directory_below_one_others_may_write_to_is_refused() {
+    let Some(im) = Images::new() else { return };
+    let open = im.s.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    im.s.chown_all();
+    let p = writable_profile(&im, "open", &open.join("state"));
+    let out = im.run(&["--image", "busybox", "--profile", &p], &["true"]);
+    fails_with(&out, 125, &format!("{} has mode 0777", open.display()));
+    assert!(!open.join("state").exists());
+    // Control: with the sticky bit, nobody but its owner can rename it.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    ok(&im.run(&["--image", "busybox", "--profile", &p], &["true"]));
+    assert!(open.join("state/upper").is_dir());
 }

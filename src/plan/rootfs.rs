@@ -374,12 +374,14 @@ fn plan_writable(
             if let Ok(m) = std::fs::symlink_metadata(&path)
                 && !m.is_dir()
             {
+                let what = if m.is_symlink() {
+                    "is a symlink (hutch never follows one there: whoever changed it could point the sandbox's writes anywhere)"
+                } else {
+                    "exists and is not a directory"
+                };
                 return Err(w
-                    .diag(format!(
-                        "key `writable`: {} exists and is not a directory",
-                        path.display()
-                    ))
-                    .help("give a directory to keep the changes in (hutch creates it if missing)")
+                    .diag(format!("key `writable`: {} {what}", path.display()))
+                    .help("give a directory to keep the changes in (hutch creates it if missing), or use `writable = \"volume:NAME\"`")
                     .into());
             }
             if let Some(root) = root_dir
