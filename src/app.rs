@@ -178,10 +178,14 @@ fn check(files: &[PathBuf]) -> i32 {
                 command_optional: true,
                 image: None,
             };
-            plan::build(&p, &host, &request).map(|_| p)
+            plan::build(&p, &host, &request)
         });
         match result {
-            Ok(p) => println!("{}: ok ({})", file.display(), p.sources().join(" ← ")),
+            Ok(plan) => println!(
+                "{}: ok ({})",
+                file.display(),
+                crate::diag::sanitize(&plan::explain::profile_files(&plan))
+            ),
             Err(e) => {
                 failed += 1;
                 print_profile_error(&e);

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+
 use common::*;
 
 #[test]
@@ -228,4 +230,160 @@ fn the_profile_command_is_the_default() {
         .output()
         .unwrap());
     assert_eq!(out, "from-profile\n");
+}
+
+// ---- Overrides only from files nobody else can have written -------------------
+
+/// An override that loosens everything: no seccomp, no Landlock, the home
+/// bound read-write.
+const LOOSENING: &str = "version = 1\n[seccomp]\nenforce = \"off\"\n[landlock]\nfs = \"off\"\nscope = \"off\"\n[[mount]]\ntype = \"bind\"\nsrc = \"${HOME}\"\ndst = \"${HOME}\"\n";
+
+fn give_to(path: &std::path::Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+}
+
+/// Another user drops `app.local.toml` beside a root-owned profile in a
+/// shared sticky directory (like /tmp): the victim's launch, `--explain`
+/// and `check` of that profile are refused, naming the file and its owner.
+#[test]
+fn an_override_another_user_dropped_beside_a_profile_is_refused() {
+    if !is_root() {
+        skip("cross-user tests need root to act as a second user");
+        return;
+    }
+    let s = Scratch::new();
+    let shared = shared_dir();
+    let app = shared.path().join("app.toml");
+    std::fs::write(&app, "version = 1\nextends = [\"cli\"]\n").unwrap();
+    let app = app.to_str().unwrap();
+    // Control: the profile itself is fine there, and runs.
+    assert_eq!(ok(&s.run(&["--profile", app], &["echo", "ran"])), "ran\n");
+
+    as_attacker(
+        shared.path(),
+        &format!("printf '%s' '{LOOSENING}' > app.local.toml && chmod 0644 app.local.toml"),
+    );
+    let local = shared.path().join("app.local.toml");
+    assert!(std::fs::read_to_string(&local).unwrap().contains("enforce"));
+    let reason = format!(
+        "refusing profile override {}: {} belongs to uid 65533 (mode 0644), not to you or root",
+        local.display(),
+        local.display()
+    );
+    let out = s.run(&["--profile", app, "-v"], &["echo", "ran"]);
+    fails_with(&out, 125, &reason);
+    assert!(!stdout(&out).contains("ran"));
+    let out = s
+        .hutch(&["run", "--profile", app, "--explain", "--", "true"])
+        .output()
+        .unwrap();
+    fails_with(&out, 125, &reason);
+    let out = s.hutch(&["check", app]).output().unwrap();
+    fails_with(&out, 1, &reason);
+
+    // The victim's own override is refused there too: anyone may add
+    // files to a sticky directory, so it does not qualify.
+    let mine = shared.path().join("mine.toml");
+    std::fs::write(&mine, "version = 1\nextends = [\"cli\"]\n").unwrap();
+    let mine_local = shared.path().join("mine.local.toml");
+    std::fs::write(&mine_local, "version = 1\nhostname = \"mine\"\n").unwrap();
+    give_to(&mine, NOBODY);
+    give_to(&mine_local, NOBODY);
+    let out = s.run(&["--profile", mine.to_str().unwrap()], &["true"]);
+    fails_with(
+        &out,
+        125,
+        &format!(
+            "{} (owner uid 0) has mode 1777: group or others may write to it",
+            shared.path().display()
+        ),
+    );
+}
+
+/// The negative control of the test above: the same loosening override,
+/// the victim's own in a directory of theirs (0755), is applied; and
+/// `--explain`, `--json` and `-v` name every file merged, in order.
+#[test]
+fn an_override_of_ones_own_is_applied_and_named() {
+    let s = Scratch::new();
+    let app = s.write("proj/app.toml", "version = 1\nextends = [\"cli\"]\n");
+    let local = s.write("proj/app.local.toml", LOOSENING);
+    let app = app.to_str().unwrap();
+    let files = format!(
+        "builtin:base/system ← builtin:cli ← {app} ← {} (override)",
+        local.display()
+    );
+    let out = ok(&s
+        .hutch(&["run", "--profile", app, "--explain", "--", "true"])
+        .output()
+        .unwrap());
+    assert!(out.contains(&format!("  from      {files}\n")), "{out}");
+    let home = s.home();
+    assert!(
+        out.contains(&format!("bind     {h} ← {h} (rw", h = home.display())),
+        "the override's bind: {out}"
+    );
+    let json = ok(&s
+        .hutch(&["run", "--profile", app, "--explain", "--json", "--", "true"])
+        .output()
+        .unwrap());
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        plan["sources"],
+        serde_json::json!(["builtin:base/system", "builtin:cli", app, local])
+    );
+    assert_eq!(plan["overrides"], serde_json::json!([local]));
+    let out = s.run(&["--profile", app, "-v"], &["true"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("hutch: profile {files}\n")), "{err}");
+    assert!(
+        err.contains("seccomp off") && err.contains("landlock off"),
+        "{err}"
+    );
+    let out = ok(&s.hutch(&["check", app]).output().unwrap());
+    assert!(out.contains(&files), "{out}");
+}
+
+/// The same rule for the search path's directories: an override in a
+/// profile directory others may write to, or a symlinked one, stops the
+/// launch; fixed, it is applied.
+#[test]
+fn overrides_in_the_profile_directories_are_checked_too() {
+    let s = Scratch::new();
+    let dir = s.path().join("config/hutch/profiles");
+    let local = s.write(
+        "config/hutch/profiles/cli.local.toml",
+        "version = 1\nhostname = \"local-override\"\n",
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let out = s.run(&["--profile", "cli"], &["hostname"]);
+    fails_with(
+        &out,
+        125,
+        &format!(
+            "refusing profile override {}: {} (owner uid {}) has mode 0775",
+            local.display(),
+            dir.display(),
+            test_uid()
+        ),
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        ok(&s.run(&["--profile", "cli"], &["hostname"])),
+        "local-override\n"
+    );
+    // A symlink (here to a file of the same directory) is not followed.
+    let real = dir.join("real.toml");
+    std::fs::rename(&local, &real).unwrap();
+    std::os::unix::fs::symlink("real.toml", &local).unwrap();
+    let out = s.run(&["--profile", "cli"], &["hostname"]);
+    fails_with(
+        &out,
+        125,
+        &format!(
+            "refusing profile override {}: it is a symlink",
+            local.display()
+        ),
+    );
 }

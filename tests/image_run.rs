@@ -931,41 +931,6 @@ fn a_writable_directory_swapped_for_a_symlink_is_refused() {
     );
 }
 
-const ATTACKER: u32 = 65533;
-
-/// Runs `script` with `sh` as the attacker's uid (a second unprivileged
-/// user), in `dir`.
-fn as_attacker(dir: &Path, script: &str) {
-    let st = std::process::Command::new("setpriv")
-        .args([
-            &format!("--reuid={ATTACKER}"),
-            &format!("--regid={ATTACKER}"),
-            "--clear-groups",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .status()
-        .unwrap();
-    assert!(st.success(), "the attacker's script failed: {script}");
-}
-
-/// A directory every user may write to, with the sticky bit, owned by
-/// root: a stand-in for /tmp (outside the scratch dir, which the tests
-/// give to the victim).
-fn shared_dir() -> tempfile::TempDir {
-    let shared = tempfile::Builder::new()
-        .prefix("hutch-test-shared-")
-        .tempdir()
-        .unwrap();
-    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777)).unwrap();
-    shared
-}
-
 /// Cross-user: another user pre-creates the victim's `writable` directory
 /// in a shared sticky directory, with an upper layer of their own holding a
 /// trojan `/bin/sh`, or with `upper` a symlink into a directory of the

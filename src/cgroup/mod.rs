@@ -1373,7 +1373,11 @@ mod tests {
                 .map(|(i, text)| {
                     let file = crate::diag::SourceFile::new(format!("l{i}.toml"), None, *text);
                     let raw = crate::profile::parse(&file).map_err(|e| e.to_string())?;
-                    Ok(crate::profile::Layer { file, raw })
+                    Ok(crate::profile::Layer {
+                        file,
+                        raw,
+                        is_override: false,
+                    })
                 })
                 .collect::<Result<_, String>>()?,
         };

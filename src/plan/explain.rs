@@ -20,10 +20,26 @@ fn quote(arg: &str) -> String {
     }
 }
 
+/// Every profile file merged, lowest precedence first (what the profile
+/// extends, the profile, the overrides of each), overrides marked.
+pub fn profile_files(plan: &Plan) -> String {
+    plan.sources
+        .iter()
+        .map(|s| {
+            if plan.overrides.contains(s) {
+                format!("{s} (override)")
+            } else {
+                s.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ← ")
+}
+
 pub fn render(plan: &Plan) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "profile     {}", sanitize(&plan.profile));
-    let _ = writeln!(o, "  from      {}", sanitize(&plan.sources.join(" ← ")));
+    let _ = writeln!(o, "  from      {}", sanitize(&profile_files(plan)));
     let argv: Vec<String> = plan.argv.iter().map(|a| quote(a)).collect();
     let _ = writeln!(o, "command     {}", sanitize(&argv.join(" ")));
     let _ = writeln!(o, "cwd         {}", plan.cwd.display());
@@ -362,7 +378,11 @@ pub fn enforced_summary(plan: &Plan) -> String {
     if s.new_session {
         parts.push("new session".into());
     }
-    let mut line = format!("hutch: enforcing {}", parts.join("; "));
+    let mut line = format!(
+        "hutch: profile {}\nhutch: enforcing {}",
+        sanitize(&profile_files(plan)),
+        parts.join("; ")
+    );
     for n in &l.not_enforced {
         line.push_str(&format!("\nhutch: not enforced: {n}"));
     }

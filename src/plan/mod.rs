@@ -32,6 +32,9 @@ pub struct Plan {
     pub profile: String,
     /// Files the profile was composed from, lowest precedence first.
     pub sources: Vec<String>,
+    /// Those of `sources` that are `.local.toml` overrides.
+    #[serde(default)]
+    pub overrides: Vec<String>,
     pub namespaces: NamespacePlan,
     /// Single-id uid/gid maps; `None` without a user namespace.
     pub id_map: Option<IdMap>,
@@ -299,6 +302,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     Ok(Plan {
         profile: profile.name.clone(),
         sources: profile.sources(),
+        overrides: profile.overrides(),
         namespaces,
         id_map,
         hostname,

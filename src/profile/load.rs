@@ -10,6 +10,7 @@ use super::schema::{FORMAT_VERSION, RawProfile};
 use super::{Layer, Profile, ProfileError};
 use crate::diag::{Diagnostic, SourceFile};
 use crate::host::Host;
+use crate::safe_fs::{self, TrustError};
 
 /// Profiles compiled into the binary: the last entry of the search path.
 pub static BUILTIN: &[(&str, &str)] = &[
@@ -32,6 +33,9 @@ pub struct SearchPath {
     /// Directories whose `NAME.local.toml` files override named profiles.
     pub local_dirs: Vec<PathBuf>,
     pub builtin: bool,
+    /// The caller: overrides are read only from files and directories that
+    /// nobody but this uid and root can write.
+    pub uid: u32,
 }
 
 impl SearchPath {
@@ -50,6 +54,7 @@ impl SearchPath {
                 all_dirs: Vec::new(),
                 dirs,
                 builtin: true,
+                uid: host.uid,
             }
             .existing_only();
         }
@@ -70,6 +75,7 @@ impl SearchPath {
             all_dirs: Vec::new(),
             local_dirs,
             builtin: true,
+            uid: host.uid,
         }
         .existing_only()
     }
@@ -270,9 +276,10 @@ impl Loader<'_> {
         self.layers.push(Layer {
             file: Arc::clone(&file),
             raw,
+            is_override: false,
         });
         for path in local_candidates {
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Some(text) = read_override(&path, self.search.uid)? else {
                 continue;
             };
             let local = SourceFile::new(path.display().to_string(), Some(&path), text);
@@ -283,7 +290,11 @@ impl Loader<'_> {
                     .help("a .local.toml file adjusts the profile it sits beside; move `extends` into a profile of its own")
                     .into());
             }
-            self.layers.push(Layer { file: local, raw });
+            self.layers.push(Layer {
+                file: local,
+                raw,
+                is_override: true,
+            });
         }
         self.done.insert(identity);
         Ok(())
@@ -392,6 +403,64 @@ fn read(path: &Path, from: Origin<'_>) -> Result<String, ProfileError> {
         d.help("check the path, or give a profile name listed by `hutch profiles`")
             .into()
     })
+}
+
+/// The text of the override `path`, if there is one. An override changes
+/// what the profile beside it confines, so it is read only when nobody but
+/// the caller and root can have written it or replaced it (see
+/// [`safe_fs::open_trusted_file`]); one that exists but fails that check
+/// stops the launch: never skipped silently.
+fn read_override(path: &Path, uid: u32) -> Result<Option<String>, ProfileError> {
+    let refuse = |why: String, help: &str| -> ProfileError {
+        Diagnostic::new(format!(
+            "refusing profile override {}: {why}",
+            path.display()
+        ))
+        .help(help.to_string())
+        .into()
+    };
+    let file = match safe_fs::open_trusted_file(path, uid) {
+        Ok(None) => return Ok(None),
+        Ok(Some(file)) => file,
+        Err(TrustError::Untrusted {
+            path: what,
+            owner,
+            mode,
+        }) => {
+            let why = if owner != uid && owner != 0 {
+                format!("belongs to uid {owner} (mode {mode:04o}), not to you or root")
+            } else {
+                format!("(owner uid {owner}) has mode {mode:04o}: group or others may write to it")
+            };
+            return Err(refuse(
+                format!(
+                    "{} {why}, and whoever can write it can loosen the sandbox",
+                    what.display()
+                ),
+                "an override must be yours or root's, like its directory, and neither may be writable by group or others: fix that with `chown` and `chmod go-w`, or move the profile out of a shared directory (such as /tmp)",
+            ));
+        }
+        Err(TrustError::Symlink(_)) => {
+            return Err(refuse(
+                "it is a symlink".into(),
+                "hutch does not follow symlinked overrides: put the file itself there, or remove the link",
+            ));
+        }
+        Err(e) => {
+            return Err(refuse(
+                e.to_string(),
+                "an override that exists is never skipped: make it a readable file, or remove it",
+            ));
+        }
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::BufReader::new(file), &mut text).map_err(|e| {
+        refuse(
+            e.to_string(),
+            "an override that exists is never skipped: make it a readable UTF-8 file, or remove it",
+        )
+    })?;
+    Ok(Some(text))
 }
 
 /// Turns a toml/serde error into a diagnostic naming the key, what was found

@@ -21,6 +21,8 @@ pub use schema::RawProfile;
 pub struct Layer {
     pub file: Arc<SourceFile>,
     pub raw: RawProfile,
+    /// A `.local.toml` override of the layer before it.
+    pub is_override: bool,
 }
 
 #[derive(Debug)]
@@ -59,9 +61,19 @@ impl Profile {
         })
     }
 
-    /// The files this profile was composed from, lowest precedence first.
+    /// The files this profile was composed from, lowest precedence first:
+    /// what it extends, the profile, and the overrides of each.
     pub fn sources(&self) -> Vec<String> {
         self.layers.iter().map(|l| l.file.name.clone()).collect()
+    }
+
+    /// Those of [`Profile::sources`] that are `.local.toml` overrides.
+    pub fn overrides(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter(|l| l.is_override)
+            .map(|l| l.file.name.clone())
+            .collect()
     }
 
     pub fn description(&self) -> Option<&str> {

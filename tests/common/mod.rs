@@ -207,6 +207,45 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
+// ---- A second user: the attacker of cross-user tests ------------------------
+
+/// The uid (and gid) of the attacker in cross-user tests: another
+/// unprivileged user than the victim (`NOBODY`).
+pub const ATTACKER: u32 = 65533;
+
+/// Runs `sh -c SCRIPT` in `dir` as the attacker (needs root, to switch).
+#[track_caller]
+pub fn as_attacker(dir: &Path, script: &str) {
+    let st = Command::new("setpriv")
+        .args([
+            &format!("--reuid={ATTACKER}"),
+            &format!("--regid={ATTACKER}"),
+            "--clear-groups",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .unwrap();
+    assert!(st.success(), "the attacker's script failed: {script}");
+}
+
+/// A directory every user may write to, with the sticky bit, owned by
+/// root: a stand-in for /tmp (outside any `Scratch`, which tests give to
+/// the victim).
+pub fn shared_dir() -> tempfile::TempDir {
+    let shared = tempfile::Builder::new()
+        .prefix("hutch-test-shared-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    shared
+}
+
 /// Prints a skip notice that shows in a plain `cargo test` run: libtest
 /// captures only the print macros, so this writes to the process's stderr
 /// directly and a skipped test never looks like a silent pass.
