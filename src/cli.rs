@@ -176,7 +176,8 @@ pub struct RunArgs {
     /// With --explain: print the plan as JSON.
     #[arg(long, requires = "explain")]
     pub json: bool,
-    /// Say on stderr what this launch enforces (and what it cannot).
+    /// Say on stderr which profile files are merged and what this launch
+    /// enforces (and what it cannot).
     #[arg(short, long)]
     pub verbose: bool,
     /// Name of the sandbox, for `hutch ps`, `exec` and `stop` (default: the
