@@ -21,6 +21,8 @@ pub struct Host {
     stdin_tty: OnceCell<bool>,
     cgroups: OnceCell<crate::cgroup::CgroupHost>,
     state_dir: OnceCell<PathBuf>,
+    /// Where the planner looks up host paths (bind sources); `None`: `/`.
+    fs_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,7 @@ impl Host {
             stdin_tty: OnceCell::new(),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
+            fs_root: None,
         }
     }
 
@@ -65,6 +68,7 @@ impl Host {
             stdin_tty: OnceCell::from(false),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
+            fs_root: None,
         };
         let _ = host.user_dirs.set(BTreeMap::new());
         host
@@ -85,6 +89,36 @@ impl Host {
         Host {
             cgroups: OnceCell::from(cgroups),
             ..self
+        }
+    }
+
+    /// A host whose standard input is (`true`) or is not a terminal,
+    /// whatever this process's is.
+    pub fn with_stdin_tty(self, tty: bool) -> Host {
+        Host {
+            stdin_tty: OnceCell::from(tty),
+            ..self
+        }
+    }
+
+    /// A fixed host whose filesystem is the tree under `dir`: the planner
+    /// looks bind sources (and whether they are directories or symlinks) up
+    /// there, so a plan can be taken against a synthetic machine. hutch's
+    /// own state directories (registry, volume store) are still looked up
+    /// at their real paths.
+    pub fn with_fs_root(self, dir: &Path) -> Host {
+        Host {
+            fs_root: Some(dir.to_path_buf()),
+            ..self
+        }
+    }
+
+    /// Where the absolute host path `path` is found on this host's
+    /// filesystem (itself, unless [`Host::with_fs_root`] was used).
+    pub fn fs_path<'a>(&self, path: &'a Path) -> std::borrow::Cow<'a, Path> {
+        match &self.fs_root {
+            Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)).into(),
+            None => path.into(),
         }
     }
 

@@ -178,10 +178,7 @@ pub(crate) fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
     c(what, p.as_os_str().as_bytes())
 }
 
-/// Entries of /proc a sandbox may read but never change.
-pub const PROC_READONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus"];
-/// Entries of /proc that reveal the host's memory, keys or timers: hidden.
-pub const PROC_MASKED: &[&str] = &["kcore", "keys", "timer_list", "sched_debug"];
+pub use crate::plan::mounts::{PROC_MASKED, PROC_READONLY};
 
 /// Failures to turn a plan into the child's instructions.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,11 @@ use crate::profile::{Layer, Profile, ProfileError, vars};
 /// Device nodes a minimal `/dev` gets, bound from the host.
 pub const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Entries of /proc a sandbox may read but never change.
+pub const PROC_READONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus"];
+/// Entries of /proc that reveal the host's memory, keys or timers: hidden.
+pub const PROC_MASKED: &[&str] = &["kcore", "keys", "timer_list", "sched_debug"];
+
 /// One step of building the sandbox's filesystem, fully resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -130,9 +135,10 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
                 };
                 let src_path = absolute_path(src, host, p.layer, "src")?;
                 let keep_symlink = e.keep_symlink.as_ref().is_some_and(|k| *k.get_ref());
-                match std::fs::symlink_metadata(&src_path) {
+                let on_host = host.fs_path(&src_path);
+                match std::fs::symlink_metadata(&on_host) {
                     Ok(m) if keep_symlink && m.file_type().is_symlink() => {
-                        let target = std::fs::read_link(&src_path).map_err(|err| {
+                        let target = std::fs::read_link(&on_host).map_err(|err| {
                             ProfileError::from(
                                 Diagnostic::new(format!(
                                     "cannot read the symlink {}: {err}",
@@ -153,7 +159,7 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
                     }
                     _ => {}
                 }
-                if std::fs::metadata(&src_path).is_err() {
+                if std::fs::metadata(&on_host).is_err() {
                     if optional {
                         skipped.push(format!(
                             "{} {} → {} (optional; source missing)",

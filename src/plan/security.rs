@@ -359,7 +359,7 @@ pub fn plan_landlock(
                 .last(|p| ll(p)?.from_mounts.as_ref())
                 .is_none_or(|f| *f.get());
             if from_mounts {
-                plan.fs_rules = derive_rules(mounts, plan.handled_fs);
+                plan.fs_rules = derive_rules(mounts, plan.handled_fs, host);
             } else {
                 plan.fs_rules.push(LandlockRule {
                     path: "/".into(),
@@ -459,7 +459,7 @@ fn landlock_path(
 /// Rules that let the payload use what the mounts show it, and nothing else:
 /// list any directory; read and execute read-only binds; read and write
 /// writable binds and tmpfs; devices only in /dev.
-fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
+fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<LandlockRule> {
     let writable = handled & !access::IOCTL_DEV;
     let mut rules = vec![LandlockRule {
         path: "/".into(),
@@ -483,7 +483,9 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64) -> Vec<LandlockRule> {
                 readonly,
                 devices,
             } => {
-                let is_dir = std::fs::metadata(src).ok().map(|m| m.is_dir());
+                let is_dir = std::fs::metadata(host.fs_path(src))
+                    .ok()
+                    .map(|m| m.is_dir());
                 let bits = if *readonly {
                     access::READ
                 } else if *devices {
