@@ -31,6 +31,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Exec(args) => crate::manage::exec(args),
         Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
         Command::Volume { command } => crate::manage::volume(command),
+        Command::Export {
+            command: crate::cli::ExportCommand::Oci(args),
+        } => crate::export::command::oci(args),
     }
 }
 
@@ -154,7 +157,7 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
 }
 
 /// The profile named after the command, if there is one, else `default`.
-fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRef {
+pub(crate) fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRef {
     let base = command
         .first()
         .and_then(|c| Path::new(c).file_name())

@@ -84,6 +84,50 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Write a profile's sandbox in another format, to run it elsewhere.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write an OCI runtime bundle (config.json, rootfs/, seccomp.json) of
+    /// the sandbox `hutch run` would start, for crun, runc, Podman and
+    /// Kubernetes.
+    ///
+    /// What the bundle cannot express (Landlock rules, hutch's init,
+    /// volumes, ...) is listed on stderr and recorded in the bundle's
+    /// `org.hutch.*` annotations. With an image, its layers are copied into
+    /// rootfs/. Exit status: 0, or 125 if hutch failed (nothing is written).
+    Oci(ExportOciArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportOciArgs {
+    /// Profile name (looked up in the search path) or path to a .toml file.
+    /// Default with --image: `container`.
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Use an imported image as the root (`hutch image list`), as `run` does.
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// The bundle's directory; it must not exist or be empty (default:
+    /// ./PROFILE-oci).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Refuse (write nothing) if the bundle would lose anything hutch
+    /// enforces or does.
+    #[arg(long)]
+    pub strict: bool,
+    /// The command and its arguments (put `--` before it if it starts with `-`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@
 //! the cloned [`child`] to apply before it executes the payload. [`image`] is
 //! the store of OCI images that can serve as a sandbox's root. [`volume`] is
 //! the store of directories that outlive sandboxes; [`registry`] records the
-//! running sandboxes for `hutch ps`, `exec` and `stop` ([`manage`]).
+//! running sandboxes for `hutch ps`, `exec` and `stop` ([`manage`]). [`export`]
+//! writes a plan as an OCI runtime bundle for other runtimes.
 
 pub mod app;
 pub mod cgroup;
@@ -14,6 +15,7 @@ pub mod child;
 pub mod cli;
 pub mod diag;
 pub mod doctor;
+pub mod export;
 pub mod host;
 pub mod image;
 pub mod launch;

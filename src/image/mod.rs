@@ -60,7 +60,7 @@
 pub mod command;
 mod digest;
 mod error;
-mod fsutil;
+pub(crate) mod fsutil;
 mod oci;
 mod resolve;
 pub mod run;

@@ -1,0 +1,403 @@
+//! Writing an [`Export`] to disk: `config.json`, `seccomp.json` (the same
+//! filter on its own, for Podman and Kubernetes) and `rootfs/`.
+//!
+//! The bundle is built in a temporary directory beside the destination and
+//! renamed into place at the end, so a failure leaves nothing half-built
+//! at the destination (the temporary directory is removed; a SIGKILL
+//! leaves it behind as `DIR.hutch-tmp-PID`).
+//!
+//! An image's layers are flattened into `rootfs/` the way overlayfs shows
+//! them, lowest layer first: a whiteout (a 0:0 character device in hutch's
+//! store) removes what lower layers have there, an opaque directory
+//! (`user.overlay.opaque=y`) empties it first, anything else replaces what
+//! is there. Files are copied, not linked, so nothing the container does
+//! reaches the image store. Every path is handled relative to an open
+//! directory without following symlinks, and directories keep owner rwx
+//! until the copy is done, then get their modes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, readlinkat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstatat, futimens, mkdirat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{linkat, symlinkat};
+
+use super::oci::{Export, RootContent, RootEntry};
+use crate::image::fsutil::{
+    file_type, list_dir, open_dir, open_dir_at, remove_dir_contents, remove_tree_at,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{0} exists and is not an empty directory; give another with -o DIR, or remove it")]
+    Exists(PathBuf),
+    #[error("cannot write the bundle at {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot copy {path} of image layer {layer}: {source}")]
+    Layer {
+        layer: PathBuf,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot make {path} in the bundle's rootfs/: {source}")]
+    Entry { path: PathBuf, source: io::Error },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
+    move |source| BundleError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes the bundle into `dir`, which must not exist or be empty.
+pub fn write(export: &Export, dir: &Path) -> Result<(), BundleError> {
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => {}
+        Ok(false) => return Err(BundleError::Exists(dir.to_path_buf())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(BundleError::Exists(dir.to_path_buf()));
+        }
+        Err(e) => return Err(write_err(dir)(e)),
+    }
+    let mut tmp = dir.as_os_str().to_owned();
+    tmp.push(format!(".hutch-tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result =
+        fill(export, &tmp).and_then(|()| std::fs::rename(&tmp, dir).map_err(write_err(dir)));
+    if result.is_err() {
+        remove_path(&tmp);
+    }
+    result
+}
+
+/// Removes a directory tree given by path, without following symlinks in it.
+fn remove_path(path: &Path) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    if let Ok(fd) = open_dir(parent) {
+        let _ = remove_tree_at(fd.as_fd(), name);
+    }
+}
+
+fn fill(export: &Export, tmp: &Path) -> Result<(), BundleError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(tmp)
+        .map_err(write_err(tmp))?;
+    if !matches!(export.root, RootContent::HostDir(_)) {
+        let rootfs = tmp.join("rootfs");
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&rootfs)
+            .map_err(write_err(&rootfs))?;
+        let fd = open_dir(&rootfs).map_err(write_err(&rootfs))?;
+        if let RootContent::Layers(layers) = &export.root {
+            flatten(layers, fd.as_fd())?;
+        }
+        for e in &export.entries {
+            make_entry(fd.as_fd(), e)?;
+        }
+    }
+    write_file(&tmp.join("config.json"), &pretty(&export.config))?;
+    if let Some(s) = &export.config.linux.seccomp {
+        write_file(&tmp.join("seccomp.json"), &pretty(s))?;
+    }
+    Ok(())
+}
+
+/// Pretty JSON with a final newline, as the bundle's files are written.
+pub fn pretty<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), BundleError> {
+    std::fs::write(path, text).map_err(write_err(path))
+}
+
+/// A layer being copied, and the final modes of the directories so far.
+struct Flatten<'a> {
+    layer: &'a Path,
+    rootfs: BorrowedFd<'a>,
+    /// Directory modes by path relative to rootfs/, applied at the end.
+    modes: BTreeMap<PathBuf, u32>,
+    /// Files of this layer with more than one link: (dev, ino) → first copy.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+fn flatten(layers: &[PathBuf], rootfs: BorrowedFd<'_>) -> Result<(), BundleError> {
+    let mut f = Flatten {
+        layer: Path::new(""),
+        rootfs,
+        modes: BTreeMap::new(),
+        links: HashMap::new(),
+    };
+    for layer in layers {
+        f.layer = layer;
+        f.links.clear();
+        let src = open_dir(layer).map_err(|e| f.err(Path::new("/"), e))?;
+        f.dir(src.as_fd(), rootfs, Path::new(""))?;
+    }
+    // Deepest first, so a parent losing its write bit does not stop a child.
+    for (rel, mode) in f.modes.iter().rev() {
+        let fd = open_beneath(rootfs, rel).map_err(|e| BundleError::Entry {
+            path: Path::new("/").join(rel),
+            source: e.into(),
+        })?;
+        fchmod(&fd, Mode::from_bits_truncate(*mode)).map_err(|e| BundleError::Entry {
+            path: Path::new("/").join(rel),
+            source: e.into(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Opens the directory `rel` below `dir`, one component at a time, never
+/// following a symlink.
+fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> nix::Result<OwnedFd> {
+    let mut fd = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => fd = open_dir_at(fd.as_fd(), name)?,
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(Errno::EINVAL),
+        }
+    }
+    Ok(fd)
+}
+
+impl Flatten<'_> {
+    fn err(&self, rel: &Path, e: impl Into<io::Error>) -> BundleError {
+        BundleError::Layer {
+            layer: self.layer.to_path_buf(),
+            path: Path::new("/").join(rel),
+            source: e.into(),
+        }
+    }
+
+    /// Applies the layer directory `src` onto the rootfs directory `dst`.
+    fn dir(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        rel: &Path,
+    ) -> Result<(), BundleError> {
+        let mut names = list_dir(src).map_err(|e| self.err(rel, e))?;
+        names.sort();
+        for name in names {
+            let path = rel.join(&name);
+            let st = fstatat(src, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(|e| self.err(&path, e))?;
+            match file_type(st.st_mode) {
+                SFlag::S_IFCHR if st.st_rdev == 0 => {
+                    remove_tree_at(dst, &name).map_err(|e| self.err(&path, e))?
+                }
+                SFlag::S_IFDIR => self.subdir(src, dst, &name, &path, st.st_mode)?,
+                SFlag::S_IFREG => self.file(src, dst, &name, &path, &st)?,
+                SFlag::S_IFLNK => {
+                    remove_tree_at(dst, &name).map_err(|e| self.err(&path, e))?;
+                    let target =
+                        readlinkat(src, name.as_os_str()).map_err(|e| self.err(&path, e))?;
+                    symlinkat(target.as_os_str(), dst, name.as_os_str())
+                        .map_err(|e| self.err(&path, e))?;
+                }
+                // hutch's import refuses devices, FIFOs and sockets.
+                _ => {
+                    return Err(self.err(
+                        &path,
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "not a file, directory or symlink",
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn subdir(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &Path,
+        mode: u32,
+    ) -> Result<(), BundleError> {
+        let sub = open_dir_at(src, name).map_err(|e| self.err(path, e))?;
+        let existing = fstatat(dst, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        match existing.map(|st| file_type(st.st_mode)) {
+            Some(SFlag::S_IFDIR) => {
+                if is_opaque(sub.as_fd()) {
+                    let d = open_dir_at(dst, name).map_err(|e| self.err(path, e))?;
+                    remove_dir_contents(d.as_fd()).map_err(|e| self.err(path, e))?;
+                }
+            }
+            other => {
+                if other.is_some() {
+                    remove_tree_at(dst, name).map_err(|e| self.err(path, e))?;
+                }
+                mkdirat(dst, name, Mode::from_bits_truncate(0o700))
+                    .map_err(|e| self.err(path, e))?;
+            }
+        }
+        self.modes.insert(path.to_path_buf(), mode & 0o7777);
+        let d = open_dir_at(dst, name).map_err(|e| self.err(path, e))?;
+        self.dir(sub.as_fd(), d.as_fd(), path)
+    }
+
+    fn file(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &Path,
+        st: &nix::sys::stat::FileStat,
+    ) -> Result<(), BundleError> {
+        remove_tree_at(dst, name).map_err(|e| self.err(path, e))?;
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1
+            && let Some(first) = self.links.get(&key)
+        {
+            return linkat(self.rootfs, first.as_os_str(), dst, name, AtFlags::empty())
+                .map_err(|e| self.err(path, e));
+        }
+        let from = openat(
+            src,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.err(path, e))?;
+        let to = openat(
+            dst,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| self.err(path, e))?;
+        let (mut from, mut to) = (File::from(from), File::from(to));
+        io::copy(&mut from, &mut to).map_err(|e| self.err(path, e))?;
+        fchmod(&to, Mode::from_bits_truncate(st.st_mode & 0o7777))
+            .map_err(|e| self.err(path, e))?;
+        let atime = TimeSpec::new(st.st_atime, st.st_atime_nsec);
+        let mtime = TimeSpec::new(st.st_mtime, st.st_mtime_nsec);
+        futimens(&to, &atime, &mtime).map_err(|e| self.err(path, e))?;
+        if st.st_nlink > 1 {
+            self.links.insert(key, path.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
+/// Whether a layer directory is opaque (hides the layers below it).
+fn is_opaque(dir: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 4];
+    // SAFETY: the attribute name is NUL-terminated; buf is writable for its
+    // length; dir is an open descriptor for the duration of the call.
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            c"user.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// Makes a directory, symlink or file of the plan in rootfs/ (parents are
+/// made 0755 where missing; an existing directory is fine for a `dir`).
+fn make_entry(rootfs: BorrowedFd<'_>, entry: &RootEntry) -> Result<(), BundleError> {
+    let path = match entry {
+        RootEntry::Dir { path, .. }
+        | RootEntry::Symlink { path, .. }
+        | RootEntry::File { path, .. } => path,
+    };
+    let err = |e: Errno| BundleError::Entry {
+        path: path.clone(),
+        source: e.into(),
+    };
+    let (parent, leaf) = parent_of(rootfs, path).map_err(err)?;
+    let leaf = leaf.as_os_str();
+    match entry {
+        RootEntry::Dir { mode, .. } => {
+            match mkdirat(&parent, leaf, Mode::from_bits_truncate(*mode)) {
+                Ok(()) => fchmod(
+                    &open_dir_at(parent.as_fd(), leaf).map_err(err)?,
+                    Mode::from_bits_truncate(*mode),
+                )
+                .map_err(err),
+                Err(Errno::EEXIST) => open_dir_at(parent.as_fd(), leaf).map(drop).map_err(err),
+                Err(e) => Err(err(e)),
+            }
+        }
+        RootEntry::Symlink { target, .. } => {
+            symlinkat(target.as_os_str(), &parent, leaf).map_err(err)
+        }
+        RootEntry::File { content, mode, .. } => {
+            let fd = openat(
+                &parent,
+                leaf,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(err)?;
+            let mut f = File::from(fd);
+            io::Write::write_all(&mut f, content.as_bytes()).map_err(|e| BundleError::Entry {
+                path: path.clone(),
+                source: e,
+            })?;
+            fchmod(&f, Mode::from_bits_truncate(*mode)).map_err(err)
+        }
+    }
+}
+
+/// The parent directory of the absolute `path` inside `rootfs` (made 0755
+/// where missing, never through a symlink) and the last component.
+fn parent_of(rootfs: BorrowedFd<'_>, path: &Path) -> nix::Result<(OwnedFd, PathBuf)> {
+    let names: Vec<&OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let Some((leaf, dirs)) = names.split_last() else {
+        return Err(Errno::EINVAL);
+    };
+    let mut fd = open_beneath(rootfs, Path::new(""))?;
+    for d in dirs {
+        match mkdirat(&fd, *d, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        fd = open_dir_at(fd.as_fd(), d)?;
+    }
+    Ok((fd, PathBuf::from(OsStr::from_bytes(leaf.as_bytes()))))
+}
