@@ -1,0 +1,69 @@
+# The probe list of tests/oci_runtime.rs: run as `sh -c "$(cat oci-compare.sh)"`
+# with the static escape probe (tests/probes/escape.c) on standard input,
+# the same way under `hutch run` and under an OCI runtime with the bundle
+# `hutch export oci` wrote. Prints one `NAME: RESULT` line per probe; the
+# test compares the two outputs line by line. POSIX sh: it runs under
+# Debian's dash and busybox's ash alike.
+d=$(mktemp -d) || exit 3
+cat > "$d/p" && chmod 755 "$d/p" || exit 3
+
+# p NAME ARGS...: the escape probe's answer, or the signal that killed it.
+p() {
+    name=$1
+    shift
+    out=$("$d/p" "$@" 2>&1 </dev/null)
+    st=$?
+    if [ "$st" -gt 128 ]; then out="killed by signal $((st - 128))"; fi
+    echo "$name: $out"
+}
+
+echo "pid: $$"
+echo "hostname: $(cat /proc/sys/kernel/hostname)"
+echo "ids: $(id -u):$(id -g)"
+echo "cwd: $(pwd)"
+sid=$(cut -d' ' -f6 "/proc/$$/stat")
+echo "session leader: $([ "$sid" = "$$" ] && echo yes || echo no)"
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status |
+    sed 's/:[[:space:]]*/: /'
+echo "umask: $(umask)"
+echo "nofile: $(ulimit -n)"
+echo "env: $(env | sort | tr '\n' ' ')"
+
+# Writes: read-only mounts refuse them.
+for f in / /usr /etc /tmp /dev /dev/shm "$HOME"; do
+    p "write $f" write "$f/.hutch-probe" x
+    rm -f "$f/.hutch-probe" 2>/dev/null
+done
+p "write /proc/sys/kernel/hostname" write /proc/sys/kernel/hostname x
+p "write /proc/sysrq-trigger" write /proc/sysrq-trigger x
+
+# The seccomp filter.
+for c in keyctl bpf perf userfaultfd open_by_handle_at mount clone3 userns x32 tiocsti tioclinux; do
+    p "$c" "$c"
+done
+p "tiocsti with high bits" tiocsti hibits
+
+# Masked /proc entries read empty (kernels without CONFIG_PROC_KCORE have
+# no /proc/kcore).
+for f in kcore keys; do
+    if [ -e "/proc/$f" ]; then echo "$f: $(wc -c <"/proc/$f")"; else echo "$f: absent"; fi
+done
+
+# The network: a loopback of its own and nothing else.
+echo "interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
+p loopback loopback
+
+# The filesystem.
+echo "dev: $(ls /dev | tr '\n' ' ')"
+echo "/: $(ls / | tr '\n' ' ')"
+echo "motd: $(cat /etc/motd 2>/dev/null | head -n 1 || true)"
+echo "data: $(ls /data 2>&1 | tr '\n' ' ')"
+for m in / /usr /etc /tmp /proc /dev /dev/pts /dev/shm "$HOME"; do
+    opts=$(while read -r _ mnt _ o _; do [ "$mnt" = "$m" ] && echo "$o"; done </proc/self/mounts | tail -n 1)
+    flags=""
+    for o in $(echo "$opts" | tr ',' ' '); do
+        case $o in ro | rw | nosuid | nodev | noexec) flags="$flags $o" ;; esac
+    done
+    echo "mount $m:${flags:- none}"
+done
+rm -rf "$d"
