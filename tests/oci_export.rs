@@ -7,6 +7,8 @@
 //! vendored from opencontainers/runtime-spec at that tag in
 //! tests/oci-runtime-spec/v1.1.0/).
 
+mod common;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -221,7 +223,7 @@ fn what_the_bundle_cannot_express_is_listed_and_annotated() {
         .filter(|g| g.kind == GapKind::Lost)
         .map(|g| g.key.as_str())
         .collect();
-    assert_eq!(lost, ["landlock", "init", "lifetime"]);
+    assert_eq!(lost, ["landlock", "init"]);
     let a = &cli.config.annotations;
     for g in &cli.gaps {
         let kind = if g.kind == GapKind::Lost {
@@ -288,4 +290,132 @@ fn the_root_is_empty_or_the_image_and_entries_are_made_on_it() {
     );
     assert_eq!(container.config.process.user.uid, 0);
     assert_eq!(container.config.linux.uid_mappings[0].host_id, 1000);
+}
+
+// ---- The command: `hutch export oci` as the unprivileged test user ----------
+
+#[test]
+fn export_writes_a_bundle_and_says_what_it_lacks() {
+    let s = common::Scratch::new();
+    let out = s
+        .hutch(&["export", "oci", "--profile", "cli", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(common::ok(&out).trim(), "cli-oci", "the default directory");
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("hutch: not in the bundle: landlock: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("hutch: differs in the bundle: seccomp.x32: "),
+        "{err}"
+    );
+    let b = s.path().join("cli-oci");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["process"]["args"], serde_json::json!(["true"]));
+    assert_eq!(config["process"]["cwd"], s.path().display().to_string());
+    let seccomp: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("seccomp.json")).unwrap()).unwrap();
+    assert_eq!(seccomp, config["linux"]["seccomp"]);
+    assert!(b.join("rootfs").is_dir());
+    // A second export into the same directory is refused, and changes nothing.
+    let again = s
+        .hutch(&[
+            "export",
+            "oci",
+            "--profile",
+            "default",
+            "-o",
+            "cli-oci",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    common::fails_with(&again, 125, "cli-oci exists and is not an empty directory");
+    assert_eq!(
+        common::stderr(&again)
+            .lines()
+            .filter(|l| !l.starts_with("hutch: not in") && !l.starts_with("hutch: differs"))
+            .count(),
+        1
+    );
+    let unchanged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(unchanged, config);
+}
+
+#[test]
+fn strict_refuses_what_would_be_lost_and_writes_nothing() {
+    let s = common::Scratch::new();
+    let out = s
+        .hutch(&[
+            "export",
+            "oci",
+            "--strict",
+            "--profile",
+            "cli",
+            "-o",
+            "b",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    common::fails_with(
+        &out,
+        125,
+        "hutch: --strict: the bundle would lose landlock, init (listed above); nothing was written",
+    );
+    assert!(!s.path().join("b").exists());
+    // A profile that gives up what OCI cannot carry passes.
+    let p = s.write(
+        "portable.toml",
+        "version = 1\nextends = [\"cli\"]\ninit = false\n[landlock]\nfs = \"off\"\nscope = \"off\"\n",
+    );
+    let out = s
+        .hutch(&[
+            "export",
+            "oci",
+            "--strict",
+            "--profile",
+            p.to_str().unwrap(),
+            "-o",
+            "b",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    common::ok(&out);
+    assert!(s.path().join("b/config.json").is_file());
+}
+
+#[test]
+fn failures_are_one_line_with_status_125() {
+    let s = common::Scratch::new();
+    let out = s
+        .hutch(&["export", "oci", "--image", "nosuch"])
+        .output()
+        .unwrap();
+    common::fails_with(&out, 125, "hutch: ");
+    assert_eq!(
+        common::stderr(&out).lines().count(),
+        1,
+        "{}",
+        common::stderr(&out)
+    );
+    let out = s
+        .hutch(&["export", "oci", "--profile", "cli"])
+        .output()
+        .unwrap();
+    common::fails_with(&out, 125, "no command to run");
+    let out = s
+        .hutch(&["export", "oci", "--profile", "nosuch", "--", "true"])
+        .output()
+        .unwrap();
+    common::fails_with(&out, 125, "nosuch");
+    assert!(!s.path().join("nosuch-oci").exists() && !s.path().join("cli-oci").exists());
 }

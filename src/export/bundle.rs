@@ -107,12 +107,14 @@ fn fill(export: &Export, tmp: &Path) -> Result<(), BundleError> {
             .create(&rootfs)
             .map_err(write_err(&rootfs))?;
         let fd = open_dir(&rootfs).map_err(write_err(&rootfs))?;
-        if let RootContent::Layers(layers) = &export.root {
-            flatten(layers, fd.as_fd())?;
-        }
+        let modes = match &export.root {
+            RootContent::Layers(layers) => flatten(layers, fd.as_fd())?,
+            _ => BTreeMap::new(),
+        };
         for e in &export.entries {
             make_entry(fd.as_fd(), e)?;
         }
+        apply_modes(fd.as_fd(), &modes)?;
     }
     write_file(&tmp.join("config.json"), &pretty(&export.config))?;
     if let Some(s) = &export.config.linux.seccomp {
@@ -140,7 +142,12 @@ struct Flatten<'a> {
     links: HashMap<(u64, u64), PathBuf>,
 }
 
-fn flatten(layers: &[PathBuf], rootfs: BorrowedFd<'_>) -> Result<(), BundleError> {
+/// Copies the layers into `rootfs`; returns the directories' final modes,
+/// to be applied once nothing more is made in them.
+fn flatten(
+    layers: &[PathBuf],
+    rootfs: BorrowedFd<'_>,
+) -> Result<BTreeMap<PathBuf, u32>, BundleError> {
     let mut f = Flatten {
         layer: Path::new(""),
         rootfs,
@@ -153,8 +160,13 @@ fn flatten(layers: &[PathBuf], rootfs: BorrowedFd<'_>) -> Result<(), BundleError
         let src = open_dir(layer).map_err(|e| f.err(Path::new("/"), e))?;
         f.dir(src.as_fd(), rootfs, Path::new(""))?;
     }
-    // Deepest first, so a parent losing its write bit does not stop a child.
-    for (rel, mode) in f.modes.iter().rev() {
+    Ok(f.modes)
+}
+
+/// Sets the directories' modes, deepest first, so that a parent losing its
+/// write bit does not stop a child.
+fn apply_modes(rootfs: BorrowedFd<'_>, modes: &BTreeMap<PathBuf, u32>) -> Result<(), BundleError> {
+    for (rel, mode) in modes.iter().rev() {
         let fd = open_beneath(rootfs, rel).map_err(|e| BundleError::Entry {
             path: Path::new("/").join(rel),
             source: e.into(),
@@ -187,6 +199,18 @@ fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> nix::Result<OwnedFd> {
 }
 
 impl Flatten<'_> {
+    /// Removes `name` (whatever it is) from the rootfs directory `dst`, and
+    /// the modes recorded for it and below it.
+    fn remove(
+        &mut self,
+        dst: BorrowedFd<'_>,
+        name: &OsStr,
+        path: &Path,
+    ) -> Result<(), BundleError> {
+        self.modes.retain(|p, _| !p.starts_with(path));
+        remove_tree_at(dst, name).map_err(|e| self.err(path, e))
+    }
+
     fn err(&self, rel: &Path, e: impl Into<io::Error>) -> BundleError {
         BundleError::Layer {
             layer: self.layer.to_path_buf(),
@@ -209,13 +233,11 @@ impl Flatten<'_> {
             let st = fstatat(src, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(|e| self.err(&path, e))?;
             match file_type(st.st_mode) {
-                SFlag::S_IFCHR if st.st_rdev == 0 => {
-                    remove_tree_at(dst, &name).map_err(|e| self.err(&path, e))?
-                }
+                SFlag::S_IFCHR if st.st_rdev == 0 => self.remove(dst, &name, &path)?,
                 SFlag::S_IFDIR => self.subdir(src, dst, &name, &path, st.st_mode)?,
                 SFlag::S_IFREG => self.file(src, dst, &name, &path, &st)?,
                 SFlag::S_IFLNK => {
-                    remove_tree_at(dst, &name).map_err(|e| self.err(&path, e))?;
+                    self.remove(dst, &name, &path)?;
                     let target =
                         readlinkat(src, name.as_os_str()).map_err(|e| self.err(&path, e))?;
                     symlinkat(target.as_os_str(), dst, name.as_os_str())
@@ -250,12 +272,13 @@ impl Flatten<'_> {
             Some(SFlag::S_IFDIR) => {
                 if is_opaque(sub.as_fd()) {
                     let d = open_dir_at(dst, name).map_err(|e| self.err(path, e))?;
+                    self.modes.retain(|p, _| p == path || !p.starts_with(path));
                     remove_dir_contents(d.as_fd()).map_err(|e| self.err(path, e))?;
                 }
             }
             other => {
                 if other.is_some() {
-                    remove_tree_at(dst, name).map_err(|e| self.err(path, e))?;
+                    self.remove(dst, name, path)?;
                 }
                 mkdirat(dst, name, Mode::from_bits_truncate(0o700))
                     .map_err(|e| self.err(path, e))?;
@@ -274,7 +297,7 @@ impl Flatten<'_> {
         path: &Path,
         st: &nix::sys::stat::FileStat,
     ) -> Result<(), BundleError> {
-        remove_tree_at(dst, name).map_err(|e| self.err(path, e))?;
+        self.remove(dst, name, path)?;
         let key = (st.st_dev, st.st_ino);
         if st.st_nlink > 1
             && let Some(first) = self.links.get(&key)
@@ -400,4 +423,178 @@ fn parent_of(rootfs: BorrowedFd<'_>, path: &Path) -> nix::Result<(OwnedFd, PathB
         fd = open_dir_at(fd.as_fd(), d)?;
     }
     Ok((fd, PathBuf::from(OsStr::from_bytes(leaf.as_bytes()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::oci::{Config, Export};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    fn set_opaque(dir: &Path) -> bool {
+        let p = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated; the value is 1 byte.
+        unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                c"user.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            ) == 0
+        }
+    }
+
+    fn whiteout(path: &Path) {
+        nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::empty(), 0).unwrap();
+    }
+
+    /// Two layers in the store's format, as `hutch image import` leaves them.
+    fn layers(dir: &Path) -> Vec<PathBuf> {
+        let (l1, l2) = (dir.join("l1"), dir.join("l2"));
+        for d in ["a", "d", "m", "gone"] {
+            std::fs::create_dir_all(l1.join(d)).unwrap();
+        }
+        std::fs::write(l1.join("a/file1"), "one").unwrap();
+        std::fs::write(l1.join("a/keep"), "keep").unwrap();
+        std::fs::write(l1.join("d/x"), "x").unwrap();
+        std::fs::write(l1.join("m/f"), "f").unwrap();
+        std::fs::write(l1.join("gone/inner"), "i").unwrap();
+        std::fs::write(l1.join("hard1"), "linked").unwrap();
+        std::fs::hard_link(l1.join("hard1"), l1.join("hard2")).unwrap();
+        symlink("a/file1", l1.join("link")).unwrap();
+        std::fs::set_permissions(l1.join("a/keep"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(l1.join("a/keep"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::set_permissions(l1.join("m"), std::fs::Permissions::from_mode(0o555)).unwrap();
+
+        for d in ["a", "d", "m", "link"] {
+            std::fs::create_dir_all(l2.join(d)).unwrap();
+        }
+        whiteout(&l2.join("a/file1"));
+        whiteout(&l2.join("gone"));
+        std::fs::write(l2.join("d/y"), "y").unwrap();
+        std::fs::write(l2.join("m/g"), "g").unwrap();
+        std::fs::write(l2.join("link/inside"), "now a directory").unwrap();
+        std::fs::set_permissions(l2.join("m"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        vec![l1, l2]
+    }
+
+    fn export_with(root: RootContent, entries: Vec<RootEntry>) -> Export {
+        let config: Config =
+            serde_json::from_str(include_str!("../../tests/oci-export/cli.config.json")).unwrap();
+        Export {
+            config,
+            root,
+            entries,
+            gaps: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn layers_flatten_as_overlayfs_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let layers = layers(dir.path());
+        let opaque = set_opaque(&layers[1].join("d"));
+        let out = dir.path().join("bundle");
+        let entries = vec![RootEntry::Dir {
+            path: "/m/sub/deeper".into(),
+            mode: 0o750,
+        }];
+        write(
+            &export_with(RootContent::Layers(layers.clone()), entries),
+            &out,
+        )
+        .unwrap();
+        let r = out.join("rootfs");
+        let read = |p: &str| std::fs::read_to_string(r.join(p)).ok();
+        assert_eq!(read("a/file1"), None, "whited out");
+        assert!(
+            !r.join("gone").exists(),
+            "a whiteout removes a whole directory"
+        );
+        assert_eq!(read("a/keep").as_deref(), Some("keep"));
+        let keep = std::fs::metadata(r.join("a/keep")).unwrap();
+        assert_eq!(keep.mode() & 0o7777, 0o640);
+        assert_eq!(keep.mtime(), 1_000_000);
+        assert_eq!(read("d/y").as_deref(), Some("y"));
+        if opaque {
+            assert_eq!(
+                read("d/x"),
+                None,
+                "the opaque directory hides the lower one"
+            );
+        } else {
+            eprintln!("SKIP: this filesystem has no user xattrs: opaque directories not checked");
+        }
+        assert_eq!(read("m/f").as_deref(), Some("f"));
+        assert_eq!(
+            read("m/g").as_deref(),
+            Some("g"),
+            "added to a 0555 directory"
+        );
+        assert_eq!(
+            std::fs::metadata(r.join("m")).unwrap().mode() & 0o7777,
+            0o555
+        );
+        assert_eq!(read("link/inside").as_deref(), Some("now a directory"));
+        let (h1, h2) = (
+            std::fs::metadata(r.join("hard1")).unwrap(),
+            std::fs::metadata(r.join("hard2")).unwrap(),
+        );
+        assert_eq!(h1.ino(), h2.ino(), "hard links stay linked");
+        let store = std::fs::metadata(layers[0].join("hard1")).unwrap();
+        assert_ne!(h1.ino(), store.ino(), "copied, never linked to the store");
+        assert_eq!(
+            std::fs::metadata(r.join("m/sub/deeper")).unwrap().mode() & 0o7777,
+            0o750
+        );
+        assert!(out.join("config.json").is_file() && out.join("seccomp.json").is_file());
+        // The temporary directory is gone.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn an_existing_bundle_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("mine"), "x").unwrap();
+        let e = export_with(RootContent::Empty, Vec::new());
+        let err = write(&e, &out).unwrap_err();
+        assert!(matches!(err, BundleError::Exists(_)), "{err}");
+        assert_eq!(std::fs::read_to_string(out.join("mine")).unwrap(), "x");
+        // An empty directory is fine, and entries land in rootfs/.
+        let empty = dir.path().join("e");
+        std::fs::create_dir(&empty).unwrap();
+        let entries = vec![RootEntry::Symlink {
+            path: "/bin".into(),
+            target: "usr/bin".into(),
+        }];
+        write(&export_with(RootContent::Empty, entries), &empty).unwrap();
+        assert_eq!(
+            std::fs::read_link(empty.join("rootfs/bin")).unwrap(),
+            Path::new("usr/bin")
+        );
+    }
+
+    #[test]
+    fn a_failed_bundle_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b");
+        let missing = RootContent::Layers(vec![dir.path().join("no-such-layer")]);
+        let err = write(&export_with(missing, Vec::new()), &out).unwrap_err();
+        assert!(err.to_string().contains("no-such-layer"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

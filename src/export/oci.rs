@@ -690,7 +690,9 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
         ));
     }
     if plan.security.die_with_parent {
-        gaps.push(Gap::lost(
+        // Not the payload's confinement, and no profile can turn it off:
+        // listed, but never a reason for --strict to refuse.
+        gaps.push(Gap::differs(
             "lifetime",
             "the sandbox dies with its launcher, even when that is killed with SIGKILL; a container's lifetime is the runtime's and the engine's (a SIGKILLed `crun run` leaves it running)",
         ));
@@ -778,4 +780,254 @@ fn annotations(plan: &Plan, gaps: &[Gap]) -> BTreeMap<String, String> {
         a.insert("org.hutch.skipped".into(), plan.skipped.join("; "));
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::plan::Request;
+    use crate::profile::{ProfileRef, SearchPath, load};
+
+    /// The export of profile `text` (`version = 1` is prepended), planned
+    /// for user 1000 with home /home/u, as `hutch export oci` plans.
+    fn export_of(text: &str) -> Export {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), format!("version = 1\n{text}")).unwrap();
+        let host = super::super::target_host(Host::fixed(
+            1000,
+            1000,
+            &[
+                ("HOME", "/home/u"),
+                ("HUTCH_PROFILE_PATH", dir.path().to_str().unwrap()),
+            ],
+            "/",
+        ));
+        let profile = load(&ProfileRef::Name("p".into()), &SearchPath::standard(&host))
+            .map_err(|e| e.0.render())
+            .unwrap();
+        let request = Request {
+            command: vec!["prog".into()],
+            ..Request::default()
+        };
+        let plan = crate::plan::build(&profile, &host, &request)
+            .map_err(|e| e.0.render())
+            .unwrap();
+        export(&plan).unwrap()
+    }
+
+    fn gap<'a>(e: &'a Export, key: &str) -> Option<&'a Gap> {
+        e.gaps.iter().find(|g| g.key == key)
+    }
+
+    fn mount<'a>(e: &'a Export, dst: &str) -> &'a Mount {
+        e.config
+            .mounts
+            .iter()
+            .find(|m| m.destination == dst)
+            .unwrap_or_else(|| panic!("no mount at {dst}: {:?}", e.config.mounts))
+    }
+
+    #[test]
+    fn volumes_are_bound_from_the_store_and_listed() {
+        let e = export_of(
+            "[volumes.cache]\ndst = \"/cache\"\nmode = \"ro\"\n[volumes.scratch]\ndst = \"/scratch\"\ntmp = true\n",
+        );
+        let cache = mount(&e, "/cache");
+        assert_eq!(cache.source, "/home/u/.local/share/hutch/volumes/cache");
+        assert_eq!(cache.options, ["rbind", "rnosuid", "rnodev", "rro"]);
+        // A tmp volume never binds the store's .tmp directory.
+        let scratch = mount(&e, "/scratch");
+        assert_eq!(
+            (scratch.kind.as_str(), scratch.source.as_str()),
+            ("tmpfs", "tmpfs")
+        );
+        for key in ["volume.cache", "volume.scratch"] {
+            assert_eq!(gap(&e, key).map(|g| g.kind), Some(GapKind::Lost), "{key}");
+        }
+    }
+
+    #[test]
+    fn entries_on_the_root_are_made_and_those_inside_mounts_are_listed() {
+        let e = export_of(
+            "[[mount]]\ntype = \"tmpfs\"\ndst = \"/data\"\n\
+             [[mount]]\ntype = \"dir\"\ndst = \"/data/sub\"\n\
+             [[mount]]\ntype = \"dir\"\ndst = \"/srv/x\"\nmode = \"0700\"\n\
+             [[mount]]\ntype = \"file\"\ndst = \"/motd\"\ncontent = \"hi\"\n\
+             [[mount]]\ntype = \"symlink\"\ndst = \"/link\"\ntarget = \"srv/x\"\n",
+        );
+        assert_eq!(
+            e.entries,
+            [
+                RootEntry::Dir {
+                    path: "/srv/x".into(),
+                    mode: 0o700
+                },
+                RootEntry::File {
+                    path: "/motd".into(),
+                    content: "hi".into(),
+                    mode: 0o644
+                },
+                RootEntry::Symlink {
+                    path: "/link".into(),
+                    target: "srv/x".into()
+                },
+            ]
+        );
+        let g = gap(&e, "mount./data/sub").unwrap();
+        assert_eq!(g.kind, GapKind::Lost);
+        assert!(g.what.contains("inside a mount"), "{}", g.what);
+        assert_eq!(e.root, RootContent::Empty);
+    }
+
+    #[test]
+    fn a_dev_elsewhere_and_proc_without_a_pid_namespace() {
+        let e = export_of(
+            "[namespaces]\npid = false\n[[mount]]\ntype = \"dev\"\ndst = \"/dev2\"\n[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n",
+        );
+        assert!(gap(&e, "mount./dev2").is_some());
+        assert!(e.config.mounts.iter().all(|m| m.destination != "/dev2"));
+        let proc = mount(&e, "/proc");
+        assert_eq!(
+            (proc.kind.as_str(), proc.source.as_str()),
+            ("bind", "/proc")
+        );
+        assert!(proc.options.contains(&"rnoexec".to_string()));
+        assert!(
+            e.config
+                .linux
+                .readonly_paths
+                .contains(&"/proc/sys".to_string())
+        );
+        assert!(
+            e.config
+                .linux
+                .masked_paths
+                .contains(&"/proc/kcore".to_string())
+        );
+        assert!(!e.config.linux.namespaces.iter().any(|n| n.kind == "pid"));
+    }
+
+    #[test]
+    fn limits_become_resources_exactly() {
+        let e = export_of(
+            "[limits]\nmemory = \"512M\"\nswap = \"64M\"\ncpu = 0.5\ncpu_weight = 200\npids = 64\nio_weight = 50\n",
+        );
+        let r = e.config.linux.resources.as_ref().unwrap();
+        let m = r.memory.as_ref().unwrap();
+        assert_eq!(m.limit, Some(512 << 20));
+        // The spec's swap counts memory too.
+        assert_eq!(m.swap, Some((512 << 20) + (64 << 20)));
+        let cpu = r.cpu.as_ref().unwrap();
+        assert_eq!((cpu.quota, cpu.period), (50_000, 100_000));
+        assert_eq!(r.pids.as_ref().unwrap().limit, 64);
+        assert_eq!(r.unified["cpu.weight"], "200");
+        assert_eq!(r.unified["io.weight"], "default 50");
+        assert_eq!(
+            gap(&e, "limits.unified").map(|g| g.kind),
+            Some(GapKind::Differs)
+        );
+
+        let e = export_of("[limits]\nswap = 0\nenforce = \"best-effort\"\n");
+        let r = e.config.linux.resources.as_ref().unwrap();
+        assert_eq!(r.memory, None);
+        assert_eq!(r.unified["memory.swap.max"], "0");
+        assert!(gap(&e, "limits.enforce").is_some());
+        assert_eq!(export_of("").config.linux.resources, None);
+    }
+
+    #[test]
+    fn rlimits_user_and_namespaces() {
+        let e = export_of(
+            "identity = \"42:7\"\n[rlimits]\nnofile = 1024\nstack = \"unlimited\"\n[namespaces]\nnet = false\n",
+        );
+        let p = &e.config.process;
+        assert_eq!(
+            p.rlimits,
+            [
+                Rlimit {
+                    kind: "RLIMIT_NOFILE".into(),
+                    hard: 1024,
+                    soft: 1024
+                },
+                Rlimit {
+                    kind: "RLIMIT_STACK".into(),
+                    hard: u64::MAX,
+                    soft: u64::MAX
+                },
+            ]
+        );
+        assert_eq!(p.user, User { uid: 42, gid: 7 });
+        let l = &e.config.linux;
+        assert_eq!(
+            (l.uid_mappings[0], l.gid_mappings[0]),
+            (
+                IdMapping {
+                    container_id: 42,
+                    host_id: 1000,
+                    size: 1
+                },
+                IdMapping {
+                    container_id: 7,
+                    host_id: 1000,
+                    size: 1
+                }
+            )
+        );
+        // No network namespace: the host's network, as `net = false` says.
+        let kinds: Vec<&str> = l.namespaces.iter().map(|n| n.kind.as_str()).collect();
+        assert_eq!(kinds, ["pid", "ipc", "uts", "mount", "cgroup", "user"]);
+        assert!(p.no_new_privileges && p.capabilities == Capabilities::default());
+    }
+
+    #[test]
+    fn what_is_lost_follows_the_profile() {
+        let lost = |e: &Export| -> Vec<String> {
+            e.gaps
+                .iter()
+                .filter(|g| g.kind == GapKind::Lost)
+                .map(|g| g.key.clone())
+                .collect()
+        };
+        assert_eq!(lost(&export_of("")), ["landlock", "init"]);
+        assert_eq!(
+            lost(&export_of("terminal = \"inherit\"\n")),
+            ["terminal", "landlock", "init"]
+        );
+        // A profile meant for export loses nothing.
+        let e = export_of("init = false\n[landlock]\nfs = \"off\"\nscope = \"off\"\n");
+        assert!(lost(&e).is_empty(), "{:?}", e.gaps);
+        assert!(!e.config.annotations.contains_key("org.hutch.landlock"));
+        // And without a seccomp filter there is none to differ.
+        let e = export_of("[seccomp]\nenforce = \"off\"\n");
+        assert!(e.config.linux.seccomp.is_none());
+        assert!(gap(&e, "seccomp.x32").is_none());
+    }
+
+    #[test]
+    fn a_directory_root_is_used_in_place_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        let root = dir.path().display();
+        let e = export_of(&format!(
+            "root = \"{root}\"\n[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n[[mount]]\ntype = \"dir\"\ndst = \"/made\"\n"
+        ));
+        assert_eq!(e.root, RootContent::HostDir(dir.path().to_path_buf()));
+        assert_eq!(e.config.root.path, root.to_string());
+        assert!(e.config.root.readonly);
+        assert!(e.entries.is_empty());
+        assert!(
+            gap(&e, "mount./made")
+                .unwrap()
+                .what
+                .contains("host directory")
+        );
+        assert!(gap(&e, "root.writable").is_none());
+        let e = export_of(&format!("root = \"{root}\"\nwritable = \"tmpfs\"\n"));
+        assert!(e.config.root.readonly, "never written in place");
+        assert_eq!(
+            gap(&e, "root.writable").map(|g| g.kind),
+            Some(GapKind::Lost)
+        );
+    }
 }
