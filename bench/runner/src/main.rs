@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! benchrun launch     --spec F [--json OUT] --ref LABEL --floor LABEL [--target LABEL]
-//!                     [--goal-ref X] [--goal-floor X] [--deltas 1]
+//!                     [--goal-ref X] [--goal-floor X] [--deltas 1] [--ref-column NAME]
 //! benchrun seccomp    --spec F [--json OUT] --base LABEL [--target LABEL] [--goal-pct X]
 //! benchrun rss        --spec F [--json OUT] --ref LABEL [--target LABEL]
 //!                     [--payload-name NAME] [--settle-ms MS]
@@ -77,6 +77,7 @@ fn main_inner() -> Result<usize, String> {
                 goal_ref: a.num("goal-ref", 0.8)?,
                 goal_floor: a.num("goal-floor", 1.5)?,
                 deltas: a.num("deltas", 0u8)? != 0,
+                ref_column: a.get("ref-column").unwrap_or_else(|| "x bwrap".into()),
             };
             let f = timing::report_launch(&entries, &out, &opts);
             if let Some(p) = &json_out {

@@ -180,22 +180,25 @@ pub struct LaunchOpts {
     pub goal_floor: f64,
     /// Adds a column: this row's median minus the previous row's.
     pub deltas: bool,
+    /// The heading of the column of ratios to `reference` ("x bwrap").
+    pub ref_column: String,
 }
 
 /// Print the launch table; returns the number of failed rows.
 pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usize {
     let w = label_width(entries);
+    let rw = o.ref_column.chars().count().max(8);
     let mut failures = 0;
     for g in spec::groups(entries) {
         println!();
         println!("payload: {g}");
         println!(
-            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>8}  {:>9}{}",
+            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>rw$}  {:>9}{}",
             "command",
             "runs",
             "median ms",
             "p95 ms",
-            "x bwrap",
+            o.ref_column,
             "x unshare",
             if o.deltas { "  vs row above" } else { "" }
         );
@@ -211,7 +214,7 @@ pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usiz
                     };
                     above = Some(s.median);
                     println!(
-                        "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>8}  {:>9}{delta}",
+                        "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>rw$}  {:>9}{delta}",
                         e.label,
                         s.n,
                         s.median * 1e3,
