@@ -320,6 +320,18 @@ fn export_writes_a_bundle_and_says_what_it_lacks() {
         serde_json::from_slice(&std::fs::read(b.join("seccomp.json")).unwrap()).unwrap();
     assert_eq!(seccomp, config["linux"]["seccomp"]);
     assert!(b.join("rootfs").is_dir());
+    // The volume store, below the bound working directory, is hidden, though
+    // it did not exist: the export made it, so that it is masked.
+    let store = s.home().join(".local/share/hutch/volumes");
+    assert!(store.is_dir());
+    let masks: Vec<&serde_json::Value> = config["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["destination"] == store.display().to_string())
+        .collect();
+    assert_eq!(masks.len(), 1, "{:#}", config["mounts"]);
+    assert_eq!(masks[0]["type"], "tmpfs");
     // A second export into the same directory is refused, and changes nothing.
     let again = s
         .hutch(&[

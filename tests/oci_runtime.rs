@@ -327,7 +327,16 @@ fn uid() -> String {
 #[test]
 fn cli_under_crun_answers_the_probes_as_under_hutch() {
     let Some((rt, s)) = setup("crun") else { return };
+    // A volume's file below the bound working directory must stay hidden.
+    s.write("home/.local/share/hutch/volumes/secret/file", "x");
     let c = compare(&s, &rt, &["--profile", "cli"], "cli");
+    for m in [&c.hutch, &c.runtime] {
+        assert!(
+            m["volume store"].contains("Permission denied"),
+            "{}",
+            m["volume store"]
+        );
+    }
     c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
     assert_eq!(c.runtime["cwd"], s.path().display().to_string());
     assert_eq!(c.runtime["pid"], "1");

@@ -63,7 +63,10 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
             from_cli: *from_cli,
         }),
     };
-    let plan = plan::build(&profile, &host, &request)?;
+    let mut plan = plan::build(&profile, &host, &request)?;
+    if make_state_dirs(&plan, &host)? {
+        plan = plan::build(&profile, &host, &request)?;
+    }
     let export = oci::export(&plan).map_err(|e| Failure::Line(e.to_string()))?;
     report(&export);
     let lost: Vec<&str> = export
@@ -84,6 +87,33 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     super::bundle::write(&export, &dir).map_err(|e| Failure::Line(e.to_string()))?;
     println!("{}", dir.display());
     Ok(())
+}
+
+/// hutch's registry and volume store must stay hidden from a container even
+/// if they appear after the export, but the planner masks only those that
+/// exist (`hutch run` plans anew at each launch). Where a bind would show
+/// one that does not exist yet, it is created now, as hutch creates it on
+/// first use; returns whether anything was, so that the plan is made again.
+fn make_state_dirs(plan: &plan::Plan, host: &Host) -> Result<bool, Failure> {
+    let binds: Vec<&std::path::Path> = plan
+        .mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            plan::MountOp::Bind { src, .. } => Some(src.as_path()),
+            _ => None,
+        })
+        .collect();
+    let shown = |dir: &std::path::Path| !dir.exists() && binds.iter().any(|b| dir.starts_with(b));
+    let mut made = false;
+    if shown(&crate::registry::runtime_dir(host)) {
+        crate::registry::Registry::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
+        made = true;
+    }
+    if crate::volume::store_path(host).is_some_and(|s| shown(&s)) {
+        crate::volume::Store::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
+        made = true;
+    }
+    Ok(made)
 }
 
 /// Says on stderr what the bundle does not do as hutch would.

@@ -23,7 +23,7 @@ echo "ids: $(id -u):$(id -g)"
 echo "cwd: $(pwd)"
 sid=$(cut -d' ' -f6 "/proc/$$/stat")
 echo "session leader: $([ "$sid" = "$$" ] && echo yes || echo no)"
-grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status |
+grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Seccomp_filters|Speculation_Store_Bypass|SpeculationIndirectBranch):' /proc/self/status |
     sed 's/:[[:space:]]*/: /'
 echo "umask: $(umask)"
 echo "nofile: $(ulimit -n)"
@@ -58,6 +58,8 @@ echo "dev: $(ls /dev | tr '\n' ' ')"
 echo "/: $(ls / | tr '\n' ' ')"
 echo "motd: $(cat /etc/motd 2>/dev/null | head -n 1 || true)"
 echo "data: $(ls /data 2>&1 | tr '\n' ' ')"
+# hutch's volume store, hidden where a bind would show it.
+echo "volume store: $(ls "$HOME/.local/share/hutch/volumes" 2>&1 | tr '\n' ' ')"
 for m in / /usr /etc /tmp /proc /dev /dev/pts /dev/shm "$HOME"; do
     opts=$(while read -r _ mnt _ o _; do [ "$mnt" = "$m" ] && echo "$o"; done </proc/self/mounts | tail -n 1)
     flags=""
