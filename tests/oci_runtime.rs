@@ -1,5 +1,6 @@
-//! Exported bundles under a real OCI runtime: for the `cli`, `default` and
-//! `container` (with an imported busybox image) profiles, `hutch export oci`
+//! Exported bundles under a real OCI runtime: for every shipped profile
+//! (`cli`, `default`, `base/system` and `container` with an imported busybox
+//! image), `hutch export oci`
 //! writes a bundle, crun runs it rootless as the unprivileged test user,
 //! and the same probe list (tests/probes/oci-compare.sh with the static
 //! escape probe) runs under `hutch run` and under crun. The two outputs
@@ -350,6 +351,17 @@ fn default_under_crun_answers_the_probes_as_under_hutch() {
     c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
     assert_eq!(c.runtime["cwd"], s.home().display().to_string());
     assert_eq!(c.runtime[&format!("write {}", s.home().display())], "ok");
+    c.check_line_by_line();
+}
+
+#[test]
+fn base_system_under_crun_answers_the_probes_as_under_hutch() {
+    let Some((rt, s)) = setup("crun") else { return };
+    // `--profile base/system` would name a file: the building block as is.
+    let p = s.write("system.toml", "version = 1\nextends = [\"base/system\"]\n");
+    let c = compare(&s, &rt, &["--profile", p.to_str().unwrap()], "base-system");
+    c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+    assert_eq!(c.runtime["cwd"], "/");
     c.check_line_by_line();
 }
 
