@@ -10,6 +10,7 @@
 //! writes a plan as an OCI runtime bundle for other runtimes.
 
 pub mod app;
+pub mod bpf;
 pub mod cgroup;
 pub mod child;
 pub mod cli;

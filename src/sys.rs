@@ -471,11 +471,11 @@ pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), Errno> {
 }
 
 /// Loads a seccomp BPF filter for this thread (no_new_privs must be set).
-pub fn seccomp_load(filter: &[crate::plan::seccomp::Insn]) -> Result<(), Errno> {
+pub fn seccomp_load(filter: &[crate::bpf::Insn]) -> Result<(), Errno> {
     #[repr(C)]
     struct SockFprog {
         len: u16,
-        filter: *const crate::plan::seccomp::Insn,
+        filter: *const crate::bpf::Insn,
     }
     let prog = SockFprog {
         len: filter.len() as u16,

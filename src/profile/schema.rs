@@ -146,7 +146,7 @@ impl<'de> Deserialize<'de> for ErrnoValue {
                 }
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<ErrnoValue, E> {
-                crate::plan::seccomp::ERRNOS
+                crate::bpf::ERRNOS
                     .iter()
                     .find(|(n, _)| *n == s)
                     .map(|(_, v)| ErrnoValue(*v))
