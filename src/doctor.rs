@@ -13,7 +13,7 @@ use crate::profile::load::{BUILTIN, SearchPath};
 use crate::profile::{self, ProfileRef};
 use crate::sys;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -102,6 +102,55 @@ fn probe_namespaces() -> Result<(), (Step, Errno)> {
         None if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => Ok(()),
         None => Err((Step::ForkPayload, Errno::EIO)),
     }
+}
+
+/// What Landlock enforces here: the ABI, or why there is none (not built
+/// in, or not enabled at boot), and the errata this kernel lacks the fix for.
+fn landlock_check(host: &Host) -> Check {
+    use crate::landlock::{ERRATA, Support};
+    let support = host.landlock();
+    let abi = support.abi();
+    let (mut status, mut detail) = match abi {
+        0 => (
+            Status::Fail,
+            format!("not available: {}", support.problem().unwrap_or_default()),
+        ),
+        1..=3 => (Status::Warn, format!("ABI {abi}: filesystem rules only")),
+        4 | 5 => (
+            Status::Warn,
+            format!("ABI {abi}: filesystem and TCP port rules; no socket/signal scoping"),
+        ),
+        _ => (
+            Status::Ok,
+            format!("ABI {abi}: filesystem, TCP ports, abstract-socket and signal scoping"),
+        ),
+    };
+    let fixed = if abi > 0 { host.landlock_errata() } else { 0 };
+    let unfixed: Vec<String> = ERRATA
+        .iter()
+        .filter(|e| abi >= e.abi && fixed & e.bit() == 0)
+        .map(|e| format!("erratum {} ({})", e.number, e.without_fix))
+        .collect();
+    if !unfixed.is_empty() {
+        status = status.max(Status::Warn);
+        detail += &format!("; this kernel lacks the fix for {}", unfixed.join(", "));
+    }
+    let fix = match (status, support) {
+        (Status::Fail, Support::Disabled) => Some(
+            "reboot with `landlock` in `lsm=`; profiles requiring Landlock refuse to run until then",
+        ),
+        (Status::Fail, _) => Some(
+            "use a kernel built with CONFIG_SECURITY_LANDLOCK=y (Linux 5.13+) and `landlock` in the lsm= boot parameter; profiles requiring Landlock refuse to run until then",
+        ),
+        (Status::Warn, _) if !unfixed.is_empty() => Some(
+            "update the kernel: stable releases carry the fixes (the kernel's Landlock documentation, \"Errata\", lists them)",
+        ),
+        (Status::Warn, _) => {
+            Some("a newer kernel (6.12+) enforces more; best-effort parts are skipped")
+        }
+        (Status::Ok, _) => None,
+    };
+    check("landlock", status, detail, fix)
 }
 
 /// Loads hutch's default seccomp filter in a child and checks that a denied
@@ -232,29 +281,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         }
     }
 
-    let abi = host.landlock_abi();
-    let (status, detail) = match abi {
-        0 => (Status::Fail, "not available".to_string()),
-        1..=3 => (Status::Warn, format!("ABI {abi}: filesystem rules only")),
-        4 | 5 => (
-            Status::Warn,
-            format!("ABI {abi}: filesystem and TCP port rules; no socket/signal scoping"),
-        ),
-        _ => (
-            Status::Ok,
-            format!("ABI {abi}: filesystem, TCP ports, abstract-socket and signal scoping"),
-        ),
-    };
-    out.push(check(
-        "landlock",
-        status,
-        detail,
-        match status {
-            Status::Fail => Some("enable Landlock: CONFIG_SECURITY_LANDLOCK=y and `landlock` in the lsm= boot parameter (Linux 5.13+); profiles requiring it refuse to run until then"),
-            Status::Warn => Some("a newer kernel (6.12+) enforces more; best-effort parts are skipped"),
-            Status::Ok => None,
-        },
-    ));
+    out.push(landlock_check(host));
 
     out.push(match probe_overlay() {
         Ok(true) => check(

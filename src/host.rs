@@ -17,7 +17,8 @@ pub struct Host {
     cwd: OnceCell<Option<PathBuf>>,
     user_dirs: OnceCell<BTreeMap<String, String>>,
     env_override: Option<BTreeMap<String, String>>,
-    landlock_abi: OnceCell<u32>,
+    landlock: OnceCell<crate::landlock::Support>,
+    landlock_errata: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
     cgroups: OnceCell<crate::cgroup::CgroupHost>,
     state_dir: OnceCell<PathBuf>,
@@ -42,7 +43,8 @@ impl Host {
             cwd: OnceCell::new(),
             user_dirs: OnceCell::new(),
             env_override: None,
-            landlock_abi: OnceCell::new(),
+            landlock: OnceCell::new(),
+            landlock_errata: OnceCell::new(),
             stdin_tty: OnceCell::new(),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
@@ -64,7 +66,9 @@ impl Host {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ),
-            landlock_abi: OnceCell::from(7),
+            // A kernel with Landlock ABI 7 and every known erratum fixed.
+            landlock: OnceCell::from(crate::landlock::Support::Abi(7)),
+            landlock_errata: OnceCell::from(crate::landlock::all_errata()),
             stdin_tty: OnceCell::from(false),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
@@ -74,12 +78,22 @@ impl Host {
         host
     }
 
-    /// A fixed host whose kernel reports this Landlock ABI (0: none).
+    /// A fixed host whose kernel reports this Landlock ABI (0: none, as
+    /// on a kernel built without it).
     pub fn with_landlock_abi(self, abi: u32) -> Host {
-        let cell = OnceCell::new();
-        let _ = cell.set(abi);
+        let support = match abi {
+            0 => crate::landlock::Support::NotBuilt,
+            v => crate::landlock::Support::Abi(v),
+        };
+        self.with_landlock(support, crate::landlock::all_errata())
+    }
+
+    /// A fixed host whose kernel answers the Landlock probes this way
+    /// (`fixed_errata`: bit N-1 for erratum N).
+    pub fn with_landlock(self, support: crate::landlock::Support, fixed_errata: u32) -> Host {
         Host {
-            landlock_abi: cell,
+            landlock: OnceCell::from(support),
+            landlock_errata: OnceCell::from(fixed_errata),
             ..self
         }
     }
@@ -129,10 +143,23 @@ impl Host {
             .get_or_init(|| crate::cgroup::CgroupHost::probe(self.uid, &|n| self.env(n)))
     }
 
+    /// Whether the kernel enforces Landlock: its ABI version, or why not.
+    pub fn landlock(&self) -> crate::landlock::Support {
+        *self.landlock.get_or_init(crate::landlock::probe)
+    }
+
     /// The Landlock ABI version the kernel offers; 0 if Landlock is not
     /// built in or not enabled.
     pub fn landlock_abi(&self) -> u32 {
-        *self.landlock_abi.get_or_init(crate::sys::landlock_abi)
+        self.landlock().abi()
+    }
+
+    /// The Landlock errata the kernel fixed (bit N-1 for erratum N; probed
+    /// only when a plan enforces something an erratum touches).
+    pub fn landlock_errata(&self) -> u32 {
+        *self
+            .landlock_errata
+            .get_or_init(crate::landlock::fixed_errata)
     }
 
     pub fn stdin_is_tty(&self) -> bool {

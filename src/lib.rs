@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod export;
 pub mod host;
 pub mod image;
+pub mod landlock;
 pub mod launch;
 pub mod manage;
 pub mod plan;

@@ -365,23 +365,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
-
-/// The Landlock ABI version, or 0 when the kernel has no Landlock.
-pub fn landlock_abi() -> u32 {
-    // SAFETY: with a NULL attribute and the VERSION flag the call only
-    // returns a number.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    if rc < 0 { 0 } else { rc as u32 }
-}
-
 /// A detached copy of the mount tree `fd` refers to (recursive).
 pub fn open_tree_clone_fd(fd: RawFd) -> Result<RawFd, Errno> {
     // SAFETY: "" is a valid C string; AT_EMPTY_PATH makes the call use fd itself.
@@ -394,80 +377,6 @@ pub fn open_tree_clone_fd(fd: RawFd) -> Result<RawFd, Errno> {
                 | libc::AT_EMPTY_PATH as libc::c_uint,
         )
     })
-}
-
-/// `struct landlock_ruleset_attr`, in its ABI 6 size; fields a kernel does
-/// not know must be zero, and then it accepts the larger struct.
-#[repr(C)]
-pub struct LandlockRulesetAttr {
-    pub handled_access_fs: u64,
-    pub handled_access_net: u64,
-    pub scoped: u64,
-}
-
-#[repr(C, packed)]
-struct LandlockPathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
-
-#[repr(C)]
-struct LandlockNetPortAttr {
-    allowed_access: u64,
-    port: u64,
-}
-
-pub fn landlock_create_ruleset(attr: &LandlockRulesetAttr) -> Result<RawFd, Errno> {
-    // SAFETY: attr is a valid struct of the size passed.
-    check_fd(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            attr as *const LandlockRulesetAttr,
-            std::mem::size_of::<LandlockRulesetAttr>(),
-            0u32,
-        )
-    })
-}
-
-pub fn landlock_add_path_rule(ruleset: RawFd, parent: RawFd, access: u64) -> Result<(), Errno> {
-    let attr = LandlockPathBeneathAttr {
-        allowed_access: access,
-        parent_fd: parent,
-    };
-    // SAFETY: attr is a valid packed landlock_path_beneath_attr.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset,
-            1u32, // LANDLOCK_RULE_PATH_BENEATH
-            &attr as *const LandlockPathBeneathAttr,
-            0u32,
-        )
-    })
-    .map(drop)
-}
-
-pub fn landlock_add_port_rule(ruleset: RawFd, port: u64, access: u64) -> Result<(), Errno> {
-    let attr = LandlockNetPortAttr {
-        allowed_access: access,
-        port,
-    };
-    // SAFETY: attr is a valid landlock_net_port_attr.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset,
-            2u32, // LANDLOCK_RULE_NET_PORT
-            &attr as *const LandlockNetPortAttr,
-            0u32,
-        )
-    })
-    .map(drop)
-}
-
-pub fn landlock_restrict_self(ruleset: RawFd) -> Result<(), Errno> {
-    // SAFETY: plain integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }).map(drop)
 }
 
 /// Loads a seccomp BPF filter for this thread (no_new_privs must be set).

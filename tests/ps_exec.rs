@@ -236,7 +236,7 @@ fn exec_is_confined_exactly_like_the_payload() {
 
 #[test]
 fn exec_is_under_the_sandboxes_landlock_rules() {
-    if hutch::sys::landlock_abi() == 0 {
+    if hutch::landlock::probe().abi() == 0 {
         skip("Landlock is not available on this kernel");
         return;
     }

@@ -549,7 +549,7 @@ fn wait_for_exec(pid: u32, comm: &str) {
 }
 
 fn nix_landlock_abi() -> u32 {
-    hutch::sys::landlock_abi()
+    hutch::landlock::probe().abi()
 }
 
 #[test]

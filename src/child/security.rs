@@ -5,9 +5,8 @@
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::prepare::Landlock;
+use crate::landlock::Ruleset;
 use crate::launch::report::Step;
-use crate::plan::security::access;
 use crate::sys;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
@@ -102,52 +101,9 @@ pub fn set_rlimits(limits: &[(sys::RlimitResource, libc::rlim_t)]) -> Result<(),
 }
 
 /// Builds and enforces the Landlock ruleset. Paths are inside the new root.
-pub fn apply_landlock(l: &Landlock) -> Result<(), Fail<'_>> {
-    let attr = sys::LandlockRulesetAttr {
-        handled_access_fs: l.handled_fs,
-        handled_access_net: l.handled_net,
-        scoped: l.scoped,
-    };
-    let ruleset = sys::landlock_create_ruleset(&attr).map_err(|e| Fail::new(Step::Landlock, e))?;
-    let r = (|| {
-        for rule in &l.fs_rules {
-            let path = &rule.path;
-            // SAFETY: path is NUL-terminated.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-            if fd < 0 {
-                let e = Errno::last();
-                if e == Errno::ENOENT && rule.skip_if_missing {
-                    continue;
-                }
-                return Err(Fail::with(Step::Landlock, e, path.to_bytes()));
-            }
-            let is_dir = rule.is_dir.unwrap_or_else(|| {
-                // SAFETY: an all-zero stat is valid storage for fstat.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                // SAFETY: fd is open; st is valid.
-                unsafe {
-                    libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-                }
-            });
-            let rights = if is_dir {
-                rule.access
-            } else {
-                rule.access & access::FILE
-            };
-            let r = if rights == 0 {
-                Ok(())
-            } else {
-                sys::landlock_add_path_rule(ruleset, fd, rights)
-            };
-            sys::close(fd);
-            r.map_err(|e| Fail::with(Step::Landlock, e, path.to_bytes()))?;
-        }
-        for &(port, rights) in &l.net_rules {
-            sys::landlock_add_port_rule(ruleset, port, rights)
-                .map_err(|e| Fail::new(Step::Landlock, e))?;
-        }
-        sys::landlock_restrict_self(ruleset).map_err(|e| Fail::new(Step::Landlock, e))
-    })();
-    sys::close(ruleset);
-    r
+pub fn apply_landlock(ruleset: &Ruleset) -> Result<(), Fail<'_>> {
+    ruleset.restrict_self().map_err(|e| match e.path {
+        Some(path) => Fail::with(Step::Landlock, e.errno, path.to_bytes()),
+        None => Fail::new(Step::Landlock, e.errno),
+    })
 }

@@ -63,24 +63,9 @@ pub struct Exec {
     pub envp: Vec<*const libc::c_char>,
 }
 
-#[derive(Debug)]
-pub struct LandlockPathRule {
-    pub path: CString,
-    pub access: u64,
-    pub skip_if_missing: bool,
-    /// `None`: the child checks whether it is a directory.
-    pub is_dir: Option<bool>,
-}
-
-/// Landlock, ready for raw system calls.
-#[derive(Debug)]
-pub struct Landlock {
-    pub handled_fs: u64,
-    pub handled_net: u64,
-    pub scoped: u64,
-    pub fs_rules: Vec<LandlockPathRule>,
-    pub net_rules: Vec<(u64, u64)>,
-}
+/// The Landlock ruleset and its path rule, under the names the child's
+/// vocabulary had before they moved to `crate::landlock`.
+pub use crate::landlock::{PathRule as LandlockPathRule, Ruleset as Landlock};
 
 /// A directory the launcher opened, checked and pins (a volume, or a
 /// persistent upper layer's `upper` and `work`): the child opens `path`
@@ -457,6 +442,9 @@ fn command_line_area() -> Option<(usize, usize)> {
     (start != 0 && end > start).then_some((start, end))
 }
 
+/// The planned ruleset with its paths as C strings. Rights stay as
+/// planned: the child narrows them on a path that turns out to be a file
+/// (`landlock::access::on_file`), the one place that does.
 fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>, NulError> {
     if !l.active() {
         return Ok(None);
@@ -471,11 +459,7 @@ fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>,
             .map(|r| {
                 Ok(LandlockPathRule {
                     path: cpath("landlock path", &r.path)?,
-                    access: if r.is_dir == Some(false) {
-                        r.access & crate::plan::security::access::FILE
-                    } else {
-                        r.access
-                    },
+                    access: r.access,
                     skip_if_missing: r.derived,
                     is_dir: r.is_dir,
                 })

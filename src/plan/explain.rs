@@ -339,6 +339,9 @@ fn render_landlock(o: &mut String, l: &LandlockPlan) {
     for n in &l.not_enforced {
         let _ = writeln!(o, "  not enforced: {}", sanitize(n));
     }
+    for c in &l.caveats {
+        let _ = writeln!(o, "  caveat: {}", sanitize(c));
+    }
 }
 
 /// One line for `hutch run -v`: what this launch enforces.

@@ -10,75 +10,13 @@ use super::mounts::{MountOp, PlannedMount};
 use super::seccomp::{self, Action, Arch, Check, Rule};
 use crate::diag::Diagnostic;
 use crate::host::Host;
+use crate::landlock::{self, Feature, Support};
 use crate::profile::schema::{Enforce, SeccompAction, Terminal};
 use crate::profile::{Profile, ProfileError, vars};
 
-/// Landlock filesystem rights (kernel ABI constants).
-pub mod access {
-    pub const EXECUTE: u64 = 1 << 0;
-    pub const WRITE_FILE: u64 = 1 << 1;
-    pub const READ_FILE: u64 = 1 << 2;
-    pub const READ_DIR: u64 = 1 << 3;
-    pub const REMOVE_DIR: u64 = 1 << 4;
-    pub const REMOVE_FILE: u64 = 1 << 5;
-    pub const MAKE_CHAR: u64 = 1 << 6;
-    pub const MAKE_DIR: u64 = 1 << 7;
-    pub const MAKE_REG: u64 = 1 << 8;
-    pub const MAKE_SOCK: u64 = 1 << 9;
-    pub const MAKE_FIFO: u64 = 1 << 10;
-    pub const MAKE_BLOCK: u64 = 1 << 11;
-    pub const MAKE_SYM: u64 = 1 << 12;
-    pub const REFER: u64 = 1 << 13;
-    pub const TRUNCATE: u64 = 1 << 14;
-    pub const IOCTL_DEV: u64 = 1 << 15;
-    /// The rights that apply to a file (not a directory) in a rule.
-    pub const FILE: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
-    pub const READ: u64 = READ_FILE | READ_DIR | EXECUTE;
-
-    pub const NET_BIND_TCP: u64 = 1 << 0;
-    pub const NET_CONNECT_TCP: u64 = 1 << 1;
-    pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
-    pub const SCOPE_SIGNAL: u64 = 1 << 1;
-
-    /// Every filesystem right a kernel with this ABI knows.
-    pub fn all_fs(abi: u32) -> u64 {
-        let mut all = (1 << 13) - 1;
-        if abi >= 2 {
-            all |= REFER;
-        }
-        if abi >= 3 {
-            all |= TRUNCATE;
-        }
-        if abi >= 5 {
-            all |= IOCTL_DEV;
-        }
-        all
-    }
-
-    pub fn names(bits: u64) -> Vec<&'static str> {
-        [
-            (EXECUTE, "execute"),
-            (WRITE_FILE, "write_file"),
-            (READ_FILE, "read_file"),
-            (READ_DIR, "read_dir"),
-            (REMOVE_DIR, "remove_dir"),
-            (REMOVE_FILE, "remove_file"),
-            (MAKE_CHAR, "make_char"),
-            (MAKE_DIR, "make_dir"),
-            (MAKE_REG, "make_reg"),
-            (MAKE_SOCK, "make_sock"),
-            (MAKE_FIFO, "make_fifo"),
-            (MAKE_BLOCK, "make_block"),
-            (MAKE_SYM, "make_sym"),
-            (REFER, "refer"),
-            (TRUNCATE, "truncate"),
-            (IOCTL_DEV, "ioctl_dev"),
-        ]
-        .into_iter()
-        .filter_map(|(b, n)| (bits & b != 0).then_some(n))
-        .collect()
-    }
-}
+/// Landlock's access rights, where the planner and `--explain` have
+/// always found them.
+pub use crate::landlock::access;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeccompPlan {
@@ -136,6 +74,9 @@ pub struct LandlockPlan {
     pub scoped: u64,
     /// What the profile asked for that this kernel cannot enforce.
     pub not_enforced: Vec<String>,
+    /// Known kernel bugs (Landlock errata) that affect what is enforced,
+    /// because this kernel lacks their fix.
+    pub caveats: Vec<String>,
 }
 
 impl LandlockPlan {
@@ -303,14 +244,39 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
     })
 }
 
-fn landlock_unavailable(what: &str, need: &str, abi: u32) -> String {
-    if abi == 0 {
-        format!(
-            "{what}: Landlock is not available on this kernel (needs {need}; not built in or not in the lsm= list)"
-        )
-    } else {
-        format!("{what}: this kernel's Landlock ABI is {abi}, {need} is needed")
+fn landlock_unavailable(what: &str, need: &str, support: Support) -> String {
+    match support.problem() {
+        Some(problem) => format!("{what} (needs {need}): {problem}"),
+        None => format!(
+            "{what}: this kernel's Landlock ABI is {}, {need} is needed",
+            support.abi()
+        ),
     }
+}
+
+/// The errata whose fix this kernel lacks, among those that touch what the
+/// plan enforces: said in `--explain`, never a reason to enforce less (see
+/// `landlock::ERRATA`).
+fn caveats(plan: &LandlockPlan, fixed: u32) -> Vec<String> {
+    let features = [
+        (Feature::Filesystem, plan.handled_fs != 0),
+        (Feature::TcpPorts, plan.handled_net != 0),
+        (
+            Feature::SignalScope,
+            plan.scoped & access::SCOPE_SIGNAL != 0,
+        ),
+    ];
+    features
+        .into_iter()
+        .filter(|(_, enforced)| *enforced)
+        .flat_map(|(feature, _)| landlock::unfixed(plan.abi, fixed, feature))
+        .map(|e| {
+            format!(
+                "this kernel lacks the fix for Landlock erratum {}: {}",
+                e.number, e.without_fix
+            )
+        })
+        .collect()
 }
 
 pub fn plan_landlock(
@@ -328,7 +294,8 @@ pub fn plan_landlock(
     if fs == Enforce::Off && !wants_net && scope == Enforce::Off {
         return Ok(plan);
     }
-    let abi = host.landlock_abi();
+    let support = host.landlock();
+    let abi = support.abi();
     plan.abi = abi;
 
     let refuse = |at: Option<crate::profile::At<'_, Enforce>>,
@@ -347,8 +314,11 @@ pub fn plan_landlock(
 
     if fs != Enforce::Off {
         if abi == 0 {
-            let msg =
-                landlock_unavailable("filesystem rules", "Linux 5.13+ with Landlock enabled", abi);
+            let msg = landlock_unavailable(
+                "filesystem rules",
+                "Linux 5.13+ with Landlock enabled",
+                support,
+            );
             if fs == Enforce::Required {
                 return Err(refuse(fs_at, msg, "fs"));
             }
@@ -390,7 +360,8 @@ pub fn plan_landlock(
 
     if wants_net {
         if abi < 4 {
-            let msg = landlock_unavailable("TCP port rules", "Landlock ABI 4 (Linux 6.7+)", abi);
+            let msg =
+                landlock_unavailable("TCP port rules", "Landlock ABI 4 (Linux 6.7+)", support);
             if net == Enforce::Required {
                 return Err(refuse(net_at, msg, "net"));
             }
@@ -416,7 +387,7 @@ pub fn plan_landlock(
             let msg = landlock_unavailable(
                 "scoping of abstract unix sockets and signals",
                 "Landlock ABI 6 (Linux 6.12+)",
-                abi,
+                support,
             );
             if scope == Enforce::Required {
                 return Err(refuse(scope_at, msg, "scope"));
@@ -425,6 +396,9 @@ pub fn plan_landlock(
         } else {
             plan.scoped = access::SCOPE_ABSTRACT_UNIX_SOCKET | access::SCOPE_SIGNAL;
         }
+    }
+    if plan.active() {
+        plan.caveats = caveats(&plan, host.landlock_errata());
     }
     Ok(plan)
 }
@@ -574,15 +548,75 @@ pub fn plan_terminal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::landlock::all_errata;
+    use crate::profile::{ProfileRef, SearchPath, load};
+
+    /// The Landlock plan of a profile on a kernel that answers the probes
+    /// with `support` and `fixed_errata`.
+    fn landlock_plan(
+        profile: &str,
+        support: Support,
+        fixed_errata: u32,
+    ) -> Result<LandlockPlan, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), format!("version = 1\n{profile}")).unwrap();
+        let path = dir.path().display().to_string();
+        let host = Host::fixed(
+            1000,
+            1000,
+            &[("HOME", "/home/u"), ("HUTCH_PROFILE_PATH", &path)],
+            "/home/u",
+        )
+        .with_landlock(support, fixed_errata);
+        let search = SearchPath::standard(&host);
+        let profile = load(&ProfileRef::Name("p".into()), &search).map_err(|e| e.to_string())?;
+        plan_landlock(&profile, &host, &[]).map_err(|e| e.to_string())
+    }
 
     #[test]
-    fn access_sets_follow_the_abi() {
-        assert_eq!(access::all_fs(1), 0x1fff);
-        assert_eq!(access::all_fs(3), 0x7fff);
-        assert_eq!(access::all_fs(7), 0xffff);
-        assert_eq!(
-            access::names(access::READ),
-            ["execute", "read_file", "read_dir"]
+    fn missing_landlock_says_whether_it_is_not_built_or_not_enabled() {
+        let best_effort = "[landlock]\nfs = \"best-effort\"\n";
+        let plan = landlock_plan(best_effort, Support::NotBuilt, 0).unwrap();
+        assert!(!plan.active());
+        assert!(
+            plan.not_enforced[0].contains("CONFIG_SECURITY_LANDLOCK"),
+            "{:?}",
+            plan.not_enforced
         );
+        let plan = landlock_plan(best_effort, Support::Disabled, 0).unwrap();
+        assert!(
+            plan.not_enforced[0].contains("add `landlock` to the `lsm=` boot parameter"),
+            "{:?}",
+            plan.not_enforced
+        );
+        // Required (the default): refused, with the same reason.
+        let err = landlock_plan("", Support::Disabled, 0).unwrap_err();
+        assert!(err.contains("not enabled at boot"), "{err}");
+        let err = landlock_plan("", Support::Abi(3), all_errata());
+        assert!(err.is_ok(), "fs rules need ABI 1: {err:?}");
+    }
+
+    #[test]
+    fn signal_scoping_stays_on_without_the_erratum_fix_and_says_so() {
+        let erratum = |n: u32| format!("Landlock erratum {n}:");
+        let unfixed_2 = all_errata() & !(1 << 1);
+        let plan = landlock_plan("", Support::Abi(6), unfixed_2).unwrap();
+        assert_ne!(plan.scoped & access::SCOPE_SIGNAL, 0, "signals stay scoped");
+        assert_eq!(plan.caveats.len(), 1, "{:?}", plan.caveats);
+        assert!(plan.caveats[0].contains(&erratum(2)), "{:?}", plan.caveats);
+        // Fixed: nothing to say.
+        let plan = landlock_plan("", Support::Abi(6), all_errata()).unwrap();
+        assert_eq!(plan.caveats, Vec::<String>::new());
+        // No signal scoping planned (scope off, or ABI 5): erratum 2 does
+        // not matter; the filesystem's erratum 3 still does.
+        let plan = landlock_plan("[landlock]\nscope = \"off\"\n", Support::Abi(6), 0).unwrap();
+        assert_eq!(plan.caveats.len(), 1, "{:?}", plan.caveats);
+        assert!(plan.caveats[0].contains(&erratum(3)), "{:?}", plan.caveats);
+        let plan = landlock_plan("[landlock]\ntcp_connect = [443]\n", Support::Abi(5), 0).unwrap();
+        let numbers: Vec<bool> = [1, 2, 3]
+            .iter()
+            .map(|n| plan.caveats.iter().any(|c| c.contains(&erratum(*n))))
+            .collect();
+        assert_eq!(numbers, [true, false, true], "{:?}", plan.caveats);
     }
 }
