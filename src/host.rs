@@ -333,6 +333,10 @@ fn lookup_passwd(uid: u32) -> Option<PasswdEntry> {
     if rc != 0 || result.is_null() {
         return None;
     }
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "both strings of one getpwuid_r result are read under the same guarantee"
+    )]
     // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings in buf.
     let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
     Some(PasswdEntry {

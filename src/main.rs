@@ -24,6 +24,10 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
     // strings laid out by the kernel on the initial stack.
     unsafe { hutch::launch::prepare::record_command_line(argc, argv) };
     let count = usize::try_from(argc).unwrap_or(0);
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "an argv entry is read by offsetting the argv pointer and reading through it, under the C runtime's one guarantee"
+    )]
     let args = (0..count)
         // SAFETY: argv holds argc valid pointers (see above).
         .map(|i| unsafe { *argv.add(i) })

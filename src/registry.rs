@@ -271,6 +271,10 @@ fn boot_ticks() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "the clock and its tick rate are read together"
+    )]
     // SAFETY: ts is valid for writes; sysconf only answers.
     let (rc, hz) = unsafe {
         (

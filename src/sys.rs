@@ -272,11 +272,11 @@ fn close_range(lo: u32, hi: u32) {
     let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
     if rc < 0 {
         // Kernels before 5.9: close one by one up to the descriptor limit.
-        // SAFETY: getrlimit writes into the struct we pass.
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
+        // SAFETY: getrlimit writes into the struct we pass.
         let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
             lim.rlim_cur.min(1 << 20) as u32
         } else {
@@ -336,7 +336,10 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
         return Err(Errno::last());
     }
     // SAFETY: both descriptors were just created and belong to nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) })
+    let first = unsafe { OwnedFd::from_raw_fd(pair[0]) };
+    // SAFETY: as above, and a different descriptor.
+    let second = unsafe { OwnedFd::from_raw_fd(pair[1]) };
+    Ok((first, second))
 }
 
 pub fn close(fd: RawFd) {
@@ -645,6 +648,10 @@ pub fn send_fds(sock: RawFd, fds: &[RawFd]) -> Result<(), Errno> {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: 1,
     };
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "building an SCM_RIGHTS message is one sequence of libc CMSG helpers and writes through the header they return, sound only as a whole"
+    )]
     // SAFETY: an all-zero msghdr is valid; the pointers set below stay valid
     // for the call, and CMSG_* only compute offsets within `control`, which
     // is large enough (CMSG_SPACE(32) = 48 <= 64 bytes).
@@ -681,6 +688,10 @@ pub fn recv_fds(sock: RawFd) -> Result<Vec<std::os::fd::OwnedFd>, Errno> {
         iov_len: 1,
     };
     let mut out = Vec::new();
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "receiving and walking SCM_RIGHTS headers is one sequence of libc CMSG helpers and reads through the pointers they return, sound only as a whole"
+    )]
     // SAFETY: as in send_fds; the kernel writes at most msg_controllen bytes
     // of control data, and the CMSG_* walk stays within what it wrote.
     unsafe {

@@ -750,6 +750,10 @@ fn on_a_terminal(s: &Scratch, args: &[&str], input: &str) -> String {
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave.try_clone().unwrap()))
         .env("TERM", "dumb");
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
+    )]
     // SAFETY: setsid and ioctl are async-signal-safe; the closure touches
     // no memory of the parent.
     unsafe {

@@ -400,6 +400,10 @@ fn on_pty(mut cmd: Command) -> String {
     cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave));
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
+    )]
     // SAFETY: setsid and ioctl are async-signal-safe; they make the pty the
     // child's controlling terminal, as a terminal emulator would.
     unsafe {

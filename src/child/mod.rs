@@ -184,6 +184,10 @@ pub const FORWARDED: &[libc::c_int] = &[
 pub fn signal_set() -> libc::sigset_t {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "sigemptyset and sigaddset initialise one local set together"
+    )]
     // SAFETY: set is valid; the signal numbers are valid.
     unsafe {
         libc::sigemptyset(&mut set);
@@ -199,6 +203,10 @@ pub fn signal_set() -> libc::sigset_t {
 pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "the payload's signal mask and umask are restored as one step on local values"
+    )]
     // SAFETY: restoring an empty mask and the caller's umask; both always succeed.
     unsafe {
         libc::sigemptyset(&mut empty);

@@ -147,6 +147,10 @@ fn send(sock: RawFd, status: i32, fd: Option<RawFd>) -> Result<(), Errno> {
         msg.msg_control = control.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE is arithmetic.
         msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "filling the SCM_RIGHTS header goes through libc's CMSG helpers and writes through the pointer they return, sound only as a whole"
+        )]
         // SAFETY: msg_control points to a buffer of msg_controllen bytes, so
         // the first header and its data lie inside it.
         unsafe {
@@ -203,6 +207,10 @@ pub fn join(sock: RawFd) -> Result<(), Fail<'static>> {
     if code != 0 {
         return Err(fail(Errno::from_raw(code)));
     }
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "reading the SCM_RIGHTS header goes through libc's CMSG helpers and reads through the pointer they return, checked as one sequence"
+    )]
     // SAFETY: the kernel filled msg_control; CMSG_FIRSTHDR checks its length.
     let fd = unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);

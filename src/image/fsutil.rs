@@ -61,9 +61,15 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     }
     let mut names = Vec::new();
     let result = loop {
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "writing errno takes libc's errno location and a write through it"
+        )]
         // SAFETY: errno is thread-local; clearing it lets us tell the end
         // of the stream (NULL, errno 0) from an error (NULL, errno set).
-        unsafe { *libc::__errno_location() = 0 };
+        unsafe {
+            *libc::__errno_location() = 0
+        };
         // SAFETY: `dirp` is a valid DIR stream that is only used by this
         // thread and not yet closed.
         let ent = unsafe { libc::readdir64(dirp) };
@@ -75,6 +81,10 @@ pub(crate) fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
                 Err(err)
             };
         }
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "the entry's name is read through the dirent pointer readdir64 returned, under one guarantee"
+        )]
         // SAFETY: a non-NULL dirent returned by readdir64 is valid until the
         // next readdir64/closedir call on the stream, and d_name is a
         // NUL-terminated string inside it; we copy it out immediately.

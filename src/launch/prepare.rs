@@ -350,6 +350,10 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
 
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "reading the umask means setting it and setting it back, one step"
+    )]
     // SAFETY: umask only swaps the process's file mode mask; set it back at once.
     let umask = unsafe {
         let old = libc::umask(0o022);
@@ -416,6 +420,10 @@ pub unsafe fn record_command_line(argc: libc::c_int, argv: *const *const libc::c
     if argc < 1 || argv.is_null() {
         return;
     }
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "the first and last argument pointers are read under the caller's one guarantee"
+    )]
     // SAFETY: the caller guarantees argc valid pointers to C strings.
     let (first, last) = unsafe { (*argv, *argv.add(argc as usize - 1)) };
     if first.is_null() || last.is_null() {
