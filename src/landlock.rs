@@ -19,7 +19,6 @@ use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
-use serde::{Deserialize, Serialize};
 
 use crate::sys;
 
@@ -102,8 +101,7 @@ const CREATE_RULESET_VERSION: u32 = 1 << 0;
 const CREATE_RULESET_ERRATA: u32 = 1 << 1;
 
 /// Whether this kernel enforces Landlock, as its probe answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "status", content = "abi")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
     /// Available, with this ABI version (1 or more).
     Abi(u32),
