@@ -75,7 +75,9 @@ pub struct LandlockPlan {
     /// What the profile asked for that this kernel cannot enforce.
     pub not_enforced: Vec<String>,
     /// Known kernel bugs (Landlock errata) that affect what is enforced,
-    /// because this kernel lacks their fix.
+    /// because this kernel lacks their fix. (Absent from the records of
+    /// sandboxes started by an older hutch.)
+    #[serde(default)]
     pub caveats: Vec<String>,
 }
 
