@@ -322,6 +322,22 @@ impl Ruleset {
     /// are now, inside the new root. Raw system calls only, no allocation:
     /// safe between clone and exec.
     pub fn restrict_self(&self) -> Result<(), ApplyError<'_>> {
+        let ruleset = self.create().map_err(ApplyError::new)?;
+        let result = self.add_rules(ruleset).and_then(|()| {
+            // SAFETY: plain integer arguments.
+            let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
+            if rc < 0 {
+                Err(ApplyError::new(Errno::last()))
+            } else {
+                Ok(())
+            }
+        });
+        sys::close(ruleset);
+        result
+    }
+
+    /// The kernel's (empty) ruleset for what `self` handles.
+    fn create(&self) -> Result<RawFd, Errno> {
         let attr = RulesetAttr {
             handled_access_fs: self.handled_fs,
             handled_access_net: self.handled_net,
@@ -338,20 +354,10 @@ impl Ruleset {
             )
         };
         if rc < 0 {
-            return Err(ApplyError::new(Errno::last()));
+            Err(Errno::last())
+        } else {
+            Ok(rc as RawFd)
         }
-        let ruleset = rc as RawFd;
-        let result = self.add_rules(ruleset).and_then(|()| {
-            // SAFETY: plain integer arguments.
-            let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
-            if rc < 0 {
-                Err(ApplyError::new(Errno::last()))
-            } else {
-                Ok(())
-            }
-        });
-        sys::close(ruleset);
-        result
     }
 
     fn add_rules(&self, ruleset: RawFd) -> Result<(), ApplyError<'_>> {
@@ -458,6 +464,74 @@ mod tests {
                 | access::TRUNCATE
                 | access::IOCTL_DEV
         );
+    }
+
+    #[test]
+    fn a_file_gets_only_file_rights_whether_or_not_the_plan_knew() {
+        let abi = probe().abi();
+        if abi == 0 {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIP: no Landlock on this kernel");
+            return;
+        }
+        let all = access::all_fs(abi);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = || CString::new(file.path().to_str().unwrap()).unwrap();
+        let ruleset = |is_dir| Ruleset {
+            handled_fs: all,
+            handled_net: 0,
+            scoped: 0,
+            fs_rules: vec![
+                PathRule {
+                    path: path(),
+                    access: all,
+                    skip_if_missing: false,
+                    is_dir,
+                },
+                PathRule {
+                    path: c"/nonexistent/derived".into(),
+                    access: all,
+                    skip_if_missing: true,
+                    is_dir: Some(true),
+                },
+            ],
+            net_rules: Vec::new(),
+        };
+        // Control: the kernel refuses directory rights on a file.
+        let fd = ruleset(None).create().unwrap();
+        let file_fd = std::fs::File::open(file.path()).unwrap();
+        use std::os::fd::AsRawFd;
+        assert_eq!(
+            add_path_rule(fd, file_fd.as_raw_fd(), all),
+            Err(Errno::EINVAL)
+        );
+        sys::close(fd);
+        // The plan knew it is a file, or the child looks: either way the
+        // ruleset applies (in a child process, which it confines).
+        for is_dir in [Some(false), None] {
+            let rules = ruleset(is_dir);
+            // SAFETY: the child makes system calls only and ends in _exit.
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    let code = match sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+                        .map_err(ApplyError::new)
+                        .and_then(|_| rules.restrict_self())
+                    {
+                        Ok(()) => 0,
+                        Err(e) => e.errno as i32,
+                    };
+                    sys::exit_now(code);
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    let status = nix::sys::wait::waitpid(child, None).unwrap();
+                    assert_eq!(
+                        status,
+                        nix::sys::wait::WaitStatus::Exited(child, 0),
+                        "is_dir {is_dir:?} (exit code: the errno)"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
