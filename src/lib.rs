@@ -14,6 +14,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod child;
 pub mod cli;
+pub mod dbus;
 pub mod diag;
 pub mod doctor;
 pub mod export;

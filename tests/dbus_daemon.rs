@@ -1,4 +1,4 @@
-//! hutch's D-Bus client (src/cgroup/dbus.rs) against a real `dbus-daemon`
+//! hutch's D-Bus client (src/dbus/) against a real `dbus-daemon`
 //! (Debian package `dbus-daemon`), started here on a private bus: the
 //! daemon checks every message hutch sends, so a marshalling mistake shows
 //! up as a disconnection. Then `systemd::start_scope` runs end to end
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hutch::cgroup::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
+use hutch::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
 use hutch::cgroup::systemd::{self, Prop};
 
 /// A dbus-daemon of this test, listening on a socket file and on an

@@ -22,7 +22,6 @@
 //! `pids.events`, reports OOM kills and refused forks, and removes the
 //! cgroup afterwards.
 
-pub mod dbus;
 pub mod fs;
 pub mod probe;
 pub mod systemd;

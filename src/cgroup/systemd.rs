@@ -3,7 +3,7 @@
 //! the scope inside its delegated subtree; for root, the system manager.
 //!
 //! This runs in the launcher after clone, while the child waits on its go
-//! pipe, over hutch's own blocking D-Bus client ([`super::dbus`]). The scope
+//! pipe, over hutch's own blocking D-Bus client ([`crate::dbus`]). The scope
 //! is started with the child's pid, `Delegate=yes` and the limits, and hutch
 //! waits for systemd's `JobRemoved` signal with result `done` before it lets
 //! the child go on. The whole exchange has one deadline.
@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::dbus::{Connection, DbusError, Message, Value};
 use super::{CgroupError, Key, LimitsPlan, probe};
+use crate::dbus::{Connection, DbusError, Message, Value};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
