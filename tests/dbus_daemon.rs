@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hutch::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
+use hutch::cgroup::CgroupHost;
 use hutch::cgroup::systemd::{self, Prop};
+use hutch::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
 
 /// A dbus-daemon of this test, listening on a socket file and on an
 /// abstract socket; killed when dropped.
@@ -156,6 +157,56 @@ fn talking_to_a_real_dbus_daemon() {
     );
     // The connection goes on after an error.
     c.call(&bus_call("GetId", &[])).unwrap();
+}
+
+/// The cgroup probe and the client read an address alike: the probe says
+/// there is a bus exactly where the client connects (before both used one
+/// parser, the probe called the last two addresses here missing), and
+/// says why not where the client cannot.
+#[test]
+fn the_probe_finds_the_bus_the_client_connects_to() {
+    let Some(daemon) = start_daemon() else {
+        return;
+    };
+    let by_path = entry(&daemon, "unix:path=");
+    let by_name = entry(&daemon, "unix:abstract=");
+    let probe = |address: &str| {
+        let address = address.to_owned();
+        // Any uid but root's reads the session bus's variable.
+        CgroupHost::probe(4242, &move |key| {
+            (key == "DBUS_SESSION_BUS_ADDRESS").then(|| address.clone())
+        })
+    };
+    for address in [
+        daemon.address.clone(),
+        by_path.to_owned(),
+        by_name.to_owned(),
+        format!("tcp:host=127.0.0.1,port=1;{by_name}"),
+        format!("unix:path=;{by_path}"),
+        format!("unix:path=%zz;{by_name}"),
+    ] {
+        let host = probe(&address);
+        assert_eq!(host.bus_missing, None, "{address}");
+        assert_eq!(host.bus.unwrap().address, address);
+        Connection::open(&address, soon()).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (address, why) in [
+        (
+            format!("unix:path={}/none", dir.path().display()),
+            "no D-Bus socket at",
+        ),
+        (
+            "tcp:host=127.0.0.1,port=1".to_owned(),
+            "unsupported D-Bus address",
+        ),
+    ] {
+        let host = probe(&address);
+        assert!(host.bus.is_none(), "{address}");
+        let missing = host.bus_missing.unwrap();
+        assert!(missing.starts_with(why), "{address}: {missing}");
+        assert!(Connection::open(&address, soon()).is_err(), "{address}");
+    }
 }
 
 /// The daemon validates what it forwards: a StartTransientUnit call with

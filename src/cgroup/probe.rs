@@ -5,9 +5,13 @@
 //! single-threaded launcher, and only for profiles with `[limits]`. The
 //! result is plain data, so backend selection is unit-tested on fixtures.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::dbus::{self, Socket};
 
 /// A cgroup directory and what it offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -179,53 +183,36 @@ impl CgroupHost {
                 false,
             )
         };
-        match socket_of(&address) {
-            Some(path) if !Path::new(&path).exists() => {
-                host.bus_missing = Some(if system {
-                    format!("no D-Bus socket at {path}: the system bus is not running")
-                } else {
-                    format!(
-                        "no D-Bus socket at {path}: no systemd user manager runs for you (it starts with a login session through pam_systemd, or at boot after `loginctl enable-linger`)"
-                    )
-                })
-            }
-            _ => host.bus = Some(Bus { address, system }),
+        if let Some(missing) = bus_missing(&address, system) {
+            host.bus_missing = Some(missing);
+        } else {
+            host.bus = Some(Bus { address, system });
         }
         host
     }
 }
 
-/// The socket path of a `unix:path=...` address (the first one listed).
-fn socket_of(address: &str) -> Option<String> {
-    let first = address.split(';').next()?;
-    let rest = first.strip_prefix("unix:")?;
-    rest.split(',')
-        .find_map(|kv| kv.strip_prefix("path="))
-        .map(unescape_address)
-}
-
-/// D-Bus addresses escape bytes as `%XX`.
-fn unescape_address(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = digits(b.get(i + 1..i + 3), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
+/// Why the bus at `address` cannot be reached, if the probe can tell
+/// without connecting: the client ([`dbus::Connection::open`]) would not
+/// know where to connect, or the socket file it would connect to is not
+/// there. An abstract socket cannot be checked without connecting.
+fn bus_missing(address: &str, system: bool) -> Option<String> {
+    let path = match dbus::address::parse(address) {
+        Err(e) => return Some(e.to_string()),
+        Ok(Socket::Abstract(_)) => return None,
+        Ok(Socket::Path(path)) => path,
+    };
+    if Path::new(OsStr::from_bytes(&path)).exists() {
+        return None;
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A byte written as digits in `radix` (the `%XX` and `\ooo` escapes).
-fn digits(d: Option<&[u8]>, radix: u32) -> Option<u8> {
-    u8::from_str_radix(std::str::from_utf8(d?).ok()?, radix).ok()
+    let path = String::from_utf8_lossy(&path);
+    Some(if system {
+        format!("no D-Bus socket at {path}: the system bus is not running")
+    } else {
+        format!(
+            "no D-Bus socket at {path}: no systemd user manager runs for you (it starts with a login session through pam_systemd, or at boot after `loginctl enable-linger`)"
+        )
+    })
 }
 
 /// `mount` joined with a cgroup path (`/a/b`).
@@ -322,14 +309,15 @@ fn parse_mountinfo(text: &str) -> Vec<Mount> {
     out
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` (three
+/// octal digits); anything else is kept as it is.
 fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\'
-            && let Some(v) = digits(b.get(i + 1..i + 4), 8)
+            && let Some(v) = octal_byte(b.get(i + 1..i + 4))
         {
             out.push(v);
             i += 4;
@@ -339,6 +327,12 @@ fn unescape_octal(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A byte written as three octal digits (at most `\377`).
+fn octal_byte(digits: Option<&[u8]>) -> Option<u8> {
+    let digits = digits.filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))?;
+    u8::from_str_radix(std::str::from_utf8(digits).ok()?, 8).ok()
 }
 
 /// `/proc/PID/cgroup` lines: (hierarchy id, controllers, path).
@@ -381,6 +375,8 @@ mod tests {
         assert_eq!(m[1].controllers, ["name=systemd"]);
         let escaped = parse_mountinfo("1 0 0:1 / /a\\040b rw - cgroup2 cgroup2 rw\n");
         assert_eq!(escaped[0].mount_point, PathBuf::from("/a b"));
+        // Only three octal digits make an escape.
+        assert_eq!(unescape_octal(r"/a\134b\+77\8\04"), r"/a\b\+77\8\04");
     }
 
     #[test]
@@ -406,17 +402,39 @@ mod tests {
         );
     }
 
+    /// The probe reads addresses with the client's parser: it accepts what
+    /// the client connects to and refuses what the client cannot use.
     #[test]
-    fn bus_addresses() {
-        assert_eq!(
-            socket_of("unix:path=/run/user/1000/bus").as_deref(),
-            Some("/run/user/1000/bus")
+    fn bus_addresses_as_the_client_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = dir.path().join("bus");
+        std::fs::write(&bus, "").unwrap();
+        let bus = bus.display();
+        // Accepted: an abstract socket (which it cannot check), and
+        // addresses whose first usable entry is there. The old parser took
+        // the first entry's `path=` only, and called the last two missing.
+        for ok in [
+            "unix:abstract=/tmp/dbus-x".to_string(),
+            format!("unix:guid=ab,path={bus}"),
+            format!("tcp:host=h,port=1;unix:path={bus}"),
+            format!("unix:path=%zz;unix:path={bus}"),
+            "unix:path=;unix:abstract=x;unix:path=/nonexistent".to_string(),
+        ] {
+            assert_eq!(bus_missing(&ok, false), None, "{ok}");
+        }
+        // Missing: the socket file the client would connect to, escapes
+        // undone; or no entry the client can connect to at all.
+        let e = bus_missing("unix:guid=x,path=/nonexistent/a%20b;tcp:host=h", false).unwrap();
+        assert!(
+            e.starts_with("no D-Bus socket at /nonexistent/a b: no systemd user manager"),
+            "{e}"
         );
-        assert_eq!(
-            socket_of("unix:guid=x,path=/tmp/a%20b;tcp:host=h").as_deref(),
-            Some("/tmp/a b")
-        );
-        assert_eq!(socket_of("unix:abstract=/tmp/dbus-x"), None);
+        let e = bus_missing("unix:path=/nonexistent", true).unwrap();
+        assert!(e.ends_with("the system bus is not running"), "{e}");
+        for unusable in ["tcp:host=h,port=1", "unix:tmpdir=/tmp", "unix:path=%4"] {
+            let e = bus_missing(unusable, false).unwrap();
+            assert!(e.starts_with("unsupported D-Bus address"), "{e}");
+        }
     }
 
     #[test]
