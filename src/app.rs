@@ -23,7 +23,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { files } => check(&files),
+        Command::Check { profiles } => check(&profiles),
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
         Command::Image { command } => crate::image::command::run(command),
@@ -170,12 +170,12 @@ pub(crate) fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRe
     }
 }
 
-fn check(files: &[PathBuf]) -> i32 {
+fn check(profiles: &[String]) -> i32 {
     let host = Host::current();
     let search = SearchPath::standard(&host);
     let mut failed = 0;
-    for file in files {
-        let result = profile::load(&ProfileRef::Path(file.clone()), &search).and_then(|p| {
+    for given in profiles {
+        let result = profile::load(&ProfileRef::from_cli(given), &search).and_then(|p| {
             let request = Request {
                 command: Vec::new(),
                 command_optional: true,
@@ -185,8 +185,7 @@ fn check(files: &[PathBuf]) -> i32 {
         });
         match result {
             Ok(plan) => println!(
-                "{}: ok ({})",
-                file.display(),
+                "{given}: ok ({})",
                 crate::diag::sanitize(&plan::explain::profile_files(&plan))
             ),
             Err(e) => {

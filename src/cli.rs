@@ -26,10 +26,15 @@ pub enum Command {
     /// command could not be executed or was not found inside the sandbox.
     Run(RunArgs),
     /// Check profiles (and everything they extend) without running anything.
+    ///
+    /// Each profile is given as for `run --profile`: a name, looked up in
+    /// the search path (its `.local.toml` overrides included), or a path
+    /// (anything with a `/` or ending in `.toml`). Exit status: 0 if every
+    /// profile is valid, 1 if one is not.
     Check {
-        /// Profile files to check.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+        /// Profile names or paths to .toml files.
+        #[arg(required = true, value_name = "NAME|PATH")]
+        profiles: Vec<String>,
     },
     /// Check what this machine's kernel lets hutch do (by trying it), and
     /// what each shipped profile would lose here.

@@ -198,6 +198,32 @@ fn check_accepts_good_profiles_and_reports_all_bad_ones() {
 }
 
 #[test]
+fn check_takes_profile_names_like_run() {
+    let s = Scratch::new();
+    s.write(
+        "config/hutch/profiles/mine.toml",
+        "version = 1\nextends = [\"cli\"]\n",
+    );
+    s.write(
+        "config/hutch/profiles/mine.local.toml",
+        "version = 1\nhostname = \"mine\"\n",
+    );
+    let out = ok(&s.hutch(&["check", "cli", "mine"]).output().unwrap());
+    assert!(
+        out.contains("cli: ok (builtin:base/system ← builtin:cli)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mine: ok (builtin:base/system ← builtin:cli ← ")
+            && out.contains("config/hutch/profiles/mine.toml ← ")
+            && out.contains("config/hutch/profiles/mine.local.toml)\n"),
+        "the name is looked up, with its .local.toml: {out}"
+    );
+    let out = s.hutch(&["check", "no-such-profile"]).output().unwrap();
+    fails_with(&out, 1, "unknown profile `no-such-profile`");
+}
+
+#[test]
 fn unknown_profiles_and_missing_commands_are_clear_errors() {
     let s = Scratch::new();
     let out = s

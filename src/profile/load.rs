@@ -197,7 +197,9 @@ pub fn load(r: &ProfileRef, search: &SearchPath) -> Result<Profile, ProfileError
 
 /// Parses one file on its own (no extends), as `hutch check` and tests need.
 pub fn parse(file: &Arc<SourceFile>) -> Result<RawProfile, ProfileError> {
-    let raw: RawProfile = toml::from_str(&file.text).map_err(|e| toml_error(file, &e))?;
+    let raw: RawProfile = toml::from_str(&file.text).map_err(|e| {
+        super::version::explain_rejection(file).unwrap_or_else(|| toml_error(file, &e))
+    })?;
     match &raw.version {
         None => Err(Diagnostic::new("missing key `version`")
             .at(file, first_statement(&file.text))
@@ -205,14 +207,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<RawProfile, ProfileError> {
                 "start the profile with `version = {FORMAT_VERSION}`"
             ))
             .into()),
-        Some(v) if *v.get_ref() != FORMAT_VERSION => Err(Diagnostic::new(format!(
-            "key `version`: profile format version {} is not supported",
-            v.get_ref()
-        ))
-        .at(file, v.span())
-        .label("unsupported version")
-        .help(format!("this hutch reads `version = {FORMAT_VERSION}`"))
-        .into()),
+        Some(v) if *v.get_ref() != FORMAT_VERSION => Err(super::version::unsupported(file, v).into()),
         Some(_) => Ok(raw),
     }
 }

@@ -8,6 +8,7 @@
 pub mod load;
 pub mod schema;
 pub mod vars;
+pub mod version;
 
 use std::sync::Arc;
 
