@@ -34,6 +34,10 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Export {
             command: crate::cli::ExportCommand::Oci(args),
         } => crate::export::command::oci(args),
+        Command::Schema => print(
+            &(serde_json::to_string_pretty(&profile::jsonschema::generate()).unwrap_or_default()
+                + "\n"),
+        ),
     }
 }
 
@@ -56,6 +60,12 @@ fn ensure_stdio_open() {
             unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
         }
     }
+}
+
+/// Writes `text` to stdout; exit status 0.
+fn print(text: &str) -> i32 {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    0
 }
 
 fn print_profile_error(e: &ProfileError) {

@@ -89,6 +89,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Print the JSON Schema of the profile format, for editors.
+    ///
+    /// Packages install it as /usr/share/hutch/hutch-profile.schema.json.
+    /// Editors using taplo ("Even Better TOML") validate a profile against it
+    /// and describe each key when the profile's first line is
+    /// `#:schema /usr/share/hutch/hutch-profile.schema.json`.
+    Schema,
     /// Write a profile's sandbox in another format, to run it elsewhere.
     Export {
         #[command(subcommand)]

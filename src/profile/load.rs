@@ -207,7 +207,9 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<RawProfile, ProfileError> {
                 "start the profile with `version = {FORMAT_VERSION}`"
             ))
             .into()),
-        Some(v) if *v.get_ref() != FORMAT_VERSION => Err(super::version::unsupported(file, v).into()),
+        Some(v) if *v.get_ref() != FORMAT_VERSION => {
+            Err(super::version::unsupported(file, v).into())
+        }
         Some(_) => Ok(raw),
     }
 }

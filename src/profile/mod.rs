@@ -5,8 +5,11 @@
 //! merged eagerly: the planner asks for "the last layer that sets X", so every
 //! value keeps the file and span it came from for error messages.
 
+pub mod jsonschema;
 pub mod load;
+pub mod reference;
 pub mod schema;
+pub mod shape;
 pub mod vars;
 pub mod version;
 

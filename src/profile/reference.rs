@@ -1,0 +1,926 @@
+//! The words of the profile reference: what each key means, its default, an
+//! example, and constraints the planner checks that a JSON Schema can also
+//! express. Which keys exist, their types, values and whether they are
+//! required come from the parser itself ([`super::shape`]); the tests check
+//! that every key it finds is described here and that nothing here is
+//! unknown to it, that every example parses, and that every constraint
+//! agrees with the planner. hutch-profile(5) and the JSON Schema
+//! (`hutch schema`) are generated from the two together.
+//!
+//! Text conventions: `code` in backquotes; paragraphs separated by a blank
+//! line; no other markup.
+
+/// The documentation of one key (or table) of the profile format.
+#[derive(Debug, Clone, Copy)]
+pub struct Doc {
+    /// Dotted path as [`super::shape::Shape::walk`] spells it:
+    /// `seccomp.errno`, `mount[].dst`, `volumes.*.mode`.
+    pub path: &'static str,
+    /// One sentence: the editor's tooltip, the man page's first line.
+    pub summary: &'static str,
+    /// More for the man page; may be empty.
+    pub details: &'static str,
+    /// What applies when the key is absent, in words; empty for tables
+    /// and required keys.
+    pub default: &'static str,
+    /// The default as a TOML value, where there is one (for editors).
+    pub default_value: Option<&'static str>,
+    /// A TOML value for the key, parsed by the tests; empty for tables.
+    pub example: &'static str,
+    /// The meaning of each value, for keys with a fixed set of them.
+    pub values: &'static [(&'static str, &'static str)],
+    /// A JSON Schema fragment (an object) merged into the key's schema:
+    /// limits the planner enforces that the schema can state too.
+    pub constraint: &'static str,
+}
+
+impl Doc {
+    const fn new(path: &'static str, summary: &'static str) -> Doc {
+        Doc {
+            path,
+            summary,
+            details: "",
+            default: "",
+            default_value: None,
+            example: "",
+            values: &[],
+            constraint: "",
+        }
+    }
+}
+
+/// Schema fragments shared by several keys, under `definitions` in the
+/// JSON Schema (see `jsonschema.rs`, which fills in the variable names).
+const PATH: &str = r##"{"$ref": "#/definitions/path"}"##;
+const PATH_NOT_ROOT: &str = r##"{"$ref": "#/definitions/path", "not": {"pattern": "^/+$"}}"##;
+const PATHS: &str = r##"{"items": {"$ref": "#/definitions/path"}}"##;
+const ENFORCE: &[(&str, &str)] = &[
+    ("required", "refuse to run if the kernel cannot apply it"),
+    (
+        "best-effort",
+        "apply what the kernel supports; `--explain`, `-v` and a warning on each run say what was left out",
+    ),
+    ("off", "do not apply it"),
+];
+
+/// Every key of the profile format, in the order of the man page.
+pub static KEYS: &[Doc] = &[
+    Doc {
+        details: "Every file must start with it, `.local.toml` overrides included. A file with another version is refused before any of its keys is looked at; see VERSIONS.",
+        example: "1",
+        constraint: r#"{"const": 1}"#,
+        ..Doc::new("version", "The profile format version; this hutch reads 1.")
+    },
+    Doc {
+        details: "Shown by `hutch profiles`.",
+        example: r#""Untrusted CLI tool: current directory read-write""#,
+        ..Doc::new("description", "What the profile is for, in one line.")
+    },
+    Doc {
+        details: "Each entry is a profile name, looked up in the search path (see FILES; names may contain `/`, as in `base/system`), or a path ending in `.toml`, relative to the file that names it. The bases are applied first, depth first, each once, in the order given; then this file. A cycle is an error.",
+        default: "none",
+        example: r#"["base/system"]"#,
+        constraint: r#"{"items": {"anyOf": [{"pattern": "\\.toml$"}, {"pattern": "^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", "not": {"pattern": "(^|/)\\.{1,2}(/|$)"}}]}}"#,
+        ..Doc::new("extends", "Profiles this one builds on.")
+    },
+    Doc {
+        details: "A command given on the command line replaces it. Looked up in the sandbox's `PATH`.",
+        default: "the command given on the command line; with an image, its Entrypoint and Cmd",
+        example: r#"["/usr/bin/jq", "."]"#,
+        constraint: r#"{"minItems": 1}"#,
+        ..Doc::new("command", "The command to run when none is given.")
+    },
+    Doc {
+        details: "Variables are expanded (see VARIABLES); the result must be an absolute path without `..`.",
+        default: "the caller's directory if it is bound at the same path, else `/` (with an image: its WorkingDir)",
+        example: r#""${CWD}""#,
+        constraint: PATH,
+        ..Doc::new("cwd", "The working directory inside the sandbox.")
+    },
+    Doc {
+        details: "Needs the uts namespace. At most 64 letters, digits, `-` and `.`.",
+        default: "\"hutch\"",
+        default_value: Some("\"hutch\""),
+        example: r#""build-box""#,
+        constraint: r#"{"pattern": "^[A-Za-z0-9.-]{1,64}$"}"#,
+        ..Doc::new("hostname", "The sandbox's hostname.")
+    },
+    Doc {
+        details: "Whatever is chosen inside, the payload is always mapped to the caller's own uid and gid outside: \"self\" keeps them, \"root\" is uid and gid 0 inside, \"UID\" or \"UID:GID\" are those numbers inside (the gid defaults to the uid).",
+        default: "\"self\"; with an image, its User (else root)",
+        example: r#""root""#,
+        ..Doc::new("identity", "Who the payload is inside the sandbox.")
+    },
+    Doc {
+        details: "hutch's init reaps orphans, forwards signals and exits with the payload's status. With `false` the payload itself is PID 1 (and, like any PID 1, ignores signals it has no handler for).",
+        default: "true",
+        default_value: Some("true"),
+        example: "false",
+        ..Doc::new(
+            "init",
+            "Run hutch's init as PID 1, the payload as its child.",
+        )
+    },
+    Doc {
+        details: "Each entry names the `dst` of a `[[mount]]` entry from a profile this one extends (variables expanded); that entry is dropped. Naming nothing inherited is an error.",
+        example: r#"["/tmp"]"#,
+        constraint: PATHS,
+        ..Doc::new(
+            "remove",
+            "Drop inherited `[[mount]]` entries, by destination.",
+        )
+    },
+    Doc {
+        details: "Either way the payload cannot type into the caller's shell: with the terminal kept, the seccomp filter blocks the TIOCSTI and TIOCLINUX ioctls (so \"inherit\" needs the filter).",
+        default: "\"auto\"",
+        default_value: Some("\"auto\""),
+        example: r#""none""#,
+        values: &[
+            (
+                "auto",
+                "keep the caller's terminal when standard input is one, else as \"none\"",
+            ),
+            ("inherit", "always keep it: same session, job control works"),
+            ("none", "a new session without a controlling terminal"),
+        ],
+        ..Doc::new(
+            "terminal",
+            "Whether the payload keeps the caller's terminal.",
+        )
+    },
+    Doc {
+        details: "Instead of an empty tmpfs. Bound read-only, recursively, nosuid and nodev, unless `writable` gives it a writable layer; the `[[mount]]` entries go on top, so their mount points must exist in it (a writable layer creates them). Set either `root` or `image` in one file; the last layer that sets one decides. Needs the mount namespace.",
+        example: r#""/srv/debian""#,
+        constraint: PATH,
+        ..Doc::new("root", "A host directory to use as the sandbox's `/`.")
+    },
+    Doc {
+        details: "The image's layers are stacked read-only with overlayfs; its Entrypoint, Cmd, Env, WorkingDir and User are defaults that the profile's keys override. `hutch run --image` overrides it.",
+        example: r#""busybox""#,
+        constraint: r#"{"pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,254}$"}"#,
+        ..Doc::new(
+            "image",
+            "An imported image (`hutch image list`) to use as the sandbox's `/`.",
+        )
+    },
+    Doc {
+        details: "`false`: read-only. \"tmpfs\": changes in memory, gone at exit. An absolute path (variables allowed): changes kept in its `upper` directory across runs, one sandbox at a time. \"volume:NAME\": the same in a volume (created if missing). Needs `root` or `image`. A tmpfs layer needs Linux 6.6 or later; a directory needs a filesystem with user extended attributes.",
+        default: "false with `root`, \"tmpfs\" with `image`",
+        example: r#""volume:debian-changes""#,
+        ..Doc::new("writable", "The writable layer over `root` or `image`.")
+    },
+    Doc {
+        details: "Each key is a namespace; all are `true` (new, private) by default. Setting one to `false` shares the host's.",
+        ..Doc::new("namespaces", "Which namespaces the sandbox gets.")
+    },
+    Doc {
+        details: "`false` only works as root.",
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.user",
+            "A user namespace (how hutch works without privileges).",
+        )
+    },
+    Doc {
+        details: "Needed by `[[mount]]`, `root`, `image` and volumes.",
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.mount",
+            "A mount namespace: the sandbox's own filesystem tree.",
+        )
+    },
+    Doc {
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.pid",
+            "A pid namespace: the sandbox sees only its own processes.",
+        )
+    },
+    Doc {
+        details: "Needed by `hostname`.",
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.uts",
+            "A uts namespace: the sandbox's own hostname.",
+        )
+    },
+    Doc {
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.ipc",
+            "An ipc namespace: no System V IPC or POSIX message queues shared with the host.",
+        )
+    },
+    Doc {
+        details: "A new network namespace has only a loopback interface: no network. `false` shares the host's network; say it explicitly.",
+        default: "true",
+        default_value: Some("true"),
+        example: "false",
+        ..Doc::new("namespaces.net", "A network namespace.")
+    },
+    Doc {
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "namespaces.cgroup",
+            "A cgroup namespace: /proc/self/cgroup shows the sandbox's own cgroup as `/`.",
+        )
+    },
+    Doc {
+        details: "Variables kept by default: TERM COLORTERM NO_COLOR LANG LANGUAGE LC_* TZ USER LOGNAME. Set unless the profile sets them: PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin and HOME.",
+        ..Doc::new("env", "The payload's environment.")
+    },
+    Doc {
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "env.clear",
+            "Start from an empty environment (`false`: from the caller's).",
+        )
+    },
+    Doc {
+        details: "Added to the default keep list. An entry is a variable name, a prefix pattern ending in `*`, or `!NAME` (or `!PREFIX*`) to drop a name kept by default or by a lower layer.",
+        example: r#"["SSH_AUTH_SOCK", "MY_PREFIX_*", "!TZ"]"#,
+        constraint: r#"{"items": {"pattern": "^!?([A-Za-z_][A-Za-z0-9_]*\\*?|\\*)$"}}"#,
+        ..Doc::new("env.keep", "Variables passed through from the caller.")
+    },
+    Doc {
+        details: "Values may use variables (see VARIABLES).",
+        example: r#"{ EDITOR = "vi", DATA = "${HOME}/data" }"#,
+        constraint: r##"{"additionalProperties": {"$ref": "#/definitions/text"}}"##,
+        ..Doc::new("env.set", "Variables set explicitly.")
+    },
+    Doc {
+        details: "The default filter checks the architecture and denies with EPERM the groups @keyring @bpf @perf @userfaultfd @kexec @module @handle @debug @mount @swap @reboot @syslog @acct @clock @raw-io @personality @userns and @tty-inject.",
+        ..Doc::new("seccomp", "The system call filter.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: ENFORCE,
+        ..Doc::new("seccomp.enforce", "How strictly the filter is required.")
+    },
+    Doc {
+        details: "Turning it off must be written out.",
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new("seccomp.default", "Use hutch's default filter.")
+    },
+    Doc {
+        details: "System call names (as in syscalls(2)) or @groups. A name unknown on this machine's architecture is an error.",
+        example: r#"["ptrace"]"#,
+        ..Doc::new(
+            "seccomp.allow",
+            "System calls or @groups taken out of the filter.",
+        )
+    },
+    Doc {
+        example: r#"["@keyring", "socket"]"#,
+        ..Doc::new(
+            "seccomp.deny",
+            "System calls or @groups added to the filter.",
+        )
+    },
+    Doc {
+        default: "\"errno\"",
+        default_value: Some("\"errno\""),
+        example: r#""log""#,
+        values: &[
+            ("errno", "the call fails with `errno`"),
+            (
+                "log",
+                "nothing is blocked; every rule only logs (learning which calls a program makes)",
+            ),
+            ("kill", "the process is killed"),
+        ],
+        ..Doc::new("seccomp.action", "What calls in `deny` get.")
+    },
+    Doc {
+        default: "\"EPERM\"",
+        default_value: Some("\"EPERM\""),
+        example: r#""EACCES""#,
+        ..Doc::new(
+            "seccomp.errno",
+            "The error denied calls return with `action = \"errno\"`.",
+        )
+    },
+    Doc {
+        details: "Browsers' own sandboxes need it.",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "seccomp.nested_userns",
+            "Allow creating user namespaces inside the sandbox.",
+        )
+    },
+    Doc {
+        details: "Paths in its rules are paths inside the sandbox.",
+        ..Doc::new(
+            "landlock",
+            "Landlock rules: which files and ports the payload may use.",
+        )
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: ENFORCE,
+        ..Doc::new(
+            "landlock.fs",
+            "How strictly the filesystem rules are required.",
+        )
+    },
+    Doc {
+        details: "Read-only binds may be read and executed, writable binds and tmpfs read and written, device nodes used only in /dev, any directory listed; nothing else.",
+        default: "true",
+        default_value: Some("true"),
+        example: "true",
+        ..Doc::new(
+            "landlock.from_mounts",
+            "Derive filesystem rules from the `[[mount]]` entries.",
+        )
+    },
+    Doc {
+        example: r#"["/opt/tool"]"#,
+        constraint: PATHS,
+        ..Doc::new(
+            "landlock.read",
+            "Extra paths the payload may read and execute.",
+        )
+    },
+    Doc {
+        example: r#"["/data/out"]"#,
+        constraint: PATHS,
+        ..Doc::new(
+            "landlock.write",
+            "Extra paths the payload may read and write.",
+        )
+    },
+    Doc {
+        details: "TCP port rules need Landlock ABI 4 (Linux 6.7); they apply when `tcp_bind` or `tcp_connect` is given.",
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: ENFORCE,
+        ..Doc::new(
+            "landlock.net",
+            "How strictly the TCP port rules are required.",
+        )
+    },
+    Doc {
+        details: "An empty list forbids binding any.",
+        default: "no rule: any port",
+        example: "[8080]",
+        ..Doc::new("landlock.tcp_bind", "TCP ports the payload may bind.")
+    },
+    Doc {
+        details: "An empty list forbids connecting anywhere over TCP.",
+        default: "no rule: any port",
+        example: "[443]",
+        ..Doc::new(
+            "landlock.tcp_connect",
+            "TCP ports the payload may connect to.",
+        )
+    },
+    Doc {
+        details: "Landlock ABI 6 (Linux 6.12): the payload can neither reach the host's abstract sockets (@X11, D-Bus) nor signal host processes, even with a shared network or pid namespace.",
+        default: "\"best-effort\"",
+        default_value: Some("\"best-effort\""),
+        example: r#""required""#,
+        values: ENFORCE,
+        ..Doc::new(
+            "landlock.scope",
+            "Keep abstract unix sockets and signals inside the sandbox.",
+        )
+    },
+    Doc {
+        details: "Each sets the soft and the hard limit: a number, a size, or \"unlimited\". See setrlimit(2).",
+        ..Doc::new("rlimits", "Resource limits of the payload's processes.")
+    },
+    Doc {
+        example: "1024",
+        ..Doc::new("rlimits.nofile", "Open file descriptors (RLIMIT_NOFILE).")
+    },
+    Doc {
+        example: "512",
+        ..Doc::new("rlimits.nproc", "Processes of the user (RLIMIT_NPROC).")
+    },
+    Doc {
+        example: r#""4G""#,
+        ..Doc::new("rlimits.as", "Address space (RLIMIT_AS).")
+    },
+    Doc {
+        example: "0",
+        ..Doc::new("rlimits.core", "Core file size (RLIMIT_CORE).")
+    },
+    Doc {
+        example: "60",
+        ..Doc::new("rlimits.cpu", "CPU seconds (RLIMIT_CPU).")
+    },
+    Doc {
+        example: r#""1G""#,
+        ..Doc::new("rlimits.fsize", "File size (RLIMIT_FSIZE).")
+    },
+    Doc {
+        example: r#""8M""#,
+        ..Doc::new("rlimits.stack", "Stack size (RLIMIT_STACK).")
+    },
+    Doc {
+        example: r#""64K""#,
+        ..Doc::new("rlimits.memlock", "Locked memory (RLIMIT_MEMLOCK).")
+    },
+    Doc {
+        details: "hutch asks for a cgroup where the system hands them out: a transient systemd scope over D-Bus, a delegated cgroup v2 subtree, or as root cgroup v2 or v1 directly. `--explain` shows the choice.",
+        ..Doc::new(
+            "limits",
+            "cgroup limits on everything in the sandbox together.",
+        )
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: ENFORCE,
+        ..Doc::new("limits.enforce", "How strictly the limits are required.")
+    },
+    Doc {
+        details: "At least \"1M\". The payload is OOM-killed above it; hutch then exits with 137 and says so.",
+        example: r#""512M""#,
+        constraint: r#"{"not": {"type": "integer", "maximum": 1048575}}"#,
+        ..Doc::new(
+            "limits.memory",
+            "Memory (memory.max): a size, or \"unlimited\".",
+        )
+    },
+    Doc {
+        example: "0",
+        ..Doc::new(
+            "limits.swap",
+            "Swap (memory.swap.max): a size; 0 forbids swapping.",
+        )
+    },
+    Doc {
+        details: "From 0.01 to 4096.",
+        example: "0.5",
+        constraint: r#"{"minimum": 0.01, "maximum": 4096}"#,
+        ..Doc::new(
+            "limits.cpu",
+            "CPU time as a number of CPUs: 0.5 is half of one, 2 two.",
+        )
+    },
+    Doc {
+        default: "100",
+        default_value: Some("100"),
+        example: "200",
+        constraint: r#"{"minimum": 1, "maximum": 10000}"#,
+        ..Doc::new(
+            "limits.cpu_weight",
+            "Share of CPU against siblings (cpu.weight), 1 to 10000.",
+        )
+    },
+    Doc {
+        details: "At least 2 with hutch's init (init and the payload), else 1.",
+        example: "256",
+        constraint: r#"{"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}"#,
+        ..Doc::new("limits.pids", "Processes and threads (pids.max).")
+    },
+    Doc {
+        default: "100",
+        default_value: Some("100"),
+        example: "200",
+        constraint: r#"{"minimum": 1, "maximum": 10000}"#,
+        ..Doc::new(
+            "limits.io_weight",
+            "Share of disk I/O against siblings (io.weight), 1 to 10000.",
+        )
+    },
+    Doc {
+        details: "Entries apply in order, later ones over earlier ones; inherited entries come first. An entry whose `dst` equals an inherited one replaces it in place; two entries with the same `dst` in one file are an error. All binds are nosuid; all but `dev-bind` are nodev. Which keys an entry takes depends on its `type`.",
+        ..Doc::new(
+            "mount",
+            "The sandbox's filesystem, as an ordered list of `[[mount]]` tables.",
+        )
+    },
+    Doc {
+        example: r#""ro-bind""#,
+        values: &[
+            (
+                "ro-bind",
+                "bind `src` read-only, recursively: every submount is read-only too",
+            ),
+            ("bind", "bind `src` writable"),
+            ("dev-bind", "bind `src` writable, with device nodes usable"),
+            ("tmpfs", "an empty, private tmpfs (`size`, `mode`)"),
+            ("proc", "a /proc for the sandbox's own pid namespace"),
+            (
+                "dev",
+                "a minimal /dev: null zero full random urandom tty, a private pts and ptmx, shm, and the fd and std* links",
+            ),
+            ("dir", "a directory (`mode`)"),
+            (
+                "symlink",
+                "a symlink to `target`, which may not lead out of the sandbox",
+            ),
+            ("file", "a read-only file with `content` (`mode`)"),
+        ],
+        ..Doc::new("mount[].type", "What the entry mounts.")
+    },
+    Doc {
+        details: "Required by the bind types. Must exist unless `optional = true`.",
+        example: r#""/usr""#,
+        constraint: PATH,
+        ..Doc::new("mount[].src", "The host path to bind.")
+    },
+    Doc {
+        details: "Resolved inside the sandbox without following symlinks out of it; not `/`.",
+        example: r#""/usr""#,
+        constraint: PATH_NOT_ROOT,
+        ..Doc::new("mount[].dst", "Where the entry appears inside the sandbox.")
+    },
+    Doc {
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "mount[].optional",
+            "Skip the entry, silently, if `src` does not exist.",
+        )
+    },
+    Doc {
+        default: "\"0755\" for directories, \"1777\" for tmpfs, \"0444\" for files",
+        example: r#""0700""#,
+        ..Doc::new(
+            "mount[].mode",
+            "Permission bits of a `tmpfs`, `dir` or `file`.",
+        )
+    },
+    Doc {
+        default: "the kernel's (half of the RAM)",
+        example: r#""64M""#,
+        ..Doc::new("mount[].size", "The size limit of a `tmpfs`.")
+    },
+    Doc {
+        details: "Required by `symlink`.",
+        example: r#""usr/bin""#,
+        constraint: r##"{"$ref": "#/definitions/text"}"##,
+        ..Doc::new("mount[].target", "Where a `symlink` points.")
+    },
+    Doc {
+        details: "Required by `file`.",
+        example: r#""nameserver 127.0.0.1\n""#,
+        ..Doc::new("mount[].content", "The content of a `file`.")
+    },
+    Doc {
+        details: "For example /bin on merged-/usr systems, a link to usr/bin.",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "mount[].keep_symlink",
+            "When `src` is a symlink, recreate it instead of binding its target.",
+        )
+    },
+    Doc {
+        details: "A volume NAME (1 to 64 letters, digits, `_`, `-`, `.`, starting with a letter or digit) lives in $XDG_DATA_HOME/hutch/volumes/NAME, created empty (mode 0700) on first use and never deleted but by `hutch volume rm`. Volumes are mounted after every `[[mount]]` entry, shallowest first. Each key may come from a different layer; `dst` must be set by one of them; two volumes may not share a `dst`.",
+        constraint: r#"{"propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}"#,
+        ..Doc::new(
+            "volumes",
+            "Directories kept by hutch that outlive the sandbox: `[volumes.NAME]` tables.",
+        )
+    },
+    Doc {
+        details: "Required (in some layer); not `/`.",
+        example: r#""~/.cache/prog""#,
+        constraint: PATH_NOT_ROOT,
+        ..Doc::new(
+            "volumes.*.dst",
+            "Where the volume appears inside the sandbox.",
+        )
+    },
+    Doc {
+        default: "\"rw\"",
+        default_value: Some("\"rw\""),
+        example: r#""ro""#,
+        values: &[("rw", "read-write"), ("ro", "read-only")],
+        ..Doc::new("volumes.*.mode", "How the volume is mounted.")
+    },
+    Doc {
+        details: "hutch holds a lock on the volume for the sandbox's life: exclusive, or shared with `shared = true`, and refuses a second user meanwhile.",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "volumes.*.shared",
+            "Several sandboxes may use the volume at once.",
+        )
+    },
+    Doc {
+        details: "Under $XDG_DATA_HOME/hutch/volumes/.tmp/SANDBOX/NAME. Cannot be `shared` or read-only.",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "volumes.*.tmp",
+            "A fresh, empty directory on disk for this sandbox only, deleted when it exits.",
+        )
+    },
+];
+
+/// A value type with a `Deserialize` of its own ([`super::shape::Shape::Custom`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TypeDoc {
+    /// The Rust type's name.
+    pub name: &'static str,
+    /// How the man page calls it.
+    pub title: &'static str,
+    /// What it accepts, in words.
+    pub accepts: &'static str,
+    /// Its JSON Schema (an object).
+    pub schema: &'static str,
+}
+
+/// `Size::parse`: digits, then optionally a binary suffix, any case (as a
+/// JSON string's content: backslashes doubled).
+macro_rules! size_pattern {
+    () => {
+        r"^\\s*[0-9]+\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?\\s*$"
+    };
+}
+
+/// Every type with a `Deserialize` of its own.
+pub static TYPES: &[TypeDoc] = &[
+    TypeDoc {
+        name: "Size",
+        title: "size",
+        accepts: "a number of bytes, or a string of digits with a binary suffix K, M, G, T (KB, KiB, ... in any case): \"64M\" is 64 MiB",
+        schema: concat!(
+            r#"{"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": ""#,
+            size_pattern!(),
+            r#""}]}"#
+        ),
+    },
+    TypeDoc {
+        name: "Limit",
+        title: "limit",
+        accepts: "a number, a size (\"64M\"), or \"unlimited\"",
+        schema: concat!(
+            r#"{"anyOf": [{"type": "integer", "minimum": 0}, {"const": "unlimited"}, {"type": "string", "pattern": ""#,
+            size_pattern!(),
+            r#""}]}"#
+        ),
+    },
+    TypeDoc {
+        name: "Mode",
+        title: "mode",
+        accepts: "an octal string of permission bits up to \"7777\", optionally with a leading 0 or 0o: \"0755\", \"1777\"",
+        schema: r#"{"type": "string", "pattern": "^(0o)?(0[0-7]{1,4}|[0-7]{1,4})$"}"#,
+    },
+    TypeDoc {
+        name: "Cpus",
+        title: "number of CPUs",
+        accepts: "a number, with or without a fraction: 0.5, 2",
+        schema: r#"{"type": "number"}"#,
+    },
+    TypeDoc {
+        name: "Identity",
+        title: "identity",
+        accepts: "\"self\", \"root\", \"UID\" or \"UID:GID\" (numbers), or a uid as an integer",
+        schema: r#"{"anyOf": [{"enum": ["self", "root"]}, {"type": "string", "pattern": "^[0-9]{1,10}(:[0-9]{1,10})?$"}, {"type": "integer", "minimum": 0, "maximum": 4294967295}]}"#,
+    },
+    TypeDoc {
+        name: "Writable",
+        title: "writable layer",
+        accepts: "false, \"tmpfs\", \"volume:NAME\", or an absolute path (variables allowed)",
+        schema: r##"{"anyOf": [{"const": false}, {"const": "tmpfs"}, {"type": "string", "pattern": "^volume:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}, {"$ref": "#/definitions/path"}]}"##,
+    },
+    TypeDoc {
+        name: "ErrnoValue",
+        title: "errno",
+        accepts: "an errno name (\"EPERM\", \"EACCES\", \"ENOSYS\", ...) or a number from 1 to 4095",
+        // The names are filled in from the parser's table (jsonschema.rs).
+        schema: r#"{"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 4095}]}"#,
+    },
+];
+
+/// The documentation of a key, by its dotted path.
+pub fn doc(path: &str) -> Option<&'static Doc> {
+    KEYS.iter().find(|d| d.path == path)
+}
+
+/// The documentation of a custom type, by its Rust name.
+pub fn type_doc(name: &str) -> Option<&'static TypeDoc> {
+    TYPES.iter().find(|t| t.name == name)
+}
+
+/// A whole profile that sets the key of `doc` to its example, with what the
+/// key needs around it (its table, a `[[mount]]` entry of a type that takes
+/// it). `None` for tables.
+pub fn example_profile(doc: &Doc) -> Option<String> {
+    if doc.example.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    if doc.path != "version" {
+        text.push_str("version = 1\n");
+    }
+    if let Some(key) = doc.path.strip_prefix("mount[].") {
+        let kind = match key {
+            "type" => serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<
+                serde::de::value::Error,
+            >::new(
+                doc.example.trim_matches('"')
+            ))
+            .ok()?,
+            _ => mount_kind_taking(key)?,
+        };
+        let mut entry = vec![
+            ("type", format!("\"{}\"", kind.name())),
+            ("dst", "\"/x\"".to_string()),
+        ];
+        entry.extend(mount_needs(kind).iter().map(|(k, v)| (*k, v.to_string())));
+        match entry.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = doc.example.to_string(),
+            None => entry.push((key, doc.example.to_string())),
+        }
+        text.push_str("[[mount]]\n");
+        for (k, v) in entry {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        return Some(text);
+    }
+    if let Some(key) = doc.path.strip_prefix("volumes.*.") {
+        text.push_str("[volumes.example]\n");
+        if key != "dst" {
+            text.push_str("dst = \"/example\"\n");
+        }
+        text.push_str(&format!("{key} = {}\n", doc.example));
+        return Some(text);
+    }
+    match doc.path.rsplit_once('.') {
+        Some((table, key)) => text.push_str(&format!("[{table}]\n{key} = {}\n", doc.example)),
+        None => text.push_str(&format!("{} = {}\n", doc.path, doc.example)),
+    }
+    Some(text)
+}
+
+/// The keys a mount type cannot do without besides `type` and `dst` (the
+/// planner's rule, in `plan/mounts.rs`), with a sample value.
+pub fn mount_needs(kind: super::schema::MountKind) -> &'static [(&'static str, &'static str)] {
+    use super::schema::MountKind;
+    match kind {
+        MountKind::RoBind | MountKind::Bind | MountKind::DevBind => &[("src", "\"/usr\"")],
+        MountKind::Symlink => &[("target", "\"usr\"")],
+        MountKind::File => &[("content", "\"\"")],
+        MountKind::Tmpfs | MountKind::Proc | MountKind::Dev | MountKind::Dir => &[],
+    }
+}
+
+/// A mount type that takes `key` (any type takes `type`, `dst`, `optional`).
+fn mount_kind_taking(key: &str) -> Option<super::schema::MountKind> {
+    use super::schema::MountKind;
+    let all = [
+        MountKind::RoBind,
+        MountKind::Bind,
+        MountKind::DevBind,
+        MountKind::Tmpfs,
+        MountKind::Proc,
+        MountKind::Dev,
+        MountKind::Dir,
+        MountKind::Symlink,
+        MountKind::File,
+    ];
+    all.into_iter().find(|k| {
+        matches!(key, "type" | "dst" | "optional" | "src") && k.is_bind()
+            || k.allowed_keys().contains(&key)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::SourceFile;
+    use crate::profile::shape::{self, Shape};
+
+    #[test]
+    fn every_key_the_parser_accepts_is_documented_and_nothing_else() {
+        let walked: Vec<String> = shape::profile()
+            .walk()
+            .into_iter()
+            .map(|(p, _, _)| p)
+            .collect();
+        let missing: Vec<&String> = walked.iter().filter(|p| doc(p).is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "keys the parser accepts without documentation in src/profile/reference.rs: {missing:?}"
+        );
+        let unknown: Vec<&str> = KEYS
+            .iter()
+            .map(|d| d.path)
+            .filter(|p| !walked.iter().any(|w| w == p))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "documented keys the parser does not accept: {unknown:?}"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for d in KEYS {
+            assert!(seen.insert(d.path), "{} documented twice", d.path);
+        }
+    }
+
+    #[test]
+    fn every_custom_type_is_described() {
+        let mut used = Vec::new();
+        for (path, s, _) in shape::profile().walk() {
+            let mut s = s;
+            while let Shape::Array(inner) | Shape::Map(inner) = s {
+                s = inner;
+            }
+            if let Shape::Custom(name) = s {
+                assert!(
+                    type_doc(name).is_some(),
+                    "{path}: type {name} has no TypeDoc"
+                );
+                used.push(*name);
+            }
+        }
+        for t in TYPES {
+            assert!(
+                used.contains(&t.name),
+                "TypeDoc {} is not used by any key",
+                t.name
+            );
+            let v: serde_json::Value = serde_json::from_str(t.schema)
+                .unwrap_or_else(|e| panic!("{}: schema is not JSON: {e}", t.name));
+            assert!(v.is_object(), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn documented_values_are_the_parsers() {
+        for (path, s, _) in shape::profile().walk() {
+            let d = doc(&path).unwrap();
+            match s {
+                Shape::Enum(values) => {
+                    let documented: Vec<&str> = d.values.iter().map(|(v, _)| *v).collect();
+                    assert_eq!(&documented, values, "{path}: document each value, in order");
+                }
+                _ => assert!(d.values.is_empty(), "{path} has no fixed set of values"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_example_parses() {
+        let profile = shape::profile();
+        let walked = profile.walk();
+        for d in KEYS {
+            let Some(text) = example_profile(d) else {
+                let (_, s, _) = walked.iter().find(|(p, _, _)| p == d.path).unwrap();
+                let is_table = match s {
+                    Shape::Table(_) => true,
+                    Shape::Array(inner) | Shape::Map(inner) => matches!(**inner, Shape::Table(_)),
+                    _ => false,
+                };
+                assert!(is_table, "{}: give an example", d.path);
+                continue;
+            };
+            let file = SourceFile::new(format!("example:{}", d.path), None, text.clone());
+            crate::profile::parse(&file)
+                .unwrap_or_else(|e| panic!("{}:\n{text}\n{}", d.path, e.0.render()));
+        }
+    }
+
+    #[test]
+    fn constraints_are_json_objects() {
+        for d in KEYS {
+            if !d.constraint.is_empty() {
+                let v: serde_json::Value = serde_json::from_str(d.constraint)
+                    .unwrap_or_else(|e| panic!("{}: {e}", d.path));
+                assert!(v.is_object(), "{}", d.path);
+            }
+            if let Some(v) = d.default_value {
+                assert!(
+                    crate::profile::jsonschema::toml_value(v).is_some(),
+                    "{}: default {v} is not a TOML value",
+                    d.path
+                );
+            }
+        }
+    }
+}
