@@ -34,6 +34,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Export {
             command: crate::cli::ExportCommand::Oci(args),
         } => crate::export::command::oci(args),
+        Command::Completions { shell } => print(shell.script()),
+        Command::Man { page } => crate::manpages::run(page.as_deref()),
+        Command::Complete { words } => crate::completions::run(&words),
         Command::Schema => print(
             &(serde_json::to_string_pretty(&profile::jsonschema::generate()).unwrap_or_default()
                 + "\n"),
@@ -287,7 +290,13 @@ fn profiles(json: bool) -> i32 {
     0
 }
 
-fn collect_profiles(base: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, PathBuf)>) {
+/// The profiles in `dir`, as (name, path), three levels deep at most.
+pub(crate) fn collect_profiles(
+    base: &Path,
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<(String, PathBuf)>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -96,6 +96,35 @@ pub enum Command {
     /// and describe each key when the profile's first line is
     /// `#:schema /usr/share/hutch/hutch-profile.schema.json`.
     Schema,
+    /// Print the completion script of a shell.
+    ///
+    /// Packages install them. After `cargo install`, for example:
+    /// `hutch completions bash > ~/.local/share/bash-completion/completions/hutch`,
+    /// `hutch completions zsh > ~/.zfunc/_hutch` (with ~/.zfunc in fpath), or
+    /// `hutch completions fish > ~/.config/fish/completions/hutch.fish`.
+    /// They complete subcommands, options, profile names from the search path,
+    /// image and volume names, and the names of running sandboxes.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: crate::completions::Shell,
+    },
+    /// Print a manual page (roff), or list them.
+    ///
+    /// For `cargo install`, which installs no pages: `hutch man hutch-profile |
+    /// man -l -`. Packages install them where `man` finds them.
+    Man {
+        /// The page: hutch, hutch-run, ..., hutch-profile. Without it, the list.
+        page: Option<String>,
+    },
+    /// Complete a command line (what the completion scripts call).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// The words of the command line up to the cursor, the program first
+        /// and the word being completed last.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// Write a profile's sandbox in another format, to run it elsewhere.
     Export {
         #[command(subcommand)]
