@@ -39,14 +39,16 @@ order="$out_dir/hutch.order"
 
 # Extra arguments after `--` apply to the final link of hutch only, so the
 # second pass relinks without rebuilding the dependencies.
-cargo rustc --release --locked --target "$host" --bin hutch "$@" \
-  -- -C "link-arg=-Wl,-Map=$PWD/$map" -C link-arg=-Wl,--no-demangle >&2
+link() {
+  cargo rustc --release --locked --target "$host" --bin hutch "$@" \
+    -- -C "link-arg=-Wl,-Map=$PWD/$map" -C link-arg=-Wl,--no-demangle "${extra[@]}" >&2
+}
+extra=()
 
-ordered=no
-if [ "${HUTCH_NO_ORDER:-0}" != 1 ] && head -1 "$map" | grep -q '^ *VMA ' \
-  && command -v c++filt >/dev/null; then
-  # Every symbol the map names (one per function section for Rust code),
-  # demangled and stripped of hashes so that the list survives rebuilds.
+# Every symbol the map names (one per function section for Rust code),
+# demangled and stripped of hashes so that the list survives rebuilds; the
+# functions of packaging/hot-functions.txt among them, in its order.
+write_order() {
   awk 'NF == 5 && $5 !~ /:\(/ && $5 !~ /^\./ { print $5 }' "$map" | sort -u > "$order.names"
   c++filt < "$order.names" | sed -E 's/\[[0-9a-f]{16}\]//g; s/::h[0-9a-f]{16}$//' > "$order.plain"
   paste -d '\t' "$order.plain" "$order.names" \
@@ -66,16 +68,37 @@ if [ "${HUTCH_NO_ORDER:-0}" != 1 ] && head -1 "$map" | grep -q '^ *VMA ' \
           }
         }' packaging/hot-functions.txt - > "$order"
   rm -f "$order.names" "$order.plain"
-  if [ -s "$order" ]; then
+}
+
+ordered=no
+can_order=no
+if [ "${HUTCH_NO_ORDER:-0}" != 1 ] && command -v c++filt >/dev/null; then
+  can_order=yes
+fi
+# A binary linked with an order before (hutch.order.linked): build with the
+# same arguments, which cargo finds up to date when nothing changed (so the
+# Debian, RPM and Arch recipes, run one after the other on one target
+# directory, compile hutch once), then relink only if the order changed.
+if [ "$can_order" = yes ] && [ -s "$order.linked" ] && [ -x "$out_dir/hutch" ]; then
+  extra=(-C "link-arg=-Wl,--symbol-ordering-file=$PWD/$order.linked" -C link-arg=-Wl,--no-warn-symbol-ordering)
+  link "$@"
+  ordered=yes
+else
+  link "$@"
+fi
+if [ "$can_order" = yes ] && head -1 "$map" | grep -q '^ *VMA '; then
+  write_order
+  if [ -s "$order" ] && ! cmp -s "$order" "$order.linked"; then
+    cp "$order" "$order.linked"
+    extra=(-C "link-arg=-Wl,--symbol-ordering-file=$PWD/$order.linked" -C link-arg=-Wl,--no-warn-symbol-ordering)
     # cargo does not see a change in the linker arguments as a reason to
     # relink; touching the binary's source makes it.
     touch src/main.rs
-    cargo rustc --release --locked --target "$host" --bin hutch "$@" \
-      -- -C "link-arg=-Wl,--symbol-ordering-file=$PWD/$order" \
-      -C link-arg=-Wl,--no-warn-symbol-ordering \
-      -C "link-arg=-Wl,-Map=$PWD/$map" -C link-arg=-Wl,--no-demangle >&2
+    link "$@"
     ordered=yes
   fi
+else
+  ordered=no
 fi
 [ "$ordered" = yes ] || echo "build-release: functions not reordered (needs lld and c++filt)" >&2
 echo "$PWD/$out_dir/hutch"
