@@ -11,7 +11,8 @@
 # recipe runs that same build, which finds it up to date (one target/
 # directory, the same arguments), so hutch is compiled once, not three times.
 # Tools: dpkg-buildpackage (dpkg-dev, debhelper, dh-apparmor), lintian,
-# rpmbuild (rpm), makepkg (makepkg, fakeroot, libarchive-tools), setpriv.
+# rpmbuild (rpm), makepkg (makepkg, fakeroot, libarchive-tools), setpriv,
+# and what packaging/apparmor/check.sh needs.
 # A missing tool is an error, not a skip: .ci/run installs them.
 #
 # Output: the packages in target/packages/, one line per check, and the time
@@ -191,6 +192,15 @@ else
   fail "no Arch package was built"
 fi
 rm -rf "$work"
+
+step "AppArmor: apparmor_parser -Q"
+if packaging/apparmor/check.sh > "$out/apparmor.log" 2>&1; then
+  grep '^PASS' "$out/apparmor.log"
+else
+  fail "packaging/apparmor/check.sh:"
+  sed 's/^/     /' "$out/apparmor.log"
+fi
+took "AppArmor check"
 
 printf 'check-packages: %d failure(s)\n' "$failures"
 [ $failures -eq 0 ]
