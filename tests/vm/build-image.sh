@@ -123,9 +123,11 @@ Description: no initramfs for the hutch test VM
 CONTROL
 dpkg-deb --build "$tmp/noinitramfs" "$tmp/hutch-vm-no-initramfs.deb" >/dev/null
 
+# apt: tests/package_vm.rs removes and purges hutch's .deb with apt-get, as an
+# administrator would (the guest has no network; removal needs none).
 packages=(
     systemd systemd-sysv dbus dbus-user-session libpam-systemd
-    linux-image-amd64 busybox-static passwd
+    linux-image-amd64 busybox-static passwd apt
     procps kmod iproute2 libcap2-bin strace psmisc
 )
 # Keep only the kernel modules a test VM can use: file systems (ext4, 9p,

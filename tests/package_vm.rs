@@ -1,0 +1,120 @@
+//! hutch's Debian package, installed into a clean Debian 12 system: the
+//! guest of tests/vm (user namespaces cannot be created in a chroot). The
+//! .deb is built from this checkout by `packaging/check-packages.sh
+//! --deb-only` (which also runs lintian); tests/package_vm/guest.sh then,
+//! as root, installs it with dpkg, has user `tester` run `hutch doctor` and
+//! a sandbox, installs a second package that ships a profile in
+//! /usr/share/hutch/profiles and an administrator's
+//! /etc/hutch/profiles/NAME.local.toml, and checks that `apt-get remove`
+//! keeps only the conffile and `apt-get purge` leaves the file system as it
+//! was.
+//!
+//! Runs only as root (the VM harness and dpkg-buildpackage need it); where
+//! no VM can run, run-guest.sh's `SKIP:` line is printed and the test
+//! passes; where the packaging tools are missing, it says so and passes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const CHECKS: &[&str] = &[
+    "install",
+    "status",
+    "files",
+    "conffile",
+    "doctor",
+    "run",
+    "shipped",
+    "demo-install",
+    "demo-listed",
+    "demo-run",
+    "override-run",
+    "override-check",
+    "remove",
+    "removed-status",
+    "remove-keeps-conffiles",
+    "purge",
+    "purge-leaves-nothing",
+    "purged-status",
+];
+
+fn visible(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+#[test]
+fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
+    if !nix::unistd::geteuid().is_root() {
+        return visible("SKIP: the package test runs only as root (dpkg-buildpackage and the VM need it)");
+    }
+    for tool in ["dpkg-buildpackage", "dh", "lintian"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            return visible(&format!(
+                "SKIP: {tool} is not installed (.ci/run installs dpkg-dev, debhelper, dh-apparmor, lintian)"
+            ));
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new(root.join("packaging/check-packages.sh"))
+        .arg("--deb-only")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&built.stdout);
+    assert!(
+        built.status.success(),
+        "building the .deb failed:\n{log}\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = std::fs::read_dir(root.join("target/packages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .expect("check-packages.sh left no .deb");
+
+    let share = tempfile::Builder::new()
+        .prefix("hutch-package-vm-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(share.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(&deb, share.path().join(deb.file_name().unwrap())).unwrap();
+    let guest = share.path().join("guest.sh");
+    std::fs::copy(root.join("tests/package_vm/guest.sh"), &guest).unwrap();
+    std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = Command::new(root.join("tests/vm/run-guest.sh"))
+        .args(["--as-root", "--timeout", "300", "--share"])
+        .arg(share.path())
+        .args(["--", "guest.sh"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(77) {
+        let reason = stdout
+            .lines()
+            .find(|l| l.starts_with("SKIP: "))
+            .unwrap_or_else(|| panic!("run-guest.sh exited 77 without a SKIP line:\n{stdout}\n{stderr}"));
+        return visible(reason);
+    }
+    visible(&format!("guest output:\n{stdout}"));
+    assert!(
+        out.status.success(),
+        "the guest reported failures (exit {:?}):\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    for check in CHECKS {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("PASS {check}: "))),
+            "no PASS line for `{check}`:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(stdout.lines().any(|l| l == "DONE failures=0"), "{stdout}");
+}
