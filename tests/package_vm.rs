@@ -45,8 +45,15 @@ fn visible(text: &str) {
 
 #[test]
 fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
+    if cfg!(target_env = "musl") {
+        // The package does not depend on the target the tests were built
+        // for; CI's glibc run installs it.
+        return visible("SKIP: the package test runs in the glibc test run only");
+    }
     if !nix::unistd::geteuid().is_root() {
-        return visible("SKIP: the package test runs only as root (dpkg-buildpackage and the VM need it)");
+        return visible(
+            "SKIP: the package test runs only as root (dpkg-buildpackage and the VM need it)",
+        );
     }
     for tool in ["dpkg-buildpackage", "dh", "lintian"] {
         if Command::new("sh")
@@ -101,7 +108,9 @@ fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
         let reason = stdout
             .lines()
             .find(|l| l.starts_with("SKIP: "))
-            .unwrap_or_else(|| panic!("run-guest.sh exited 77 without a SKIP line:\n{stdout}\n{stderr}"));
+            .unwrap_or_else(|| {
+                panic!("run-guest.sh exited 77 without a SKIP line:\n{stdout}\n{stderr}")
+            });
         return visible(reason);
     }
     visible(&format!("guest output:\n{stdout}"));
@@ -112,7 +121,9 @@ fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
     );
     for check in CHECKS {
         assert!(
-            stdout.lines().any(|l| l.starts_with(&format!("PASS {check}: "))),
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("PASS {check}: "))),
             "no PASS line for `{check}`:\n{stdout}\n{stderr}"
         );
     }
