@@ -68,3 +68,19 @@ fn display(file: &str) -> String {
         None => file.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_by_any_of_their_names() {
+        let page = find("hutch-profile").expect("hutch-profile(5)");
+        assert!(page.contains(".TH HUTCH\\-PROFILE 5"), "{}", &page[..80]);
+        assert_eq!(find("hutch-profile.5"), Some(page));
+        assert_eq!(find("hutch-profile(5)"), Some(page));
+        assert!(find("hutch-run").unwrap().contains("hutch run"));
+        assert_eq!(find("nope"), None);
+        assert_eq!(display("hutch-run.1"), "hutch-run(1)");
+    }
+}
