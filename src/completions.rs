@@ -86,10 +86,12 @@ pub enum Values {
 /// new one until it is.
 pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
     Some(match (path, id) {
-        (["run"], "profile") | (["check"], "profiles") => Values::Profiles,
-        (["run"], "image") | (["image", "inspect"], "name") | (["image", "rm"], "names") => {
-            Values::Images
-        }
+        (["run"] | ["export", "oci"], "profile") | (["check"], "profiles") => Values::Profiles,
+        (["run"] | ["export", "oci"], "image")
+        | (["image", "inspect"], "name")
+        | (["image", "rm"], "names") => Values::Images,
+        (["export", "oci"], "output") => Values::Files,
+        (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
