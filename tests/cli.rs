@@ -216,7 +216,7 @@ fn check_takes_profile_names_like_run() {
     assert!(
         out.contains("mine: ok (builtin:base/system ← builtin:cli ← ")
             && out.contains("config/hutch/profiles/mine.toml ← ")
-            && out.contains("config/hutch/profiles/mine.local.toml)\n"),
+            && out.contains("config/hutch/profiles/mine.local.toml (override))\n"),
         "the name is looked up, with its .local.toml: {out}"
     );
     let out = s.hutch(&["check", "no-such-profile"]).output().unwrap();
