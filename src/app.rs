@@ -240,7 +240,10 @@ fn profiles(json: bool) -> i32 {
     let mut seen = std::collections::HashSet::new();
     for (name, f) in found {
         let (source, text) = match &f {
-            Found::File(p) => (p.display().to_string(), std::fs::read_to_string(p).ok()),
+            Found::File(p) => (
+                p.display().to_string(),
+                profile::load::read_profile_file(p).ok(),
+            ),
             Found::Builtin(n, t) => (format!("builtin:{n}"), Some(t.to_string())),
         };
         let description = text
