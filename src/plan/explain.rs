@@ -272,6 +272,20 @@ fn render_seccomp(o: &mut String, s: &SeccompPlan) {
     for (reason, items) in by_reason {
         let _ = writeln!(o, "  {:<14} {}", reason, items.join(" "));
     }
+    if let Some(note) = io_uring_note(s) {
+        let _ = writeln!(o, "  not enforced: {note}");
+    }
+}
+
+/// Says which denied calls io_uring, allowed by the profile, can perform.
+fn io_uring_note(s: &SeccompPlan) -> Option<String> {
+    if !s.active || s.through_io_uring.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "io_uring is allowed (`allow = [\"@io_uring\"]`) and can perform {} without those system calls",
+        s.through_io_uring.join(", ")
+    ))
 }
 
 fn describe_access(bits: u64, handled: u64) -> String {
@@ -386,7 +400,7 @@ pub fn enforced_summary(plan: &Plan) -> String {
         sanitize(&profile_files(plan)),
         parts.join("; ")
     );
-    for n in &l.not_enforced {
+    for n in io_uring_note(&s.seccomp).iter().chain(&l.not_enforced) {
         line.push_str(&format!("\nhutch: not enforced: {n}"));
     }
     line
