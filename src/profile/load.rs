@@ -897,6 +897,19 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_states_the_limits() {
+        let details = super::super::reference::doc("extends").unwrap().details;
+        assert!(
+            details.contains(&format!("more than {MAX_EXTENDS_DEPTH} profiles")),
+            "{details}"
+        );
+        assert!(
+            details.contains(&format!("more than {MAX_PROFILE_FILES} files")),
+            "{details}"
+        );
+    }
+
+    #[test]
     fn the_files_read_for_one_profile_are_limited() {
         let dir = tempfile::tempdir().unwrap();
         let wide = |n: usize| {

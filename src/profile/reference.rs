@@ -77,7 +77,7 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("description", "What the profile is for, in one line.")
     },
     Doc {
-        details: "Each entry is a profile name, looked up in the search path (see FILES; names may contain `/`, as in `base/system`), or a path ending in `.toml`, relative to the file that names it. The bases are applied first, depth first, each once, in the order given; then this file. A cycle is an error.",
+        details: "Each entry is a profile name, looked up in the search path (see FILES; names may contain `/`, as in `base/system`), or a path ending in `.toml`, relative to the file that names it. The bases are applied first, depth first, each once, in the order given; then this file. A cycle is an error, as is a chain of more than 32 profiles (this one included) or more than 256 files read for one profile (overrides included).",
         default: "none",
         example: r#"["base/system"]"#,
         constraint: r#"{"items": {"anyOf": [{"pattern": "\\.toml$"}, {"pattern": "^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", "not": {"pattern": "(^|/)\\.{1,2}(/|$)"}}]}}"#,
