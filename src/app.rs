@@ -91,7 +91,7 @@ fn run(args: RunArgs) -> i32 {
         }
     };
     // Held until the sandbox exits: `hutch image rm` refuses meanwhile.
-    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile) {
+    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
         Err(crate::image::command::LeaseError::Profile(e)) => {
             print_profile_error(&e);

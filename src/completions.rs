@@ -140,7 +140,7 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
             })
             .collect(),
         Values::Profiles => plain(profile_names(host)),
-        Values::Images => plain(image_names()),
+        Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
         Values::Sandboxes => plain(sandbox_names(host)),
         Values::Files => vec![":files".into()],
@@ -368,8 +368,8 @@ pub fn profile_names(host: &Host) -> Vec<String> {
 
 /// Imported images, without opening (and so creating) a store that is not
 /// there.
-pub fn image_names() -> Vec<String> {
-    let Ok(root) = crate::image::ImageStore::default_root() else {
+pub fn image_names(host: &Host) -> Vec<String> {
+    let Ok(root) = crate::image::ImageStore::default_root(host) else {
         return Vec::new();
     };
     if !root.join("images").is_dir() {
@@ -383,12 +383,12 @@ pub fn image_names() -> Vec<String> {
 
 /// The volumes in the store (names only: nothing is opened or locked).
 pub fn volume_names(host: &Host) -> Vec<String> {
-    let Some(store) = crate::volume::store_path(host) else {
+    let Some(store) = crate::paths::volume_store(host) else {
         return Vec::new();
     };
     let mut names: Vec<String> = list_dir(&store)
         .into_iter()
-        .filter(|n| crate::volume::valid_name(n))
+        .filter(|n| crate::paths::valid_name(n))
         .collect();
     names.sort();
     names

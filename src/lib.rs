@@ -25,6 +25,7 @@ pub mod landlock;
 pub mod launch;
 pub mod manage;
 pub mod manpages;
+pub mod paths;
 pub mod plan;
 pub mod profile;
 pub mod registry;

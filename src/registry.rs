@@ -36,6 +36,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::host::Host;
+use crate::paths::{self, SANDBOX_NAME_RULE, valid_name};
 use crate::plan::{MountOp, Plan};
 use crate::sys;
 
@@ -45,17 +46,9 @@ const VERSION: u32 = 1;
 /// `NS_GET_NSTYPE` of <linux/nsfs.h>: `_IO(0xb7, 0x3)`.
 const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
 
-/// How sandbox names are spelled.
-pub const NAME_RULE: &str =
-    "a sandbox name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
-
-pub fn valid_name(name: &str) -> bool {
-    crate::volume::valid_name(name)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("invalid sandbox name {0:?}: {NAME_RULE}")]
+    #[error("invalid sandbox name {0:?}: {SANDBOX_NAME_RULE}")]
     InvalidName(String),
     #[error("{what} {}: {}", .path.display(), .errno.desc())]
     Io {
@@ -321,11 +314,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The directory for hutch's runtime state: see [`Host::hutch_runtime_dir`].
-pub fn runtime_dir(host: &Host) -> PathBuf {
-    host.hutch_runtime_dir()
-}
-
 fn owned(fd: i32) -> OwnedFd {
     // SAFETY: fd was just returned by the kernel and is owned by nobody else.
     unsafe { OwnedFd::from_raw_fd(fd) }
@@ -423,7 +411,7 @@ impl Registry {
     /// Opens the registry; with `create`, makes its directories (0700).
     /// `Ok(None)`: there is none yet (nothing is running).
     pub fn open(host: &Host, create: bool) -> Result<Option<Registry>, RegistryError> {
-        let runtime = runtime_dir(host);
+        let runtime = paths::runtime_dir(host);
         let parent = runtime.parent().unwrap_or(Path::new("/"));
         let c = CString::new(parent.as_os_str().as_bytes()).unwrap_or_default();
         // The parent ($XDG_RUNTIME_DIR, /run/user/UID or /tmp) is taken as

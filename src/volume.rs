@@ -38,35 +38,14 @@ use nix::sys::stat::Mode;
 use serde::Serialize;
 
 use crate::host::Host;
+use crate::paths::{VOLUME_NAME_RULE, VOLUME_TMP_DIR, valid_name};
 use crate::plan::{MountOp, Plan};
 use crate::registry;
 use crate::safe_fs::{self, Dir, FsError, Require, is_dir, lstat_at, open_beneath, stat_fd};
 
-/// How volume names are spelled, for error messages.
-pub const NAME_RULE: &str =
-    "a volume name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
-/// Directory of the store holding the tmp volumes of running sandboxes.
-pub const TMP_DIR: &str = ".tmp";
 const LOCK_DIR: &str = ".locks";
 /// Deepest directory nesting `volume rm` and tmp-volume removal descend into.
 const MAX_DEPTH: usize = 512;
-
-/// Whether `name` may name a volume (and so a file in the store).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-}
-
-/// Where the store is: `$XDG_DATA_HOME/hutch/volumes` (default
-/// `~/.local/share/hutch/volumes`). Pure: nothing is created or checked.
-pub fn store_path(host: &Host) -> Option<PathBuf> {
-    host.xdg_base("XDG_DATA_HOME")
-        .map(|d| d.join("hutch").join("volumes"))
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -74,7 +53,7 @@ pub enum VolumeError {
         "cannot locate the volume store: neither XDG_DATA_HOME nor HOME is set to an absolute path; set HOME"
     )]
     NoStore,
-    #[error("invalid volume name {0:?}: {NAME_RULE}")]
+    #[error("invalid volume name {0:?}: {VOLUME_NAME_RULE}")]
     InvalidName(String),
     #[error("{what} {}: {}", .path.display(), .errno.desc())]
     Io {
@@ -139,9 +118,11 @@ impl Store {
     /// Opens the store; with `create`, makes what is missing (the store
     /// directories with mode 0700). `Ok(None)`: there is no store yet.
     pub fn open(host: &Host, create: bool) -> Result<Option<Store>, VolumeError> {
-        let store = store_path(host).ok_or(VolumeError::NoStore)?;
-        let hutch_dir = store.parent().expect("store_path has a parent");
-        let data = hutch_dir.parent().expect("store_path has a grandparent");
+        let store = crate::paths::volume_store(host).ok_or(VolumeError::NoStore)?;
+        let hutch_dir = store.parent().expect("the store path has a parent");
+        let data = hutch_dir
+            .parent()
+            .expect("the store path has a grandparent");
         if create {
             std::fs::create_dir_all(data).map_err(|e| VolumeError::Io {
                 what: "cannot create",
@@ -215,14 +196,14 @@ impl Store {
 
     /// The directory of `.tmp` (created if missing).
     fn tmp_root(&self) -> Result<Dir, VolumeError> {
-        Ok(sub(&self.dir, TMP_DIR, true, self.uid)?.expect("created if missing"))
+        Ok(sub(&self.dir, VOLUME_TMP_DIR, true, self.uid)?.expect("created if missing"))
     }
 
     /// Removes the tmp volumes of sandboxes that are gone (their launcher
     /// was killed before it could). Errors are returned as warnings.
     pub fn clean_stale_tmp(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let tmp = match sub(&self.dir, TMP_DIR, false, self.uid) {
+        let tmp = match sub(&self.dir, VOLUME_TMP_DIR, false, self.uid) {
             Ok(Some(t)) => t,
             Ok(None) => return warnings,
             Err(e) => return vec![e.to_string()],
@@ -243,7 +224,7 @@ impl Store {
     /// The tmp volumes of running sandboxes: (sandbox, volume, path).
     fn tmp_volumes(&self) -> Vec<(String, String, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(Some(tmp)) = sub(&self.dir, TMP_DIR, false, self.uid) else {
+        let Ok(Some(tmp)) = sub(&self.dir, VOLUME_TMP_DIR, false, self.uid) else {
             return out;
         };
         for sandbox in list_names(&tmp).unwrap_or_default() {
@@ -465,7 +446,7 @@ impl TmpArea {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
                 return Err(VolumeError::InUse {
-                    name: format!("{TMP_DIR}/{sandbox}"),
+                    name: format!("{VOLUME_TMP_DIR}/{sandbox}"),
                     by: vec![sandbox.to_string()],
                     hint: "",
                 });
@@ -780,29 +761,5 @@ pub fn clean_stale(host: &Host) -> Vec<String> {
         Ok(Some(store)) => store.clean_stale_tmp(),
         Ok(None) => Vec::new(),
         Err(e) => vec![e.to_string()],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        for ok in ["a", "cache", "my-vol_2.old", "9"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            ".hidden",
-            "-x",
-            "a/b",
-            "..",
-            "a b",
-            &"x".repeat(65),
-            "é",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
     }
 }

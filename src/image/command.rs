@@ -7,13 +7,14 @@ use std::path::Path;
 use super::{ImageError, ImageInfo, ImageLease, ImageStore};
 use crate::cli::ImageCommand;
 use crate::diag::sanitize;
+use crate::host::Host;
 use crate::plan::rootfs::{Choice, choice};
 use crate::profile::{Profile, ProfileError};
 
 /// Runs an image subcommand; returns the exit code (0, or 1 with a
 /// one-line message).
 pub fn run(command: ImageCommand) -> i32 {
-    let result = ImageStore::default_root()
+    let result = ImageStore::default_root(&Host::current())
         .and_then(ImageStore::open)
         .and_then(|store| match command {
             ImageCommand::Import { source, tag } => import(&store, &source, tag.as_deref()),
@@ -148,6 +149,7 @@ pub enum LeaseError {
 pub fn lease_for(
     cli: Option<&str>,
     profile: &Profile,
+    host: &Host,
 ) -> Result<Option<(ImageLease, bool)>, LeaseError> {
     let chosen = match cli {
         Some(_) => None,
@@ -162,7 +164,7 @@ pub fn lease_for(
         (None, None) => return Ok(None),
     };
     // Looking for an image creates no store.
-    let root = ImageStore::default_root()?;
+    let root = ImageStore::default_root(host)?;
     let acquired = if root.is_dir() {
         ImageStore::open(root)?.acquire(name)
     } else {

@@ -20,7 +20,7 @@ pub enum ImageError {
         source: io::Error,
     },
 
-    /// Neither `$XDG_DATA_HOME` nor `$HOME` is usable.
+    /// Neither `$XDG_DATA_HOME` nor a home directory is known.
     #[error(
         "cannot locate the image store: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"
     )]

@@ -17,6 +17,8 @@ use super::fsutil::{
 use super::resolve::{HostPlatform, Resolved, resolve, verify_layer_blob};
 use super::source::Source;
 use super::unpack::unpack_layer;
+use crate::host::Host;
+use crate::paths;
 
 const LAYERS_DIR: &str = "layers/sha256";
 const IMAGES_DIR: &str = "images";
@@ -176,20 +178,6 @@ pub fn validate_name(name: &str) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn default_root_from(
-    xdg_data_home: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> Result<PathBuf, ImageError> {
-    let abs = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(data) = abs(xdg_data_home) {
-        return Ok(data.join("hutch/images"));
-    }
-    if let Some(home) = abs(home) {
-        return Ok(home.join(".local/share/hutch/images"));
-    }
-    Err(ImageError::NoStoreLocation)
-}
-
 fn name_key(name: &str) -> String {
     Digest::of(name.as_bytes()).hex()[..32].to_owned()
 }
@@ -212,9 +200,9 @@ fn is_dir_nofollow(path: &Path) -> bool {
 impl ImageStore {
     /// The default store location: `$XDG_DATA_HOME/hutch/images`, or
     /// `~/.local/share/hutch/images` when `XDG_DATA_HOME` is unset or not
-    /// absolute.
-    pub fn default_root() -> Result<PathBuf, ImageError> {
-        default_root_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+    /// absolute (see [`paths::image_store`]).
+    pub fn default_root(host: &Host) -> Result<PathBuf, ImageError> {
+        paths::image_store(host).ok_or(ImageError::NoStoreLocation)
     }
 
     /// Opens the store at `root`, creating it (mode 0700) if needed.
@@ -679,27 +667,6 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn default_root_uses_xdg_then_home() {
-        let os = |s: &str| Some(std::ffi::OsString::from(s));
-        assert_eq!(
-            default_root_from(os("/x/data"), os("/home/u")).unwrap(),
-            Path::new("/x/data/hutch/images")
-        );
-        assert_eq!(
-            default_root_from(os("relative"), os("/home/u")).unwrap(),
-            Path::new("/home/u/.local/share/hutch/images")
-        );
-        assert_eq!(
-            default_root_from(None, os("/home/u")).unwrap(),
-            Path::new("/home/u/.local/share/hutch/images")
-        );
-        assert!(matches!(
-            default_root_from(None, None),
-            Err(ImageError::NoStoreLocation)
-        ));
     }
 
     #[test]

@@ -333,7 +333,7 @@ fn plan_writable(
         None | Some((_, Writable::ReadOnly)) => Upper::ReadOnly,
         Some((_, Writable::Tmpfs)) => Upper::Tmpfs,
         Some((w, Writable::Volume(name))) => {
-            if !crate::volume::valid_name(name) {
+            if !crate::paths::valid_name(name) {
                 return Err(w
                     .diag(format!(
                         "key `writable`: {name:?} is not a valid volume name"
@@ -343,7 +343,7 @@ fn plan_writable(
                     )
                     .into());
             }
-            let store = crate::volume::store_path(host).ok_or_else(|| {
+            let store = crate::paths::volume_store(host).ok_or_else(|| {
                 ProfileError::from(
                     w.diag("key `writable`: there is no volume store: neither XDG_DATA_HOME nor HOME is set")
                         .help("set HOME, or use `writable = \"/ABSOLUTE/PATH\"`"),

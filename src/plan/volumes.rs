@@ -12,9 +12,9 @@ use toml::Spanned;
 use super::mounts::{MountOp, PlannedMount, absolute_path};
 use crate::diag::{Diagnostic, SourceFile};
 use crate::host::Host;
+use crate::paths;
 use crate::profile::schema::VolumeMode;
 use crate::profile::{Layer, Profile, ProfileError};
-use crate::{registry, volume};
 
 /// A key of a volume and the layer that set it last.
 struct Keyed<'a, T> {
@@ -47,11 +47,11 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
     let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
     for layer in &profile.layers {
         for (name, entry) in layer.raw.volumes.iter().flatten() {
-            if !volume::valid_name(name.get_ref()) {
+            if !paths::valid_name(name.get_ref()) {
                 return Err(
                     Diagnostic::new(format!("invalid volume name {:?}", name.get_ref()))
                         .at(&layer.file, name.span())
-                        .help(volume::NAME_RULE)
+                        .help(paths::VOLUME_NAME_RULE)
                         .into(),
                 );
             }
@@ -80,7 +80,7 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
     if merged.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(store) = volume::store_path(host) else {
+    let Some(store) = paths::volume_store(host) else {
         let first = merged.values().next().expect("not empty");
         return Err(first
             .name
@@ -126,7 +126,7 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
                 .into());
         }
         let src = if tmp {
-            store.join(volume::TMP_DIR)
+            store.join(paths::VOLUME_TMP_DIR)
         } else {
             store.join(name)
         };
@@ -195,8 +195,8 @@ fn forms(p: &Path) -> Vec<PathBuf> {
 /// Returns the message and the help text.
 pub fn check_exposure(src: &Path, host: &Host) -> Result<(), (String, String)> {
     let srcs = forms(src);
-    let runtime = registry::runtime_dir(host);
-    let store = volume::store_path(host);
+    let runtime = paths::runtime_dir(host);
+    let store = paths::volume_store(host);
     let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
     for r in &runtime_forms {
         for s in &srcs {
@@ -235,8 +235,8 @@ pub fn check_exposure(src: &Path, host: &Host) -> Result<(), (String, String)> {
 /// after everything else, so no entry uncovers them. Only paths that exist
 /// are masked (the launcher creates the registry before planning).
 pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
-    let runtime = registry::runtime_dir(host);
-    let store = volume::store_path(host);
+    let runtime = paths::runtime_dir(host);
+    let store = paths::volume_store(host);
     let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
     let mut out: Vec<PlannedMount> = Vec::new();
     for (protected, what) in [(&runtime_forms, "registry"), (&store_forms, "volume store")] {
