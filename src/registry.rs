@@ -33,11 +33,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::host::Host;
 use crate::paths::{self, SANDBOX_NAME_RULE, valid_name};
-use crate::plan::{MountOp, Plan};
 use crate::sys;
 
 /// Format version of the records.
@@ -83,6 +84,10 @@ pub enum RegistryError {
     Mismatch { name: String, why: String },
     #[error("cannot write the record of sandbox `{name}`: {error}")]
     Encode { name: String, error: String },
+    #[error(
+        "cannot read the plan recorded for sandbox `{name}` ({error}); was it started by another version of hutch?"
+    )]
+    Plan { name: String, error: String },
 }
 
 /// A process, identified beyond its pid: the start time (field 22 of
@@ -102,6 +107,8 @@ pub enum State {
     Running,
 }
 
+/// A volume a sandbox uses, and how: what the volume store locks and
+/// the registry records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeUse {
     pub name: String,
@@ -137,8 +144,10 @@ pub struct Record {
     /// The cgroup directories of its `[limits]` (empty without limits);
     /// set once running.
     pub cgroup: Vec<PathBuf>,
-    /// The plan the sandbox runs; set once running.
-    pub plan: Option<Plan>,
+    /// The plan the sandbox runs, as its launcher serialised it (the
+    /// registry does not need its type: `exec` reads it); set once
+    /// running.
+    pub plan: Option<Box<RawValue>>,
 }
 
 /// One namespace of a sandbox: `kind` as in `/proc/PID/ns/KIND`, the
@@ -589,8 +598,15 @@ impl Registry {
     }
 
     /// Reserves a name for a sandbox about to start: `name`, or one made
-    /// from the profile and a short random id.
-    pub fn reserve(&self, name: Option<&str>, plan: &Plan) -> Result<Entry<'_>, RegistryError> {
+    /// from the profile and a short random id. The record says which
+    /// profile and command it runs and which volumes it uses.
+    pub fn reserve(
+        &self,
+        name: Option<&str>,
+        profile: &str,
+        command: &[String],
+        volumes: &[VolumeUse],
+    ) -> Result<Entry<'_>, RegistryError> {
         if let Some(n) = name
             && !valid_name(n)
         {
@@ -611,23 +627,10 @@ impl Registry {
             exe: (0, 0),
             init: None,
             uid: self.uid,
-            profile: plan.profile.clone(),
-            command: plan.argv.clone(),
+            profile: profile.to_string(),
+            command: command.to_vec(),
             started: now(),
-            volumes: plan
-                .mounts
-                .iter()
-                .filter_map(|m| match &m.op {
-                    MountOp::Volume {
-                        name, shared, tmp, ..
-                    } => Some(VolumeUse {
-                        name: name.clone(),
-                        shared: *shared,
-                        tmp: *tmp,
-                    }),
-                    _ => None,
-                })
-                .collect(),
+            volumes: volumes.to_vec(),
             namespaces: Vec::new(),
             cgroup: Vec::new(),
             plan: None,
@@ -635,7 +638,7 @@ impl Registry {
         for attempt in 0..8 {
             record.name = match name {
                 Some(n) => n.to_string(),
-                None => default_name(&plan.profile),
+                None => default_name(profile),
             };
             match self.write(&record, false) {
                 Ok(()) => {
@@ -670,7 +673,7 @@ impl Registry {
         Err(RegistryError::Taken {
             name: record.name,
             pid: 0,
-            profile: plan.profile.clone(),
+            profile: profile.to_string(),
         })
     }
 
@@ -800,14 +803,19 @@ impl Entry<'_> {
     }
 
     /// Records the sandbox as running: its first process, the namespaces
-    /// its launcher holds, and its plan.
+    /// its launcher holds, and its plan (whatever `exec` will read back
+    /// with [`Registry::target`]).
     pub fn running(
         &mut self,
         init_pid: i32,
         namespaces: &HeldNamespaces,
         cgroup: Vec<PathBuf>,
-        plan: &Plan,
+        plan: &impl Serialize,
     ) -> Result<(), RegistryError> {
+        let plan = serde_json::value::to_raw_value(plan).map_err(|e| RegistryError::Encode {
+            name: self.record.name.clone(),
+            error: e.to_string(),
+        })?;
         let Some((_, start)) = proc_stat(init_pid) else {
             // It is gone already: nothing to record.
             return Ok(());
@@ -822,7 +830,7 @@ impl Entry<'_> {
         });
         self.record.namespaces = namespaces.refs.clone();
         self.record.cgroup = cgroup;
-        self.record.plan = Some(plan.clone());
+        self.record.plan = Some(plan);
         self.registry.write(&self.record, true)
     }
 }
@@ -859,11 +867,12 @@ pub fn users_of_volume(host: &Host, volume: &str, except: Option<&str>) -> Vec<S
 
 /// A running sandbox, checked against its record: its namespaces (opened
 /// from its verified launcher, in joining order, with their clone flags)
-/// and its plan. What `exec` joins.
-pub struct Target {
+/// and its plan, read as the type `P` the caller asks for. What `exec`
+/// joins.
+pub struct Target<P> {
     pub namespaces: Vec<(libc::c_int, OwnedFd)>,
     pub record: Record,
-    pub plan: Plan,
+    pub plan: P,
 }
 
 fn mismatch(r: &Record, why: impl Into<String>) -> RegistryError {
@@ -921,11 +930,15 @@ impl Registry {
     /// recorded, runs the recorded hutch executable and is the caller's; its
     /// first process is alive and the launcher's child; and each namespace
     /// descriptor taken from the launcher is of the recorded kind and inode.
-    pub fn target(&self, name: &str) -> Result<Target, RegistryError> {
+    pub fn target<P: DeserializeOwned>(&self, name: &str) -> Result<Target<P>, RegistryError> {
         let r = self.find(name)?;
-        let (Some(init), Some(plan)) = (r.init, r.plan.clone()) else {
+        let (Some(init), Some(plan)) = (r.init, r.plan.as_ref()) else {
             return Err(RegistryError::Starting(name.into()));
         };
+        let plan = serde_json::from_str(plan.get()).map_err(|e| RegistryError::Plan {
+            name: name.to_string(),
+            error: e.to_string(),
+        })?;
         let launcher = pin(&r, &r.launcher, "launcher")?;
         check_launcher(&r, self.uid)?;
         match proc_stat(init.pid) {

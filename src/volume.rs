@@ -39,8 +39,7 @@ use serde::Serialize;
 
 use crate::host::Host;
 use crate::paths::{VOLUME_NAME_RULE, VOLUME_TMP_DIR, valid_name};
-use crate::plan::{MountOp, Plan};
-use crate::registry;
+use crate::registry::{self, VolumeUse};
 use crate::safe_fs::{self, Dir, FsError, Require, is_dir, lstat_at, open_beneath, stat_fd};
 
 const LOCK_DIR: &str = ".locks";
@@ -494,7 +493,7 @@ impl Drop for TmpArea {
 /// Everything a launch holds for its volumes until the sandbox has exited:
 /// the pinned directories, the locks, and its tmp volumes.
 pub struct Held {
-    /// In the order of the plan's `MountOp::Volume`s.
+    /// In the order of the uses given to [`acquire`].
     pub volumes: Vec<Pinned>,
     tmp: Option<TmpArea>,
 }
@@ -510,19 +509,10 @@ impl Held {
     }
 }
 
-/// Opens, creates, checks, locks and pins every volume of the plan, for the
-/// sandbox named `sandbox`. Fails if one is in use (see `shared`).
-pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeError> {
-    let uses: Vec<(&str, bool, bool)> = plan
-        .mounts
-        .iter()
-        .filter_map(|m| match &m.op {
-            MountOp::Volume {
-                name, shared, tmp, ..
-            } => Some((name.as_str(), *shared, *tmp)),
-            _ => None,
-        })
-        .collect();
+/// Opens, creates, checks, locks and pins every volume a sandbox uses (in
+/// the order of its mounts), for the sandbox named `sandbox`. Fails if one
+/// is in use (see `shared`).
+pub fn acquire(uses: &[VolumeUse], sandbox: &str, host: &Host) -> Result<Held, VolumeError> {
     let mut held = Held {
         volumes: Vec::with_capacity(uses.len()),
         tmp: None,
@@ -531,14 +521,15 @@ pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeEr
         return Ok(held);
     }
     let store = Store::open(host, true)?.expect("created if missing");
-    if uses.iter().any(|(_, _, tmp)| *tmp) {
+    if uses.iter().any(|u| u.tmp) {
         for w in store.clean_stale_tmp() {
             eprintln!("hutch: warning: {w}");
         }
         held.tmp = Some(TmpArea::create(&store, sandbox)?);
     }
-    for (name, shared, tmp) in uses {
-        if tmp {
+    for VolumeUse { name, shared, tmp } in uses {
+        let (name, shared) = (name.as_str(), *shared);
+        if *tmp {
             let area = held.tmp.as_ref().expect("created above");
             let dir = area.volume(name, store.uid)?;
             held.volumes.push(Pinned::new(name, dir, None)?);

@@ -23,13 +23,14 @@ use std::os::fd::AsRawFd;
 
 use crate::child::{self, Pipes};
 use crate::host::Host;
+use crate::plan::Plan;
 use crate::registry::Target;
 use crate::sys;
 
 use super::{LaunchError, assert_single_threaded, pipe, prepare, supervise};
 
 /// Runs `command` in the sandbox `target`; returns the exit code.
-pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
+pub fn exec(target: Target<Plan>, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
     let mut plan = target.plan;
     plan.argv = command;
     plan.init = false;

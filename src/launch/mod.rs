@@ -107,6 +107,24 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     })
 }
 
+/// The volumes the plan mounts, in its order: what the registry records
+/// and the volume store locks and pins.
+fn volume_uses(plan: &Plan) -> Vec<registry::VolumeUse> {
+    plan.mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            crate::plan::MountOp::Volume {
+                name, shared, tmp, ..
+            } => Some(registry::VolumeUse {
+                name: name.clone(),
+                shared: *shared,
+                tmp: *tmp,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs the plan; returns the exit code hutch should exit with. `registry` is
 /// the caller's `Registry::open(host, true)`, whose error is reported here.
 /// `verbose` says on stderr where the limits were applied.
@@ -122,16 +140,17 @@ pub fn run(
     // sandbox is gone. A generated name is reserved after clone instead,
     // while the child builds its filesystem (it costs ~40 us).
     let registry = registry?.expect("created if missing");
-    let has_volumes = plan
-        .mounts
-        .iter()
-        .any(|m| matches!(m.op, crate::plan::MountOp::Volume { .. }));
-    let early_entry = if name.is_some() || has_volumes {
-        Some(registry.reserve(name, plan)?)
+    let volumes = volume_uses(plan);
+    let early_entry = if name.is_some() || !volumes.is_empty() {
+        Some(registry.reserve(name, &plan.profile, &plan.argv, &volumes)?)
     } else {
         None
     };
-    let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
+    let held = volume::acquire(
+        &volumes,
+        early_entry.as_ref().map_or("", |e| e.name()),
+        host,
+    )?;
     // Held until the sandbox has exited.
     let upper = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
     let mut prepared = prepare::prepare(plan)?;
@@ -232,7 +251,7 @@ pub fn run(
     };
     let mut entry = match early_entry {
         Some(e) => e,
-        None => match registry.reserve(None, plan) {
+        None => match registry.reserve(None, &plan.profile, &plan.argv, &volumes) {
             Ok(e) => e,
             Err(e) => {
                 kill_and_reap(pid);
