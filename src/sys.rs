@@ -4,7 +4,7 @@
 //! Every function returns `Err(errno)` on failure and never panics.
 
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -448,7 +448,7 @@ pub fn make_mounts_slave() -> Result<(), Errno> {
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
-// ---- Volumes and the registry of running sandboxes -------------------------
+// ---- The launcher's side: pinned directories, processes, namespaces ------
 
 // `resolve` flags of openat2(2), from <linux/openat2.h>.
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
@@ -578,9 +578,92 @@ pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
 
 /// pidfd_open(2): a descriptor that refers to process `pid` for as long as
 /// it is held, whatever happens to the number.
-pub fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
     // SAFETY: plain integer arguments.
-    check_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })
+    let fd = check_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `NS_GET_NSTYPE` of <linux/nsfs.h>: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+
+/// The kind of the namespace `fd` refers to, as its `CLONE_NEW*` flag.
+pub fn ns_type(fd: BorrowedFd<'_>) -> Result<libc::c_int, Errno> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only answers.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if kind < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(kind)
+    }
+}
+
+/// getrandom(2) without flags: fills `buf` from the kernel's generator;
+/// returns how many bytes it filled.
+pub fn getrandom(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for writes of its length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// fgetxattr(2): reads the extended attribute `name` of the file `fd`
+/// into `buf`; returns its length.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: name is NUL-terminated and buf valid for writes of its length.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// lgetxattr(2): as [`fgetxattr`], for the file at `path`, not following a
+/// symlink there.
+pub fn lgetxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: both strings are NUL-terminated; buf is valid for writes of
+    // its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// fsetxattr(2): sets the extended attribute `name` of the file `fd` to
+/// `value` (created or replaced).
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: name is NUL-terminated and value valid for reads of its length.
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// pidfd_send_signal(2); signal 0 checks that the process still exists.

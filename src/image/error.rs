@@ -251,16 +251,18 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn io(
+    /// The error of `action` on `path`, from an `io::Error`, an errno or
+    /// a `safe_fs` error.
+    pub(crate) fn io<E: Into<io::Error>>(
         action: impl Into<String>,
         path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Self {
+    ) -> impl FnOnce(E) -> Self {
         let action = action.into();
         let path = path.into();
         move |source| ImageError::Io {
             action,
             path,
-            source,
+            source: source.into(),
         }
     }
 

@@ -60,8 +60,8 @@
 pub mod command;
 mod digest;
 mod error;
-pub(crate) mod fsutil;
 mod oci;
+pub mod opaque;
 mod resolve;
 pub mod run;
 mod source;

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
 use super::error::ImageError;
-use super::fsutil::{
-    fsync_dir, open_dir, remove_dir_contents, remove_tree_at, unique_suffix, write_atomic,
-};
 use super::resolve::{HostPlatform, Resolved, resolve, verify_layer_blob};
 use super::source::Source;
 use super::unpack::unpack_layer;
 use crate::host::Host;
 use crate::paths;
+use crate::safe_fs::{
+    Dir, Publish, fsync_dir, open_dir, remove_contents, remove_tree_at, unique_suffix,
+};
 
 const LAYERS_DIR: &str = "layers/sha256";
 const IMAGES_DIR: &str = "images";
@@ -429,7 +429,7 @@ impl ImageStore {
     fn clean_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
         let fd = open_dir(&tmp).map_err(ImageError::io("open", &tmp))?;
-        remove_dir_contents(fd.as_fd()).map_err(ImageError::io("clean up", &tmp))
+        remove_contents(fd.as_fd(), &tmp, None).map_err(ImageError::io("clean up", &tmp))
     }
 
     /// Deletes layers no image references, and lock files of images that
@@ -461,7 +461,7 @@ impl ImageStore {
             fs::rename(entry.path(), tmp.join(&doomed))
                 .map_err(ImageError::io("move unused layer", entry.path()))?;
             moved = true;
-            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref())
+            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp, None)
                 .map_err(ImageError::io("delete unused layer", tmp.join(&doomed)))?;
         }
         if moved {
@@ -599,19 +599,38 @@ impl ImageStore {
                     })?;
                 unpack_layer(blob, layer, fd.as_fd(), &staging)?;
                 // One syncfs flushes every file and directory of the layer.
-                nix::unistd::syncfs(&fd).map_err(|e| ImageError::io("sync", &staging)(e.into()))?;
+                nix::unistd::syncfs(&fd).map_err(ImageError::io("sync", &staging))?;
                 drop(fd);
                 fs::rename(&staging, &dest).map_err(ImageError::io("move layer into", &dest))?;
                 fsync_dir(&layers_dir).map_err(ImageError::io("sync", &layers_dir))?;
             }
-            let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
-            let dest = self.record_path(key);
-            write_atomic(&tmp, &dest, &bytes).map_err(ImageError::io("write", &dest))
+            self.write_record(key, record)
         })();
         if let Ok(tmp_fd) = open_dir(&tmp) {
-            let _ = remove_tree_at(tmp_fd.as_fd(), work.file_name().expect("has a name"));
+            let name = work.file_name().expect("has a name");
+            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp, None);
         }
         result
+    }
+}
+
+impl ImageStore {
+    /// Writes an image's metadata whole, through a temporary file in
+    /// `tmp/`, synced: after a crash it is the old file or the new one.
+    fn write_record(&self, key: &str, record: &ImageRecord) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
+        let dest = self.record_path(key);
+        let (tmp, images) = (self.tmp_dir(), self.root.join(IMAGES_DIR));
+        let tmp_dir = Dir::open_existing(&tmp).map_err(ImageError::io("open", &tmp))?;
+        let dir = Dir::open_existing(&images).map_err(ImageError::io("open", &images))?;
+        let how = Publish {
+            tmp_dir: &tmp_dir,
+            tmp_name: &format!("meta-{}", unique_suffix()),
+            replace: true,
+            durable: true,
+        };
+        dir.publish(&format!("{key}.json"), &bytes, how)
+            .map_err(ImageError::io("write", &dest))
     }
 }
 

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -45,9 +45,10 @@ use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use super::digest::HashingReader;
 use super::error::ImageError;
-use super::fsutil::{file_type, open_dir_at, remove_tree_at};
 use super::oci::Compression;
+use super::opaque;
 use super::resolve::{LayerRef, check_digest};
+use crate::safe_fs::{file_type, open_dir_below, remove_tree_at};
 
 /// Longest entry path accepted (Linux `PATH_MAX`).
 const MAX_PATH: usize = 4096;
@@ -57,7 +58,6 @@ const MAX_NAME: usize = 255;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
-const OPAQUE_XATTR: &std::ffi::CStr = c"user.overlay.opaque";
 
 /// Unpacks `blob` (the layer as stored, possibly compressed) into the empty
 /// directory `dest`. While unpacking, the blob is hashed again and the
@@ -237,53 +237,33 @@ impl<'a> Unpacker<'a> {
         create: bool,
         entry: &str,
     ) -> Result<Option<OwnedFd>, ImageError> {
-        let mut cur: Option<OwnedFd> = None;
-        for (i, comp) in comps.iter().enumerate() {
-            let base = cur.as_ref().map_or(self.root, |f| f.as_fd());
-            let next = match open_dir_at(base, comp) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) if create => {
-                    match mkdirat(base, comp.as_os_str(), Mode::from_bits_truncate(0o700)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(self.nix(entry)(e)),
-                    }
-                    self.dirs.entry(comps[..=i].to_vec()).or_insert(DirMeta {
-                        mode: 0o755,
-                        mtime: None,
-                    });
-                    open_dir_at(base, comp).map_err(self.nix(entry))?
-                }
-                Err(Errno::ENOENT) => return Ok(None),
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    let prefix = display(&comps[..=i]);
-                    let is_link = fstatat(base, comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map(|st| file_type(st.st_mode) == SFlag::S_IFLNK)
-                        .unwrap_or(false);
-                    return Err(if is_link {
-                        self.refuse(
-                            entry,
-                            format!(
-                                "its path goes through the symlink {prefix:?}; following it could escape the layer"
-                            ),
-                        )
-                    } else {
-                        self.refuse(
-                            entry,
-                            format!("its path goes through {prefix:?}, which is not a directory"),
-                        )
-                    });
-                }
-                Err(e) => return Err(self.nix(entry)(e)),
-            };
-            cur = Some(next);
+        let mut made = Vec::new();
+        let create = create.then(|| Mode::from_bits_truncate(0o700));
+        let names = comps.iter().map(OsString::as_os_str);
+        let opened = open_dir_below(self.root, names, create, |i| made.push(i));
+        for i in made {
+            self.dirs.entry(comps[..=i].to_vec()).or_insert(DirMeta {
+                mode: 0o755,
+                mtime: None,
+            });
         }
-        match cur {
-            Some(fd) => Ok(Some(fd)),
-            None => self
-                .root
-                .try_clone_to_owned()
-                .map(Some)
-                .map_err(self.io(entry)),
+        match opened {
+            Ok(fd) => Ok(fd),
+            Err((i, Errno::ELOOP)) => Err(self.refuse(
+                entry,
+                format!(
+                    "its path goes through the symlink {:?}; following it could escape the layer",
+                    display(&comps[..=i])
+                ),
+            )),
+            Err((i, Errno::ENOTDIR)) => Err(self.refuse(
+                entry,
+                format!(
+                    "its path goes through {:?}, which is not a directory",
+                    display(&comps[..=i])
+                ),
+            )),
+            Err((_, e)) => Err(self.nix(entry)(e)),
         }
     }
 
@@ -306,11 +286,12 @@ impl<'a> Unpacker<'a> {
         match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Err(Errno::ENOENT) => Ok(Slot::Empty),
             Err(e) => Err(self.nix(entry)(e)),
-            Ok(st) if file_type(st.st_mode) == SFlag::S_IFDIR => {
+            Ok(st) if file_type(&st) == SFlag::S_IFDIR => {
                 if keep_dir {
                     Ok(Slot::ExistingDir)
                 } else {
-                    remove_tree_at(parent, name).map_err(self.io(entry))?;
+                    remove_tree_at(parent, name, Path::new(entry), None)
+                        .map_err(|e| self.io(entry)(e.into()))?;
                     Ok(Slot::Empty)
                 }
             }
@@ -540,7 +521,7 @@ impl<'a> Unpacker<'a> {
             Err(Errno::ENOENT) => return Err(missing(self)),
             Err(e) => return Err(self.nix(shown)(e)),
         };
-        let tkind = file_type(tst.st_mode);
+        let tkind = file_type(&tst);
         if tkind != SFlag::S_IFREG && tkind != SFlag::S_IFLNK {
             return Err(self.refuse(
                 shown,
@@ -591,29 +572,13 @@ impl<'a> Unpacker<'a> {
         comps: &[OsString],
         shown: &str,
     ) -> Result<(), ImageError> {
-        let value = b"y";
-        // SAFETY: `dir` is an open descriptor borrowed for the duration of
-        // the call, the name is a NUL-terminated C string literal, and the
-        // value pointer and length describe a live 1-byte buffer.
-        let rc = unsafe {
-            libc::fsetxattr(
-                dir.as_raw_fd(),
-                OPAQUE_XATTR.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
-            return Err(ImageError::NoUserXattr {
+        match opaque::set_opaque(dir) {
+            Ok(()) => Ok(()),
+            Err(Errno::EOPNOTSUPP) => Err(ImageError::NoUserXattr {
                 path: self.root_path.join(display(comps)),
-            });
+            }),
+            Err(e) => Err(self.nix(shown)(e)),
         }
-        Err(self.io(shown)(err))
     }
 
     /// Applies directory modes and mtimes, deepest first (so setting a

@@ -308,12 +308,7 @@ pub fn run(
             if exited(pid) {
                 return;
             }
-            let recorded = registry::HeldNamespaces::receive(&handoff.0, ns_flags)
-                .map_err(|errno| RegistryError::Io {
-                    what: "cannot receive the namespaces of",
-                    path: format!("sandbox {}", entry.name()).into(),
-                    errno,
-                })
+            let recorded = registry::HeldNamespaces::receive(&handoff.0, ns_flags, entry.name())
                 .and_then(|ns| entry.running(pid, namespaces.insert(ns), cgroup.clone(), plan));
             if let Err(e) = recorded {
                 eprintln!(
