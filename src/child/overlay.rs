@@ -80,7 +80,7 @@ fn open_dirs<'a>(
         ));
     };
     for (dir, slot) in upper.iter().zip(upper_fds.iter_mut()) {
-        *slot = sys::open_pinned_dir(&dir.path, dir.dev, dir.ino)
+        *slot = super::resolve::open_pinned_dir(&dir.path, dir.dev, dir.ino)
             .map_err(|e| Fail::with(Step::OpenWritable, e, dir.path.to_bytes()))?;
     }
     Ok(())

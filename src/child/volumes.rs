@@ -15,7 +15,7 @@ use crate::sys;
 
 /// A detached copy of the volume's directory, ready to be attached.
 fn open(v: &PinnedDir) -> Result<RawFd, Errno> {
-    let fd = sys::open_pinned_dir(&v.path, v.dev, v.ino)?;
+    let fd = super::resolve::open_pinned_dir(&v.path, v.dev, v.ino)?;
     let r = sys::open_tree_clone_fd(fd);
     sys::close(fd);
     r
