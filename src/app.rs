@@ -16,7 +16,7 @@ use crate::profile::{self, ProfileError, ProfileRef};
 /// Runs hutch with these arguments (the program name first); returns the
 /// exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
-    ensure_stdio_open();
+    crate::sys::ensure_stdio_open();
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }
@@ -41,27 +41,6 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
             &(serde_json::to_string_pretty(&profile::jsonschema::generate()).unwrap_or_default()
                 + "\n"),
         ),
-    }
-}
-
-/// If hutch was started with 0, 1 or 2 closed, the next descriptor it
-/// opens would take that number and become the payload's stdin, stdout or
-/// stderr: open /dev/null there instead.
-fn ensure_stdio_open() {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: fds is a valid array of three pollfds; zero timeout.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } <= 0 {
-        return;
-    }
-    for p in fds {
-        if p.revents & libc::POLLNVAL != 0 {
-            // SAFETY: opening /dev/null; the lowest free number is p.fd.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! sandboxes (`ps`, `exec`, `stop`) and volumes (`volume ...`).
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
 use crate::cli::{ExecArgs, VolumeCommand};
@@ -170,22 +172,14 @@ fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 && left.is_zero() {
-            return false;
-        }
-        if n < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
-            return false;
+        let mut pfd = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match poll(&mut pfd, ms) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) if left.is_zero() => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return false,
         }
     }
 }

@@ -319,6 +319,40 @@ pub fn write_file(path: &CStr, content: &[u8]) -> Result<(), Errno> {
     r
 }
 
+/// If the process was started with 0, 1 or 2 closed, the next descriptor
+/// it opens would take that number (and become a payload's stdin, stdout
+/// or stderr): opens /dev/null there instead. One `poll` when all three
+/// are open. (On descriptor numbers that may name nothing: raw calls.)
+pub fn ensure_stdio_open() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: fds is a valid array of three pollfds; zero timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } <= 0 {
+        return;
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: opening /dev/null; the lowest free number is p.fd,
+            // which is left open for the process's life.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
+/// keyctl(2) with three arguments (`hutch doctor` checks that the default
+/// seccomp filter refuses it).
+pub fn keyctl(
+    operation: libc::c_int,
+    arg2: libc::c_long,
+    arg3: libc::c_long,
+) -> Result<libc::c_long, Errno> {
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, operation, arg2, arg3) })
+}
+
 /// A connected `SOCK_SEQPACKET` pair, close-on-exec: message boundaries and
 /// descriptor passing between the launcher and its helpers or child.
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
