@@ -26,7 +26,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Check { profiles } => check(&profiles),
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
-        Command::Image { command } => crate::image::command::run(command),
+        Command::Image { command } => crate::manage::image::run(command),
         Command::Ps { json } => crate::manage::ps(json),
         Command::Exec(args) => crate::manage::exec(args),
         Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
@@ -70,9 +70,9 @@ fn run(args: RunArgs) -> i32 {
         }
     };
     // Held until the sandbox exits: `hutch image rm` refuses meanwhile.
-    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile, &host) {
+    let lease = match crate::manage::image::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
-        Err(crate::image::command::LeaseError::Profile(e)) => {
+        Err(crate::manage::image::LeaseError::Profile(e)) => {
             print_profile_error(&e);
             return EXIT_LAUNCH_FAILED;
         }

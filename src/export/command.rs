@@ -50,9 +50,9 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     };
     let profile = profile::load(&pref, &search)?;
     // Held while the layers are copied: `hutch image rm` waits.
-    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile, &host) {
+    let lease = match crate::manage::image::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
-        Err(crate::image::command::LeaseError::Profile(e)) => return Err(e.into()),
+        Err(crate::manage::image::LeaseError::Profile(e)) => return Err(e.into()),
         Err(e) => return Err(Failure::Line(e.to_string())),
     };
     let request = Request {

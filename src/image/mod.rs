@@ -57,7 +57,6 @@
 //! leftovers in `tmp/` are removed by the next import (imports and removals
 //! serialise on an exclusive `flock` of `store.lock`).
 
-pub mod command;
 mod digest;
 mod error;
 mod oci;

@@ -46,8 +46,8 @@ mod store;
 mod target;
 
 pub use namespaces::{HeldNamespaces, NS_KINDS};
-pub use procfs::proc_stat;
-pub use record::{NsRef, ProcId, Record, State, VolumeUse};
+pub use procfs::{ProcId, proc_stat};
+pub use record::{NsRef, Record, State, VolumeUse};
 pub use store::{Entry, Registry, default_name};
 pub use target::Target;
 

@@ -8,7 +8,15 @@ use nix::sys::stat::Mode;
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::{SysconfVar, read, sysconf};
 
-use super::record::ProcId;
+use serde::{Deserialize, Serialize};
+
+/// A process, identified beyond its pid: the start time (field 22 of
+/// `/proc/PID/stat`, in clock ticks since boot) tells a reused pid apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
 
 /// `(ppid, start time)` of a process, from `/proc/PID/stat`.
 pub fn proc_stat(pid: i32) -> Option<(i32, u64)> {

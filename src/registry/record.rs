@@ -6,18 +6,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::procfs::{alive, proc_stat};
+use super::procfs::{ProcId, alive, proc_stat};
 
 /// Format version of the records.
 pub(super) const VERSION: u32 = 1;
-
-/// A process, identified beyond its pid: the start time (field 22 of
-/// `/proc/PID/stat`, in clock ticks since boot) tells a reused pid apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcId {
-    pub pid: i32,
-    pub start: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
 use super::namespaces::HeldNamespaces;
-use super::procfs::{boot_ticks, exe_id, proc_stat};
-use super::record::{ProcId, Record, State, VERSION, VolumeUse, now};
+use super::procfs::{ProcId, boot_ticks, exe_id, proc_stat};
+use super::record::{Record, State, VERSION, VolumeUse, now};
 use crate::host::Host;
 use crate::paths::{self, REGISTRY_DIR, valid_name};
 use crate::safe_fs::{Dir, FsError, Publish, Require};

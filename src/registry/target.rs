@@ -10,8 +10,8 @@ use nix::sys::stat::{Mode, fstat};
 use serde::de::DeserializeOwned;
 
 use super::namespaces::{NS_KINDS, ns_flag};
-use super::procfs::{exe_id, proc_stat, proc_uid};
-use super::record::{NsRef, ProcId, Record, State};
+use super::procfs::{ProcId, exe_id, proc_stat, proc_uid};
+use super::record::{NsRef, Record, State};
 use super::{Registry, RegistryError};
 use crate::sys;
 

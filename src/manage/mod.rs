@@ -1,5 +1,8 @@
 //! The commands that manage what outlives a single `hutch run`: running
-//! sandboxes (`ps`, `exec`, `stop`) and volumes (`volume ...`).
+//! sandboxes (`ps`, `exec`, `stop`), volumes (`volume ...`) and images
+//! ([`image`]: `image ...`, and the lease a run or an export takes).
+
+pub mod image;
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{ImageError, ImageInfo, ImageLease, ImageStore};
 use crate::cli::ImageCommand;
 use crate::diag::sanitize;
 use crate::host::Host;
+use crate::image::{ImageError, ImageInfo, ImageLease, ImageStore};
 use crate::plan::rootfs::{Choice, choice};
 use crate::profile::{Profile, ProfileError};
 
