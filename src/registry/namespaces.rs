@@ -52,6 +52,17 @@ impl HeldNamespaces {
     }
 }
 
+#[cfg(test)]
+impl HeldNamespaces {
+    /// A launcher holding no namespace (for tests of the records).
+    pub(super) fn none() -> HeldNamespaces {
+        HeldNamespaces {
+            _fds: Vec::new(),
+            refs: Vec::new(),
+        }
+    }
+}
+
 fn receive(sock: &OwnedFd, flags: u64) -> Result<HeldNamespaces, Errno> {
     let fds = sys::recv_fds(sock.as_raw_fd())?;
     let kinds: Vec<&(&str, libc::c_int)> = NS_KINDS

@@ -178,3 +178,68 @@ impl Registry {
         Ok((r, pidfd))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::registry::HeldNamespaces;
+    use serde::{Deserialize, Serialize};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Plan {
+        argv: Vec<String>,
+        init: bool,
+    }
+
+    /// The registry keeps a plan as it was given, without knowing its
+    /// type, and `exec` gets it back as the type it asks for; one it does
+    /// not fit is named as such, not taken for a missing sandbox.
+    #[test]
+    fn a_plan_is_kept_as_given_and_read_back_as_asked() {
+        let runtime = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let env = [("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())];
+        let uid = nix::unistd::getuid().as_raw();
+        let host = Host::fixed(uid, nix::unistd::getgid().as_raw(), &env, "/");
+        let registry = Registry::open(&host, true).unwrap().unwrap();
+        let mut entry = registry
+            .reserve(Some("t"), "cli", &["sleep".into()], &[])
+            .unwrap();
+        assert!(matches!(
+            registry.target::<Plan>("t"),
+            Err(RegistryError::Starting(_))
+        ));
+        // The sandbox's first process: a child of this "launcher".
+        let mut init = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let plan = Plan {
+            argv: vec!["sh".into(), "-c".into(), "x".into()],
+            init: true,
+        };
+        let pid = init.id() as i32;
+        entry
+            .running(pid, &HeldNamespaces::none(), Vec::new(), &plan)
+            .unwrap();
+        let target = registry.target::<Plan>("t").unwrap();
+        assert_eq!(target.plan, plan);
+        assert_eq!(target.record.init.map(|i| i.pid), Some(pid));
+        #[derive(Debug, Deserialize)]
+        struct Other {
+            #[allow(dead_code, reason = "only its absence is tested")]
+            rules: Vec<u32>,
+        }
+        let e = registry.target::<Other>("t").err().unwrap();
+        assert!(matches!(e, RegistryError::Plan { .. }), "{e}");
+        init.kill().unwrap();
+        init.wait().unwrap();
+        drop(entry);
+        assert!(matches!(
+            registry.find("t"),
+            Err(RegistryError::NotFound(_))
+        ));
+    }
+}
