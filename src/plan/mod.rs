@@ -210,7 +210,12 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             .into());
     }
     mount_plan.ops.extend(volume_ops);
-    let masks = volumes::state_masks(&mount_plan.ops, host);
+    let at_root = rooted
+        .root
+        .as_ref()
+        .map(RootPlan::host_dirs_at_root)
+        .unwrap_or_default();
+    let masks = volumes::state_masks(&mount_plan.ops, &at_root, host);
     mount_plan.ops.extend(masks);
     if !namespaces.mount && !mount_plan.ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");

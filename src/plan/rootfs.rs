@@ -85,6 +85,20 @@ impl RootPlan {
         )
     }
 
+    /// The host directories the sandbox sees at `/`: a root directory, and
+    /// the `upper` directory a writable layer kept on the host shows there
+    /// (an image's layers and a volume's directory are hutch's own).
+    pub fn host_dirs_at_root(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let RootSource::Dir { path } = &self.source {
+            dirs.push(path.clone());
+        }
+        if let Upper::Dir { path } = &self.writable {
+            dirs.push(path.join("upper"));
+        }
+        dirs
+    }
+
     /// The read-only layers, highest first.
     pub fn lowers(&self) -> Vec<&Path> {
         match &self.source {

@@ -231,13 +231,17 @@ pub fn check_exposure(src: &Path, host: &Host) -> Result<(), (String, String)> {
 
 /// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
 /// wherever a bind of a directory above them would show them inside the
-/// sandbox (`cli` started in /tmp or in the home directory, say): mounted
-/// after everything else, so no entry uncovers them. Only paths that exist
-/// are masked (the launcher creates the registry before planning).
-pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
+/// sandbox (`cli` started in /tmp or in the home directory, say), and
+/// likewise the host directories shown at `/` (`at_root`: a root directory
+/// above them, `root = "~"`, say; see `RootPlan::host_dirs_at_root`):
+/// mounted after everything else, so no entry uncovers them. Only paths
+/// that exist are masked (the launcher creates the registry before
+/// planning).
+pub fn state_masks(mounts: &[PlannedMount], at_root: &[PathBuf], host: &Host) -> Vec<PlannedMount> {
     let runtime = paths::runtime_dir(host);
     let store = paths::volume_store(host);
     let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
+    let shown = shown_host_dirs(mounts, at_root);
     let mut out: Vec<PlannedMount> = Vec::new();
     for (protected, what) in [(&runtime_forms, "registry"), (&store_forms, "volume store")] {
         let Some(real) = protected.first() else {
@@ -246,10 +250,7 @@ pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
         if !real.exists() {
             continue;
         }
-        for m in mounts {
-            let MountOp::Bind { src, dst, .. } = &m.op else {
-                continue;
-            };
+        for (src, dst) in &shown {
             let inside = forms(src).iter().find_map(|s| {
                 protected
                     .iter()
@@ -275,6 +276,20 @@ pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
         }
     }
     out
+}
+
+/// The host directories the sandbox sees, and where: each bind's source
+/// at its destination, and `at_root` at `/`.
+fn shown_host_dirs<'a>(
+    mounts: &'a [PlannedMount],
+    at_root: &'a [PathBuf],
+) -> Vec<(&'a Path, &'a Path)> {
+    let binds = mounts.iter().filter_map(|m| match &m.op {
+        MountOp::Bind { src, dst, .. } => Some((src.as_path(), dst.as_path())),
+        _ => None,
+    });
+    let root = at_root.iter().map(|dir| (dir.as_path(), Path::new("/")));
+    binds.chain(root).collect()
 }
 
 type Forms = (Vec<PathBuf>, Vec<PathBuf>);
