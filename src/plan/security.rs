@@ -499,9 +499,21 @@ fn landlock_path(
     Ok(path)
 }
 
+/// Whether a mount after `mounts[i]`, at `path` or above it, covers what
+/// `mounts[i]` shows there (a directory or a symlink made later does not).
+fn covered_later(mounts: &[PlannedMount], i: usize, path: &Path) -> bool {
+    mounts[i + 1..].iter().any(|later| {
+        !matches!(later.op, MountOp::Dir { .. } | MountOp::Symlink { .. })
+            && path.starts_with(later.op.dst())
+    })
+}
+
 /// Rules that let the payload use what the mounts show it, and nothing else:
 /// list any directory; read and execute read-only binds; read and write
-/// writable binds and tmpfs; devices only in /dev.
+/// writable binds and tmpfs; devices only in /dev. A mount that a later one
+/// covers gets no rule: the payload sees the later one there, and a rule
+/// would give its path the hidden mount's rights (those of a tmpfs below a
+/// read-only bind, say).
 fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<LandlockRule> {
     let writable = handled & !access::IOCTL_DEV;
     let mut rules = vec![LandlockRule {
@@ -510,15 +522,17 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<Landl
         derived: true,
         is_dir: Some(true),
     }];
-    let mut add = |path: &Path, bits: u64, is_dir: Option<bool>| {
-        rules.push(LandlockRule {
-            path: path.to_path_buf(),
-            access: bits & handled,
-            derived: true,
-            is_dir,
-        })
-    };
-    for m in mounts {
+    for (i, m) in mounts.iter().enumerate() {
+        let mut add = |path: &Path, bits: u64, is_dir: Option<bool>| {
+            if !covered_later(mounts, i, path) {
+                rules.push(LandlockRule {
+                    path: path.to_path_buf(),
+                    access: bits & handled,
+                    derived: true,
+                    is_dir,
+                });
+            }
+        };
         match &m.op {
             MountOp::Bind {
                 src,
