@@ -198,7 +198,9 @@ impl ImageRun {
         let Some(w) = &self.defaults.working_dir else {
             return Ok(None);
         };
-        let dir = PathBuf::from(w);
+        // Spelled by its components: `/srv//app/.` is /srv/app, as mount
+        // destinations always are.
+        let dir: PathBuf = Path::new(w).components().collect();
         if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
             return Err(Diagnostic::new(format!(
                 "image {}: WorkingDir {w:?} is not an absolute path without `..`",
