@@ -249,6 +249,14 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
                 .help("write e.g. `command = [\"/usr/bin/prog\", \"--flag\"]`")
                 .into());
         }
+        if let Some(bad) = cmd.get().iter().find(|a| a.contains('\0')) {
+            return Err(cmd
+                .diag(format!(
+                    "key `command`: argument {bad:?} contains a NUL byte"
+                ))
+                .help("a program's arguments cannot hold NUL bytes; remove the \\u0000")
+                .into());
+        }
         cmd.get().clone()
     } else if request.command_optional {
         Vec::new()
