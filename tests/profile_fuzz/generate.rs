@@ -85,6 +85,12 @@ const LINES: &[&str] = &[
     "extends = [\"../x\"]",
     "command = [\"/bin/sh\"]",
     "command = []",
+    "command = [\"/bin/sh\", \"a\\u0000b\"]",
+    "dst = \"/a\\u0000b\"",
+    "src = \"/usr\\u0000\"",
+    "target = \"x\\u0000\"",
+    "set = { X = \"a\\u0000b\" }",
+    "cwd = \"/\\u0000\"",
     "cwd = \"${CWD}\"",
     "cwd = \"relative\"",
     "hostname = \"h\"",
@@ -186,14 +192,16 @@ const VALUES: &[&str] = &[
 ];
 
 /// One input: a generated profile, a mutated seed or real profile (from
-/// `bases`), or several of those as the files of one input.
-pub fn input(u: &mut Unstructured, bases: &[Vec<u8>]) -> Result<Vec<u8>> {
+/// `good`, which plan, or `bases`, which also holds the bad profiles), or
+/// several of those as the files of one input.
+pub fn input(u: &mut Unstructured, good: &[Vec<u8>], bases: &[Vec<u8>]) -> Result<Vec<u8>> {
     let mut bytes = match u.choose_index(10)? {
         0..=2 => generated(u)?,
-        3..=7 => u.choose(bases)?.clone(),
+        3..=5 => u.choose(good)?.clone(),
+        6 | 7 => u.choose(bases)?.clone(),
         8 => {
             let files: Vec<Vec<u8>> = (0..u.int_in_range(2..=3)?)
-                .map(|_| u.choose(bases).cloned())
+                .map(|_| u.choose(good).cloned())
                 .collect::<Result<_>>()?;
             files.join(&0u8)
         }
