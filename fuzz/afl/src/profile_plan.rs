@@ -17,8 +17,11 @@
 //! The machine's tree is made once in `$HUTCH_FUZZ_MACHINE` (default
 //! /tmp/hutch-profile-fuzz-machine; one per parallel fuzzer). Crashes land
 //! in `out-profile/default/crashes/`; add each, once fixed, to
-//! tests/fuzz-corpus/profile/ as `crash-<what>`, and a run's queue reduced
-//! with `afl-cmin.bash` as `afl-*`.
+//! tests/fuzz-corpus/profile/ as `crash-<what>`. The corpus's `afl-*` files
+//! are a run's queue reduced with `afl-cmin.bash` (from the AFL++ that
+//! `cargo afl` built), so `cargo test` replays what the fuzzer reached.
+//! Give the machine a tmpfs (`HUTCH_FUZZ_MACHINE=/dev/shm/...`): every
+//! execution writes the input's files there.
 
 #[path = "../../../tests/profile_fuzz/check.rs"]
 mod check;
