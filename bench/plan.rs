@@ -5,8 +5,8 @@
 
 use hutch::diag::SourceFile;
 use hutch::host::Host;
-use hutch::launch::prepare::prepare;
 use hutch::plan::{Request, build};
+use hutch::prepare::prepare;
 use hutch::profile::load::BUILTIN;
 use hutch::profile::{ProfileRef, SearchPath, load, parse};
 

@@ -156,7 +156,7 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
     };
     if matches!(
         f.step,
-        launch::report::Step::RootOverlay | launch::report::Step::OpenWritable
+        crate::prepare::report::Step::RootOverlay | crate::prepare::report::Step::OpenWritable
     ) {
         return plan.root.as_ref().map(|r| r.from.clone());
     }

@@ -7,8 +7,8 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::launch::report::{self, Step};
 use crate::plan::{self, Request};
+use crate::prepare::report::{self, Step};
 use crate::profile::load::{BUILTIN, SearchPath};
 use crate::profile::{self, ProfileRef};
 use crate::sys;

@@ -26,6 +26,7 @@ pub mod launch;
 pub mod manage;
 pub mod manpages;
 pub mod plan;
+pub mod prepare;
 pub mod profile;
 pub mod registry;
 pub mod safe_fs;

@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::report::Step;
+use crate::prepare::report::Step;
 use crate::registry::NS_KINDS;
 use crate::sys;
 

@@ -7,8 +7,8 @@
 use nix::errno::Errno;
 
 use super::{Pipes, exec_payload, signal_set};
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use crate::prepare::Prepared;
+use crate::prepare::report::{self, Step};
 use crate::sys;
 
 /// Runs init; returns its exit code (the payload's status).

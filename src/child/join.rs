@@ -4,8 +4,8 @@
 use nix::errno::Errno;
 
 use super::{Fail, Pipes, confine, exec_payload};
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use crate::prepare::Prepared;
+use crate::prepare::report::{self, Step};
 use crate::sys;
 
 /// Entry point of the joined child. Never returns.

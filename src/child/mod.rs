@@ -26,8 +26,8 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use crate::prepare::Prepared;
+use crate::prepare::report::{self, Step};
 use crate::sys;
 
 /// A failed step, with the path or name it was about.

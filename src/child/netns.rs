@@ -17,7 +17,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::report::Step;
+use crate::prepare::report::Step;
 use crate::sys;
 
 const SIOCGIFFLAGS: libc::Ioctl = 0x8913;

@@ -3,7 +3,7 @@
 //! directory. Mounted unprivileged inside the user namespace with the
 //! `userxattr` option (Linux 5.11+), so whiteouts and opaque directories
 //! are the 0:0 character devices and `user.overlay.opaque` attributes the
-//! image store writes. How layers are named: see [`crate::launch::root`].
+//! image store writes. How layers are named: see [`crate::prepare::root`].
 //!
 //! Runs between clone and exec: raw system calls and fixed buffers only.
 
@@ -13,9 +13,9 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::prepare::PinnedDir;
-use crate::launch::report::{self, ARG_MAX, Step};
-use crate::launch::root::OverlayOp;
+use crate::prepare::PinnedDir;
+use crate::prepare::report::{self, ARG_MAX, Step};
+use crate::prepare::root::OverlayOp;
 use crate::sys;
 
 /// Opens the layer directories, and a persistent layer's `upper` and

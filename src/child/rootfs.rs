@@ -14,10 +14,10 @@ use nix::errno::Errno;
 use super::Fail;
 use super::overlay;
 use super::resolve::{self, Leaf};
-use crate::launch::prepare::{Op, Prepared};
-use crate::launch::report::Step;
-use crate::launch::root::RootOp;
 use crate::plan::mounts::DEV_NODES;
+use crate::prepare::report::Step;
+use crate::prepare::root::RootOp;
+use crate::prepare::{Op, Prepared};
 use crate::sys;
 
 /// Where the new root's tmpfs is attached in the (private) mount namespace

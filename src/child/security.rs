@@ -6,7 +6,7 @@ use nix::errno::Errno;
 
 use super::Fail;
 use crate::landlock::Ruleset;
-use crate::launch::report::Step;
+use crate::prepare::report::Step;
 use crate::sys;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;

@@ -9,8 +9,8 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::prepare::{PinnedDir, Prepared};
-use crate::launch::report::Step;
+use crate::prepare::report::Step;
+use crate::prepare::{PinnedDir, Prepared};
 use crate::sys;
 
 /// A detached copy of the volume's directory, ready to be attached.

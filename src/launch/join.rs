@@ -26,7 +26,8 @@ use crate::host::Host;
 use crate::registry::Target;
 use crate::sys;
 
-use super::{LaunchError, assert_single_threaded, pipe, prepare, supervise};
+use super::{LaunchError, assert_single_threaded, pipe, supervise};
+use crate::prepare;
 
 /// Runs `command` in the sandbox `target`; returns the exit code.
 pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {

@@ -2,9 +2,6 @@
 //! and exit the way the payload did.
 
 pub mod join;
-pub mod prepare;
-pub mod report;
-pub mod root;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -15,10 +12,11 @@ use crate::cgroup;
 use crate::child::{self, Pipes};
 use crate::host::Host;
 use crate::plan::Plan;
+pub use crate::prepare::report::Failure;
+use crate::prepare::{self, report, root};
 use crate::registry::{self, Registry, RegistryError};
 use crate::sys;
 use crate::volume::{self, VolumeError};
-pub use report::Failure;
 
 /// Exit code for hutch's own failures.
 pub const EXIT_LAUNCH_FAILED: i32 = 125;

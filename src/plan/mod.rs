@@ -534,10 +534,10 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(&plan.mounts[0].op, MountOp::Proc { .. }));
-        let prepared = crate::launch::prepare::prepare(&plan).unwrap();
+        let prepared = crate::prepare::prepare(&plan).unwrap();
         assert!(matches!(
             &prepared.ops[0],
-            crate::launch::prepare::Op::Proc {
+            crate::prepare::Op::Proc {
                 host_source: Some(_),
                 ..
             }

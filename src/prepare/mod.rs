@@ -2,6 +2,9 @@
 //! path as a C string, every buffer allocated, so the child only makes system
 //! calls.
 
+pub mod report;
+pub mod root;
+
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -101,7 +104,7 @@ pub struct Prepared {
     /// Host paths opened (as detached mount trees) before the root is built.
     pub sources: Vec<CString>,
     /// What the root is built from; `None`: an empty tmpfs.
-    pub root: Option<super::root::RootOp>,
+    pub root: Option<root::RootOp>,
     pub ops: Vec<Op>,
     pub hostname: Option<CString>,
     pub cwd: CString,
@@ -173,7 +176,7 @@ pub enum PrepareError {
     #[error("cannot build the seccomp filter: {0}")]
     Seccomp(#[from] seccomp::CompileError),
     #[error(transparent)]
-    Root(#[from] super::root::RootError),
+    Root(#[from] root::RootError),
 }
 
 pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
@@ -312,7 +315,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         }
     }
 
-    let root = super::root::prepare(plan, &mut sources)?;
+    let root = root::prepare(plan, &mut sources)?;
 
     let argv: Vec<CString> = plan
         .argv

@@ -22,7 +22,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::path::PathBuf;
 
-use super::prepare::{NulError, PinnedDir, c, cpath};
+use super::{NulError, PinnedDir, c, cpath};
 use crate::host::Host;
 use crate::plan::rootfs::{RootSource, Upper};
 use crate::plan::{Plan, RootPlan};
