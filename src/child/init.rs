@@ -12,13 +12,13 @@ use crate::prepare::report::{self, Step};
 use crate::sys;
 
 /// Runs init; returns its exit code (the payload's status).
-pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
-    if !p.pid_ns {
+pub fn run(prepared: &Prepared, pipes: Pipes) -> i32 {
+    if !prepared.pid_ns {
         // Without a pid namespace, orphans would go to the host's init: keep them.
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let _ = sys::prctl(libc::PR_SET_NAME, c"hutch-init".as_ptr() as libc::c_ulong);
-    if let Some((start, end)) = p.title {
+    if let Some((start, end)) = prepared.title {
         set_title(start, end);
     }
     let set = signal_set();
@@ -32,7 +32,7 @@ pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
     // it executes: cheaper than copying init's page tables with fork.
     let mut stack = [0u8; 64 * 1024];
     let start = PayloadStart {
-        prepared: p,
+        prepared,
         report: pipes.report,
     };
     let payload = match sys::vfork_call(&mut stack, payload_entry, &start) {

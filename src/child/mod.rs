@@ -66,10 +66,10 @@ pub struct Pipes {
 }
 
 /// Entry point of the cloned child. Never returns.
-pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
-    let code = match setup(p, source_fds, pipes) {
-        Ok(()) if p.init => init::run(p, pipes),
-        Ok(()) => exec_payload(p, pipes.report),
+pub fn run(prepared: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
+    let code = match setup(prepared, source_fds, pipes) {
+        Ok(()) if prepared.init => init::run(prepared, pipes),
+        Ok(()) => exec_payload(prepared, pipes.report),
         Err(f) => {
             report::send(pipes.report, f.step, f.errno, f.arg);
             125
@@ -78,7 +78,11 @@ pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
     sys::exit_now(code)
 }
 
-fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<(), Fail<'a>> {
+fn setup<'a>(
+    prepared: &'a Prepared,
+    source_fds: &mut [RawFd],
+    pipes: Pipes,
+) -> Result<(), Fail<'a>> {
     let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
@@ -89,13 +93,13 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     // For `hutch exec`: opened now, while the host's /proc is reachable.
     let ns_dir = handoff::open_ns_dir(pipes.handoff)?;
 
-    if let Some((uid_map, gid_map)) = &p.id_maps {
+    if let Some((uid_map, gid_map)) = &prepared.id_maps {
         sys::write_file(c"/proc/self/setgroups", b"deny")
             .map_err(|e| Fail::new(Step::SetGroups, e))?;
         sys::write_file(c"/proc/self/uid_map", uid_map).map_err(|e| Fail::new(Step::UidMap, e))?;
         sys::write_file(c"/proc/self/gid_map", gid_map).map_err(|e| Fail::new(Step::GidMap, e))?;
     }
-    if p.wait_for_parent {
+    if prepared.wait_for_parent {
         let mut byte = [0u8; 1];
         // SAFETY: reading one byte into a valid buffer.
         let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
@@ -103,32 +107,36 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
             return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
         }
     }
-    if p.unshare_cgroup_ns {
+    if prepared.unshare_cgroup_ns {
         // SAFETY: unshare takes a flag word only.
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
             return Err(Fail::new(Step::CgroupNamespace, Errno::last()));
         }
     }
-    if p.mount_ns {
-        rootfs::build(p, source_fds, pipes.report)?;
+    if prepared.mount_ns {
+        rootfs::build(prepared, source_fds, pipes.report)?;
     }
     if pipes.netns >= 0 {
         netns::join(pipes.netns)?;
-    } else if p.net_ns {
+    } else if prepared.net_ns {
         netns::loopback_up()?;
     }
-    if let Some(h) = &p.hostname {
+    if let Some(h) = &prepared.hostname {
         // SAFETY: h points to h.len() valid bytes.
         if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
             return Err(Fail::new(Step::Hostname, Errno::last()));
         }
     }
     // SAFETY: cwd is NUL-terminated.
-    if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
-        return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
+    if unsafe { libc::chdir(prepared.cwd.as_ptr()) } < 0 {
+        return Err(Fail::with(
+            Step::Chdir,
+            Errno::last(),
+            prepared.cwd.to_bytes(),
+        ));
     }
-    handoff::send(ns_dir, pipes.handoff, p.namespace_flags())?;
-    confine(p)
+    handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
+    confine(prepared)
 }
 
 /// Arms SIGKILL for when the launcher dies, then checks that it has not
@@ -152,17 +160,17 @@ fn die_with_parent(go: RawFd) -> Result<(), Fail<'static>> {
 /// Everything that limits what the process may do, applied last before the
 /// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
 /// this same function, so it can never be confined less than the payload.
-pub fn confine(p: &Prepared) -> Result<(), Fail<'_>> {
-    security::set_rlimits(&p.rlimits)?;
+pub fn confine(prepared: &Prepared) -> Result<(), Fail<'_>> {
+    security::set_rlimits(&prepared.rlimits)?;
     // Keeps the payload from ptracing or reading the memory of hutch's init
     // (execve makes the payload itself dumpable again).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Dumpable, e))?;
     security::drop_privileges()?;
-    if let Some(l) = &p.landlock {
+    if let Some(l) = &prepared.landlock {
         security::apply_landlock(l)?;
     }
     // Last: from here on the filter applies to hutch's own calls too.
-    if let Some(filter) = &p.seccomp {
+    if let Some(filter) = &prepared.seccomp {
         sys::seccomp_load(filter).map_err(|e| Fail::new(Step::Seccomp, e))?;
     }
     Ok(())
@@ -200,7 +208,7 @@ pub fn signal_set() -> libc::sigset_t {
 }
 
 /// Executes the payload; returns the exit code to use if that fails.
-pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
+pub fn exec_payload(prepared: &Prepared, report: RawFd) -> i32 {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     #[allow(
@@ -211,9 +219,9 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     unsafe {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::umask(p.umask);
+        libc::umask(prepared.umask);
     }
-    if p.new_session {
+    if prepared.new_session {
         // SAFETY: setsid has no arguments.
         if unsafe { libc::setsid() } < 0 {
             report::send(report, Step::NewSession, Errno::last(), b"");
@@ -222,14 +230,14 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     }
     let mut err = Errno::ENOENT;
     let mut denied = false;
-    for cand in &p.exec.candidates {
+    for cand in &prepared.exec.candidates {
         // SAFETY: cand, argv and envp are NUL-terminated strings and
         // NULL-terminated pointer arrays that live as long as this process.
         unsafe {
             libc::execve(
                 cand.as_ptr(),
-                p.exec.argv_ptrs.as_ptr(),
-                p.exec.envp.as_ptr(),
+                prepared.exec.argv_ptrs.as_ptr(),
+                prepared.exec.envp.as_ptr(),
             )
         };
         match Errno::last() {
@@ -244,7 +252,11 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     if err == Errno::ENOENT && denied {
         err = Errno::EACCES;
     }
-    let name = p.exec.argv.first().map_or(&b""[..], |a| a.to_bytes());
+    let name = prepared
+        .exec
+        .argv
+        .first()
+        .map_or(&b""[..], |a| a.to_bytes());
     report::send(report, Step::Exec, err, name);
     if err == Errno::ENOENT { 127 } else { 126 }
 }

@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use super::Fail;
 use crate::prepare::PinnedDir;
 use crate::prepare::report::{self, ARG_MAX, Step};
-use crate::prepare::root::OverlayOp;
+use crate::prepare::root::OverlayInstr;
 use crate::sys;
 
 /// Opens the layer directories, and a persistent layer's `upper` and
@@ -25,7 +25,7 @@ use crate::sys;
 /// on), then the overlay; returns the overlay's detached mount. Failures
 /// are reported on `report` with the kernel's own message when it gave one.
 pub fn mount<'a>(
-    o: &'a OverlayOp,
+    o: &'a OverlayInstr,
     upper: Option<&'a [PinnedDir; 2]>,
     fds: &mut [RawFd],
     staging: &'a CStr,
@@ -49,7 +49,7 @@ pub fn mount<'a>(
 }
 
 fn open_dirs<'a>(
-    o: &'a OverlayOp,
+    o: &'a OverlayInstr,
     upper: Option<&'a [PinnedDir; 2]>,
     fds: &mut [RawFd],
 ) -> Result<(), Fail<'a>> {
@@ -86,7 +86,7 @@ fn open_dirs<'a>(
     Ok(())
 }
 
-fn overlay<'a>(o: &'a OverlayOp, report: RawFd) -> Result<RawFd, Fail<'a>> {
+fn overlay<'a>(o: &'a OverlayInstr, report: RawFd) -> Result<RawFd, Fail<'a>> {
     let fail = |e: Errno| Fail::with(Step::RootOverlay, e, o.what.to_bytes());
     let fs = sys::fsopen(c"overlay").map_err(fail)?;
     let r = configure(o, fs)
@@ -133,7 +133,7 @@ fn link(target_fd: RawFd, dir: RawFd, name: &CStr) -> Result<(), Errno> {
 /// A private tmpfs holding the layer links and the upper layer, attached
 /// (overlayfs before Linux 6.15 refuses layers on a detached mount) and
 /// made the working directory.
-fn farm(o: &OverlayOp, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
+fn farm(o: &OverlayInstr, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
     let fs = sys::fsopen(c"tmpfs")?;
     let r = (|| {
         // The upper directory's mode becomes the root's: 0755 like any `/`.
@@ -176,7 +176,7 @@ fn farm(o: &OverlayOp, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
     }
 }
 
-fn configure(o: &OverlayOp, fs: RawFd) -> Result<(), Errno> {
+fn configure(o: &OverlayInstr, fs: RawFd) -> Result<(), Errno> {
     // Relative names resolve against the working directory, the farm.
     match &o.lowerdir {
         Some(joined) => sys::fsconfig_string(fs, c"lowerdir", joined)?,

@@ -16,54 +16,62 @@ use super::overlay;
 use super::resolve::{self, Leaf};
 use crate::plan::mounts::DEV_NODES;
 use crate::prepare::report::Step;
-use crate::prepare::root::RootOp;
-use crate::prepare::{Op, Prepared};
+use crate::prepare::root::RootInstr;
+use crate::prepare::{MountInstr, Prepared};
 use crate::sys;
 
 /// Where the new root's tmpfs is attached in the (private) mount namespace
 /// until pivot_root; any existing directory would do.
 const STAGING: &CStr = c"/tmp";
 
-pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Result<(), Fail<'a>> {
+pub fn build<'a>(
+    prepared: &'a Prepared,
+    source_fds: &mut [RawFd],
+    report: RawFd,
+) -> Result<(), Fail<'a>> {
     sys::make_mounts_slave().map_err(|e| Fail::new(Step::MountPropagation, e))?;
     // Bind sources first, then volumes; the rest of the slots are the
     // root's layers.
-    let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len() + p.volumes.len());
-    for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
+    let (source_fds, root_fds) =
+        source_fds.split_at_mut(prepared.sources.len() + prepared.volumes.len());
+    for (src, slot) in prepared.sources.iter().zip(source_fds.iter_mut()) {
         *slot = sys::open_tree_clone(src)
             .map_err(|e| Fail::with(Step::OpenBindSource, e, src.to_bytes()))?;
     }
-    super::volumes::open_all(p, source_fds)?;
+    super::volumes::open_all(prepared, source_fds)?;
     // The root: an empty tmpfs, a directory bound read-only, or an overlay;
     // the first and the last are made read-only once the entries are in.
-    let (root, readonly_at_end, root_is_source) = match &p.root {
+    let (root, readonly_at_end, root_is_source) = match &prepared.root {
         None => {
             let fd = new_tmpfs(c"755", None, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
                 .map_err(|e| Fail::new(Step::RootTmpfs, e))?;
             (fd, true, false)
         }
-        Some(RootOp::Bind { source }) => {
+        Some(RootInstr::Bind { source }) => {
             let fd = source_fds.get(*source).copied().unwrap_or(-1);
             let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
             sys::mount_setattr(fd, attrs, true).map_err(|e| {
                 Fail::with(
                     Step::Bind,
                     e,
-                    p.sources.get(*source).map_or(&b""[..], |s| s.to_bytes()),
+                    prepared
+                        .sources
+                        .get(*source)
+                        .map_or(&b""[..], |s| s.to_bytes()),
                 )
             })?;
             (fd, false, true)
         }
-        Some(RootOp::Overlay(o)) => (
-            overlay::mount(o, p.upper.as_ref(), root_fds, STAGING, report)?,
+        Some(RootInstr::Overlay(o)) => (
+            overlay::mount(o, prepared.upper.as_ref(), root_fds, STAGING, report)?,
             o.readonly,
             false,
         ),
     };
     sys::move_mount_to_path(root, STAGING)
         .map_err(|e| Fail::with(Step::AttachRoot, e, STAGING.to_bytes()))?;
-    for op in &p.ops {
-        apply(root, op, source_fds)?;
+    for instr in &prepared.mounts {
+        apply(root, instr, source_fds)?;
     }
     if readonly_at_end {
         sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
@@ -129,16 +137,16 @@ fn attach<'a>(
     r.map_err(|e| Fail::with(step, e, dst.to_bytes()))
 }
 
-fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'a>> {
-    match op {
-        Op::Bind { source, dst, attrs } => {
+fn apply<'a>(root: RawFd, instr: &'a MountInstr, source_fds: &[RawFd]) -> Result<(), Fail<'a>> {
+    match instr {
+        MountInstr::Bind { source, dst, attrs } => {
             let fd = source_fds.get(*source).copied().unwrap_or(-1);
             sys::mount_setattr(fd, *attrs, true)
                 .map_err(|e| Fail::with(Step::Bind, e, dst.to_bytes()))?;
             let leaf = if is_dir(fd) { Leaf::Dir } else { Leaf::File };
             attach(root, fd, dst, Step::Bind, leaf)
         }
-        Op::Tmpfs { dst, mode, size } => {
+        MountInstr::Tmpfs { dst, mode, size } => {
             let mnt = new_tmpfs(
                 mode,
                 size.as_deref(),
@@ -149,7 +157,7 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             sys::close(mnt);
             r
         }
-        Op::Proc {
+        MountInstr::Proc {
             dst,
             host_source,
             readonly,
@@ -186,7 +194,7 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             }
             r
         }
-        Op::Dev { dst, first_node } => {
+        MountInstr::Dev { dst, first_node } => {
             let dev = new_tmpfs(
                 c"755",
                 Some(c"1m"),
@@ -200,21 +208,21 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             sys::close(dev);
             r
         }
-        Op::Dir { dst, mode } => {
+        MountInstr::Dir { dst, mode } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_dir(dir, leaf, *mode);
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::Dir, e, dst.to_bytes()))
         }
-        Op::Symlink { target, dst } => {
+        MountInstr::Symlink { target, dst } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_symlink(dir, leaf, target);
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::Symlink, e, dst.to_bytes()))
         }
-        Op::File { dst, content, mode } => {
+        MountInstr::File { dst, content, mode } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_file(dir, leaf, content, *mode);

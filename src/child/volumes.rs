@@ -22,9 +22,11 @@ fn open(v: &PinnedDir) -> Result<RawFd, Errno> {
 }
 
 /// Fills the slots after the bind sources with the volumes' detached mounts.
-pub fn open_all<'a>(p: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
-    let slots = source_fds.get_mut(p.sources.len()..).unwrap_or(&mut []);
-    for (v, slot) in p.volumes.iter().zip(slots.iter_mut()) {
+pub fn open_all<'a>(prepared: &'a Prepared, source_fds: &mut [RawFd]) -> Result<(), Fail<'a>> {
+    let slots = source_fds
+        .get_mut(prepared.sources.len()..)
+        .unwrap_or(&mut []);
+    for (v, slot) in prepared.volumes.iter().zip(slots.iter_mut()) {
         *slot = open(v).map_err(|e| Fail::with(Step::OpenVolume, e, v.path.to_bytes()))?;
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! and exit the way the payload did.
 
 pub mod join;
+pub mod reserve;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -13,7 +14,7 @@ use crate::child::{self, Pipes};
 use crate::host::Host;
 use crate::plan::Plan;
 pub use crate::prepare::report::Failure;
-use crate::prepare::{self, report, root};
+use crate::prepare::{self, report};
 use crate::registry::{self, Registry, RegistryError};
 use crate::sys;
 use crate::volume::{self, VolumeError};
@@ -29,6 +30,8 @@ pub enum LaunchError {
     Threads(usize),
     #[error(transparent)]
     Prepare(#[from] prepare::PrepareError),
+    #[error(transparent)]
+    Upper(#[from] reserve::UpperError),
     #[error("cannot create the sandbox's namespaces: {}{}", .0.desc(), clone_help(*.0))]
     Clone(Errno),
     #[error("{what}: {}", .errno.desc())]
@@ -131,7 +134,7 @@ pub fn run(
     };
     let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
     // Held until the sandbox has exited.
-    let upper = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
+    let upper = reserve::claim_upper(plan, host)?;
     let mut prepared = prepare::prepare(plan)?;
     prepared.volumes = held
         .volumes
@@ -141,9 +144,9 @@ pub fn run(
         .map_err(prepare::PrepareError::from)?;
     prepared.upper = upper
         .as_ref()
-        .map(root::ClaimedUpper::for_child)
+        .map(reserve::ClaimedUpper::for_child)
         .transpose()
-        .map_err(prepare::PrepareError::from)?;
+        .map_err(reserve::UpperError::from)?;
     // cgroup limits: a cgroup directory is made before clone (the child is
     // cloned straight into it); a systemd scope after clone, while the
     // child waits on the go pipe. See crate::cgroup.
@@ -165,7 +168,10 @@ pub fn run(
     let (go_r, go_w) = pipe()?;
 
     // Bind sources, volumes, then the root's layer directories.
-    let root_fds = prepared.root.as_ref().map_or(0, root::RootOp::fd_slots);
+    let root_fds = prepared
+        .root
+        .as_ref()
+        .map_or(0, prepare::RootInstr::fd_slots);
     let mut source_fds = vec![-1; prepared.sources.len() + prepared.volumes.len() + root_fds];
     // The child hands its namespaces back over this, for `hutch exec`.
     let handoff = sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {

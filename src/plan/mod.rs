@@ -526,25 +526,6 @@ mod tests {
     }
 
     #[test]
-    fn proc_without_a_pid_namespace_binds_the_hosts() {
-        let plan = plan_of(
-            &[("p", "version = 1\n[namespaces]\npid = false\n[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n")],
-            "p",
-            1000,
-        )
-        .unwrap();
-        assert!(matches!(&plan.mounts[0].op, MountOp::Proc { .. }));
-        let prepared = crate::prepare::prepare(&plan).unwrap();
-        assert!(matches!(
-            &prepared.ops[0],
-            crate::prepare::Op::Proc {
-                host_source: Some(_),
-                ..
-            }
-        ));
-    }
-
-    #[test]
     fn optional_missing_sources_are_skipped_and_reported() {
         let plan = plan_of(
             &[("p", "version = 1\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"/nonexistent/x\"\ndst = \"/x\"\noptional = true\n")],

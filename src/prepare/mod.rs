@@ -1,7 +1,18 @@
-//! Turning a plan into what the child needs, computed before clone: every
-//! path as a C string, every buffer allocated, so the child only makes system
-//! calls.
+//! The plan lowered for the child, computed before clone: every path a C
+//! string, every buffer allocated, the seccomp filter compiled, so that the
+//! child only makes system calls. Both sides import this room: the
+//! launcher builds a [`Prepared`], the child applies it and reports a
+//! failed step in the vocabulary of [`report`].
+//!
+//! - [`mounts`]: the profile's mounts as [`MountInstr`]s;
+//! - [`root`]: what the root is built from ([`RootInstr`]);
+//! - [`exec`]: the command and environment for execve;
+//! - [`confine`]: resource limits, the Landlock ruleset, the seccomp filter;
+//! - [`report`]: the steps the child runs and how it reports a failure.
 
+pub mod confine;
+pub mod exec;
+pub mod mounts;
 pub mod report;
 pub mod root;
 
@@ -9,66 +20,13 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::plan::mounts::DEV_NODES;
+use crate::landlock::Ruleset;
+use crate::plan::Plan;
 use crate::plan::seccomp::{self, Insn};
-use crate::plan::security::RLIMITS;
-use crate::plan::{MountOp, Plan};
-use crate::sys;
-
-#[derive(Debug)]
-pub enum Op {
-    Bind {
-        source: usize,
-        dst: CString,
-        attrs: u64,
-    },
-    Tmpfs {
-        dst: CString,
-        mode: CString,
-        size: Option<CString>,
-    },
-    /// A procfs: new, or (`host_source`) the host's bound; then hardened.
-    Proc {
-        dst: CString,
-        host_source: Option<usize>,
-        /// Made read-only in place: (name inside /proc, full path for messages).
-        readonly: Vec<(CString, CString)>,
-        /// Covered with a read-only /dev/null: (name, full path, source index).
-        masked: Vec<(CString, CString, usize)>,
-    },
-    /// `first_node` indexes the sources for [`DEV_NODES`], in that order.
-    Dev {
-        dst: CString,
-        first_node: usize,
-    },
-    Dir {
-        dst: CString,
-        mode: u32,
-    },
-    Symlink {
-        target: CString,
-        dst: CString,
-    },
-    File {
-        dst: CString,
-        content: Vec<u8>,
-        mode: u32,
-    },
-}
-
-#[derive(Debug)]
-pub struct Exec {
-    /// Paths to try in order (PATH lookup inside the sandbox).
-    pub candidates: Vec<CString>,
-    pub argv: Vec<CString>,
-    pub argv_ptrs: Vec<*const libc::c_char>,
-    pub env: Vec<CString>,
-    pub envp: Vec<*const libc::c_char>,
-}
-
-/// The Landlock ruleset and its path rule, under the names the child's
-/// vocabulary had before they moved to `crate::landlock`.
-pub use crate::landlock::{PathRule as LandlockPathRule, Ruleset as Landlock};
+pub use confine::Rlimit;
+pub use exec::Exec;
+pub use mounts::MountInstr;
+pub use root::{OverlayInstr, RootInstr};
 
 /// A directory the launcher opened, checked and pins (a volume, or a
 /// persistent upper layer's `upper` and `work`): the child opens `path`
@@ -84,7 +42,7 @@ pub struct PinnedDir {
 impl PinnedDir {
     pub fn of(what: &'static str, p: &crate::safe_fs::Pinned) -> Result<PinnedDir, NulError> {
         Ok(PinnedDir {
-            path: cpath(what, &p.path)?,
+            path: cstring_path(what, &p.path)?,
             dev: p.dev,
             ino: p.ino,
         })
@@ -104,8 +62,8 @@ pub struct Prepared {
     /// Host paths opened (as detached mount trees) before the root is built.
     pub sources: Vec<CString>,
     /// What the root is built from; `None`: an empty tmpfs.
-    pub root: Option<root::RootOp>,
-    pub ops: Vec<Op>,
+    pub root: Option<RootInstr>,
+    pub mounts: Vec<MountInstr>,
     pub hostname: Option<CString>,
     pub cwd: CString,
     pub exec: Exec,
@@ -117,9 +75,8 @@ pub struct Prepared {
     pub unshare_cgroup_ns: bool,
     /// The caller's umask, restored for the payload.
     pub umask: libc::mode_t,
-    /// (resource, value for soft and hard)
-    pub rlimits: Vec<(crate::sys::RlimitResource, libc::rlim_t)>,
-    pub landlock: Option<Landlock>,
+    pub rlimits: Vec<Rlimit>,
+    pub landlock: Option<Ruleset>,
     pub seccomp: Option<Vec<Insn>>,
     /// hutch's own command line in memory (`arg_start..arg_end`), which
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
@@ -135,21 +92,6 @@ pub struct Prepared {
     pub upper: Option<[PinnedDir; 2]>,
 }
 
-/// A string from the plan contained a NUL byte.
-#[derive(Debug, thiserror::Error)]
-#[error("{what} contains a NUL byte: {value:?}")]
-pub struct NulError {
-    pub what: &'static str,
-    pub value: String,
-}
-
-pub(crate) fn c(what: &'static str, s: &[u8]) -> Result<CString, NulError> {
-    CString::new(s).map_err(|_| NulError {
-        what,
-        value: String::from_utf8_lossy(s).into_owned(),
-    })
-}
-
 impl Prepared {
     /// The clone flags of every namespace the sandbox ends up with, also
     /// those created after clone (the cgroup namespace under `[limits]`).
@@ -162,11 +104,26 @@ impl Prepared {
     }
 }
 
-pub(crate) fn cpath(what: &'static str, p: &Path) -> Result<CString, NulError> {
-    c(what, p.as_os_str().as_bytes())
+/// A string from the plan contained a NUL byte.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} contains a NUL byte: {value:?}")]
+pub struct NulError {
+    pub what: &'static str,
+    pub value: String,
 }
 
-pub use crate::plan::mounts::{PROC_MASKED, PROC_READONLY};
+/// `bytes` as a C string; `what` names it if it holds a NUL byte.
+pub fn cstring(what: &'static str, bytes: &[u8]) -> Result<CString, NulError> {
+    CString::new(bytes).map_err(|_| NulError {
+        what,
+        value: String::from_utf8_lossy(bytes).into_owned(),
+    })
+}
+
+/// A path as a C string; `what` names it if it holds a NUL byte.
+pub fn cstring_path(what: &'static str, path: &Path) -> Result<CString, NulError> {
+    cstring(what, path.as_os_str().as_bytes())
+}
 
 /// Failures to turn a plan into the child's instructions.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +136,52 @@ pub enum PrepareError {
     Root(#[from] root::RootError),
 }
 
+/// Lowers `plan` for the child.
 pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
+    let mut sources = Vec::new();
+    let mounts = mounts::lower(plan, &mut sources)?;
+    let root = root::lower(plan, &mut sources)?;
+    let security = &plan.security;
+    Ok(Prepared {
+        clone_flags: clone_flags(plan),
+        id_maps: plan.id_map.map(|m| {
+            (
+                format!("{} {} 1\n", m.uid_inside, m.uid_outside).into_bytes(),
+                format!("{} {} 1\n", m.gid_inside, m.gid_outside).into_bytes(),
+            )
+        }),
+        mount_ns: plan.namespaces.mount,
+        net_ns: plan.namespaces.net,
+        pid_ns: plan.namespaces.pid,
+        root,
+        sources,
+        mounts,
+        hostname: plan
+            .hostname
+            .as_ref()
+            .map(|h| cstring("hostname", h.as_bytes()))
+            .transpose()?,
+        cwd: cstring_path("working directory", &plan.cwd)?,
+        exec: exec::lower(plan)?,
+        init: plan.init,
+        new_session: security.new_session,
+        wait_for_parent: false,
+        unshare_cgroup_ns: false,
+        umask: caller_umask(),
+        rlimits: confine::rlimits(&security.rlimits),
+        landlock: confine::landlock(&security.landlock)?,
+        seccomp: match (&security.seccomp.active, security.seccomp.arch) {
+            (true, Some(arch)) => Some(seccomp::compile(&security.seccomp.rules, arch)?),
+            _ => None,
+        },
+        title: command_line_area(),
+        volumes: Vec::new(),
+        upper: None,
+    })
+}
+
+/// The namespaces the plan asks for, as clone flags.
+fn clone_flags(plan: &Plan) -> u64 {
     let ns = &plan.namespaces;
     let mut flags = 0u64;
     for (on, flag) in [
@@ -195,220 +197,21 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
             flags |= flag as u64;
         }
     }
-    let id_maps = plan.id_map.map(|m| {
-        (
-            format!("{} {} 1\n", m.uid_inside, m.uid_outside).into_bytes(),
-            format!("{} {} 1\n", m.gid_inside, m.gid_outside).into_bytes(),
-        )
-    });
+    flags
+}
 
-    let mut sources = Vec::new();
-    let mut ops = Vec::with_capacity(plan.mounts.len());
-    // Ops that bind volume number N, to point at their slot once `sources`
-    // is complete.
-    let mut volume_ops = Vec::new();
-    for m in &plan.mounts {
-        ops.push(match &m.op {
-            MountOp::Bind {
-                src,
-                dst,
-                readonly,
-                devices,
-            } => {
-                sources.push(cpath("bind source", src)?);
-                let mut attrs = sys::MOUNT_ATTR_NOSUID;
-                if !devices {
-                    attrs |= sys::MOUNT_ATTR_NODEV;
-                }
-                if *readonly {
-                    attrs |= sys::MOUNT_ATTR_RDONLY;
-                }
-                Op::Bind {
-                    source: sources.len() - 1,
-                    dst: cpath("mount destination", dst)?,
-                    attrs,
-                }
-            }
-            MountOp::Tmpfs { dst, size, mode } => Op::Tmpfs {
-                dst: cpath("mount destination", dst)?,
-                mode: c("mode", format!("{mode:o}").as_bytes())?,
-                size: size
-                    .map(|s| c("size", s.to_string().as_bytes()))
-                    .transpose()?,
-            },
-            MountOp::Proc { dst } => {
-                let host_source = if plan.namespaces.pid {
-                    None
-                } else {
-                    sources.push(c("proc", b"/proc")?);
-                    Some(sources.len() - 1)
-                };
-                // The host's /proc is the same kernel's: entries it lacks
-                // (kcore without CONFIG_PROC_KCORE, ...) need no work.
-                let present = |n: &&&str| Path::new("/proc").join(n).exists();
-                let readonly = PROC_READONLY
-                    .iter()
-                    .filter(present)
-                    .map(|n| {
-                        Ok((
-                            c("proc entry", n.as_bytes())?,
-                            cpath("proc entry", &dst.join(n))?,
-                        ))
-                    })
-                    .collect::<Result<_, NulError>>()?;
-                let mut masked = Vec::new();
-                for n in PROC_MASKED.iter().filter(present) {
-                    sources.push(c("device", b"/dev/null")?);
-                    masked.push((
-                        c("proc entry", n.as_bytes())?,
-                        cpath("proc entry", &dst.join(n))?,
-                        sources.len() - 1,
-                    ));
-                }
-                Op::Proc {
-                    dst: cpath("mount destination", dst)?,
-                    host_source,
-                    readonly,
-                    masked,
-                }
-            }
-            MountOp::Dev { dst } => {
-                let first_node = sources.len();
-                for node in DEV_NODES {
-                    sources.push(c("device", format!("/dev/{node}").as_bytes())?);
-                }
-                Op::Dev {
-                    dst: cpath("mount destination", dst)?,
-                    first_node,
-                }
-            }
-            MountOp::Dir { dst, mode } => Op::Dir {
-                dst: cpath("directory", dst)?,
-                mode: *mode,
-            },
-            MountOp::Symlink { target, dst } => Op::Symlink {
-                target: cpath("symlink target", target)?,
-                dst: cpath("symlink", dst)?,
-            },
-            MountOp::File { dst, content, mode } => Op::File {
-                dst: cpath("file", dst)?,
-                content: content.as_bytes().to_vec(),
-                mode: *mode,
-            },
-            MountOp::Volume { dst, readonly, .. } => {
-                volume_ops.push(ops.len());
-                let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-                if *readonly {
-                    attrs |= sys::MOUNT_ATTR_RDONLY;
-                }
-                Op::Bind {
-                    source: volume_ops.len() - 1,
-                    dst: cpath("mount destination", dst)?,
-                    attrs,
-                }
-            }
-        });
-    }
-    for &i in &volume_ops {
-        if let Op::Bind { source, .. } = &mut ops[i] {
-            *source += sources.len();
-        }
-    }
-
-    let root = root::prepare(plan, &mut sources)?;
-
-    let argv: Vec<CString> = plan
-        .argv
-        .iter()
-        .map(|a| c("command argument", a.as_bytes()))
-        .collect::<Result<_, _>>()?;
-    let env: Vec<CString> = plan
-        .env
-        .iter()
-        .map(|(k, v)| c("environment variable", format!("{k}={v}").as_bytes()))
-        .collect::<Result<_, _>>()?;
-    let program = plan.argv.first().map(String::as_str).unwrap_or("");
-    let candidates = if program.contains('/') {
-        vec![c("command", program.as_bytes())?]
-    } else {
-        let path = plan
-            .env
-            .get("PATH")
-            .map(String::as_str)
-            .unwrap_or("/usr/local/bin:/usr/bin:/bin");
-        // Empty or relative PATH entries would search the working directory:
-        // not something to do implicitly in a sandbox.
-        path.split(':')
-            .filter(|d| d.starts_with('/'))
-            .map(|d| {
-                c(
-                    "command",
-                    format!("{}/{program}", d.trim_end_matches('/')).as_bytes(),
-                )
-            })
-            .collect::<Result<_, _>>()?
-    };
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-
+/// The caller's umask (reading it means setting it and setting it back).
+fn caller_umask() -> libc::mode_t {
     #[allow(
         clippy::multiple_unsafe_ops_per_block,
         reason = "reading the umask means setting it and setting it back, one step"
     )]
     // SAFETY: umask only swaps the process's file mode mask; set it back at once.
-    let umask = unsafe {
+    unsafe {
         let old = libc::umask(0o022);
         libc::umask(old);
         old
-    };
-
-    Ok(Prepared {
-        clone_flags: flags,
-        id_maps,
-        mount_ns: ns.mount,
-        net_ns: ns.net,
-        pid_ns: ns.pid,
-        root,
-        sources,
-        ops,
-        hostname: plan
-            .hostname
-            .as_ref()
-            .map(|h| c("hostname", h.as_bytes()))
-            .transpose()?,
-        cwd: cpath("working directory", &plan.cwd)?,
-        exec: Exec {
-            candidates,
-            argv,
-            argv_ptrs,
-            env,
-            envp,
-        },
-        init: plan.init,
-        new_session: plan.security.new_session,
-        wait_for_parent: false,
-        unshare_cgroup_ns: false,
-        umask,
-        rlimits: plan
-            .security
-            .rlimits
-            .iter()
-            .filter_map(|r| {
-                let res = RLIMITS.iter().find(|(n, _)| *n == r.name)?.1;
-                Some((res, r.value.unwrap_or(libc::RLIM_INFINITY)))
-            })
-            .collect(),
-        landlock: landlock(&plan.security.landlock)?,
-        seccomp: match (&plan.security.seccomp.active, plan.security.seccomp.arch) {
-            (true, Some(arch)) => Some(seccomp::compile(&plan.security.seccomp.rules, arch)?),
-            _ => None,
-        },
-        title: command_line_area(),
-        volumes: Vec::new(),
-        upper: None,
-    })
+    }
 }
 
 static COMMAND_LINE: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
@@ -453,33 +256,32 @@ fn command_line_area() -> Option<(usize, usize)> {
     (start != 0 && end > start).then_some((start, end))
 }
 
-/// The planned ruleset with its paths as C strings. Rights stay as
-/// planned: the child narrows them on a path that turns out to be a file
-/// (`landlock::access::on_file`), the one place that does.
-fn landlock(l: &crate::plan::security::LandlockPlan) -> Result<Option<Landlock>, NulError> {
-    if !l.active() {
-        return Ok(None);
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::plan::{Request, build};
+    use crate::profile::{ProfileRef, SearchPath, load};
+
+    /// The plan of the profile `text` (extending the built-ins as it
+    /// says) for `/bin/true`, on a fixed host.
+    pub(crate) fn plan_of(text: &str) -> Plan {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.toml"), text).unwrap();
+        let path = dir.path().display().to_string();
+        let host = Host::fixed(
+            1000,
+            1000,
+            &[("HOME", "/home/u"), ("HUTCH_PROFILE_PATH", &path)],
+            "/",
+        );
+        let search = SearchPath::standard(&host);
+        let profile = load(&ProfileRef::Name("p".into()), &search).unwrap();
+        let request = Request {
+            command: vec!["/bin/true".into()],
+            command_optional: false,
+            image: None,
+        };
+        build(&profile, &host, &request).unwrap()
     }
-    Ok(Some(Landlock {
-        handled_fs: l.handled_fs,
-        handled_net: l.handled_net,
-        scoped: l.scoped,
-        fs_rules: l
-            .fs_rules
-            .iter()
-            .map(|r| {
-                Ok(LandlockPathRule {
-                    path: cpath("landlock path", &r.path)?,
-                    access: r.access,
-                    skip_if_missing: r.derived,
-                    is_dir: r.is_dir,
-                })
-            })
-            .collect::<Result<_, NulError>>()?,
-        net_rules: l
-            .net_rules
-            .iter()
-            .map(|(port, access)| (*port as u64, *access))
-            .collect(),
-    }))
 }

@@ -1,7 +1,7 @@
-//! The root of the sandbox, made ready for the child (before clone): C
-//! strings for the overlay's layers, and, on the host, the directory that
-//! keeps a persistent upper layer: opened without following symlinks,
-//! checked, locked and pinned for the sandbox's life.
+//! The root of the sandbox, made ready for the child (before clone): the
+//! directory to bind, or the overlay's layers as C strings and the short
+//! names the child gives them. (The directory of a persistent upper layer
+//! is claimed on the host by the launcher: see `launch::reserve`.)
 //!
 //! # How overlayfs gets its layers
 //! Option values given with `fsconfig` are limited to 255 bytes, and image
@@ -19,14 +19,10 @@
 //! else one `lowerdir+` value per layer (Linux 6.8+, up to overlayfs's 500).
 
 use std::ffi::CString;
-use std::fs::File;
-use std::path::PathBuf;
 
-use super::{NulError, PinnedDir, c, cpath};
-use crate::host::Host;
+use super::{NulError, cstring, cstring_path};
 use crate::plan::rootfs::{RootSource, Upper};
 use crate::plan::{Plan, RootPlan};
-use crate::safe_fs::{self, Dir, FsError, Require};
 
 /// Longest value `fsconfig` accepts, without the terminating NUL.
 pub const FSCONFIG_VALUE_MAX: usize = 255;
@@ -35,16 +31,16 @@ const LOWERDIR_PLUS_KERNEL: (u32, u32) = (6, 8);
 
 /// How the child builds the root.
 #[derive(Debug)]
-pub enum RootOp {
+pub enum RootInstr {
     /// A read-only recursive bind of the directory `sources[source]`.
     Bind {
         source: usize,
     },
-    Overlay(OverlayOp),
+    Overlay(OverlayInstr),
 }
 
 #[derive(Debug)]
-pub struct OverlayOp {
+pub struct OverlayInstr {
     /// Host directories the child opens first: the layers, highest first.
     pub dirs: Vec<CString>,
     /// Farm names of the layers (`0`, `1`, …), highest first.
@@ -75,32 +71,11 @@ pub enum RootError {
         max: usize,
         kernel: String,
     },
-    #[error(
-        "cannot use `writable` directory {}: {source}; or keep the changes in a volume: `writable = \"volume:NAME\"`",
-        .path.display()
-    )]
-    Writable {
-        path: PathBuf,
-        #[source]
-        source: FsError,
-    },
-    #[error(
-        "{path} is in use by another sandbox (it keeps the changes of its root); wait for it to exit, or use another `writable` directory"
-    )]
-    UpperInUse { path: PathBuf },
-    #[error("cannot lock {}: {source}", .path.display())]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Volume(crate::volume::VolumeError),
 }
 
 /// The child's instructions for `plan.root`; bind sources are added to
 /// `sources`.
-pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>, RootError> {
+pub fn lower(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootInstr>, RootError> {
     let Some(root) = &plan.root else {
         return Ok(None);
     };
@@ -108,25 +83,25 @@ pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>
         let RootSource::Dir { path } = &root.source else {
             unreachable!("only a directory root is bound");
         };
-        sources.push(cpath("root directory", path)?);
-        return Ok(Some(RootOp::Bind {
+        sources.push(cstring_path("root directory", path)?);
+        return Ok(Some(RootInstr::Bind {
             source: sources.len() - 1,
         }));
     }
     let lowers = root.lowers();
     let dirs = lowers
         .iter()
-        .map(|l| cpath("layer", l))
+        .map(|l| cstring_path("layer", l))
         .collect::<Result<Vec<_>, NulError>>()?;
     let layers = (0..lowers.len())
-        .map(|i| c("layer", i.to_string().as_bytes()))
+        .map(|i| cstring("layer", i.to_string().as_bytes()))
         .collect::<Result<Vec<_>, NulError>>()?;
     let joined = (0..lowers.len())
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(":");
     let lowerdir = if joined.len() <= FSCONFIG_VALUE_MAX {
-        Some(c("lowerdir", joined.as_bytes())?)
+        Some(cstring("lowerdir", joined.as_bytes())?)
     } else {
         let kernel = kernel_release();
         if kernel_version(&kernel) < LOWERDIR_PLUS_KERNEL {
@@ -139,13 +114,13 @@ pub fn prepare(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootOp>
         }
         None
     };
-    Ok(Some(RootOp::Overlay(OverlayOp {
+    Ok(Some(RootInstr::Overlay(OverlayInstr {
         persistent: root.writable.persistent_dir().is_some(),
         dirs,
         layers,
         lowerdir,
         readonly: root.writable == Upper::ReadOnly,
-        what: c("root", describe(root).as_bytes())?,
+        what: cstring("root", describe(root).as_bytes())?,
     })))
 }
 
@@ -156,12 +131,12 @@ fn describe(root: &RootPlan) -> String {
     }
 }
 
-impl RootOp {
+impl RootInstr {
     /// Descriptors the child needs beyond the bind sources.
     pub fn fd_slots(&self) -> usize {
         match self {
-            RootOp::Bind { .. } => 0,
-            RootOp::Overlay(o) => o.dirs.len() + if o.persistent { 2 } else { 0 },
+            RootInstr::Bind { .. } => 0,
+            RootInstr::Overlay(o) => o.dirs.len() + if o.persistent { 2 } else { 0 },
         }
     }
 }
@@ -192,92 +167,6 @@ fn kernel_version(release: &str) -> (u32, u32) {
         .split(|c: char| !c.is_ascii_digit())
         .map(|s| s.parse::<u32>().unwrap_or(0));
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
-/// A persistent upper layer, claimed for one sandbox: held until it exits.
-#[derive(Debug)]
-pub struct ClaimedUpper {
-    /// `upper` and `work`, for the child to find again.
-    pub upper: safe_fs::Pinned,
-    pub work: safe_fs::Pinned,
-    /// The directory holding them.
-    _dir: safe_fs::Pinned,
-    /// An exclusive flock: overlayfs must not use one upper layer twice at
-    /// a time (close-on-exec; the child closes it too).
-    _lock: File,
-}
-
-impl ClaimedUpper {
-    /// What the child needs to open `upper` and `work` again.
-    pub fn for_child(&self) -> Result<[PinnedDir; 2], NulError> {
-        Ok([
-            PinnedDir::of("upper directory", &self.upper)?,
-            PinnedDir::of("work directory", &self.work)?,
-        ])
-    }
-}
-
-/// On the host, before clone: opens (creating what is missing) and locks
-/// the directory of a persistent upper layer, and its `upper` and `work`,
-/// without following symlinks and only if nobody but the caller can have
-/// put them there (see [`safe_fs::open_dir_for_writing`]); pins them.
-pub fn claim_upper(plan: &Plan, host: &Host) -> Result<Option<ClaimedUpper>, RootError> {
-    let Some(root) = &plan.root else {
-        return Ok(None);
-    };
-    let (lock, dir, require) = match &root.writable {
-        Upper::ReadOnly | Upper::Tmpfs => return Ok(None),
-        Upper::Volume { name, .. } => {
-            let (lock, dir) =
-                crate::volume::claim_for_upper(host, name).map_err(RootError::Volume)?;
-            // Inside the store (mode 0700), only the owner matters.
-            (File::from(lock), dir, Require::owned_by(host.uid))
-        }
-        Upper::Dir { path } => {
-            let writable = |source| RootError::Writable {
-                path: path.clone(),
-                source,
-            };
-            let dir = safe_fs::open_dir_for_writing(path, host.uid, true).map_err(writable)?;
-            let lock = dir.open_file("lock", 0o600, host.uid).map_err(writable)?;
-            (File::from(lock), dir, Require::writable_only_by(host.uid))
-        }
-    };
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(RootError::UpperInUse {
-                path: dir.path().to_path_buf(),
-            });
-        }
-        Err(std::fs::TryLockError::Error(source)) => {
-            return Err(RootError::Lock {
-                path: dir.path().join("lock"),
-                source,
-            });
-        }
-    }
-    let dir_path = dir.path().to_path_buf();
-    let fs_error = |source: FsError| match &root.writable {
-        Upper::Volume { .. } => RootError::Volume(source.into()),
-        _ => RootError::Writable {
-            path: dir_path.clone(),
-            source,
-        },
-    };
-    // The upper directory's mode is the root's: 0755 like any `/`.
-    let open = |name, mode| -> Result<safe_fs::Pinned, FsError> {
-        let sub: Option<Dir> = dir.sub(name, Some(mode), require)?;
-        sub.expect("created if missing").pin()
-    };
-    let upper = open("upper", 0o755).map_err(fs_error)?;
-    let work = open("work", 0o700).map_err(fs_error)?;
-    Ok(Some(ClaimedUpper {
-        upper,
-        work,
-        _dir: dir.pin().map_err(fs_error)?,
-        _lock: lock,
-    }))
 }
 
 #[cfg(test)]

@@ -1,0 +1,128 @@
+//! What a launch reserves on the host before anything is cloned, and
+//! holds until the sandbox is gone: the directory of a persistent upper
+//! layer (`writable`), opened without following symlinks, checked, locked
+//! and pinned. (The volumes are acquired by the volume store, the name by
+//! the registry.)
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use crate::host::Host;
+use crate::plan::Plan;
+use crate::plan::rootfs::Upper;
+use crate::prepare::{NulError, PinnedDir};
+use crate::safe_fs::{self, Dir, FsError, Require};
+
+/// A persistent upper layer that cannot be claimed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpperError {
+    #[error(
+        "cannot use `writable` directory {}: {source}; or keep the changes in a volume: `writable = \"volume:NAME\"`",
+        .path.display()
+    )]
+    Writable {
+        path: PathBuf,
+        #[source]
+        source: FsError,
+    },
+    #[error(
+        "{path} is in use by another sandbox (it keeps the changes of its root); wait for it to exit, or use another `writable` directory"
+    )]
+    UpperInUse { path: PathBuf },
+    #[error("cannot lock {}: {source}", .path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Volume(crate::volume::VolumeError),
+    #[error(transparent)]
+    Nul(#[from] NulError),
+}
+
+/// A persistent upper layer, claimed for one sandbox: held until it exits.
+#[derive(Debug)]
+pub struct ClaimedUpper {
+    /// `upper` and `work`, for the child to find again.
+    pub upper: safe_fs::Pinned,
+    pub work: safe_fs::Pinned,
+    /// The directory holding them.
+    _dir: safe_fs::Pinned,
+    /// An exclusive flock: overlayfs must not use one upper layer twice at
+    /// a time (close-on-exec; the child closes it too).
+    _lock: File,
+}
+
+impl ClaimedUpper {
+    /// What the child needs to open `upper` and `work` again.
+    pub fn for_child(&self) -> Result<[PinnedDir; 2], NulError> {
+        Ok([
+            PinnedDir::of("upper directory", &self.upper)?,
+            PinnedDir::of("work directory", &self.work)?,
+        ])
+    }
+}
+
+/// On the host, before clone: opens (creating what is missing) and locks
+/// the directory of a persistent upper layer, and its `upper` and `work`,
+/// without following symlinks and only if nobody but the caller can have
+/// put them there (see [`safe_fs::open_dir_for_writing`]); pins them.
+pub fn claim_upper(plan: &Plan, host: &Host) -> Result<Option<ClaimedUpper>, UpperError> {
+    let Some(root) = &plan.root else {
+        return Ok(None);
+    };
+    let (lock, dir, require) = match &root.writable {
+        Upper::ReadOnly | Upper::Tmpfs => return Ok(None),
+        Upper::Volume { name, .. } => {
+            let (lock, dir) =
+                crate::volume::claim_for_upper(host, name).map_err(UpperError::Volume)?;
+            // Inside the store (mode 0700), only the owner matters.
+            (File::from(lock), dir, Require::owned_by(host.uid))
+        }
+        Upper::Dir { path } => {
+            let writable = |source| UpperError::Writable {
+                path: path.clone(),
+                source,
+            };
+            let dir = safe_fs::open_dir_for_writing(path, host.uid, true).map_err(writable)?;
+            let lock = dir.open_file("lock", 0o600, host.uid).map_err(writable)?;
+            (File::from(lock), dir, Require::writable_only_by(host.uid))
+        }
+    };
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(UpperError::UpperInUse {
+                path: dir.path().to_path_buf(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(UpperError::Lock {
+                path: dir.path().join("lock"),
+                source,
+            });
+        }
+    }
+    let dir_path = dir.path().to_path_buf();
+    let fs_error = |source: FsError| match &root.writable {
+        Upper::Volume { .. } => UpperError::Volume(source.into()),
+        _ => UpperError::Writable {
+            path: dir_path.clone(),
+            source,
+        },
+    };
+    // The upper directory's mode is the root's: 0755 like any `/`.
+    let open = |name, mode| -> Result<safe_fs::Pinned, FsError> {
+        let sub: Option<Dir> = dir.sub(name, Some(mode), require)?;
+        sub.expect("created if missing").pin()
+    };
+    let upper = open("upper", 0o755).map_err(fs_error)?;
+    let work = open("work", 0o700).map_err(fs_error)?;
+    Ok(Some(ClaimedUpper {
+        upper,
+        work,
+        _dir: dir.pin().map_err(fs_error)?,
+        _lock: lock,
+    }))
+}
