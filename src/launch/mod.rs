@@ -2,6 +2,7 @@
 //! and exit the way the payload did.
 
 pub mod join;
+pub mod report;
 pub mod reserve;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,11 +14,11 @@ use crate::cgroup;
 use crate::child::{self, Pipes};
 use crate::host::Host;
 use crate::plan::Plan;
-pub use crate::prepare::report::Failure;
-use crate::prepare::{self, report};
+use crate::prepare::{self, report::Step};
 use crate::registry::{self, Registry, RegistryError};
 use crate::sys;
 use crate::volume::{self, VolumeError};
+pub use report::Failure;
 
 /// Exit code for hutch's own failures.
 pub const EXIT_LAUNCH_FAILED: i32 = 125;
@@ -70,7 +71,7 @@ impl LaunchError {
     /// could not be executed (like a shell), 125 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LaunchError::Setup(f) if f.step == report::Step::Exec => {
+            LaunchError::Setup(f) if f.step == Step::Exec => {
                 if f.errno == Errno::ENOENT {
                     127
                 } else {
@@ -477,7 +478,7 @@ fn supervise(
         // SAFETY: reaping our own child; st is a valid out-pointer.
         unsafe { libc::waitpid(h, &mut st, 0) };
     }
-    if let Some(failure) = report::decode(&record) {
+    if let Some(failure) = Failure::decode(&record) {
         return Err(LaunchError::Setup(failure));
     }
     Ok(status.unwrap_or(EXIT_LAUNCH_FAILED))

@@ -1,7 +1,8 @@
 //! What the child tells the parent when a step fails: a fixed-size record
 //! written with one write(2) (atomic on a pipe), so no allocation is needed on
 //! the child side. End of file on the pipe without a record means the payload
-//! was executed.
+//! was executed. How a failure is put to the user (with a hint per step) is
+//! the launcher's: `launch::report`.
 
 use std::os::fd::RawFd;
 
@@ -146,80 +147,19 @@ impl Step {
             Step::Exec => "execute",
         }
     }
-
-    /// What the user can do about a failure of this step with this errno.
-    pub fn help(self, errno: Errno) -> Option<&'static str> {
-        Some(match (self, errno) {
-            (Step::UidMap | Step::GidMap | Step::SetGroups, Errno::EPERM | Errno::EACCES) => {
-                "the kernel refused the user namespace's id map; on Ubuntu 23.10+ unprivileged user namespaces are restricted by AppArmor: install packaging/apparmor/hutch into /etc/apparmor.d, or run `hutch doctor`"
-            }
-            (Step::MountPropagation | Step::RootTmpfs | Step::AttachRoot, Errno::EPERM) => {
-                "mounting is not permitted here; this happens inside some containers: run `hutch doctor`"
-            }
-            (_, Errno::ENOSYS) => {
-                "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
-            }
-            (Step::RootOverlay, Errno::EPERM | Errno::EINVAL) => {
-                "unprivileged overlayfs needs Linux 5.11 or later and a filesystem for the layers that supports it (a persistent `writable` directory must support user extended attributes: ext4, xfs, btrfs)"
-            }
-            (Step::RootOverlay, Errno::ENOENT) => {
-                "a layer or the `writable` directory disappeared; re-import the image (`hutch image import`) or check the path"
-            }
-            (Step::OpenVolume, Errno::ELOOP | Errno::ENOTDIR) => {
-                "a symlink or a file took the place of the volume directory or one above it after hutch checked it: something is tampering with the volume store; nothing was mounted, inspect it"
-            }
-            (Step::OpenVolume, Errno::ESTALE | Errno::ENOENT) => {
-                "the volume directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to the volume store, then try again"
-            }
-            (Step::OpenWritable, Errno::ELOOP | Errno::ENOTDIR) => {
-                "a symlink or a file took the place of the writable layer's directory or one above it after hutch checked it: something is tampering with it; nothing was mounted, inspect it"
-            }
-            (Step::OpenWritable, Errno::ESTALE | Errno::ENOENT) => {
-                "the writable layer's directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to it, then try again"
-            }
-            (Step::OpenBindSource, Errno::ENOENT) => {
-                "the source disappeared after the profile was checked; create it again or mark the entry optional"
-            }
-            (Step::OpenBindSource, Errno::EACCES) => {
-                "you cannot access this path on the host; fix its permissions or drop the entry"
-            }
-            (Step::ResolveDestination, Errno::EXDEV) => {
-                "a symlink on the way leads out of the sandbox root; choose a destination that does not pass through it"
-            }
-            (Step::ResolveDestination, Errno::ELOOP) => "too many symlinks on the way",
-            (Step::ResolveDestination | Step::CreateMountPoint, Errno::EROFS) => {
-                "the mount point would have to be created inside a read-only bind or root; create it on the host first, mount a tmpfs there in an earlier entry, or give a `root` a writable layer (`writable = \"tmpfs\"`)"
-            }
-            (Step::ResolveDestination | Step::CreateMountPoint, Errno::ENOTDIR) => {
-                "a path component on the way is a file, not a directory"
-            }
-            (Step::Symlink | Step::File | Step::Dir, Errno::EEXIST) => {
-                "something already exists at this path inside the sandbox; an earlier entry created or bound it"
-            }
-            (Step::Chdir, Errno::ENOENT) => {
-                "the working directory does not exist inside the sandbox: bind it, or set `cwd` in the profile"
-            }
-            (Step::Exec, Errno::ENOENT) => {
-                "no such program inside the sandbox: check the command and that the profile binds its directory (and its interpreter, for scripts)"
-            }
-            (Step::Exec, Errno::EACCES) => {
-                "the program is not executable inside the sandbox (permissions, or a noexec mount)"
-            }
-            _ => return None,
-        })
-    }
 }
 
 /// Longest argument (a path) carried in a record.
 pub const ARG_MAX: usize = 1024;
 const RECORD: usize = 8 + 2 + ARG_MAX;
 
-/// A decoded failure from the child.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+/// A record as the child wrote it: the failed step, the error, and the
+/// path or name it was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
     pub step: Step,
     pub errno: Errno,
-    pub arg: String,
+    pub arg: &'a [u8],
 }
 
 /// Child side: reports a failure. Allocation-free.
@@ -234,7 +174,7 @@ pub fn send(fd: RawFd, step: Step, errno: Errno, arg: &[u8]) {
 }
 
 /// Parent side: decodes the first record in `data`, if any.
-pub fn decode(data: &[u8]) -> Option<Failure> {
+pub fn decode(data: &[u8]) -> Option<Record<'_>> {
     if data.len() < 10 {
         return None;
     }
@@ -242,31 +182,7 @@ pub fn decode(data: &[u8]) -> Option<Failure> {
     let errno = Errno::from_raw(i32::from_ne_bytes(data[4..8].try_into().ok()?));
     let n = u16::from_ne_bytes(data[8..10].try_into().ok()?) as usize;
     let arg = data.get(10..10 + n)?;
-    Some(Failure {
-        step,
-        errno,
-        arg: String::from_utf8_lossy(arg).into_owned(),
-    })
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = self.step.doing();
-        if self.arg.is_empty() {
-            write!(f, "cannot {what}: {}", self.errno.desc())?;
-        } else {
-            write!(
-                f,
-                "cannot {what} {}: {}",
-                crate::diag::sanitize(&self.arg),
-                self.errno.desc()
-            )?;
-        }
-        if let Some(help) = self.step.help(self.errno) {
-            write!(f, " ({help})")?;
-        }
-        Ok(())
-    }
+    Some(Record { step, errno, arg })
 }
 
 #[cfg(test)]
@@ -283,7 +199,7 @@ mod tests {
         let f = decode(&buf[..n]).unwrap();
         assert_eq!(f.step, Step::Bind);
         assert_eq!(f.errno, Errno::EROFS);
-        assert_eq!(f.arg, "/usr/x");
+        assert_eq!(f.arg, b"/usr/x");
         assert_eq!(Step::ALL.len(), Step::Exec as usize);
     }
 }
