@@ -1,6 +1,8 @@
 //! Facts about the machine and the caller, probed lazily: a launch only pays
 //! for what its profile actually uses.
 
+pub mod command_line;
+
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::ffi::{CStr, OsString};
