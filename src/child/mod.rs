@@ -20,7 +20,7 @@ pub mod overlay;
 pub mod resolve;
 pub mod rootfs;
 pub mod security;
-pub mod volumes;
+pub mod slots;
 
 use std::os::fd::RawFd;
 
@@ -28,6 +28,7 @@ use nix::errno::Errno;
 
 use crate::prepare::Prepared;
 use crate::prepare::report::{self, Step};
+use crate::prepare::slots::Descriptors;
 use crate::sys;
 
 /// A failed step, with the path or name it was about.
@@ -66,8 +67,8 @@ pub struct Pipes {
 }
 
 /// Entry point of the cloned child. Never returns.
-pub fn run(prepared: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
-    let code = match setup(prepared, source_fds, pipes) {
+pub fn run(prepared: &Prepared, fds: &mut Descriptors, pipes: Pipes) -> ! {
+    let code = match setup(prepared, fds, pipes) {
         Ok(()) if prepared.init => init::run(prepared, pipes),
         Ok(()) => exec_payload(prepared, pipes.report),
         Err(f) => {
@@ -78,11 +79,7 @@ pub fn run(prepared: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
     sys::exit_now(code)
 }
 
-fn setup<'a>(
-    prepared: &'a Prepared,
-    source_fds: &mut [RawFd],
-    pipes: Pipes,
-) -> Result<(), Fail<'a>> {
+fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Result<(), Fail<'a>> {
     let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
@@ -114,7 +111,7 @@ fn setup<'a>(
         }
     }
     if prepared.mount_ns {
-        rootfs::build(prepared, source_fds, pipes.report)?;
+        rootfs::build(prepared, fds, pipes.report)?;
     }
     if pipes.netns >= 0 {
         netns::join(pipes.netns)?;

@@ -34,7 +34,11 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     let mut plan = target.plan;
     plan.argv = command;
     plan.init = false;
-    let mut prepared = prepare::prepare(&plan)?;
+    // The command joins the sandbox's mounts: nothing is mounted, nothing
+    // is held for it.
+    plan.mounts.clear();
+    plan.root = None;
+    let mut prepared = prepare::prepare(&plan, prepare::Held::default())?;
     // Keep the caller's terminal only where the payload could have: when
     // the sandbox's filter blocks TIOCSTI and TIOCLINUX.
     prepared.new_session = !(host.stdin_is_tty() && plan.security.seccomp.blocks_tty_injection());

@@ -136,18 +136,20 @@ pub fn run(
     let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
     // Held until the sandbox has exited.
     let upper = reserve::claim_upper(plan, host)?;
-    let mut prepared = prepare::prepare(plan)?;
-    prepared.volumes = held
-        .volumes
-        .iter()
-        .map(|v| prepare::PinnedDir::of("volume", &v.dir))
-        .collect::<Result<_, prepare::NulError>>()
-        .map_err(prepare::PrepareError::from)?;
-    prepared.upper = upper
-        .as_ref()
-        .map(reserve::ClaimedUpper::for_child)
-        .transpose()
-        .map_err(reserve::UpperError::from)?;
+    let for_child = prepare::Held {
+        volumes: held
+            .volumes
+            .iter()
+            .map(|v| prepare::PinnedDir::of("volume", &v.dir))
+            .collect::<Result<_, prepare::NulError>>()
+            .map_err(prepare::PrepareError::from)?,
+        upper: upper
+            .as_ref()
+            .map(reserve::ClaimedUpper::for_child)
+            .transpose()
+            .map_err(reserve::UpperError::from)?,
+    };
+    let mut prepared = prepare::prepare(plan, for_child)?;
     // cgroup limits: a cgroup directory is made before clone (the child is
     // cloned straight into it); a systemd scope after clone, while the
     // child waits on the go pipe. See crate::cgroup.
@@ -168,12 +170,8 @@ pub fn run(
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
-    // Bind sources, volumes, then the root's layer directories.
-    let root_fds = prepared
-        .root
-        .as_ref()
-        .map_or(0, prepare::RootInstr::fd_slots);
-    let mut source_fds = vec![-1; prepared.sources.len() + prepared.volumes.len() + root_fds];
+    // The child's descriptors: allocated here, the child must not.
+    let mut descriptors = prepared.slots.descriptors();
     // The child hands its namespaces back over this, for `hutch exec`.
     let handoff = sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {
         what: "creating a socket pair",
@@ -196,7 +194,7 @@ pub fn run(
         match sys::clone_fork(clone_flags, into) {
             Ok(0) => child::run(
                 &prepared,
-                &mut source_fds,
+                &mut descriptors,
                 Pipes {
                     report: report_w.as_raw_fd(),
                     go: go_r.as_raw_fd(),

@@ -56,6 +56,7 @@ fn help(step: Step, errno: Errno) -> Option<&'static str> {
         (Step::MountPropagation | Step::RootTmpfs | Step::AttachRoot, Errno::EPERM) => {
             "mounting is not permitted here; this happens inside some containers: run `hutch doctor`"
         }
+        (Step::DescriptorSlot, _) => "this is a bug in hutch; please report it",
         (_, Errno::ENOSYS) => {
             "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
         }

@@ -8,6 +8,7 @@
 //! - [`root`]: what the root is built from ([`RootInstr`]);
 //! - [`exec`]: the command and environment for execve;
 //! - [`confine`]: resource limits, the Landlock ruleset, the seccomp filter;
+//! - [`slots`]: the descriptors the child opens first, as a typed table;
 //! - [`report`]: the steps the child runs and how it reports a failure.
 
 pub mod confine;
@@ -15,6 +16,7 @@ pub mod exec;
 pub mod mounts;
 pub mod report;
 pub mod root;
+pub mod slots;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -27,6 +29,7 @@ pub use confine::Rlimit;
 pub use exec::Exec;
 pub use mounts::MountInstr;
 pub use root::{OverlayInstr, RootInstr};
+pub use slots::SlotTable;
 
 /// A directory the launcher opened, checked and pins (a volume, or a
 /// persistent upper layer's `upper` and `work`): the child opens `path`
@@ -59,8 +62,8 @@ pub struct Prepared {
     /// or, with a CPU to spare, by a helper in parallel (see child::netns).
     pub net_ns: bool,
     pub pid_ns: bool,
-    /// Host paths opened (as detached mount trees) before the root is built.
-    pub sources: Vec<CString>,
+    /// The descriptors the child opens before it builds the root.
+    pub slots: SlotTable,
     /// What the root is built from; `None`: an empty tmpfs.
     pub root: Option<RootInstr>,
     pub mounts: Vec<MountInstr>,
@@ -82,13 +85,14 @@ pub struct Prepared {
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
     /// host's path and arguments.
     pub title: Option<(usize, usize)>,
-    /// Volumes, in the order of the plan's; filled by the launcher (which
-    /// opens and locks them). Their detached mounts take the slots after
-    /// `sources` in the child's source descriptors.
+}
+
+/// What the launcher holds for the sandbox (opened, checked, locked) and
+/// the child opens again: the volumes, one per volume mount in the plan's
+/// order, and a persistent upper layer's `upper` and `work`.
+#[derive(Debug, Default)]
+pub struct Held {
     pub volumes: Vec<PinnedDir>,
-    /// A persistent upper layer's `upper` and `work` directories; filled
-    /// by the launcher (which opens, checks and locks them). The child
-    /// refuses to build a persistent overlay without them.
     pub upper: Option<[PinnedDir; 2]>,
 }
 
@@ -134,13 +138,19 @@ pub enum PrepareError {
     Seccomp(#[from] seccomp::CompileError),
     #[error(transparent)]
     Root(#[from] root::RootError),
+    #[error("hutch holds no {0} for this sandbox (this is a bug in hutch; please report it)")]
+    NotHeld(&'static str),
+    #[error(
+        "hutch holds a {0} this sandbox does not use (this is a bug in hutch; please report it)"
+    )]
+    HeldUnused(&'static str),
 }
 
-/// Lowers `plan` for the child.
-pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
-    let mut sources = Vec::new();
-    let mounts = mounts::lower(plan, &mut sources)?;
-    let root = root::lower(plan, &mut sources)?;
+/// Lowers `plan`, with what the launcher holds for it, for the child.
+pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
+    let mut slots = SlotTable::default();
+    let mounts = mounts::lower(plan, held.volumes, &mut slots)?;
+    let root = root::lower(plan, held.upper, &mut slots)?;
     let security = &plan.security;
     Ok(Prepared {
         clone_flags: clone_flags(plan),
@@ -154,7 +164,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
         net_ns: plan.namespaces.net,
         pid_ns: plan.namespaces.pid,
         root,
-        sources,
+        slots,
         mounts,
         hostname: plan
             .hostname
@@ -175,8 +185,6 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, PrepareError> {
             _ => None,
         },
         title: crate::host::command_line::area(),
-        volumes: Vec::new(),
-        upper: None,
     })
 }
 
@@ -224,6 +232,10 @@ pub(crate) mod tests {
     /// The plan of the profile `text` (extending the built-ins as it
     /// says) for `/bin/true`, on a fixed host.
     pub(crate) fn plan_of(text: &str) -> Plan {
+        try_plan_of(text).unwrap()
+    }
+
+    fn try_plan_of(text: &str) -> Result<Plan, String> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.toml"), text).unwrap();
         let path = dir.path().display().to_string();
@@ -234,12 +246,138 @@ pub(crate) mod tests {
             "/",
         );
         let search = SearchPath::standard(&host);
-        let profile = load(&ProfileRef::Name("p".into()), &search).unwrap();
+        let profile = load(&ProfileRef::Name("p".into()), &search).map_err(|e| e.to_string())?;
         let request = Request {
             command: vec!["/bin/true".into()],
             command_optional: false,
             image: None,
         };
-        build(&profile, &host, &request).unwrap()
+        build(&profile, &host, &request).map_err(|e| e.to_string())
+    }
+
+    fn pinned(path: &std::ffi::CStr) -> PinnedDir {
+        PinnedDir {
+            path: path.into(),
+            dev: 1,
+            ino: 2,
+        }
+    }
+
+    /// The kind of the slot behind a handle of `prepared`'s table.
+    fn kind<T>(prepared: &Prepared, slot: slots::Slot<T>) -> slots::SlotKind {
+        prepared
+            .slots
+            .entry(slot)
+            .expect("a slot of this table")
+            .kind
+    }
+
+    #[test]
+    fn every_instruction_holds_a_slot_of_its_kind() {
+        use slots::SlotKind::*;
+        let plan = plan_of(
+            "version = 1\n[namespaces]\npid = false\n\
+             [[mount]]\ntype = \"ro-bind\"\nsrc = \"/usr\"\ndst = \"/usr\"\n\
+             [volumes.data]\ndst = \"/data\"\n\
+             [[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n\
+             [[mount]]\ntype = \"dev\"\ndst = \"/dev\"\n",
+        );
+        let held = Held {
+            volumes: vec![pinned(c"/store/data")],
+            upper: None,
+        };
+        let prepared = prepare(&plan, held).unwrap();
+        let mut seen = Vec::new();
+        for instr in &prepared.mounts {
+            match instr {
+                MountInstr::Bind { source, .. } => seen.push(kind(&prepared, *source)),
+                MountInstr::Proc {
+                    host_source,
+                    masked,
+                    ..
+                } => {
+                    seen.push(kind(&prepared, host_source.unwrap()));
+                    seen.extend(masked.iter().map(|(_, _, s)| kind(&prepared, *s)));
+                }
+                MountInstr::Dev { nodes, .. } => {
+                    assert_eq!(nodes[0].0.as_c_str(), c"null");
+                    seen.extend(nodes.iter().map(|(_, s)| kind(&prepared, *s)));
+                }
+                _ => {}
+            }
+        }
+        // The plan's order: the mounts, then the volumes.
+        let last = seen.len() - 1;
+        assert_eq!(
+            [seen[0], seen[1], seen[last]],
+            [BindSource, HostProc, Volume]
+        );
+        assert!(seen[2..last].contains(&DevNode));
+        assert!(
+            seen[2..last]
+                .iter()
+                .all(|k| [ProcMask, DevNode].contains(k))
+        );
+        // Every slot is used by exactly one instruction.
+        assert_eq!(seen.len(), prepared.slots.len());
+        assert_eq!(
+            prepared.slots.entries()[last].opening.path().as_c_str(),
+            c"/store/data"
+        );
+    }
+
+    #[test]
+    fn what_the_launcher_holds_must_match_the_plan() {
+        let volume = plan_of("version = 1\n[volumes.data]\ndst = \"/data\"\n");
+        let err = prepare(&volume, Held::default()).unwrap_err();
+        assert!(matches!(err, PrepareError::NotHeld("volume")), "{err}");
+        let none = plan_of("version = 1\n");
+        let extra = Held {
+            volumes: vec![pinned(c"/store/data")],
+            upper: None,
+        };
+        let err = prepare(&none, extra).unwrap_err();
+        assert!(matches!(err, PrepareError::HeldUnused("volume")), "{err}");
+        let upper = Held {
+            volumes: Vec::new(),
+            upper: Some([pinned(c"/w/upper"), pinned(c"/w/work")]),
+        };
+        let err = prepare(&none, upper).unwrap_err();
+        assert!(
+            matches!(err, PrepareError::HeldUnused("writable layer")),
+            "{err}"
+        );
+        assert!(prepare(&none, Held::default()).is_ok());
+    }
+
+    #[test]
+    fn a_persistent_upper_layer_is_opened_only_as_the_launcher_claimed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let root = dir.path().join("rootfs").display().to_string();
+        let changes = dir.path().join("changes").display().to_string();
+        let plan = match try_plan_of(&format!(
+            "version = 1\nroot = \"{root}\"\nwritable = \"{changes}\"\n"
+        )) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let err = prepare(&plan, Held::default()).unwrap_err();
+        assert!(
+            matches!(err, PrepareError::NotHeld("writable layer")),
+            "{err}"
+        );
+        let held = Held {
+            volumes: Vec::new(),
+            upper: Some([pinned(c"/w/upper"), pinned(c"/w/work")]),
+        };
+        let prepared = prepare(&plan, held).unwrap();
+        let Some(RootInstr::Overlay(o)) = &prepared.root else {
+            panic!("{:?}", prepared.root)
+        };
+        let [upper, work] = o.upper.unwrap();
+        assert_eq!(kind(&prepared, upper), slots::SlotKind::Upper);
+        assert_eq!(kind(&prepared, work), slots::SlotKind::Work);
+        assert_eq!(kind(&prepared, o.layers[0].1), slots::SlotKind::Layer);
     }
 }

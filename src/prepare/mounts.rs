@@ -1,12 +1,13 @@
 //! The profile's mounts lowered for the child: one [`MountInstr`] per
-//! planned mount, every path a C string, every host path the child opens
-//! first (bind sources, the host's /proc, /dev/null for masks, device
-//! nodes) added to the sources.
+//! planned mount, every path a C string, and a slot for every descriptor
+//! the child opens first (bind sources, the host's /proc, /dev/null for
+//! masks, device nodes, the volumes the launcher holds).
 
 use std::ffi::CString;
 use std::path::Path;
 
-use super::{NulError, cstring, cstring_path};
+use super::slots::{Mount, Slot, SlotTable};
+use super::{NulError, PinnedDir, PrepareError, cstring, cstring_path};
 use crate::plan::mounts::{DEV_NODES, PROC_MASKED, PROC_READONLY};
 use crate::plan::{MountOp, Plan};
 use crate::sys;
@@ -16,7 +17,7 @@ use crate::sys;
 #[derive(Debug)]
 pub enum MountInstr {
     Bind {
-        source: usize,
+        source: Slot<Mount>,
         dst: CString,
         attrs: u64,
     },
@@ -28,16 +29,17 @@ pub enum MountInstr {
     /// A procfs: new, or (`host_source`) the host's bound; then hardened.
     Proc {
         dst: CString,
-        host_source: Option<usize>,
+        host_source: Option<Slot<Mount>>,
         /// Made read-only in place: (name inside /proc, full path for messages).
         readonly: Vec<(CString, CString)>,
-        /// Covered with a read-only /dev/null: (name, full path, source index).
-        masked: Vec<(CString, CString, usize)>,
+        /// Covered with a read-only /dev/null: (name, full path, the /dev/null).
+        masked: Vec<(CString, CString, Slot<Mount>)>,
     },
-    /// `first_node` indexes the sources for [`DEV_NODES`], in that order.
+    /// A read-only tmpfs with the host's device nodes bound in: (name
+    /// inside /dev, the node).
     Dev {
         dst: CString,
-        first_node: usize,
+        nodes: Vec<(CString, Slot<Mount>)>,
     },
     Dir {
         dst: CString,
@@ -54,46 +56,42 @@ pub enum MountInstr {
     },
 }
 
-/// The child's mount instructions for `plan.mounts`; host paths to open
-/// are added to `sources`. A volume's bind points after the sources (the
-/// launcher's opened volumes take those slots, in the plan's order).
-pub fn lower(plan: &Plan, sources: &mut Vec<CString>) -> Result<Vec<MountInstr>, NulError> {
+/// The child's mount instructions for `plan.mounts`, with their slots in
+/// `slots`. `volumes` are the launcher's, one per volume mount in the
+/// plan's order.
+pub fn lower(
+    plan: &Plan,
+    volumes: Vec<PinnedDir>,
+    slots: &mut SlotTable,
+) -> Result<Vec<MountInstr>, PrepareError> {
+    let mut volumes = volumes.into_iter();
     let mut instrs = Vec::with_capacity(plan.mounts.len());
-    // Instructions that bind volume number N, to point at their slot once
-    // `sources` is complete.
-    let mut volume_instrs = Vec::new();
     for m in &plan.mounts {
         let instr = match &m.op {
             MountOp::Volume { dst, readonly, .. } => {
-                volume_instrs.push(instrs.len());
+                let held = volumes.next().ok_or(PrepareError::NotHeld("volume"))?;
                 let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
                 if *readonly {
                     attrs |= sys::MOUNT_ATTR_RDONLY;
                 }
                 MountInstr::Bind {
-                    source: volume_instrs.len() - 1,
+                    source: slots.volume(held),
                     dst: cstring_path("mount destination", dst)?,
                     attrs,
                 }
             }
-            op => lower_one(op, plan.namespaces.pid, sources)?,
+            op => lower_one(op, plan.namespaces.pid, slots)?,
         };
         instrs.push(instr);
     }
-    for &i in &volume_instrs {
-        if let MountInstr::Bind { source, .. } = &mut instrs[i] {
-            *source += sources.len();
-        }
+    if volumes.next().is_some() {
+        return Err(PrepareError::HeldUnused("volume"));
     }
     Ok(instrs)
 }
 
 /// Every mount but a volume.
-fn lower_one(
-    op: &MountOp,
-    pid_ns: bool,
-    sources: &mut Vec<CString>,
-) -> Result<MountInstr, NulError> {
+fn lower_one(op: &MountOp, pid_ns: bool, slots: &mut SlotTable) -> Result<MountInstr, NulError> {
     Ok(match op {
         MountOp::Bind {
             src,
@@ -101,7 +99,7 @@ fn lower_one(
             readonly,
             devices,
         } => {
-            sources.push(cstring_path("bind source", src)?);
+            let source = slots.bind_source(cstring_path("bind source", src)?);
             let mut attrs = sys::MOUNT_ATTR_NOSUID;
             if !devices {
                 attrs |= sys::MOUNT_ATTR_NODEV;
@@ -110,7 +108,7 @@ fn lower_one(
                 attrs |= sys::MOUNT_ATTR_RDONLY;
             }
             MountInstr::Bind {
-                source: sources.len() - 1,
+                source,
                 dst: cstring_path("mount destination", dst)?,
                 attrs,
             }
@@ -122,17 +120,17 @@ fn lower_one(
                 .map(|s| cstring("size", s.to_string().as_bytes()))
                 .transpose()?,
         },
-        MountOp::Proc { dst } => proc(dst, pid_ns, sources)?,
-        MountOp::Dev { dst } => {
-            let first_node = sources.len();
-            for node in DEV_NODES {
-                sources.push(cstring("device", format!("/dev/{node}").as_bytes())?);
-            }
-            MountInstr::Dev {
-                dst: cstring_path("mount destination", dst)?,
-                first_node,
-            }
-        }
+        MountOp::Proc { dst } => proc(dst, pid_ns, slots)?,
+        MountOp::Dev { dst } => MountInstr::Dev {
+            dst: cstring_path("mount destination", dst)?,
+            nodes: DEV_NODES
+                .iter()
+                .map(|node| {
+                    let path = cstring("device", format!("/dev/{node}").as_bytes())?;
+                    Ok((cstring("device", node.as_bytes())?, slots.dev_node(path)))
+                })
+                .collect::<Result<_, NulError>>()?,
+        },
         MountOp::Dir { dst, mode } => MountInstr::Dir {
             dst: cstring_path("directory", dst)?,
             mode: *mode,
@@ -153,13 +151,8 @@ fn lower_one(
 /// A /proc: new in the sandbox's pid namespace, else the host's bound
 /// (a sandbox without a pid namespace of its own may not mount one);
 /// either way with the sensitive entries made read-only or masked.
-fn proc(dst: &Path, pid_ns: bool, sources: &mut Vec<CString>) -> Result<MountInstr, NulError> {
-    let host_source = if pid_ns {
-        None
-    } else {
-        sources.push(cstring("proc", b"/proc")?);
-        Some(sources.len() - 1)
-    };
+fn proc(dst: &Path, pid_ns: bool, slots: &mut SlotTable) -> Result<MountInstr, NulError> {
+    let host_source = (!pid_ns).then(|| slots.host_proc());
     // The host's /proc is the same kernel's: entries it lacks (kcore
     // without CONFIG_PROC_KCORE, ...) need no work.
     let present = |n: &&&str| Path::new("/proc").join(n).exists();
@@ -175,11 +168,10 @@ fn proc(dst: &Path, pid_ns: bool, sources: &mut Vec<CString>) -> Result<MountIns
         .collect::<Result<_, NulError>>()?;
     let mut masked = Vec::new();
     for n in PROC_MASKED.iter().filter(present) {
-        sources.push(cstring("device", b"/dev/null")?);
         masked.push((
             cstring("proc entry", n.as_bytes())?,
             cstring_path("proc entry", &dst.join(n))?,
-            sources.len() - 1,
+            slots.proc_mask(),
         ));
     }
     Ok(MountInstr::Proc {
@@ -193,15 +185,15 @@ fn proc(dst: &Path, pid_ns: bool, sources: &mut Vec<CString>) -> Result<MountIns
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prepare::prepare;
     use crate::prepare::tests::plan_of;
+    use crate::prepare::{Held, prepare};
 
     #[test]
     fn proc_without_a_pid_namespace_binds_the_hosts() {
         let proc = "[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n";
         let plan = plan_of(&format!("version = 1\n[namespaces]\npid = false\n{proc}"));
         assert!(matches!(&plan.mounts[0].op, MountOp::Proc { .. }));
-        let prepared = prepare(&plan).unwrap();
+        let prepared = prepare(&plan, Held::default()).unwrap();
         assert!(matches!(
             &prepared.mounts[0],
             MountInstr::Proc {
@@ -211,7 +203,7 @@ mod tests {
         ));
         // Control: with its own pid namespace, the sandbox gets a new one.
         let plan = plan_of(&format!("version = 1\n{proc}"));
-        let prepared = prepare(&plan).unwrap();
+        let prepared = prepare(&plan, Held::default()).unwrap();
         assert!(matches!(
             &prepared.mounts[0],
             MountInstr::Proc {

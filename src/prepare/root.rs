@@ -20,7 +20,8 @@
 
 use std::ffi::CString;
 
-use super::{NulError, cstring, cstring_path};
+use super::slots::{Dir, Mount, Slot, SlotTable};
+use super::{NulError, PinnedDir, PrepareError, cstring, cstring_path};
 use crate::plan::rootfs::{RootSource, Upper};
 use crate::plan::{Plan, RootPlan};
 
@@ -32,25 +33,24 @@ const LOWERDIR_PLUS_KERNEL: (u32, u32) = (6, 8);
 /// How the child builds the root.
 #[derive(Debug)]
 pub enum RootInstr {
-    /// A read-only recursive bind of the directory `sources[source]`.
+    /// A read-only recursive bind of a directory.
     Bind {
-        source: usize,
+        source: Slot<Mount>,
     },
     Overlay(OverlayInstr),
 }
 
 #[derive(Debug)]
 pub struct OverlayInstr {
-    /// Host directories the child opens first: the layers, highest first.
-    pub dirs: Vec<CString>,
-    /// Farm names of the layers (`0`, `1`, …), highest first.
-    pub layers: Vec<CString>,
+    /// The layers, highest first: their farm names (`0`, `1`, …) and
+    /// their directories.
+    pub layers: Vec<(CString, Slot<Dir>)>,
     /// All farm names joined with `:`, when that fits in one `lowerdir`
     /// value; else each goes in its own `lowerdir+`.
     pub lowerdir: Option<CString>,
-    /// The upper layer is persistent: `Prepared::upper`, opened after the
-    /// layers. Else it is on the farm tmpfs.
-    pub persistent: bool,
+    /// A persistent upper layer's `upper` and `work`, which the launcher
+    /// holds; `None`: the upper layer is on the farm tmpfs.
+    pub upper: Option<[Slot<Dir>; 2]>,
     /// Mounted read-only once the profile's mounts are in place.
     pub readonly: bool,
     /// Describes the root in failure messages.
@@ -73,33 +73,28 @@ pub enum RootError {
     },
 }
 
-/// The child's instructions for `plan.root`; bind sources are added to
-/// `sources`.
-pub fn lower(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootInstr>, RootError> {
+/// The child's instructions for `plan.root`, with their slots in `slots`.
+/// `upper` is the launcher's claim on a persistent upper layer.
+pub fn lower(
+    plan: &Plan,
+    upper: Option<[PinnedDir; 2]>,
+    slots: &mut SlotTable,
+) -> Result<Option<RootInstr>, PrepareError> {
     let Some(root) = &plan.root else {
+        no_upper_held(&upper)?;
         return Ok(None);
     };
     if !root.is_overlay() {
         let RootSource::Dir { path } = &root.source else {
             unreachable!("only a directory root is bound");
         };
-        sources.push(cstring_path("root directory", path)?);
-        return Ok(Some(RootInstr::Bind {
-            source: sources.len() - 1,
-        }));
+        let source = slots.root_dir(cstring_path("root directory", path)?);
+        no_upper_held(&upper)?;
+        return Ok(Some(RootInstr::Bind { source }));
     }
     let lowers = root.lowers();
-    let dirs = lowers
-        .iter()
-        .map(|l| cstring_path("layer", l))
-        .collect::<Result<Vec<_>, NulError>>()?;
-    let layers = (0..lowers.len())
-        .map(|i| cstring("layer", i.to_string().as_bytes()))
-        .collect::<Result<Vec<_>, NulError>>()?;
-    let joined = (0..lowers.len())
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    let names: Vec<String> = (0..lowers.len()).map(|i| i.to_string()).collect();
+    let joined = names.join(":");
     let lowerdir = if joined.len() <= FSCONFIG_VALUE_MAX {
         Some(cstring("lowerdir", joined.as_bytes())?)
     } else {
@@ -110,34 +105,50 @@ pub fn lower(plan: &Plan, sources: &mut Vec<CString>) -> Result<Option<RootInstr
                 layers: lowers.len(),
                 max: max_joined_layers(),
                 kernel,
-            });
+            }
+            .into());
         }
         None
     };
+    let layers = lowers
+        .iter()
+        .zip(&names)
+        .map(|(dir, name)| {
+            Ok((
+                cstring("layer", name.as_bytes())?,
+                slots.layer(cstring_path("layer", dir)?),
+            ))
+        })
+        .collect::<Result<_, NulError>>()?;
+    // Fail closed: a persistent layer the launcher did not claim is never
+    // opened by path.
+    let upper = if root.writable.persistent_dir().is_some() {
+        Some(slots.upper(upper.ok_or(PrepareError::NotHeld("writable layer"))?))
+    } else {
+        no_upper_held(&upper)?;
+        None
+    };
     Ok(Some(RootInstr::Overlay(OverlayInstr {
-        persistent: root.writable.persistent_dir().is_some(),
-        dirs,
         layers,
         lowerdir,
+        upper,
         readonly: root.writable == Upper::ReadOnly,
         what: cstring("root", describe(root).as_bytes())?,
     })))
+}
+
+/// A claimed upper layer for a root that has no persistent one is a bug.
+fn no_upper_held(upper: &Option<[PinnedDir; 2]>) -> Result<(), PrepareError> {
+    match upper {
+        None => Ok(()),
+        Some(_) => Err(PrepareError::HeldUnused("writable layer")),
+    }
 }
 
 fn describe(root: &RootPlan) -> String {
     match &root.source {
         RootSource::Dir { path } => path.display().to_string(),
         RootSource::Image { name, .. } => name.clone(),
-    }
-}
-
-impl RootInstr {
-    /// Descriptors the child needs beyond the bind sources.
-    pub fn fd_slots(&self) -> usize {
-        match self {
-            RootInstr::Bind { .. } => 0,
-            RootInstr::Overlay(o) => o.dirs.len() + if o.persistent { 2 } else { 0 },
-        }
     }
 }
 
