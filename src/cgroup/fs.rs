@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{CPU_PERIOD_US, CgroupError, Events, Key, LimitsPlan, probe};
+use super::{CPU_PERIOD_US, CgroupError, Events, Key, LimitsPlan};
+use crate::host::cgroups;
 
 /// What each limit writes in cgroup v2, in order: (key, file, value).
 pub fn v2_files(plan: &LimitsPlan, skip: &[Key]) -> Vec<(Key, &'static str, String)> {
@@ -126,7 +127,7 @@ impl FsCgroup {
         plan: &LimitsPlan,
         skip: &[Key],
     ) -> Result<FsCgroup, CgroupError> {
-        let parent_dir = probe::cgroup_path(mount, parent);
+        let parent_dir = cgroups::cgroup_path(mount, parent);
         let enabled =
             std::fs::read_to_string(parent_dir.join("cgroup.subtree_control")).unwrap_or_default();
         let enable: Vec<String> = plan

@@ -4,7 +4,7 @@
 //!
 //! Planning is pure: the profile's values become a [`LimitsPlan`], and the
 //! host's cgroup layout (probed only for profiles with `[limits]`, see
-//! [`probe`]) decides which backends can apply them, tried in this order:
+//! [`crate::host::cgroups`]) decides which backends can apply them, tried in this order:
 //!
 //! 1. the **systemd manager over D-Bus** ([`systemd`]): a transient scope
 //!    with the limits and `Delegate=yes`, from the user's own manager (the
@@ -23,7 +23,6 @@
 //! cgroup afterwards.
 
 pub mod fs;
-pub mod probe;
 pub mod systemd;
 
 use std::collections::BTreeMap;
@@ -35,9 +34,9 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, sanitize};
 use crate::host::Host;
+use crate::host::cgroups::{self, CgroupHost};
 use crate::profile::schema::{Enforce, Limits};
 use crate::profile::{At, Profile, ProfileError};
-pub use probe::CgroupHost;
 
 /// One limit a profile can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -225,7 +224,7 @@ impl Backend {
                 systemd::unit_name(name, None)
             ),
             Backend::V2 { mount, parent, .. } => {
-                format!("{}/{name}", probe::cgroup_path(mount, parent).display())
+                format!("{}/{name}", cgroups::cgroup_path(mount, parent).display())
             }
             Backend::V1 { dirs } => dirs
                 .iter()
@@ -645,7 +644,7 @@ pub fn select(host: &CgroupHost, plan: &LimitsPlan) -> (Vec<BackendPlan>, Vec<St
                 missing.push((*k, why));
                 continue;
             }
-            let dir = probe::cgroup_path(&h.mount, &h.own);
+            let dir = cgroups::cgroup_path(&h.mount, &h.own);
             if !dirs.iter().any(|(c, _)| c == v1_name) {
                 dirs.push((v1_name.to_string(), dir));
             }
@@ -1168,8 +1167,8 @@ impl Drop for Session {
 
 #[cfg(test)]
 mod tests {
-    use super::probe::{Bus, CgroupDir, V1Hierarchy, V2Host};
     use super::*;
+    use crate::host::cgroups::{Bus, CgroupDir, V1Hierarchy, V2Host};
 
     fn limits(enforce: Enforce) -> LimitsPlan {
         LimitsPlan {

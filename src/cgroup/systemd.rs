@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CgroupError, Key, LimitsPlan, probe};
+use super::{CgroupError, Key, LimitsPlan};
 use crate::dbus::{Connection, DbusError, Message, Value};
+use crate::host::cgroups;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -215,7 +216,7 @@ pub fn scope_dir(mount: &Path, pid: libc::pid_t, unit: &str) -> Result<PathBuf, 
     let file = format!("/proc/{pid}/cgroup");
     let text =
         std::fs::read_to_string(&file).map_err(|e| CgroupError::io("read", file.clone(), e))?;
-    let path = probe::parse_proc_cgroup(&text)
+    let path = cgroups::parse_proc_cgroup(&text)
         .into_iter()
         .find(|(id, _, _)| *id == 0)
         .map(|(_, _, p)| p)
@@ -225,7 +226,7 @@ pub fn scope_dir(mount: &Path, pid: libc::pid_t, unit: &str) -> Result<PathBuf, 
             "systemd started {unit}, but the sandbox is in cgroup {path:?}"
         )));
     }
-    Ok(probe::cgroup_path(mount, &path))
+    Ok(cgroups::cgroup_path(mount, &path))
 }
 
 #[cfg(test)]

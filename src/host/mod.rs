@@ -1,6 +1,7 @@
 //! Facts about the machine and the caller, probed lazily: a launch only pays
 //! for what its profile actually uses.
 
+pub mod cgroups;
 pub mod command_line;
 
 use std::cell::OnceCell;
@@ -22,7 +23,7 @@ pub struct Host {
     landlock: OnceCell<crate::landlock::Support>,
     landlock_errata: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
-    cgroups: OnceCell<crate::cgroup::CgroupHost>,
+    cgroups: OnceCell<cgroups::CgroupHost>,
     state_dir: OnceCell<PathBuf>,
     /// Where the planner looks up host paths (bind sources); `None`: `/`.
     fs_root: Option<PathBuf>,
@@ -101,7 +102,7 @@ impl Host {
     }
 
     /// A fixed host with this cgroup layout.
-    pub fn with_cgroups(self, cgroups: crate::cgroup::CgroupHost) -> Host {
+    pub fn with_cgroups(self, cgroups: cgroups::CgroupHost) -> Host {
         Host {
             cgroups: OnceCell::from(cgroups),
             ..self
@@ -140,9 +141,9 @@ impl Host {
 
     /// The cgroup layout, D-Bus socket and delegation (probed on first use:
     /// only profiles with `[limits]` pay for it).
-    pub fn cgroups(&self) -> &crate::cgroup::CgroupHost {
+    pub fn cgroups(&self) -> &cgroups::CgroupHost {
         self.cgroups
-            .get_or_init(|| crate::cgroup::CgroupHost::probe(self.uid, &|n| self.env(n)))
+            .get_or_init(|| cgroups::CgroupHost::probe(self.uid, &|n| self.env(n)))
     }
 
     /// Whether the kernel enforces Landlock: its ABI version, or why not.
