@@ -11,7 +11,6 @@
 
 pub mod app;
 pub mod bpf;
-pub mod cgroup;
 pub mod child;
 pub mod cli;
 pub mod completions;
@@ -19,6 +18,7 @@ pub mod dbus;
 pub mod diag;
 pub mod doctor;
 pub mod export;
+pub mod helpers;
 pub mod host;
 pub mod image;
 pub mod landlock;

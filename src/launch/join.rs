@@ -114,7 +114,7 @@ fn join_cgroup(dirs: &[std::path::PathBuf], plan: &crate::plan::Plan) -> Result<
                 .limits
                 .as_ref()
                 .is_some_and(|l| l.enforce == crate::profile::schema::Enforce::Required);
-            let err = crate::cgroup::CgroupError::io(
+            let err = crate::helpers::cgroup::CgroupError::io(
                 "put the command in the sandbox's cgroup (for its [limits])",
                 path,
                 e,

@@ -10,8 +10,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
-use crate::cgroup;
 use crate::child::{self, Pipes};
+use crate::helpers::cgroup;
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::prepare::{self, report::Step};

@@ -1,0 +1,3 @@
+//! Processes and resources that live beside the sandbox.
+
+pub mod cgroup;
