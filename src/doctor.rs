@@ -340,7 +340,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         )),
     }
 
-    let (full, detail, fix) = crate::helpers::cgroup::doctor(host);
+    let (full, detail, fix) = crate::plan::limits::doctor(host);
     out.push(Check {
         name: "cgroup limits".into(),
         status: if full { Status::Ok } else { Status::Warn },

@@ -180,7 +180,7 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(o, "rlimits     {} (soft and hard)", limits.join(" "));
     }
     if let Some(l) = &plan.limits {
-        o.push_str(&crate::helpers::cgroup::explain(l));
+        o.push_str(&super::limits::explain(l));
     }
     let mut sec = Vec::new();
     if s.drop_all_capabilities {
@@ -374,7 +374,7 @@ pub fn enforced_summary(plan: &Plan) -> String {
         parts.push("landlock off".into());
     }
     if let Some(limits) = &plan.limits {
-        parts.push(crate::helpers::cgroup::summary(limits));
+        parts.push(super::limits::summary(limits));
     }
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());

@@ -6,6 +6,7 @@
 
 pub mod env;
 pub mod explain;
+pub mod limits;
 pub mod mounts;
 pub mod rootfs;
 pub mod seccomp;
@@ -53,7 +54,7 @@ pub struct Plan {
     pub security: SecurityPlan,
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
-    pub limits: Option<crate::helpers::cgroup::LimitsPlan>,
+    pub limits: Option<limits::LimitsPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,7 +298,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     }
     let new_session = security::plan_terminal(profile, host, &seccomp)?;
     let rlimits = security::plan_rlimits(profile);
-    let limits = crate::helpers::cgroup::plan(profile, host, init)?;
+    let limits = limits::plan(profile, host, init)?;
 
     Ok(Plan {
         profile: profile.name.clone(),

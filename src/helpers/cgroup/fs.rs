@@ -13,8 +13,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{CPU_PERIOD_US, CgroupError, Events, Key, LimitsPlan};
+use super::{CgroupError, Events};
 use crate::host::cgroups;
+use crate::plan::limits::{CPU_PERIOD_US, Key, LimitsPlan};
 
 /// What each limit writes in cgroup v2, in order: (key, file, value).
 pub fn v2_files(plan: &LimitsPlan, skip: &[Key]) -> Vec<(Key, &'static str, String)> {
@@ -441,7 +442,6 @@ pub fn verify(dir: &Path, plan: &LimitsPlan, skip: &[Key]) -> Vec<(Key, String)>
 
 #[cfg(test)]
 mod tests {
-    use super::super::Key;
     use super::*;
     use crate::profile::schema::Enforce;
 

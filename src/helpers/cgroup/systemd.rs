@@ -11,9 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CgroupError, Key, LimitsPlan};
+use super::CgroupError;
 use crate::dbus::{Connection, DbusError, Message, Value};
 use crate::host::cgroups;
+use crate::plan::limits::{Key, LimitsPlan};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -28,15 +29,6 @@ pub enum Prop {
     Bool(bool),
     Str(String),
     Pids(Vec<u32>),
-}
-
-/// The scope's name: `app-hutch-NAME-PID.scope`, after systemd's
-/// `app-<launcher>-<id>-<random>.scope` convention for applications.
-pub fn unit_name(base: &str, pid: Option<u32>) -> String {
-    match pid {
-        Some(p) => format!("app-{base}-{p}.scope"),
-        None => format!("app-{base}-PID.scope"),
-    }
 }
 
 /// The properties of the scope: the sandbox's pid, delegation, garbage
@@ -264,7 +256,10 @@ mod tests {
         assert_eq!(get("TasksMax"), Some(Prop::U64(20)));
         assert_eq!(get("IOWeight"), None);
         assert_eq!(get("CPUWeight"), None);
-        assert_eq!(unit_name(&plan.name, Some(7)), "app-hutch-cli-7.scope");
+        assert_eq!(
+            crate::plan::limits::unit_name(&plan.name, Some(7)),
+            "app-hutch-cli-7.scope"
+        );
     }
 
     #[test]
