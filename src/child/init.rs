@@ -6,9 +6,9 @@
 
 use nix::errno::Errno;
 
-use super::{Pipes, exec_payload, signal_set};
-use crate::prepare::Prepared;
+use super::{exec_payload, signal_set};
 use crate::prepare::report::{self, Step};
+use crate::prepare::{Pipes, Prepared};
 use crate::sys;
 
 /// Runs init; returns its exit code (the payload's status).
@@ -114,7 +114,7 @@ fn reap(payload: libc::pid_t) -> Option<i32> {
             return result;
         }
         if pid == payload {
-            result = Some(exit_code(status));
+            result = Some(sys::exit_code(status));
         }
     }
 }
@@ -125,21 +125,10 @@ fn wait_blocking(payload: libc::pid_t) -> i32 {
         // SAFETY: status is a valid out-pointer.
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid == payload {
-            return exit_code(status);
+            return sys::exit_code(status);
         }
         if pid < 0 && Errno::last() != Errno::EINTR {
             return 125;
         }
-    }
-}
-
-/// Exit status N → N; killed by signal S → 128 + S.
-pub fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        125
     }
 }

@@ -3,9 +3,9 @@
 
 use nix::errno::Errno;
 
-use super::{Fail, Pipes, confine, exec_payload};
-use crate::prepare::Prepared;
+use super::{Fail, confine, exec_payload};
 use crate::prepare::report::{self, Step};
+use crate::prepare::{Pipes, Prepared};
 use crate::sys;
 
 /// Entry point of the joined child. Never returns.

@@ -26,9 +26,9 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::prepare::Prepared;
 use crate::prepare::report::{self, Step};
 use crate::prepare::slots::Descriptors;
+use crate::prepare::{Barrier, FORWARDED, Pipes, Prepared};
 use crate::sys;
 
 /// A failed step, with the path or name it was about.
@@ -51,19 +51,6 @@ impl<'a> Fail<'a> {
     pub fn with(step: Step, errno: Errno, arg: &'a [u8]) -> Fail<'a> {
         Fail { step, errno, arg }
     }
-}
-
-/// The two pipes shared with the parent.
-#[derive(Debug, Clone, Copy)]
-pub struct Pipes {
-    /// Write end: failure records; end of file means the payload was executed.
-    pub report: RawFd,
-    /// Read end: the parent's "go" byte; hang-up means the parent is gone.
-    pub go: RawFd,
-    /// Where the network namespace arrives from the launcher's helper (-1: none).
-    pub netns: RawFd,
-    /// Where the child sends its namespaces to the launcher (-1: nowhere).
-    pub handoff: RawFd,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -96,14 +83,7 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
         sys::write_file(c"/proc/self/uid_map", uid_map).map_err(|e| Fail::new(Step::UidMap, e))?;
         sys::write_file(c"/proc/self/gid_map", gid_map).map_err(|e| Fail::new(Step::GidMap, e))?;
     }
-    if prepared.wait_for_parent {
-        let mut byte = [0u8; 1];
-        // SAFETY: reading one byte into a valid buffer.
-        let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
-        }
-    }
+    wait_at(Barrier::Early, prepared, pipes)?;
     if prepared.unshare_cgroup_ns {
         // SAFETY: unshare takes a flag word only.
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
@@ -134,6 +114,21 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
     }
     handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
     confine(prepared)
+}
+
+/// Waits for the launcher's byte on the go pipe, if a helper declared
+/// `barrier`.
+fn wait_at(barrier: Barrier, prepared: &Prepared, pipes: Pipes) -> Result<(), Fail<'static>> {
+    if !prepared.barriers.has(barrier) {
+        return Ok(());
+    }
+    let mut byte = [0u8; 1];
+    // SAFETY: reading one byte into a valid buffer.
+    let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
+    }
+    Ok(())
 }
 
 /// Arms SIGKILL for when the launcher dies, then checks that it has not
@@ -173,20 +168,10 @@ pub fn confine(prepared: &Prepared) -> Result<(), Fail<'_>> {
     Ok(())
 }
 
-/// The signals hutch forwards to the payload.
-pub const FORWARDED: &[libc::c_int] = &[
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-];
-
-/// The forwarded signals plus SIGCHLD: blocked in the launcher before clone,
-/// read from a signalfd by the launcher and by init.
-pub fn signal_set() -> libc::sigset_t {
+/// The forwarded signals plus SIGCHLD: blocked by the launcher before
+/// clone (so the child starts with them blocked), read from a signalfd by
+/// init.
+fn signal_set() -> libc::sigset_t {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     #[allow(

@@ -21,13 +21,14 @@
 
 use std::os::fd::AsRawFd;
 
-use crate::child::{self, Pipes};
+use super::supervise::{self, Signals, kill_and_reap};
+use super::{LaunchError, assert_single_threaded, pipe};
+use crate::child;
+use crate::helpers::{HelperError, Helpers};
 use crate::host::Host;
+use crate::prepare::{self, Pipes};
 use crate::registry::Target;
 use crate::sys;
-
-use super::{LaunchError, assert_single_threaded, pipe, supervise};
-use crate::prepare;
 
 /// Runs `command` in the sandbox `target`; returns the exit code.
 pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
@@ -53,9 +54,7 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     // the command, forked below, starts there.
     join_cgroup(&target.record.cgroup, &plan)?;
 
-    let set = child::signal_set();
-    // SAFETY: blocking signals in this (single) thread; the old mask is not needed.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let signals = Signals::block()?;
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     // The user namespace first: joining it grants what joining the others needs.
@@ -84,8 +83,7 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     // This process stays in the sandbox's user namespace with the
     // capabilities joining gave it there: drop them, it only waits.
     if let Err(f) = child::security::drop_privileges() {
-        // SAFETY: killing our own, not yet reaped, child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        kill_and_reap(pid);
         return Err(LaunchError::Setup(super::Failure {
             step: f.step,
             errno: f.errno,
@@ -94,7 +92,16 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     }
     let new_session = prepared.new_session;
     drop(prepared);
-    let result = supervise(pid, None, &report_r, &set, new_session, None, &mut || {});
+    // The command has no helpers of its own.
+    let mut helpers = Helpers::default();
+    let result = supervise::supervise(
+        pid,
+        &report_r,
+        &signals,
+        new_session,
+        &mut helpers,
+        &mut || {},
+    );
     drop(go_w);
     result
 }
@@ -120,7 +127,7 @@ fn join_cgroup(dirs: &[std::path::PathBuf], plan: &crate::plan::Plan) -> Result<
                 e,
             );
             if required {
-                return Err(err.into());
+                return Err(HelperError::from(err).into());
             }
             eprintln!("hutch: warning: not enforced: {err}");
         }

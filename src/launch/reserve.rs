@@ -1,17 +1,90 @@
 //! What a launch reserves on the host before anything is cloned, and
-//! holds until the sandbox is gone: the directory of a persistent upper
-//! layer (`writable`), opened without following symlinks, checked, locked
-//! and pinned. (The volumes are acquired by the volume store, the name by
-//! the registry.)
+//! holds until the sandbox is gone: a name the user chose (or any name,
+//! for a sandbox with volumes), the volumes, and the directory of a
+//! persistent upper layer (`writable`), opened without following
+//! symlinks, checked, locked and pinned. Each of them can refuse the
+//! launch (taken, in use), so they are settled first.
 
 use std::fs::File;
 use std::path::PathBuf;
 
+use super::LaunchError;
 use crate::host::Host;
-use crate::plan::Plan;
 use crate::plan::rootfs::Upper;
-use crate::prepare::{NulError, PinnedDir};
+use crate::plan::{MountOp, Plan};
+use crate::prepare::{self, NulError, PinnedDir};
+use crate::registry::{Entry, Registry};
 use crate::safe_fs::{self, Dir, FsError, Require};
+use crate::volume;
+
+/// What a launch holds until its sandbox has exited.
+pub struct Reserved<'r> {
+    /// The registry record, when it had to be reserved before clone. A
+    /// generated name is reserved after clone instead, while the child
+    /// builds its filesystem (it costs ~40 us).
+    pub entry: Option<Entry<'r>>,
+    volumes: volume::Held,
+    upper: Option<ClaimedUpper>,
+}
+
+impl<'r> Reserved<'r> {
+    /// Reserves the name (`name`, or any for a sandbox with volumes), the
+    /// volumes and a persistent upper layer of `plan`.
+    pub fn take(
+        plan: &Plan,
+        host: &Host,
+        registry: &'r Registry,
+        name: Option<&str>,
+    ) -> Result<Reserved<'r>, LaunchError> {
+        let has_volumes = plan
+            .mounts
+            .iter()
+            .any(|m| matches!(m.op, MountOp::Volume { .. }));
+        let entry = if name.is_some() || has_volumes {
+            Some(registry.reserve(name, plan)?)
+        } else {
+            None
+        };
+        let sandbox = entry.as_ref().map_or("", |e| e.name());
+        let volumes = volume::acquire(plan, sandbox, host)?;
+        let upper = claim_upper(plan, host)?;
+        Ok(Reserved {
+            entry,
+            volumes,
+            upper,
+        })
+    }
+
+    /// What the child opens again of what is held.
+    pub fn for_child(&self) -> Result<prepare::Held, LaunchError> {
+        let volume = |v: &volume::Pinned| PinnedDir::of("volume", &v.dir);
+        Ok(prepare::Held {
+            volumes: self
+                .volumes
+                .volumes
+                .iter()
+                .map(volume)
+                .collect::<Result<_, NulError>>()
+                .map_err(prepare::PrepareError::from)?,
+            upper: self
+                .upper
+                .as_ref()
+                .map(ClaimedUpper::for_child)
+                .transpose()
+                .map_err(UpperError::from)?,
+        })
+    }
+
+    /// Lets go of everything (the sandbox has exited): the record, the
+    /// upper layer's lock, the volumes' (deleting tmp volumes).
+    pub fn release(self) {
+        drop(self.entry);
+        drop(self.upper);
+        if let Err(e) = self.volumes.release() {
+            eprintln!("hutch: warning: {e}");
+        }
+    }
+}
 
 /// A persistent upper layer that cannot be claimed.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ pub mod root;
 pub mod slots;
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -72,7 +73,9 @@ pub struct Prepared {
     pub exec: Exec,
     pub init: bool,
     pub new_session: bool,
-    pub wait_for_parent: bool,
+    /// Where the child waits for the launcher (set by the helpers that
+    /// need it, before clone).
+    pub barriers: Barriers,
     /// Create the cgroup namespace after the parent has placed the child in
     /// its cgroup (instead of at clone, which would root it at hutch's own).
     pub unshare_cgroup_ns: bool,
@@ -86,6 +89,57 @@ pub struct Prepared {
     /// host's path and arguments.
     pub title: Option<(usize, usize)>,
 }
+
+/// A point where the child stops until the launcher writes a byte on the
+/// go pipe: a helper that must act on the child (place it in a cgroup)
+/// or be ready before the child goes on declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Barrier {
+    /// Before the child makes its cgroup namespace: the cgroup helper
+    /// places it in the sandbox's cgroup meanwhile.
+    Early = 1,
+}
+
+/// The barriers a child waits at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Barriers(u8);
+
+impl Barriers {
+    pub fn add(&mut self, barrier: Barrier) {
+        self.0 |= barrier as u8;
+    }
+
+    pub fn has(self, barrier: Barrier) -> bool {
+        self.0 & barrier as u8 != 0
+    }
+}
+
+/// The descriptors the child shares with the launcher.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipes {
+    /// Write end: failure records; end of file means the payload was executed.
+    pub report: RawFd,
+    /// Read end: the launcher's byte per barrier; hang-up means it is gone.
+    pub go: RawFd,
+    /// Where the network namespace arrives from the launcher's helper (-1: none).
+    pub netns: RawFd,
+    /// Where the child sends its namespaces to the launcher (-1: nowhere).
+    pub handoff: RawFd,
+}
+
+/// The signals the launcher forwards to the sandbox, and hutch's init to
+/// the payload. Both block them (with SIGCHLD) and read them from a
+/// signalfd.
+pub const FORWARDED: &[libc::c_int] = &[
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
 
 /// What the launcher holds for the sandbox (opened, checked, locked) and
 /// the child opens again: the volumes, one per volume mount in the plan's
@@ -175,7 +229,7 @@ pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
         exec: exec::lower(plan)?,
         init: plan.init,
         new_session: security.new_session,
-        wait_for_parent: false,
+        barriers: Barriers::default(),
         unshare_cgroup_ns: false,
         umask: caller_umask(),
         rlimits: confine::rlimits(&security.rlimits),

@@ -11,10 +11,14 @@
 pub mod fs;
 pub mod systemd;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::poll::PollFlags;
 use std::path::PathBuf;
 
+use super::{CloneSetup, Helper, HelperError, Started};
 use crate::plan::limits::{BEST_EFFORT_HELP, Backend, BackendPlan, LimitsPlan, size};
+use crate::prepare::Barrier;
 use crate::profile::schema::Enforce;
 
 /// What went wrong applying limits at run time.
@@ -78,19 +82,19 @@ pub struct Session {
     /// memory.events, pids.events (cgroup v2): they signal changes to poll().
     watched: Vec<(OwnedFd, PathBuf)>,
     events: Events,
-    verbose: bool,
+    /// The sandbox gets a cgroup namespace, which must be rooted at its
+    /// cgroup: the child makes it once placed there.
+    cgroup_ns: bool,
     /// No backend worked (best-effort): the sandbox runs without limits.
     gave_up: bool,
     finished: bool,
 }
 
 impl Session {
-    /// Prepares what can be prepared before clone: a cgroup v2 or v1
-    /// directory when that backend comes first (a systemd scope needs the
-    /// child's pid, so it is made after clone). Only file system calls: the
-    /// launcher is still single-threaded.
-    pub fn before_clone(plan: &LimitsPlan, verbose: bool) -> Result<Session, CgroupError> {
-        let mut s = Session {
+    /// The limits of a launch that has not started: nothing made yet.
+    /// `cgroup_ns`: the sandbox gets a cgroup namespace.
+    pub fn new(plan: &LimitsPlan, cgroup_ns: bool) -> Session {
+        Session {
             plan: plan.clone(),
             remaining: plan.backends.clone(),
             failures: plan.unusable.clone(),
@@ -98,10 +102,18 @@ impl Session {
             clone_into: None,
             watched: Vec::new(),
             events: Events::default(),
-            verbose,
+            cgroup_ns,
             gave_up: false,
             finished: false,
-        };
+        }
+    }
+
+    /// Prepares what can be prepared before clone: a cgroup v2 or v1
+    /// directory when that backend comes first (a systemd scope needs the
+    /// child's pid, so it is made after clone). Only file system calls: the
+    /// launcher is still single-threaded.
+    fn make_before_clone(&mut self) -> Result<(), CgroupError> {
+        let s = self;
         while let Some(next) = s.remaining.first() {
             if matches!(next.backend, Backend::Systemd { .. }) {
                 break;
@@ -126,10 +138,10 @@ impl Session {
         if s.active.is_none() && s.remaining.is_empty() {
             s.give_up()?;
         }
-        Ok(s)
+        Ok(())
     }
 
-    fn name(&self) -> String {
+    fn dir_name(&self) -> String {
         format!("{}-{}", self.plan.name, std::process::id())
     }
 
@@ -137,9 +149,11 @@ impl Session {
         let skip = b.missing_keys();
         match &b.backend {
             Backend::V2 { mount, parent, .. } => {
-                fs::FsCgroup::create_v2(mount, parent, &self.name(), &self.plan, &skip)
+                fs::FsCgroup::create_v2(mount, parent, &self.dir_name(), &self.plan, &skip)
             }
-            Backend::V1 { dirs } => fs::FsCgroup::create_v1(dirs, &self.name(), &self.plan, &skip),
+            Backend::V1 { dirs } => {
+                fs::FsCgroup::create_v1(dirs, &self.dir_name(), &self.plan, &skip)
+            }
             Backend::Systemd { .. } => Err(CgroupError::Backend(
                 "a systemd scope is not a directory hutch creates".into(),
             )),
@@ -161,15 +175,10 @@ impl Session {
         Ok(())
     }
 
-    /// The cgroup to clone the sandbox into, when it was made before clone.
-    pub fn clone_into(&self) -> Option<RawFd> {
-        self.clone_into.as_ref().map(|f| f.as_raw_fd())
-    }
-
     /// Puts the child in its cgroup unless clone already did
     /// (`cloned_into`), trying the remaining backends in order. The child
     /// has run nothing of the profile yet; on error the caller kills it.
-    pub fn after_clone(&mut self, pid: libc::pid_t, cloned_into: bool) -> Result<(), CgroupError> {
+    fn after_clone(&mut self, pid: libc::pid_t, cloned_into: bool) -> Result<(), CgroupError> {
         self.clone_into = None;
         if self.gave_up {
             return Ok(());
@@ -209,8 +218,8 @@ impl Session {
         if self.active.is_none() {
             return self.give_up();
         }
-        self.report_applied();
-        self.watch();
+        self.warn_unapplied();
+        self.watch_events();
         Ok(())
     }
 
@@ -255,41 +264,44 @@ impl Session {
         }
     }
 
-    fn report_applied(&self) {
-        let Some((active, b)) = &self.active else {
-            return;
-        };
-        for (k, why) in &b.missing {
-            eprintln!("hutch: warning: not enforced: limit `{}`: {why}", k.name());
-        }
-        if self.verbose {
-            let skip = b.missing_keys();
-            let applied: Vec<String> = self
-                .plan
-                .keys()
-                .into_iter()
-                .filter(|k| !skip.contains(k))
-                .map(|k| self.plan.describe(k))
-                .collect();
-            let place = match active {
-                Active::Fs(cg) => cg
-                    .dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                Active::Scope { unit, dir } => format!("{unit} ({})", dir.display()),
-            };
-            eprintln!(
-                "hutch: limits {} via {}: {place}",
-                applied.join(", "),
-                b.backend.title()
-            );
+    /// Warns about the limits the backend in use leaves out.
+    fn warn_unapplied(&self) {
+        if let Some((_, b)) = &self.active {
+            for (k, why) in &b.missing {
+                eprintln!("hutch: warning: not enforced: limit `{}`: {why}", k.name());
+            }
         }
     }
 
+    /// `limits memory 64 MiB, pids 32 via BACKEND: WHERE`, once placed.
+    fn applied(&self) -> Option<String> {
+        let (active, b) = self.active.as_ref()?;
+        let skip = b.missing_keys();
+        let applied: Vec<String> = self
+            .plan
+            .keys()
+            .into_iter()
+            .filter(|k| !skip.contains(k))
+            .map(|k| self.plan.describe(k))
+            .collect();
+        let place = match active {
+            Active::Fs(cg) => cg
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Active::Scope { unit, dir } => format!("{unit} ({})", dir.display()),
+        };
+        Some(format!(
+            "limits {} via {}: {place}",
+            applied.join(", "),
+            b.backend.title()
+        ))
+    }
+
     /// Opens the v2 event files, whose changes wake poll() with POLLPRI.
-    fn watch(&mut self) {
+    fn watch_events(&mut self) {
         let v2 = match &self.active {
             Some((Active::Fs(cg), _)) => cg.is_v2(),
             Some((Active::Scope { .. }, _)) => true,
@@ -307,12 +319,6 @@ impl Session {
         self.refresh();
     }
 
-    /// Descriptors for the launcher's poll loop, to wait on with POLLPRI
-    /// (at most two: memory.events and pids.events).
-    pub fn watch_fds(&self) -> Vec<RawFd> {
-        self.watched.iter().map(|(f, _)| f.as_raw_fd()).collect()
-    }
-
     /// Re-reads the watched event files (poll said they changed). A systemd
     /// scope disappears as soon as the sandbox ends, so its counters are
     /// read while it runs.
@@ -327,7 +333,7 @@ impl Session {
     /// After the sandbox ended with `code`: reports OOM kills and refused
     /// forks, and removes the cgroup. Returns the exit code for hutch: the
     /// payload's (137 when the OOM killer killed it).
-    pub fn finish(&mut self, code: i32) -> i32 {
+    fn finish_session(&mut self, code: i32) -> i32 {
         if self.finished {
             return code;
         }
@@ -377,15 +383,56 @@ impl Session {
             None => Vec::new(),
         }
     }
+}
 
-    /// The counters read so far.
-    pub fn events(&self) -> Events {
-        self.events
+impl Helper for Session {
+    fn name(&self) -> &'static str {
+        "the cgroup for [limits]"
     }
 
-    /// The sandbox's cgroup directory, once it is in one.
-    pub fn cgroup_dir(&self) -> Option<PathBuf> {
-        self.dir()
+    /// A cgroup directory to clone into, when that backend comes first;
+    /// a cgroup namespace made by the child once it is placed, so that it
+    /// is rooted at the sandbox's cgroup and not at hutch's own.
+    fn before_clone(&mut self, setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
+        self.make_before_clone()?;
+        setup.into_cgroup = self.clone_into.as_ref().map(|f| f.as_raw_fd());
+        if self.cgroup_ns {
+            setup.flags &= !(libc::CLONE_NEWCGROUP as u64);
+            setup.prepared.unshare_cgroup_ns = true;
+        }
+        Ok(())
+    }
+
+    /// Unless cloned into its cgroup, the child waits to be placed there
+    /// before it makes its cgroup namespace or runs anything.
+    fn barrier(&self, setup: &CloneSetup<'_>) -> Option<Barrier> {
+        setup.into_cgroup.is_none().then_some(Barrier::Early)
+    }
+
+    /// Places the child (a D-Bus round trip for a systemd scope); threads
+    /// are allowed from here on.
+    fn start(&mut self, child: &Started) -> Result<(), HelperError> {
+        Ok(self.after_clone(child.pid, child.in_cgroup)?)
+    }
+
+    fn describe(&self) -> Option<String> {
+        self.applied()
+    }
+
+    /// memory.events and pids.events: a change wakes poll() with POLLPRI.
+    fn watch(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        self.watched
+            .iter()
+            .map(|(f, _)| (f.as_fd(), PollFlags::POLLPRI))
+            .collect()
+    }
+
+    fn woken(&mut self) {
+        self.refresh();
+    }
+
+    fn finish(&mut self, code: i32) -> i32 {
+        self.finish_session(code)
     }
 }
 
