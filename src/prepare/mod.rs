@@ -264,16 +264,10 @@ fn clone_flags(plan: &Plan) -> u64 {
 
 /// The caller's umask (reading it means setting it and setting it back).
 fn caller_umask() -> libc::mode_t {
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "reading the umask means setting it and setting it back, one step"
-    )]
-    // SAFETY: umask only swaps the process's file mode mask; set it back at once.
-    unsafe {
-        let old = libc::umask(0o022);
-        libc::umask(old);
-        old
-    }
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    umask(old);
+    old.bits()
 }
 
 #[cfg(test)]

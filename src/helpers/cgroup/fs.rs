@@ -4,7 +4,7 @@
 //! checked against.
 
 use std::io::ErrorKind;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -361,11 +361,11 @@ fn kill_all(dir: &Path) {
 
 /// Reads the whole of a small file from offset 0 (the event files must be
 /// read from the start for poll() to report the next change).
-pub fn pread_all(fd: RawFd) -> Option<String> {
+pub fn pread_all(file: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 1024];
-    // SAFETY: buf is valid for writes of its length.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+    let n = file.read_at(&mut buf, 0).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// `key value` lines: the value of `key`.
@@ -395,9 +395,11 @@ pub fn merge_events(ev: &mut Events, path: &Path, text: &str) {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf only returns a number.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 { n as u64 } else { 4096 }
+    use nix::unistd::{SysconfVar, sysconf};
+    match sysconf(SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as u64,
+        _ => 4096,
+    }
 }
 
 /// Checks that cgroup v2 directory `dir` really has the controllers and

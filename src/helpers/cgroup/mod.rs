@@ -80,7 +80,7 @@ pub struct Session {
     /// The new cgroup, for clone3's CLONE_INTO_CGROUP.
     clone_into: Option<OwnedFd>,
     /// memory.events, pids.events (cgroup v2): they signal changes to poll().
-    watched: Vec<(OwnedFd, PathBuf)>,
+    watched: Vec<(std::fs::File, PathBuf)>,
     events: Events,
     /// The sandbox gets a cgroup namespace, which must be rooted at its
     /// cgroup: the child makes it once placed there.
@@ -313,7 +313,7 @@ impl Session {
         for f in ["memory.events", "pids.events"] {
             let path = dir.join(f);
             if let Ok(file) = std::fs::File::open(&path) {
-                self.watched.push((file.into(), path));
+                self.watched.push((file, path));
             }
         }
         self.refresh();
@@ -324,7 +324,7 @@ impl Session {
     /// read while it runs.
     pub fn refresh(&mut self) {
         for (fd, path) in &self.watched {
-            if let Some(text) = fs::pread_all(fd.as_raw_fd()) {
+            if let Some(text) = fs::pread_all(fd) {
                 fs::merge_events(&mut self.events, path, &text);
             }
         }
