@@ -6,6 +6,7 @@
 
 pub mod env;
 pub mod explain;
+pub mod exposure;
 pub mod limits;
 pub mod mounts;
 pub mod rootfs;
@@ -211,7 +212,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             .into());
     }
     mount_plan.ops.extend(volume_ops);
-    let masks = volumes::state_masks(&mount_plan.ops, host);
+    let masks = mounts::state_masks(&mount_plan.ops, host);
     mount_plan.ops.extend(masks);
     if !namespaces.mount && !mount_plan.ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");

@@ -195,7 +195,7 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
                     .help("bind it with `type = \"ro-bind\"`, or bind only the directories the program needs (with ${CWD}: start it from a project directory, not from /)")
                     .into());
                 }
-                super::volumes::check_exposure(&src_path, host).map_err(|(what, help)| {
+                super::exposure::check_exposure(&src_path, host).map_err(|(what, help)| {
                     ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
                 })?;
                 MountOp::Bind {
@@ -466,6 +466,27 @@ fn check_link_target(
         .into());
     }
     Ok(())
+}
+
+/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
+/// wherever a bind of a directory above them would show them inside the
+/// sandbox: mounted after everything else, so no entry uncovers them.
+pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
+    let binds = mounts.iter().filter_map(|m| match &m.op {
+        MountOp::Bind { src, dst, .. } => Some((src.as_path(), dst.as_path())),
+        _ => None,
+    });
+    super::exposure::exposed_state(binds, host)
+        .into_iter()
+        .map(|(dst, from)| PlannedMount {
+            op: MountOp::Tmpfs {
+                dst,
+                size: Some(4096),
+                mode: 0,
+            },
+            from,
+        })
+        .collect()
 }
 
 #[cfg(test)]
