@@ -457,203 +457,236 @@ fn delegate_help(missing: &[&str]) -> String {
 /// Which backends can apply `plan` on `host`, best first, and why the
 /// others cannot.
 pub fn select(host: &CgroupHost, plan: &LimitsPlan) -> (Vec<BackendPlan>, Vec<String>) {
-    let keys = plan.keys();
-    let mut candidates: Vec<BackendPlan> = Vec::new();
-    let mut unusable: Vec<String> = Vec::new();
-    let mut consider =
-        |backend: Backend, missing: Vec<(Key, String)>, unusable: &mut Vec<String>| {
-            if missing.len() == keys.len() {
-                unusable.push(format!("{}: {}", backend.title(), grouped(&missing)));
-            } else if plan.enforce == Enforce::Required && !missing.is_empty() {
-                let reasons: Vec<String> = missing
-                    .iter()
-                    .map(|(k, r)| format!("{}: {r}", k.name()))
-                    .collect();
-                unusable.push(format!(
-                    "{}: cannot apply {}",
-                    backend.title(),
-                    reasons.join("; ")
-                ));
-            } else {
-                candidates.push(BackendPlan { backend, missing });
-            }
-        };
-    let missing_from = |available: &[String], why: &dyn Fn(&str) -> String| -> Vec<(Key, String)> {
-        keys.iter()
+    let mut selection = Selection {
+        plan,
+        keys: plan.keys(),
+        candidates: Vec::new(),
+        unusable: Vec::new(),
+    };
+    selection.systemd(host);
+    selection.v2(host);
+    selection.v1(host);
+    // Full coverage first, then the fewest limits left out; otherwise in order.
+    let mut candidates = selection.candidates;
+    candidates.sort_by_key(|c| c.missing.len());
+    (candidates, selection.unusable)
+}
+
+/// The backends considered so far.
+struct Selection<'a> {
+    plan: &'a LimitsPlan,
+    keys: Vec<Key>,
+    candidates: Vec<BackendPlan>,
+    unusable: Vec<String>,
+}
+
+impl Selection<'_> {
+    /// Takes `backend` as a candidate unless it misses every limit, or
+    /// some of required ones.
+    fn consider(&mut self, backend: Backend, missing: Vec<(Key, String)>) {
+        if missing.len() == self.keys.len() {
+            self.unusable
+                .push(format!("{}: {}", backend.title(), grouped(&missing)));
+        } else if self.plan.enforce == Enforce::Required && !missing.is_empty() {
+            let reasons: Vec<String> = missing
+                .iter()
+                .map(|(k, r)| format!("{}: {r}", k.name()))
+                .collect();
+            self.unusable.push(format!(
+                "{}: cannot apply {}",
+                backend.title(),
+                reasons.join("; ")
+            ));
+        } else {
+            self.candidates.push(BackendPlan { backend, missing });
+        }
+    }
+
+    /// The limits whose controller is not among `available`, each with
+    /// `why`.
+    fn missing_from(
+        &self,
+        available: &[String],
+        why: &dyn Fn(&str) -> String,
+    ) -> Vec<(Key, String)> {
+        self.keys
+            .iter()
             .filter(|k| !available.iter().any(|c| c == k.controller()))
             .map(|k| (*k, why(k.controller())))
             .collect()
-    };
+    }
 
-    // 1. systemd.
-    let manager = if host.uid == 0 {
-        "systemd system manager"
-    } else {
-        "systemd user manager"
-    };
-    match (&host.bus, &host.v2) {
-        (None, _) => unusable.push(format!(
-            "{manager}: {}",
-            host.bus_missing.as_deref().unwrap_or("no D-Bus socket")
-        )),
-        (Some(_), None) => unusable.push(format!(
-            "{manager}: {}",
-            host.v2_missing.as_deref().unwrap_or("no cgroup v2")
-        )),
-        (Some(_), Some(v2)) if !v2.unified => unusable.push(format!(
-            "{manager}: this host mounts cgroup v1 controllers (a hybrid layout); systemd hands out controllers only on a pure cgroup v2 hierarchy (boot with systemd.unified_cgroup_hierarchy=1)"
-        )),
-        (Some(bus), Some(v2)) => {
-            let backend = Backend::Systemd {
-                address: bus.address.clone(),
-                system: bus.system,
+    /// 1. A transient scope from the systemd manager (the user's own, the
+    ///    system's for root), on a pure cgroup v2 host.
+    fn systemd(&mut self, host: &CgroupHost) {
+        let manager = if host.uid == 0 {
+            "systemd system manager"
+        } else {
+            "systemd user manager"
+        };
+        let (bus, v2) = match (&host.bus, &host.v2) {
+            (None, _) => {
+                let why = host.bus_missing.as_deref().unwrap_or("no D-Bus socket");
+                return self.unusable.push(format!("{manager}: {why}"));
+            }
+            (Some(_), None) => {
+                let why = host.v2_missing.as_deref().unwrap_or("no cgroup v2");
+                return self.unusable.push(format!("{manager}: {why}"));
+            }
+            (Some(_), Some(v2)) if !v2.unified => {
+                return self.unusable.push(format!(
+                    "{manager}: this host mounts cgroup v1 controllers (a hybrid layout); systemd hands out controllers only on a pure cgroup v2 hierarchy (boot with systemd.unified_cgroup_hierarchy=1)"
+                ));
+            }
+            (Some(bus), Some(v2)) => (bus, v2),
+        };
+        let backend = Backend::Systemd {
+            address: bus.address.clone(),
+            system: bus.system,
+            mount: v2.mount.clone(),
+        };
+        if bus.system {
+            let have = v2.top.controllers.join(" ");
+            let missing = self.missing_from(&v2.top.controllers, &|c| {
+                format!(
+                    "controller `{c}` is not enabled in this cgroup v2 hierarchy (it has: {have})"
+                )
+            });
+            return self.consider(backend, missing);
+        }
+        let Some(um) = &v2.user_manager else {
+            return self.unusable.push(format!(
+                "{manager}: there is no user@{uid}.service cgroup, so the session bus is not served by systemd's user manager",
+                uid = host.uid
+            ));
+        };
+        let have = um.controllers.join(" ");
+        let lacking: Vec<&str> = self
+            .plan
+            .controllers(&[])
+            .into_iter()
+            .filter(|c| !um.controllers.iter().any(|u| u == c))
+            .collect();
+        let help = delegate_help(&lacking);
+        let missing = self.missing_from(&um.controllers, &|c| {
+            format!(
+                "controller `{c}` is not delegated to user@{uid}.service (it gets: {have}); {help}",
+                uid = host.uid,
+                have = if have.is_empty() { "none" } else { &have }
+            )
+        });
+        self.consider(backend, missing);
+    }
+
+    /// 2. A cgroup v2 directory: under the parent of hutch's own cgroup
+    ///    when it is delegated to the user, anywhere for root.
+    fn v2(&mut self, host: &CgroupHost) {
+        let Some(v2) = &host.v2 else {
+            let why = host.v2_missing.as_deref().unwrap_or("not mounted");
+            return self.unusable.push(format!("cgroup v2: {why}"));
+        };
+        let target = if host.uid == 0 {
+            Ok((&v2.top, false))
+        } else {
+            match &v2.parent {
+                None => Err(format!(
+                    "hutch's cgroup {} is the top of the hierarchy it can see",
+                    v2.own
+                )),
+                Some(p) if !p.writable => Err(format!(
+                    "{} (the parent of hutch's cgroup {}) is not delegated to you",
+                    p.path, v2.own
+                )),
+                Some(p) if p.path.ends_with(".slice") => Err(format!(
+                    "{} (the parent of hutch's cgroup) is a systemd slice: systemd manages its controllers and could turn them off under hutch",
+                    p.path
+                )),
+                Some(p) => Ok((p, true)),
+            }
+        };
+        let (dir, delegated) = match target {
+            Err(why) => {
+                return self
+                    .unusable
+                    .push(format!("delegated cgroup v2 subtree: {why}"));
+            }
+            Ok(t) => t,
+        };
+        let have = dir.controllers.join(" ");
+        let missing = self.missing_from(&dir.controllers, &|c| {
+            format!(
+                "controller `{c}` is not available in {} (it has: {})",
+                dir.path,
+                if have.is_empty() { "none" } else { &have }
+            )
+        });
+        self.consider(
+            Backend::V2 {
                 mount: v2.mount.clone(),
-            };
-            if bus.system {
-                let have = v2.top.controllers.join(" ");
-                let missing = missing_from(&v2.top.controllers, &|c| {
-                    format!("controller `{c}` is not enabled in this cgroup v2 hierarchy (it has: {have})")
-                });
-                consider(backend, missing, &mut unusable);
-            } else {
-                match &v2.user_manager {
-                    None => unusable.push(format!(
-                        "{manager}: there is no user@{uid}.service cgroup, so the session bus is not served by systemd's user manager",
-                        uid = host.uid
-                    )),
-                    Some(um) => {
-                        let have = um.controllers.join(" ");
-                        let lacking: Vec<&str> = plan
-                            .controllers(&[])
-                            .into_iter()
-                            .filter(|c| !um.controllers.iter().any(|u| u == c))
-                            .collect();
-                        let help = delegate_help(&lacking);
-                        let missing = missing_from(&um.controllers, &|c| {
-                            format!(
-                                "controller `{c}` is not delegated to user@{uid}.service (it gets: {have}); {help}",
-                                uid = host.uid,
-                                have = if have.is_empty() { "none" } else { &have }
-                            )
-                        });
-                        consider(backend, missing, &mut unusable);
-                    }
-                }
-            }
-        }
+                parent: dir.path.clone(),
+                delegated,
+            },
+            missing,
+        );
     }
 
-    // 2. cgroup v2 directly.
-    match &host.v2 {
-        None => unusable.push(format!(
-            "cgroup v2: {}",
-            host.v2_missing.as_deref().unwrap_or("not mounted")
-        )),
-        Some(v2) => {
-            let target = if host.uid == 0 {
-                Ok((&v2.top, false))
-            } else {
-                match &v2.parent {
-                    None => Err(format!(
-                        "hutch's cgroup {} is the top of the hierarchy it can see",
-                        v2.own
-                    )),
-                    Some(p) if !p.writable => Err(format!(
-                        "{} (the parent of hutch's cgroup {}) is not delegated to you",
-                        p.path, v2.own
-                    )),
-                    Some(p) if p.path.ends_with(".slice") => Err(format!(
-                        "{} (the parent of hutch's cgroup) is a systemd slice: systemd manages its controllers and could turn them off under hutch",
-                        p.path
-                    )),
-                    Some(p) => Ok((p, true)),
-                }
-            };
-            match target {
-                Err(why) => unusable.push(format!("delegated cgroup v2 subtree: {why}")),
-                Ok((dir, delegated)) => {
-                    let have = dir.controllers.join(" ");
-                    let missing = missing_from(&dir.controllers, &|c| {
-                        format!(
-                            "controller `{c}` is not available in {} (it has: {})",
-                            dir.path,
-                            if have.is_empty() { "none" } else { &have }
-                        )
-                    });
-                    consider(
-                        Backend::V2 {
-                            mount: v2.mount.clone(),
-                            parent: dir.path.clone(),
-                            delegated,
-                        },
-                        missing,
-                        &mut unusable,
-                    );
-                }
-            }
+    /// 3. The cgroup v1 hierarchies, as root.
+    fn v1(&mut self, host: &CgroupHost) {
+        if host.v1.is_empty() {
+            return self.unusable.push(
+                "cgroup v1: no v1 hierarchy with memory, cpu, pids or blkio is mounted".into(),
+            );
         }
-    }
-
-    // 3. cgroup v1, as root.
-    if host.v1.is_empty() {
-        unusable
-            .push("cgroup v1: no v1 hierarchy with memory, cpu, pids or blkio is mounted".into());
-    } else {
         let mut dirs: Vec<(String, PathBuf)> = Vec::new();
         let mut missing = Vec::new();
-        for k in &keys {
+        for k in &self.keys {
             let v1_name = if *k == Key::IoWeight {
                 "blkio"
             } else {
                 k.controller()
             };
-            let Some(h) = host
-                .v1
-                .iter()
-                .find(|h| h.controllers.iter().any(|c| c == v1_name))
-            else {
-                missing.push((*k, format!("no cgroup v1 `{v1_name}` hierarchy is mounted")));
-                continue;
-            };
-            if !h.writable {
-                missing.push((
-                    *k,
-                    if host.uid == 0 {
-                        format!("{}{} is not writable", h.mount.display(), h.own)
-                    } else {
-                        "needs root: cgroup v1 cannot be delegated to users safely (cgroup v2 can: boot with systemd.unified_cgroup_hierarchy=1)".to_string()
-                    },
-                ));
-                continue;
-            }
-            let has = |f: &str| h.files.iter().any(|x| x == f);
-            let lacking = match k {
-                Key::Swap if plan.memory.is_none() => Some(
-                    "cgroup v1 limits memory and swap together: set `memory` as well".to_string(),
-                ),
-                Key::Swap if !has("memory.memsw.limit_in_bytes") => Some(
-                    "this kernel has no swap accounting (memory.memsw.*; boot with swapaccount=1)".to_string(),
-                ),
-                Key::IoWeight if !has("blkio.weight") && !has("blkio.bfq.weight") => Some(
-                    "the blkio hierarchy has no weight file (blkio.weight or blkio.bfq.weight: needs the BFQ I/O scheduler)".to_string(),
-                ),
-                _ => None,
-            };
-            if let Some(why) = lacking {
-                missing.push((*k, why));
-                continue;
-            }
-            let dir = cgroups::cgroup_path(&h.mount, &h.own);
-            if !dirs.iter().any(|(c, _)| c == v1_name) {
-                dirs.push((v1_name.to_string(), dir));
+            match v1_dir(host, self.plan, *k, v1_name) {
+                Err(why) => missing.push((*k, why)),
+                Ok(dir) if !dirs.iter().any(|(c, _)| c == v1_name) => {
+                    dirs.push((v1_name.to_string(), dir));
+                }
+                Ok(_) => {}
             }
         }
-        consider(Backend::V1 { dirs }, missing, &mut unusable);
+        self.consider(Backend::V1 { dirs }, missing);
     }
+}
 
-    // Full coverage first, then the fewest limits left out; otherwise in order.
-    candidates.sort_by_key(|c| c.missing.len());
-    (candidates, unusable)
+/// The v1 directory (hutch's own cgroup in the hierarchy of `v1_name`)
+/// where limit `k` can be set, or why it cannot.
+fn v1_dir(host: &CgroupHost, plan: &LimitsPlan, k: Key, v1_name: &str) -> Result<PathBuf, String> {
+    let Some(h) = host
+        .v1
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == v1_name))
+    else {
+        return Err(format!("no cgroup v1 `{v1_name}` hierarchy is mounted"));
+    };
+    if !h.writable {
+        return Err(if host.uid == 0 {
+            format!("{}{} is not writable", h.mount.display(), h.own)
+        } else {
+            "needs root: cgroup v1 cannot be delegated to users safely (cgroup v2 can: boot with systemd.unified_cgroup_hierarchy=1)".to_string()
+        });
+    }
+    let has = |f: &str| h.files.iter().any(|x| x == f);
+    match k {
+        Key::Swap if plan.memory.is_none() => {
+            Err("cgroup v1 limits memory and swap together: set `memory` as well".to_string())
+        }
+        Key::Swap if !has("memory.memsw.limit_in_bytes") => Err(
+            "this kernel has no swap accounting (memory.memsw.*; boot with swapaccount=1)".to_string(),
+        ),
+        Key::IoWeight if !has("blkio.weight") && !has("blkio.bfq.weight") => Err(
+            "the blkio hierarchy has no weight file (blkio.weight or blkio.bfq.weight: needs the BFQ I/O scheduler)".to_string(),
+        ),
+        _ => Ok(cgroups::cgroup_path(&h.mount, &h.own)),
+    }
 }
 
 /// Reasons, each once, with the limits they concern when they differ.
