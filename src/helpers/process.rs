@@ -228,18 +228,28 @@ impl Drop for HelperProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
     use std::time::Duration;
 
-    /// Whether the process behind `pidfd` exits within `wait`.
-    fn exits_within(pidfd: RawFd, wait: Duration) -> bool {
-        let mut pfd = libc::pollfd {
-            fd: pidfd,
-            events: libc::POLLIN,
-            revents: 0,
+    /// Whether process `pid` (not ours: re-parented) is gone within
+    /// `wait`: exited (a zombie) or reaped.
+    fn exits_within(pid: libc::pid_t, wait: Duration) -> bool {
+        let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as libc::c_int) };
-        n == 1
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if gone() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        gone()
     }
 
     /// A stand-in for the launcher, forked from this test: starts `sleep`
@@ -255,8 +265,7 @@ mod tests {
             let pid = start(program);
             let _ = sys::write_all(w.as_raw_fd(), &pid.to_ne_bytes());
             loop {
-                // SAFETY: pause only waits for a signal.
-                unsafe { libc::pause() };
+                nix::unistd::pause();
             }
         }
         drop(w);
@@ -278,19 +287,13 @@ mod tests {
         };
         let (launcher, helper) = stand_in(tied, &sleeper());
         assert!(helper > 0);
-        let pidfd = sys::pidfd_open(helper).unwrap();
-        assert!(!exits_within(pidfd, Duration::from_millis(100)));
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(launcher),
-            nix::sys::signal::SIGKILL,
-        )
-        .unwrap();
+        assert!(!exits_within(helper, Duration::from_millis(100)));
+        kill(Pid::from_raw(launcher), Signal::SIGKILL).unwrap();
         sys::waitpid(launcher, false).unwrap();
         assert!(
-            exits_within(pidfd, Duration::from_secs(10)),
+            exits_within(helper, Duration::from_secs(10)),
             "the helper outlived its launcher"
         );
-        sys::close(pidfd);
     }
 
     /// The negative control: the same program started by a plain fork
@@ -307,20 +310,29 @@ mod tests {
         };
         let (launcher, orphan) = stand_in(untied, &sleeper());
         assert!(orphan > 0);
-        let pidfd = sys::pidfd_open(orphan).unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(launcher),
-            nix::sys::signal::SIGKILL,
-        )
-        .unwrap();
+        kill(Pid::from_raw(launcher), Signal::SIGKILL).unwrap();
         sys::waitpid(launcher, false).unwrap();
-        let survived = !exits_within(pidfd, Duration::from_millis(500));
-        let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
-        sys::close(pidfd);
+        let survived = !exits_within(orphan, Duration::from_millis(500));
+        let _ = kill(Pid::from_raw(orphan), Signal::SIGKILL);
         assert!(
             survived,
             "the control died with its launcher: the test proves nothing"
         );
+    }
+
+    /// The check for a launcher that died before the death signal was
+    /// armed: seen from the new process, its parent is not the launcher.
+    #[test]
+    fn a_process_whose_launcher_is_gone_does_not_go_on() {
+        let pid = sys::clone_fork(0, None).unwrap();
+        if pid == 0 {
+            // As if the launcher were another process than our parent.
+            let wrong = tie_to(Pid::from_raw(1)) == Err(Errno::ESRCH);
+            let right = tie_to(nix::unistd::getppid()).is_ok();
+            sys::exit_now(if wrong && right { 0 } else { 1 });
+        }
+        let status = sys::waitpid(pid, false).unwrap().unwrap();
+        assert_eq!(sys::exit_code(status), 0);
     }
 
     #[test]
