@@ -2,7 +2,7 @@
 //! launcher. No system calls of its own beyond reading profiles.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser;
 
@@ -10,7 +10,7 @@ use crate::cli::{Cli, Command, RunArgs};
 use crate::host::Host;
 use crate::launch::{self, EXIT_LAUNCH_FAILED};
 use crate::plan::{self, Request};
-use crate::profile::load::{BUILTIN, Found, SearchPath, valid_name};
+use crate::profile::load::{BUILTIN, Found, SearchPath, profiles_in};
 use crate::profile::{self, ProfileError, ProfileRef};
 
 /// Runs hutch with these arguments (the program name first); returns the
@@ -60,7 +60,7 @@ fn run(args: RunArgs) -> i32 {
     let pref = match (&args.profile, &args.image) {
         (Some(p), _) => ProfileRef::from_cli(p),
         (None, Some(_)) => ProfileRef::Name("container".to_string()),
-        (None, None) => auto_profile(&args.command, &search),
+        (None, None) => search.for_command(&args.command),
     };
     let profile = match profile::load(&pref, &search) {
         Ok(p) => p,
@@ -135,7 +135,7 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
     };
     if matches!(
         f.step,
-        launch::report::Step::RootOverlay | launch::report::Step::OpenWritable
+        crate::prepare::report::Step::RootOverlay | crate::prepare::report::Step::OpenWritable
     ) {
         return plan.root.as_ref().map(|r| r.from.clone());
     }
@@ -146,20 +146,6 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
             m.op.dst() == arg || matches!(&m.op, plan::MountOp::Bind { src, .. } if src == arg)
         })
         .map(|m| m.from.clone())
-}
-
-/// The profile named after the command, if there is one, else `default`.
-pub(crate) fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRef {
-    let base = command
-        .first()
-        .and_then(|c| Path::new(c).file_name())
-        .and_then(|n| n.to_str());
-    match base {
-        Some(name) if valid_name(name) && search.find(name).is_some() => {
-            ProfileRef::Name(name.to_string())
-        }
-        _ => ProfileRef::Name("default".to_string()),
-    }
 }
 
 fn check(profiles: &[String]) -> i32 {
@@ -205,8 +191,7 @@ fn profiles(json: bool) -> i32 {
     let search = SearchPath::standard(&host);
     let mut found: Vec<(String, Found)> = Vec::new();
     for dir in &search.dirs {
-        let mut names = Vec::new();
-        collect_profiles(dir, dir, 0, &mut names);
+        let mut names = profiles_in(dir);
         names.sort();
         found.extend(names.into_iter().map(|(n, p)| (n, Found::File(p))));
     }
@@ -270,35 +255,6 @@ fn profiles(json: bool) -> i32 {
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     0
-}
-
-/// The profiles in `dir`, as (name, path), three levels deep at most.
-pub(crate) fn collect_profiles(
-    base: &Path,
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<(String, PathBuf)>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() && depth < 3 {
-            collect_profiles(base, &path, depth + 1, out);
-            continue;
-        }
-        let Some(rel) = path.strip_prefix(base).ok().and_then(|r| r.to_str()) else {
-            continue;
-        };
-        let Some(name) = rel.strip_suffix(".toml") else {
-            continue;
-        };
-        if name.ends_with(".local") || !valid_name(name) {
-            continue;
-        }
-        out.push((name.to_string(), path.clone()));
-    }
 }
 
 fn doctor(json: bool) -> i32 {

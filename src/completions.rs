@@ -19,42 +19,10 @@
 
 use std::path::Path;
 
-use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
+use clap::{Arg, ArgAction, Command, CommandFactory};
 
 use crate::cli::Cli;
 use crate::host::Host;
-
-/// A shell `hutch completions` writes a script for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-impl Shell {
-    /// The completion script.
-    pub fn script(self) -> &'static str {
-        match self {
-            Shell::Bash => BASH,
-            Shell::Zsh => ZSH,
-            Shell::Fish => FISH,
-        }
-    }
-
-    /// Where packages install the script, below the prefix (`/usr`).
-    pub fn install_path(self) -> &'static str {
-        match self {
-            Shell::Bash => "share/bash-completion/completions/hutch",
-            Shell::Zsh => "share/zsh/site-functions/_hutch",
-            Shell::Fish => "share/fish/vendor_completions.d/hutch.fish",
-        }
-    }
-}
-
-const BASH: &str = include_str!("../completions/hutch.bash");
-const ZSH: &str = include_str!("../completions/_hutch");
-const FISH: &str = include_str!("../completions/hutch.fish");
 
 /// What may be typed at the cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,8 +324,7 @@ pub fn profile_names(host: &Host) -> Vec<String> {
         .map(|(n, _)| n.to_string())
         .collect();
     for dir in &search.dirs {
-        let mut found = Vec::new();
-        crate::app::collect_profiles(dir, dir, 0, &mut found);
+        let found = crate::profile::load::profiles_in(dir);
         names.extend(found.into_iter().map(|(n, _)| n));
     }
     names.retain(|n| !n.contains('/'));

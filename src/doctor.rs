@@ -9,8 +9,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::launch::report::{self, Step};
 use crate::plan::{self, Request};
+use crate::prepare::report::{self, Step};
 use crate::profile::load::{BUILTIN, SearchPath};
 use crate::profile::{self, ProfileRef};
 use crate::sys;
@@ -367,9 +367,9 @@ fn tiocsti_check() -> Check {
     check("TIOCSTI", Status::Ok, detail, None)
 }
 
-/// Where `[limits]` would be applied (see `crate::cgroup::doctor`).
+/// Where `[limits]` would be applied (see `crate::plan::limits::doctor`).
 fn cgroup_check(host: &Host) -> Check {
-    let (full, detail, fix) = crate::cgroup::doctor(host);
+    let (full, detail, fix) = crate::plan::limits::doctor(host);
     Check {
         name: "cgroup limits".into(),
         status: if full { Status::Ok } else { Status::Warn },

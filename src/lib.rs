@@ -17,11 +17,6 @@ pub mod app;
 pub mod bpf;
 #[allow(
     unsafe_code,
-    reason = "reads cgroup files with pread and the page size with sysconf (to move to nix or sys with the cgroup split)"
-)]
-pub mod cgroup;
-#[allow(
-    unsafe_code,
     reason = "the cloned child makes raw system calls between clone and exec, allocation-free"
 )]
 pub mod child;
@@ -31,9 +26,10 @@ pub mod dbus;
 pub mod diag;
 pub mod doctor;
 pub mod export;
+pub mod helpers;
 #[allow(
     unsafe_code,
-    reason = "isatty and getpwuid_r, which nix does not offer in the form host uses (to move to sys)"
+    reason = "command_line::record reads the argv pointers main received"
 )]
 pub mod host;
 pub mod image;
@@ -42,15 +38,12 @@ pub mod image;
     reason = "the Landlock system calls, which nix does not wrap"
 )]
 pub mod landlock;
-#[allow(
-    unsafe_code,
-    reason = "the launcher blocks signals, polls and waits with raw calls (to move to nix or sys)"
-)]
 pub mod launch;
 pub mod manage;
 pub mod manpages;
 pub mod paths;
 pub mod plan;
+pub mod prepare;
 pub mod profile;
 pub mod registry;
 pub mod safe_fs;

@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStringExt;
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: these are the arguments the C runtime passes to main: argc
     // strings laid out by the kernel on the initial stack.
-    unsafe { hutch::launch::prepare::record_command_line(argc, argv) };
+    unsafe { hutch::host::command_line::record(argc, argv) };
     let count = usize::try_from(argc).unwrap_or(0);
     #[allow(
         clippy::multiple_unsafe_ops_per_block,

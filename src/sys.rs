@@ -67,6 +67,39 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// glibc's fork bookkeeping does not run: the child must only make raw system
 /// calls and must never return into code that relies on libc's thread state.
 pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, Errno> {
+    clone_raw(flags, cgroup_fd, None)
+}
+
+/// What [`fork_with_pidfd`] returns on each side.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the new process.
+    Child,
+    /// In the caller: the new process and a pidfd that refers to it.
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// A fork (as [`clone_fork`] makes it, with its rules for the child) that
+/// also returns a pidfd for the new process, made by the same system call
+/// (`CLONE_PIDFD`): the process is held without a race on its number.
+pub fn fork_with_pidfd() -> Result<Forked, Errno> {
+    let mut pidfd: RawFd = -1;
+    match clone_raw(0, None, Some(&mut pidfd))? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid,
+            // SAFETY: the kernel stored a new descriptor for the child here
+            // (CLONE_PIDFD), which nothing else owns.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+fn clone_raw(
+    flags: u64,
+    cgroup_fd: Option<RawFd>,
+    pidfd: Option<&mut RawFd>,
+) -> Result<libc::pid_t, Errno> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -76,9 +109,17 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    // SAFETY: args is a valid clone_args of the size passed; with no stack and
-    // no CLONE_VM the kernel gives the child a private copy of our memory, as
-    // fork does, so both returns continue on valid stacks.
+    // Where the kernel stores the pidfd: clone3's `pidfd`, the legacy
+    // clone's parent_tid (its third argument on x86_64 and aarch64).
+    let pidfd_at = pidfd.map_or(0, |p| p as *mut RawFd as u64);
+    if pidfd_at != 0 {
+        args.flags |= libc::CLONE_PIDFD as u64;
+        args.pidfd = pidfd_at;
+    }
+    // SAFETY: args is a valid clone_args of the size passed, and its pidfd
+    // field, when set, points to a RawFd the caller keeps alive; with no
+    // stack and no CLONE_VM the kernel gives the child a private copy of
+    // our memory, as fork does, so both returns continue on valid stacks.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -89,13 +130,14 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
     match check(rc) {
         Err(Errno::ENOSYS) if cgroup_fd.is_none() => {
             // SAFETY: the legacy clone with a NULL stack is fork with flags;
-            // the x86_64/aarch64 argument order is (flags, stack, ptid, ctid, tls).
+            // the x86_64/aarch64 argument order is (flags, stack, ptid, ...),
+            // and ptid, where CLONE_PIDFD stores the pidfd, is as above.
             let rc = unsafe {
                 libc::syscall(
                     libc::SYS_clone,
-                    flags | libc::SIGCHLD as u64,
+                    args.flags | libc::SIGCHLD as u64,
                     0usize,
-                    0usize,
+                    pidfd_at as usize,
                     0usize,
                     0usize,
                 )
@@ -104,6 +146,148 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
         }
         other => other.map(|pid| pid as libc::pid_t),
     }
+}
+
+/// waitpid(2), retried on EINTR: `Ok(None)` with `nohang` while `pid` runs,
+/// else its raw wait status. Allocation-free.
+pub fn waitpid(pid: libc::pid_t, nohang: bool) -> Result<Option<libc::c_int>, Errno> {
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match r {
+            0 => return Ok(None),
+            r if r > 0 => return Ok(Some(status)),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Err(Errno::last()),
+        }
+    }
+}
+
+/// The exit code a wait status stands for, the way a shell reports it:
+/// exit status N → N; killed by signal S → 128 + S.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    }
+}
+
+/// Unblocks every signal of this thread (a process a helper starts must
+/// not inherit the launcher's blocked set through execve).
+pub fn unblock_all_signals() {
+    // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: empty is a valid sigset for sigemptyset to initialise.
+    unsafe { libc::sigemptyset(&mut empty) };
+    // SAFETY: setting the mask from a valid, empty set; the old one is not needed.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+}
+
+/// Runs `f` with SIGPIPE ignored, so that a write to a pipe nobody reads
+/// fails with EPIPE instead of killing the process; then restores the
+/// default.
+pub fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: the standard disposition SIG_IGN for one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let r = f();
+    // SAFETY: back to the standard default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    r
+}
+
+/// unshare(2).
+pub fn unshare(flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: unshare takes a flag word only.
+    if unsafe { libc::unshare(flags) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+const SIOCGIFFLAGS: libc::Ioctl = 0x8913;
+const SIOCSIFFLAGS: libc::Ioctl = 0x8914;
+const SIOCGSKNS: libc::Ioctl = 0x894C;
+
+/// `struct ifreq` with the flags member of its union.
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; 16],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Runs `f` with a datagram socket of the current network namespace.
+fn with_inet_socket<T>(f: impl FnOnce(RawFd) -> Result<T, Errno>) -> Result<T, Errno> {
+    // SAFETY: creating a socket in the current namespace.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(Errno::last());
+    }
+    let r = f(s);
+    close(s);
+    r
+}
+
+/// Brings `lo` up in the current network namespace (a new one starts with
+/// it down, and programs expect 127.0.0.1 to work).
+pub fn loopback_up() -> Result<(), Errno> {
+    with_inet_socket(|s| {
+        let mut ifr = IfreqFlags {
+            name: [0; 16],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        ifr.name[..2].copy_from_slice(b"lo");
+        // SAFETY: ifr is a valid ifreq for this request.
+        if unsafe { libc::ioctl(s, SIOCGIFFLAGS, &mut ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        ifr.flags |= libc::IFF_UP as libc::c_short;
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(s, SIOCSIFFLAGS, &ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    })
+}
+
+/// A descriptor for the current network namespace (`SIOCGSKNS` on a
+/// socket made in it), close-on-exec.
+pub fn current_netns() -> Result<RawFd, Errno> {
+    with_inet_socket(|s| {
+        // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor.
+        let ns = unsafe { libc::ioctl(s, SIOCGSKNS, 0) };
+        if ns < 0 { Err(Errno::last()) } else { Ok(ns) }
+    })
+}
+
+/// A duplicate of `fd` at `min` or above, close-on-exec.
+pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument.
+    check_fd(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)
+}
+
+/// dup2(2): `from` also as `to`, which is not close-on-exec.
+pub fn dup2(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::dup2(from, to) } as libc::c_long).map(drop)
+}
+
+/// execve(2); returns only on failure, with the reason.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    if argv.last().is_none_or(|p| !p.is_null()) || envp.last().is_none_or(|p| !p.is_null()) {
+        return Errno::EINVAL;
+    }
+    // SAFETY: path is NUL-terminated; argv and envp are NULL-terminated
+    // arrays (checked above) whose entries the caller keeps valid.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
 }
 
 /// A detached copy of the mount tree at `path` (recursive).
@@ -682,93 +866,145 @@ pub fn renameat2(
     .map(drop)
 }
 
-/// Sends `fds` (at most 8) over the unix socket `sock` with SCM_RIGHTS, and
-/// one byte of data. Allocation-free.
-pub fn send_fds(sock: RawFd, fds: &[RawFd]) -> Result<(), Errno> {
+/// Sends `data` (at least one byte) and `fds` (at most 8) over the unix
+/// socket `sock` in one message, the descriptors with SCM_RIGHTS.
+/// Allocation-free.
+pub fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
     const MAX: usize = 8;
-    if fds.len() > MAX {
+    if fds.len() > MAX || data.is_empty() {
         return Err(Errno::EINVAL);
     }
     let bytes = std::mem::size_of_val(fds);
     // Room for a cmsghdr and 8 descriptors, 8-byte aligned.
     let mut control = [0u64; 8];
-    let mut data = [0u8; 1];
     let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
     };
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "building an SCM_RIGHTS message is one sequence of libc CMSG helpers and writes through the header they return, sound only as a whole"
-    )]
-    // SAFETY: an all-zero msghdr is valid; the pointers set below stay valid
-    // for the call, and CMSG_* only compute offsets within `control`, which
-    // is large enough (CMSG_SPACE(32) = 48 <= 64 bytes).
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(bytes as u32) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
-        loop {
-            if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) >= 0 {
-                return Ok(());
-            }
-            if Errno::last() != Errno::EINTR {
-                return Err(Errno::last());
-            }
+        // SAFETY: CMSG_SPACE is arithmetic.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes as u32) } as _;
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "filling the SCM_RIGHTS header goes through libc's CMSG helpers and writes through the pointer they return, sound only as a whole"
+        )]
+        // SAFETY: msg_control points to `control`, which is large enough
+        // (CMSG_SPACE(32) = 48 <= 64 bytes), so the first header and its
+        // data lie inside it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    loop {
+        // SAFETY: msg and everything it points to are valid for the call;
+        // the kernel only reads the data.
+        if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } >= 0 {
+            return Ok(());
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
         }
     }
 }
 
-/// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`
-/// when nothing is there); they are close-on-exec.
-pub fn recv_fds(sock: RawFd) -> Result<Vec<std::os::fd::OwnedFd>, Errno> {
-    use std::os::fd::FromRawFd;
+/// What [`recv_fds_into`] received: bytes of data, descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: usize,
+    pub fds: usize,
+}
+
+/// Receives one message sent by [`send_fds`]: its data into `data`, its
+/// descriptors (close-on-exec) into `fds`; `flags` for recvmsg
+/// (`MSG_DONTWAIT`: `EAGAIN` when nothing is there). Retried on EINTR.
+/// More descriptors than `fds` holds (they are closed) is `EMSGSIZE`.
+/// Allocation-free.
+pub fn recv_fds_into(
+    sock: RawFd,
+    data: &mut [u8],
+    fds: &mut [RawFd],
+    flags: libc::c_int,
+) -> Result<Received, Errno> {
     let mut control = [0u64; 8];
-    let mut data = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_len: data.len(),
     };
-    let mut out = Vec::new();
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "receiving and walking SCM_RIGHTS headers is one sequence of libc CMSG helpers and reads through the pointers they return, sound only as a whole"
-    )]
-    // SAFETY: as in send_fds; the kernel writes at most msg_controllen bytes
-    // of control data, and the CMSG_* walk stays within what it wrote.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
+    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let bytes = loop {
+        // SAFETY: msg points to valid buffers of the given sizes.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        if Errno::last() != Errno::EINTR {
             return Err(Errno::last());
         }
+    };
+    let mut count = 0;
+    let mut overflow = msg.msg_flags & libc::MSG_CTRUNC != 0;
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "walking SCM_RIGHTS headers is one sequence of libc CMSG helpers and reads through the pointers they return, sound only as a whole"
+    )]
+    // SAFETY: the kernel wrote at most msg_controllen bytes of control
+    // data, and the CMSG_* walk stays within what it wrote.
+    unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let at = libc::CMSG_DATA(cmsg) as *const RawFd;
                 for i in 0..len / std::mem::size_of::<RawFd>() {
-                    out.push(std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                        data.add(i),
-                    )));
+                    let fd = std::ptr::read_unaligned(at.add(i));
+                    match fds.get_mut(count) {
+                        Some(slot) => {
+                            *slot = fd;
+                            count += 1;
+                        }
+                        None => {
+                            libc::close(fd);
+                            overflow = true;
+                        }
+                    }
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(Errno::EMSGSIZE);
-        }
     }
-    Ok(out)
+    if overflow {
+        for &fd in &fds[..count] {
+            close(fd);
+        }
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(Received { bytes, fds: count })
+}
+
+/// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`
+/// when nothing is there); they are close-on-exec. (The launcher's side,
+/// which may allocate: [`recv_fds_into`] is the allocation-free one.)
+pub fn recv_fds(sock: RawFd) -> Result<Vec<OwnedFd>, Errno> {
+    let mut data = [0u8; 1];
+    let mut fds = [-1; 8];
+    let got = recv_fds_into(sock, &mut data, &mut fds, libc::MSG_DONTWAIT)?;
+    Ok(fds[..got.fds]
+        .iter()
+        // SAFETY: each is a new descriptor the kernel just gave us.
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect())
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hutch::cgroup::CgroupHost;
-use hutch::cgroup::systemd::{self, Prop};
 use hutch::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
+use hutch::helpers::cgroup::systemd::{self, Prop};
+use hutch::host::cgroups::CgroupHost;
 
 /// A dbus-daemon of this test, listening on a socket file and on an
 /// abstract socket; killed when dropped.

@@ -45,8 +45,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use hutch::cgroup::CgroupHost;
 use hutch::host::Host;
+use hutch::host::cgroups::CgroupHost;
 use hutch::image::{ImageInfo, ImageRunConfig};
 use hutch::landlock::access;
 use hutch::plan::rootfs::{RootSource, Upper};

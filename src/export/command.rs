@@ -46,7 +46,7 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     let pref = match (&args.profile, &args.image) {
         (Some(p), _) => ProfileRef::from_cli(p),
         (None, Some(_)) => ProfileRef::Name("container".to_string()),
-        (None, None) => crate::app::auto_profile(&args.command, &search),
+        (None, None) => search.for_command(&args.command),
     };
     let profile = profile::load(&pref, &search)?;
     // Held while the layers are copied: `hutch image rm` waits.

@@ -303,7 +303,7 @@ pub fn plan_root(
                 }
             }
             // The root is shown to the sandbox like a read-only bind.
-            if let Err((msg, help)) = super::volumes::check_exposure(&path, host) {
+            if let Err((msg, help)) = super::exposure::check_exposure(&path, host) {
                 return Err(at.diag(format!("key `root`: {msg}")).help(help).into());
             }
             (RootSource::Dir { path }, origin(at), None)
@@ -379,7 +379,7 @@ fn plan_writable(
                 "writable",
             )?;
             // The sandbox writes into it, like a writable bind.
-            if let Err((msg, help)) = super::volumes::check_exposure(&path, host) {
+            if let Err((msg, help)) = super::exposure::check_exposure(&path, host) {
                 return Err(w
                     .diag(format!("key `writable`: {msg}"))
                     .help(format!(

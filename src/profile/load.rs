@@ -23,6 +23,37 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The profiles in the search directory `dir`, as (name, path): names
+/// with a `/` for those in subdirectories, three levels deep at most;
+/// overrides (`.local.toml`) left out.
+pub fn profiles_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    collect_profiles(dir, dir, 0, &mut out);
+    out
+}
+
+fn collect_profiles(base: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() && depth < 3 {
+            collect_profiles(base, &path, depth + 1, out);
+            continue;
+        }
+        let Some(rel) = path.strip_prefix(base).ok().and_then(|r| r.to_str()) else {
+            continue;
+        };
+        let Some(name) = rel.strip_suffix(".toml") else {
+            continue;
+        };
+        if name.ends_with(".local") || !valid_name(name) {
+            continue;
+        }
+        out.push((name.to_string(), path.clone()));
+    }
+}
 /// The most profiles one chain of `extends` may hold, the profile given
 /// included. Real chains are short (the shipped `cli` is two deep, `cli` →
 /// `base/system`; firejail, whose 1,350 shipped profiles include one another
@@ -111,6 +142,21 @@ impl SearchPath {
         let existing = &self.dirs;
         self.local_dirs.retain(|d| existing.contains(d));
         self
+    }
+
+    /// The profile named after `command`'s program, if there is one, else
+    /// `default`.
+    pub fn for_command(&self, command: &[String]) -> ProfileRef {
+        let base = command
+            .first()
+            .and_then(|c| Path::new(c).file_name())
+            .and_then(|n| n.to_str());
+        match base {
+            Some(name) if valid_name(name) && self.find(name).is_some() => {
+                ProfileRef::Name(name.to_string())
+            }
+            _ => ProfileRef::Name("default".to_string()),
+        }
     }
 
     /// Where a named profile comes from, without reading it.

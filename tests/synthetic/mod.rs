@@ -11,9 +11,9 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use hutch::cgroup::CgroupHost;
-use hutch::cgroup::probe::{CgroupDir, V2Host};
 use hutch::host::Host;
+use hutch::host::cgroups::CgroupHost;
+use hutch::host::cgroups::{CgroupDir, V2Host};
 use hutch::image::{ImageInfo, ImageRunConfig};
 use hutch::plan::{self, ImageRequest, Plan, Request};
 use hutch::profile::{self, Profile, ProfileError, ProfileRef, SearchPath};

@@ -11,8 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CgroupError, Key, LimitsPlan, probe};
+use super::CgroupError;
 use crate::dbus::{Connection, DbusError, Message, Value};
+use crate::host::cgroups;
+use crate::plan::limits::{Key, LimitsPlan};
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -27,15 +29,6 @@ pub enum Prop {
     Bool(bool),
     Str(String),
     Pids(Vec<u32>),
-}
-
-/// The scope's name: `app-hutch-NAME-PID.scope`, after systemd's
-/// `app-<launcher>-<id>-<random>.scope` convention for applications.
-pub fn unit_name(base: &str, pid: Option<u32>) -> String {
-    match pid {
-        Some(p) => format!("app-{base}-{p}.scope"),
-        None => format!("app-{base}-PID.scope"),
-    }
 }
 
 /// The properties of the scope: the sandbox's pid, delegation, garbage
@@ -215,7 +208,7 @@ pub fn scope_dir(mount: &Path, pid: libc::pid_t, unit: &str) -> Result<PathBuf, 
     let file = format!("/proc/{pid}/cgroup");
     let text =
         std::fs::read_to_string(&file).map_err(|e| CgroupError::io("read", file.clone(), e))?;
-    let path = probe::parse_proc_cgroup(&text)
+    let path = cgroups::parse_proc_cgroup(&text)
         .into_iter()
         .find(|(id, _, _)| *id == 0)
         .map(|(_, _, p)| p)
@@ -225,7 +218,7 @@ pub fn scope_dir(mount: &Path, pid: libc::pid_t, unit: &str) -> Result<PathBuf, 
             "systemd started {unit}, but the sandbox is in cgroup {path:?}"
         )));
     }
-    Ok(probe::cgroup_path(mount, &path))
+    Ok(cgroups::cgroup_path(mount, &path))
 }
 
 #[cfg(test)]
@@ -263,7 +256,10 @@ mod tests {
         assert_eq!(get("TasksMax"), Some(Prop::U64(20)));
         assert_eq!(get("IOWeight"), None);
         assert_eq!(get("CPUWeight"), None);
-        assert_eq!(unit_name(&plan.name, Some(7)), "app-hutch-cli-7.scope");
+        assert_eq!(
+            crate::plan::limits::unit_name(&plan.name, Some(7)),
+            "app-hutch-cli-7.scope"
+        );
     }
 
     #[test]

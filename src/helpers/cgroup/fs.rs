@@ -4,7 +4,7 @@
 //! checked against.
 
 use std::io::ErrorKind;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +13,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{CPU_PERIOD_US, CgroupError, Events, Key, LimitsPlan, probe};
+use super::{CgroupError, Events};
+use crate::host::cgroups;
+use crate::plan::limits::{CPU_PERIOD_US, Key, LimitsPlan};
 
 /// What each limit writes in cgroup v2, in order: (key, file, value).
 pub fn v2_files(plan: &LimitsPlan, skip: &[Key]) -> Vec<(Key, &'static str, String)> {
@@ -126,7 +128,7 @@ impl FsCgroup {
         plan: &LimitsPlan,
         skip: &[Key],
     ) -> Result<FsCgroup, CgroupError> {
-        let parent_dir = probe::cgroup_path(mount, parent);
+        let parent_dir = cgroups::cgroup_path(mount, parent);
         let enabled =
             std::fs::read_to_string(parent_dir.join("cgroup.subtree_control")).unwrap_or_default();
         let enable: Vec<String> = plan
@@ -359,11 +361,11 @@ fn kill_all(dir: &Path) {
 
 /// Reads the whole of a small file from offset 0 (the event files must be
 /// read from the start for poll() to report the next change).
-pub fn pread_all(fd: RawFd) -> Option<String> {
+pub fn pread_all(file: &std::fs::File) -> Option<String> {
+    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 1024];
-    // SAFETY: buf is valid for writes of its length.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+    let n = file.read_at(&mut buf, 0).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// `key value` lines: the value of `key`.
@@ -393,9 +395,11 @@ pub fn merge_events(ev: &mut Events, path: &Path, text: &str) {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf only returns a number.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 { n as u64 } else { 4096 }
+    use nix::unistd::{SysconfVar, sysconf};
+    match sysconf(SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as u64,
+        _ => 4096,
+    }
 }
 
 /// Checks that cgroup v2 directory `dir` really has the controllers and
@@ -440,7 +444,6 @@ pub fn verify(dir: &Path, plan: &LimitsPlan, skip: &[Key]) -> Vec<(Key, String)>
 
 #[cfg(test)]
 mod tests {
-    use super::super::Key;
     use super::*;
     use crate::profile::schema::Enforce;
 

@@ -1,10 +1,11 @@
 //! Facts about the machine and the caller, probed lazily: a launch only pays
 //! for what its profile actually uses.
 
+pub mod cgroups;
+pub mod command_line;
+
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::ffi::{CStr, OsString};
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// The caller and their directories.
@@ -20,7 +21,7 @@ pub struct Host {
     landlock: OnceCell<crate::landlock::Support>,
     landlock_errata: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
-    cgroups: OnceCell<crate::cgroup::CgroupHost>,
+    cgroups: OnceCell<cgroups::CgroupHost>,
     state_dir: OnceCell<PathBuf>,
     /// Where the planner looks up host paths (bind sources); `None`: `/`.
     fs_root: Option<PathBuf>,
@@ -99,7 +100,7 @@ impl Host {
     }
 
     /// A fixed host with this cgroup layout.
-    pub fn with_cgroups(self, cgroups: crate::cgroup::CgroupHost) -> Host {
+    pub fn with_cgroups(self, cgroups: cgroups::CgroupHost) -> Host {
         Host {
             cgroups: OnceCell::from(cgroups),
             ..self
@@ -138,9 +139,9 @@ impl Host {
 
     /// The cgroup layout, D-Bus socket and delegation (probed on first use:
     /// only profiles with `[limits]` pay for it).
-    pub fn cgroups(&self) -> &crate::cgroup::CgroupHost {
+    pub fn cgroups(&self) -> &cgroups::CgroupHost {
         self.cgroups
-            .get_or_init(|| crate::cgroup::CgroupHost::probe(self.uid, &|n| self.env(n)))
+            .get_or_init(|| cgroups::CgroupHost::probe(self.uid, &|n| self.env(n)))
     }
 
     /// Whether the kernel enforces Landlock: its ABI version, or why not.
@@ -163,10 +164,9 @@ impl Host {
     }
 
     pub fn stdin_is_tty(&self) -> bool {
-        // SAFETY: isatty only inspects the descriptor.
         *self
             .stdin_tty
-            .get_or_init(|| unsafe { libc::isatty(0) == 1 })
+            .get_or_init(|| nix::unistd::isatty(std::io::stdin()).unwrap_or(false))
     }
 
     pub fn env(&self, name: &str) -> Option<String> {
@@ -315,33 +315,10 @@ fn parse_user_dirs(text: &str, home: &Path) -> BTreeMap<String, String> {
 }
 
 fn lookup_passwd(uid: u32) -> Option<PasswdEntry> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: an all-zero passwd is a valid value to be overwritten by getpwuid_r.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the duration of the call and buf's
-    // length is passed; getpwuid_r writes only within them.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "both strings of one getpwuid_r result are read under the same guarantee"
-    )]
-    // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings in buf.
-    let (name, dir) = unsafe { (CStr::from_ptr(pwd.pw_name), CStr::from_ptr(pwd.pw_dir)) };
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
     Some(PasswdEntry {
-        name: name.to_string_lossy().into_owned(),
-        home: PathBuf::from(OsString::from_vec(dir.to_bytes().to_vec())),
+        name: user.name,
+        home: user.dir,
     })
 }
 

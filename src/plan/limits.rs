@@ -1,33 +1,22 @@
-//! cgroup limits for a sandbox (`[limits]`): memory, swap, CPU quota and
-//! weight, process count and I/O weight, applied to everything in the
-//! sandbox together before the payload runs.
+//! `[limits]` planned: the profile's values checked and recorded with
+//! where they were set, as a [`LimitsPlan`], and the host's cgroup layout
+//! (probed only for profiles with `[limits]`, see [`crate::host::cgroups`])
+//! deciding which backends can apply them, tried in this order:
 //!
-//! Planning is pure: the profile's values become a [`LimitsPlan`], and the
-//! host's cgroup layout (probed only for profiles with `[limits]`, see
-//! [`probe`]) decides which backends can apply them, tried in this order:
-//!
-//! 1. the **systemd manager over D-Bus** ([`systemd`]): a transient scope
-//!    with the limits and `Delegate=yes`, from the user's own manager (the
-//!    system manager for root). The controllers it really got are checked:
-//!    systemd silently ignores limits for controllers it was not delegated.
-//! 2. a **cgroup v2 directory** ([`fs`]): for an ordinary user, the parent of
+//! 1. the **systemd manager over D-Bus**: a transient scope with the limits
+//!    and `Delegate=yes`, from the user's own manager (the system manager
+//!    for root). The controllers it really got are checked: systemd
+//!    silently ignores limits for controllers it was not delegated.
+//! 2. a **cgroup v2 directory**: for an ordinary user, the parent of
 //!    hutch's own cgroup when it is delegated to them; for root, the top of
 //!    the hierarchy. The sandbox is cloned straight into the new cgroup
 //!    (`CLONE_INTO_CGROUP`).
 //! 3. the **cgroup v1 hierarchies** (root only), where the host still uses them.
 //!
-//! At run time ([`Session`]) the launcher creates the cgroup, places the
-//! sandbox in it before it runs anything (the child waits on its go pipe
-//! unless it was cloned into the cgroup), watches `memory.events` and
-//! `pids.events`, reports OOM kills and refused forks, and removes the
-//! cgroup afterwards.
-
-pub mod fs;
-pub mod probe;
-pub mod systemd;
+//! Also how the limits read in `--explain`, `-v` and `hutch doctor`. The
+//! launch applies them with the cgroup helper (`crate::helpers::cgroup`).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -35,9 +24,9 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, sanitize};
 use crate::host::Host;
+use crate::host::cgroups::{self, CgroupHost};
 use crate::profile::schema::{Enforce, Limits};
 use crate::profile::{At, Profile, ProfileError};
-pub use probe::CgroupHost;
 
 /// One limit a profile can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -222,10 +211,10 @@ impl Backend {
         match self {
             Backend::Systemd { address, .. } => format!(
                 "transient scope {} with Delegate=yes, via {address}",
-                systemd::unit_name(name, None)
+                unit_name(name, None)
             ),
             Backend::V2 { mount, parent, .. } => {
-                format!("{}/{name}", probe::cgroup_path(mount, parent).display())
+                format!("{}/{name}", cgroups::cgroup_path(mount, parent).display())
             }
             Backend::V1 { dirs } => dirs
                 .iter()
@@ -263,7 +252,7 @@ fn last<'a, T>(
 }
 
 /// How to turn the requirement down, for every refusal.
-const BEST_EFFORT_HELP: &str = "or set `[limits] enforce = \"best-effort\"` (e.g. in a .local.toml override) to run with what can be applied";
+pub const BEST_EFFORT_HELP: &str = "or set `[limits] enforce = \"best-effort\"` (e.g. in a .local.toml override) to run with what can be applied";
 
 /// Where the limits were written, for `--explain` and errors.
 #[derive(Default)]
@@ -442,6 +431,15 @@ pub fn cgroup_name(profile: &str) -> String {
     )
 }
 
+/// The systemd scope's name: `app-hutch-NAME-PID.scope`, after systemd's
+/// `app-<launcher>-<id>-<random>.scope` convention for applications.
+pub fn unit_name(base: &str, pid: Option<u32>) -> String {
+    match pid {
+        Some(p) => format!("app-{base}-{p}.scope"),
+        None => format!("app-{base}-PID.scope"),
+    }
+}
+
 /// How to delegate controllers to users with systemd.
 fn delegate_help(missing: &[&str]) -> String {
     let mut all = vec!["cpu", "io", "memory", "pids"];
@@ -459,203 +457,236 @@ fn delegate_help(missing: &[&str]) -> String {
 /// Which backends can apply `plan` on `host`, best first, and why the
 /// others cannot.
 pub fn select(host: &CgroupHost, plan: &LimitsPlan) -> (Vec<BackendPlan>, Vec<String>) {
-    let keys = plan.keys();
-    let mut candidates: Vec<BackendPlan> = Vec::new();
-    let mut unusable: Vec<String> = Vec::new();
-    let mut consider =
-        |backend: Backend, missing: Vec<(Key, String)>, unusable: &mut Vec<String>| {
-            if missing.len() == keys.len() {
-                unusable.push(format!("{}: {}", backend.title(), grouped(&missing)));
-            } else if plan.enforce == Enforce::Required && !missing.is_empty() {
-                let reasons: Vec<String> = missing
-                    .iter()
-                    .map(|(k, r)| format!("{}: {r}", k.name()))
-                    .collect();
-                unusable.push(format!(
-                    "{}: cannot apply {}",
-                    backend.title(),
-                    reasons.join("; ")
-                ));
-            } else {
-                candidates.push(BackendPlan { backend, missing });
-            }
-        };
-    let missing_from = |available: &[String], why: &dyn Fn(&str) -> String| -> Vec<(Key, String)> {
-        keys.iter()
+    let mut selection = Selection {
+        plan,
+        keys: plan.keys(),
+        candidates: Vec::new(),
+        unusable: Vec::new(),
+    };
+    selection.systemd(host);
+    selection.v2(host);
+    selection.v1(host);
+    // Full coverage first, then the fewest limits left out; otherwise in order.
+    let mut candidates = selection.candidates;
+    candidates.sort_by_key(|c| c.missing.len());
+    (candidates, selection.unusable)
+}
+
+/// The backends considered so far.
+struct Selection<'a> {
+    plan: &'a LimitsPlan,
+    keys: Vec<Key>,
+    candidates: Vec<BackendPlan>,
+    unusable: Vec<String>,
+}
+
+impl Selection<'_> {
+    /// Takes `backend` as a candidate unless it misses every limit, or
+    /// some of required ones.
+    fn consider(&mut self, backend: Backend, missing: Vec<(Key, String)>) {
+        if missing.len() == self.keys.len() {
+            self.unusable
+                .push(format!("{}: {}", backend.title(), grouped(&missing)));
+        } else if self.plan.enforce == Enforce::Required && !missing.is_empty() {
+            let reasons: Vec<String> = missing
+                .iter()
+                .map(|(k, r)| format!("{}: {r}", k.name()))
+                .collect();
+            self.unusable.push(format!(
+                "{}: cannot apply {}",
+                backend.title(),
+                reasons.join("; ")
+            ));
+        } else {
+            self.candidates.push(BackendPlan { backend, missing });
+        }
+    }
+
+    /// The limits whose controller is not among `available`, each with
+    /// `why`.
+    fn missing_from(
+        &self,
+        available: &[String],
+        why: &dyn Fn(&str) -> String,
+    ) -> Vec<(Key, String)> {
+        self.keys
+            .iter()
             .filter(|k| !available.iter().any(|c| c == k.controller()))
             .map(|k| (*k, why(k.controller())))
             .collect()
-    };
+    }
 
-    // 1. systemd.
-    let manager = if host.uid == 0 {
-        "systemd system manager"
-    } else {
-        "systemd user manager"
-    };
-    match (&host.bus, &host.v2) {
-        (None, _) => unusable.push(format!(
-            "{manager}: {}",
-            host.bus_missing.as_deref().unwrap_or("no D-Bus socket")
-        )),
-        (Some(_), None) => unusable.push(format!(
-            "{manager}: {}",
-            host.v2_missing.as_deref().unwrap_or("no cgroup v2")
-        )),
-        (Some(_), Some(v2)) if !v2.unified => unusable.push(format!(
-            "{manager}: this host mounts cgroup v1 controllers (a hybrid layout); systemd hands out controllers only on a pure cgroup v2 hierarchy (boot with systemd.unified_cgroup_hierarchy=1)"
-        )),
-        (Some(bus), Some(v2)) => {
-            let backend = Backend::Systemd {
-                address: bus.address.clone(),
-                system: bus.system,
+    /// 1. A transient scope from the systemd manager (the user's own, the
+    ///    system's for root), on a pure cgroup v2 host.
+    fn systemd(&mut self, host: &CgroupHost) {
+        let manager = if host.uid == 0 {
+            "systemd system manager"
+        } else {
+            "systemd user manager"
+        };
+        let (bus, v2) = match (&host.bus, &host.v2) {
+            (None, _) => {
+                let why = host.bus_missing.as_deref().unwrap_or("no D-Bus socket");
+                return self.unusable.push(format!("{manager}: {why}"));
+            }
+            (Some(_), None) => {
+                let why = host.v2_missing.as_deref().unwrap_or("no cgroup v2");
+                return self.unusable.push(format!("{manager}: {why}"));
+            }
+            (Some(_), Some(v2)) if !v2.unified => {
+                return self.unusable.push(format!(
+                    "{manager}: this host mounts cgroup v1 controllers (a hybrid layout); systemd hands out controllers only on a pure cgroup v2 hierarchy (boot with systemd.unified_cgroup_hierarchy=1)"
+                ));
+            }
+            (Some(bus), Some(v2)) => (bus, v2),
+        };
+        let backend = Backend::Systemd {
+            address: bus.address.clone(),
+            system: bus.system,
+            mount: v2.mount.clone(),
+        };
+        if bus.system {
+            let have = v2.top.controllers.join(" ");
+            let missing = self.missing_from(&v2.top.controllers, &|c| {
+                format!(
+                    "controller `{c}` is not enabled in this cgroup v2 hierarchy (it has: {have})"
+                )
+            });
+            return self.consider(backend, missing);
+        }
+        let Some(um) = &v2.user_manager else {
+            return self.unusable.push(format!(
+                "{manager}: there is no user@{uid}.service cgroup, so the session bus is not served by systemd's user manager",
+                uid = host.uid
+            ));
+        };
+        let have = um.controllers.join(" ");
+        let lacking: Vec<&str> = self
+            .plan
+            .controllers(&[])
+            .into_iter()
+            .filter(|c| !um.controllers.iter().any(|u| u == c))
+            .collect();
+        let help = delegate_help(&lacking);
+        let missing = self.missing_from(&um.controllers, &|c| {
+            format!(
+                "controller `{c}` is not delegated to user@{uid}.service (it gets: {have}); {help}",
+                uid = host.uid,
+                have = if have.is_empty() { "none" } else { &have }
+            )
+        });
+        self.consider(backend, missing);
+    }
+
+    /// 2. A cgroup v2 directory: under the parent of hutch's own cgroup
+    ///    when it is delegated to the user, anywhere for root.
+    fn v2(&mut self, host: &CgroupHost) {
+        let Some(v2) = &host.v2 else {
+            let why = host.v2_missing.as_deref().unwrap_or("not mounted");
+            return self.unusable.push(format!("cgroup v2: {why}"));
+        };
+        let target = if host.uid == 0 {
+            Ok((&v2.top, false))
+        } else {
+            match &v2.parent {
+                None => Err(format!(
+                    "hutch's cgroup {} is the top of the hierarchy it can see",
+                    v2.own
+                )),
+                Some(p) if !p.writable => Err(format!(
+                    "{} (the parent of hutch's cgroup {}) is not delegated to you",
+                    p.path, v2.own
+                )),
+                Some(p) if p.path.ends_with(".slice") => Err(format!(
+                    "{} (the parent of hutch's cgroup) is a systemd slice: systemd manages its controllers and could turn them off under hutch",
+                    p.path
+                )),
+                Some(p) => Ok((p, true)),
+            }
+        };
+        let (dir, delegated) = match target {
+            Err(why) => {
+                return self
+                    .unusable
+                    .push(format!("delegated cgroup v2 subtree: {why}"));
+            }
+            Ok(t) => t,
+        };
+        let have = dir.controllers.join(" ");
+        let missing = self.missing_from(&dir.controllers, &|c| {
+            format!(
+                "controller `{c}` is not available in {} (it has: {})",
+                dir.path,
+                if have.is_empty() { "none" } else { &have }
+            )
+        });
+        self.consider(
+            Backend::V2 {
                 mount: v2.mount.clone(),
-            };
-            if bus.system {
-                let have = v2.top.controllers.join(" ");
-                let missing = missing_from(&v2.top.controllers, &|c| {
-                    format!("controller `{c}` is not enabled in this cgroup v2 hierarchy (it has: {have})")
-                });
-                consider(backend, missing, &mut unusable);
-            } else {
-                match &v2.user_manager {
-                    None => unusable.push(format!(
-                        "{manager}: there is no user@{uid}.service cgroup, so the session bus is not served by systemd's user manager",
-                        uid = host.uid
-                    )),
-                    Some(um) => {
-                        let have = um.controllers.join(" ");
-                        let lacking: Vec<&str> = plan
-                            .controllers(&[])
-                            .into_iter()
-                            .filter(|c| !um.controllers.iter().any(|u| u == c))
-                            .collect();
-                        let help = delegate_help(&lacking);
-                        let missing = missing_from(&um.controllers, &|c| {
-                            format!(
-                                "controller `{c}` is not delegated to user@{uid}.service (it gets: {have}); {help}",
-                                uid = host.uid,
-                                have = if have.is_empty() { "none" } else { &have }
-                            )
-                        });
-                        consider(backend, missing, &mut unusable);
-                    }
-                }
-            }
-        }
+                parent: dir.path.clone(),
+                delegated,
+            },
+            missing,
+        );
     }
 
-    // 2. cgroup v2 directly.
-    match &host.v2 {
-        None => unusable.push(format!(
-            "cgroup v2: {}",
-            host.v2_missing.as_deref().unwrap_or("not mounted")
-        )),
-        Some(v2) => {
-            let target = if host.uid == 0 {
-                Ok((&v2.top, false))
-            } else {
-                match &v2.parent {
-                    None => Err(format!(
-                        "hutch's cgroup {} is the top of the hierarchy it can see",
-                        v2.own
-                    )),
-                    Some(p) if !p.writable => Err(format!(
-                        "{} (the parent of hutch's cgroup {}) is not delegated to you",
-                        p.path, v2.own
-                    )),
-                    Some(p) if p.path.ends_with(".slice") => Err(format!(
-                        "{} (the parent of hutch's cgroup) is a systemd slice: systemd manages its controllers and could turn them off under hutch",
-                        p.path
-                    )),
-                    Some(p) => Ok((p, true)),
-                }
-            };
-            match target {
-                Err(why) => unusable.push(format!("delegated cgroup v2 subtree: {why}")),
-                Ok((dir, delegated)) => {
-                    let have = dir.controllers.join(" ");
-                    let missing = missing_from(&dir.controllers, &|c| {
-                        format!(
-                            "controller `{c}` is not available in {} (it has: {})",
-                            dir.path,
-                            if have.is_empty() { "none" } else { &have }
-                        )
-                    });
-                    consider(
-                        Backend::V2 {
-                            mount: v2.mount.clone(),
-                            parent: dir.path.clone(),
-                            delegated,
-                        },
-                        missing,
-                        &mut unusable,
-                    );
-                }
-            }
+    /// 3. The cgroup v1 hierarchies, as root.
+    fn v1(&mut self, host: &CgroupHost) {
+        if host.v1.is_empty() {
+            return self.unusable.push(
+                "cgroup v1: no v1 hierarchy with memory, cpu, pids or blkio is mounted".into(),
+            );
         }
-    }
-
-    // 3. cgroup v1, as root.
-    if host.v1.is_empty() {
-        unusable
-            .push("cgroup v1: no v1 hierarchy with memory, cpu, pids or blkio is mounted".into());
-    } else {
         let mut dirs: Vec<(String, PathBuf)> = Vec::new();
         let mut missing = Vec::new();
-        for k in &keys {
+        for k in &self.keys {
             let v1_name = if *k == Key::IoWeight {
                 "blkio"
             } else {
                 k.controller()
             };
-            let Some(h) = host
-                .v1
-                .iter()
-                .find(|h| h.controllers.iter().any(|c| c == v1_name))
-            else {
-                missing.push((*k, format!("no cgroup v1 `{v1_name}` hierarchy is mounted")));
-                continue;
-            };
-            if !h.writable {
-                missing.push((
-                    *k,
-                    if host.uid == 0 {
-                        format!("{}{} is not writable", h.mount.display(), h.own)
-                    } else {
-                        "needs root: cgroup v1 cannot be delegated to users safely (cgroup v2 can: boot with systemd.unified_cgroup_hierarchy=1)".to_string()
-                    },
-                ));
-                continue;
-            }
-            let has = |f: &str| h.files.iter().any(|x| x == f);
-            let lacking = match k {
-                Key::Swap if plan.memory.is_none() => Some(
-                    "cgroup v1 limits memory and swap together: set `memory` as well".to_string(),
-                ),
-                Key::Swap if !has("memory.memsw.limit_in_bytes") => Some(
-                    "this kernel has no swap accounting (memory.memsw.*; boot with swapaccount=1)".to_string(),
-                ),
-                Key::IoWeight if !has("blkio.weight") && !has("blkio.bfq.weight") => Some(
-                    "the blkio hierarchy has no weight file (blkio.weight or blkio.bfq.weight: needs the BFQ I/O scheduler)".to_string(),
-                ),
-                _ => None,
-            };
-            if let Some(why) = lacking {
-                missing.push((*k, why));
-                continue;
-            }
-            let dir = probe::cgroup_path(&h.mount, &h.own);
-            if !dirs.iter().any(|(c, _)| c == v1_name) {
-                dirs.push((v1_name.to_string(), dir));
+            match v1_dir(host, self.plan, *k, v1_name) {
+                Err(why) => missing.push((*k, why)),
+                Ok(dir) if !dirs.iter().any(|(c, _)| c == v1_name) => {
+                    dirs.push((v1_name.to_string(), dir));
+                }
+                Ok(_) => {}
             }
         }
-        consider(Backend::V1 { dirs }, missing, &mut unusable);
+        self.consider(Backend::V1 { dirs }, missing);
     }
+}
 
-    // Full coverage first, then the fewest limits left out; otherwise in order.
-    candidates.sort_by_key(|c| c.missing.len());
-    (candidates, unusable)
+/// The v1 directory (hutch's own cgroup in the hierarchy of `v1_name`)
+/// where limit `k` can be set, or why it cannot.
+fn v1_dir(host: &CgroupHost, plan: &LimitsPlan, k: Key, v1_name: &str) -> Result<PathBuf, String> {
+    let Some(h) = host
+        .v1
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == v1_name))
+    else {
+        return Err(format!("no cgroup v1 `{v1_name}` hierarchy is mounted"));
+    };
+    if !h.writable {
+        return Err(if host.uid == 0 {
+            format!("{}{} is not writable", h.mount.display(), h.own)
+        } else {
+            "needs root: cgroup v1 cannot be delegated to users safely (cgroup v2 can: boot with systemd.unified_cgroup_hierarchy=1)".to_string()
+        });
+    }
+    let has = |f: &str| h.files.iter().any(|x| x == f);
+    match k {
+        Key::Swap if plan.memory.is_none() => {
+            Err("cgroup v1 limits memory and swap together: set `memory` as well".to_string())
+        }
+        Key::Swap if !has("memory.memsw.limit_in_bytes") => Err(
+            "this kernel has no swap accounting (memory.memsw.*; boot with swapaccount=1)".to_string(),
+        ),
+        Key::IoWeight if !has("blkio.weight") && !has("blkio.bfq.weight") => Err(
+            "the blkio hierarchy has no weight file (blkio.weight or blkio.bfq.weight: needs the BFQ I/O scheduler)".to_string(),
+        ),
+        _ => Ok(cgroups::cgroup_path(&h.mount, &h.own)),
+    }
 }
 
 /// Reasons, each once, with the limits they concern when they differ.
@@ -783,393 +814,10 @@ pub fn doctor(host: &Host) -> (bool, String, Option<String>) {
     }
 }
 
-/// What went wrong applying limits at run time.
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("cannot {what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Backend(String),
-    /// Required limits that no backend could apply after all.
-    #[error("cannot apply the [limits] of this profile: {}; {BEST_EFFORT_HELP}", .0.join("; "))]
-    Unenforceable(Vec<String>),
-}
-
-impl CgroupError {
-    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CgroupError::Io {
-            what,
-            path: path.into(),
-            source,
-        }
-    }
-}
-
-/// The cgroup a running sandbox is in.
-enum Active {
-    Fs(fs::FsCgroup),
-    /// A systemd scope; systemd removes its cgroup when the sandbox ends.
-    Scope {
-        unit: String,
-        dir: PathBuf,
-    },
-}
-
-/// Counters read from the cgroup's event files.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Events {
-    /// Processes the OOM killer killed.
-    pub oom_kills: u64,
-    /// Forks refused at `pids`.
-    pub pids_max: u64,
-}
-
-/// The limits of one launch, from before clone until the cgroup is gone.
-pub struct Session {
-    plan: LimitsPlan,
-    /// Backends not tried yet.
-    remaining: Vec<BackendPlan>,
-    /// Why the backends tried so far failed.
-    failures: Vec<String>,
-    /// The cgroup the sandbox is (or will be cloned) in, and its backend
-    /// with the limits it leaves out.
-    active: Option<(Active, BackendPlan)>,
-    /// The new cgroup, for clone3's CLONE_INTO_CGROUP.
-    clone_into: Option<OwnedFd>,
-    /// memory.events, pids.events (cgroup v2): they signal changes to poll().
-    watched: Vec<(OwnedFd, PathBuf)>,
-    events: Events,
-    verbose: bool,
-    /// No backend worked (best-effort): the sandbox runs without limits.
-    gave_up: bool,
-    finished: bool,
-}
-
-impl Session {
-    /// Prepares what can be prepared before clone: a cgroup v2 or v1
-    /// directory when that backend comes first (a systemd scope needs the
-    /// child's pid, so it is made after clone). Only file system calls: the
-    /// launcher is still single-threaded.
-    pub fn before_clone(plan: &LimitsPlan, verbose: bool) -> Result<Session, CgroupError> {
-        let mut s = Session {
-            plan: plan.clone(),
-            remaining: plan.backends.clone(),
-            failures: plan.unusable.clone(),
-            active: None,
-            clone_into: None,
-            watched: Vec::new(),
-            events: Events::default(),
-            verbose,
-            gave_up: false,
-            finished: false,
-        };
-        while let Some(next) = s.remaining.first() {
-            if matches!(next.backend, Backend::Systemd { .. }) {
-                break;
-            }
-            let b = s.remaining.remove(0);
-            let made = s.create_fs(&b).and_then(|cg| match cg.clone_fd() {
-                Ok(fd) => Ok((cg, fd)),
-                Err(e) => {
-                    cg.remove();
-                    Err(e)
-                }
-            });
-            match made {
-                Ok((cg, fd)) => {
-                    s.clone_into = fd;
-                    s.active = Some((Active::Fs(cg), b));
-                    break;
-                }
-                Err(e) => s.failures.push(format!("{}: {e}", b.backend.title())),
-            }
-        }
-        if s.active.is_none() && s.remaining.is_empty() {
-            s.give_up()?;
-        }
-        Ok(s)
-    }
-
-    fn name(&self) -> String {
-        format!("{}-{}", self.plan.name, std::process::id())
-    }
-
-    fn create_fs(&self, b: &BackendPlan) -> Result<fs::FsCgroup, CgroupError> {
-        let skip = b.missing_keys();
-        match &b.backend {
-            Backend::V2 { mount, parent, .. } => {
-                fs::FsCgroup::create_v2(mount, parent, &self.name(), &self.plan, &skip)
-            }
-            Backend::V1 { dirs } => fs::FsCgroup::create_v1(dirs, &self.name(), &self.plan, &skip),
-            Backend::Systemd { .. } => Err(CgroupError::Backend(
-                "a systemd scope is not a directory hutch creates".into(),
-            )),
-        }
-    }
-
-    /// No backend worked: an error for required limits, a warning otherwise.
-    fn give_up(&mut self) -> Result<(), CgroupError> {
-        if self.plan.enforce == Enforce::Required {
-            return Err(CgroupError::Unenforceable(self.failures.clone()));
-        }
-        self.gave_up = true;
-        let keys: Vec<&str> = self.plan.keys().iter().map(|k| k.name()).collect();
-        eprintln!(
-            "hutch: warning: not enforced: [limits] {}: {}",
-            keys.join(", "),
-            self.failures.join("; ")
-        );
-        Ok(())
-    }
-
-    /// The cgroup to clone the sandbox into, when it was made before clone.
-    pub fn clone_into(&self) -> Option<RawFd> {
-        self.clone_into.as_ref().map(|f| f.as_raw_fd())
-    }
-
-    /// Puts the child in its cgroup unless clone already did
-    /// (`cloned_into`), trying the remaining backends in order. The child
-    /// has run nothing of the profile yet; on error the caller kills it.
-    pub fn after_clone(&mut self, pid: libc::pid_t, cloned_into: bool) -> Result<(), CgroupError> {
-        self.clone_into = None;
-        if self.gave_up {
-            return Ok(());
-        }
-        let attach_failed = match &self.active {
-            Some((Active::Fs(cg), b)) if !cloned_into => cg.attach(pid).err().map(|e| {
-                cg.remove();
-                format!("{}: {e}", b.backend.title())
-            }),
-            _ => None,
-        };
-        if let Some(why) = attach_failed {
-            self.failures.push(why);
-            self.active = None;
-        }
-        while self.active.is_none() && !self.remaining.is_empty() {
-            let mut b = self.remaining.remove(0);
-            let result = match b.backend.clone() {
-                Backend::Systemd {
-                    address,
-                    system,
-                    mount,
-                } => self.start_scope(&address, system, &mount, pid, &mut b),
-                _ => self.create_fs(&b).and_then(|cg| match cg.attach(pid) {
-                    Ok(()) => Ok(Active::Fs(cg)),
-                    Err(e) => {
-                        cg.remove();
-                        Err(e)
-                    }
-                }),
-            };
-            match result {
-                Ok(a) => self.active = Some((a, b)),
-                Err(e) => self.failures.push(format!("{}: {e}", b.backend.title())),
-            }
-        }
-        if self.active.is_none() {
-            return self.give_up();
-        }
-        self.report_applied();
-        self.watch();
-        Ok(())
-    }
-
-    fn start_scope(
-        &self,
-        address: &str,
-        system: bool,
-        mount: &std::path::Path,
-        pid: libc::pid_t,
-        b: &mut BackendPlan,
-    ) -> Result<Active, CgroupError> {
-        let skip = b.missing_keys();
-        let unit = systemd::unit_name(&self.plan.name, Some(pid as u32));
-        let props = systemd::properties(&self.plan, &skip, pid as u32);
-        systemd::start_scope(address, system, &unit, props)?;
-        let dir = systemd::scope_dir(mount, pid, &unit)?;
-        // systemd ignores limits whose controller it was not delegated:
-        // check what the kernel really has.
-        let unapplied = fs::verify(&dir, &self.plan, &skip);
-        if !unapplied.is_empty() {
-            if self.plan.enforce == Enforce::Required {
-                let why: Vec<String> = unapplied
-                    .iter()
-                    .map(|(k, w)| format!("{}: {w}", k.name()))
-                    .collect();
-                // The caller ends the sandbox, and systemd the empty scope.
-                return Err(CgroupError::Backend(format!(
-                    "{unit} lacks limits: {}",
-                    why.join("; ")
-                )));
-            }
-            b.missing.extend(unapplied);
-        }
-        Ok(Active::Scope { unit, dir })
-    }
-
-    fn dir(&self) -> Option<PathBuf> {
-        match &self.active {
-            Some((Active::Fs(cg), _)) => cg.dirs().first().cloned(),
-            Some((Active::Scope { dir, .. }, _)) => Some(dir.clone()),
-            None => None,
-        }
-    }
-
-    fn report_applied(&self) {
-        let Some((active, b)) = &self.active else {
-            return;
-        };
-        for (k, why) in &b.missing {
-            eprintln!("hutch: warning: not enforced: limit `{}`: {why}", k.name());
-        }
-        if self.verbose {
-            let skip = b.missing_keys();
-            let applied: Vec<String> = self
-                .plan
-                .keys()
-                .into_iter()
-                .filter(|k| !skip.contains(k))
-                .map(|k| self.plan.describe(k))
-                .collect();
-            let place = match active {
-                Active::Fs(cg) => cg
-                    .dirs()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                Active::Scope { unit, dir } => format!("{unit} ({})", dir.display()),
-            };
-            eprintln!(
-                "hutch: limits {} via {}: {place}",
-                applied.join(", "),
-                b.backend.title()
-            );
-        }
-    }
-
-    /// Opens the v2 event files, whose changes wake poll() with POLLPRI.
-    fn watch(&mut self) {
-        let v2 = match &self.active {
-            Some((Active::Fs(cg), _)) => cg.is_v2(),
-            Some((Active::Scope { .. }, _)) => true,
-            None => false,
-        };
-        let Some(dir) = self.dir().filter(|_| v2) else {
-            return;
-        };
-        for f in ["memory.events", "pids.events"] {
-            let path = dir.join(f);
-            if let Ok(file) = std::fs::File::open(&path) {
-                self.watched.push((file.into(), path));
-            }
-        }
-        self.refresh();
-    }
-
-    /// Descriptors for the launcher's poll loop, to wait on with POLLPRI
-    /// (at most two: memory.events and pids.events).
-    pub fn watch_fds(&self) -> Vec<RawFd> {
-        self.watched.iter().map(|(f, _)| f.as_raw_fd()).collect()
-    }
-
-    /// Re-reads the watched event files (poll said they changed). A systemd
-    /// scope disappears as soon as the sandbox ends, so its counters are
-    /// read while it runs.
-    pub fn refresh(&mut self) {
-        for (fd, path) in &self.watched {
-            if let Some(text) = fs::pread_all(fd.as_raw_fd()) {
-                fs::merge_events(&mut self.events, path, &text);
-            }
-        }
-    }
-
-    /// After the sandbox ended with `code`: reports OOM kills and refused
-    /// forks, and removes the cgroup. Returns the exit code for hutch: the
-    /// payload's (137 when the OOM killer killed it).
-    pub fn finish(&mut self, code: i32) -> i32 {
-        if self.finished {
-            return code;
-        }
-        self.finished = true;
-        self.refresh();
-        if let Some((Active::Fs(cg), _)) = &self.active {
-            for (path, text) in cg.event_files() {
-                fs::merge_events(&mut self.events, &path, &text);
-            }
-            cg.remove();
-        }
-        self.watched.clear();
-        let ev = self.events;
-        if ev.oom_kills > 0 {
-            let limit = self
-                .plan
-                .memory
-                .map(|m| format!(" of {}", size(m)))
-                .unwrap_or_default();
-            if code == 128 + libc::SIGKILL {
-                eprintln!(
-                    "hutch: out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed the payload (exit status 137)"
-                );
-            } else {
-                eprintln!(
-                    "hutch: out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed {} process(es) in it",
-                    ev.oom_kills
-                );
-            }
-        }
-        if ev.pids_max > 0 {
-            eprintln!(
-                "hutch: the sandbox reached its process limit (pids {}): {} fork(s) failed",
-                self.plan.pids.unwrap_or(0),
-                ev.pids_max
-            );
-        }
-        code
-    }
-
-    /// The cgroup directories the sandbox is in (one per hierarchy with
-    /// cgroup v1), for `hutch exec` to put what it runs there too.
-    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        match &self.active {
-            Some((Active::Fs(cg), _)) => cg.dirs().to_vec(),
-            Some((Active::Scope { dir, .. }, _)) => vec![dir.clone()],
-            None => Vec::new(),
-        }
-    }
-
-    /// The counters read so far.
-    pub fn events(&self) -> Events {
-        self.events
-    }
-
-    /// The sandbox's cgroup directory, once it is in one.
-    pub fn cgroup_dir(&self) -> Option<PathBuf> {
-        self.dir()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        // A launch that failed half-way still removes its cgroup.
-        if !self.finished
-            && let Some((Active::Fs(cg), _)) = &self.active
-        {
-            cg.remove();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::probe::{Bus, CgroupDir, V1Hierarchy, V2Host};
     use super::*;
+    use crate::host::cgroups::{Bus, CgroupDir, V1Hierarchy, V2Host};
 
     fn limits(enforce: Enforce) -> LimitsPlan {
         LimitsPlan {
