@@ -5,8 +5,9 @@
 //! parent, when it has outside work such as placing the child in its limits
 //! cgroup) → (cgroup namespace, when created after that) → root filesystem
 //! and pivot_root → join the network namespace the launcher's helper made
-//! meanwhile →
-//! hostname → working directory → rlimits → non-dumpable → drop capabilities
+//! meanwhile → egress rules (`[network]` user mode) →
+//! hostname → working directory → (wait for the helpers that work on the
+//! sandbox's namespaces, such as pasta) → rlimits → non-dumpable → drop capabilities
 //! and set no_new_privs → Landlock → seccomp → init forks the payload →
 //! payload: signal mask, umask, session → execve.
 //!
@@ -15,6 +16,7 @@
 pub mod handoff;
 pub mod init;
 pub mod join;
+pub mod netfilter;
 pub mod netns;
 pub mod overlay;
 pub mod resolve;
@@ -98,6 +100,9 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
     } else if prepared.net_ns {
         netns::loopback_up()?;
     }
+    if let Some(batch) = &prepared.egress {
+        netfilter::install(batch)?;
+    }
     if let Some(h) = &prepared.hostname {
         // SAFETY: h points to h.len() valid bytes.
         if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
@@ -112,6 +117,8 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
             prepared.cwd.to_bytes(),
         ));
     }
+    // Helpers working on the sandbox's namespaces (pasta) are ready.
+    wait_at(Barrier::Late, prepared, pipes)?;
     handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
     confine(prepared)
 }
