@@ -87,7 +87,7 @@ impl Outer {
     /// `script` run by sh in the outer namespaces, as its root (the test
     /// user), in the scratch directory; `$HUTCH` is hutch, `$PROBE` the
     /// probe program, `our_pastas` lists the pasta processes of this
-    /// outer namespace.
+    /// outer namespace (Debian's runs as `passt.avx2`).
     fn sh(&self, script: &str) -> Output {
         let n = self.jobs.get() + 1;
         self.jobs.set(n);
@@ -97,7 +97,7 @@ impl Outer {
             &format!(
                 "cd {dir}\nexport XDG_RUNTIME_DIR={run}\nHUTCH={hutch}\nPROBE='/usr/bin/python3 {dir}/probe.py'\n\
                  our_pastas() {{ me=$(readlink /proc/self/ns/net); for p in /proc/[0-9]*; do \
-                   [ \"$(cat $p/comm 2>/dev/null)\" = pasta ] && [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo ${{p#/proc/}}; \
+                   case \"$(cat $p/comm 2>/dev/null)\" in pasta*|passt*) ;; *) continue;; esac; [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo ${{p#/proc/}}; \
                  done; true; }}\n{script}\n",
                 hutch = hutch_bin().display(),
                 dir = self.scratch.path().display(),
@@ -198,4 +198,210 @@ fn user_mode_reaches_the_internet_over_tcp_udp_ipv6_and_dns() {
     assert_eq!(field(&out, "addr"), "", "{out}");
     assert_eq!(field(&out, "tcp"), "ENETUNREACH", "{out}");
     assert_eq!(field(&out, "dns"), "", "{out}");
+}
+
+#[test]
+fn the_hosts_loopback_and_abstract_sockets_are_unreachable_unless_opened() {
+    let Some(outer) = Outer::new() else { return };
+    outer.file(
+        "inside.sh",
+        "echo \"lo-tcp: $($PROBE tcp 127.0.0.1 9090)\"\n\
+         echo \"lo-udp: $($PROBE udp 127.0.0.1 9091)\"\n\
+         echo \"gw-tcp: $($PROBE tcp 198.51.100.1 9090)\"\n\
+         echo \"x11: $($PROBE abstract hutch-test-x11)\"\n",
+    );
+    let run = |name: &str, network: &str| {
+        let profile = outer.profile(name, network);
+        let o = outer.sh(&format!("$HUTCH run --profile {profile} -- sh inside.sh"));
+        ok(&o)
+    };
+    // By default: the sandbox's own loopback, where nothing listens; the
+    // gateway is the "internet" side's, not the host's loopback.
+    let out = run("default.toml", "mode = \"user\"");
+    assert_eq!(field(&out, "lo-tcp"), "ECONNREFUSED", "{out}");
+    assert_eq!(field(&out, "lo-udp"), "timeout", "{out}");
+    // (Debian 12's pasta lets the refused connection time out.)
+    assert_ne!(field(&out, "gw-tcp"), "hello-host-loopback", "{out}");
+    assert_eq!(field(&out, "x11"), "ECONNREFUSED", "{out}");
+
+    // Opened per port: the same requests reach the host's servers.
+    let out = run(
+        "ports.toml",
+        "mode = \"user\"\nhost_ports = [9090, \"9091/udp\"]",
+    );
+    assert_eq!(field(&out, "lo-tcp"), "hello-host-loopback", "{out}");
+    assert_eq!(field(&out, "lo-udp"), "udp-host-loopback", "{out}");
+    assert_ne!(field(&out, "gw-tcp"), "hello-host-loopback", "{out}");
+
+    // Opened wholly: through the gateway's address.
+    let out = run("loopback.toml", "mode = \"user\"\nhost_loopback = true");
+    assert_eq!(field(&out, "gw-tcp"), "hello-host-loopback", "{out}");
+    assert_eq!(field(&out, "lo-tcp"), "ECONNREFUSED", "{out}");
+
+    // The host's network: its abstract sockets are reachable, which is
+    // what user mode keeps out (the network namespace, not Landlock's
+    // scoping: with it off, user mode still refuses).
+    let scope_off = "\n[landlock]\nscope = \"off\"";
+    let out = run("host.toml", &format!("mode = \"host\"{scope_off}"));
+    assert_eq!(field(&out, "x11"), "connected", "{out}");
+    assert_eq!(field(&out, "lo-tcp"), "hello-host-loopback", "{out}");
+    let out = run("user-unscoped.toml", &format!("mode = \"user\"{scope_off}"));
+    assert_eq!(field(&out, "x11"), "ECONNREFUSED", "{out}");
+    assert_eq!(field(&out, "lo-tcp"), "ECONNREFUSED", "{out}");
+    // With the host's network, Landlock's scoping alone still refuses.
+    let out = run("host-scoped.toml", "mode = \"host\"");
+    assert_eq!(field(&out, "x11"), "EPERM", "{out}");
+}
+
+#[test]
+fn published_ports_reach_the_sandbox_and_nothing_else_is_forwarded() {
+    let Some(outer) = Outer::new() else { return };
+    // (Debian 12's pasta loses the replies of a UDP forward to another
+    // port number: the UDP one keeps its number.)
+    let profile = outer.profile(
+        "publish.toml",
+        "mode = \"user\"\npublish = [\"8080:8000\", \"127.0.0.1:8001:8001/udp\"]",
+    );
+    outer.file(
+        "servers.sh",
+        "$PROBE serve-udp 0.0.0.0 8001 udp-sandbox > /dev/null &\n\
+         $PROBE serve-udp 0.0.0.0 7071 udp-unpublished > /dev/null &\n\
+         $PROBE serve-tcp 0.0.0.0 7070 unpublished > /dev/null &\n\
+         $PROBE serve-tcp 0.0.0.0 8000 hello-sandbox > /dev/null &\n\
+         sleep 60\n",
+    );
+    let o = outer.sh(&format!(
+        "$HUTCH run --profile {profile} -- sh servers.sh 2> first.err &\n\
+         hutch=$!\n\
+         echo \"tcp: $($PROBE tcp 127.0.0.1 8080 20)\"\n\
+         echo \"udp: $($PROBE udp 127.0.0.1 8001)\"\n\
+         echo \"unpublished-tcp: $($PROBE tcp 127.0.0.1 7070)\"\n\
+         echo \"unpublished-udp: $($PROBE udp 127.0.0.1 7071)\"\n\
+         echo \"pastas: $(our_pastas | wc -l)\"\n\
+         $HUTCH run --profile {profile} -- true 2> second.err\n\
+         echo \"second: $?\"\n\
+         echo \"pastas-after-second: $(our_pastas | wc -l)\"\n\
+         kill $hutch; wait $hutch\n\
+         echo \"pastas-at-end: $(our_pastas | wc -l)\"\n"
+    ));
+    let out = ok(&o);
+    assert_eq!(field(&out, "tcp"), "hello-sandbox", "{out}");
+    assert_eq!(field(&out, "udp"), "udp-sandbox", "{out}");
+    // pasta's automatic forwards (-t auto, -u auto) are off.
+    assert_eq!(field(&out, "unpublished-tcp"), "ECONNREFUSED", "{out}");
+    assert_ne!(field(&out, "unpublished-udp"), "udp-unpublished", "{out}");
+    assert_eq!(field(&out, "pastas"), "1", "{out}");
+    // The second sandbox cannot bind the port: a clear error, nothing left.
+    assert_ne!(field(&out, "second"), "0", "{out}");
+    let second = std::fs::read_to_string(outer.scratch.path().join("second.err")).unwrap();
+    assert!(
+        second.contains("pasta could not connect the sandbox's network")
+            && second.contains("8080")
+            && !second.contains("syslog"),
+        "{second}"
+    );
+    assert_eq!(field(&out, "pastas-after-second"), "1", "{out}");
+    assert_eq!(field(&out, "pastas-at-end"), "0", "{out}");
+}
+
+#[test]
+fn sigkill_of_hutch_leaves_no_pasta_and_no_namespace() {
+    let Some(outer) = Outer::new() else { return };
+    let profile = outer.profile("user.toml", "mode = \"user\"");
+    outer.file(
+        "payload.sh",
+        "readlink /proc/self/ns/net > ns.tmp && mv ns.tmp ns\nsleep 60\n",
+    );
+    let o = outer.sh(&format!(
+        "$HUTCH run --profile {profile} -- sh payload.sh &\n\
+         hutch=$!\n\
+         for i in $(seq 200); do [ -s ns ] && break; sleep 0.05; done\n\
+         ns=$(cat ns)\n\
+         echo \"ns: $ns\"\n\
+         echo \"pastas: $(our_pastas | wc -l)\"\n\
+         kill -KILL $hutch\n\
+         holders() {{ for p in /proc/[0-9]*; do [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$ns\" ] && echo $p; done; true; }}\n\
+         for i in $(seq 100); do [ -z \"$(our_pastas)$(holders)\" ] && break; sleep 0.05; done\n\
+         echo \"pastas-after: $(our_pastas | wc -l)\"\n\
+         echo \"holders-after: $(holders | wc -l)\"\n"
+    ));
+    let out = ok(&o);
+    assert!(field(&out, "ns").starts_with("net:["), "{out}");
+    assert_eq!(field(&out, "pastas"), "1", "{out}");
+    assert_eq!(field(&out, "pastas-after"), "0", "{out}");
+    assert_eq!(field(&out, "holders-after"), "0", "{out}");
+}
+
+#[test]
+fn without_pasta_required_refuses_and_best_effort_runs_without_network() {
+    let Some(outer) = Outer::new() else { return };
+    let required = outer.profile("required.toml", "mode = \"user\"");
+    let best = outer.profile("best.toml", "mode = \"user\"\nenforce = \"best-effort\"");
+    // A PATH where neither pasta nor slirp4netns is found.
+    let o = outer.sh(&format!(
+        "PATH=/nonexistent $HUTCH run --profile {required} -- /bin/true"
+    ));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot be set up here") && err.contains("`passt`"),
+        "{err}"
+    );
+    let o = outer.sh(&format!(
+        "PATH=/nonexistent $HUTCH run --profile {best} -- /bin/cat /proc/net/dev"
+    ));
+    let out = ok(&o);
+    assert!(
+        stderr(&o).contains("not enforced: [network] mode = \"user\" (best-effort)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        out.contains("lo:") && !out.contains("tap0") && out.lines().count() == 3,
+        "{out}"
+    );
+}
+
+#[test]
+fn egress_refuses_private_ranges_by_default_and_allow_opens_them() {
+    let Some(outer) = Outer::new() else { return };
+    outer.file(
+        "inside.sh",
+        "echo \"lan: $($PROBE tcp 10.77.0.10 8080)\"\n\
+         echo \"internet: $($PROBE tcp 203.0.113.10 8080)\"\n\
+         echo \"dns: $(getent hosts 203-0-113-10.hutch.test)\"\n",
+    );
+    let run = |name: &str, network: &str| {
+        let profile = outer.profile(name, network);
+        ok(&outer.sh(&format!("$HUTCH run --profile {profile} -- sh inside.sh")))
+    };
+    let out = run("default.toml", "mode = \"user\"");
+    assert_eq!(field(&out, "lan"), "ECONNREFUSED", "{out}");
+    assert_eq!(field(&out, "internet"), "hello-internet", "{out}");
+    assert!(field(&out, "dns").starts_with("203.0.113.10"), "{out}");
+
+    // The negative control: without the rules the LAN answers.
+    let out = run("off.toml", "mode = \"user\"\nfilter = \"off\"");
+    assert_eq!(field(&out, "lan"), "hello-lan", "{out}");
+
+    // Allowing the range opens it, and only it.
+    let out = run(
+        "allow-lan.toml",
+        "mode = \"user\"\nallow = [\"10.77.0.0/24:8080/tcp\"]",
+    );
+    assert_eq!(field(&out, "lan"), "hello-lan", "{out}");
+    assert_eq!(field(&out, "internet"), "hello-internet", "{out}");
+
+    // An allow list outside the default ranges refuses the rest; DNS stays.
+    let out = run(
+        "allow-443.toml",
+        "mode = \"user\"\nallow = [\"0.0.0.0/0:443\", \"[::]/0:443\"]",
+    );
+    assert_eq!(field(&out, "internet"), "ECONNREFUSED", "{out}");
+    assert_eq!(field(&out, "lan"), "ECONNREFUSED", "{out}");
+    assert!(field(&out, "dns").starts_with("203.0.113.10"), "{out}");
+
+    // A deny entry wins over the default allow.
+    let out = run("deny.toml", "mode = \"user\"\ndeny = [\"203.0.113.0/24\"]");
+    assert_eq!(field(&out, "internet"), "ECONNREFUSED", "{out}");
 }

@@ -810,8 +810,8 @@ fn rules<'a>(list: Vec<At<'a, String>>, key: &str) -> Result<Vec<(Target, String
 /// 5. the ranges of [`DENIED_BY_DEFAULT`] and the host's own addresses:
 ///    rejected;
 /// 6. the other `allow` entries: accepted;
-/// 7. with any `allow` entry, everything else rejected (an allow list);
-///    without, accepted.
+/// 7. with any `allow` entry outside those ranges, everything else
+///    rejected (an allow list); without, accepted.
 fn egress_rules(
     profile: &Profile,
     host: &Host,
@@ -875,7 +875,9 @@ fn egress_rules(
     for (t, why) in allows.iter().filter(|(t, _)| !inside_default(t)) {
         out.push(EgressRule::new(Verdict::Accept, *t, why.clone()));
     }
-    out.push(if allows.is_empty() {
+    // Opening a default-denied range (a LAN) keeps everything else
+    // allowed; an entry beyond those ranges makes an allow list.
+    out.push(if allows.iter().all(|(t, _)| inside_default(t)) {
         EgressRule::new(Verdict::Accept, Target::Everything, "default")
     } else {
         EgressRule::new(
