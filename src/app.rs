@@ -20,7 +20,10 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(&e),
+    };
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { profiles } => check(&profiles),
@@ -42,6 +45,20 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
                 + "\n"),
         ),
     }
+}
+
+/// What clap says about the command line: help and the version on stdout
+/// (status 0); a command line it cannot parse on stderr, its control
+/// characters escaped, with hutch's status for failures: 2 would be taken
+/// for a payload's status by a caller of `run` or `exec`.
+fn command_line_error(e: &clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return crate::exit::OK;
+    }
+    let text = crate::diag::sanitize_lines(&e.render().to_string());
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    crate::exit::FAILED
 }
 
 /// Writes `text` to stdout; exit status 0.
@@ -77,7 +94,7 @@ fn run(args: RunArgs) -> i32 {
             return EXIT_LAUNCH_FAILED;
         }
         Err(e) => {
-            eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));
+            crate::diag::error(&e);
             return EXIT_LAUNCH_FAILED;
         }
     };
@@ -113,15 +130,15 @@ fn run(args: RunArgs) -> i32 {
         eprintln!("{}", plan::explain::enforced_summary(&plan));
     } else {
         for n in &plan.security.landlock.not_enforced {
-            eprintln!("hutch: warning: not enforced: {n}");
+            crate::diag::warning(format_args!("not enforced: {n}"));
         }
     }
     match launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose) {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {
-                Some(from) => eprintln!("hutch: {from}: {e}"),
-                None => eprintln!("hutch: {e}"),
+                Some(from) => crate::diag::error(format_args!("{from}: {e}")),
+                None => crate::diag::error(&e),
             }
             e.exit_code()
         }
@@ -172,7 +189,11 @@ fn check(profiles: &[String]) -> i32 {
             }
         }
     }
-    if failed > 0 { 1 } else { 0 }
+    if failed > 0 {
+        crate::exit::NO
+    } else {
+        crate::exit::OK
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -246,11 +267,12 @@ fn profiles(json: bool) -> i32 {
             for o in &l.overrides {
                 line.push_str(&format!("  + {o}"));
             }
-            if let Some(d) = &l.description {
-                line.push_str(&format!("\n{:width$}    {}", "", d));
-            }
             out.push_str(&crate::diag::sanitize(&line));
             out.push('\n');
+            if let Some(d) = &l.description {
+                let d = crate::diag::sanitize(d);
+                out.push_str(&format!("{:width$}    {d}\n", ""));
+            }
         }
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
@@ -270,8 +292,8 @@ fn doctor(json: bool) -> i32 {
         .iter()
         .any(|c| c.status == crate::doctor::Status::Fail)
     {
-        1
+        crate::exit::NO
     } else {
-        0
+        crate::exit::OK
     }
 }

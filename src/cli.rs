@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -166,9 +168,10 @@ pub struct ExportOciArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -180,9 +183,10 @@ pub struct ExecArgs {
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,21 +277,23 @@ pub struct RunArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 /// Parses `hutch run ...` without building clap's command tree, which costs
 /// about a tenth of a millisecond on every launch. Only arguments it fully
 /// understands are taken; anything else (help, errors, unknown or repeated
-/// options, combined short flags) returns `None` and clap parses instead, so
-/// the two can never disagree on an accepted command line (see the tests).
-pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
-    let mut it = args.iter().skip(1);
-    if it.next()?.to_str()? != "run" {
+/// options, combined short flags, an option value that is not UTF-8)
+/// returns `None` and clap parses instead, so the two can never disagree on
+/// an accepted command line (see the tests). The command is taken as bytes.
+pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
+    if args.get(1)?.as_bytes() != b"run" {
         return None;
     }
+    let rest = &args[2..];
     let mut r = RunArgs {
         profile: None,
         image: None,
@@ -297,18 +303,17 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
         verbose: false,
         command: Vec::new(),
     };
-    let rest: Vec<&str> = it.map(|a| a.to_str()).collect::<Option<_>>()?;
     let mut i = 0;
     while i < rest.len() {
-        let arg = rest[i];
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+        let arg = rest[i].as_bytes();
+        let (name, inline) = match arg.iter().position(|&b| b == b'=') {
+            Some(at) if arg.starts_with(b"--") => (&arg[..at], Some(&arg[at + 1..])),
             _ => (arg, None),
         };
         let value_slot = match name {
-            "-p" | "--profile" => Some(&mut r.profile),
-            "--image" => Some(&mut r.image),
-            "--name" => Some(&mut r.name),
+            b"-p" | b"--profile" => Some(&mut r.profile),
+            b"--image" => Some(&mut r.image),
+            b"--name" => Some(&mut r.name),
             _ => None,
         };
         if let Some(slot) = value_slot {
@@ -319,14 +324,14 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
                 Some(v) => v,
                 None => {
                     i += 1;
-                    rest.get(i)?
+                    rest.get(i)?.as_bytes()
                 }
             };
             // clap reads a value that looks like an option as a mistake.
-            if inline.is_none() && value.starts_with('-') {
+            if inline.is_none() && value.starts_with(b"-") {
                 return None;
             }
-            *slot = Some(value.to_string());
+            *slot = Some(std::str::from_utf8(value).ok()?.to_string());
             i += 1;
             continue;
         }
@@ -334,16 +339,16 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
             return None;
         }
         let flag = match arg {
-            "--explain" => &mut r.explain,
-            "--json" => &mut r.json,
-            "-v" | "--verbose" => &mut r.verbose,
-            "--" => {
-                r.command = rest[i + 1..].iter().map(|s| s.to_string()).collect();
+            b"--explain" => &mut r.explain,
+            b"--json" => &mut r.json,
+            b"-v" | b"--verbose" => &mut r.verbose,
+            b"--" => {
+                r.command = rest[i + 1..].to_vec();
                 break;
             }
-            a if a.starts_with('-') && a != "-" => return None,
+            a if a.starts_with(b"-") && a != b"-" => return None,
             _ => {
-                r.command = rest[i..].iter().map(|s| s.to_string()).collect();
+                r.command = rest[i..].to_vec();
                 break;
             }
         };
@@ -404,11 +409,11 @@ mod tests {
         bool,
         bool,
         bool,
-        Vec<String>,
+        Vec<OsString>,
     );
 
-    fn via_clap(args: &[&str]) -> Option<Parsed> {
-        let cli = Cli::try_parse_from(args).ok()?;
+    fn via_clap<A: AsRef<std::ffi::OsStr>>(args: &[A]) -> Option<Parsed> {
+        let cli = Cli::try_parse_from(args.iter().map(|a| a.as_ref())).ok()?;
         let Command::Run(r) = cli.command else {
             return None;
         };
@@ -475,6 +480,34 @@ mod tests {
             checked > 1000,
             "the fast path should take most plain command lines: {checked}"
         );
+    }
+
+    /// The command is bytes: an argument that is not UTF-8 passes both
+    /// parsers untouched; an option value that is not UTF-8 is left to
+    /// clap, which refuses it.
+    #[test]
+    fn commands_are_bytes_in_both_parsers() {
+        use std::os::unix::ffi::OsStringExt;
+        let ff = || OsString::from_vec(b"x\xff".to_vec());
+        for pre in [
+            &["run"][..],
+            &["run", "-p", "cli", "--"][..],
+            &["run", "--explain"][..],
+        ] {
+            let mut args: Vec<OsString> = std::iter::once("hutch")
+                .chain(pre.iter().copied())
+                .map(OsString::from)
+                .collect();
+            args.push("cat".into());
+            args.push(ff());
+            let fast = fast_run_args(&args).expect("taken by the fast path");
+            assert_eq!(fast.command, [OsString::from("cat"), ff()]);
+            let clap = via_clap(&args).expect("clap takes it too");
+            assert_eq!(clap.6, fast.command);
+        }
+        let bad: Vec<OsString> = vec!["hutch".into(), "run".into(), "-p".into(), ff(), "ls".into()];
+        assert!(fast_run_args(&bad).is_none());
+        assert!(Cli::try_parse_from(&bad).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod argv;
 pub mod bpf;
 #[allow(
     unsafe_code,
@@ -25,6 +26,7 @@ pub mod completions;
 pub mod dbus;
 pub mod diag;
 pub mod doctor;
+pub mod exit;
 pub mod export;
 pub mod helpers;
 #[allow(

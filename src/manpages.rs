@@ -36,11 +36,11 @@ pub fn run(page: Option<&str>) -> i32 {
         Some(wanted) => match find(wanted) {
             Some(source) => source.to_string(),
             None => {
-                eprintln!(
-                    "hutch: no manual page `{}`; `hutch man` lists them",
+                crate::diag::error(format_args!(
+                    "no manual page `{}`; `hutch man` lists them",
                     crate::diag::sanitize(wanted)
-                );
-                return 2;
+                ));
+                return crate::exit::FAILED;
             }
         },
     };

@@ -384,7 +384,7 @@ pub fn acquire(uses: &[VolumeUse], sandbox: &str, host: &Host) -> Result<Held, V
     let store = Store::open(host, true)?.expect("created if missing");
     if uses.iter().any(|u| u.tmp) {
         for w in store.clean_stale_tmp() {
-            eprintln!("hutch: warning: {w}");
+            crate::diag::warning(&w);
         }
         held.tmp = Some(TmpArea::create(&store, sandbox)?);
     }

@@ -162,7 +162,7 @@ fn a_symlink_planted_in_place_of_a_volume_is_refused() {
         .hutch(&["volume", "rm", "--force", "data"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
     assert_untouched(&target);
 }
@@ -223,7 +223,7 @@ fn what_a_sandbox_leaves_inside_a_volume_is_removed_without_following_it() {
     assert!(info["files"].as_u64().unwrap() >= 3, "{info}");
 
     let out = s.hutch(&["volume", "rm", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     ok(&s
         .hutch(&["volume", "rm", "--force", "data"])
@@ -232,7 +232,7 @@ fn what_a_sandbox_leaves_inside_a_volume_is_removed_without_following_it() {
     assert!(!store(&s).join("data").exists());
     assert_untouched(&target);
     let out = s.hutch(&["volume", "path", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("no volume named `data`"));
 }
 
@@ -287,7 +287,7 @@ fn rm_is_refused_while_in_use_and_needs_force_when_not_empty() {
         .hutch(&["volume", "rm", "--force", "data"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
     assert!(err.contains("in use by sandbox `holder`"), "{err}");
     let list = ok(&s.hutch(&["volume", "list", "--json"]).output().unwrap());
@@ -297,7 +297,7 @@ fn rm_is_refused_while_in_use_and_needs_force_when_not_empty() {
     ok(&s.hutch(&["stop", "holder"]).output().unwrap());
 
     let out = s.hutch(&["volume", "rm", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
     assert!(store(&s).join("data/f").exists());
     ok(&s

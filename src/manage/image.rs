@@ -11,7 +11,7 @@ use crate::image::{ImageError, ImageInfo, ImageLease, ImageStore};
 use crate::plan::rootfs::{Choice, choice};
 use crate::profile::{Profile, ProfileError};
 
-/// Runs an image subcommand; returns the exit code (0, or 1 with a
+/// Runs an image subcommand; returns the exit code (0, or 125 with a
 /// one-line message).
 pub fn run(command: ImageCommand) -> i32 {
     let result = ImageStore::default_root(&Host::current())
@@ -23,10 +23,10 @@ pub fn run(command: ImageCommand) -> i32 {
             ImageCommand::Rm { names } => remove(&store, &names),
         });
     match result {
-        Ok(()) => 0,
+        Ok(()) => crate::exit::OK,
         Err(e) => {
-            eprintln!("hutch: {}", sanitize(&e.to_string()));
-            1
+            crate::diag::error(&e);
+            crate::exit::FAILED
         }
     }
 }
