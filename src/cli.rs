@@ -216,6 +216,13 @@ pub enum VolumeCommand {
     },
 }
 
+/// A size for `--max-size`: `512M`, `2G`, `1048576`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::profile::schema::Size::parse(s)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "a size is a positive number of bytes, or one with a suffix K, M, G or T (powers of 1024), e.g. 512M".to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Import an OCI image layout (directory or tar) or a `docker save` archive.
@@ -226,6 +233,11 @@ pub enum ImageCommand {
         /// The name to store it under (default: the name the source carries).
         #[arg(long, value_name = "NAME")]
         tag: Option<String>,
+        /// The most its layers may unpack to (bytes, or with a suffix K, M,
+        /// G or T: powers of 1024); the import stops beyond it and leaves
+        /// nothing behind. Default: 32G.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
     },
     /// List the imported images.
     #[command(alias = "ls")]

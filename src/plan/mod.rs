@@ -696,6 +696,7 @@ mod tests {
                 created: None,
                 imported_at: 0,
                 size: 0,
+                unpacked_size: None,
                 layer_digests: Vec::new(),
                 layers: vec!["/s/l1".into(), "/s/l2".into(), "/s/l1".into()],
                 config,
