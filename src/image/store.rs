@@ -465,7 +465,7 @@ impl ImageStore {
     fn clean_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
         let fd = open_dir(&tmp).map_err(ImageError::io("open", &tmp))?;
-        remove_contents(fd.as_fd(), &tmp, None).map_err(ImageError::io("clean up", &tmp))
+        remove_contents(fd.as_fd(), &tmp).map_err(ImageError::io("clean up", &tmp))
     }
 
     /// Deletes layers no image references, and lock files of images that
@@ -497,7 +497,7 @@ impl ImageStore {
             fs::rename(entry.path(), tmp.join(&doomed))
                 .map_err(ImageError::io("move unused layer", entry.path()))?;
             moved = true;
-            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp, None)
+            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp)
                 .map_err(ImageError::io("delete unused layer", tmp.join(&doomed)))?;
         }
         if moved {
@@ -652,7 +652,7 @@ impl ImageStore {
         })();
         if let Ok(tmp_fd) = open_dir(&tmp) {
             let name = work.file_name().expect("has a name");
-            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp, None);
+            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp);
         }
         result
     }

@@ -336,7 +336,7 @@ impl<'a> Unpacker<'a> {
                 if keep_dir {
                     Ok(Slot::ExistingDir)
                 } else {
-                    remove_tree_at(parent, name, Path::new(entry), None)
+                    remove_tree_at(parent, name, Path::new(entry))
                         .map_err(|e| self.io(entry)(e.into()))?;
                     Ok(Slot::Empty)
                 }
