@@ -72,6 +72,8 @@
 mod budget;
 mod digest;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod oci;
 pub mod opaque;
 mod resolve;
