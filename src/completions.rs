@@ -64,7 +64,9 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
         (["run"] | ["exec"], "command") => Values::Commands,
-        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag") => Values::Nothing,
+        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag" | "max_size") => {
+            Values::Nothing
+        }
         (["__complete"], "words") => Values::Nothing,
         (["man"], "page") => Values::Words(
             crate::manpages::PAGES
