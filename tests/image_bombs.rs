@@ -73,7 +73,7 @@ fn import(s: &Scratch, args: &[&str]) -> Output {
 /// holds no image, layer or leftover.
 #[track_caller]
 fn refused(s: &Scratch, out: &Output, needle: &str) {
-    fails_with(out, 1, needle);
+    fails_with(out, 125, needle);
     let err = stderr(out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.len() < 1000, "a short line: {} bytes", err.len());
@@ -264,7 +264,7 @@ fn the_budget_counts_the_whole_stream() {
         .hutch(&["image", "import", dir.to_str().unwrap(), "--max-size", "0"])
         .output()
         .unwrap();
-    fails_with(&out, 2, "a size is a positive number of bytes");
+    fails_with(&out, 125, "a size is a positive number of bytes");
 }
 
 /// A GNU sparse entry of 2 KiB that claims a gibibyte of holes: refused
