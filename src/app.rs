@@ -17,6 +17,15 @@ use crate::profile::{self, ProfileError, ProfileRef};
 /// exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     crate::sys::ensure_stdio_open();
+    if crate::shim::dispatch::shim_name(&args).is_some() {
+        return match crate::shim::dispatch::run_args(args, &Host::current()) {
+            Ok(run_args) => run(run_args),
+            Err(e) => {
+                eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));
+                e.exit_code()
+            }
+        };
+    }
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }
@@ -34,6 +43,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Exec(args) => crate::manage::exec(args),
         Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
         Command::Volume { command } => crate::manage::volume(command),
+        Command::Shim { command } => crate::shim::run(command),
         Command::Export {
             command: crate::cli::ExportCommand::Oci(args),
         } => crate::export::command::oci(args),
@@ -205,6 +215,11 @@ struct Listed {
     shadowed: bool,
     /// `.local.toml` overrides that apply to it.
     overrides: Vec<String>,
+    /// For a profile named after a program: the program `PATH` finds
+    /// (hutch's shims left out), and its shim. Absent for hutch's bases
+    /// (`default`, `cli`, `container`) and for names with a `/`.
+    #[serde(flatten)]
+    program: Option<crate::shim::ProgramStatus>,
 }
 
 fn profiles(json: bool) -> i32 {
@@ -223,6 +238,8 @@ fn profiles(json: bool) -> i32 {
     );
     let mut listed = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let own = crate::shim::lookup::own_id().ok();
+    let path = crate::shim::lookup::current_path();
     for (name, f) in found {
         let (source, text) = match &f {
             Found::File(p) => (
@@ -241,12 +258,15 @@ fn profiles(json: bool) -> i32 {
             .filter(|p| p.is_file())
             .map(|p| p.display().to_string())
             .collect();
+        let program = (!name.contains('/') && !crate::shim::GENERIC_PROFILES.contains(&&*name))
+            .then(|| crate::shim::program_status(&name, &host, own, &path));
         listed.push(Listed {
             shadowed: !seen.insert(name.clone()),
             name,
             source,
             description,
             overrides,
+            program,
         });
     }
     let mut out = String::new();
@@ -267,6 +287,9 @@ fn profiles(json: bool) -> i32 {
             for o in &l.overrides {
                 line.push_str(&format!("  + {o}"));
             }
+            if let Some(p) = &l.program {
+                line.push_str(&format!("  [{}]", program_text(p)));
+            }
             out.push_str(&crate::diag::sanitize(&line));
             out.push('\n');
             if let Some(d) = &l.description {
@@ -277,6 +300,25 @@ fn profiles(json: bool) -> i32 {
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     0
+}
+
+/// `installed: /usr/bin/jq; shim: active`.
+fn program_text(p: &crate::shim::ProgramStatus) -> String {
+    use crate::shim::ShimState;
+    let installed = match &p.installed {
+        Some(path) => format!("installed: {}", path.display()),
+        None => "not installed".to_string(),
+    };
+    let shim = match &p.shim {
+        None => "no shim".to_string(),
+        Some(s) => match (s.state, &s.shadowed_by) {
+            (ShimState::Shadowed, Some(by)) => {
+                format!("shim {}: shadowed by {}", s.path.display(), by.display())
+            }
+            (state, _) => format!("shim {}: {}", s.path.display(), state.describe()),
+        },
+    };
+    format!("{installed}; {shim}")
 }
 
 fn doctor(json: bool) -> i32 {

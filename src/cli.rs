@@ -91,6 +91,20 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Put hutch in front of installed programs: a shim named after a
+    /// program runs it in its profile, and its menu entries do too.
+    ///
+    /// A shim is a symlink NAME pointing to hutch in ~/.local/bin (with --system,
+    /// /usr/local/bin). Started as NAME, hutch runs the program NAME that
+    /// PATH finds after every shim of hutch (told apart by the file they
+    /// lead to, not by name) in profile NAME (or the one given at install),
+    /// with every argument untouched: `jq . d.json` is `hutch run --profile
+    /// jq -- /usr/bin/jq . d.json`. What `install` adds is recorded, and
+    /// `remove` takes away exactly that.
+    Shim {
+        #[command(subcommand)]
+        command: ShimCommand,
+    },
     /// Print the JSON Schema of the profile format, for editors.
     ///
     /// Packages install it as /usr/share/hutch/hutch-profile.schema.json.
@@ -132,6 +146,77 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Install shims of programs, and overrides of their menu entries.
+    ///
+    /// Each shim needs a profile: the one named after the program, or
+    /// --profile. A file of that name in the shim directory that is not a
+    /// shim of hutch is never replaced. Installing again changes nothing,
+    /// or brings the menu entries up to date with the programs' own.
+    /// Exit status: 0, or 1 if a program could not be shimmed (the others
+    /// are).
+    #[command(after_long_help = crate::shim::exclude::help())]
+    Install(ShimInstallArgs),
+    /// List the shims `install` made (yours and the system's), and whether
+    /// each is what PATH finds first.
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove shims and their menu-entry overrides, leaving what was there
+    /// before they were installed.
+    ///
+    /// A shim or override changed since it was installed is left in place
+    /// (and said so). Exit status: 0, or 1 if a name has no shim.
+    #[command(alias = "rm")]
+    Remove(ShimRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShimInstallArgs {
+    /// The programs (names, as typed in a shell).
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
+    pub names: Vec<String>,
+    /// Every installed program that has a profile, except shells and
+    /// compilers (and, with --system, interpreters and the programs the
+    /// system's own scripts run): `hutch shim install --help` lists them.
+    #[arg(long)]
+    pub all: bool,
+    /// For every user: shims in /usr/local/bin, overrides in
+    /// /usr/local/share/applications, the record in /var/lib/hutch (root
+    /// only).
+    #[arg(long)]
+    pub system: bool,
+    /// The profile the programs run in (default: the profile named after
+    /// each program).
+    #[arg(short, long, value_name = "NAME", conflicts_with = "all")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShimRemoveArgs {
+    /// The programs whose shims go.
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
+    pub names: Vec<String>,
+    /// Every shim `install` made (in this scope).
+    #[arg(long)]
+    pub all: bool,
+    /// The system's shims (root only).
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Subcommand)]

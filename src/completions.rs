@@ -37,6 +37,8 @@ pub enum Values {
     Volumes,
     /// Names of running sandboxes.
     Sandboxes,
+    /// Names of the programs `hutch shim install` shimmed.
+    Shims,
     /// Paths (the shell completes them).
     Files,
     /// Command names (the shell completes them).
@@ -63,7 +65,9 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
-        (["run"] | ["exec"], "command") => Values::Commands,
+        (["run"] | ["exec"], "command") | (["shim", "install"], "names") => Values::Commands,
+        (["shim", "install"], "profile") => Values::Profiles,
+        (["shim", "remove"], "names") => Values::Shims,
         (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag" | "max_size") => {
             Values::Nothing
         }
@@ -113,6 +117,7 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
         Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
         Values::Sandboxes => plain(sandbox_names(host)),
+        Values::Shims => plain(shim_names(host)),
         Values::Files => vec![":files".into()],
         Values::Commands => vec![":commands".into()],
         Values::Offset(n) => vec![format!(":offset {n}")],
@@ -371,6 +376,20 @@ pub fn sandbox_names(host: &Host) -> Vec<String> {
     }
 }
 
+/// The programs shimmed by `hutch shim install`, the user's and the
+/// system's (read from their records; nothing is created).
+pub fn shim_names(host: &Host) -> Vec<String> {
+    let mut names: Vec<String> = [crate::shim::Scope::User, crate::shim::Scope::System]
+        .into_iter()
+        .filter_map(|s| s.record_path(host))
+        .filter_map(|(path, owner)| crate::shim::record::read(&path, owner).ok().flatten())
+        .flat_map(|r| r.shims.into_iter().map(|s| s.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 fn list_dir(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -444,6 +463,11 @@ mod tests {
         assert_eq!(at("hutch volume rm --force "), Values::Volumes);
         assert_eq!(at("hutch image import "), Values::Files);
         assert_eq!(at("hutch run --name "), Values::Nothing);
+        assert_eq!(at("hutch shim install "), Values::Commands);
+        assert_eq!(at("hutch shim install jq cu"), Values::Commands);
+        assert_eq!(at("hutch shim install --profile "), Values::Profiles);
+        assert_eq!(at("hutch shim remove "), Values::Shims);
+        assert_eq!(words(at("hutch shim ")), ["install", "list", "remove"]);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! the store of OCI images that can serve as a sandbox's root. [`volume`] is
 //! the store of directories that outlive sandboxes; [`registry`] records the
 //! running sandboxes for `hutch ps`, `exec` and `stop` ([`manage`]). [`export`]
-//! writes a plan as an OCI runtime bundle for other runtimes.
+//! writes a plan as an OCI runtime bundle for other runtimes. [`shim`] puts
+//! hutch in front of installed programs, under their own names.
 //!
 //! `unsafe` is refused everywhere but in the modules allowed below, each
 //! with its reason (docs/ARCHITECTURE.md, "`unsafe`").
@@ -49,6 +50,7 @@ pub mod prepare;
 pub mod profile;
 pub mod registry;
 pub mod safe_fs;
+pub mod shim;
 #[allow(
     unsafe_code,
     reason = "thin wrappers around the system calls nix does not wrap"

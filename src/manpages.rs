@@ -15,6 +15,7 @@ pub static PAGES: &[(&str, &str)] = &[
     ("hutch-stop.1", include_str!("../man/hutch-stop.1")),
     ("hutch-volume.1", include_str!("../man/hutch-volume.1")),
     ("hutch-image.1", include_str!("../man/hutch-image.1")),
+    ("hutch-shim.1", include_str!("../man/hutch-shim.1")),
     ("hutch-export.1", include_str!("../man/hutch-export.1")),
     ("hutch-schema.1", include_str!("../man/hutch-schema.1")),
     (
