@@ -18,7 +18,8 @@ use crate::profile::{self, ProfileError, ProfileRef};
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     crate::sys::ensure_stdio_open();
     if crate::shim::dispatch::shim_name(&args).is_some() {
-        return match crate::shim::dispatch::run_args(args, &Host::current()) {
+        let path = crate::shim::lookup::current_path();
+        return match crate::shim::dispatch::run_args(args, &Host::current(), &path) {
             Ok(run_args) => run(run_args),
             Err(e) => {
                 eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));

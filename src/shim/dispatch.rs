@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::RunArgs;
 use crate::host::Host;
 
-use super::lookup::{self, FileId};
+use super::lookup;
 use super::{Scope, record};
 
 /// The exit status when the program is not found (as a shell's).
@@ -61,10 +61,11 @@ pub fn shim_name(args: &[OsString]) -> Option<&OsStr> {
     (base != "hutch").then_some(base)
 }
 
-/// The `hutch run` a shim stands for: the program `name` found in `PATH`
-/// after every shim of hutch, in the profile the shim was installed with
-/// (else the one `hutch run` picks for it), with the arguments as given.
-pub fn run_args(args: Vec<OsString>, host: &Host) -> Result<RunArgs, DispatchError> {
+/// The `hutch run` a shim stands for: the program `name` found in `path`
+/// (the caller's `PATH`) after every shim of hutch, in the profile the shim
+/// was installed with (else the one `hutch run` picks for it), with the
+/// arguments as given.
+pub fn run_args(args: Vec<OsString>, host: &Host, path: &OsStr) -> Result<RunArgs, DispatchError> {
     let mut args = args.into_iter();
     let argv0 = args.next().unwrap_or_default();
     let name = Path::new(&argv0)
@@ -73,8 +74,7 @@ pub fn run_args(args: Vec<OsString>, host: &Host) -> Result<RunArgs, DispatchErr
         .to_os_string();
     let name = name.into_string().map_err(DispatchError::NameNotUtf8)?;
     let own = lookup::own_id().map_err(DispatchError::OwnExe)?;
-    let path = lookup::current_path();
-    let found = lookup::find(name.as_ref(), &path, own);
+    let found = lookup::find(name.as_ref(), path, own);
     let Some(program) = found.program else {
         return Err(DispatchError::NotFound {
             name,
@@ -84,15 +84,17 @@ pub fn run_args(args: Vec<OsString>, host: &Host) -> Result<RunArgs, DispatchErr
     // Arguments pass as bytes: a file name need not be UTF-8.
     let mut command = vec![program.clone().into_os_string()];
     command.extend(args);
-    // The shim that was started: the path it was started by, or the one
-    // PATH led to.
+    // The shim that was started: the path it was started by (if that is a
+    // shim of this hutch: argv[0] can say anything), or the one PATH led
+    // to (known to be one by the walk).
     let shim = if argv0.as_encoded_bytes().contains(&b'/') {
-        Some(PathBuf::from(&argv0))
+        let given = PathBuf::from(&argv0);
+        (lookup::executable_id(&given) == Some(own)).then_some(given)
     } else {
         found.shim
     };
     let profile = match shim {
-        Some(shim) => recorded_profile(&shim, &name, own, host)?,
+        Some(shim) => recorded_profile(&shim, &name, host)?,
         None => None,
     };
     Ok(RunArgs {
@@ -108,19 +110,10 @@ pub fn run_args(args: Vec<OsString>, host: &Host) -> Result<RunArgs, DispatchErr
 
 /// The profile `hutch shim install --profile` recorded for the shim at
 /// `shim`, if it is one of the user's or the system's.
-fn recorded_profile(
-    shim: &Path,
-    name: &str,
-    own: FileId,
-    host: &Host,
-) -> Result<Option<String>, DispatchError> {
+fn recorded_profile(shim: &Path, name: &str, host: &Host) -> Result<Option<String>, DispatchError> {
     let Some(dir) = shim.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(None);
     };
-    // Only a shim of this hutch counts (argv[0] can say anything).
-    if lookup::executable_id(shim) != Some(own) {
-        return Ok(None);
-    }
     for scope in [Scope::User, Scope::System] {
         let Some(bin) = scope.bin_dir(host) else {
             continue;

@@ -110,10 +110,16 @@ pub fn read(path: &Path, owner: u32) -> Result<Option<Record>, RecordError> {
     let Some(file) = open_trusted_file(path, owner)? else {
         return Ok(None);
     };
-    let mut bytes = Vec::new();
+    let failed = |e| RecordError::Read(path.to_path_buf(), e);
+    let len = file.metadata().map_err(failed)?.len();
+    if len > MAX_BYTES {
+        return Err(RecordError::TooLarge(path.to_path_buf()));
+    }
+    // Sized to the file: one read and the one that finds its end.
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     file.take(MAX_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| RecordError::Read(path.to_path_buf(), e))?;
+        .map_err(failed)?;
     if bytes.len() as u64 > MAX_BYTES {
         return Err(RecordError::TooLarge(path.to_path_buf()));
     }
