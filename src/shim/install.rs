@@ -13,7 +13,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, readlinkat, renameat};
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{AtFlags, Flock, FlockArg, readlinkat, renameat};
 use nix::sys::stat::{SFlag, fstatat};
 use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
 
@@ -117,6 +119,14 @@ impl<'h> Ctx<'h> {
             Scope::User => 0o600,
             Scope::System => 0o644,
         }
+    }
+
+    /// Holds the state directory's lock: one `install` or `remove` at a
+    /// time changes the record (a shim reading it needs no lock: the
+    /// record is replaced whole).
+    pub fn lock(&self, state: &Dir) -> Result<Flock<OwnedFd>, ShimError> {
+        Flock::lock(state.readable()?, FlockArg::LockExclusive)
+            .map_err(|(_, e)| FsError::io("cannot lock", state.path(), e).into())
     }
 
     pub fn save(&self, record: &Record, state: &Dir) -> Result<(), ShimError> {

@@ -21,16 +21,23 @@ pub(in crate::shim) struct Installer<'c> {
     /// The menu entries of the system (scanned when first needed), and
     /// those already in the override directory.
     menus: Option<(Vec<menus::Entry>, Vec<menus::Entry>)>,
+    _lock: Flock<OwnedFd>,
 }
 
 impl<'c> Installer<'c> {
     pub fn open(ctx: &'c Ctx<'c>, search: &'c SearchPath) -> Result<Installer<'c>, ShimError> {
-        let mut record = ctx.read_record()?;
         let state_mode = match ctx.scope {
             Scope::User => 0o700,
             Scope::System => 0o755,
         };
-        let state = ctx.open_dir(&ctx.state, state_mode, &mut record)?;
+        let mut made = Record::new();
+        let state = ctx.open_dir(&ctx.state, state_mode, &mut made)?;
+        let lock = ctx.lock(&state)?;
+        // Read under the lock: another install may have written it.
+        let mut record = ctx.read_record()?;
+        for dir in made.created_dirs {
+            record.created(dir);
+        }
         let bin = ctx.open_dir(&ctx.bin, 0o755, &mut record)?;
         ctx.save(&record, &state)?;
         Ok(Installer {
@@ -40,6 +47,7 @@ impl<'c> Installer<'c> {
             state,
             bin,
             menus: None,
+            _lock: lock,
         })
     }
 

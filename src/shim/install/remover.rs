@@ -10,10 +10,6 @@ pub(in crate::shim) fn remove(args: &ShimRemoveArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let mut record = match ctx.read_record() {
-        Ok(r) => r,
-        Err(e) => return fail(&e),
-    };
     let state = match Dir::open_configured(&ctx.state) {
         Ok(Some(d)) => d,
         Ok(None) if args.all => {
@@ -22,6 +18,14 @@ pub(in crate::shim) fn remove(args: &ShimRemoveArgs) -> i32 {
         }
         Ok(None) => return not_installed(&ctx, &args.names),
         Err(e) => return fail(&e.into()),
+    };
+    let _lock = match ctx.lock(&state) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let mut record = match ctx.read_record() {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
     };
     let names: Vec<String> = if args.all {
         record.shims.iter().map(|s| s.name.clone()).collect()
