@@ -30,6 +30,12 @@ use super::menus;
 use super::record::{self, Link, Override, Record, Shim};
 use super::{GENERIC_PROFILES, Scope, exclude};
 
+mod installer;
+mod remover;
+
+use installer::Installer;
+pub(super) use remover::remove;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     #[error(
@@ -307,12 +313,6 @@ fn all_candidates(ctx: &Ctx<'_>, search: &SearchPath) -> Vec<String> {
     }
     out
 }
-
-mod installer;
-mod remover;
-
-use installer::Installer;
-pub(super) use remover::remove;
 
 /// Reads the regular file `name` of `dir` (never through a symlink).
 fn read_in(dir: &Dir, name: &str, owner: u32) -> Option<Vec<u8>> {
