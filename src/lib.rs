@@ -36,6 +36,7 @@ pub mod helpers;
 )]
 pub mod host;
 pub mod image;
+pub mod import;
 #[allow(
     unsafe_code,
     reason = "the Landlock system calls, which nix does not wrap"
