@@ -48,6 +48,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Export {
             command: crate::cli::ExportCommand::Oci(args),
         } => crate::export::command::oci(args),
+        Command::Import {
+            command: crate::cli::ImportCommand::Firejail(args),
+        } => crate::import::command::firejail(args),
         Command::Completions { shell } => print(shell.script()),
         Command::Man { page } => crate::manpages::run(page.as_deref()),
         Command::Complete { words } => crate::completions::run(&words),

@@ -146,6 +146,44 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Write a hutch profile from another sandbox's profile.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Translate a firejail profile into one self-contained hutch profile.
+    ///
+    /// The profile is read as firejail 0.9.72 reads it (includes from
+    /// ~/.config/firejail, then /etc/firejail; `.local` overrides; `ignore`;
+    /// `?CONDITION:` lines from firejail.config; macros), and each directive
+    /// is translated by meaning. The result binds nothing firejail hides and
+    /// passes `hutch check`; what hutch grants less of, cannot apply, or
+    /// refuses as root-only is listed on standard error (every line with
+    /// --report). Exit status: 0, or 1 if the profile cannot be read
+    /// (nothing is written).
+    Firejail(ImportFirejailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFirejailArgs {
+    /// A firejail profile: a name (`firefox`, looked up in
+    /// ~/.config/firejail, then /etc/firejail) or a path to a file.
+    #[arg(value_name = "NAME|FILE")]
+    pub profile: String,
+    /// Write the hutch profile to this file (default: standard output).
+    #[arg(short, long, value_name = "OUT.toml")]
+    pub output: Option<PathBuf>,
+    /// Say on standard error what became of every line of the firejail
+    /// profile: translated, stricter, not translatable or root-only, and why.
+    #[arg(long)]
+    pub report: bool,
+    /// As --report, and list the files read.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

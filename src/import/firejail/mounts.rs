@@ -220,6 +220,13 @@ impl Builder<'_> {
             "{}\nan empty {root} holding only the listed entries",
             self.cite_all(ids)
         );
+        for id in ids {
+            self.note(
+                *id,
+                Verdict::Translated,
+                format!("an empty {root} holding only the listed entries"),
+            );
+        }
         self.push(Mount::new(MountKind::Tmpfs, root.into(), what.clone()).mode("0755"));
         let mut seen = BTreeSet::new();
         for name in names {
@@ -814,6 +821,20 @@ impl Builder<'_> {
             if self.notes.contains_key(id) {
                 continue;
             }
+            // Hidden by an earlier line's cover (the same file matched).
+            let covered = hits.iter().find_map(|h| match h {
+                view::BlacklistHit::Hidden(real) => self
+                    .mounts
+                    .iter()
+                    .rev()
+                    .find(|m| real.starts_with(&m.dst))
+                    .filter(|m| {
+                        m.src.as_deref() == Some(Path::new("/dev/null"))
+                            || (m.kind == MountKind::Tmpfs && self.view.hidden_at(&m.dst))
+                    })
+                    .map(|m| m.dst.clone()),
+                _ => None,
+            });
             let why = if hits.is_empty() {
                 "nothing matches on this machine".to_string()
             } else if hits
@@ -826,6 +847,8 @@ impl Builder<'_> {
                 .all(|h| !matches!(h, view::BlacklistHit::Hidden(_)))
             {
                 "nothing matches on this machine".to_string()
+            } else if let Some(dst) = covered {
+                format!("{} is covered", dst.display())
             } else {
                 "not visible in hutch (nothing binds it)".to_string()
             };
