@@ -31,6 +31,8 @@ pub enum Values {
     Words(Vec<(String, String)>),
     /// Profile names from the search path.
     Profiles,
+    /// firejail profile names (~/.config/firejail, /etc/firejail).
+    FirejailProfiles,
     /// Names of imported images.
     Images,
     /// Names of volumes.
@@ -60,7 +62,8 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["run"] | ["export", "oci"], "image")
         | (["image", "inspect"], "name")
         | (["image", "rm"], "names") => Values::Images,
-        (["export", "oci"], "output") => Values::Files,
+        (["export", "oci"], "output") | (["import", "firejail"], "output") => Values::Files,
+        (["import", "firejail"], "profile") => Values::FirejailProfiles,
         (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
@@ -114,6 +117,7 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
             })
             .collect(),
         Values::Profiles => plain(profile_names(host)),
+        Values::FirejailProfiles => plain(firejail_profile_names(host)),
         Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
         Values::Sandboxes => plain(sandbox_names(host)),
@@ -273,7 +277,7 @@ fn values_of(w: &Walk, arg: &Arg, current: &str) -> Values {
     let path: Vec<&str> = w.path.iter().map(String::as_str).collect();
     match value_kind(&path, arg.get_id().as_str()) {
         // A profile given by path: anything with a `/`, or ending in .toml.
-        Some(Values::Profiles)
+        Some(Values::Profiles | Values::FirejailProfiles)
             if current.contains('/') || current.starts_with('.') || current.starts_with('~') =>
         {
             Values::Files
@@ -335,6 +339,30 @@ pub fn profile_names(host: &Host) -> Vec<String> {
         names.extend(found.into_iter().map(|(n, _)| n));
     }
     names.retain(|n| !n.contains('/'));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The firejail profiles `hutch import firejail` finds by name.
+pub fn firejail_profile_names(host: &Host) -> Vec<String> {
+    let mut dirs = vec![std::path::PathBuf::from(
+        crate::import::firejail::env::SYSCONFDIR,
+    )];
+    if let Some(home) = host.home() {
+        dirs.push(home.join(".config/firejail"));
+    }
+    let mut names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".profile")
+                .map(str::to_string)
+        })
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -455,6 +483,9 @@ mod tests {
         assert_eq!(at("hutch run -vp c"), Values::Profiles);
         assert_eq!(at("hutch run --profile ./my"), Values::Files);
         assert_eq!(at("hutch check cli "), Values::Profiles);
+        assert_eq!(at("hutch import firejail "), Values::FirejailProfiles);
+        assert_eq!(at("hutch import firejail ./x"), Values::Files);
+        assert_eq!(at("hutch import firejail x -o "), Values::Files);
         assert_eq!(at("hutch run --image "), Values::Images);
         assert_eq!(at("hutch image rm a "), Values::Images);
         assert_eq!(at("hutch stop "), Values::Sandboxes);
