@@ -802,7 +802,8 @@ impl Builder<'_> {
                         self.push(m);
                     }
                 }
-                if let Some(id) = id {
+                // machine-id's verdict is the table's: hidden, not replaced.
+                if let Some(id) = id.filter(|id| Some(*id) != self.machine_id) {
                     self.note(
                         id,
                         Verdict::Translated,

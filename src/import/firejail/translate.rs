@@ -521,3 +521,227 @@ impl Translator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::schema::MountKind;
+    use std::path::PathBuf;
+
+    struct World {
+        _d: tempfile::TempDir,
+        env: Env,
+        home: PathBuf,
+        etc: PathBuf,
+    }
+
+    /// A firejail directory holding `files`, and a home holding `home`
+    /// (a trailing `/` makes a directory).
+    fn world(files: &[(&str, &str)], home_files: &[&str]) -> World {
+        let d = tempfile::tempdir().unwrap();
+        let etc = d.path().join("firejail");
+        let home = d.path().join("user");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        for (name, text) in files {
+            std::fs::write(etc.join(name), text).unwrap();
+        }
+        for f in home_files {
+            let p = home.join(f);
+            if let Some(dir) = f.strip_suffix('/') {
+                std::fs::create_dir_all(home.join(dir)).unwrap();
+            } else {
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, "x").unwrap();
+            }
+        }
+        let env = Env::new(home.clone(), 1000, "/usr/bin:/bin", &etc);
+        World {
+            _d: d,
+            env,
+            home,
+            etc,
+        }
+    }
+
+    fn import_text(w: &World, profile: &str) -> Imported {
+        std::fs::write(w.etc.join("t.profile"), profile).unwrap();
+        import(&w.etc.join("t.profile"), &w.env, &Fs::new()).unwrap()
+    }
+
+    fn bound(i: &Imported) -> Vec<PathBuf> {
+        i.draft
+            .mounts
+            .iter()
+            .filter(|m| m.kind.is_bind() && m.src.as_deref() != Some(Path::new("/dev/null")))
+            .map(|m| m.dst.clone())
+            .collect()
+    }
+
+    fn verdict(i: &Imported, text: &str) -> Verdict {
+        i.report
+            .lines
+            .iter()
+            .find(|l| l.text == text)
+            .unwrap_or_else(|| panic!("no line {text}"))
+            .verdict
+    }
+
+    #[test]
+    fn whitelisted_directories_are_split_around_what_is_hidden() {
+        let w = world(&[], &["app/ok", "app/secret", "app/sub/deep", "other/x"]);
+        let i = import_text(&w, "whitelist ${HOME}/app\nblacklist ${HOME}/app/secret\n");
+        let b = bound(&i);
+        assert!(b.contains(&w.home.join("app/ok")), "{b:?}");
+        assert!(b.contains(&w.home.join("app/sub")));
+        assert!(
+            !b.iter()
+                .any(|p| p.ends_with("secret") || p == &w.home.join("app"))
+        );
+        assert!(!b.iter().any(|p| p.starts_with(w.home.join("other"))));
+        // The home directory itself is an empty tmpfs.
+        assert!(
+            i.draft
+                .mounts
+                .iter()
+                .any(|m| m.dst == w.home && m.kind == MountKind::Tmpfs)
+        );
+        assert_eq!(verdict(&i, "whitelist ${HOME}/app"), Verdict::Translated);
+    }
+
+    #[test]
+    fn a_denylist_profile_binds_what_it_names_and_the_xdg_directories() {
+        let w = world(&[], &[".cfg/a", ".ssh/key", "Downloads/f", "notes.txt"]);
+        let i = import_text(
+            &w,
+            "noblacklist ${HOME}/.cfg\nblacklist ${HOME}/.cfg\nblacklist ${HOME}/.ssh\nread-only ${DOWNLOADS}\n",
+        );
+        let b = bound(&i);
+        assert!(b.contains(&w.home.join(".cfg")), "{b:?}");
+        assert!(b.contains(&w.home.join("Downloads")));
+        assert!(!b.iter().any(|p| p.starts_with(w.home.join(".ssh"))));
+        assert!(!b.contains(&w.home.join("notes.txt")));
+        let dl = i
+            .draft
+            .mounts
+            .iter()
+            .find(|m| m.dst == w.home.join("Downloads"))
+            .unwrap();
+        assert_eq!(dl.kind, MountKind::RoBind, "read-only ${{DOWNLOADS}}");
+        assert!(
+            i.report
+                .withheld
+                .iter()
+                .any(|x| x.what.contains("rest of your home"))
+        );
+    }
+
+    #[test]
+    fn system_files_firejail_hides_are_covered() {
+        let w = world(&[], &[]);
+        let env = std::fs::canonicalize("/usr/bin/env").unwrap();
+        let i = import_text(&w, "blacklist ${PATH}/env\n");
+        let cover = i.draft.mounts.iter().find(|m| m.dst == env).unwrap();
+        assert_eq!(cover.src.as_deref(), Some(Path::new("/dev/null")));
+        assert_eq!(cover.kind, MountKind::RoBind);
+        // After everything that shows it.
+        let usr = i
+            .draft
+            .mounts
+            .iter()
+            .position(|m| m.dst == Path::new("/usr"))
+            .unwrap();
+        let at = i.draft.mounts.iter().position(|m| m.dst == env).unwrap();
+        assert!(at > usr);
+    }
+
+    #[test]
+    fn private_etc_keeps_only_the_listed_entries() {
+        let w = world(&[], &[]);
+        let i = import_text(&w, "private-etc hosts,passwd\nmachine-id\n");
+        let etc: Vec<&PathBuf> = i
+            .draft
+            .mounts
+            .iter()
+            .map(|m| &m.dst)
+            .filter(|d| d.starts_with("/etc"))
+            .collect();
+        assert_eq!(
+            etc,
+            [
+                &PathBuf::from("/etc"),
+                &PathBuf::from("/etc/hosts"),
+                &PathBuf::from("/etc/passwd")
+            ]
+        );
+        assert_eq!(verdict(&i, "machine-id"), Verdict::Stricter);
+    }
+
+    #[test]
+    fn verdicts_by_kind() {
+        let w = world(&[("inc.inc", "nogroups\n")], &[]);
+        let i = import_text(
+            &w,
+            "include inc.inc\nnetfilter\napparmor\ncaps.drop all\nnet none\ndbus-user filter\ndbus-user.talk org.example.A\nprotocol unix\nmemory-deny-write-execute\nno-such-directive\nhostname box\nseccomp !chroot\nallow-debuggers\ntracelog\n",
+        );
+        for (line, v) in [
+            ("netfilter", Verdict::RootOnly),
+            ("apparmor", Verdict::RootOnly),
+            ("caps.drop all", Verdict::Translated),
+            ("net none", Verdict::Translated),
+            ("dbus-user filter", Verdict::Stricter),
+            ("dbus-user.talk org.example.A", Verdict::Stricter),
+            ("protocol unix", Verdict::NotTranslatable),
+            ("memory-deny-write-execute", Verdict::NotTranslatable),
+            ("nogroups", Verdict::NotTranslatable),
+            ("no-such-directive", Verdict::NotTranslatable),
+            ("hostname box", Verdict::Translated),
+            ("seccomp !chroot", Verdict::Translated),
+            ("tracelog", Verdict::Translated),
+            ("include inc.inc", Verdict::Composition),
+        ] {
+            assert_eq!(verdict(&i, line), v, "{line}");
+        }
+        let s = &i.draft.seccomp;
+        assert!(!s.deny.iter().any(|l| l.name == "chroot"));
+        assert!(s.deny.iter().any(|l| l.name == "mbind"));
+        assert!(s.allow.iter().any(|l| l.name == "ptrace"));
+        assert_eq!(i.draft.hostname.as_ref().unwrap().value, "box");
+        assert!(
+            i.report
+                .withheld
+                .iter()
+                .any(|x| x.what.contains("dbus-user.talk"))
+        );
+        assert!(
+            i.report
+                .withheld
+                .iter()
+                .any(|x| x.what == "sound (PulseAudio, PipeWire, /dev/snd)")
+        );
+        assert!(
+            !i.report
+                .withheld
+                .iter()
+                .any(|x| x.what == "the host's network")
+        );
+    }
+
+    #[test]
+    fn the_output_passes_hutchs_check() {
+        let w = world(&[], &["Downloads/f", ".cfg/x"]);
+        let i = import_text(
+            &w,
+            "noblacklist ${HOME}/.cfg\nprivate-bin sh,ls\nprivate-etc hosts\nwhitelist /usr/share/zoneinfo\nseccomp\nenv FOO=a$b\nrmenv TZ\nrlimit-nofile 100\n",
+        );
+        let text = i
+            .draft
+            .render(&|p| super::super::macros::to_hutch(p, &w.env));
+        let home = w.home.to_str().unwrap();
+        let host = crate::host::Host::fixed(1000, 1000, &[("HOME", home)], "/");
+        let plan = crate::import::command::check(&text, "t.toml", &host)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e.0.render()));
+        assert_eq!(plan.env.get("FOO").map(String::as_str), Some("a$b"));
+        assert!(text.contains("# private-bin sh,ls (t.profile:2)"), "{text}");
+    }
+}
