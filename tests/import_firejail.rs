@@ -202,6 +202,7 @@ fn violations(view: &View, mounts: &[MountOp], machine_id: bool) -> Vec<String> 
     let mut hidden: Vec<PathBuf> = view.hidden.keys().cloned().collect();
     hidden.extend(view.always_hidden.iter().cloned());
     if machine_id {
+        // firejail replaces it with a random one: the host's must not show.
         hidden.extend(
             ["/etc/machine-id", "/var/lib/dbus/machine-id"]
                 .iter()
@@ -706,4 +707,262 @@ fn imported_profiles_hide_what_firejail_hides() {
         &["gzip", "-kf", dl.join("data.txt").to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+// ---- the view against firejail itself -------------------------------------
+
+/// A firejail sandbox of `profile` running `sleep`, as root (firejail
+/// refuses `nobody`); its files are read through /proc/PID/root.
+struct Firejail {
+    child: std::process::Child,
+    sleeper: u32,
+}
+
+impl Drop for Firejail {
+    fn drop(&mut self) {
+        // Only the sleeper found (never pid 0: that would be our group).
+        if self.sleeper > 1 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.sleeper as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn firejail_sandbox(profile: &Path, tag: u64) -> Result<Firejail, String> {
+    let child = std::process::Command::new("firejail")
+        .arg("--quiet")
+        .arg(format!("--profile={}", profile.display()))
+        .args(["--", "sleep", &tag.to_string()])
+        .env("PATH", PATH)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run firejail: {e}"))?;
+    let mut fj = Firejail { child, sleeper: 0 };
+    let wanted = format!("sleep\0{tag}\0");
+    for _ in 0..200 {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()) {
+                fj.sleeper = pid;
+                return Ok(fj);
+            }
+        }
+        if let Ok(Some(status)) = fj.child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = fj.child.stderr.take().unwrap().read_to_string(&mut err);
+            return Err(format!("firejail exited ({status}): {err}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err("firejail's sandbox did not start in 10 s".into())
+}
+
+/// The first bytes of a file, if it can be read.
+fn head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// `View::visible` is firejail's behaviour, not a model of it: for
+/// profiles written to exercise each rule (noblacklist before and after,
+/// globs matching dotfiles, ignore, whitelist with nowhitelist and globs,
+/// blacklists inside whitelists, private-etc, private-bin) and a sample of
+/// the corpus, every probe file is shown by firejail itself (same content
+/// through /proc/PID/root of its sandbox) exactly when the view says so.
+/// Root only: firejail is setuid and refuses `nobody`.
+#[test]
+fn the_view_agrees_with_firejail_itself() {
+    if !is_root() {
+        skip("firejail is run as root here (it refuses the `nobody` test user)");
+        return;
+    }
+    let Some(profiles) = corpus() else {
+        skip("no firejail profiles in /etc/firejail (install firejail-profiles)");
+        return;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("fjview")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let t = dir.path().canonicalize().unwrap();
+    let r = t.display().to_string();
+    let tree = [
+        "a/keep1",
+        "a/drop",
+        "b/x",
+        "b/y",
+        "c/y",
+        "d/.hidden1",
+        "d/shown",
+        "w/yes/ok",
+        "w/yes/secret",
+        "w/no/f",
+        "w/glob1/f",
+        "w/other/f",
+        "w/link-target/f",
+    ];
+    for f in tree {
+        let p = t.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("content of {f}\n")).unwrap();
+    }
+    let written: Vec<(String, String)> = vec![
+        (
+            "rules".into(),
+            format!(
+                "noblacklist {r}/a/keep*\nblacklist {r}/a/*\nblacklist {r}/b/x\nnoblacklist {r}/b/x\n\
+                 ignore blacklist {r}/c\nblacklist {r}/c/y\nblacklist {r}/d/.hidden*\n"
+            ),
+        ),
+        (
+            "whitelist".into(),
+            format!(
+                "nowhitelist {r}/w/no\nwhitelist {r}/w/yes\nwhitelist {r}/w/no\nwhitelist {r}/w/glob*\n\
+                 blacklist {r}/w/yes/secret\n"
+            ),
+        ),
+        (
+            "private".into(),
+            "private-etc hosts,passwd\nprivate-bin ls,sh,sleep,bash\n".into(),
+        ),
+    ];
+    let mut cases: Vec<PathBuf> = Vec::new();
+    for (name, text) in &written {
+        let p = t.join(format!("{name}.profile"));
+        std::fs::write(&p, text).unwrap();
+        cases.push(p);
+    }
+    let sample = [
+        "gzip",
+        "file",
+        "unzip",
+        "pandoc",
+        "firefox",
+        "vlc",
+        "gimp",
+        "transmission-gtk",
+    ];
+    cases.extend(
+        profiles
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                i % 60 == 0
+                    || sample
+                        .iter()
+                        .any(|s| p.file_stem().is_some_and(|f| f == *s))
+            })
+            .map(|(_, p)| p.clone()),
+    );
+    let system = [
+        "/usr/bin/gcc",
+        "/usr/bin/python3",
+        "/usr/bin/perl",
+        "/usr/bin/dash",
+        "/usr/bin/bash",
+        "/usr/bin/ls",
+        "/usr/bin/cat",
+        "/usr/bin/unzip",
+        "/usr/bin/sudo",
+        "/usr/bin/openssl",
+        "/usr/include/stdio.h",
+        "/etc/hosts",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/fstab",
+        "/var/lib/dpkg/status",
+        "/usr/share/misc/magic.mgc",
+        "/usr/lib/os-release",
+        "/usr/share/zoneinfo/UTC",
+        "/usr/share/doc/bash/copyright",
+    ];
+    let mut probes: Vec<PathBuf> = system
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    probes.extend(tree.iter().map(|f| t.join(f)));
+    let fs = Fs::new();
+    let env = Env::new(PathBuf::from("/root"), 0, PATH, Path::new(CORPUS));
+    let mut mismatches = Vec::new();
+    let (mut compared, mut hidden) = (0, 0);
+    for (n, case) in cases.iter().enumerate() {
+        // As root, firejail starts the program through root's shell: keep the
+        // shells, and add sleep to a private-bin list (read the same way by
+        // both sides).
+        let wrapper = t.join(format!("wrap{n}.profile"));
+        let private_bin = firejail::source::read(case, &env, &fs)
+            .map(|p| p.directives.iter().any(|d| d.split().0 == "private-bin"))
+            .unwrap_or(false);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "ignore include disable-shell.inc\ninclude {}\n{}",
+                case.display(),
+                if private_bin {
+                    "private-bin sleep,bash\n"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .unwrap();
+        let Ok(profile) = firejail::source::read(&wrapper, &env, &fs) else {
+            continue; // firejail refuses it too
+        };
+        let view = View::compute(&profile, &env, &fs);
+        let sandbox = match firejail_sandbox(&wrapper, 7_000_000 + n as u64) {
+            Ok(s) => s,
+            Err(e) if n == 0 => {
+                skip(&format!("firejail cannot run here: {e}"));
+                return;
+            }
+            Err(e) => panic!("{}: {e}", case.display()),
+        };
+        let root = PathBuf::from(format!("/proc/{}/root", sandbox.sleeper));
+        // `hostname` makes firejail rewrite /etc/hosts and /etc/hostname:
+        // shown, with other contents.
+        let hostname = profile.directives.iter().any(|d| d.split().0 == "hostname");
+        for probe in &probes {
+            if hostname && probe.to_string_lossy().starts_with("/etc/host") {
+                continue;
+            }
+            let inside = head(&root.join(probe.strip_prefix("/").unwrap()));
+            let shown = inside.is_some() && inside == head(probe);
+            hidden += usize::from(!shown);
+            if shown != view.visible(probe) {
+                mismatches.push(format!(
+                    "{}: {}: firejail {}, the view {}",
+                    case.display(),
+                    probe.display(),
+                    if shown { "shows it" } else { "hides it" },
+                    if shown { "hides it" } else { "shows it" },
+                ));
+            }
+            compared += 1;
+        }
+        drop(sandbox);
+    }
+    eprintln!(
+        "the view against firejail: {compared} probes in {} profiles ({hidden} hidden by firejail), {} mismatches",
+        cases.len(),
+        mismatches.len()
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    // Both answers occur, many times: the comparison cannot pass vacuously.
+    assert!(
+        hidden > 100 && compared - hidden > 100,
+        "{hidden} of {compared}"
+    );
 }

@@ -69,8 +69,10 @@ struct Builder<'a> {
     withheld: Vec<Withheld>,
     /// The destinations in `mounts`.
     dsts: HashSet<PathBuf>,
-    /// Paths `machine-id` hides.
-    machine_id: Option<usize>,
+    /// Files firejail rewrites for the sandbox (`machine-id`: a random
+    /// machine id; `hostname`: /etc/hostname), which hutch hides instead,
+    /// and the directive of each.
+    replaced: Vec<(&'static str, usize)>,
     pending: table::PendingSet,
 }
 
@@ -86,10 +88,15 @@ fn is_system(path: &Path) -> bool {
 }
 
 pub fn build(profile: &Profile, view: &View, env: &Env, fs: &Fs) -> FsResult {
-    let machine_id = profile
-        .directives
-        .iter()
-        .position(|d| d.text == "machine-id");
+    let position = |k: &str| profile.directives.iter().position(|d| d.split().0 == k);
+    let mut replaced = Vec::new();
+    if let Some(id) = position("machine-id") {
+        replaced.push(("/etc/machine-id", id));
+        replaced.push(("/var/lib/dbus/machine-id", id));
+    }
+    if let Some(id) = position("hostname") {
+        replaced.push(("/etc/hostname", id));
+    }
     let mut b = Builder {
         profile,
         view,
@@ -99,7 +106,7 @@ pub fn build(profile: &Profile, view: &View, env: &Env, fs: &Fs) -> FsResult {
         notes: BTreeMap::new(),
         withheld: Vec::new(),
         dsts: HashSet::new(),
-        machine_id,
+        replaced,
         pending: table::PendingSet::new(
             &env.home.to_string_lossy(),
             &env.runuser().to_string_lossy(),
@@ -153,10 +160,9 @@ impl Builder<'_> {
         true
     }
 
-    fn hidden_by_machine_id(&self, path: &Path) -> bool {
-        self.machine_id.is_some()
-            && (path == Path::new("/etc/machine-id")
-                || path == Path::new("/var/lib/dbus/machine-id"))
+    /// Whether firejail rewrites `path` (hutch hides it instead).
+    fn rewritten(&self, path: &Path) -> bool {
+        self.replaced.iter().any(|(p, _)| path == Path::new(p))
     }
 
     fn pending(&self, path: &Path) -> Option<(Section, &'static str)> {
@@ -247,7 +253,7 @@ impl Builder<'_> {
             let Some(real) = self.fs.realpath(&path) else {
                 continue;
             };
-            if self.hidden_by_machine_id(&path) || !self.view.visible(&path) || self.hidden(&real) {
+            if self.rewritten(&path) || !self.view.visible(&path) || self.hidden(&real) {
                 continue;
             }
             let mut m = Mount::bind(true, real, what.clone()).optional();
@@ -353,7 +359,7 @@ impl Builder<'_> {
             );
             return;
         }
-        if !self.view.visible(path) || self.hidden_by_machine_id(path) {
+        if !self.view.visible(path) || self.rewritten(path) {
             self.note(
                 id,
                 Verdict::Translated,
@@ -755,11 +761,9 @@ impl Builder<'_> {
             .map(|(p, id)| (p.clone(), Some(*id)))
             .chain(self.view.always_hidden.iter().map(|p| (p.clone(), None)))
             .collect();
-        if let Some(id) = self.machine_id {
-            for p in ["/etc/machine-id", "/var/lib/dbus/machine-id"] {
-                if let Some(real) = self.fs.realpath(Path::new(p)) {
-                    hidden.push((real, Some(id)));
-                }
+        for (p, id) in &self.replaced {
+            if let Some(real) = self.fs.realpath(Path::new(p)) {
+                hidden.push((real, Some(*id)));
             }
         }
         hidden.sort();
@@ -802,8 +806,8 @@ impl Builder<'_> {
                         self.push(m);
                     }
                 }
-                // machine-id's verdict is the table's: hidden, not replaced.
-                if let Some(id) = id.filter(|id| Some(*id) != self.machine_id) {
+                // machine-id's and hostname's verdicts are their handlers'.
+                if let Some(id) = id.filter(|id| !self.replaced.iter().any(|(_, r)| r == id)) {
                     self.note(
                         id,
                         Verdict::Translated,

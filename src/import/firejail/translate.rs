@@ -342,7 +342,11 @@ impl Translator<'_> {
             value: arg.to_string(),
             comment: cite(self.profile, id),
         });
-        self.set(id, Verdict::Translated, "the sandbox's hostname");
+        self.set(
+            id,
+            Verdict::Translated,
+            "the sandbox's hostname (firejail also rewrites /etc/hostname; hutch hides it)",
+        );
     }
 
     fn rlimit(&mut self, id: usize, k: &str, arg: &str) {
