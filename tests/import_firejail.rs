@@ -966,3 +966,76 @@ fn the_view_agrees_with_firejail_itself() {
         "{hidden} of {compared}"
     );
 }
+
+// ---- the command line ---------------------------------------------------
+
+/// Errors are one line and write nothing; --report gives a verdict for
+/// every line, with its file and line number.
+#[test]
+fn the_command_reports_each_line_and_fails_cleanly() {
+    let s = Scratch::new();
+    let out = s.path().join("out.toml");
+    let o = s
+        .hutch(&[
+            "import",
+            "firejail",
+            "no-such-profile-x",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    fails_with(&o, 1, "no firejail profile `no-such-profile-x`");
+    assert!(!out.exists());
+    let broken = s.write("broken.profile", "include no-such-file.inc\n");
+    let o = s
+        .hutch(&[
+            "import",
+            "firejail",
+            broken.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    fails_with(&o, 1, "broken.profile:1: cannot read no-such-file.inc");
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(!out.exists());
+    let mine = s.write(
+        "mine.profile",
+        "# mine\ninclude mine.local\nnet none\nnetfilter\nprotocol unix\ndbus-user filter\nblacklist ${HOME}/.ssh\nnosound\n",
+    );
+    let o = s
+        .hutch(&["import", "firejail", mine.to_str().unwrap(), "--report"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    for (line, verdict) in [
+        ("mine.profile:2", "composition"),
+        ("mine.profile:3", "translated"),
+        ("mine.profile:4", "root-only"),
+        ("mine.profile:5", "not translatable"),
+        ("mine.profile:6", "stricter"),
+        ("mine.profile:7", "translated"),
+    ] {
+        let at = err
+            .find(line)
+            .unwrap_or_else(|| panic!("{line} missing:\n{err}"));
+        let next = &err[at..];
+        let shown = next.lines().nth(1).unwrap_or("");
+        assert!(shown.contains(&format!("→ {verdict}")), "{line}: {shown}");
+    }
+    assert!(
+        err.contains(
+            "6 directive lines: 3 translated, 1 stricter, 1 not translatable, 1 root-only"
+        ),
+        "{err}"
+    );
+    // The profile went to stdout and passes the check.
+    let written = s.write("mine.toml", &stdout(&o));
+    ok(&s
+        .hutch(&["check", written.to_str().unwrap()])
+        .output()
+        .unwrap());
+}

@@ -450,9 +450,16 @@ impl Translator<'_> {
         } else {
             None
         };
-        let Some((f, from)) = filter else {
-            return;
-        };
+        if let Some((f, from)) = filter {
+            self.emit_filter(&f, &from, &debuggers);
+        }
+        for id in debuggers {
+            self.set(id, t, "ptrace and process_vm_readv allowed, as firejail does (and it skips disable-devel.inc)");
+        }
+    }
+
+    /// The filter's additions to `[seccomp]`, with the lines they come from.
+    fn emit_filter(&mut self, f: &seccomp::Filter, from: &[usize], debuggers: &[usize]) {
         let comment = from
             .iter()
             .map(|i| cite(self.profile, *i))
@@ -486,9 +493,6 @@ impl Translator<'_> {
                 name: n.clone(),
                 comment: allow_comment.clone(),
             });
-        }
-        for id in debuggers {
-            self.set(id, t, "ptrace and process_vm_readv allowed, as firejail does (and it skips disable-devel.inc)");
         }
     }
 
