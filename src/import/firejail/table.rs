@@ -512,13 +512,13 @@ pub static DEFAULT_GRANTS: &[DefaultGrant] = &[
         why: "",
     },
     DefaultGrant {
-        unless: &["dbus-user none", "nodbus"],
+        unless: &["dbus-user none", "dbus-user filter", "nodbus"],
         section: Some(Desktop),
         what: "the D-Bus session bus",
         why: "",
     },
     DefaultGrant {
-        unless: &["dbus-system none", "nodbus"],
+        unless: &["dbus-system none", "dbus-system filter", "nodbus"],
         section: Some(Desktop),
         what: "the D-Bus system bus",
         why: "",
@@ -635,6 +635,7 @@ pub static PENDING_PATHS: &[(&str, Section, &str)] = &[
     ("${RUNUSER}/pipewire-*", Desktop, "PipeWire"),
     ("/tmp/pulse-*", Desktop, "PulseAudio"),
     ("/tmp/sndio", Desktop, "sndio"),
+    ("${HOME}/.sndio", Desktop, "sndio's cookie"),
     ("${HOME}/.pulse-cookie", Desktop, "PulseAudio's cookie"),
     (
         "${HOME}/.config/pulse/cookie",

@@ -203,6 +203,9 @@ pub struct View {
     /// Whitelist top-level directories, and the first line that made each.
     pub tops: BTreeMap<PathBuf, usize>,
     pub whitelist: Vec<WhitelistItem>,
+    /// Whitelisted paths (no wildcard) missing now, which firejail would
+    /// whitelist once they exist.
+    pub whitelist_missing: Vec<PathBuf>,
     pub whitelist_skips: BTreeMap<usize, Vec<WhitelistSkip>>,
     pub access: Vec<Access>,
     pub privates: Privates,
@@ -389,6 +392,9 @@ impl View {
                         continue;
                     }
                 }
+                if !no && !paths::has_wildcard(&expanded) && !fs.exists(&name) {
+                    self.whitelist_missing.push(name.clone());
+                }
                 skip(self, WhitelistSkip::Missing(name));
                 continue;
             };
@@ -498,7 +504,8 @@ impl View {
         if let Some(top) = self.topdir(path)
             && self.tops.contains_key(&top)
         {
-            let whitelisted = self.whitelist.iter().any(|w| path.starts_with(&w.file));
+            let whitelisted = self.whitelist.iter().any(|w| path.starts_with(&w.file))
+                || self.whitelist_missing.iter().any(|m| path.starts_with(m));
             // Whitelisting something in /run restores /run/user/UID whole.
             let runuser_restored = top == Path::new("/run")
                 && path.starts_with(&self.runuser)
