@@ -769,7 +769,7 @@ impl Builder<'_> {
         hidden.sort();
         hidden.dedup_by(|a, b| a.0 == b.0);
         let mut index = Index::new(&self.mounts);
-        let mut covered: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut covered: HashSet<PathBuf> = HashSet::new();
         for (h, id) in hidden {
             if h.ancestors().any(|a| covered.contains(a)) || is_process_entry(&h) {
                 continue;
@@ -822,22 +822,26 @@ impl Builder<'_> {
     /// Verdicts for the lines that produced no mount of their own.
     fn explain_lines(&mut self) {
         let v = self.view;
+        // The covers: /dev/null binds, and tmpfs over what firejail hides.
+        let covers: HashSet<PathBuf> = self
+            .mounts
+            .iter()
+            .filter(|m| {
+                m.src.as_deref() == Some(Path::new("/dev/null"))
+                    || (m.kind == MountKind::Tmpfs && v.hidden_at(&m.dst))
+            })
+            .map(|m| m.dst.clone())
+            .collect();
         for (id, hits) in &v.blacklist_hits {
             if self.notes.contains_key(id) {
                 continue;
             }
             // Hidden by an earlier line's cover (the same file matched).
             let covered = hits.iter().find_map(|h| match h {
-                view::BlacklistHit::Hidden(real) => self
-                    .mounts
-                    .iter()
-                    .rev()
-                    .find(|m| real.starts_with(&m.dst))
-                    .filter(|m| {
-                        m.src.as_deref() == Some(Path::new("/dev/null"))
-                            || (m.kind == MountKind::Tmpfs && self.view.hidden_at(&m.dst))
-                    })
-                    .map(|m| m.dst.clone()),
+                view::BlacklistHit::Hidden(real) => real
+                    .ancestors()
+                    .find(|a| covers.contains(*a))
+                    .map(Path::to_path_buf),
                 _ => None,
             });
             let why = if hits.is_empty() {
@@ -922,7 +926,8 @@ impl Builder<'_> {
             }
             "noexec" => {
                 let p = macros::expand(arg, self.env).ok().map(|e| paths::clean(&e))?;
-                let shown = self.mounts.iter().any(|m| p.starts_with(&m.dst) || m.dst.starts_with(&p));
+                let shown = p.ancestors().any(|a| self.dsts.contains(a))
+                    || self.dsts.iter().any(|d| d.starts_with(&p));
                 if shown {
                     (Verdict::NotTranslatable, format!("hutch cannot forbid running programs from {}: it has no noexec mounts, and its Landlock rules allow executing what they allow writing", p.display()))
                 } else {

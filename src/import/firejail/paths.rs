@@ -15,11 +15,10 @@ use std::path::{Component, Path, PathBuf};
 /// characters): `*`, `?` and `[...]` never match `/`, a leading dot is
 /// matched by wildcards (no `FNM_PERIOD`), `\` quotes the next byte.
 pub fn fnmatch(pattern: &str, name: &str) -> bool {
-    if !pattern.contains(['*', '?', '[', '\\']) {
-        return pattern == name;
-    }
     // The part before the first wildcard must match as it is.
-    let lit = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    let Some(lit) = first_special(pattern) else {
+        return pattern == name;
+    };
     if !name.starts_with(&pattern[..lit]) {
         return false;
     }
@@ -144,7 +143,7 @@ pub struct PatternSet {
 
 impl PatternSet {
     pub fn insert(&mut self, pattern: String) {
-        match pattern.find(['*', '?', '[', '\\']) {
+        match first_special(&pattern) {
             None => {
                 self.literal.insert(pattern);
             }
@@ -169,7 +168,13 @@ impl PatternSet {
 
 /// Whether `s` has a wildcard `glob(3)` would expand.
 pub fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    s.bytes().any(|b| matches!(b, b'*' | b'?' | b'['))
+}
+
+/// Where the first wildcard or `\\` of a pattern is, if anywhere.
+fn first_special(s: &str) -> Option<usize> {
+    s.bytes()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
 }
 
 /// `/a//b/./c/` → `/a/b/c`, lexically (no `..` handling: firejail refuses
