@@ -32,8 +32,8 @@ pub fn check(text: &str, name: &str, host: &Host) -> Result<plan::Plan, ProfileE
 
 pub fn firejail(args: ImportFirejailArgs) -> i32 {
     let fail = |msg: String| {
-        eprintln!("hutch: {}", sanitize(&msg));
-        1
+        crate::diag::error(msg);
+        crate::exit::FAILED
     };
     let host = Host::current();
     let env = match Env::current(&host) {

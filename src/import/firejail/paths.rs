@@ -411,6 +411,10 @@ mod tests {
     }
 
     /// The C library's fnmatch with FNM_PATHNAME, which firejail calls.
+    #[allow(
+        unsafe_code,
+        reason = "the test's reference is the C library's fnmatch"
+    )]
     fn libc_fnmatch(pattern: &str, name: &str) -> bool {
         let p = std::ffi::CString::new(pattern).unwrap();
         let n = std::ffi::CString::new(name).unwrap();

@@ -190,7 +190,7 @@ impl Report {
             c.root_only,
             c.composition
         );
-        crate::diag::sanitize(&out)
+        crate::diag::sanitize_lines(&out)
     }
 }
 
