@@ -601,6 +601,8 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "Each entry is `[ADDR:]HOST:SANDBOX[/tcp|/udp]`, like `docker -p`: the host's port HOST, on ADDR (127.0.0.1 unless given; an IPv6 address in brackets), reaches port SANDBOX inside (pasta's `-t`/`-u`). A host port already in use fails the launch with pasta's message. Needs pasta.",
         example: r#"["8080:80", "127.0.0.1:5353:53/udp"]"#,
+        // `plan::network::parse_publish`; the IPv6 address is checked loosely.
+        constraint: r#"{"items": {"pattern": "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}:|\\[[0-9A-Fa-f:.]+\\]:)?([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/(tcp|udp))?$"}}"#,
         ..Doc::new(
             "network.publish",
             "Host ports forwarded into the sandbox (mode \"user\").",
