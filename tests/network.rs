@@ -405,3 +405,107 @@ fn egress_refuses_private_ranges_by_default_and_allow_opens_them() {
     let out = run("deny.toml", "mode = \"user\"\ndeny = [\"203.0.113.0/24\"]");
     assert_eq!(field(&out, "internet"), "ECONNREFUSED", "{out}");
 }
+
+#[test]
+fn dns_works_where_the_hosts_resolv_conf_is_a_symlink_and_the_host_file_stays_hidden() {
+    let Some(outer) = Outer::new() else { return };
+    // As on a systemd-resolved host: /etc/resolv.conf is a symlink into a
+    // directory the sandbox does not see. /etc is rebuilt on a tmpfs from
+    // binds of the original entries, with that symlink among them.
+    let o = outer.sh("mkdir -p resolved etc-orig\n\
+         printf '# the-hosts-own-file\\nnameserver 203.0.113.10\\n' > resolved/stub-resolv.conf\n\
+         mount --bind /etc etc-orig\n\
+         mount -t tmpfs -o mode=0755 tmpfs /etc\n\
+         for e in etc-orig/* etc-orig/.[!.]*; do\n\
+           n=${e#etc-orig/}\n\
+           [ -e \"$e\" ] || [ -L \"$e\" ] || continue\n\
+           [ \"$n\" = resolv.conf ] && continue\n\
+           if [ -L \"$e\" ]; then ln -s \"$(readlink \"$e\")\" \"/etc/$n\"\n\
+           elif [ -d \"$e\" ]; then mkdir \"/etc/$n\" && mount --rbind \"$e\" \"/etc/$n\"\n\
+           else touch \"/etc/$n\" && mount --bind \"$e\" \"/etc/$n\"; fi\n\
+         done\n\
+         ln -s \"$PWD/resolved/stub-resolv.conf\" /etc/resolv.conf\n\
+         echo \"link: $(readlink /etc/resolv.conf)\"\n");
+    assert!(field(&ok(&o), "link").ends_with("/resolved/stub-resolv.conf"));
+    outer.file(
+        "inside.sh",
+        "echo \"dns: $(getent hosts 203-0-113-10.hutch.test)\"\n\
+         echo \"resolv: $(grep -v '^#' /etc/resolv.conf)\"\n\
+         echo \"stub: $(cat resolved/stub-resolv.conf 2>&1 | grep -c the-hosts-own-file)\"\n",
+    );
+    let user = outer.profile("user.toml", "mode = \"user\"");
+    let out = ok(&outer.sh(&format!("$HUTCH run --profile {user} -- sh inside.sh")));
+    assert!(field(&out, "dns").starts_with("203.0.113.10"), "{out}");
+    assert_eq!(field(&out, "resolv"), "nameserver 169.254.1.1", "{out}");
+    // The scratch directory is bound, so the host's file is there to read
+    // by its own path; through /etc/resolv.conf it is not.
+    assert_eq!(field(&out, "stub"), "1", "{out}");
+
+    // The negative control: in mode none the symlink is the host's, and
+    // leads to the host's file.
+    let none = outer.profile("none.toml", "mode = \"none\"");
+    outer.file(
+        "inside-none.sh",
+        "echo \"resolv: $(grep -c the-hosts-own-file /etc/resolv.conf)\"\n",
+    );
+    let out = ok(&outer.sh(&format!("$HUTCH run --profile {none} -- sh inside-none.sh")));
+    assert_eq!(field(&out, "resolv"), "1", "{out}");
+}
+
+#[test]
+fn without_pasta_slirp4netns_connects_the_sandbox_unless_the_profile_forwards_ports() {
+    let Some(outer) = Outer::new() else { return };
+    if !Path::new("/usr/bin/slirp4netns").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs slirp4netns");
+        skip("slirp4netns is not installed");
+        return;
+    }
+    // A PATH with slirp4netns and without pasta.
+    let o = outer.sh(
+        "mkdir -p nopasta && ln -sf /usr/bin/slirp4netns nopasta/slirp4netns && echo made: yes",
+    );
+    assert_eq!(field(&ok(&o), "made"), "yes");
+    outer.file(
+        "inside.sh",
+        "export PATH=/usr/bin:/bin\n\
+         echo \"addr: $(ip -o -4 addr show scope global)\"\n\
+         echo \"tcp: $($PROBE tcp 203.0.113.10 8080)\"\n\
+         echo \"udp: $($PROBE udp 203.0.113.10 8081)\"\n\
+         echo \"dns: $(getent hosts 203-0-113-10.hutch.test)\"\n\
+         echo \"resolv: $(grep -v '^#' /etc/resolv.conf)\"\n\
+         echo \"lan: $($PROBE tcp 10.77.0.10 8080)\"\n\
+         echo \"host-lo: $($PROBE tcp 10.0.2.2 9090)\"\n\
+",
+    );
+    let user = outer.profile("user.toml", "mode = \"user\"");
+    let o = outer.sh(&format!(
+        "PATH=$PWD/nopasta $HUTCH run --profile {user} -- /bin/sh inside.sh"
+    ));
+    let out = ok(&o);
+    assert!(field(&out, "addr").contains("10.0.2.100/24"), "{out}");
+    assert_eq!(field(&out, "tcp"), "hello-internet", "{out}");
+    assert_eq!(field(&out, "udp"), "udp-internet", "{out}");
+    assert!(field(&out, "dns").starts_with("203.0.113.10"), "{out}");
+    assert_eq!(field(&out, "resolv"), "nameserver 10.0.2.3", "{out}");
+    // The egress rules hold with it too, and its host-loopback address is off.
+    assert_eq!(field(&out, "lan"), "ECONNREFUSED", "{out}");
+    assert_ne!(field(&out, "host-lo"), "hello-host-loopback", "{out}");
+    // The negative control for the last: opened, the gateway reaches the
+    // host's loopback.
+    let open = outer.profile(
+        "open.toml",
+        "mode = \"user\"\nhost_loopback = true\nallow = [\"10.0.2.2/32\"]",
+    );
+    let out = ok(&outer.sh(&format!(
+        "PATH=$PWD/nopasta $HUTCH run --profile {open} -- /bin/sh inside.sh"
+    )));
+    assert_eq!(field(&out, "host-lo"), "hello-host-loopback", "{out}");
+
+    // What it cannot honour: single forwarded ports. Refused, naming pasta.
+    let ports = outer.profile("ports.toml", "mode = \"user\"\nhost_ports = [9090]");
+    let o = outer.sh(&format!(
+        "PATH=$PWD/nopasta $HUTCH run --profile {ports} -- /bin/true"
+    ));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("`passt`"), "{}", stderr(&o));
+}
