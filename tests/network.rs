@@ -509,3 +509,67 @@ fn without_pasta_slirp4netns_connects_the_sandbox_unless_the_profile_forwards_po
     assert!(!o.status.success());
     assert!(stderr(&o).contains("`passt`"), "{}", stderr(&o));
 }
+
+#[test]
+fn doctor_tries_pasta_and_slirp4netns_for_real() {
+    let Some(outer) = Outer::new() else { return };
+    let line = |out: &str, name: &str| -> String {
+        out.lines()
+            .find(|l| {
+                l.get(5..)
+                    .is_some_and(|r| r.starts_with(&format!("{name} ")))
+            })
+            .unwrap_or_else(|| panic!("no `{name}` line in:\n{out}"))
+            .to_string()
+    };
+    let out = ok(&outer.sh("$HUTCH doctor; true"));
+    for name in ["pasta", "slirp4netns", "/dev/net/tun"] {
+        assert!(line(&out, name).starts_with("ok "), "{out}");
+    }
+    assert!(line(&out, "pasta").contains("TCP round trip"), "{out}");
+
+    // Missing: the package is named. A program that does not connect: its
+    // failure is reported, with what it said.
+    let o = outer.sh(
+        "mkdir -p fake && printf '#!/bin/sh\\necho cannot do it >&2\\nexit 1\\n' > fake/pasta && chmod 755 fake/pasta\n\
+         ln -sf /usr/bin/slirp4netns fake/slirp4netns\n\
+         PATH=/nonexistent $HUTCH doctor > missing.txt; PATH=$PWD/fake $HUTCH doctor; true",
+    );
+    let out = ok(&o);
+    let pasta = line(&out, "pasta");
+    assert!(
+        pasta.starts_with("WARN") && pasta.contains("cannot do it"),
+        "{out}"
+    );
+    assert!(line(&out, "slirp4netns").starts_with("ok "), "{out}");
+    let missing = std::fs::read_to_string(outer.scratch.path().join("missing.txt")).unwrap();
+    let pasta = line(&missing, "pasta");
+    assert!(
+        pasta.starts_with("WARN") && pasta.contains("not installed"),
+        "{missing}"
+    );
+    assert!(missing.contains("`passt`"), "{missing}");
+}
+
+#[test]
+fn host_mode_is_warned_by_explain_and_by_each_run() {
+    let s = Scratch::new();
+    s.write(
+        "host.toml",
+        "version = 1\nextends = [\"cli\"]\n[network]\nmode = \"host\"\n",
+    );
+    s.write("none.toml", "version = 1\nextends = [\"cli\"]\n");
+    let warning =
+        "the host's network is shared: services on the host's localhost, its abstract unix sockets";
+    let o = s.run(&["--explain", "--profile", "./host.toml"], &["true"]);
+    assert!(ok(&o).contains(warning), "{}", stdout(&o));
+    let o = s.run(&["-v", "--profile", "./host.toml"], &["true"]);
+    ok(&o);
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    // The negative control: the default network says nothing of the kind.
+    let o = s.run(&["--explain", "--profile", "./none.toml"], &["true"]);
+    assert!(!ok(&o).contains("host's network"), "{}", stdout(&o));
+    let o = s.run(&["-v", "--profile", "./none.toml"], &["true"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("host's network"), "{}", stderr(&o));
+}

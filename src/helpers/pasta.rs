@@ -39,6 +39,11 @@ pub fn argv(plan: &UserNetwork, pid: libc::pid_t) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
+    // Started by root, pasta switches to nobody, who cannot join the
+    // sandbox's user namespace (owned by root): it stays what it is.
+    if nix::unistd::geteuid().is_root() {
+        argv.extend(["--runas".into(), "0".into()]);
+    }
     if !plan.host_loopback {
         argv.push("--no-map-gw".into());
     }

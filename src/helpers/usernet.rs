@@ -388,6 +388,118 @@ pub fn base_program(argv: &[String], stderr: &OwnedFd) -> Result<Program, Errno>
         .pass_fd(stderr, 2))
 }
 
+/// `hutch doctor`'s trial of a backend: a child in new user and network
+/// namespaces, connected by the program as a sandbox would be (this
+/// helper, its readiness and lifecycle), sends a byte to a TCP listener on
+/// the host's loopback and reads it back: through pasta's `-T` forward, or
+/// slirp4netns's gateway 10.0.2.2. Nothing leaves the machine.
+pub fn probe(backend: Backend, program: &std::path::Path) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, TcpListener};
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("cannot listen on the host's loopback: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let (target, host_loopback, host_ports) = match backend {
+        Backend::Pasta => (
+            Ipv4Addr::LOCALHOST,
+            false,
+            vec![crate::plan::network::HostForward {
+                proto: crate::plan::network::Proto::Tcp,
+                port,
+                from: "hutch doctor".into(),
+            }],
+        ),
+        Backend::Slirp4netns => (Ipv4Addr::new(10, 0, 2, 2), true, Vec::new()),
+    };
+    let plan = UserNetwork {
+        backend,
+        program: program.to_path_buf(),
+        host_loopback,
+        host_ports,
+        publish: Vec::new(),
+        dns: None,
+        egress: Vec::new(),
+    };
+    let (go_r, go_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| e.desc().to_string())?;
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNET) as u64;
+    let pid = crate::sys::clone_fork(flags, None)
+        .map_err(|e| format!("cannot make user and network namespaces: {}", e.desc()))?;
+    if pid == 0 {
+        // The child: waits for the word, then the round trip. Exit status 0:
+        // the byte came back; 2: no word; 3: connect failed; 4: no echo.
+        drop(go_w);
+        let mut b = [0u8; 1];
+        if !matches!(nix::unistd::read(&go_r, &mut b), Ok(1)) {
+            crate::sys::exit_now(2);
+        }
+        let Ok(mut s) = std::net::TcpStream::connect((target, port)) else {
+            crate::sys::exit_now(3);
+        };
+        let mut back = [0u8; 1];
+        let ok = s.write_all(b"h").is_ok() && s.read_exact(&mut back).is_ok() && back == *b"h";
+        crate::sys::exit_now(if ok { 0 } else { 4 });
+    }
+    drop(go_r);
+    let mut net = UserNet::new(&plan);
+    net.id_maps = Some((
+        format!("{uid} {uid} 1\n").into(),
+        format!("{gid} {gid} 1\n").into(),
+    ));
+    let started = net
+        .start(&Started {
+            pid,
+            in_cgroup: false,
+        })
+        .and_then(|()| net.ready());
+    let result = started.map_err(|e| e.to_string()).and_then(|()| {
+        nix::unistd::write(&go_w, b"g").map_err(|e| e.desc().to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if Instant::now() > deadline {
+                        return Err(format!("no connection came through {}", backend.name()));
+                    }
+                    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut fds, PollTimeout::from(100u8));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut b = [0u8; 1];
+        conn.read_exact(&mut b)
+            .and_then(|()| conn.write_all(&b))
+            .map_err(|e| format!("the connection through {} broke: {e}", backend.name()))
+    });
+    drop(go_w);
+    let status = loop {
+        match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Err(Errno::EINTR) => continue,
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break Some(code),
+            _ => break None,
+        }
+    };
+    net.finish(0);
+    result?;
+    match status {
+        Some(0) => Ok(()),
+        Some(3) => Err(format!(
+            "the namespace could not connect to the host through {}",
+            backend.name()
+        )),
+        _ => Err(format!(
+            "the byte sent through {} did not come back",
+            backend.name()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
