@@ -573,3 +573,26 @@ fn host_mode_is_warned_by_explain_and_by_each_run() {
     ok(&o);
     assert!(!stderr(&o).contains("host's network"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_shipped_curl_profile_fetches_from_the_internet_and_not_from_the_lan() {
+    let Some(outer) = Outer::new() else { return };
+    let o = outer.sh(
+        "alias curl=\"$HUTCH run --profile curl curl\"\n\
+         echo \"internet: $(curl -sS --max-time 10 http://203-0-113-10.hutch.test:8080/ 2>&1)\"\n\
+         echo \"saved: $(curl -sS --max-time 10 -o page.txt http://203.0.113.10:8080/ 2>&1; cat page.txt)\"\n\
+         echo \"lan: $(curl -sS --max-time 10 http://10.77.0.10:8080/ 2>&1)\"\n\
+         echo \"host-lo: $(curl -sS --max-time 10 http://127.0.0.1:9090/ 2>&1)\"\n\
+         echo \"cli: $($HUTCH run --profile cli curl -sS --max-time 10 http://203.0.113.10:8080/ 2>&1)\"\n",
+    );
+    let out = ok(&o);
+    assert_eq!(field(&out, "internet"), "hello-internet", "{out}");
+    assert_eq!(field(&out, "saved"), "hello-internet", "{out}");
+    assert!(field(&out, "lan").contains("Failed to connect"), "{out}");
+    assert!(
+        field(&out, "host-lo").contains("Failed to connect"),
+        "{out}"
+    );
+    // The negative control: `cli` has no network.
+    assert!(field(&out, "cli").contains("Failed to connect"), "{out}");
+}

@@ -27,7 +27,7 @@ pub const CWD: &str = "/home/u/project";
 pub const LANDLOCK_ABI: u32 = 7;
 
 /// A machine whose root is `root`: merged /usr (bin, sbin, lib, lib64 are
-/// symlinks into it; no lib32), /etc, user `u`'s home with a project
+/// symlinks into it; no lib32) with an empty /usr/bin/pasta, /etc, user `u`'s home with a project
 /// directory, the two layers of an image, and `profiles/`, the only
 /// directory of the profile search path (empty unless a test writes there).
 pub struct Machine {
@@ -71,6 +71,13 @@ impl Machine {
             if std::fs::symlink_metadata(root.join(link)).is_err() {
                 symlink(target, root.join(link)).unwrap();
             }
+        }
+        // pasta, so that `[network] mode = "user"` plans (never run here).
+        let pasta = root.join("usr/bin/pasta");
+        if !pasta.exists() {
+            std::fs::write(&pasta, "").unwrap();
+            std::fs::set_permissions(&pasta, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
         }
         for (layer, file, text) in [
             ("layers/1/etc", "passwd", "root:x:0:0:root:/root:/bin/sh\n"),
