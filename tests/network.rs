@@ -596,3 +596,41 @@ fn the_shipped_curl_profile_fetches_from_the_internet_and_not_from_the_lan() {
     // The negative control: `cli` has no network.
     assert!(field(&out, "cli").contains("Failed to connect"), "{out}");
 }
+
+#[test]
+fn ps_shows_the_network_and_exec_joins_it() {
+    let Some(outer) = Outer::new() else { return };
+    let profile = outer.profile(
+        "publish.toml",
+        "mode = \"user\"\npublish = [\"8080:8000\"]\nhost_ports = [9090]",
+    );
+    outer.file(
+        "serve.sh",
+        "exec $PROBE serve-tcp 0.0.0.0 8000 hello-sandbox\n",
+    );
+    let o = outer.sh(&format!(
+        "$HUTCH run --name netbox --profile {profile} -- sh serve.sh > /dev/null 2> run.err &\n\
+         hutch=$!\n\
+         echo \"tcp: $($PROBE tcp 127.0.0.1 8080 20)\"\n\
+         echo \"ps: $($HUTCH ps --json | tr -d '\\n ')\"\n\
+         echo \"exec-addr: $($HUTCH exec netbox ip -o -4 addr show scope global)\"\n\
+         echo \"exec-lo: $($HUTCH exec netbox $PROBE tcp 127.0.0.1 8000)\"\n\
+         echo \"exec-host: $($HUTCH exec netbox $PROBE tcp 127.0.0.1 9090)\"\n\
+         kill $hutch; wait $hutch; true\n"
+    ));
+    let out = ok(&o);
+    assert_eq!(field(&out, "tcp"), "hello-sandbox", "{out}");
+    let ps = field(&out, "ps");
+    assert!(
+        ps.contains(r#""network":{"mode":"user","backend":"pasta","publish":["127.0.0.1:8080->8000/tcp"],"host_ports":["9090/tcp"],"host_loopback":false"#),
+        "{ps}"
+    );
+    // exec joins the sandbox's network: its address, its own loopback
+    // service, and the host port the profile opened.
+    assert!(
+        field(&out, "exec-addr").contains("198.51.100.2/24"),
+        "{out}"
+    );
+    assert_eq!(field(&out, "exec-lo"), "hello-sandbox", "{out}");
+    assert_eq!(field(&out, "exec-host"), "hello-host-loopback", "{out}");
+}
