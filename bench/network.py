@@ -143,18 +143,19 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-def pasta_start(n):
+def pasta_start(n, userns=False):
     """pasta's own start (spawn to PID file, against a fresh namespace),
     and its end (SIGKILL to reaped: the kernel removes its tap device)."""
     times, teardown = [], []
     for _ in range(n):
-        holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+        holder = subprocess.Popen(["unshare", "-Urn" if userns else "-n", "sleep", "60"])
         while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
             time.sleep(0.001)
         t = time.perf_counter()
         p = subprocess.Popen(
             ["pasta", "--config-net", "--foreground", "--quiet", "--pid", "/proc/self/fd/1",
-             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw",
+             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw", *(
+                 ["--userns", f"/proc/{holder.pid}/ns/user"] if userns else []),
              "-t", "none", "-u", "none", "-T", "none", "-U", "none"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )
@@ -288,6 +289,9 @@ def measure(hutch, work, inet_pid):
     ps, pe = pasta_start(RUNS)
     line("pasta --config-net, start, median", f"{statistics.median(ps) * 1e3:.2f}", "ms", f"p95 {pct(ps, 0.95) * 1e3:.2f} ms")
     line("pasta, SIGKILL → reaped, median", f"{statistics.median(pe) * 1e3:.2f}", "ms", f"p95 {pct(pe, 0.95) * 1e3:.2f} ms")
+    ps, pe = pasta_start(RUNS, userns=True)
+    line("same, joining a new user namespace (--userns)", f"{statistics.median(ps) * 1e3:.2f}", "ms",
+         f"p95 {pct(ps, 0.95) * 1e3:.2f} ms (what hutch does)")
 
     print(f"\n== launch: hutch run --profile P -- /bin/true ({RUNS} interleaved rounds) ==")
     rows = [("mode none", none), ("mode user, pasta, egress rules", pasta),
