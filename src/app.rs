@@ -111,6 +111,9 @@ fn run(args: RunArgs) -> i32 {
     }
     if args.verbose {
         eprintln!("{}", plan::explain::enforced_summary(&plan));
+        for s in &plan.skipped {
+            eprintln!("hutch: skipped: {}", crate::diag::sanitize(s));
+        }
     } else {
         for n in &plan.security.landlock.not_enforced {
             eprintln!("hutch: warning: not enforced: {n}");

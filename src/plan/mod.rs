@@ -9,6 +9,7 @@ pub mod explain;
 pub mod exposure;
 pub mod limits;
 pub mod mounts;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
@@ -140,14 +141,17 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let image = rooted.image.as_ref();
     let id_map = plan_id_map(ns.plan.user, identity.as_ref(), host, image);
     let hostname = plan_hostname(profile, ns.plan.uts)?;
-    let mut mount_plan = plan_all_mounts(profile, host, &ns, rooted.root.as_ref())?;
+    let (mut mount_plan, workdir) = plan_all_mounts(profile, host, &ns, rooted.root.as_ref())?;
 
     // An image's environment comes between hutch's defaults and the profile's.
     let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
     let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
     let env = env::plan_env(profile, host, &image_env)?;
     let argv = plan_argv(profile, request, image)?;
-    let cwd = plan_cwd(profile, host, image, &mut mount_plan.ops)?;
+    let cwd = match workdir {
+        Some(dir) => dir,
+        None => plan_cwd(profile, host, image, &mut mount_plan.ops)?,
+    };
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
@@ -294,15 +298,26 @@ fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, Profile
     })
 }
 
-/// The `[[mount]]` entries, then the volumes, then the masks over hutch's
-/// own state; all of which (and a `root`) need the mount namespace.
+/// The `[[mount]]` entries, the working directory (`workdir`), the volumes,
+/// then the `[protect]` masks and the masks over hutch's own state; all of
+/// which (and a `root`) need the mount namespace. Also the working
+/// directory when `workdir` bound it (the payload starts there).
 fn plan_all_mounts(
     profile: &Profile,
     host: &Host,
     ns: &Namespaces<'_>,
     root: Option<&RootPlan>,
-) -> Result<mounts::MountPlan, ProfileError> {
+) -> Result<(mounts::MountPlan, Option<PathBuf>), ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
+    let mut workdir = None;
+    match protect::plan_workdir(profile, host)? {
+        Some(protect::WorkdirPlan::Bound(bind)) => {
+            workdir = Some(bind.op.dst().to_path_buf());
+            mount_plan.ops.push(bind);
+        }
+        Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
+        None => {}
+    }
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !ns.plan.mount && !volume_ops.is_empty() {
         return Err(ns.mount_needed(
@@ -311,6 +326,8 @@ fn plan_all_mounts(
         ));
     }
     mount_plan.ops.extend(volume_ops);
+    let protected = protect::protect_masks(profile, host, &mount_plan.ops)?;
+    mount_plan.ops.extend(protected);
     // A root directory above hutch's state shows it at `/`: masked too.
     let at_root = root.map(RootPlan::host_dirs_at_root).unwrap_or_default();
     let masks = mounts::state_masks(&mount_plan.ops, &at_root, host);
@@ -327,7 +344,7 @@ fn plan_all_mounts(
             "remove `namespaces.mount = false`, or `root`/`image`",
         ));
     }
-    Ok(mount_plan)
+    Ok((mount_plan, workdir))
 }
 
 /// The command: the image's (unless the profile has one), the command

@@ -21,6 +21,10 @@ pub static BUILTIN: &[(&str, &str)] = &[
         "base/system",
         include_str!("../../profiles/base/system.toml"),
     ),
+    (
+        "base/sensitive",
+        include_str!("../../profiles/base/sensitive.toml"),
+    ),
 ];
 
 /// The profiles in the search directory `dir`, as (name, path): names

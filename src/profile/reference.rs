@@ -98,6 +98,61 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("cwd", "The working directory inside the sandbox.")
     },
     Doc {
+        details: "`\"read-only\"` binds it read-only (writes fail with EROFS); `\"read-write\"` lets the program change it. Either way the payload starts there, whatever `cwd` says. A directory that holds the user's whole world is never bound: the home directory or one above it, `/`, /tmp, /var/tmp, /dev/shm, /run and the runtime directory or one above them, anything in /proc, /sys, /dev or /run, and the socket directories in /tmp (`.X11-unix`, `tmux-*`, `ssh-*`): `\"read-only\"` then leaves it out and the payload starts in `cwd` (`--explain` and `-v` say why), `\"read-write\"` refuses to run. `[protect]` applies to the bind.",
+        default: "\"none\"",
+        default_value: Some("\"none\""),
+        example: r#""read-only""#,
+        values: &[
+            ("none", "the working directory is not bound"),
+            (
+                "read-only",
+                "bound read-only; left out where it holds the user's whole world",
+            ),
+            (
+                "read-write",
+                "bound writable; refused where it holds the user's whole world",
+            ),
+        ],
+        ..Doc::new(
+            "workdir",
+            "Bind the caller's working directory at its own path and start there.",
+        )
+    },
+    Doc {
+        details: "Applies to every bind of the sandbox: the profile's `[[mount]]` entries, `workdir` and binds given on the command line. Each list is unioned over the layers; an entry `!PATH` drops one a lower layer added. Paths missing on the host are skipped; nothing is created for them. The shipped `base/sensitive` fills the lists, and every shipped profile that binds anything of the home extends it.",
+        ..Doc::new(
+            "protect",
+            "What a bind must not show, or must show read-only.",
+        )
+    },
+    Doc {
+        details: "Wherever a bind shows one of these host paths (it is the bind's source or below it), an empty, inaccessible tmpfs covers a directory and /dev/null, which cannot be opened, covers anything else. A bind of something inside a hidden path is refused. Variables are expanded (see VARIABLES).",
+        example: r#"["${HOME}/.ssh", "${HOME}/.aws", "!${HOME}/.gnupg"]"#,
+        constraint: r##"{"items": {"$ref": "#/definitions/text"}}"##,
+        ..Doc::new(
+            "protect.hide",
+            "Host paths hidden wherever a bind would show them.",
+        )
+    },
+    Doc {
+        details: "Wherever a writable bind shows one of these host paths, it is bound again over itself read-only; a writable bind of something inside one becomes read-only. Read-only binds are left as they are. Variables are expanded (see VARIABLES).",
+        example: r#"["${HOME}/.bashrc", "${HOME}/.config/autostart"]"#,
+        constraint: r##"{"items": {"$ref": "#/definitions/text"}}"##,
+        ..Doc::new(
+            "protect.read_only",
+            "Host paths made read-only wherever a writable bind would show them.",
+        )
+    },
+    Doc {
+        details: "Relative paths without `.` or `..`: for every writable bind of a directory, the path below its top is bound read-only over itself where it exists (a symlink is left alone). `!PATH` drops an inherited entry.",
+        example: r#"[".git/config", ".git/hooks"]"#,
+        constraint: r#"{"items": {"pattern": "^!?[^/]"}}"#,
+        ..Doc::new(
+            "protect.read_only_in_binds",
+            "Paths below the top of every writable bind made read-only (a repository's hooks).",
+        )
+    },
+    Doc {
         details: "Needs the uts namespace. At most 64 letters, digits, `-` and `.`.",
         default: "\"hutch\"",
         default_value: Some("\"hutch\""),
