@@ -97,9 +97,6 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
                     "is your home directory (ssh keys, shell startup files, every project)".into(),
                 );
             }
-            if dirs.iter().any(|d| h.starts_with(d)) {
-                return Some(format!("holds your home directory {}", home.display()));
-            }
         }
     }
     let runtime = host.runtime_dir();
@@ -114,6 +111,13 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
                 s.display()
             ));
         }
+    }
+    if let Some(home) = host.home()
+        && forms(home)
+            .iter()
+            .any(|h| dirs.iter().any(|d| h.starts_with(d)))
+    {
+        return Some(format!("holds your home directory {}", home.display()));
     }
     for t in SYSTEM_TREES {
         if dirs.iter().any(|d| d.starts_with(t)) {
@@ -250,9 +254,6 @@ pub fn protect_masks(
             _ => None,
         })
         .collect();
-    if binds.is_empty() {
-        return Ok(Vec::new());
-    }
     let hide = collect(profile, host, "protect.hide", |p| p.hide.as_ref(), false)?;
     let read_only = collect(
         profile,
@@ -268,6 +269,10 @@ pub fn protect_masks(
         |p| p.read_only_in_binds.as_ref(),
         true,
     )?;
+    // The lists are checked above even without a bind (`hutch check`).
+    if binds.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut out: Vec<PlannedMount> = Vec::new();
     for entry in &hide {
         hide_entry(entry, &binds, ops, &mut out)?;
