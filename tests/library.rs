@@ -123,7 +123,12 @@ fn every_hidden_path_is_unreadable_through_a_bind_of_the_home() {
     let masked = verdicts(&probe(&s, &home_profile(&s, true), &files, false));
     let bare = verdicts(&probe(&s, &home_profile(&s, false), &files, false));
     for (i, f) in files.iter().enumerate() {
-        assert_eq!(masked[i], format!("{} unreadable", f.display()), "{}", list[i]);
+        assert_eq!(
+            masked[i],
+            format!("{} unreadable", f.display()),
+            "{}",
+            list[i]
+        );
         // Negative control: without base/sensitive the same bind shows it.
         assert_eq!(bare[i], format!("{} readable", f.display()), "{}", list[i]);
     }
@@ -173,7 +178,10 @@ fn a_symlinked_credential_store_is_hidden_at_both_names() {
     let through_link = home.join(".ssh/secret");
     let files = [through_link, real];
     let masked = verdicts(&probe(&s, &home_profile(&s, true), &files, false));
-    assert!(masked.iter().all(|l| l.ends_with(" unreadable")), "{masked:?}");
+    assert!(
+        masked.iter().all(|l| l.ends_with(" unreadable")),
+        "{masked:?}"
+    );
     let bare = verdicts(&probe(&s, &home_profile(&s, false), &files, false));
     assert!(bare.iter().all(|l| l.ends_with(" readable")), "{bare:?}");
 }
@@ -204,7 +212,11 @@ fn cli_refuses_the_home_directory_and_the_directories_above_it() {
     let s = Scratch::new();
     fails_with(&cli_from(&s, &s.home()), 125, "is your home directory");
     fails_with(&cli_from(&s, Path::new("/")), 125, "is `/`");
-    fails_with(&cli_from(&s, Path::new("/tmp")), 125, "/tmp holds /tmp, where tmux");
+    fails_with(
+        &cli_from(&s, Path::new("/tmp")),
+        125,
+        "/tmp holds /tmp, where tmux",
+    );
     // Negative control: an ordinary directory (the scratch dir) runs.
     ok(&cli_from(&s, s.path()));
 }
@@ -231,7 +243,11 @@ fn default_reads_the_working_directory_and_cannot_write_it() {
     assert_eq!(ok(&out), "hello\n");
     let out = s.run(&[], &["sh", "-c", "echo x > new.txt"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!s.path().join("new.txt").exists());
     // Negative control: `cli` binds it writable and the same write lands.
     ok(&s.run(&["--profile", "cli"], &["sh", "-c", "echo x > new.txt"]));
@@ -280,7 +296,10 @@ fn a_bound_repositorys_config_and_hooks_are_read_only() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(std::fs::read_to_string(repo.join(".git/config")).unwrap(), "[core]\n");
+    assert_eq!(
+        std::fs::read_to_string(repo.join(".git/config")).unwrap(),
+        "[core]\n"
+    );
     assert!(!repo.join(".git/hooks/pre-commit").exists());
     assert!(repo.join("file").exists() && repo.join(".git/HEAD.new").exists());
     // Negative control: the same writes land once the entries are dropped.

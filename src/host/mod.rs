@@ -137,6 +137,15 @@ impl Host {
         }
     }
 
+    /// The host path of `fs`, a path on this host's filesystem (the
+    /// inverse of [`Host::fs_path`]); `None` if it lies outside the tree.
+    pub fn host_path(&self, fs: &Path) -> Option<PathBuf> {
+        match &self.fs_root {
+            Some(root) => fs.strip_prefix(root).ok().map(|r| Path::new("/").join(r)),
+            None => Some(fs.to_path_buf()),
+        }
+    }
+
     /// The cgroup layout, D-Bus socket and delegation (probed on first use:
     /// only profiles with `[limits]` pay for it).
     pub fn cgroups(&self) -> &cgroups::CgroupHost {

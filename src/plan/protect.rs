@@ -89,9 +89,9 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
     if dir == Path::new("/") {
         return Some("is `/`, the whole system and every home directory".into());
     }
-    let dirs = forms(dir);
+    let dirs = forms(dir, host);
     if let Some(home) = host.home() {
-        for h in forms(home) {
+        for h in forms(home, host) {
             if dirs.iter().any(|d| *d == h) {
                 return Some(
                     "is your home directory (ssh keys, shell startup files, every project)".into(),
@@ -113,7 +113,7 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
         }
     }
     if let Some(home) = host.home()
-        && forms(home)
+        && forms(home, host)
             .iter()
             .any(|h| dirs.iter().any(|d| h.starts_with(d)))
     {
@@ -143,15 +143,26 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
     None
 }
 
-/// Both spellings of a path: as written and with symlinks resolved.
-fn forms(p: &Path) -> Vec<PathBuf> {
+/// Both spellings of a host path: as written and with symlinks resolved
+/// (looked up on the host's filesystem, see [`Host::fs_path`]).
+fn forms(p: &Path, host: &Host) -> Vec<PathBuf> {
     let mut v = vec![p.to_path_buf()];
-    if let Ok(c) = std::fs::canonicalize(p)
+    if let Some(c) = std::fs::canonicalize(host.fs_path(p))
+        .ok()
+        .and_then(|c| host.host_path(&c))
         && c != p
     {
         v.push(c);
     }
     v
+}
+
+/// Whether host path `p` exists on the host, and is a symlink; a
+/// directory.
+fn lookup(p: &Path, host: &Host) -> Option<(bool, bool)> {
+    let m = std::fs::symlink_metadata(host.fs_path(p)).ok()?;
+    let is_dir = m.is_dir() || std::fs::metadata(host.fs_path(p)).is_ok_and(|m| m.is_dir());
+    Some((m.file_type().is_symlink(), is_dir))
 }
 
 /// One `[protect]` entry, expanded, with where it was written.
@@ -275,19 +286,16 @@ pub fn protect_masks(
     }
     let mut out: Vec<PlannedMount> = Vec::new();
     for entry in &hide {
-        hide_entry(entry, &binds, ops, &mut out)?;
+        hide_entry(host, entry, &binds, ops, &mut out)?;
     }
     for entry in &read_only {
-        read_only_entry(entry, &binds, ops, &mut out);
+        read_only_entry(host, entry, &binds, ops, &mut out);
     }
     for entry in &in_binds {
         for b in binds.iter().filter(|b| !b.readonly) {
             let on_host = b.src.join(&entry.path);
             // A symlink is left alone: binding it would bind its target.
-            let Ok(meta) = std::fs::symlink_metadata(&on_host) else {
-                continue;
-            };
-            if meta.file_type().is_symlink() {
+            if !matches!(lookup(&on_host, host), Some((false, _))) {
                 continue;
             }
             push_read_only(&mut out, on_host, b.dst.join(&entry.path), entry, ops, b);
@@ -298,8 +306,8 @@ pub fn protect_masks(
 
 /// Where a bind shows host path `p` inside the sandbox, if it does: every
 /// spelling of the bind's source against every spelling of `p`.
-fn shown_at(b: &BindRef<'_>, p_forms: &[PathBuf]) -> Option<PathBuf> {
-    forms(b.src).iter().find_map(|s| {
+fn shown_at(b: &BindRef<'_>, p_forms: &[PathBuf], host: &Host) -> Option<PathBuf> {
+    forms(b.src, host).iter().find_map(|s| {
         p_forms
             .iter()
             .find_map(|p| p.strip_prefix(s).ok().map(|rest| b.dst.join(rest)))
@@ -316,33 +324,34 @@ fn topmost(ops: &[PlannedMount], b: &BindRef<'_>, inside: &Path) -> bool {
 
 /// The spellings of an entry's path that exist on the host (a symlink's
 /// own spelling left out: its target is what a bind shows).
-fn existing_forms(path: &Path) -> Vec<PathBuf> {
-    forms(path)
+fn existing_forms(path: &Path, host: &Host) -> Vec<PathBuf> {
+    forms(path, host)
         .into_iter()
-        .filter(|f| std::fs::symlink_metadata(f).is_ok_and(|m| !m.file_type().is_symlink()))
+        .filter(|f| matches!(lookup(f, host), Some((false, _))))
         .collect()
 }
 
 fn hide_entry(
+    host: &Host,
     entry: &Entry,
     binds: &[BindRef<'_>],
     ops: &[PlannedMount],
     out: &mut Vec<PlannedMount>,
 ) -> Result<(), ProfileError> {
-    let p_forms = existing_forms(&entry.path);
+    let p_forms = existing_forms(&entry.path, host);
     if p_forms.is_empty() {
         return Ok(());
     }
     for b in binds {
-        if let Some(inside) = shown_at(b, &p_forms) {
+        if let Some(inside) = shown_at(b, &p_forms, host) {
             if topmost(ops, b, &inside) && !out.iter().any(|m| m.op.dst() == inside) {
-                let is_dir = std::fs::metadata(&p_forms[0]).is_ok_and(|m| m.is_dir());
+                let is_dir = lookup(&p_forms[0], host).is_some_and(|(_, dir)| dir);
                 out.push(mask(inside, is_dir, entry));
             }
             continue;
         }
         // A bind of something inside the hidden path shows part of it.
-        let src_forms = forms(b.src);
+        let src_forms = forms(b.src, host);
         if src_forms
             .iter()
             .any(|s| p_forms.iter().any(|p| s.starts_with(p)))
@@ -365,19 +374,20 @@ fn hide_entry(
 }
 
 fn read_only_entry(
+    host: &Host,
     entry: &Entry,
     binds: &[BindRef<'_>],
     ops: &[PlannedMount],
     out: &mut Vec<PlannedMount>,
 ) {
-    let p_forms = existing_forms(&entry.path);
+    let p_forms = existing_forms(&entry.path, host);
     if p_forms.is_empty() {
         return;
     }
     for b in binds.iter().filter(|b| !b.readonly) {
-        if let Some(inside) = shown_at(b, &p_forms) {
+        if let Some(inside) = shown_at(b, &p_forms, host) {
             push_read_only(out, p_forms[0].clone(), inside, entry, ops, b);
-        } else if forms(b.src)
+        } else if forms(b.src, host)
             .iter()
             .any(|s| p_forms.iter().any(|p| s.starts_with(p)))
         {

@@ -53,6 +53,8 @@ impl Doc {
 /// JSON Schema (see `jsonschema.rs`, which fills in the variable names).
 const PATH: &str = r##"{"$ref": "#/definitions/path"}"##;
 const PATH_NOT_ROOT: &str = r##"{"$ref": "#/definitions/path", "not": {"pattern": "^/+$"}}"##;
+/// `[protect]` entries: a path, or `!` and a path.
+const PROTECT_PATHS: &str = r##"{"items": {"allOf": [{"$ref": "#/definitions/text"}, {"pattern": "^!?(/|~(/|$)|\\$\\{)"}, {"not": {"pattern": "(^!?|/)\\.\\.(/|$)"}}]}}"##;
 const PATHS: &str = r##"{"items": {"$ref": "#/definitions/path"}}"##;
 const ENFORCE: &[(&str, &str)] = &[
     ("required", "refuse to run if the kernel cannot apply it"),
@@ -128,7 +130,7 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "Wherever a bind shows one of these host paths (it is the bind's source or below it), an empty, inaccessible tmpfs covers a directory and /dev/null, which cannot be opened, covers anything else. A bind of something inside a hidden path is refused. Variables are expanded (see VARIABLES).",
         example: r#"["${HOME}/.ssh", "${HOME}/.aws", "!${HOME}/.gnupg"]"#,
-        constraint: r##"{"items": {"$ref": "#/definitions/text"}}"##,
+        constraint: PROTECT_PATHS,
         ..Doc::new(
             "protect.hide",
             "Host paths hidden wherever a bind would show them.",
@@ -137,7 +139,7 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "Wherever a writable bind shows one of these host paths, it is bound again over itself read-only; a writable bind of something inside one becomes read-only. Read-only binds are left as they are. Variables are expanded (see VARIABLES).",
         example: r#"["${HOME}/.bashrc", "${HOME}/.config/autostart"]"#,
-        constraint: r##"{"items": {"$ref": "#/definitions/text"}}"##,
+        constraint: PROTECT_PATHS,
         ..Doc::new(
             "protect.read_only",
             "Host paths made read-only wherever a writable bind would show them.",
@@ -146,7 +148,7 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "Relative paths without `.` or `..`: for every writable bind of a directory, the path below its top is bound read-only over itself where it exists (a symlink is left alone). `!PATH` drops an inherited entry.",
         example: r#"[".git/config", ".git/hooks"]"#,
-        constraint: r#"{"items": {"pattern": "^!?[^/]"}}"#,
+        constraint: r#"{"items": {"allOf": [{"pattern": "^!?[^/!]"}, {"not": {"pattern": "(^!?|/)\\.\\.?(/|$)"}}, {"not": {"pattern": "//|/$"}}]}}"#,
         ..Doc::new(
             "protect.read_only_in_binds",
             "Paths below the top of every writable bind made read-only (a repository's hooks).",

@@ -58,6 +58,8 @@ impl Machine {
             "usr/lib64",
             "etc",
             "home/u/project",
+            "home/u/project/.git/hooks",
+            "home/u/.ssh",
             "profiles",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
@@ -72,6 +74,9 @@ impl Machine {
                 symlink(target, root.join(link)).unwrap();
             }
         }
+        // A repository in the project: `[protect]` makes its config and
+        // hooks read-only under a writable bind.
+        std::fs::write(root.join("home/u/project/.git/config"), "[core]\n").unwrap();
         for (layer, file, text) in [
             ("layers/1/etc", "passwd", "root:x:0:0:root:/root:/bin/sh\n"),
             ("layers/2/srv", "README", "hello\n"),
