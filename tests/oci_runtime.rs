@@ -201,7 +201,17 @@ fn compare(s: &Scratch, rt: &(PathBuf, View), pre: &[&str], tag: &str) -> Compar
     let bundle_arg = bundle.display().to_string();
     export.extend(["-o", &bundle_arg, "--"]);
     export.extend(command);
-    let out = s.hutch(&export).output().unwrap();
+    // The volume store below the working directory, where `cli` and
+    // `default` bind it (their working directory cannot hold the home).
+    // (Not with an image: the image store is there too.)
+    let data = s.path().join("data");
+    let with_data = |mut c: std::process::Command| {
+        if !pre.contains(&"--image") {
+            c.env("XDG_DATA_HOME", &data);
+        }
+        c
+    };
+    let out = with_data(s.hutch(&export)).output().unwrap();
     assert_eq!(ok(&out).trim(), bundle_arg);
     let config: Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
@@ -211,7 +221,7 @@ fn compare(s: &Scratch, rt: &(PathBuf, View), pre: &[&str], tag: &str) -> Compar
     run.extend_from_slice(pre);
     run.push("--");
     run.extend(command);
-    let hutch = parse(&with_probe(s.hutch(&run)), "hutch run");
+    let hutch = parse(&with_probe(with_data(s.hutch(&run))), "hutch run");
     let out = with_probe(runtime_run(s, rt, &bundle, tag));
     assert!(
         !stderr(&out).contains("unknown seccomp syscall"),
@@ -329,7 +339,7 @@ fn uid() -> String {
 fn cli_under_crun_answers_the_probes_as_under_hutch() {
     let Some((rt, s)) = setup("crun") else { return };
     // A volume's file below the bound working directory must stay hidden.
-    s.write("home/.local/share/hutch/volumes/secret/file", "x");
+    s.write("data/hutch/volumes/secret/file", "x");
     let c = compare(&s, &rt, &["--profile", "cli"], "cli");
     for m in [&c.hutch, &c.runtime] {
         assert!(
@@ -349,7 +359,8 @@ fn default_under_crun_answers_the_probes_as_under_hutch() {
     let Some((rt, s)) = setup("crun") else { return };
     let c = compare(&s, &rt, &["--profile", "default"], "default");
     c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
-    assert_eq!(c.runtime["cwd"], s.home().display().to_string());
+    // The working directory is bound read-only; the home is a private tmpfs.
+    assert_eq!(c.runtime["cwd"], s.path().display().to_string());
     assert_eq!(c.runtime[&format!("write {}", s.home().display())], "ok");
     c.check_line_by_line();
 }

@@ -442,9 +442,9 @@ fn cwd_is_shared_read_write_in_the_cli_profile() {
 }
 
 #[test]
-fn default_profile_hides_home_and_cwd() {
+fn default_profile_hides_home_and_reads_cwd() {
     let s = Scratch::new();
-    s.write("home/.secret", "x");
+    std::fs::write(s.home().join(".secret"), "x").unwrap();
     let visible_on_host = s.write("cwd-file", "x");
     let out = ok(&s.run(
         &[],
@@ -457,7 +457,8 @@ fn default_profile_hides_home_and_cwd() {
             ),
         ],
     ));
-    assert_eq!(out, format!("{}\n", s.home().display()));
+    // It starts in the working directory, which it reads; the home is empty.
+    assert_eq!(out, format!("{}\nSEEN-CWD\n", s.path().display()));
 }
 
 #[test]
