@@ -178,7 +178,9 @@ fn check_accepts_good_profiles_and_reports_all_bad_ones() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("good.toml: ok (builtin:base/system ← builtin:base/sensitive ← builtin:cli ← "),
+        stdout(&out).contains(
+            "good.toml: ok (builtin:base/system ← builtin:base/sensitive ← builtin:cli ← "
+        ),
         "{}",
         stdout(&out)
     );
