@@ -58,13 +58,15 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["run"] | ["export", "oci"], "image")
         | (["image", "inspect"], "name")
         | (["image", "rm"], "names") => Values::Images,
-        (["export", "oci"], "output") => Values::Files,
+        (["export", "oci"], "output") | (["run"], "bind" | "ro_bind") => Values::Files,
         (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
         (["run"] | ["exec"], "command") => Values::Commands,
-        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag") => Values::Nothing,
+        (["run"], "name" | "env") | (["stop"], "timeout") | (["image", "import"], "tag") => {
+            Values::Nothing
+        }
         (["__complete"], "words") => Values::Nothing,
         (["man"], "page") => Values::Words(
             crate::manpages::PAGES

@@ -310,3 +310,116 @@ fn a_bound_repositorys_config_and_hooks_are_read_only() {
     ok(&run(open.to_str().unwrap()));
     assert!(repo.join(".git/hooks/pre-commit").exists());
 }
+
+// ---- Ad-hoc additions on the command line (issue 15, item 6) ----------------
+
+#[test]
+fn bind_ro_bind_and_env_add_to_the_profile_for_one_run() {
+    let s = Scratch::new();
+    let data = s.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(s.home().join("notes.txt"), "noted\n").unwrap();
+    s.chown_all();
+    let notes = s.home().join("notes.txt").display().to_string();
+    let script = "echo w > /data/new && cat /data/new; cat \"$1\"; \
+                  (echo x >> \"$1\") 2>&1 | grep -o 'Read-only file system'; echo \"$GREETING\"";
+    let out = s.run(
+        &[
+            "--profile",
+            "cli",
+            "--bind",
+            "data:/data",
+            "--ro-bind",
+            &notes,
+            "--env",
+            "GREETING=hi $USER",
+        ],
+        &["sh", "-c", script, "sh", &notes],
+    );
+    assert_eq!(ok(&out), "w\nnoted\nRead-only file system\nhi $USER\n");
+    assert_eq!(std::fs::read_to_string(data.join("new")).unwrap(), "w\n");
+    // Negative control: without the flags neither path is there.
+    let out = s.run(
+        &["--profile", "cli"],
+        &["sh", "-c", "ls /data; cat \"$1\"", "sh", &notes],
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_bind_into_the_working_directory_is_mounted_over_it() {
+    let s = Scratch::new();
+    let data = s.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "from data\n").unwrap();
+    std::fs::create_dir(s.path().join("sub")).unwrap();
+    s.chown_all();
+    let dst = format!("{}:{}", data.display(), s.path().join("sub").display());
+    let out = s.run(&["--profile", "cli", "--ro-bind", &dst], &["cat", "sub/f"]);
+    assert_eq!(ok(&out), "from data\n");
+}
+
+#[test]
+fn additions_are_shown_by_explain_with_the_flag() {
+    let s = Scratch::new();
+    let out = ok(&s
+        .hutch(&[
+            "run",
+            "--profile",
+            "cli",
+            "--ro-bind",
+            "/usr/share:/s",
+            "--explain",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap());
+    assert!(out.contains("bind     /s ← /usr/share (ro,"), "{out}");
+    assert!(out.contains("from command line:1:22"), "{out}");
+    assert!(
+        out.contains("← command line\n"),
+        "the layer is listed: {out}"
+    );
+}
+
+#[test]
+fn additions_are_validated_like_profile_entries() {
+    let s = Scratch::new();
+    let out = s.run(&["--bind", "/no/such/dir:/x"], &["true"]);
+    fails_with(&out, 125, "command line:1:8");
+    // A `:` that no `/` follows is part of the source.
+    let out = s.run(&["--ro-bind", "/usr:relative"], &["true"]);
+    fails_with(&out, 125, "bind source /usr:relative does not exist");
+    let out = s.run(&["--env", "NOVALUE"], &["true"]);
+    fails_with(&out, 125, "`--env` takes NAME=VALUE");
+    let out = s.run(&["--ro-bind", "/usr:/"], &["true"]);
+    fails_with(&out, 125, "a mount destination cannot be `/`");
+}
+
+#[test]
+fn an_added_bind_of_the_home_still_hides_the_keys() {
+    let s = Scratch::new();
+    let key = plant(&s.home(), ".ssh");
+    std::fs::write(s.home().join("visible"), "v\n").unwrap();
+    s.chown_all();
+    let home = s.home().display().to_string();
+    let script = "cat \"$1\"; cat \"$2\" 2>/dev/null || echo hidden";
+    let key = key.display().to_string();
+    let visible = s.home().join("visible").display().to_string();
+    let out = s.run(
+        &["--profile", "cli", "--ro-bind", &home],
+        &["sh", "-c", script, "sh", &visible, &key],
+    );
+    assert_eq!(ok(&out), "v\nhidden\n");
+    // A bind of the key itself is refused, naming the flag.
+    let out = s.run(&["--profile", "cli", "--ro-bind", &key], &["true"]);
+    fails_with(&out, 125, "command line");
+    // Negative control: a profile without base/sensitive shows it.
+    let bare = s.write("bare.toml", "version = 1\nextends = [\"base/system\"]\n");
+    let out = s.run(
+        &["--profile", bare.to_str().unwrap(), "--ro-bind", &home],
+        &["sh", "-c", script, "sh", &visible, &key],
+    );
+    assert_eq!(ok(&out), "v\nsecret\n");
+}

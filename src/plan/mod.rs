@@ -312,8 +312,16 @@ fn plan_all_mounts(
     let mut workdir = None;
     match protect::plan_workdir(profile, host)? {
         Some(protect::WorkdirPlan::Bound(bind)) => {
-            workdir = Some(bind.op.dst().to_path_buf());
-            mount_plan.ops.push(bind);
+            // Over what it lies in (a private home), under what lies in it
+            // (a `--bind` into the working directory).
+            let dir = bind.op.dst().to_path_buf();
+            let at = mount_plan
+                .ops
+                .iter()
+                .position(|m| m.op.dst().starts_with(&dir) && m.op.dst() != dir)
+                .unwrap_or(mount_plan.ops.len());
+            mount_plan.ops.insert(at, bind);
+            workdir = Some(dir);
         }
         Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
         None => {}

@@ -92,7 +92,7 @@ pub fn whole_world(dir: &Path, host: &Host) -> Option<String> {
     let dirs = forms(dir, host);
     if let Some(home) = host.home() {
         for h in forms(home, host) {
-            if dirs.iter().any(|d| *d == h) {
+            if dirs.contains(&h) {
                 return Some(
                     "is your home directory (ssh keys, shell startup files, every project)".into(),
                 );
