@@ -423,3 +423,153 @@ fn an_added_bind_of_the_home_still_hides_the_keys() {
     );
     assert_eq!(ok(&out), "v\nsecret\n");
 }
+
+// ---- Files named on the command line (issue 15, item 5) ---------------------
+
+/// A profile like `default` that binds its file arguments (`mode`), with or
+/// without base/sensitive.
+fn args_profile(s: &Scratch, mode: &str, sensitive: bool) -> String {
+    let extends = if sensitive {
+        r#"["base/system", "base/sensitive"]"#
+    } else {
+        r#"["base/system"]"#
+    };
+    s.write(
+        &format!("args-{mode}-{sensitive}.toml"),
+        &format!("version = 1\nextends = {extends}\nfile_arguments = \"{mode}\"\n"),
+    )
+    .display()
+    .to_string()
+}
+
+/// A directory beside the scratch dir (outside the working directory).
+fn elsewhere() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hutch-test-args-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Gives `dir` and everything in it to the test user.
+fn give(dir: &Path) {
+    if is_root() {
+        let st = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{0}:{0}", test_uid()))
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+#[test]
+fn a_named_file_is_bound_read_only_and_nothing_beside_it() {
+    let s = Scratch::new();
+    let other = elsewhere();
+    let name = other.path().join("a b\nc.txt");
+    std::fs::write(&name, "named\n").unwrap();
+    std::fs::write(other.path().join("beside"), "x").unwrap();
+    give(other.path());
+    s.chown_all();
+    let script = "cat \"$1\"; ls \"$(dirname \"$1\")\"; (echo x >> \"$1\") 2>&1 | grep -o 'Read-only file system'";
+    let name_arg = name.display().to_string();
+    let out = s.run(
+        &["--profile", &args_profile(&s, "read-only", true)],
+        &["sh", "-c", script, "sh", &name_arg],
+    );
+    assert_eq!(ok(&out), "named\na b\nc.txt\nRead-only file system\n");
+    // Negative control: without file_arguments the file is not there.
+    let out = s.run(
+        &["--profile", &args_profile(&s, "none", true)],
+        &["sh", "-c", "cat \"$1\"", "sh", &name_arg],
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_profile_may_bind_named_files_read_write() {
+    let s = Scratch::new();
+    let other = elsewhere();
+    let name = other.path().join("in place.txt");
+    std::fs::write(&name, "a\n").unwrap();
+    give(other.path());
+    s.chown_all();
+    let out = s.run(
+        &["--profile", &args_profile(&s, "read-write", true)],
+        &["sh", "-c", "echo b >> \"$1\"", "sh", name.to_str().unwrap()],
+    );
+    ok(&out);
+    assert_eq!(std::fs::read_to_string(&name).unwrap(), "a\nb\n");
+}
+
+#[test]
+fn a_symlink_argument_into_a_hidden_path_does_not_widen() {
+    let s = Scratch::new();
+    let key = plant(&s.home(), ".ssh");
+    let other = elsewhere();
+    let link = other.path().join("innocent.pdf");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    s.chown_all();
+    let link_arg = link.display().to_string();
+    let out = s.run(
+        &["--profile", &args_profile(&s, "read-only", true)],
+        &["cat", &link_arg],
+    );
+    fails_with(&out, 125, "which `[protect] hide` keeps out of sandboxes");
+    // Negative control: without base/sensitive the link's target is bound
+    // (so the test above can fail).
+    let out = s.run(
+        &["--profile", &args_profile(&s, "read-only", false)],
+        &["cat", &link_arg],
+    );
+    assert_eq!(ok(&out), "secret\n");
+}
+
+#[test]
+fn a_named_directory_holding_the_home_is_left_out() {
+    let s = Scratch::new();
+    std::fs::write(s.home().join("private"), "p").unwrap();
+    s.chown_all();
+    let home = s.home().display().to_string();
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            &args_profile(&s, "read-only", true),
+            "--explain",
+            "--",
+            "ls",
+            &home,
+        ])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("skipped: argument 1"), "{text}");
+    assert!(text.contains("is your home directory"), "{text}");
+    assert!(!text.contains(&format!("bind     {home} ←")), "{text}");
+}
+
+#[test]
+fn named_files_are_shown_by_explain() {
+    let s = Scratch::new();
+    let other = elsewhere();
+    let f = other.path().join("x.json");
+    std::fs::write(&f, "{}").unwrap();
+    s.chown_all();
+    let arg = f.display().to_string();
+    let out = ok(&s
+        .hutch(&["run", "--profile", "jq", "--explain", "--", "jq", ".", &arg])
+        .output()
+        .unwrap());
+    assert!(
+        out.contains(&format!("bind     {arg} ← {arg} (ro,")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "from argument 2 ({arg}); file_arguments at builtin:base/reads-cwd"
+        )),
+        "{out}"
+    );
+}

@@ -4,6 +4,7 @@
 //! bind sources); it is what `hutch run --explain` prints and what the child
 //! process executes step by step.
 
+pub mod arguments;
 pub mod env;
 pub mod explain;
 pub mod exposure;
@@ -141,7 +142,8 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let image = rooted.image.as_ref();
     let id_map = plan_id_map(ns.plan.user, identity.as_ref(), host, image);
     let hostname = plan_hostname(profile, ns.plan.uts)?;
-    let (mut mount_plan, workdir) = plan_all_mounts(profile, host, &ns, rooted.root.as_ref())?;
+    let (mut mount_plan, workdir) =
+        plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), &request.command)?;
 
     // An image's environment comes between hutch's defaults and the profile's.
     let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
@@ -298,8 +300,9 @@ fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, Profile
     })
 }
 
-/// The `[[mount]]` entries, the working directory (`workdir`), the volumes,
-/// then the `[protect]` masks and the masks over hutch's own state; all of
+/// The `[[mount]]` entries, the working directory (`workdir`), the paths
+/// the command's arguments name (`file_arguments`), the volumes, then the
+/// `[protect]` masks and the masks over hutch's own state; all of
 /// which (and a `root`) need the mount namespace. Also the working
 /// directory when `workdir` bound it (the payload starts there).
 fn plan_all_mounts(
@@ -307,6 +310,7 @@ fn plan_all_mounts(
     host: &Host,
     ns: &Namespaces<'_>,
     root: Option<&RootPlan>,
+    command: &[String],
 ) -> Result<(mounts::MountPlan, Option<PathBuf>), ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
     let mut workdir = None;
@@ -326,6 +330,10 @@ fn plan_all_mounts(
         Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
         None => {}
     }
+    let (argument_ops, notes) =
+        arguments::plan_file_arguments(profile, host, command, &mount_plan.ops, root.is_none())?;
+    mount_plan.ops.extend(argument_ops);
+    mount_plan.skipped.extend(notes);
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !ns.plan.mount && !volume_ops.is_empty() {
         return Err(ns.mount_needed(

@@ -121,6 +121,24 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
+        details: "Each argument after the program (given after `--` or by the command line, not a profile's `command`) that names an existing host path, absolute or relative to the working directory, is bound at its real path, symlinks resolved: a symlink never widens what is bound, and one that leads into a path `[protect] hide` covers is refused. Options (arguments starting with `-`) are not paths. A directory that holds the user's whole world (see `workdir`) is left out, and `--explain` and `-v` say so; a path already shown at its own path with that access is not bound again.",
+        default: "\"none\"",
+        default_value: Some("\"none\""),
+        example: r#""read-only""#,
+        values: &[
+            ("none", "arguments are not bound"),
+            ("read-only", "the named paths are bound read-only"),
+            (
+                "read-write",
+                "the named paths are bound writable (programs that change files in place)",
+            ),
+        ],
+        ..Doc::new(
+            "file_arguments",
+            "Bind exactly the existing paths the command's arguments name.",
+        )
+    },
+    Doc {
         details: "Applies to every bind of the sandbox: the profile's `[[mount]]` entries, `workdir` and binds given on the command line. Each list is unioned over the layers; an entry `!PATH` drops one a lower layer added. Paths missing on the host are skipped; nothing is created for them. The shipped `base/sensitive` fills the lists, and every shipped profile that binds anything of the home extends it.",
         ..Doc::new(
             "protect",

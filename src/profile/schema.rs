@@ -27,6 +27,9 @@ pub struct RawProfile {
     /// Bind the caller's working directory at its own path and start there,
     /// unless it holds the user's whole world (see `crate::plan::protect`).
     pub workdir: Option<Spanned<Workdir>>,
+    /// Bind the existing paths named by the command's arguments (see
+    /// `crate::plan::arguments`).
+    pub file_arguments: Option<Spanned<FileArguments>>,
     pub hostname: Option<Spanned<String>>,
     pub identity: Option<Spanned<Identity>>,
     pub init: Option<Spanned<bool>>,
@@ -90,6 +93,16 @@ pub enum Workdir {
     /// whole world.
     ReadOnly,
     /// Bound writable; refused where it holds the user's whole world.
+    ReadWrite,
+}
+
+/// Whether and how paths named by the command's arguments are bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileArguments {
+    /// Not bound (the default).
+    None,
+    ReadOnly,
     ReadWrite,
 }
 
