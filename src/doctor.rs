@@ -381,6 +381,9 @@ fn cgroup_check(host: &Host) -> Check {
 /// What each shipped profile would lose on this machine.
 fn profile_checks(host: &Host) -> Vec<Check> {
     let search = SearchPath::standard(host);
+    // Judged for this machine, not for the directory doctor runs in (`cli`
+    // refuses to start in the home directory or /tmp).
+    let host = &host.clone().without_cwd();
     let request = Request {
         command: vec!["true".into()],
         command_optional: false,

@@ -573,3 +573,12 @@ fn named_files_are_shown_by_explain() {
         "{out}"
     );
 }
+
+#[test]
+fn doctor_judges_the_profiles_wherever_it_is_run() {
+    let s = Scratch::new();
+    let out = s.hutch(&["doctor"]).current_dir(s.home()).output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("profile cli"), "{text}");
+    assert!(!text.contains("would refuse to run"), "{text}");
+}

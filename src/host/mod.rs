@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The caller and their directories.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Host {
     pub uid: u32,
     pub gid: u32,
@@ -214,6 +214,15 @@ impl Host {
         self.env("USER")
             .filter(|u| !u.is_empty())
             .or_else(|| self.passwd().map(|p| p.name.clone()))
+    }
+
+    /// This host as seen from no working directory: what a profile would do
+    /// wherever it is started (`hutch doctor`), without `workdir`'s verdict
+    /// on the directory the question happens to be asked from.
+    pub fn without_cwd(self) -> Host {
+        let cwd = OnceCell::new();
+        let _ = cwd.set(None);
+        Host { cwd, ..self }
     }
 
     pub fn cwd(&self) -> Option<&Path> {
