@@ -238,6 +238,8 @@ fn entry_path(
 struct BindRef<'a> {
     index: usize,
     src: &'a Path,
+    /// [`forms`] of `src`, resolved once.
+    src_forms: Vec<PathBuf>,
     dst: &'a Path,
     readonly: bool,
     from: &'a str,
@@ -249,22 +251,6 @@ pub fn protect_masks(
     host: &Host,
     ops: &[PlannedMount],
 ) -> Result<Vec<PlannedMount>, ProfileError> {
-    let binds: Vec<BindRef<'_>> = ops
-        .iter()
-        .enumerate()
-        .filter_map(|(index, m)| match &m.op {
-            MountOp::Bind {
-                src, dst, readonly, ..
-            } => Some(BindRef {
-                index,
-                src,
-                dst,
-                readonly: *readonly,
-                from: &m.from,
-            }),
-            _ => None,
-        })
-        .collect();
     let hide = collect(profile, host, "protect.hide", |p| p.hide.as_ref(), false)?;
     let read_only = collect(
         profile,
@@ -281,9 +267,26 @@ pub fn protect_masks(
         true,
     )?;
     // The lists are checked above even without a bind (`hutch check`).
-    if binds.is_empty() {
+    if hide.is_empty() && read_only.is_empty() && in_binds.is_empty() {
         return Ok(Vec::new());
     }
+    let binds: Vec<BindRef<'_>> = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(index, m)| match &m.op {
+            MountOp::Bind {
+                src, dst, readonly, ..
+            } => Some(BindRef {
+                index,
+                src,
+                src_forms: forms(src, host),
+                dst,
+                readonly: *readonly,
+                from: &m.from,
+            }),
+            _ => None,
+        })
+        .collect();
     let mut out: Vec<PlannedMount> = Vec::new();
     for entry in &hide {
         hide_entry(host, entry, &binds, ops, &mut out)?;
@@ -306,8 +309,8 @@ pub fn protect_masks(
 
 /// Where a bind shows host path `p` inside the sandbox, if it does: every
 /// spelling of the bind's source against every spelling of `p`.
-fn shown_at(b: &BindRef<'_>, p_forms: &[PathBuf], host: &Host) -> Option<PathBuf> {
-    forms(b.src, host).iter().find_map(|s| {
+fn shown_at(b: &BindRef<'_>, p_forms: &[PathBuf]) -> Option<PathBuf> {
+    b.src_forms.iter().find_map(|s| {
         p_forms
             .iter()
             .find_map(|p| p.strip_prefix(s).ok().map(|rest| b.dst.join(rest)))
@@ -325,6 +328,10 @@ fn topmost(ops: &[PlannedMount], b: &BindRef<'_>, inside: &Path) -> bool {
 /// The spellings of an entry's path that exist on the host (a symlink's
 /// own spelling left out: its target is what a bind shows).
 fn existing_forms(path: &Path, host: &Host) -> Vec<PathBuf> {
+    // Most entries do not exist: one lstat says so, before any resolving.
+    if lookup(path, host).is_none() {
+        return Vec::new();
+    }
     forms(path, host)
         .into_iter()
         .filter(|f| matches!(lookup(f, host), Some((false, _))))
@@ -343,7 +350,7 @@ fn hide_entry(
         return Ok(());
     }
     for b in binds {
-        if let Some(inside) = shown_at(b, &p_forms, host) {
+        if let Some(inside) = shown_at(b, &p_forms) {
             if topmost(ops, b, &inside) && !out.iter().any(|m| m.op.dst() == inside) {
                 let is_dir = lookup(&p_forms[0], host).is_some_and(|(_, dir)| dir);
                 out.push(mask(inside, is_dir, entry));
@@ -351,8 +358,8 @@ fn hide_entry(
             continue;
         }
         // A bind of something inside the hidden path shows part of it.
-        let src_forms = forms(b.src, host);
-        if src_forms
+        if b
+            .src_forms
             .iter()
             .any(|s| p_forms.iter().any(|p| s.starts_with(p)))
         {
@@ -385,9 +392,10 @@ fn read_only_entry(
         return;
     }
     for b in binds.iter().filter(|b| !b.readonly) {
-        if let Some(inside) = shown_at(b, &p_forms, host) {
+        if let Some(inside) = shown_at(b, &p_forms) {
             push_read_only(out, p_forms[0].clone(), inside, entry, ops, b);
-        } else if forms(b.src, host)
+        } else if b
+            .src_forms
             .iter()
             .any(|s| p_forms.iter().any(|p| s.starts_with(p)))
         {
