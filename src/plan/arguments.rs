@@ -10,6 +10,7 @@
 //! symlink that the sandbox does not show gets a symlink of its own, on the
 //! sandbox's tmpfs, to the bound path.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
 
 use super::mounts::{MountOp, PlannedMount};
@@ -22,7 +23,7 @@ use crate::profile::{Profile, ProfileError};
 pub fn plan_file_arguments(
     profile: &Profile,
     host: &Host,
-    command: &[String],
+    command: &[OsString],
     ops: &[PlannedMount],
     root_is_tmpfs: bool,
 ) -> Result<(Vec<PlannedMount>, Vec<String>), ProfileError> {
@@ -42,14 +43,19 @@ pub fn plan_file_arguments(
         let Some(real) = existing_path(arg, host) else {
             continue;
         };
+        // Arguments are bytes; notes and the plan's `from` show them as text.
+        let arg_text = Path::new(arg).display();
         if let Some(why) = super::protect::whole_world(&real, host) {
-            notes.push(format!("argument {i} ({arg}): {} {why}", real.display()));
+            notes.push(format!(
+                "argument {i} ({arg_text}): {} {why}",
+                real.display()
+            ));
             continue;
         }
         if shown_alike(&real, readonly, ops) || binds.iter().any(|b| b.op.dst() == real) {
             continue;
         }
-        let from = format!("argument {i} ({arg}); file_arguments at {key_at}");
+        let from = format!("argument {i} ({arg_text}); file_arguments at {key_at}");
         let link = link_to(arg, &real, host, ops, &binds, root_is_tmpfs);
         binds.push(PlannedMount {
             op: MountOp::Bind {
@@ -74,7 +80,7 @@ pub fn plan_file_arguments(
 /// spelled through a symlink (`real` differs) and nothing shows that name
 /// inside (it would lie on a tmpfs of the sandbox's own, never the host).
 fn link_to(
-    arg: &str,
+    arg: &OsStr,
     real: &Path,
     host: &Host,
     ops: &[PlannedMount],
@@ -112,8 +118,9 @@ fn link_to(
 
 /// The real path of an argument that names an existing host path: absolute,
 /// or relative to the working directory; never an option.
-fn existing_path(arg: &str, host: &Host) -> Option<PathBuf> {
-    if arg.is_empty() || arg.starts_with('-') || arg.contains('\0') {
+fn existing_path(arg: &OsStr, host: &Host) -> Option<PathBuf> {
+    let bytes = arg.as_encoded_bytes();
+    if bytes.is_empty() || bytes[0] == b'-' || bytes.contains(&0) {
         return None;
     }
     let given = Path::new(arg);

@@ -358,8 +358,7 @@ fn hide_entry(
             continue;
         }
         // A bind of something inside the hidden path shows part of it.
-        if b
-            .src_forms
+        if b.src_forms
             .iter()
             .any(|s| p_forms.iter().any(|p| s.starts_with(p)))
         {
