@@ -381,6 +381,17 @@ static CASES: &[Case] = &[
         check: "./prog | grep -qx 'hello gcc'",
         ..case("gcc", "gcc", "compiles a C program (run outside)")
     },
+    Case {
+        setup: "mkdir r && cd r && git init -q && echo hi > f && git add f && \
+                git -c user.name=t -c user.email=t@example.org commit -qm 'hello git' && \
+                git bundle create -q ../in.bundle HEAD && cd .. && rm -rf r",
+        input: "in.bundle",
+        args: &["git", "clone", "-q", "{in}", "out"],
+        // The clone is checked, then removed: the negative control clones
+        // again.
+        check: "git -C out log --format=%s | grep -qx 'hello git' && grep -qx hi out/f && rm -rf out",
+        ..case("git", "git", "clones a local bundle and checks its commit")
+    },
 ];
 
 /// Whether `program` is installed where the sandbox's PATH finds it.
@@ -503,7 +514,43 @@ profile_tests! {
     lz4 => "lz4", lzip => "lzip", ffmpeg => "ffmpeg", convert => "convert", sox => "sox",
     optipng => "optipng", jpegoptim => "jpegoptim", pandoc => "pandoc",
     pdftotext => "pdftotext", qpdf => "qpdf", xsltproc => "xsltproc", sqlite3 => "sqlite3",
-    python3 => "python3", node => "node", make => "make", gcc => "gcc",
+    python3 => "python3", node => "node", make => "make", gcc => "gcc", git => "git",
+}
+
+/// The git profile shows the user's ~/.gitconfig (identity, aliases) and
+/// keeps it read-only: an alias or `core.fsmonitor` written there would run
+/// on the host's next git command. The control: the same write outside.
+#[test]
+fn git_reads_the_gitconfig_and_cannot_change_it() {
+    if !installed("git") {
+        skip("profile git: git is not installed (Debian: git)");
+        return;
+    }
+    let s = Scratch::new();
+    let gitconfig = s.home().join(".gitconfig");
+    let before = "[user]\n\tname = Hutch Tester\n";
+    std::fs::write(&gitconfig, before).unwrap();
+    s.chown_all();
+    let read = s.run(
+        &["--profile", "git"],
+        &["git", "config", "--global", "user.name"],
+    );
+    assert_eq!(ok(&read).trim(), "Hutch Tester");
+    let write = ["git", "config", "--global", "alias.st", "!touch planted"];
+    let out = s.run(&["--profile", "git"], &write);
+    assert!(!out.status.success(), "the write succeeded inside");
+    assert_eq!(std::fs::read_to_string(&gitconfig).unwrap(), before);
+    let control = s
+        .as_user(Path::new(write[0]))
+        .args(&write[1..])
+        .output()
+        .unwrap();
+    assert!(control.status.success(), "{}", stderr(&control));
+    assert!(
+        std::fs::read_to_string(&gitconfig)
+            .unwrap()
+            .contains("alias")
+    );
 }
 
 /// The shipped program profiles: every profile in profiles/ but the

@@ -43,6 +43,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("ffprobe", include_str!("../../profiles/ffprobe.toml")),
     ("file", include_str!("../../profiles/file.toml")),
     ("gcc", include_str!("../../profiles/gcc.toml")),
+    ("git", include_str!("../../profiles/git.toml")),
     ("gzip", include_str!("../../profiles/gzip.toml")),
     ("identify", include_str!("../../profiles/identify.toml")),
     ("jpegoptim", include_str!("../../profiles/jpegoptim.toml")),
