@@ -254,6 +254,41 @@ fn default_reads_the_working_directory_and_cannot_write_it() {
     assert!(s.path().join("new.txt").exists());
 }
 
+/// A write to the home fails with EROFS under `default` (and the programs
+/// that only read), rather than landing on a tmpfs that vanishes unseen at
+/// exit; /tmp stays the sandbox's own, writable. The control: `cli`'s home
+/// (a private tmpfs, for programs that need one) takes the same write.
+/// The home is outside /tmp here, as a user's is: the scratch home lies in
+/// /tmp, which is the sandbox's own writable tmpfs.
+#[test]
+fn default_home_is_read_only_and_writes_fail_loudly() {
+    let s = Scratch::new();
+    let home = tempfile::Builder::new()
+        .prefix("hutch-test-home-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    give(home.path());
+    let run = |profile: &str, script: &str| {
+        s.hutch(&["run", "--profile", profile, "--", "sh", "-c", script])
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    let write = "echo x > \"$HOME/new\"";
+    for profile in ["default", "jq"] {
+        let out = run(profile, write);
+        assert_ne!(out.status.code(), Some(0), "{profile}");
+        assert!(
+            stderr(&out).contains("Read-only file system"),
+            "{profile}: {}",
+            stderr(&out)
+        );
+        ok(&run(profile, "echo x > /tmp/new"));
+    }
+    ok(&run("cli", write));
+    assert!(!home.path().join("new").exists());
+}
+
 #[test]
 fn default_leaves_out_the_home_directory_and_says_why() {
     let s = Scratch::new();
