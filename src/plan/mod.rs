@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(json["profile"], "default");
         assert_eq!(json["mounts"][0]["op"], "bind");
         let text = explain::render(&plan);
-        assert!(text.contains("tmpfs    /home/u (mode 0700"), "{text}");
+        assert!(text.contains("dir      /home/u (mode 0700)"), "{text}");
     }
 
     fn image(config: crate::image::ImageRunConfig) -> ImageRequest {
