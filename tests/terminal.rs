@@ -1,0 +1,407 @@
+//! `terminal = "pty"`: the payload gets a pseudo-terminal of its own in the
+//! sandbox's devpts, relayed by hutch, as `docker run -it` does. Every test
+//! runs hutch (as the unprivileged test user) on a real pseudo-terminal the
+//! test holds the master of, as a terminal emulator would, and types into it.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::pty::Winsize;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
+use nix::unistd::Pid;
+
+/// A profile like `cli`, with the payload's own terminal.
+const PTY: &str = "version = 1\nextends = [\"cli\"]\nterminal = \"pty\"\n";
+
+fn size(rows: u16, cols: u16) -> Winsize {
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// A program running on a new pseudo-terminal (its controlling terminal and
+/// standard input, output and error), and what the terminal showed.
+struct Term {
+    master: File,
+    child: Child,
+    /// Output not yet consumed by `expect`.
+    seen: Vec<u8>,
+    _guard: KillOnDrop,
+}
+
+impl Term {
+    fn start(mut cmd: Command) -> Term {
+        let pty = nix::pty::openpty(Some(&size(24, 80)), None).unwrap();
+        let slave: OwnedFd = pty.slave;
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .env("TERM", "dumb");
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
+        )]
+        // SAFETY: setsid and ioctl are async-signal-safe; they make the pty
+        // the child's controlling terminal, as a terminal emulator would.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let guard = KillOnDrop(child.id());
+        // Only the program may hold the slave, or its end is never seen.
+        drop(cmd);
+        Term {
+            master: File::from(pty.master),
+            child,
+            seen: Vec::new(),
+            _guard: guard,
+        }
+    }
+
+    /// `hutch run --profile P -- COMMAND...` with `profile` written to P.
+    fn hutch(s: &Scratch, profile: &str, command: &[&str]) -> Term {
+        let p = s.write("term.toml", profile);
+        let mut args = vec!["run", "--profile", p.to_str().unwrap(), "--"];
+        args.extend_from_slice(command);
+        Term::start(s.hutch(&args))
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Reads until the output contains `needle`; returns everything up to
+    /// and including it (later output stays for the next call).
+    #[track_caller]
+    fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(at) = find(&self.seen, needle.as_bytes()) {
+                let rest = self.seen.split_off(at + needle.len());
+                let got = std::mem::replace(&mut self.seen, rest);
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {needle:?} on the terminal; it showed: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            if !self.read_some(left) {
+                panic!(
+                    "the terminal closed before {needle:?}; it showed: {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                );
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for output; false once every slave is closed.
+    fn read_some(&mut self, timeout: Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) } <= 0 {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match self.master.read(&mut buf) {
+            Ok(0) | Err(_) => false, // EIO: every slave is closed
+            Ok(n) => {
+                self.seen.extend_from_slice(&buf[..n]);
+                true
+            }
+        }
+    }
+
+    /// The terminal's attributes (the master answers for its slave).
+    fn mode(&self) -> Termios {
+        tcgetattr(self.master.as_fd()).unwrap()
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        let ws = size(rows, cols);
+        // SAFETY: TIOCSWINSZ reads one winsize.
+        let r = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0);
+    }
+
+    /// Waits for the program to exit; its status and the rest of the output.
+    fn finish(self) -> (ExitStatus, String) {
+        let (status, _, out) = self.finish_with_mode();
+        (status, out)
+    }
+
+    /// [`Term::finish`], and the terminal's mode once the program exited.
+    fn finish_with_mode(mut self) -> (ExitStatus, Termios, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the program did not exit; the terminal showed: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            self.read_some(Duration::from_millis(20));
+        };
+        let mode = self.mode();
+        while self.read_some(Duration::from_millis(50)) && !self.drained() {}
+        (
+            status,
+            mode,
+            String::from_utf8_lossy(&self.seen).into_owned(),
+        )
+    }
+
+    /// Nothing more to read now.
+    fn drained(&self) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut pfd, 1, 0) <= 0 }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the terminal is in raw mode (no line editing, no echo).
+fn is_raw(t: &Termios) -> bool {
+    !t.local_flags
+        .intersects(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG)
+}
+
+/// The parts of a terminal mode a program changes.
+fn flags(t: &Termios) -> String {
+    format!(
+        "iflag={:?} oflag={:?} lflag={:?} cc={:?}",
+        t.input_flags, t.output_flags, t.local_flags, t.control_chars
+    )
+}
+
+#[test]
+fn tty_names_a_pseudo_terminal_that_exists_inside() {
+    let s = Scratch::new();
+    let probe = "t=$(tty) && test -c \"$t\" && echo \"ok $t\"; ls -1 /dev/pts";
+    let t = Term::hutch(&s, PTY, &["sh", "-c", probe]);
+    let (status, out) = t.finish();
+    assert!(status.success(), "{status:?}: {out:?}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["ok /dev/pts/0", "0", "ptmx"], "{out:?}");
+    // The negative control: the caller's terminal kept, whose /dev/pts
+    // entry the sandbox's own devpts does not have.
+    let inherit = "version = 1\nextends = [\"cli\"]\nterminal = \"inherit\"\n";
+    let (status, out) = Term::hutch(&s, inherit, &["sh", "-c", "tty"]).finish();
+    assert_eq!(status.code(), Some(1), "{out:?}");
+    assert_eq!(out.trim(), "not a tty");
+}
+
+#[test]
+fn the_window_size_follows_the_callers_terminal() {
+    let s = Scratch::new();
+    let script = "trap 'echo winch; stty size' WINCH; stty size; echo ready; \
+                  while :; do sleep 0.05; done";
+    let mut t = Term::hutch(&s, PTY, &["sh", "-c", script]);
+    assert!(t.expect("ready").contains("24 80"));
+    t.resize(50, 132);
+    let after = t.expect("50 132");
+    assert!(after.contains("winch"), "{after:?}");
+    t.send(b"\x03");
+    let (status, _) = t.finish();
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn ctrl_c_and_ctrl_d_reach_the_payload_and_its_status_comes_back() {
+    let s = Scratch::new();
+    // Ctrl-C: the payload's terminal sends SIGINT, its handler runs.
+    let script = "trap 'echo got-int; exit 7' INT; echo ready; while :; do sleep 0.05; done";
+    let mut t = Term::hutch(&s, PTY, &["sh", "-c", script]);
+    t.expect("ready");
+    t.send(b"\x03");
+    t.expect("got-int");
+    let (status, _) = t.finish();
+    assert_eq!(status.code(), Some(7));
+    // Ctrl-D: end of file for the reader of the payload's terminal.
+    let mut t = Term::hutch(
+        &s,
+        PTY,
+        &["sh", "-c", "echo ready; cat; echo cat-done; exit 3"],
+    );
+    t.expect("ready");
+    t.send(b"typed\r");
+    t.expect("typed\r\ntyped");
+    t.send(b"\x04");
+    t.expect("cat-done");
+    let (status, _) = t.finish();
+    assert_eq!(status.code(), Some(3));
+}
+
+/// The mode a new terminal starts in (cooked, echo), as the tests' do.
+fn fresh_mode() -> Termios {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    tcgetattr(pty.master.as_fd()).unwrap()
+}
+
+#[test]
+fn the_callers_terminal_mode_comes_back_on_every_exit() {
+    let s = Scratch::new();
+    let start = flags(&fresh_mode());
+    // The payload exits.
+    let mut t = Term::hutch(
+        &s,
+        PTY,
+        &["sh", "-c", "echo ready; read l; echo \"got $l\""],
+    );
+    t.expect("ready");
+    assert!(
+        is_raw(&t.mode()),
+        "hutch relays in raw mode: {}",
+        flags(&t.mode())
+    );
+    t.send(b"x\r");
+    t.expect("got x");
+    let (status, mode, _) = t.finish_with_mode();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(flags(&mode), start);
+    // The payload is killed.
+    let mut t = Term::hutch(&s, PTY, &["sh", "-c", "echo ready; read l; kill -9 $$"]);
+    t.expect("ready");
+    t.send(b"\r");
+    let (status, mode, _) = t.finish_with_mode();
+    assert_eq!(status.code(), Some(137));
+    assert_eq!(flags(&mode), start);
+    // hutch is told to end (SIGTERM, relayed to the payload).
+    let (status, mode) = signalled(&s, Signal::SIGTERM);
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(flags(&mode), start);
+    // hutch dies of a signal it does not relay: its handler puts the mode
+    // back first.
+    let (status, mode) = signalled(&s, Signal::SIGALRM);
+    assert_eq!(status.signal(), Some(libc::SIGALRM), "{status:?}");
+    assert_eq!(flags(&mode), start);
+    // SIGKILL cannot be caught: the terminal stays raw (the user types
+    // `reset`). The negative control of the handler above.
+    let (status, mode) = signalled(&s, Signal::SIGKILL);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(is_raw(&mode), "{}", flags(&mode));
+}
+
+/// Sends `sig` to hutch while its payload waits; hutch's status and the
+/// terminal's mode afterwards.
+fn signalled(s: &Scratch, sig: Signal) -> (ExitStatus, Termios) {
+    let mut t = Term::hutch(s, PTY, &["sh", "-c", "echo ready; sleep 30"]);
+    t.expect("ready");
+    assert!(is_raw(&t.mode()));
+    kill(Pid::from_raw(t.child.id() as i32), sig).unwrap();
+    let (status, mode, _) = t.finish_with_mode();
+    (status, mode)
+}
+
+/// Job control, with an interactive bash as the caller's shell: Ctrl-Z
+/// stops the payload, and hutch with it, the shell takes its terminal back
+/// (its own mode); `fg` gives it to the payload again, which goes on.
+#[test]
+fn ctrl_z_stops_hutch_and_fg_resumes_it() {
+    let s = Scratch::new();
+    let p = s.write("term.toml", PTY);
+    let mut bash = s.as_user(std::path::Path::new("/bin/bash"));
+    bash.args(["--norc", "--noprofile", "-i"])
+        .env("PS1", "outer$ ")
+        .env("HUTCH", hutch_bin());
+    let mut t = Term::start(bash);
+    t.expect("outer$ ");
+    let shell_mode = flags(&t.mode());
+    let cmd = format!(
+        "\"$HUTCH\" run --profile {} -- sh -c 'echo rea''dy; read l; echo \"got $l\"; exit 4'\r",
+        p.display()
+    );
+    t.send(cmd.as_bytes());
+    t.expect("ready");
+    assert!(is_raw(&t.mode()));
+    // Ctrl-Z reaches the payload's terminal, which stops the payload.
+    t.send(b"\x1a");
+    let stopped = t.expect("outer$ ");
+    assert!(stopped.contains("Stopped"), "{stopped:?}");
+    assert_eq!(flags(&t.mode()), shell_mode, "the shell has its mode back");
+    t.send(b"jobs -l\r");
+    let jobs = t.expect("outer$ ");
+    assert!(jobs.contains("Stopped"), "{jobs:?}");
+    // `fg`: the payload goes on where it was, reading its terminal.
+    t.send(b"fg\r");
+    t.expect("exit 4'");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !is_raw(&t.mode()) {
+        assert!(
+            Instant::now() < deadline,
+            "hutch did not take the terminal back"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.send(b"more\r");
+    t.expect("got more");
+    t.expect("outer$ ");
+    t.send(b"echo status=$?\r");
+    assert!(t.expect("outer$ ").contains("status=4"));
+    assert_eq!(flags(&t.mode()), shell_mode);
+    // Started in the background, hutch leaves the terminal to the shell
+    // and only relays the output.
+    let cmd = format!(
+        "\"$HUTCH\" run --profile {} -- sh -c 'sleep 0.5; echo bg-''done' &\r",
+        p.display()
+    );
+    t.send(cmd.as_bytes());
+    t.expect("outer$ ");
+    assert_eq!(flags(&t.mode()), shell_mode);
+    t.expect("bg-done");
+    t.send(b"wait; echo waited=$?\r");
+    t.expect("waited=0");
+    t.send(b"exit\r");
+    let (status, _) = t.finish();
+    assert!(status.success());
+}
+
+/// A shell as payload does job control in its own terminal, as over ssh:
+/// Ctrl-Z stops its job, not hutch.
+#[test]
+fn a_shell_inside_does_its_own_job_control() {
+    let s = Scratch::new();
+    let profile = format!("{PTY}[env]\nset = {{ PS1 = \"inner$$ \" }}\n");
+    let mut t = Term::hutch(&s, &profile, &["bash", "--norc", "--noprofile", "-i"]);
+    t.expect("inner$ ");
+    t.send(b"sleep 30\r");
+    t.expect("sleep 30\r\n");
+    t.send(b"\x1a");
+    let stopped = t.expect("inner$ ");
+    assert!(stopped.contains("Stopped"), "{stopped:?}");
+    t.send(b"kill -KILL %1; wait\r");
+    t.expect("inner$ ");
+    t.send(b"exit 5\r");
+    let (status, out) = t.finish();
+    assert_eq!(status.code(), Some(5), "{out:?}");
+}
