@@ -41,11 +41,22 @@ struct Term {
 }
 
 impl Term {
-    fn start(mut cmd: Command) -> Term {
+    fn start(cmd: Command) -> Term {
+        Term::start_with(cmd, false)
+    }
+
+    /// [`Term::start`]; with `piped_stdout`, standard output is a pipe
+    /// (`hutch run ... | less`) instead of the terminal.
+    fn start_with(mut cmd: Command, piped_stdout: bool) -> Term {
         let pty = nix::pty::openpty(Some(&size(24, 80)), None).unwrap();
         let slave: OwnedFd = pty.slave;
+        let stdout = if piped_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::from(slave.try_clone().unwrap())
+        };
         cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(stdout)
             .stderr(Stdio::from(slave))
             .env("TERM", "dumb");
         #[allow(
@@ -404,4 +415,37 @@ fn a_shell_inside_does_its_own_job_control() {
     t.send(b"exit 5\r");
     let (status, out) = t.finish();
     assert_eq!(status.code(), Some(5), "{out:?}");
+}
+
+/// `container` (the profile of `hutch run --image`) gives an interactive
+/// run a terminal of its own, as `docker run -it` does; piped, it keeps
+/// the `auto` behaviour (no terminal, or the caller's).
+#[test]
+fn the_container_profile_gives_an_interactive_run_its_own_terminal() {
+    let s = Scratch::new();
+    let container = "version = 1\nextends = [\"container\"]\nroot = \"/\"\n";
+    let t = Term::hutch(&s, container, &["sh", "-c", "tty; readlink /proc/self/fd/0"]);
+    let (status, out) = t.finish();
+    assert!(status.success(), "{status:?}: {out:?}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["/dev/pts/0", "/dev/pts/0"], "{out:?}");
+    // Standard output a pipe: no relay; the caller's terminal is standard
+    // input, which the sandbox's devpts does not know.
+    let p = s.write("container.toml", container);
+    let mut cmd = s.hutch(&[
+        "run",
+        "--profile",
+        p.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "tty; echo status=$?",
+    ]);
+    let mut t = Term::start_with(cmd, true);
+    let mut piped = t.child.stdout.take().unwrap();
+    let (status, shown) = t.finish();
+    assert!(status.success(), "{status:?}: {shown:?}");
+    let mut out = String::new();
+    piped.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "not a tty\nstatus=1\n", "{shown:?}");
 }
