@@ -424,7 +424,11 @@ fn a_shell_inside_does_its_own_job_control() {
 fn the_container_profile_gives_an_interactive_run_its_own_terminal() {
     let s = Scratch::new();
     let container = "version = 1\nextends = [\"container\"]\nroot = \"/\"\n";
-    let t = Term::hutch(&s, container, &["sh", "-c", "tty; readlink /proc/self/fd/0"]);
+    let t = Term::hutch(
+        &s,
+        container,
+        &["sh", "-c", "tty; readlink /proc/self/fd/0"],
+    );
     let (status, out) = t.finish();
     assert!(status.success(), "{status:?}: {out:?}");
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
@@ -432,7 +436,7 @@ fn the_container_profile_gives_an_interactive_run_its_own_terminal() {
     // Standard output a pipe: no relay; the caller's terminal is standard
     // input, which the sandbox's devpts does not know.
     let p = s.write("container.toml", container);
-    let mut cmd = s.hutch(&[
+    let cmd = s.hutch(&[
         "run",
         "--profile",
         p.to_str().unwrap(),
