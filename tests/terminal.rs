@@ -164,18 +164,7 @@ impl Term {
 
     /// [`Term::finish`], and the terminal's mode once the program exited.
     fn finish_with_mode(mut self) -> (ExitStatus, Termios, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the program did not exit; the terminal showed: {:?}",
-                String::from_utf8_lossy(&self.seen)
-            );
-            self.read_some(Duration::from_millis(20));
-        };
+        let status = self.wait_exit();
         let mode = self.mode();
         while self.read_some(Duration::from_millis(50)) && !self.drained() {}
         (
@@ -183,6 +172,22 @@ impl Term {
             mode,
             String::from_utf8_lossy(&self.seen).into_owned(),
         )
+    }
+
+    /// Waits for the program to exit, reading what it shows meanwhile.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the program did not exit; the terminal showed: {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            self.read_some(Duration::from_millis(20));
+        }
     }
 
     /// Nothing more to read now.
@@ -316,11 +321,72 @@ fn the_callers_terminal_mode_comes_back_on_every_exit() {
     let (status, mode) = signalled(&s, Signal::SIGALRM);
     assert_eq!(status.signal(), Some(libc::SIGALRM), "{status:?}");
     assert_eq!(flags(&mode), start);
-    // SIGKILL cannot be caught: the terminal stays raw (the user types
-    // `reset`). The negative control of the handler above.
-    let (status, mode) = signalled(&s, Signal::SIGKILL);
+    // SIGKILL cannot be caught: hutch's keeper process puts the mode back.
+    let (status, mode) = killed(&s, false);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(flags(&mode), start);
+    // The negative control: without the keeper, the terminal stays raw.
+    let (status, mode) = killed(&s, true);
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
     assert!(is_raw(&mode), "{}", flags(&mode));
+}
+
+/// SIGKILL of hutch while its payload waits, after killing its keeper
+/// process first if `keeper_too`; hutch's status and the terminal's mode
+/// once the keeper is done (or gone).
+fn killed(s: &Scratch, keeper_too: bool) -> (ExitStatus, Termios) {
+    let mut t = Term::hutch(s, PTY, &["sh", "-c", "echo ready; sleep 30"]);
+    t.expect("ready");
+    assert!(is_raw(&t.mode()));
+    let hutch = t.child.id() as i32;
+    // Forked (and told the mode) before the terminal went raw; it names
+    // itself a moment later.
+    let mut keeper = None;
+    wait_until("hutch runs a hutch-tty keeper", || {
+        keeper = keeper_of(hutch);
+        keeper.is_some()
+    });
+    let keeper = keeper.unwrap();
+    if keeper_too {
+        kill(Pid::from_raw(keeper), Signal::SIGKILL).unwrap();
+        wait_until("the keeper is dead", || !alive(keeper));
+    }
+    kill(Pid::from_raw(hutch), Signal::SIGKILL).unwrap();
+    let status = t.wait_exit();
+    // The keeper acts once hutch is gone, and then ends.
+    wait_until("the keeper ends", || !alive(keeper));
+    (status, t.mode())
+}
+
+/// The pid of hutch's `hutch-tty` child.
+fn keeper_of(hutch: i32) -> Option<i32> {
+    let children = std::fs::read_to_string(format!("/proc/{hutch}/task/{hutch}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .find(|p: &i32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "hutch-tty")
+        })
+}
+
+/// Whether `pid` is a process that has not exited (a zombie has).
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis.
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+    !state.is_some_and(|r| r.starts_with('Z') || r.starts_with('X'))
+}
+
+#[track_caller]
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Sends `sig` to hutch while its payload waits; hutch's status and the
@@ -398,19 +464,26 @@ fn ctrl_z_stops_hutch_and_fg_resumes_it() {
 }
 
 /// A shell as payload does job control in its own terminal, as over ssh:
-/// Ctrl-Z stops its job, not hutch.
+/// Ctrl-Z stops its job, not hutch, and `fg` continues it.
 #[test]
 fn a_shell_inside_does_its_own_job_control() {
     let s = Scratch::new();
     let profile = format!("{PTY}[env]\nset = {{ PS1 = \"inner$$ \" }}\n");
     let mut t = Term::hutch(&s, &profile, &["bash", "--norc", "--noprofile", "-i"]);
     t.expect("inner$ ");
-    t.send(b"sleep 30\r");
-    t.expect("sleep 30\r\n");
+    // The job says when it runs: bash has made it the terminal's
+    // foreground by then (in the child too), so Ctrl-Z reaches it, not
+    // bash (which ignores it). The quotes keep the echo from matching.
+    t.send(b"sh -c 'echo sta\"\"rted; read x; echo got-$x'\r");
+    t.expect("started");
     t.send(b"\x1a");
     let stopped = t.expect("inner$ ");
     assert!(stopped.contains("Stopped"), "{stopped:?}");
-    t.send(b"kill -KILL %1; wait\r");
+    // `fg` continues it in the foreground: it reads the next line.
+    t.send(b"fg\r");
+    t.expect("read x");
+    t.send(b"line\r");
+    t.expect("got-line");
     t.expect("inner$ ");
     t.send(b"exit 5\r");
     let (status, out) = t.finish();

@@ -5,10 +5,11 @@
 //! is in raw mode: every byte typed (Ctrl-C, Ctrl-Z, Ctrl-D too) goes to the
 //! payload's terminal, whose line discipline echoes it, edits lines and
 //! sends the signals; the payload's output comes back unchanged. The mode
-//! is put back whenever hutch leaves the foreground or exits (on a fatal
-//! signal too, by `sys::terminal::restore_on_fatal_signal`; a SIGKILL
-//! leaves the terminal raw: `reset` repairs it). Window sizes follow
-//! (SIGWINCH).
+//! is put back whenever hutch leaves the foreground or exits: on a fatal
+//! signal too, by `sys::terminal::restore_on_fatal_signal`, and after a
+//! SIGKILL of hutch by a small keeper process (`hutch-tty`) that hutch
+//! tells the mode to restore and that acts when hutch is gone. Window sizes
+//! follow (SIGWINCH).
 //!
 //! Job control: when the payload's terminal stops the payload (Ctrl-Z),
 //! hutch's init says so, and hutch puts the caller's terminal back and
@@ -77,6 +78,9 @@ pub struct Relay {
     output_lost: bool,
     /// Typed input not yet taken by the payload's terminal.
     pending: Vec<u8>,
+    /// The socket to the keeper that restores the caller's terminal mode
+    /// if hutch is killed (started the first time the terminal goes raw).
+    keeper: Option<OwnedFd>,
 }
 
 impl Relay {
@@ -91,6 +95,7 @@ impl Relay {
             output_closed: false,
             output_lost: false,
             pending: Vec::new(),
+            keeper: None,
         }
     }
 
@@ -218,6 +223,7 @@ impl Relay {
             // The shell owns the terminal and its mode now.
             self.saved = None;
             sys::terminal::restore_on_fatal_signal(0, None);
+            self.disarm_keeper();
             self.reading = false;
             return;
         }
@@ -230,11 +236,39 @@ impl Relay {
         };
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
+        // Both restorers hold the mode before the terminal goes raw: no
+        // moment when a signal or a SIGKILL would leave it raw.
+        let mode: libc::termios = saved.clone().into();
+        sys::terminal::restore_on_fatal_signal(0, Some(&mode));
+        self.arm_keeper(&mode);
         // TCSANOW: what was typed meanwhile stays, for the payload.
-        if tcsetattr(stdin, SetArg::TCSANOW, &raw).is_ok() {
-            sys::terminal::restore_on_fatal_signal(0, Some(&saved.clone().into()));
+        if tcsetattr(&self.stdin, SetArg::TCSANOW, &raw).is_ok() {
             self.saved = Some(saved);
             self.reading = true;
+        } else {
+            sys::terminal::restore_on_fatal_signal(0, None);
+            self.disarm_keeper();
+        }
+    }
+
+    /// Has the keeper restore `mode` if hutch is killed. Best effort: if
+    /// it cannot start, only a SIGKILL of hutch leaves the terminal raw.
+    fn arm_keeper(&mut self, mode: &libc::termios) {
+        if self.keeper.is_none() {
+            self.keeper = sys::terminal::spawn_mode_keeper().ok();
+        }
+        if let Some(k) = &self.keeper
+            && sys::terminal::keeper_arm(k.as_raw_fd(), mode).is_err()
+        {
+            self.keeper = None;
+        }
+    }
+
+    fn disarm_keeper(&mut self) {
+        if let Some(k) = &self.keeper
+            && sys::terminal::keeper_disarm(k.as_raw_fd()).is_err()
+        {
+            self.keeper = None;
         }
     }
 
@@ -251,6 +285,8 @@ impl Relay {
         let mut old = SigSet::empty();
         let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old));
         let _ = tcsetattr(&self.stdin, SetArg::TCSANOW, &saved);
+        // Only now: killed before the line above, the keeper restores it.
+        self.disarm_keeper();
         if blocked.is_ok() {
             let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
         }

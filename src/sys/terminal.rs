@@ -1,11 +1,13 @@
 //! Terminal calls nix does not wrap, or not allocation-free: opening a
 //! pseudo-terminal through a devpts mount, making it a controlling
 //! terminal, window sizes, and the caller's terminal mode put back when
-//! hutch dies of a signal while the terminal is raw.
+//! hutch dies of a signal while the terminal is raw (by a handler, and by
+//! a keeper process for SIGKILL, which no handler sees).
 
 use std::cell::UnsafeCell;
+use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nix::errno::Errno;
@@ -218,4 +220,86 @@ extern "C" fn on_fatal_signal(sig: libc::c_int) {
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
     }
+}
+
+/// The process name of the [`spawn_mode_keeper`] process (`ps`, tests).
+pub const KEEPER_NAME: &CStr = c"hutch-tty";
+
+/// Starts a process that puts the terminal on its standard input back in
+/// the last mode it was sent over the returned socket (see
+/// [`keeper_arm`]) when that socket's other end closes without
+/// [`keeper_disarm`] after it: when hutch is gone, SIGKILL included. It
+/// holds nothing else of hutch's (every descriptor but its standard input
+/// and the socket closed) and ends
+/// at once when the socket closes, so it never outlives hutch.
+pub fn spawn_mode_keeper() -> Result<OwnedFd, Errno> {
+    let (ours, theirs) = super::seqpacket_pair()?;
+    if super::clone_fork(0, None)? == 0 {
+        keep_mode(theirs.as_raw_fd());
+    }
+    Ok(ours)
+}
+
+/// Tells the keeper to restore `mode` if hutch ends now.
+pub fn keeper_arm(keeper: RawFd, mode: &libc::termios) -> Result<(), Errno> {
+    // SAFETY: termios is a plain C struct: its bytes are its value.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (mode as *const libc::termios).cast::<u8>(),
+            std::mem::size_of::<libc::termios>(),
+        )
+    };
+    super::send_fds(keeper, bytes, &[])
+}
+
+/// Tells the keeper there is nothing to restore.
+pub fn keeper_disarm(keeper: RawFd) -> Result<(), Errno> {
+    super::send_fds(keeper, b"d", &[])
+}
+
+/// The keeper's life, in a fork of hutch: raw system calls only.
+fn keep_mode(sock: RawFd) -> ! {
+    // Standard input (the terminal) stays; output and everything else of
+    // hutch's close, so a pipe hutch writes to ends with hutch.
+    super::close_fds_from(1, &[sock]);
+    let _ = super::prctl(libc::PR_SET_NAME, KEEPER_NAME.as_ptr() as libc::c_ulong);
+    // Every signal that can be blocked is: a hang-up, the shell's SIGINT
+    // to the job, SIGTTOU when restoring from the background.
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "a full set built and blocked: one sequence on a local"
+    )]
+    // SAFETY: sigfillset initialises the set that sigprocmask then reads.
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_BLOCK, all.as_ptr(), std::ptr::null_mut());
+    }
+    let size = std::mem::size_of::<libc::termios>();
+    let mut mode = MaybeUninit::<libc::termios>::uninit();
+    let mut armed = false;
+    loop {
+        let mut buf = [0u8; 256];
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        match n {
+            0 => break,
+            n if n < 0 && Errno::last() == Errno::EINTR => continue,
+            n if n < 0 => break,
+            n if n as usize == size => {
+                // SAFETY: exactly one termios's bytes, sent by keeper_arm.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(buf.as_ptr(), mode.as_mut_ptr().cast(), size)
+                };
+                armed = true;
+            }
+            _ => armed = false,
+        }
+    }
+    if armed {
+        // SAFETY: armed: `mode` was filled; tcsetattr reads it.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, mode.as_ptr()) };
+    }
+    // SAFETY: _exit ends this process without running hutch's exit code.
+    unsafe { libc::_exit(0) }
 }
