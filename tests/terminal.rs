@@ -30,6 +30,14 @@ fn size(rows: u16, cols: u16) -> Winsize {
     }
 }
 
+/// Which standard stream of [`Term::start_with`] is a pipe.
+#[derive(Clone, Copy)]
+enum Piped {
+    Nothing,
+    Stdin,
+    Stdout,
+}
+
 /// A program running on a new pseudo-terminal (its controlling terminal and
 /// standard input, output and error), and what the terminal showed.
 struct Term {
@@ -42,20 +50,21 @@ struct Term {
 
 impl Term {
     fn start(cmd: Command) -> Term {
-        Term::start_with(cmd, false)
+        Term::start_with(cmd, Piped::Nothing)
     }
 
-    /// [`Term::start`]; with `piped_stdout`, standard output is a pipe
-    /// (`hutch run ... | less`) instead of the terminal.
-    fn start_with(mut cmd: Command, piped_stdout: bool) -> Term {
+    /// [`Term::start`], with standard output (`hutch run ... | less`) or
+    /// input (`... | hutch run ...`) a pipe instead of the terminal.
+    fn start_with(mut cmd: Command, piped: Piped) -> Term {
         let pty = nix::pty::openpty(Some(&size(24, 80)), None).unwrap();
         let slave: OwnedFd = pty.slave;
-        let stdout = if piped_stdout {
-            Stdio::piped()
-        } else {
-            Stdio::from(slave.try_clone().unwrap())
+        let on_terminal = || Stdio::from(slave.try_clone().unwrap());
+        let (stdin, stdout) = match piped {
+            Piped::Nothing => (on_terminal(), on_terminal()),
+            Piped::Stdin => (Stdio::piped(), on_terminal()),
+            Piped::Stdout => (on_terminal(), Stdio::piped()),
         };
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        cmd.stdin(stdin)
             .stdout(stdout)
             .stderr(Stdio::from(slave))
             .env("TERM", "dumb");
@@ -64,10 +73,11 @@ impl Term {
             reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
         )]
         // SAFETY: setsid and ioctl are async-signal-safe; they make the pty
-        // the child's controlling terminal, as a terminal emulator would.
+        // the child's controlling terminal, as a terminal emulator would
+        // (through standard error, the terminal whatever is piped).
         unsafe {
             cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -235,6 +245,54 @@ fn tty_names_a_pseudo_terminal_that_exists_inside() {
     let (status, out) = Term::hutch(&s, inherit, &["sh", "-c", "tty"]).finish();
     assert_eq!(status.code(), Some(1), "{out:?}");
     assert_eq!(out.trim(), "not a tty");
+}
+
+/// Everything the payload writes reaches the caller's terminal, in order,
+/// before hutch exits with the payload's status.
+#[test]
+fn the_relay_keeps_every_byte_and_the_exit_status() {
+    let s = Scratch::new();
+    let t = Term::hutch(&s, PTY, &["sh", "-c", "seq 1 30000; exit 9"]);
+    let (status, out) = t.finish();
+    assert_eq!(status.code(), Some(9));
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let want: Vec<String> = (1..=30000).map(|n| n.to_string()).collect();
+    assert!(
+        lines == want,
+        "{} lines, last {:?}",
+        lines.len(),
+        lines.last()
+    );
+}
+
+/// Standard input not a terminal (`... | hutch run`): no relay and no
+/// terminal of its own; the payload reads the pipe.
+#[test]
+fn piped_input_gets_no_relay() {
+    let s = Scratch::new();
+    let p = s.write("term.toml", PTY);
+    let probe = "tty; echo status=$?; ls /dev/pts; cat";
+    let cmd = s.hutch(&[
+        "run",
+        "--profile",
+        p.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let mut t = Term::start_with(cmd, Piped::Stdin);
+    let mut input = t.child.stdin.take().unwrap();
+    input.write_all(b"from-the-pipe\n").unwrap();
+    drop(input);
+    let (status, out) = t.finish();
+    assert!(status.success(), "{status:?}: {out:?}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        ["not a tty", "status=1", "ptmx", "from-the-pipe"],
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -518,7 +576,7 @@ fn the_container_profile_gives_an_interactive_run_its_own_terminal() {
         "-c",
         "tty; echo status=$?",
     ]);
-    let mut t = Term::start_with(cmd, true);
+    let mut t = Term::start_with(cmd, Piped::Stdout);
     let mut piped = t.child.stdout.take().unwrap();
     let (status, shown) = t.finish();
     assert!(status.success(), "{status:?}: {shown:?}");
