@@ -131,7 +131,7 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
-        details: "The payload cannot type into the caller's shell in any mode: with the caller's terminal kept, the seccomp filter blocks the TIOCSTI and TIOCLINUX ioctls (so \"inherit\" needs the filter); with \"pty\" the caller's terminal never enters the sandbox. \"pty\" is what `docker run -it` does: `tty` names a /dev/pts entry that exists inside, the terminal is in raw mode while hutch relays it (restored when hutch exits; after a SIGKILL of hutch, type `reset`), window size changes follow, Ctrl-C and Ctrl-Z reach the payload, and a payload stopped by Ctrl-Z stops hutch until `fg`. It needs a `dev` mount at /dev (a private devpts).",
+        details: "The payload cannot type into the caller's shell in any mode: with the caller's terminal kept, the seccomp filter blocks the TIOCSTI and TIOCLINUX ioctls (so \"inherit\" needs the filter); with \"pty\" the caller's terminal never enters the sandbox. \"pty\" is what `docker run -it` does: `tty` names a /dev/pts entry that exists inside, the terminal is in raw mode while hutch relays it (restored when hutch exits, and after a SIGKILL of hutch by its `hutch-tty` keeper process), window size changes follow, Ctrl-C and Ctrl-Z reach the payload, and a payload stopped by Ctrl-Z stops hutch until `fg`. It needs a `dev` mount at /dev (a private devpts).",
         default: "\"auto\"",
         default_value: Some("\"auto\""),
         example: r#""pty""#,
