@@ -336,6 +336,20 @@ fn ctrl_c_and_ctrl_d_reach_the_payload_and_its_status_comes_back() {
     assert_eq!(status.code(), Some(3));
 }
 
+/// A signal sent to hutch (`kill`, `hutch stop`) reaches the payload,
+/// which handles it; its exit status is hutch's.
+#[test]
+fn a_signal_to_hutch_reaches_the_payload() {
+    let s = Scratch::new();
+    let script = "trap 'echo got-term; exit 6' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut t = Term::hutch(&s, PTY, &["sh", "-c", script]);
+    t.expect("ready");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGTERM).unwrap();
+    t.expect("got-term");
+    let (status, _) = t.finish();
+    assert_eq!(status.code(), Some(6));
+}
+
 /// The mode a new terminal starts in (cooked, echo), as the tests' do.
 fn fresh_mode() -> Termios {
     let pty = nix::pty::openpty(None, None).unwrap();
