@@ -503,3 +503,84 @@ fn exec_runs_in_the_sandboxes_cgroup() {
     ok(&root_hutch(&["stop", "limited"]).output().unwrap());
     child.wait().unwrap();
 }
+
+/// Issue 12 #6: without `XDG_RUNTIME_DIR` and `/run/user/UID` (cron, `su`,
+/// ssh without pam_systemd), another user who makes `/tmp/hutch-UID` first
+/// (a file, a directory of theirs, a symlink to one of theirs) would stop
+/// every launch of the victim, who cannot remove it. hutch keeps its
+/// registry in the home directory then: the victim still launches, and
+/// writes nothing into what the attacker planted.
+#[test]
+fn another_user_cannot_take_the_runtime_directory_first() {
+    if !is_root() {
+        skip("cross-user tests need root to act as a second user");
+        return;
+    }
+    if std::path::Path::new(&format!("/run/user/{NOBODY}")).exists() {
+        skip("/run/user/65534 exists here: hutch would use it");
+        return;
+    }
+    let planted = format!("/tmp/hutch-{NOBODY}");
+    let s = Scratch::new();
+    let theirs = shared_dir();
+    let no_runtime = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR");
+        c.output().unwrap()
+    };
+    // What the attacker planted, but for the parents' link counts (other
+    // tests make directories in /tmp).
+    let listing = || {
+        let out = std::process::Command::new("ls")
+            .args(["-laR", "--time-style=+", &planted])
+            .arg(theirs.path())
+            .output()
+            .unwrap();
+        stdout(&out)
+            .lines()
+            .filter(|l| !l.ends_with(" ..") && !l.starts_with("total "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for plant in [
+        format!("mkdir -m 0777 {planted} && mkdir -m 0777 {planted}/sandboxes"),
+        format!("echo x > {planted}"),
+        format!("mkdir -m 0777 mine && ln -s $PWD/mine {planted}"),
+    ] {
+        let _ = std::fs::remove_dir_all(&planted);
+        let _ = std::fs::remove_file(&planted);
+        let _ = std::fs::remove_dir_all(theirs.path().join("mine"));
+        as_attacker(theirs.path(), &plant);
+        // Control: the victim cannot remove it (sticky /tmp), so a fallback
+        // to that name would fail for as long as the attacker likes.
+        let rm = s
+            .as_user(std::path::Path::new("/bin/rm"))
+            .args(["-rf", &planted])
+            .output()
+            .unwrap();
+        assert!(!rm.status.success(), "{plant}: the victim removed it");
+        assert!(std::fs::symlink_metadata(&planted).is_ok(), "{plant}");
+        let before = listing();
+
+        let out = no_runtime(&["run", "--name", "t", "--profile", "cli", "--", "echo", "ran"]);
+        assert_eq!(ok(&out), "ran\n", "{plant}");
+        ok(&no_runtime(&["ps"]));
+        let after = listing();
+        assert_eq!(
+            after, before,
+            "{plant}: the victim wrote into what the attacker planted"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&planted);
+    let _ = std::fs::remove_file(&planted);
+    // The registry went to the victim's home, private.
+    let state = s.home().join(".local/state/hutch");
+    let runtime = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("runtime"))
+        .expect("a runtime directory in the state home");
+    let meta = std::fs::metadata(runtime.path().join("sandboxes")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o700));
+}

@@ -488,9 +488,9 @@ fn check_link_target(
     Ok(())
 }
 
-/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
-/// wherever a bind of a directory above them would show them inside the
-/// sandbox, and likewise below the host directories shown at `/`
+/// Empty, inaccessible tmpfs mounts over hutch's state directories (the
+/// registry, the volume and image stores: `paths::state_dirs`) wherever a
+/// bind of a directory above them would show them inside the sandbox, and likewise below the host directories shown at `/`
 /// (`at_root`: a root directory above them, `root = "~"`, say; see
 /// `RootPlan::host_dirs_at_root`): mounted after everything else, so no
 /// entry uncovers them.
