@@ -562,7 +562,16 @@ fn another_user_cannot_take_the_runtime_directory_first() {
         assert!(std::fs::symlink_metadata(&planted).is_ok(), "{plant}");
         let before = listing();
 
-        let out = no_runtime(&["run", "--name", "t", "--profile", "cli", "--", "echo", "ran"]);
+        let out = no_runtime(&[
+            "run",
+            "--name",
+            "t",
+            "--profile",
+            "cli",
+            "--",
+            "echo",
+            "ran",
+        ]);
         assert_eq!(ok(&out), "ran\n", "{plant}");
         ok(&no_runtime(&["ps"]));
         let after = listing();

@@ -401,7 +401,10 @@ mod tests {
         let r = h.hutch_runtime_dir().unwrap();
         assert!(r.in_home);
         assert_eq!(r.base, PathBuf::from("/home/a/.local/state"));
-        assert_eq!(r.path.parent(), Some(Path::new("/home/a/.local/state/hutch")));
+        assert_eq!(
+            r.path.parent(),
+            Some(Path::new("/home/a/.local/state/hutch"))
+        );
         let leaf = r.path.file_name().unwrap().to_str().unwrap();
         assert!(leaf.starts_with("runtime"), "{r:?}");
         let h = Host::fixed(
@@ -411,7 +414,11 @@ mod tests {
             "/",
         );
         let r = h.hutch_runtime_dir().unwrap();
-        assert_eq!(r.path.parent(), Some(Path::new("/s/hutch")), "not root's /tmp: {r:?}");
+        assert_eq!(
+            r.path.parent(),
+            Some(Path::new("/s/hutch")),
+            "not root's /tmp: {r:?}"
+        );
         assert_eq!(Host::fixed(uid, uid, &[], "/").hutch_runtime_dir(), None);
     }
 }

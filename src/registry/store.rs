@@ -77,7 +77,10 @@ impl Registry {
         let Some(mut dir) = Dir::open_configured(&runtime.base)? else {
             return Ok(None);
         };
-        let below = runtime.path.strip_prefix(&runtime.base).unwrap_or(Path::new("hutch"));
+        let below = runtime
+            .path
+            .strip_prefix(&runtime.base)
+            .unwrap_or(Path::new("hutch"));
         for name in below.iter().chain([std::ffi::OsStr::new(REGISTRY_DIR)]) {
             let name = name.to_str().unwrap_or("hutch");
             let Some(next) = private_dir(&dir, name, host.uid, create)? else {
