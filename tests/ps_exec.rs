@@ -593,3 +593,70 @@ fn another_user_cannot_take_the_runtime_directory_first() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o700));
 }
+
+/// Issue 12 #11: `hutch exec` opens the Landlock rules' paths again, long
+/// after the payload started. A payload that may write where a rule's
+/// path lies puts a symlink to a wider directory in its place; the
+/// exec'd command must not get the rule's rights there.
+#[test]
+fn exec_does_not_follow_a_symlink_the_payload_put_in_place_of_a_rule_path() {
+    if hutch::landlock::probe().abi() == 0 {
+        skip("Landlock is not available on this kernel");
+        return;
+    }
+    let s = Scratch::new();
+    let work = s.path().join("work");
+    std::fs::create_dir_all(work.join("out")).unwrap();
+    s.chown_all();
+    // The working directory is bound writable; Landlock lets the sandbox
+    // write to `work` only (and names `work/out` too, as a profile that
+    // lists an output directory would). `/bin/sh` passes through the
+    // symlink `/bin` on merged-/usr systems: on the read-only root, so
+    // followed (the sandbox could not have put it there).
+    let p = profile(
+        &s,
+        "p",
+        "[landlock]\nfrom_mounts = false\nread = [\"/\", \"/bin/sh\"]\nwrite = [\"${CWD}/work\", \"${CWD}/work/out\"]\n",
+    );
+    let (_child, _guard) = spawn_named(
+        &s,
+        "swap",
+        &p,
+        &[
+            "sh",
+            "-c",
+            "touch denied 2>/dev/null && echo wrote-denied > work/said; \
+             rmdir work/out && ln -s \"$PWD\" work/out && touch work/ready; exec sleep 100",
+        ],
+    );
+    wait_running(&s, "swap");
+    wait_for_file(&work.join("ready"));
+    // The payload itself could not write outside `work` ...
+    assert!(!s.path().join("denied").exists());
+    assert!(!work.join("said").exists());
+    // ... but did put the symlink in place of the rule's path.
+    assert_eq!(std::fs::read_link(work.join("out")).unwrap(), s.path());
+    let out = exec(
+        &s,
+        "swap",
+        &["sh", "-c", "touch denied && echo wrote-denied"],
+    );
+    fails_with(&out, 125, "work/out");
+    fails_with(&out, 125, "symlink");
+    assert!(!stdout(&out).contains("wrote-denied"));
+    assert!(
+        !s.path().join("denied").exists(),
+        "exec wrote outside `work`"
+    );
+    // Control: outside Landlock the same write works.
+    ok(&s
+        .as_user(std::path::Path::new("/usr/bin/touch"))
+        .arg("denied")
+        .output()
+        .unwrap());
+    // While the rule's path is the directory again, exec works.
+    std::fs::remove_file(work.join("out")).unwrap();
+    std::fs::create_dir(work.join("out")).unwrap();
+    s.chown_all();
+    assert_eq!(ok(&exec(&s, "swap", &["echo", "joined"])), "joined\n");
+}
