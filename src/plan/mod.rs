@@ -7,6 +7,7 @@
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod landing;
 pub mod limits;
 pub mod mounts;
 pub mod rootfs;
@@ -148,6 +149,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let env = env::plan_env(profile, host, &image_env)?;
     let argv = plan_argv(profile, request, image)?;
     let cwd = plan_cwd(profile, host, image, &mut mount_plan.ops)?;
+    landing::mark(&mut mount_plan.ops, rooted.root.as_ref(), host);
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;

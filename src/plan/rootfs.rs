@@ -215,6 +215,7 @@ impl ImageRun {
                 mode: 0o755,
             },
             from: format!("image {} (WorkingDir)", self.name),
+            lands: None,
         });
         Ok(Some((dir, create)))
     }
