@@ -660,3 +660,28 @@ fn exec_does_not_follow_a_symlink_the_payload_put_in_place_of_a_rule_path() {
     s.chown_all();
     assert_eq!(ok(&exec(&s, "swap", &["echo", "joined"])), "joined\n");
 }
+
+/// Issue 12 #6, the last resort: no runtime directory and a home that
+/// cannot hold one (nobody's `/nonexistent`) give a one-line refusal that
+/// names XDG_RUNTIME_DIR; listing still works (nothing runs).
+#[test]
+fn without_a_runtime_directory_or_a_home_the_refusal_names_xdg_runtime_dir() {
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let without = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR")
+            .env("HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", "/nonexistent/state");
+        c.output().unwrap()
+    };
+    let out = without(&["run", "--profile", "cli", "--", "true"]);
+    fails_with(&out, 125, "set XDG_RUNTIME_DIR to a directory of yours");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    ok(&without(&["ps"]));
+    // The control: with a runtime directory the same launch works.
+    ok(&s.run(&["--profile", "cli"], &["true"]));
+}

@@ -74,6 +74,11 @@ pub enum RegistryError {
     )]
     NoRuntimeDir,
     #[error(
+        "cannot create {} for hutch's records of running sandboxes (XDG_RUNTIME_DIR is not a directory of yours and /run/user/UID does not exist, so they go to your home): {}; set XDG_RUNTIME_DIR to a directory of yours with mode 0700",
+        .path.display(), .errno.desc()
+    )]
+    NoRuntimeBase { path: PathBuf, errno: Errno },
+    #[error(
         "a sandbox named `{name}` is already running (pid {pid}, profile {profile}); choose another name with --name"
     )]
     Taken {

@@ -64,12 +64,9 @@ impl Registry {
             .hutch_runtime_dir()
             .ok_or(RegistryError::NoRuntimeDir)?;
         if create && runtime.in_home {
-            std::fs::create_dir_all(&runtime.base).map_err(|e| {
-                FsError::io(
-                    "cannot create",
-                    &runtime.base,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                )
+            std::fs::create_dir_all(&runtime.base).map_err(|e| RegistryError::NoRuntimeBase {
+                path: runtime.base.clone(),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             })?;
         }
         // The base ($XDG_RUNTIME_DIR, /run/user/UID or $XDG_STATE_HOME) is
