@@ -685,3 +685,89 @@ fn without_a_runtime_directory_or_a_home_the_refusal_names_xdg_runtime_dir() {
     // The control: with a runtime directory the same launch works.
     ok(&s.run(&["--profile", "cli"], &["true"]));
 }
+
+/// Issue 12 #6 puts the registry in the home directory when there is no
+/// runtime directory. `cli` started in the home binds it writable, so the
+/// registry must be hidden there as it is under /tmp: a sandbox that could
+/// change a record could make `exec` join it with a weaker confinement.
+#[test]
+fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let in_home = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR").current_dir(s.home());
+        c.output().unwrap()
+    };
+    // A first launch makes the registry in the state home.
+    ok(&in_home(&["run", "--profile", "cli", "--", "true"]));
+    let state = s.home().join(".local/state/hutch");
+    let registry = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("runtime"))
+        .expect("a runtime directory in the state home")
+        .path();
+    // The control: a directory beside it, private like it.
+    let beside = state.join("beside");
+    std::fs::create_dir(&beside).unwrap();
+    std::fs::set_permissions(&beside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    s.chown_all();
+    let probe = |dir: &std::path::Path| {
+        format!(
+            "(ls {d} && touch {d}/planted && echo wrote {d}) 2>&1; true",
+            d = dir.display()
+        )
+    };
+    let script = format!("{}; {}", probe(&beside), probe(&registry));
+    let text = ok(&in_home(&[
+        "run",
+        "--profile",
+        "cli",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    // The payload writes beside the registry (the home is bound writable) ...
+    assert!(
+        text.contains(&format!("wrote {}", beside.display())),
+        "{text}"
+    );
+    // ... but can neither list nor change the registry.
+    assert!(
+        !text.contains(&format!("wrote {}", registry.display())),
+        "{text}"
+    );
+    assert!(!text.contains("sandboxes"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(!registry.join("planted").exists(), "the registry changed");
+    // Outside a sandbox the same user could change it.
+    let host = s
+        .as_user(std::path::Path::new("/bin/sh"))
+        .args(["-c", &probe(&registry)])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&host).contains(&format!("wrote {}", registry.display())),
+        "{}",
+        stdout(&host)
+    );
+    std::fs::remove_file(registry.join("planted")).unwrap();
+    let explained = ok(&in_home(&[
+        "run",
+        "--explain",
+        "--profile",
+        "cli",
+        "--",
+        "true",
+    ]));
+    assert!(
+        explained.contains("hutch: hides its registry"),
+        "{explained}"
+    );
+}
