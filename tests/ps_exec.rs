@@ -771,3 +771,55 @@ fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
         "{explained}"
     );
 }
+
+/// `hutch doctor` says where the registry goes (issue 12 #6): a runtime
+/// directory, the home when there is none (a warning), nowhere when there
+/// is no home either (a failure, as every launch is then refused).
+#[test]
+fn doctor_says_where_the_registry_goes() {
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let registry = |c: &mut std::process::Command| -> serde_json::Value {
+        let out = c.args(["doctor", "--json"]).output().unwrap();
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        all.into_iter()
+            .find(|c| c["name"] == "registry")
+            .expect("a registry check")
+    };
+    let with = registry(&mut s.hutch(&[]));
+    assert_eq!(with["status"], "ok", "{with}");
+    let detail = with["detail"].as_str().unwrap();
+    assert!(
+        detail.ends_with(&format!("{}/hutch", s.runtime().display())),
+        "{detail}"
+    );
+    let home = registry(s.hutch(&[]).env_remove("XDG_RUNTIME_DIR"));
+    assert_eq!(home["status"], "warn", "{home}");
+    let state = s.home().join(".local/state/hutch/runtime");
+    assert!(
+        home["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&state.display().to_string()),
+        "{home}"
+    );
+    assert!(home["fix"].as_str().unwrap().contains("XDG_RUNTIME_DIR"));
+    // A home that cannot hold it (nobody's `/nonexistent`).
+    let nowhere = |c: &mut std::process::Command| {
+        c.env_remove("XDG_RUNTIME_DIR")
+            .env("HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", "/nonexistent/state");
+    };
+    let mut doctor = s.hutch(&[]);
+    nowhere(&mut doctor);
+    let none = registry(&mut doctor);
+    assert_eq!(none["status"], "fail", "{none}");
+    // The launch it predicts: refused.
+    let mut launch = s.hutch(&["run", "--profile", "cli", "--", "true"]);
+    nowhere(&mut launch);
+    let out = launch.output().unwrap();
+    fails_with(&out, 125, "set XDG_RUNTIME_DIR");
+}
