@@ -8,6 +8,7 @@ pub mod arguments;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod landing;
 pub mod limits;
 pub mod mounts;
 pub mod protect;
@@ -166,6 +167,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         Some(dir) => dir,
         None => plan_cwd(profile, host, image, &mut mount_plan.ops)?,
     };
+    landing::mark(&mut mount_plan.ops, rooted.root.as_ref(), host);
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;

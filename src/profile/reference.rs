@@ -409,7 +409,7 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
-        details: "Paths in its rules are paths inside the sandbox.",
+        details: "Paths in its rules are paths inside the sandbox; a symlink on the way is followed only where it lies on a read-only mount (one on a writable mount could be the payload's, put there to widen a rule when `hutch exec` applies the rules again).",
         ..Doc::new(
             "landlock",
             "Landlock rules: which files and ports the payload may use.",

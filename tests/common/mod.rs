@@ -37,7 +37,17 @@ pub fn hutch_bin() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let copy = dir.join("hutch");
-        std::fs::copy(&built, &copy).unwrap();
+        // Copied by another process: a descriptor this (threaded) process
+        // held open for writing would be inherited by whatever another test
+        // thread forks meanwhile, and executing the copy would fail with
+        // ETXTBSY ("Text file busy") until that child has exec'd.
+        let st = Command::new("cp")
+            .arg("--")
+            .arg(&built)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying {} failed", built.display());
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         copy
     })
