@@ -447,7 +447,18 @@ fn all_shims_the_installed_programs_with_a_profile_but_not_shells() {
         "config/hutch/profiles/notinstalled.toml",
         "version = 1\nextends = [\"cli\"]\n",
     );
-    let out = w.hutch(&["shim", "install", "--all"]);
+    // PATH holds only the test's programs (and `sh`): the shipped program
+    // profiles (jq, tar, ...) have their programs installed on a CI machine
+    // and --all would shim those too.
+    std::os::unix::fs::symlink("/bin/sh", w.bin().join("sh")).unwrap();
+    let only = format!("{}:{}", w.shims().display(), w.bin().display());
+    let all = |verb: &str| {
+        w.sh(
+            "PATH=\"$1\" exec \"$2\" shim \"$3\" --all",
+            &[OsStr::new(&only), hutch_bin().as_os_str(), OsStr::new(verb)],
+        )
+    };
+    let out = all("install");
     assert!(out.status.success(), "{}", stderr(&out));
     let said = stdout(&out);
     assert!(said.contains("argdump: installed"), "{said}");
@@ -462,7 +473,7 @@ fn all_shims_the_installed_programs_with_a_profile_but_not_shells() {
         .collect();
     names.sort();
     assert_eq!(names, ["argdump"]);
-    ok(&w.hutch(&["shim", "remove", "--all"]));
+    ok(&all("remove"));
     assert!(!w.s.home().join(".local").exists());
     // --system is root's, and says so.
     let out = w.hutch(&["shim", "install", "--system", "argdump"]);

@@ -98,6 +98,14 @@ fn render_mounts(o: &mut String, plan: &Plan) {
     let _ = writeln!(o, "mounts      (in order; {root})");
     for (i, planned) in plan.mounts.iter().enumerate() {
         let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&mount_line(&planned.op)));
+        if let Some(l) = &planned.lands {
+            let _ = writeln!(
+                o,
+                "          lands at {} ({} is a symlink inside the sandbox)",
+                sanitize(&l.at.display().to_string()),
+                sanitize(&l.through.display().to_string())
+            );
+        }
         let _ = writeln!(o, "          from {}", sanitize(&planned.from));
     }
     for s in &plan.skipped {
@@ -179,11 +187,7 @@ fn render_security(o: &mut String, plan: &Plan) {
     let _ = writeln!(
         o,
         "terminal    {}",
-        if s.new_session {
-            "new session, no controlling terminal"
-        } else {
-            "the caller's (job control kept; TIOCSTI/TIOCLINUX filtered)"
-        }
+        super::terminal::describe(s.new_session, s.pty.as_ref())
     );
     render_seccomp(o, &s.seccomp);
     render_landlock(o, &s.landlock);
@@ -411,7 +415,9 @@ pub fn enforced_summary(plan: &Plan) -> String {
     parts.push(super::network::summary(&plan.network));
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());
-    if s.new_session {
+    if s.pty.is_some() {
+        parts.push("own terminal".into());
+    } else if s.new_session {
         parts.push("new session".into());
     }
     let mut line = format!(

@@ -4,15 +4,19 @@
 //! bind sources); it is what `hutch run --explain` prints and what the child
 //! process executes step by step.
 
+pub mod arguments;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod landing;
 pub mod limits;
 pub mod mounts;
 pub mod network;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
+pub mod terminal;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -116,8 +120,13 @@ pub struct SecurityPlan {
     pub die_with_parent: bool,
     /// Every inherited file descriptor except 0, 1, 2 is closed.
     pub close_inherited_fds: bool,
-    /// The payload runs in a new session, without a controlling terminal.
+    /// The payload runs in a new session, without the caller's terminal.
     pub new_session: bool,
+    /// With `new_session`: a pseudo-terminal of its own as its controlling
+    /// terminal, relayed by hutch (`terminal = "pty"`, interactive caller).
+    /// (Absent from the records of sandboxes started by an older hutch.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<terminal::PtyPlan>,
     pub seccomp: security::SeccompPlan,
     pub landlock: security::LandlockPlan,
     pub rlimits: Vec<security::RlimitPlan>,
@@ -153,7 +162,8 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let image = rooted.image.as_ref();
     let id_map = plan_id_map(ns.plan.user, identity.as_ref(), host, image);
     let hostname = plan_hostname(profile, ns.plan.uts)?;
-    let mut mount_plan = plan_all_mounts(profile, host, &ns, rooted.root.as_ref())?;
+    let (mut mount_plan, workdir) =
+        plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), &request.command)?;
     mount_plan.ops.extend(resolv_conf(profile, &ns, &network)?);
 
     // An image's environment comes between hutch's defaults and the profile's.
@@ -161,7 +171,11 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
     let env = env::plan_env(profile, host, &image_env)?;
     let argv = plan_argv(profile, request, image)?;
-    let cwd = plan_cwd(profile, host, image, &mut mount_plan.ops)?;
+    let cwd = match workdir {
+        Some(dir) => dir,
+        None => plan_cwd(profile, host, image, &mut mount_plan.ops)?,
+    };
+    landing::mark(&mut mount_plan.ops, rooted.root.as_ref(), host);
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
@@ -228,6 +242,7 @@ fn resolv_conf(
             cover: true,
         },
         from: format!("[network] {from}"),
+        lands: None,
     }))
 }
 
@@ -357,15 +372,40 @@ fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, Profile
     })
 }
 
-/// The `[[mount]]` entries, then the volumes, then the masks over hutch's
-/// own state; all of which (and a `root`) need the mount namespace.
+/// The `[[mount]]` entries, the working directory (`workdir`), the paths
+/// the command's arguments name (`file_arguments`), the volumes, then the
+/// `[protect]` masks and the masks over hutch's own state; all of
+/// which (and a `root`) need the mount namespace. Also the working
+/// directory when `workdir` bound it (the payload starts there).
 fn plan_all_mounts(
     profile: &Profile,
     host: &Host,
     ns: &Namespaces<'_>,
     root: Option<&RootPlan>,
-) -> Result<mounts::MountPlan, ProfileError> {
+    command: &[OsString],
+) -> Result<(mounts::MountPlan, Option<PathBuf>), ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
+    let mut workdir = None;
+    match protect::plan_workdir(profile, host)? {
+        Some(protect::WorkdirPlan::Bound(bind)) => {
+            // Over what it lies in (a private home), under what lies in it
+            // (a `--bind` into the working directory).
+            let dir = bind.op.dst().to_path_buf();
+            let at = mount_plan
+                .ops
+                .iter()
+                .position(|m| m.op.dst().starts_with(&dir) && m.op.dst() != dir)
+                .unwrap_or(mount_plan.ops.len());
+            mount_plan.ops.insert(at, bind);
+            workdir = Some(dir);
+        }
+        Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
+        None => {}
+    }
+    let (argument_ops, notes) =
+        arguments::plan_file_arguments(profile, host, command, &mount_plan.ops, root.is_none())?;
+    mount_plan.ops.extend(argument_ops);
+    mount_plan.skipped.extend(notes);
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !ns.plan.mount && !volume_ops.is_empty() {
         return Err(ns.mount_needed(
@@ -374,6 +414,8 @@ fn plan_all_mounts(
         ));
     }
     mount_plan.ops.extend(volume_ops);
+    let protected = protect::protect_masks(profile, host, &mount_plan.ops)?;
+    mount_plan.ops.extend(protected);
     // A root directory above hutch's state shows it at `/`: masked too.
     let at_root = root.map(RootPlan::host_dirs_at_root).unwrap_or_default();
     let masks = mounts::state_masks(&mount_plan.ops, &at_root, host);
@@ -390,7 +432,7 @@ fn plan_all_mounts(
             "remove `namespaces.mount = false`, or `root`/`image`",
         ));
     }
-    Ok(mount_plan)
+    Ok((mount_plan, workdir))
 }
 
 /// The command: the image's (unless the profile has one), the command
@@ -488,13 +530,14 @@ fn plan_security(
     if let Some(root) = root {
         rootfs::landlock_rule(profile, root, &mut landlock);
     }
-    let new_session = security::plan_terminal(profile, host, &seccomp)?;
+    let terminal = terminal::plan_terminal(profile, host, &seccomp, ops)?;
     Ok(SecurityPlan {
         drop_all_capabilities: true,
         no_new_privs: true,
         die_with_parent: true,
         close_inherited_fds: true,
-        new_session,
+        new_session: terminal.new_session,
+        pty: terminal.pty,
         seccomp,
         landlock,
         rlimits: security::plan_rlimits(profile),
@@ -738,7 +781,7 @@ mod tests {
         assert_eq!(json["profile"], "default");
         assert_eq!(json["mounts"][0]["op"], "bind");
         let text = explain::render(&plan);
-        assert!(text.contains("tmpfs    /home/u (mode 0700"), "{text}");
+        assert!(text.contains("dir      /home/u (mode 0700)"), "{text}");
     }
 
     fn image(config: crate::image::ImageRunConfig) -> ImageRequest {
