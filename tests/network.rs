@@ -578,7 +578,7 @@ fn host_mode_is_warned_by_explain_and_by_each_run() {
 fn the_shipped_curl_profile_fetches_from_the_internet_and_not_from_the_lan() {
     let Some(outer) = Outer::new() else { return };
     let o = outer.sh(
-        "alias curl=\"$HUTCH run --profile curl curl\"\n\
+        "alias curl=\"$HUTCH run curl\"\n\
          echo \"internet: $(curl -sS --max-time 10 http://203-0-113-10.hutch.test:8080/ 2>&1)\"\n\
          echo \"saved: $(curl -sS --max-time 10 -o page.txt http://203.0.113.10:8080/ 2>&1; cat page.txt)\"\n\
          echo \"lan: $(curl -sS --max-time 10 http://10.77.0.10:8080/ 2>&1)\"\n\
