@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use super::usernet::{Launch, base_program};
+use super::process::{Launch, base_program};
 use crate::plan::network::{Proto, UserNetwork};
 
 /// pasta's command line for the sandbox whose first process is `pid`.

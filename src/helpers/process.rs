@@ -238,6 +238,24 @@ impl Drop for HelperProcess {
     }
 }
 
+/// How a helper's program is started and how it says it is ready.
+pub struct Launch {
+    pub program: Program,
+    /// The read end of the pipe the program writes to once ready.
+    pub ready: OwnedFd,
+}
+
+/// A program started as a network backend (`super::pasta`,
+/// `super::slirp4netns`): standard input /dev/null, standard error `stderr`.
+pub fn base_program(argv: &[String], stderr: &OwnedFd) -> Result<Program, Errno> {
+    let devnull = std::fs::File::open("/dev/null")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let program = Program::new(argv, &[]).map_err(|_| Errno::EINVAL)?;
+    Ok(program
+        .pass_owned(OwnedFd::from(devnull), 0)
+        .pass_fd(stderr, 2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
-use super::usernet::{Launch, base_program};
+use super::process::{Launch, base_program};
 use crate::plan::network::UserNetwork;
 
 /// The descriptor slirp4netns writes "1" to once the interface is up.

@@ -32,7 +32,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use super::process::{self, HelperProcess, Program};
+use super::process::{self, HelperProcess};
 use super::{CloneSetup, Helper, HelperError, Started};
 use crate::plan::network::{Backend, UserNetwork};
 use crate::prepare::Barrier;
@@ -75,13 +75,6 @@ fn stderr_part(stderr: &str) -> String {
     } else {
         format!(": {}", crate::diag::sanitize(stderr))
     }
-}
-
-/// How a backend's program is started and says it is ready.
-pub struct Launch {
-    pub program: Program,
-    /// The read end of the pipe the program writes to once ready.
-    pub ready: OwnedFd,
 }
 
 /// The helper of `[network]` user mode.
@@ -375,17 +368,6 @@ impl Helper for UserNet {
         }
         code
     }
-}
-
-/// What the program of `plan` is started with, for both backends:
-/// standard input /dev/null, standard error `stderr`.
-pub fn base_program(argv: &[String], stderr: &OwnedFd) -> Result<Program, Errno> {
-    let devnull = std::fs::File::open("/dev/null")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let program = Program::new(argv, &[]).map_err(|_| Errno::EINVAL)?;
-    Ok(program
-        .pass_owned(OwnedFd::from(devnull), 0)
-        .pass_fd(stderr, 2))
 }
 
 /// `hutch doctor`'s trial of a backend: a child in new user and network
