@@ -65,6 +65,14 @@ pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Re
     for op in &p.ops {
         apply(root, op, source_fds)?;
     }
+    // A `dev` mount is made read-only only now, like the root: entries
+    // after it bind device nodes into it (`[devices]`, `dev-bind` under
+    // /dev), and their mount points cannot be created in a read-only tmpfs.
+    for op in &p.ops {
+        if let Op::Dev { dst, .. } = op {
+            seal_dev(root, dst)?;
+        }
+    }
     if readonly_at_end {
         sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
             .map_err(|e| Fail::new(Step::RootReadOnly, e))?;
@@ -224,6 +232,15 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
     }
 }
 
+/// Makes the `dev` tmpfs at `dst` read-only (not what is mounted in it).
+fn seal_dev<'a>(root: RawFd, dst: &'a CStr) -> Result<(), Fail<'a>> {
+    let fail = |e| Fail::with(Step::Dev, e, dst.to_bytes());
+    let dev = resolve::open_in_root(root, dst.to_bytes(), Leaf::Nothing).map_err(fail)?;
+    let r = sys::mount_setattr(dev, sys::MOUNT_ATTR_RDONLY, false);
+    sys::close(dev);
+    r.map_err(fail)
+}
+
 fn new_proc(attrs: u64) -> Result<RawFd, Errno> {
     let fs = sys::fsopen(c"proc")?;
     let r = sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, attrs));
@@ -338,7 +355,7 @@ fn make_file(dir: RawFd, leaf: &[u8], content: &[u8], mode: u32) -> Result<(), E
 }
 
 /// Fills a fresh tmpfs (already attached) with the minimal device set, a
-/// private devpts and shm, then makes it read-only.
+/// private devpts and shm; `build` makes it read-only after every entry.
 fn populate_dev(dev: RawFd, node_fds: &[RawFd]) -> Result<(), Errno> {
     for (i, node) in DEV_NODES.iter().enumerate() {
         let mut name = [0u8; 16];
@@ -407,6 +424,5 @@ fn populate_dev(dev: RawFd, node_fds: &[RawFd]) -> Result<(), Errno> {
         r
     });
     sys::close(shm);
-    r?;
-    sys::mount_setattr(dev, sys::MOUNT_ATTR_RDONLY, false)
+    r
 }
