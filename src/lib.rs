@@ -31,3 +31,5 @@ pub mod registry;
 pub mod safe_fs;
 pub mod sys;
 pub mod volume;
+pub mod wayland;
+pub mod xauth;
