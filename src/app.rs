@@ -136,6 +136,13 @@ fn run(args: RunArgs) -> i32 {
         for n in &plan.security.landlock.not_enforced {
             eprintln!("hutch: warning: not enforced: {n}");
         }
+        let desktop = plan.desktop.iter().flat_map(|d| &d.skipped);
+        for s in desktop.chain(plan.devices.iter().flat_map(|d| &d.skipped)) {
+            eprintln!(
+                "hutch: warning: skipped (best-effort): {}",
+                crate::diag::sanitize(s)
+            );
+        }
     }
     match launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose) {
         Ok(code) => code,

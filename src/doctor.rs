@@ -351,6 +351,14 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
     let search = SearchPath::standard(host);
     for (name, _) in BUILTIN {
         let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);
+        // A desktop building block needs what a desktop session has (a
+        // display, a sound server, a GPU): without it, it is not usable
+        // here, which is no fault of the kernel's.
+        let grants = loaded.as_ref().is_ok_and(|p| {
+            p.layers
+                .iter()
+                .any(|l| l.raw.desktop.is_some() || l.raw.devices.is_some())
+        });
         let planned = loaded.and_then(|p| {
             plan::build(
                 &p,
@@ -385,6 +393,12 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
                     None,
                 )
             }
+            Err(e) if grants => check(
+                &format!("profile {name}"),
+                Status::Warn,
+                format!("not usable in this session: {e}"),
+                None,
+            ),
             Err(e) => check(
                 &format!("profile {name}"),
                 Status::Fail,

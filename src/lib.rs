@@ -19,6 +19,7 @@ pub mod dbus;
 pub mod diag;
 pub mod doctor;
 pub mod export;
+pub mod helpers;
 pub mod host;
 pub mod image;
 pub mod landlock;

@@ -47,6 +47,9 @@ pub enum LaunchError {
     Volume(#[from] VolumeError),
     #[error("cannot enter the sandbox's namespaces: {}", .0.desc())]
     Join(Errno),
+    /// `[desktop]`'s launch directory or Wayland security context.
+    #[error(transparent)]
+    Desktop(#[from] crate::helpers::desktop::DesktopError),
 }
 
 fn clone_help(e: Errno) -> &'static str {
@@ -134,6 +137,13 @@ pub fn run(
     let held = volume::acquire(plan, early_entry.as_ref().map_or("", |e| e.name()), host)?;
     // Held until the sandbox has exited.
     let upper = root::claim_upper(plan, host).map_err(prepare::PrepareError::from)?;
+    // [desktop]: the files and the Wayland socket the binds take, held
+    // (and then removed) until the sandbox has exited.
+    let desktop = plan
+        .desktop
+        .as_ref()
+        .map(|d| crate::helpers::desktop::Session::before_clone(d, host.uid))
+        .transpose()?;
     let mut prepared = prepare::prepare(plan)?;
     prepared.volumes = held
         .volumes
@@ -307,6 +317,7 @@ pub fn run(
     drop(namespaces);
     drop(entry);
     drop(upper);
+    drop(desktop);
     if let Err(e) = held.release() {
         eprintln!("hutch: warning: {e}");
     }

@@ -152,6 +152,12 @@ pub fn render(plan: &Plan) -> String {
     for s in &plan.skipped {
         let _ = writeln!(o, "   -  skipped: {}", sanitize(s));
     }
+    if let Some(d) = &plan.desktop {
+        o.push_str(&sanitize(&super::desktop::explain(d)));
+    }
+    if let Some(d) = &plan.devices {
+        o.push_str(&sanitize(&super::devices::explain(d)));
+    }
     let _ = writeln!(o, "environment (cleared except the keep list, then set)");
     for (k, v) in &plan.env {
         let _ = writeln!(o, "  {}={}", sanitize(k), sanitize(v));
@@ -388,6 +394,14 @@ pub fn enforced_summary(plan: &Plan) -> String {
     );
     for n in &l.not_enforced {
         line.push_str(&format!("\nhutch: not enforced: {n}"));
+    }
+    if let Some(d) = &plan.desktop {
+        line.push('\n');
+        line.push_str(&sanitize(&super::desktop::summary(d)));
+    }
+    if let Some(d) = &plan.devices {
+        line.push('\n');
+        line.push_str(&sanitize(&super::devices::summary(d)));
     }
     line
 }

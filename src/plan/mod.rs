@@ -4,6 +4,8 @@
 //! bind sources); it is what `hutch run --explain` prints and what the child
 //! process executes step by step.
 
+pub mod desktop;
+pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod mounts;
@@ -54,6 +56,12 @@ pub struct Plan {
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
     pub limits: Option<crate::cgroup::LimitsPlan>,
+    /// `[desktop]`: display, sound, app id (its mounts are in `mounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<desktop::DesktopPlan>,
+    /// `[devices]`: the device nodes granted (their mounts are in `mounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<devices::DevicesPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +209,26 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     };
 
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
+    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
+    let desktop = desktop::plan(
+        profile,
+        host,
+        uid_inside,
+        !namespaces.net,
+        security::scopes_abstract_sockets(profile, host),
+        &mut mount_plan.ops,
+    )?;
+    let devices = devices::plan(profile, host)?;
+    if let Some((_, ops)) = &devices {
+        mount_plan.ops.extend(ops.iter().cloned());
+    }
+    if !namespaces.mount && (desktop.is_some() || devices.is_some()) {
+        let at = mount_at.as_ref().expect("mount namespace is on by default");
+        return Err(at
+            .diag("[desktop] and [devices] need the mount namespace, which this profile turns off")
+            .help("remove `namespaces.mount = false`, or the [desktop] and [devices] tables")
+            .into());
+    }
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !namespaces.mount && !volume_ops.is_empty() {
         let at = mount_at.as_ref().expect("mount namespace is on by default");
@@ -228,9 +256,11 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     }
 
     // An image's environment comes between hutch's defaults and the profile's.
-    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
     let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
-    let env = env::plan_env(profile, host, &image_env)?;
+    let mut env = env::plan_env(profile, host, &image_env)?;
+    if let Some(d) = &desktop {
+        desktop::apply_env(&mut env, &d.env, &env::explicitly_set(profile));
+    }
 
     let profile_command = profile.last(|p| p.command.as_ref());
     let argv = if let Some(img) = image.filter(|_| profile_command.is_none()) {
@@ -324,6 +354,8 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             rlimits,
         },
         limits,
+        desktop: desktop.map(|d| d.desktop),
+        devices: devices.map(|(d, _)| d),
     })
 }
 

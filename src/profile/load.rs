@@ -21,6 +21,17 @@ pub static BUILTIN: &[(&str, &str)] = &[
         "base/system",
         include_str!("../../profiles/base/system.toml"),
     ),
+    (
+        "base/wayland",
+        include_str!("../../profiles/base/wayland.toml"),
+    ),
+    ("base/x11", include_str!("../../profiles/base/x11.toml")),
+    ("base/audio", include_str!("../../profiles/base/audio.toml")),
+    ("base/gpu", include_str!("../../profiles/base/gpu.toml")),
+    (
+        "base/fonts-themes",
+        include_str!("../../profiles/base/fonts-themes.toml"),
+    ),
 ];
 
 /// Where named profiles are looked up, first match wins.

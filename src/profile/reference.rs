@@ -639,6 +639,102 @@ pub static KEYS: &[Doc] = &[
             "A fresh, empty directory on disk for this sandbox only, deleted when it exits.",
         )
     },
+    Doc {
+        details: "The app gets a private runtime directory (a tmpfs at `/run/user/UID`, mode 0700, as `XDG_RUNTIME_DIR`) into which hutch binds only the sockets granted here, never the host's runtime directory. `DISPLAY`, `WAYLAND_DISPLAY`, `XAUTHORITY`, `XDG_SESSION_TYPE`, `PULSE_SERVER`, `PULSE_COOKIE` and `DBUS_SESSION_BUS_ADDRESS` are set to the sandbox's values or removed, whatever the profile keeps of the caller's environment; an explicit `[env] set` still wins. `--explain` says what each grant exposes.",
+        ..Doc::new(
+            "desktop",
+            "What a graphical app gets of your session: display, sound, app id.",
+        )
+    },
+    Doc {
+        details: "With Wayland, where the compositor offers `wp_security_context_v1` (wlroots 0.17+, sway 1.9+, KWin, Smithay-based compositors; not Mutter, not Weston 10), the app gets a socket of its own registered as a security context (engine `hutch`, this profile's app id, hutch's pid as instance), and the compositor withholds privileged protocols (screen capture, input injection) from it; otherwise the compositor's own socket. A display for a sandbox that shares the host's network namespace needs Landlock ABI 6 (abstract socket scoping).",
+        default: "no display",
+        example: r#""wayland""#,
+        values: &[
+            (
+                "auto",
+                "Wayland where the host has a compositor, else X11 as `x11` says",
+            ),
+            (
+                "wayland",
+                "the Wayland compositor only (`$WAYLAND_DISPLAY`)",
+            ),
+            ("x11", "X11 only, as `x11` says (`$DISPLAY`)"),
+        ],
+        ..Doc::new("desktop.display", "Which display server the app talks to.")
+    },
+    Doc {
+        details: "Needed when `display` may choose X11. The display's socket is bound at /tmp/.X11-unix/XN inside, with a private Xauthority holding only its cookie, under the wildcard family (it matches any hostname, the sandbox's `hutch` too). A TCP display (`ssh -X`) is refused.",
+        example: r#""host""#,
+        values: &[(
+            "host",
+            "the host display's socket: the app sees every window on that display, can read their contents, capture the screen and send them input",
+        )],
+        ..Doc::new("desktop.x11", "How the app gets X11.")
+    },
+    Doc {
+        details: "PulseAudio's `pulse/native` (with a copy of its cookie) and PipeWire's `pipewire-0`, whichever the host has. Not a security boundary: a client of either can load modules into your sound server and record what it records; PipeWire's socket also reaches its video nodes (cameras, screen-cast streams).",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new("desktop.audio", "The sound server's sockets.")
+    },
+    Doc {
+        details: "Given to the compositor with a Wayland security context (and to portals). It must start with `hutch.`: an app id outside it could claim another application's identity, and compositors such as KWin grant privileged protocols by app id.",
+        default: "`hutch.` and the profile's name (`/` as `.`; a file's stem)",
+        example: r#""hutch.editor""#,
+        constraint: r#"{"pattern": "^hutch\\.[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength": 255}"#,
+        ..Doc::new("desktop.app_id", "The app's id.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: &[
+            (
+                "required",
+                "a granted socket that is missing stops the launch, naming it",
+            ),
+            (
+                "best-effort",
+                "what is missing is left out; `--explain` and `-v` say what",
+            ),
+        ],
+        ..Doc::new(
+            "desktop.enforce",
+            "Whether a missing display or sound server stops the launch.",
+        )
+    },
+    Doc {
+        details: "Each class is bound from the host at its own path inside the minimal `/dev` (read-only mounts without `nodev`: its nodes can be read, written and ioctl'd, nothing added), and Landlock's derived rules allow exactly that on them. Lists from all layers add up; `!NAME` takes back a class a lower layer granted.",
+        ..Doc::new("devices", "Host devices granted one class at a time.")
+    },
+    Doc {
+        details: "Classes: `dri` (the GPU: /dev/dri, and read-only the sysfs entries Mesa and libdrm read to identify it: its /sys/dev/char links and its own device directory), `snd` (/dev/snd), `video` (/dev/video*, /dev/media*), `input` (/dev/input), `fuse` (/dev/fuse), `kvm` (/dev/kvm).",
+        default: "none",
+        example: r#"["dri", "snd"]"#,
+        constraint: r#"{"items": {"pattern": "^!?(dri|snd|video|input|fuse|kvm)$"}}"#,
+        ..Doc::new("devices.allow", "The device classes granted.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: &[
+            (
+                "required",
+                "a class with no device on this machine stops the launch",
+            ),
+            (
+                "best-effort",
+                "such a class is left out; `--explain` and `-v` say so",
+            ),
+        ],
+        ..Doc::new(
+            "devices.enforce",
+            "Whether a granted class missing on this machine stops the launch.",
+        )
+    },
 ];
 
 /// A value type with a `Deserialize` of its own ([`super::shape::Shape::Custom`]).

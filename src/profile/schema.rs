@@ -49,6 +49,72 @@ pub struct RawProfile {
     /// `[volumes.NAME]`: directories kept by hutch that outlive the sandbox
     /// (or, with `tmp = true`, last exactly as long as it).
     pub volumes: Option<BTreeMap<Spanned<String>, VolumeEntry>>,
+    /// The display server, sound server and app identity of a desktop app
+    /// (see `crate::plan::desktop`).
+    pub desktop: Option<Desktop>,
+    /// Host devices granted inside the minimal `/dev` (see `crate::plan::devices`).
+    pub devices: Option<Devices>,
+}
+
+/// `[desktop]`: what a graphical app gets of the user's session. Every
+/// socket is bound into a private runtime directory (a tmpfs at
+/// `/run/user/UID` inside), never the host's runtime directory itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desktop {
+    /// Which display server the app talks to.
+    pub display: Option<Spanned<Display>>,
+    /// How the app gets X11 when `display` chooses it.
+    pub x11: Option<Spanned<X11Mode>>,
+    /// The sound server's sockets (PulseAudio, PipeWire).
+    pub audio: Option<Spanned<bool>>,
+    /// The app id the compositor (and later the portals) know the app by;
+    /// always under `hutch.`.
+    pub app_id: Option<Spanned<String>>,
+    /// Whether a missing socket stops the launch or is skipped.
+    pub enforce: Option<Spanned<Need>>,
+}
+
+/// `[desktop] display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Display {
+    /// Wayland when the host has a compositor, else X11.
+    Auto,
+    /// The Wayland compositor only.
+    Wayland,
+    /// X11 only, as `x11` says.
+    X11,
+}
+
+/// `[desktop] x11`: how the app reaches an X server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum X11Mode {
+    /// The host display's socket and a private cookie: the app sees and
+    /// can capture every window on that display.
+    Host,
+}
+
+/// Whether something the profile grants must exist on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// A missing socket or device stops the launch.
+    Required,
+    /// What is missing is left out; `--explain` and `-v` say what.
+    BestEffort,
+}
+
+/// `[devices]`: host device nodes granted inside the sandbox's `/dev`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// Device classes (`dri`, `snd`, ...), or `!NAME` to drop one granted
+    /// by a lower layer.
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// Whether a missing device stops the launch or is skipped.
+    pub enforce: Option<Spanned<Need>>,
 }
 
 /// One `[volumes.NAME]` table. Every key may come from a different layer

@@ -1,0 +1,215 @@
+//! The launch directory of `[desktop]` (see `plan::desktop`): before clone,
+//! the launcher makes `<hutch's runtime dir>/desktop/<pid>` (0700, checked
+//! like every directory hutch writes to), writes into it the private
+//! Xauthority and the copy of the PulseAudio cookie, and, where the
+//! compositor offers it, creates the Wayland security-context socket: it
+//! binds and listens on `wayland-0` there and registers it with the
+//! compositor together with the read end of a pipe whose write end this
+//! session holds. The sandbox's binds take these paths. When the session
+//! ends (the sandbox is gone; or hutch is killed, and the kernel closes the
+//! pipe), the compositor stops accepting on the socket; the directory is
+//! removed by the session's `Drop`, or, after a SIGKILL, by the next
+//! desktop launch, which removes the directories of hutch processes that
+//! no longer exist.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use crate::plan::desktop::{
+    CookieSource, DesktopPlan, ENGINE, PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
+};
+use crate::safe_fs::{self, FsError, Require};
+use crate::wayland::{self, Metadata, WaylandError};
+use crate::xauth;
+
+/// How long the compositor may take to register the security context.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest cookie file hutch copies (PulseAudio's is 256 bytes).
+const MAX_COOKIE: u64 = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DesktopError {
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error("{what} {}: {}", .path.display(), .errno.desc())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("the X11 cookie for display {number} is no longer in {} (hostname {hostname:?})", .file.display())]
+    CookieGone {
+        file: PathBuf,
+        number: String,
+        hostname: String,
+    },
+    #[error(
+        "the Wayland compositor offers wp_security_context_v1 but registering the sandbox's socket failed, so hutch does not start it with the compositor's own socket: {0}"
+    )]
+    SecurityContext(#[source] WaylandError),
+}
+
+/// What a desktop launch holds while the sandbox runs.
+pub struct Session {
+    dir: PathBuf,
+    /// The write end of the security context's close pipe.
+    _close: Option<OwnedFd>,
+}
+
+impl Session {
+    /// Makes the launch directory and everything in it.
+    pub fn before_clone(plan: &DesktopPlan, uid: u32) -> Result<Session, DesktopError> {
+        let parent_path = plan.launch_dir.parent().unwrap_or(Path::new("/"));
+        let parent = safe_fs::open_dir_for_writing(parent_path, uid, true)?;
+        sweep_stale(&parent);
+        let name = plan
+            .launch_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("0");
+        // A directory of this pid is a dead launcher's (the pid was reused).
+        let _ = std::fs::remove_dir_all(&plan.launch_dir);
+        let dir = parent
+            .sub(name, Some(0o700), Require::writable_only_by(uid))?
+            .ok_or_else(|| FsError::NotADirectory(plan.launch_dir.clone()))?;
+        // From here on, Drop removes what was made, also on an error.
+        let mut session = Session {
+            dir: plan.launch_dir.clone(),
+            _close: None,
+        };
+        if let Some(x11) = &plan.x11
+            && let Some(source) = &x11.cookie
+        {
+            let cookie = read_cookie(source)?;
+            let file = xauth::encode_wild(&x11.display.to_string(), &cookie);
+            write_private(&dir, XAUTHORITY_FILE, &file, uid)?;
+        }
+        if let Some(source) = plan.audio.as_ref().and_then(|a| a.pulse_cookie.as_ref()) {
+            let bytes = read_bounded(source, MAX_COOKIE)?;
+            write_private(&dir, PULSE_COOKIE_FILE, &bytes, uid)?;
+        }
+        if let Some(w) = &plan.wayland
+            && let Some(listener) = &w.security_context
+        {
+            session._close = Some(register(&w.compositor, listener, plan)?);
+        }
+        Ok(session)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates the listening socket and registers it as a security context;
+/// returns the pipe end whose closing ends it.
+fn register(
+    compositor: &Path,
+    listener: &Path,
+    plan: &DesktopPlan,
+) -> Result<OwnedFd, DesktopError> {
+    debug_assert!(listener.ends_with(WAYLAND_LISTENER));
+    let socket =
+        std::os::unix::net::UnixListener::bind(listener).map_err(|e| DesktopError::Io {
+            what: "cannot create the Wayland socket",
+            path: listener.to_path_buf(),
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+    let (close_r, close_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| DesktopError::Io {
+            what: "cannot create a pipe for",
+            path: listener.to_path_buf(),
+            errno,
+        })?;
+    let deadline = Instant::now() + REGISTER_TIMEOUT;
+    let mut c =
+        wayland::Connection::open(compositor, deadline).map_err(DesktopError::SecurityContext)?;
+    c.create_security_context(
+        socket.as_fd(),
+        close_r.as_fd(),
+        &Metadata {
+            engine: ENGINE,
+            app_id: &plan.app_id,
+            instance_id: &plan.instance_id,
+        },
+    )
+    .map_err(DesktopError::SecurityContext)?;
+    // The compositor holds its own copies of the socket and the read end.
+    Ok(close_w)
+}
+
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, DesktopError> {
+    let io = |e: std::io::Error| DesktopError::Io {
+        what: "cannot read",
+        path: path.to_path_buf(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(DesktopError::Io {
+            what: "refusing to copy the oversized file",
+            path: path.to_path_buf(),
+            errno: Errno::EFBIG,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The cookie the plan found, read again now.
+fn read_cookie(source: &CookieSource) -> Result<Vec<u8>, DesktopError> {
+    let bytes = read_bounded(&source.file, xauth::MAX_FILE as u64)?;
+    let gone = || DesktopError::CookieGone {
+        file: source.file.clone(),
+        number: source.number.clone(),
+        hostname: source.hostname.clone(),
+    };
+    let entries = xauth::parse(&bytes).map_err(|_| gone())?;
+    xauth::cookie_for(&entries, source.hostname.as_bytes(), &source.number)
+        .map(|e| e.data.clone())
+        .ok_or_else(gone)
+}
+
+fn write_private(
+    dir: &safe_fs::Dir,
+    name: &str,
+    content: &[u8],
+    uid: u32,
+) -> Result<(), DesktopError> {
+    let fd = dir.open_file(name, 0o600, uid)?;
+    let mut file = std::fs::File::from(fd);
+    let path = dir.path().join(name);
+    let io = |e: std::io::Error| DesktopError::Io {
+        what: "cannot write",
+        path: path.clone(),
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    file.set_len(0).map_err(io)?;
+    file.write_all(content).map_err(io)
+}
+
+/// Removes the launch directories of hutch processes that are gone (a
+/// launcher killed with SIGKILL cannot remove its own).
+fn sweep_stale(parent: &safe_fs::Dir) {
+    let Ok(entries) = std::fs::read_dir(parent.path()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let gone =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(Errno::ESRCH);
+        if gone && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
