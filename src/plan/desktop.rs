@@ -896,6 +896,223 @@ pub fn summary(d: &DesktopPlan) -> String {
 mod tests {
     use super::*;
 
+    use crate::plan::{Plan, Request, build};
+    use crate::profile::{ProfileRef, SearchPath, load};
+    use std::os::unix::net::UnixListener;
+
+    /// A machine (its filesystem under a temp dir) with an X display :3,
+    /// whose cookie is filed under the wildcard family, and a PulseAudio
+    /// socket; `extra` adds environment.
+    struct Machine {
+        root: tempfile::TempDir,
+        _sockets: Vec<UnixListener>,
+    }
+
+    impl Machine {
+        fn new() -> Machine {
+            let root = tempfile::tempdir().unwrap();
+            let r = root.path();
+            for d in [
+                "tmp/.X11-unix",
+                "run/user/1000/pulse",
+                "home/u/.config/pulse",
+                "profiles",
+            ] {
+                std::fs::create_dir_all(r.join(d)).unwrap();
+            }
+            std::fs::write(
+                r.join("home/u/.Xauthority"),
+                xauth::encode_wild("3", b"secret"),
+            )
+            .unwrap();
+            std::fs::write(r.join("home/u/.config/pulse/cookie"), [1u8; 256]).unwrap();
+            let sockets = ["tmp/.X11-unix/X3", "run/user/1000/pulse/native"]
+                .iter()
+                .map(|p| UnixListener::bind(r.join(p)).unwrap())
+                .collect();
+            Machine {
+                root,
+                _sockets: sockets,
+            }
+        }
+
+        fn plan(&self, profile: &str, abi: u32, extra: &[(&str, &str)]) -> Result<Plan, String> {
+            let r = self.root.path();
+            std::fs::write(r.join("profiles/p.toml"), profile).unwrap();
+            let dirs = r.join("profiles").display().to_string();
+            let mut env = vec![
+                ("HOME", "/home/u"),
+                ("XDG_RUNTIME_DIR", "/run/user/1000"),
+                ("HUTCH_PROFILE_PATH", dirs.as_str()),
+                ("DISPLAY", ":3"),
+                ("XAUTHORITY", "/home/u/.Xauthority"),
+            ];
+            env.extend_from_slice(extra);
+            let host = Host::fixed(1000, 1000, &env, "/")
+                .with_fs_root(r)
+                .with_landlock_abi(abi);
+            let profile = load(&ProfileRef::Name("p".into()), &SearchPath::standard(&host))
+                .map_err(|e| e.to_string())?;
+            let request = Request {
+                command: vec!["app".into()],
+                command_optional: false,
+                image: None,
+            };
+            build(&profile, &host, &request).map_err(|e| e.to_string())
+        }
+    }
+
+    fn dsts(plan: &Plan) -> Vec<String> {
+        plan.mounts
+            .iter()
+            .map(|m| m.op.dst().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn x11_and_audio_become_binds_in_a_private_runtime_dir() {
+        let m = Machine::new();
+        let plan = m
+            .plan(
+                "version = 1\n[[mount]]\ntype = \"tmpfs\"\ndst = \"/run/user/1000/own\"\n\
+                 [desktop]\ndisplay = \"x11\"\nx11 = \"host\"\naudio = true\n",
+                7,
+                &[],
+            )
+            .unwrap();
+        // The profile's entry inside the runtime dir comes after its tmpfs.
+        assert_eq!(
+            dsts(&plan),
+            [
+                "/run/user/1000",
+                "/run/user/1000/own",
+                "/tmp/.X11-unix/X3",
+                "/run/user/1000/Xauthority",
+                "/run/user/1000/pulse/native",
+                "/run/user/1000/pulse/cookie",
+            ]
+        );
+        let d = plan.desktop.as_ref().unwrap();
+        assert_eq!(d.app_id, "hutch.p");
+        assert_eq!(
+            d.x11.as_ref().unwrap().display,
+            3,
+            "own network namespace: same number"
+        );
+        assert!(
+            d.launch_dir
+                .ends_with(format!("desktop/{}", std::process::id()))
+        );
+        let env = |k: &str| plan.env.get(k).map(String::as_str);
+        assert_eq!(env("DISPLAY"), Some(":3.0"));
+        assert_eq!(env("XAUTHORITY"), Some("/run/user/1000/Xauthority"));
+        assert_eq!(
+            env("PULSE_SERVER"),
+            Some("unix:/run/user/1000/pulse/native")
+        );
+        assert_eq!(env("XDG_RUNTIME_DIR"), Some("/run/user/1000"));
+        // The cookie itself is nowhere in the plan.
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(!json.contains("secret") && !json.contains("c2VjcmV0"));
+        let text = crate::plan::explain::render(&plan);
+        assert!(text.contains("SEES YOUR OTHER WINDOWS"), "{text}");
+        assert!(text.contains("not a security boundary"), "{text}");
+    }
+
+    #[test]
+    fn the_hosts_network_namespace_needs_scoping_and_gets_another_number() {
+        let m = Machine::new();
+        let profile = "version = 1\n[namespaces]\nnet = false\n[desktop]\ndisplay = \"x11\"\nx11 = \"host\"\n";
+        let err = m.plan(profile, 5, &[]).unwrap_err();
+        assert!(err.contains("Landlock ABI 6, Linux 6.12+"), "{err}");
+        let scoped = m.plan(profile, 6, &[]).unwrap();
+        assert!(scoped.desktop.unwrap().x11.unwrap().display >= 100);
+        // Scoping turned off: refused too.
+        let off = format!("{profile}[landlock]\nscope = \"off\"\n");
+        assert!(m.plan(&off, 7, &[]).unwrap_err().contains("Landlock ABI 6"));
+        // Audio alone is no display: nothing to refuse.
+        let audio = "version = 1\n[namespaces]\nnet = false\n[desktop]\naudio = true\n";
+        assert!(m.plan(audio, 5, &[]).is_ok());
+    }
+
+    #[test]
+    fn host_variables_do_not_leak_into_the_sandbox() {
+        let m = Machine::new();
+        let extra = [
+            ("WAYLAND_DISPLAY", "wayland-9"),
+            ("DBUS_SESSION_BUS_ADDRESS", "unix:abstract=/tmp/dbus-x"),
+            ("MY_VAR", "kept"),
+        ];
+        let plan = m
+            .plan(
+                "version = 1\n[env]\nclear = false\n[desktop]\naudio = true\n",
+                7,
+                &extra,
+            )
+            .unwrap();
+        for gone in [
+            "DISPLAY",
+            "XAUTHORITY",
+            "WAYLAND_DISPLAY",
+            "DBUS_SESSION_BUS_ADDRESS",
+        ] {
+            assert!(!plan.env.contains_key(gone), "{gone} leaked");
+        }
+        assert_eq!(plan.env.get("MY_VAR").map(String::as_str), Some("kept"));
+        // Without [desktop], a profile that keeps them keeps them.
+        let plan = m
+            .plan("version = 1\n[env]\nclear = false\n", 7, &extra)
+            .unwrap();
+        assert!(plan.env.contains_key("DISPLAY"));
+    }
+
+    #[test]
+    fn app_ids_stay_under_hutch() {
+        let m = Machine::new();
+        let with = |id: &str| {
+            m.plan(
+                &format!("version = 1\n[desktop]\napp_id = \"{id}\"\n"),
+                7,
+                &[],
+            )
+        };
+        assert_eq!(
+            with("hutch.editor").unwrap().desktop.unwrap().app_id,
+            "hutch.editor"
+        );
+        for bad in [
+            "org.kde.spectacle",
+            "hutch.",
+            "hutch..x",
+            "hutch.a b",
+            "hutchx.y",
+        ] {
+            assert!(
+                with(bad)
+                    .unwrap_err()
+                    .contains("not an app id under `hutch.`"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn best_effort_skips_what_is_missing_and_says_so() {
+        let m = Machine::new();
+        let plan = m
+            .plan(
+                "version = 1\n[desktop]\ndisplay = \"wayland\"\nenforce = \"best-effort\"\n",
+                7,
+                &[],
+            )
+            .unwrap();
+        let d = plan.desktop.unwrap();
+        assert!(d.wayland.is_none());
+        assert_eq!(d.skipped.len(), 1);
+        assert!(d.skipped[0].contains("WAYLAND_DISPLAY is not set"));
+        assert!(!plan.env.contains_key("WAYLAND_DISPLAY"));
+    }
+
     #[test]
     fn display_names() {
         let d = parse_display(":0").unwrap();

@@ -338,6 +338,90 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    fn plan_with(allow: &str, enforce: &str) -> Result<crate::plan::Plan, String> {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("dev/snd")).unwrap();
+        std::fs::write(r.join("dev/video0"), "").unwrap();
+        std::fs::write(r.join("dev/media1"), "").unwrap();
+        std::fs::create_dir_all(r.join("profiles")).unwrap();
+        std::fs::write(
+            r.join("profiles/p.toml"),
+            format!("version = 1\n[[mount]]\ntype = \"dev\"\ndst = \"/dev\"\n[devices]\nallow = {allow}\n{enforce}"),
+        )
+        .unwrap();
+        let dirs = r.join("profiles").display().to_string();
+        let host = Host::fixed(1000, 1000, &[("HUTCH_PROFILE_PATH", &dirs)], "/").with_fs_root(r);
+        let profile = crate::profile::load(
+            &crate::profile::ProfileRef::Name("p".into()),
+            &crate::profile::SearchPath::standard(&host),
+        )
+        .map_err(|e| e.to_string())?;
+        let request = crate::plan::Request {
+            command: vec!["x".into()],
+            command_optional: false,
+            image: None,
+        };
+        crate::plan::build(&profile, &host, &request).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn classes_become_read_only_device_binds_after_dev() {
+        let plan = plan_with("[\"snd\", \"video\"]", "").unwrap();
+        let binds: Vec<(String, bool, bool)> = plan
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.op {
+                MountOp::Bind {
+                    dst,
+                    readonly,
+                    devices,
+                    ..
+                } => Some((dst.display().to_string(), *readonly, *devices)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            binds,
+            [
+                ("/dev/snd".into(), true, true),
+                ("/dev/media1".into(), true, true),
+                ("/dev/video0".into(), true, true),
+            ]
+        );
+        assert!(
+            matches!(plan.mounts[0].op, MountOp::Dev { .. }),
+            "after the dev mount"
+        );
+        // Landlock: read, write and ioctl on them, nothing more.
+        let ll = &plan.security.landlock;
+        let snd = ll
+            .fs_rules
+            .iter()
+            .find(|r| r.path == Path::new("/dev/snd"))
+            .unwrap();
+        use crate::landlock::access;
+        assert_eq!(
+            snd.access,
+            access::READ | access::WRITE_FILE | access::IOCTL_DEV
+        );
+    }
+
+    #[test]
+    fn missing_classes_are_errors_or_skips_and_can_be_taken_back() {
+        let err = plan_with("[\"kvm\"]", "").unwrap_err();
+        assert!(
+            err.contains("device class `kvm`: /dev/kvm does not exist"),
+            "{err}"
+        );
+        let plan = plan_with("[\"kvm\", \"snd\"]", "enforce = \"best-effort\"\n").unwrap();
+        let d = plan.devices.unwrap();
+        assert_eq!(d.granted.len(), 1);
+        assert_eq!(d.skipped.len(), 1);
+        let plan = plan_with("[\"snd\", \"kvm\", \"!kvm\"]", "").unwrap();
+        assert_eq!(plan.devices.unwrap().granted[0].class, "snd");
+    }
+
     #[test]
     fn sysfs_of_a_gpu_node_is_its_device_and_subsystem() {
         let root = tempfile::tempdir().unwrap();
