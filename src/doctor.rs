@@ -372,12 +372,21 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         });
         out.push(match planned {
             Ok(p) if p.security.landlock.not_enforced.is_empty() && p.security.seccomp.active => {
-                check(
-                    &format!("profile {name}"),
-                    Status::Ok,
-                    "everything it asks for is enforced here",
-                    None,
-                )
+                // A desktop block says what this session gives it (a
+                // security context or not, the display, the devices).
+                let grants: Vec<String> = p
+                    .desktop
+                    .iter()
+                    .map(plan::desktop::summary)
+                    .chain(p.devices.iter().map(plan::devices::summary))
+                    .map(|l| l.replace("hutch: ", "").replace('\n', "; "))
+                    .collect();
+                let detail = if grants.is_empty() {
+                    "everything it asks for is enforced here".to_string()
+                } else {
+                    format!("enforced here; {}", grants.join("; "))
+                };
+                check(&format!("profile {name}"), Status::Ok, detail, None)
             }
             Ok(p) => {
                 let mut lost: Vec<String> = p.security.landlock.not_enforced.clone();
