@@ -48,11 +48,22 @@ fn bin(name: &str) -> PathBuf {
     PathBuf::from("/usr/bin").join(name)
 }
 
-/// A server process of the test user, killed when dropped.
+/// A server process of the test user, stopped when dropped: SIGTERM, so
+/// that it removes its sockets (Xvfb's in /tmp/.X11-unix), then SIGKILL
+/// if it is still there after 5 s.
 struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -331,10 +331,16 @@ fn valid_id(s: &str) -> bool {
     })
 }
 
-/// `path` if it is a socket on the host, else why not.
+/// `path` if it is a socket on the host, else why not. Not through a
+/// symlink: the bind would take whatever the link names when the sandbox
+/// is built, and /tmp/.X11-unix is writable by every user.
 fn socket_at(host: &Host, path: &Path, what: &str, from_var: &str) -> Result<PathBuf, String> {
-    match std::fs::metadata(host.fs_path(path)) {
+    match std::fs::symlink_metadata(host.fs_path(path)) {
         Ok(m) if m.file_type().is_socket() => Ok(path.to_path_buf()),
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "{what} {} ({from_var}) is a symlink; hutch binds only a socket itself: name the socket",
+            path.display()
+        )),
         Ok(_) => Err(format!(
             "{what} {} ({from_var}) is not a socket",
             path.display()
@@ -1064,6 +1070,23 @@ mod tests {
             .plan("version = 1\n[env]\nclear = false\n", 7, &extra)
             .unwrap();
         assert!(plan.env.contains_key("DISPLAY"));
+    }
+
+    #[test]
+    fn a_symlinked_socket_is_refused() {
+        let m = Machine::new();
+        std::os::unix::fs::symlink("X3", m.root.path().join("tmp/.X11-unix/X4")).unwrap();
+        let err = m
+            .plan(
+                "version = 1\n[desktop]\ndisplay = \"x11\"\nx11 = \"host\"\n",
+                7,
+                &[("DISPLAY", ":4")],
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("/tmp/.X11-unix/X4 (DISPLAY=:4) is a symlink"),
+            "{err}"
+        );
     }
 
     #[test]
