@@ -23,6 +23,26 @@ use hutch::profile::reference;
 
 /// Malformed profiles whose fault a JSON Schema of one file cannot state.
 const CANNOT_EXPRESS: &[(&str, &str)] = &[
+    (
+        "desktop-x11-without-mode.toml",
+        "a rule across layers (`x11` may come from another file)",
+    ),
+    (
+        "desktop-no-wayland.toml",
+        "the caller's environment (WAYLAND_DISPLAY)",
+    ),
+    (
+        "desktop-no-x-display.toml",
+        "the caller's environment (DISPLAY)",
+    ),
+    (
+        "desktop-no-sound-server.toml",
+        "whether the session has a sound server",
+    ),
+    (
+        "desktop-mount-hides-runtime-dir.toml",
+        "where variables point (the sandbox's runtime directory)",
+    ),
     ("cycle-a.toml", "`extends` across files"),
     ("cycle-b.toml", "`extends` across files"),
     ("extends-self.toml", "`extends` across files"),
