@@ -5,8 +5,8 @@
 
 use hutch::diag::SourceFile;
 use hutch::host::Host;
-use hutch::launch::prepare::prepare;
 use hutch::plan::{Request, build};
+use hutch::prepare::{Held, prepare};
 use hutch::profile::load::BUILTIN;
 use hutch::profile::{ProfileRef, SearchPath, load, parse};
 
@@ -76,5 +76,5 @@ fn prepare_for_the_child(bencher: divan::Bencher, name: &str) {
     let search = SearchPath::standard(&host);
     let profile = load(&ProfileRef::Name(name.into()), &search).unwrap();
     let plan = build(&profile, &host, &request()).unwrap();
-    bencher.bench_local(|| divan::black_box(prepare(&plan).unwrap()));
+    bencher.bench_local(|| divan::black_box(prepare(&plan, Held::default()).unwrap()));
 }

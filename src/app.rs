@@ -2,7 +2,7 @@
 //! launcher. No system calls of its own beyond reading profiles.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser;
 
@@ -10,13 +10,13 @@ use crate::cli::{Cli, Command, RunArgs};
 use crate::host::Host;
 use crate::launch::{self, EXIT_LAUNCH_FAILED};
 use crate::plan::{self, Request};
-use crate::profile::load::{BUILTIN, Found, SearchPath, valid_name};
+use crate::profile::load::{BUILTIN, Found, SearchPath, profiles_in};
 use crate::profile::{self, ProfileError, ProfileRef};
 
 /// Runs hutch with these arguments (the program name first); returns the
 /// exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
-    ensure_stdio_open();
+    crate::sys::ensure_stdio_open();
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }
@@ -26,7 +26,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Check { profiles } => check(&profiles),
         Command::Profiles { json } => profiles(json),
         Command::Doctor { json } => doctor(json),
-        Command::Image { command } => crate::image::command::run(command),
+        Command::Image { command } => crate::manage::image::run(command),
         Command::Ps { json } => crate::manage::ps(json),
         Command::Exec(args) => crate::manage::exec(args),
         Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
@@ -41,27 +41,6 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
             &(serde_json::to_string_pretty(&profile::jsonschema::generate()).unwrap_or_default()
                 + "\n"),
         ),
-    }
-}
-
-/// If hutch was started with 0, 1 or 2 closed, the next descriptor it
-/// opens would take that number and become the payload's stdin, stdout or
-/// stderr: open /dev/null there instead.
-fn ensure_stdio_open() {
-    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
-        fd,
-        events: 0,
-        revents: 0,
-    });
-    // SAFETY: fds is a valid array of three pollfds; zero timeout.
-    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } <= 0 {
-        return;
-    }
-    for p in fds {
-        if p.revents & libc::POLLNVAL != 0 {
-            // SAFETY: opening /dev/null; the lowest free number is p.fd.
-            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
-        }
     }
 }
 
@@ -81,7 +60,7 @@ fn run(args: RunArgs) -> i32 {
     let pref = match (&args.profile, &args.image) {
         (Some(p), _) => ProfileRef::from_cli(p),
         (None, Some(_)) => ProfileRef::Name("container".to_string()),
-        (None, None) => auto_profile(&args.command, &search),
+        (None, None) => search.for_command(&args.command),
     };
     let profile = match profile::load(&pref, &search) {
         Ok(p) => p,
@@ -91,9 +70,9 @@ fn run(args: RunArgs) -> i32 {
         }
     };
     // Held until the sandbox exits: `hutch image rm` refuses meanwhile.
-    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile) {
+    let lease = match crate::manage::image::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
-        Err(crate::image::command::LeaseError::Profile(e)) => {
+        Err(crate::manage::image::LeaseError::Profile(e)) => {
             print_profile_error(&e);
             return EXIT_LAUNCH_FAILED;
         }
@@ -163,7 +142,7 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
     };
     if matches!(
         f.step,
-        launch::report::Step::RootOverlay | launch::report::Step::OpenWritable
+        crate::prepare::report::Step::RootOverlay | crate::prepare::report::Step::OpenWritable
     ) {
         return plan.root.as_ref().map(|r| r.from.clone());
     }
@@ -174,20 +153,6 @@ fn failure_origin(plan: &plan::Plan, e: &launch::LaunchError) -> Option<String> 
             m.op.dst() == arg || matches!(&m.op, plan::MountOp::Bind { src, .. } if src == arg)
         })
         .map(|m| m.from.clone())
-}
-
-/// The profile named after the command, if there is one, else `default`.
-pub(crate) fn auto_profile(command: &[String], search: &SearchPath) -> ProfileRef {
-    let base = command
-        .first()
-        .and_then(|c| Path::new(c).file_name())
-        .and_then(|n| n.to_str());
-    match base {
-        Some(name) if valid_name(name) && search.find(name).is_some() => {
-            ProfileRef::Name(name.to_string())
-        }
-        _ => ProfileRef::Name("default".to_string()),
-    }
 }
 
 fn check(profiles: &[String]) -> i32 {
@@ -233,8 +198,7 @@ fn profiles(json: bool) -> i32 {
     let search = SearchPath::standard(&host);
     let mut found: Vec<(String, Found)> = Vec::new();
     for dir in &search.dirs {
-        let mut names = Vec::new();
-        collect_profiles(dir, dir, 0, &mut names);
+        let mut names = profiles_in(dir);
         names.sort();
         found.extend(names.into_iter().map(|(n, p)| (n, Found::File(p))));
     }
@@ -247,7 +211,10 @@ fn profiles(json: bool) -> i32 {
     let mut seen = std::collections::HashSet::new();
     for (name, f) in found {
         let (source, text) = match &f {
-            Found::File(p) => (p.display().to_string(), std::fs::read_to_string(p).ok()),
+            Found::File(p) => (
+                p.display().to_string(),
+                profile::load::read_profile_file(p).ok(),
+            ),
             Found::Builtin(n, t) => (format!("builtin:{n}"), Some(t.to_string())),
         };
         let description = text
@@ -295,35 +262,6 @@ fn profiles(json: bool) -> i32 {
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     0
-}
-
-/// The profiles in `dir`, as (name, path), three levels deep at most.
-pub(crate) fn collect_profiles(
-    base: &Path,
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<(String, PathBuf)>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() && depth < 3 {
-            collect_profiles(base, &path, depth + 1, out);
-            continue;
-        }
-        let Some(rel) = path.strip_prefix(base).ok().and_then(|r| r.to_str()) else {
-            continue;
-        };
-        let Some(name) = rel.strip_suffix(".toml") else {
-            continue;
-        };
-        if name.ends_with(".local") || !valid_name(name) {
-            continue;
-        }
-        out.push((name.to_string(), path.clone()));
-    }
 }
 
 fn doctor(json: bool) -> i32 {

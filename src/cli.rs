@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,7 +107,7 @@ pub enum Command {
     Completions {
         /// The shell.
         #[arg(value_enum)]
-        shell: crate::completions::Shell,
+        shell: Shell,
     },
     /// Print a manual page (roff), or list them.
     ///
@@ -358,6 +358,39 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
     }
     Some(r)
 }
+
+/// A shell `hutch completions` writes a script for (the scripts ask
+/// `crate::completions` what to complete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    /// The completion script.
+    pub fn script(self) -> &'static str {
+        match self {
+            Shell::Bash => BASH,
+            Shell::Zsh => ZSH,
+            Shell::Fish => FISH,
+        }
+    }
+
+    /// Where packages install the script, below the prefix (`/usr`).
+    pub fn install_path(self) -> &'static str {
+        match self {
+            Shell::Bash => "share/bash-completion/completions/hutch",
+            Shell::Zsh => "share/zsh/site-functions/_hutch",
+            Shell::Fish => "share/fish/vendor_completions.d/hutch.fish",
+        }
+    }
+}
+
+const BASH: &str = include_str!("../completions/hutch.bash");
+const ZSH: &str = include_str!("../completions/_hutch");
+const FISH: &str = include_str!("../completions/hutch.fish");
 
 #[cfg(test)]
 mod tests {

@@ -19,42 +19,10 @@
 
 use std::path::Path;
 
-use clap::{Arg, ArgAction, Command, CommandFactory, ValueEnum};
+use clap::{Arg, ArgAction, Command, CommandFactory};
 
 use crate::cli::Cli;
 use crate::host::Host;
-
-/// A shell `hutch completions` writes a script for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-impl Shell {
-    /// The completion script.
-    pub fn script(self) -> &'static str {
-        match self {
-            Shell::Bash => BASH,
-            Shell::Zsh => ZSH,
-            Shell::Fish => FISH,
-        }
-    }
-
-    /// Where packages install the script, below the prefix (`/usr`).
-    pub fn install_path(self) -> &'static str {
-        match self {
-            Shell::Bash => "share/bash-completion/completions/hutch",
-            Shell::Zsh => "share/zsh/site-functions/_hutch",
-            Shell::Fish => "share/fish/vendor_completions.d/hutch.fish",
-        }
-    }
-}
-
-const BASH: &str = include_str!("../completions/hutch.bash");
-const ZSH: &str = include_str!("../completions/_hutch");
-const FISH: &str = include_str!("../completions/hutch.fish");
 
 /// What may be typed at the cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +108,7 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
             })
             .collect(),
         Values::Profiles => plain(profile_names(host)),
-        Values::Images => plain(image_names()),
+        Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
         Values::Sandboxes => plain(sandbox_names(host)),
         Values::Files => vec![":files".into()],
@@ -356,8 +324,7 @@ pub fn profile_names(host: &Host) -> Vec<String> {
         .map(|(n, _)| n.to_string())
         .collect();
     for dir in &search.dirs {
-        let mut found = Vec::new();
-        crate::app::collect_profiles(dir, dir, 0, &mut found);
+        let found = crate::profile::load::profiles_in(dir);
         names.extend(found.into_iter().map(|(n, _)| n));
     }
     names.retain(|n| !n.contains('/'));
@@ -368,8 +335,8 @@ pub fn profile_names(host: &Host) -> Vec<String> {
 
 /// Imported images, without opening (and so creating) a store that is not
 /// there.
-pub fn image_names() -> Vec<String> {
-    let Ok(root) = crate::image::ImageStore::default_root() else {
+pub fn image_names(host: &Host) -> Vec<String> {
+    let Ok(root) = crate::image::ImageStore::default_root(host) else {
         return Vec::new();
     };
     if !root.join("images").is_dir() {
@@ -383,12 +350,12 @@ pub fn image_names() -> Vec<String> {
 
 /// The volumes in the store (names only: nothing is opened or locked).
 pub fn volume_names(host: &Host) -> Vec<String> {
-    let Some(store) = crate::volume::store_path(host) else {
+    let Some(store) = crate::paths::volume_store(host) else {
         return Vec::new();
     };
     let mut names: Vec<String> = list_dir(&store)
         .into_iter()
-        .filter(|n| crate::volume::valid_name(n))
+        .filter(|n| crate::paths::valid_name(n))
         .collect();
     names.sort();
     names

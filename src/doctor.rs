@@ -4,11 +4,13 @@
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::launch::report::{self, Step};
 use crate::plan::{self, Request};
+use crate::prepare::report::{self, Step};
 use crate::profile::load::{BUILTIN, SearchPath};
 use crate::profile::{self, ProfileRef};
 use crate::sys;
@@ -94,13 +96,23 @@ fn probe_namespaces() -> Result<(), (Step, Errno)> {
     drop(w);
     let mut buf = [0u8; 64];
     let n = nix::unistd::read(&r, &mut buf).unwrap_or(0);
-    let mut status = 0;
-    // SAFETY: waiting for our own child; status is a valid out-pointer.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let status = exit_status(pid);
     match report::decode(&buf[..n]) {
         Some(f) => Err((f.step, f.errno)),
-        None if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => Ok(()),
+        None if status == Some(0) => Ok(()),
         None => Err((Step::ForkPayload, Errno::EIO)),
+    }
+}
+
+/// Waits for the probe child `pid`; its exit code, if it exited (and was
+/// not killed).
+fn exit_status(pid: libc::pid_t) -> Option<i32> {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Some(code),
+            Err(Errno::EINTR) => continue,
+            Ok(_) | Err(_) => return None,
+        }
     }
 }
 
@@ -170,17 +182,12 @@ fn probe_seccomp() -> Result<(), String> {
         {
             sys::exit_now(2);
         }
-        // SAFETY: keyctl(KEYCTL_GET_KEYRING_ID=0, KEY_SPEC_SESSION_KEYRING=-3, 0).
-        let denied = unsafe { libc::syscall(libc::SYS_keyctl, 0, -3i64, 0) } < 0
-            && Errno::last() == Errno::EPERM;
-        // SAFETY: getppid has no arguments.
-        let allowed = unsafe { libc::getppid() } > 0;
+        // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0).
+        let denied = sys::keyctl(0, -3, 0) == Err(Errno::EPERM);
+        let allowed = nix::unistd::getppid().as_raw() > 0;
         sys::exit_now(if denied && allowed { 0 } else { 3 });
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+    match exit_status(pid) {
         Some(0) => Ok(()),
         Some(2) => {
             Err("the kernel refused to load a filter (CONFIG_SECCOMP_FILTER missing?)".into())
@@ -208,10 +215,7 @@ fn probe_overlay() -> Result<bool, Errno> {
             Err(e) => 2 + (e as i32).clamp(0, 200),
         });
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child; status is a valid out-pointer.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+    match exit_status(pid) {
         Some(0) => Ok(true),
         Some(1) => Ok(false),
         Some(n) if n >= 2 => Err(Errno::from_raw(n - 2)),
@@ -219,8 +223,23 @@ fn probe_overlay() -> Result<bool, Errno> {
     }
 }
 
+/// Every check, in the order `hutch doctor` shows them.
 pub fn run_checks(host: &Host) -> Vec<Check> {
-    let mut out = Vec::new();
+    let mut out = vec![
+        kernel_check(),
+        userns_check(host),
+        landlock_check(host),
+        overlay_check(),
+        seccomp_check(),
+        tiocsti_check(),
+        cgroup_check(host),
+    ];
+    out.extend(profile_checks(host));
+    out
+}
+
+/// The kernel's version: the new mount API and mount_setattr need 5.12.
+fn kernel_check() -> Check {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -230,14 +249,18 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         .filter_map(|v| v.parse().ok())
         .collect();
     let new_enough = version.as_slice() >= [5, 12].as_slice();
-    out.push(check(
+    check(
         "kernel",
         if new_enough { Status::Ok } else { Status::Fail },
         format!("Linux {release}"),
         (!new_enough)
             .then_some("hutch needs Linux 5.12 or later (the new mount API and mount_setattr)"),
-    ));
+    )
+}
 
+/// User, mount and pid namespaces made for real, with the sysctls that
+/// decide whether an unprivileged user may.
+fn userns_check(host: &Host) -> Check {
     let mut userns_detail = Vec::new();
     if let Some(v) = read_trim("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
         userns_detail.push(format!("apparmor_restrict_unprivileged_userns={v}"));
@@ -248,42 +271,47 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
     if let Some(v) = read_trim("/proc/sys/user/max_user_namespaces") {
         userns_detail.push(format!("max_user_namespaces={v}"));
     }
-    match probe_namespaces() {
-        Ok(()) => out.push(check(
-            "user namespaces",
-            Status::Ok,
-            format!(
-                "created user, mount and pid namespaces, mapped uid {}, mounted tmpfs and proc ({})",
-                host.uid,
-                userns_detail.join(", ")
-            ),
-            None,
-        )),
-        Err((step, errno)) => {
-            let fix = match (step, errno) {
-                (Step::ForkPayload, Errno::EPERM) | (Step::UidMap | Step::GidMap | Step::SetGroups, _) => {
-                    "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0); on Ubuntu 23.10+ install packaging/apparmor/hutch into /etc/apparmor.d"
-                }
-                (_, Errno::ENOSYS) => "upgrade the kernel: hutch needs Linux 5.12+",
-                _ => "run hutch outside containers that forbid mounting, or ask the administrator to allow user namespaces",
-            };
-            out.push(check(
+    let (step, errno) = match probe_namespaces() {
+        Ok(()) => {
+            return check(
                 "user namespaces",
-                Status::Fail,
+                Status::Ok,
                 format!(
-                    "could not {}: {} ({})",
-                    step.doing(),
-                    errno.desc(),
+                    "created user, mount and pid namespaces, mapped uid {}, mounted tmpfs and proc ({})",
+                    host.uid,
                     userns_detail.join(", ")
                 ),
-                Some(fix),
-            ));
+                None,
+            );
         }
-    }
+        Err(failed) => failed,
+    };
+    let fix = match (step, errno) {
+        (Step::ForkPayload, Errno::EPERM) | (Step::UidMap | Step::GidMap | Step::SetGroups, _) => {
+            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0); on Ubuntu 23.10+ install packaging/apparmor/hutch into /etc/apparmor.d"
+        }
+        (_, Errno::ENOSYS) => "upgrade the kernel: hutch needs Linux 5.12+",
+        _ => {
+            "run hutch outside containers that forbid mounting, or ask the administrator to allow user namespaces"
+        }
+    };
+    check(
+        "user namespaces",
+        Status::Fail,
+        format!(
+            "could not {}: {} ({})",
+            step.doing(),
+            errno.desc(),
+            userns_detail.join(", ")
+        ),
+        Some(fix),
+    )
+}
 
-    out.push(landlock_check(host));
-
-    out.push(match probe_overlay() {
+/// An unprivileged overlay mounted for real, and whether tmpfs holds its
+/// extended attributes.
+fn overlay_check() -> Check {
+    match probe_overlay() {
         Ok(true) => check(
             "overlayfs",
             Status::Ok,
@@ -300,55 +328,65 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
             "overlayfs",
             Status::Fail,
             format!("could not mount an unprivileged overlay: {}", e.desc()),
-            Some("`hutch run --image` and `root` with a writable layer need unprivileged overlayfs (Linux 5.11+)"),
+            Some(
+                "`hutch run --image` and `root` with a writable layer need unprivileged overlayfs (Linux 5.11+)",
+            ),
         ),
-    });
+    }
+}
 
+/// hutch's default filter loaded for real (see [`probe_seccomp`]).
+fn seccomp_check() -> Check {
     match probe_seccomp() {
-        Ok(()) => out.push(check(
+        Ok(()) => check(
             "seccomp",
             Status::Ok,
             "loaded hutch's default filter: keyctl denied, other calls allowed",
             None,
-        )),
-        Err(e) => out.push(check(
+        ),
+        Err(e) => check(
             "seccomp",
             Status::Fail,
             e,
             Some("hutch needs CONFIG_SECCOMP_FILTER; profiles requiring seccomp refuse to run"),
-        )),
+        ),
     }
+}
 
-    match read_trim("/proc/sys/dev/tty/legacy_tiocsti") {
-        Some(v) if v == "0" => out.push(check(
-            "TIOCSTI",
-            Status::Ok,
-            "disabled by the kernel (dev.tty.legacy_tiocsti=0); hutch filters it too",
-            None,
-        )),
-        Some(_) => out.push(check(
-            "TIOCSTI",
-            Status::Ok,
-            "enabled in this kernel (dev.tty.legacy_tiocsti=1): hutch's seccomp filter blocks it inside sandboxes",
-            None,
-        )),
-        None => out.push(check(
-            "TIOCSTI",
-            Status::Ok,
-            "kernel without the legacy_tiocsti switch: hutch's seccomp filter blocks it",
-            None,
-        )),
-    }
+/// Whether the kernel still lets a process push input into its terminal.
+fn tiocsti_check() -> Check {
+    let detail = match read_trim("/proc/sys/dev/tty/legacy_tiocsti") {
+        Some(v) if v == "0" => {
+            "disabled by the kernel (dev.tty.legacy_tiocsti=0); hutch filters it too"
+        }
+        Some(_) => {
+            "enabled in this kernel (dev.tty.legacy_tiocsti=1): hutch's seccomp filter blocks it inside sandboxes"
+        }
+        None => "kernel without the legacy_tiocsti switch: hutch's seccomp filter blocks it",
+    };
+    check("TIOCSTI", Status::Ok, detail, None)
+}
 
-    let (full, detail, fix) = crate::cgroup::doctor(host);
-    out.push(Check {
+/// Where `[limits]` would be applied (see `crate::plan::limits::doctor`).
+fn cgroup_check(host: &Host) -> Check {
+    let (full, detail, fix) = crate::plan::limits::doctor(host);
+    Check {
         name: "cgroup limits".into(),
         status: if full { Status::Ok } else { Status::Warn },
         detail,
         fix,
-    });
+    }
+}
 
+/// What each shipped profile would lose on this machine.
+fn profile_checks(host: &Host) -> Vec<Check> {
     let search = SearchPath::standard(host);
+    let request = Request {
+        command: vec!["true".into()],
+        command_optional: false,
+        image: None,
+    };
+    let mut out = Vec::new();
     for (name, _) in BUILTIN {
         let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);
         // A desktop building block needs what a desktop session has (a
@@ -359,17 +397,8 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
                 .iter()
                 .any(|l| l.raw.desktop.is_some() || l.raw.devices.is_some())
         });
-        let planned = loaded.and_then(|p| {
-            plan::build(
-                &p,
-                host,
-                &Request {
-                    command: vec!["true".into()],
-                    command_optional: false,
-                    image: None,
-                },
-            )
-        });
+        let planned = loaded.and_then(|p| plan::build(&p, host, &request));
+        let name = format!("profile {name}");
         out.push(match planned {
             Ok(p) if p.security.landlock.not_enforced.is_empty() && p.security.seccomp.active => {
                 // A desktop block says what this session gives it (a
@@ -386,7 +415,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
                 } else {
                     format!("enforced here; {}", grants.join("; "))
                 };
-                check(&format!("profile {name}"), Status::Ok, detail, None)
+                check(&name, Status::Ok, detail, None)
             }
             Ok(p) => {
                 let mut lost: Vec<String> = p.security.landlock.not_enforced.clone();
@@ -395,21 +424,17 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
                 {
                     lost.push("seccomp filter".into());
                 }
-                check(
-                    &format!("profile {name}"),
-                    Status::Warn,
-                    format!("runs, without: {}", lost.join("; ")),
-                    None,
-                )
+                let detail = format!("runs, without: {}", lost.join("; "));
+                check(&name, Status::Warn, detail, None)
             }
             Err(e) if grants => check(
-                &format!("profile {name}"),
+                &name,
                 Status::Warn,
                 format!("not usable in this session: {e}"),
                 None,
             ),
             Err(e) => check(
-                &format!("profile {name}"),
+                &name,
                 Status::Fail,
                 format!("would refuse to run: {e}"),
                 None,

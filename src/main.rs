@@ -8,6 +8,7 @@
 //! start-up, `std::env::args` is filled only where the C library hands them
 //! to initialisers too (glibc does, musl does not).
 #![no_main]
+#![deny(unsafe_code)]
 
 use std::ffi::{CStr, OsString};
 
@@ -18,11 +19,15 @@ use std::ffi::{CStr, OsString};
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 use std::os::unix::ffi::OsStringExt;
 
+#[allow(
+    unsafe_code,
+    reason = "the C entry point: its name is the C runtime's, and argv is a raw pointer from it"
+)]
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: these are the arguments the C runtime passes to main: argc
     // strings laid out by the kernel on the initial stack.
-    unsafe { hutch::launch::prepare::record_command_line(argc, argv) };
+    unsafe { hutch::host::command_line::record(argc, argv) };
     let count = usize::try_from(argc).unwrap_or(0);
     #[allow(
         clippy::multiple_unsafe_ops_per_block,

@@ -4,7 +4,7 @@
 //! Every function returns `Err(errno)` on failure and never panics.
 
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -67,6 +67,39 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// glibc's fork bookkeeping does not run: the child must only make raw system
 /// calls and must never return into code that relies on libc's thread state.
 pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, Errno> {
+    clone_raw(flags, cgroup_fd, None)
+}
+
+/// What [`fork_with_pidfd`] returns on each side.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the new process.
+    Child,
+    /// In the caller: the new process and a pidfd that refers to it.
+    Parent { pid: libc::pid_t, pidfd: OwnedFd },
+}
+
+/// A fork (as [`clone_fork`] makes it, with its rules for the child) that
+/// also returns a pidfd for the new process, made by the same system call
+/// (`CLONE_PIDFD`): the process is held without a race on its number.
+pub fn fork_with_pidfd() -> Result<Forked, Errno> {
+    let mut pidfd: RawFd = -1;
+    match clone_raw(0, None, Some(&mut pidfd))? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid,
+            // SAFETY: the kernel stored a new descriptor for the child here
+            // (CLONE_PIDFD), which nothing else owns.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+fn clone_raw(
+    flags: u64,
+    cgroup_fd: Option<RawFd>,
+    pidfd: Option<&mut RawFd>,
+) -> Result<libc::pid_t, Errno> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -76,9 +109,17 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    // SAFETY: args is a valid clone_args of the size passed; with no stack and
-    // no CLONE_VM the kernel gives the child a private copy of our memory, as
-    // fork does, so both returns continue on valid stacks.
+    // Where the kernel stores the pidfd: clone3's `pidfd`, the legacy
+    // clone's parent_tid (its third argument on x86_64 and aarch64).
+    let pidfd_at = pidfd.map_or(0, |p| p as *mut RawFd as u64);
+    if pidfd_at != 0 {
+        args.flags |= libc::CLONE_PIDFD as u64;
+        args.pidfd = pidfd_at;
+    }
+    // SAFETY: args is a valid clone_args of the size passed, and its pidfd
+    // field, when set, points to a RawFd the caller keeps alive; with no
+    // stack and no CLONE_VM the kernel gives the child a private copy of
+    // our memory, as fork does, so both returns continue on valid stacks.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -89,13 +130,14 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
     match check(rc) {
         Err(Errno::ENOSYS) if cgroup_fd.is_none() => {
             // SAFETY: the legacy clone with a NULL stack is fork with flags;
-            // the x86_64/aarch64 argument order is (flags, stack, ptid, ctid, tls).
+            // the x86_64/aarch64 argument order is (flags, stack, ptid, ...),
+            // and ptid, where CLONE_PIDFD stores the pidfd, is as above.
             let rc = unsafe {
                 libc::syscall(
                     libc::SYS_clone,
-                    flags | libc::SIGCHLD as u64,
+                    args.flags | libc::SIGCHLD as u64,
                     0usize,
-                    0usize,
+                    pidfd_at as usize,
                     0usize,
                     0usize,
                 )
@@ -104,6 +146,148 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> Result<libc::pid_t, E
         }
         other => other.map(|pid| pid as libc::pid_t),
     }
+}
+
+/// waitpid(2), retried on EINTR: `Ok(None)` with `nohang` while `pid` runs,
+/// else its raw wait status. Allocation-free.
+pub fn waitpid(pid: libc::pid_t, nohang: bool) -> Result<Option<libc::c_int>, Errno> {
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match r {
+            0 => return Ok(None),
+            r if r > 0 => return Ok(Some(status)),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Err(Errno::last()),
+        }
+    }
+}
+
+/// The exit code a wait status stands for, the way a shell reports it:
+/// exit status N → N; killed by signal S → 128 + S.
+pub fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    }
+}
+
+/// Unblocks every signal of this thread (a process a helper starts must
+/// not inherit the launcher's blocked set through execve).
+pub fn unblock_all_signals() {
+    // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
+    let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: empty is a valid sigset for sigemptyset to initialise.
+    unsafe { libc::sigemptyset(&mut empty) };
+    // SAFETY: setting the mask from a valid, empty set; the old one is not needed.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+}
+
+/// Runs `f` with SIGPIPE ignored, so that a write to a pipe nobody reads
+/// fails with EPIPE instead of killing the process; then restores the
+/// default.
+pub fn without_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: the standard disposition SIG_IGN for one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let r = f();
+    // SAFETY: back to the standard default.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    r
+}
+
+/// unshare(2).
+pub fn unshare(flags: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: unshare takes a flag word only.
+    if unsafe { libc::unshare(flags) } < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+const SIOCGIFFLAGS: libc::Ioctl = 0x8913;
+const SIOCSIFFLAGS: libc::Ioctl = 0x8914;
+const SIOCGSKNS: libc::Ioctl = 0x894C;
+
+/// `struct ifreq` with the flags member of its union.
+#[repr(C)]
+struct IfreqFlags {
+    name: [u8; 16],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Runs `f` with a datagram socket of the current network namespace.
+fn with_inet_socket<T>(f: impl FnOnce(RawFd) -> Result<T, Errno>) -> Result<T, Errno> {
+    // SAFETY: creating a socket in the current namespace.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(Errno::last());
+    }
+    let r = f(s);
+    close(s);
+    r
+}
+
+/// Brings `lo` up in the current network namespace (a new one starts with
+/// it down, and programs expect 127.0.0.1 to work).
+pub fn loopback_up() -> Result<(), Errno> {
+    with_inet_socket(|s| {
+        let mut ifr = IfreqFlags {
+            name: [0; 16],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        ifr.name[..2].copy_from_slice(b"lo");
+        // SAFETY: ifr is a valid ifreq for this request.
+        if unsafe { libc::ioctl(s, SIOCGIFFLAGS, &mut ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        ifr.flags |= libc::IFF_UP as libc::c_short;
+        // SAFETY: as above.
+        if unsafe { libc::ioctl(s, SIOCSIFFLAGS, &ifr) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    })
+}
+
+/// A descriptor for the current network namespace (`SIOCGSKNS` on a
+/// socket made in it), close-on-exec.
+pub fn current_netns() -> Result<RawFd, Errno> {
+    with_inet_socket(|s| {
+        // SAFETY: SIOCGSKNS takes no argument and returns a new descriptor.
+        let ns = unsafe { libc::ioctl(s, SIOCGSKNS, 0) };
+        if ns < 0 { Err(Errno::last()) } else { Ok(ns) }
+    })
+}
+
+/// A duplicate of `fd` at `min` or above, close-on-exec.
+pub fn dup_above(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument.
+    check_fd(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)
+}
+
+/// dup2(2): `from` also as `to`, which is not close-on-exec.
+pub fn dup2(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::dup2(from, to) } as libc::c_long).map(drop)
+}
+
+/// execve(2); returns only on failure, with the reason.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    if argv.last().is_none_or(|p| !p.is_null()) || envp.last().is_none_or(|p| !p.is_null()) {
+        return Errno::EINVAL;
+    }
+    // SAFETY: path is NUL-terminated; argv and envp are NULL-terminated
+    // arrays (checked above) whose entries the caller keeps valid.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
 }
 
 /// A detached copy of the mount tree at `path` (recursive).
@@ -319,6 +503,40 @@ pub fn write_file(path: &CStr, content: &[u8]) -> Result<(), Errno> {
     r
 }
 
+/// If the process was started with 0, 1 or 2 closed, the next descriptor
+/// it opens would take that number (and become a payload's stdin, stdout
+/// or stderr): opens /dev/null there instead. One `poll` when all three
+/// are open. (On descriptor numbers that may name nothing: raw calls.)
+pub fn ensure_stdio_open() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: fds is a valid array of three pollfds; zero timeout.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } <= 0 {
+        return;
+    }
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            // SAFETY: opening /dev/null; the lowest free number is p.fd,
+            // which is left open for the process's life.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
+/// keyctl(2) with three arguments (`hutch doctor` checks that the default
+/// seccomp filter refuses it).
+pub fn keyctl(
+    operation: libc::c_int,
+    arg2: libc::c_long,
+    arg3: libc::c_long,
+) -> Result<libc::c_long, Errno> {
+    // SAFETY: plain integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, operation, arg2, arg3) })
+}
+
 /// A connected `SOCK_SEQPACKET` pair, close-on-exec: message boundaries and
 /// descriptor passing between the launcher and its helpers or child.
 pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
@@ -448,7 +666,7 @@ pub fn make_mounts_slave() -> Result<(), Errno> {
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
-// ---- Volumes and the registry of running sandboxes -------------------------
+// ---- The launcher's side: pinned directories, processes, namespaces ------
 
 // `resolve` flags of openat2(2), from <linux/openat2.h>.
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
@@ -497,74 +715,6 @@ pub fn openat2(
     }
 }
 
-/// Opens the absolute `path` as an `O_PATH` directory without following any
-/// symlink (or magic link) on the way: a symlink in any component fails with
-/// `ELOOP` (or `ENOTDIR` on kernels without openat2). Allocation-free, for
-/// use between clone and exec.
-pub fn open_dir_no_symlinks(path: &CStr) -> Result<RawFd, Errno> {
-    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    match openat2(
-        libc::AT_FDCWD,
-        path,
-        flags,
-        0,
-        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    ) {
-        // No openat2 (or a seccomp policy around hutch refuses it): walk
-        // the path one component at a time instead.
-        Err(Errno::ENOSYS) | Err(Errno::EPERM) => {}
-        other => return other,
-    }
-    let bytes = path.to_bytes();
-    if bytes.first() != Some(&b'/') {
-        return Err(Errno::EINVAL);
-    }
-    // SAFETY: "/" is NUL-terminated.
-    let mut dir = unsafe { libc::open(c"/".as_ptr(), flags) };
-    if dir < 0 {
-        return Err(Errno::last());
-    }
-    for comp in bytes.split(|&b| b == b'/') {
-        if comp.is_empty() || comp == b"." {
-            continue;
-        }
-        let mut name = [0u8; 256];
-        if comp == b".." || comp.len() >= name.len() {
-            close(dir);
-            return Err(if comp == b".." {
-                Errno::EINVAL
-            } else {
-                Errno::ENAMETOOLONG
-            });
-        }
-        name[..comp.len()].copy_from_slice(comp);
-        // SAFETY: name is NUL-terminated (zero-filled past the component).
-        let next = unsafe { libc::openat(dir, name.as_ptr().cast(), flags | libc::O_NOFOLLOW) };
-        let err = Errno::last();
-        close(dir);
-        if next < 0 {
-            return Err(err);
-        }
-        dir = next;
-    }
-    Ok(dir)
-}
-
-/// Opens the directory the launcher checked and pins (see
-/// `safe_fs::Pinned`): `path` without following any symlink, and only if it
-/// is still the inode `(dev, ino)`; `ESTALE` if something else took its
-/// place. Allocation-free, for use between clone and exec.
-pub fn open_pinned_dir(path: &CStr, dev: u64, ino: u64) -> Result<RawFd, Errno> {
-    let fd = open_dir_no_symlinks(path)?;
-    match dev_ino(fd) {
-        Ok(id) if id == (dev, ino) => Ok(fd),
-        other => {
-            close(fd);
-            Err(other.err().unwrap_or(Errno::ESTALE))
-        }
-    }
-}
-
 /// `(st_dev, st_ino)` of an open descriptor.
 pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
     // SAFETY: an all-zero stat is valid storage for fstat to fill.
@@ -578,9 +728,92 @@ pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
 
 /// pidfd_open(2): a descriptor that refers to process `pid` for as long as
 /// it is held, whatever happens to the number.
-pub fn pidfd_open(pid: libc::pid_t) -> Result<RawFd, Errno> {
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
     // SAFETY: plain integer arguments.
-    check_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })
+    let fd = check_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `NS_GET_NSTYPE` of <linux/nsfs.h>: `_IO(0xb7, 0x3)`.
+const NS_GET_NSTYPE: libc::Ioctl = 0xb703;
+
+/// The kind of the namespace `fd` refers to, as its `CLONE_NEW*` flag.
+pub fn ns_type(fd: BorrowedFd<'_>) -> Result<libc::c_int, Errno> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only answers.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if kind < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(kind)
+    }
+}
+
+/// getrandom(2) without flags: fills `buf` from the kernel's generator;
+/// returns how many bytes it filled.
+pub fn getrandom(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for writes of its length.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// fgetxattr(2): reads the extended attribute `name` of the file `fd`
+/// into `buf`; returns its length.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: name is NUL-terminated and buf valid for writes of its length.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// lgetxattr(2): as [`fgetxattr`], for the file at `path`, not following a
+/// symlink there.
+pub fn lgetxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: both strings are NUL-terminated; buf is valid for writes of
+    // its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// fsetxattr(2): sets the extended attribute `name` of the file `fd` to
+/// `value` (created or replaced).
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: name is NUL-terminated and value valid for reads of its length.
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// pidfd_send_signal(2); signal 0 checks that the process still exists.
@@ -633,135 +866,157 @@ pub fn renameat2(
     .map(drop)
 }
 
-/// Sends `fds` (at most 8) over the unix socket `sock` with SCM_RIGHTS, and
-/// one byte of data. Allocation-free.
-pub fn send_fds(sock: RawFd, fds: &[RawFd]) -> Result<(), Errno> {
+/// Sends `data` (at least one byte) and `fds` (at most 8) over the unix
+/// socket `sock` in one message, the descriptors with SCM_RIGHTS.
+/// Allocation-free.
+pub fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> Result<(), Errno> {
     const MAX: usize = 8;
-    if fds.len() > MAX {
+    if fds.len() > MAX || data.is_empty() {
         return Err(Errno::EINVAL);
     }
     let bytes = std::mem::size_of_val(fds);
     // Room for a cmsghdr and 8 descriptors, 8-byte aligned.
     let mut control = [0u64; 8];
-    let mut data = [0u8; 1];
     let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
     };
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "building an SCM_RIGHTS message is one sequence of libc CMSG helpers and writes through the header they return, sound only as a whole"
-    )]
-    // SAFETY: an all-zero msghdr is valid; the pointers set below stay valid
-    // for the call, and CMSG_* only compute offsets within `control`, which
-    // is large enough (CMSG_SPACE(32) = 48 <= 64 bytes).
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(bytes as u32) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
-        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
-        loop {
-            if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) >= 0 {
-                return Ok(());
-            }
-            if Errno::last() != Errno::EINTR {
-                return Err(Errno::last());
-            }
+        // SAFETY: CMSG_SPACE is arithmetic.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes as u32) } as _;
+        #[allow(
+            clippy::multiple_unsafe_ops_per_block,
+            reason = "filling the SCM_RIGHTS header goes through libc's CMSG helpers and writes through the pointer they return, sound only as a whole"
+        )]
+        // SAFETY: msg_control points to `control`, which is large enough
+        // (CMSG_SPACE(32) = 48 <= 64 bytes), so the first header and its
+        // data lie inside it.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes as u32) as _;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
+        }
+    }
+    loop {
+        // SAFETY: msg and everything it points to are valid for the call;
+        // the kernel only reads the data.
+        if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } >= 0 {
+            return Ok(());
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
         }
     }
 }
 
-/// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`
-/// when nothing is there); they are close-on-exec.
-pub fn recv_fds(sock: RawFd) -> Result<Vec<std::os::fd::OwnedFd>, Errno> {
-    use std::os::fd::FromRawFd;
+/// What [`recv_fds_into`] received: bytes of data, descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: usize,
+    pub fds: usize,
+}
+
+/// Receives one message sent by [`send_fds`]: its data into `data`, its
+/// descriptors (close-on-exec) into `fds`; `flags` for recvmsg
+/// (`MSG_DONTWAIT`: `EAGAIN` when nothing is there). Retried on EINTR.
+/// More descriptors than `fds` holds (they are closed) is `EMSGSIZE`.
+/// Allocation-free.
+pub fn recv_fds_into(
+    sock: RawFd,
+    data: &mut [u8],
+    fds: &mut [RawFd],
+    flags: libc::c_int,
+) -> Result<Received, Errno> {
     let mut control = [0u64; 8];
-    let mut data = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_len: data.len(),
     };
-    let mut out = Vec::new();
-    #[allow(
-        clippy::multiple_unsafe_ops_per_block,
-        reason = "receiving and walking SCM_RIGHTS headers is one sequence of libc CMSG helpers and reads through the pointers they return, sound only as a whole"
-    )]
-    // SAFETY: as in send_fds; the kernel writes at most msg_controllen bytes
-    // of control data, and the CMSG_* walk stays within what it wrote.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
+    // SAFETY: an all-zero msghdr is valid; the fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let bytes = loop {
+        // SAFETY: msg points to valid buffers of the given sizes.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, flags | libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        if Errno::last() != Errno::EINTR {
             return Err(Errno::last());
         }
+    };
+    let mut count = 0;
+    let mut overflow = msg.msg_flags & libc::MSG_CTRUNC != 0;
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "walking SCM_RIGHTS headers is one sequence of libc CMSG helpers and reads through the pointers they return, sound only as a whole"
+    )]
+    // SAFETY: the kernel wrote at most msg_controllen bytes of control
+    // data, and the CMSG_* walk stays within what it wrote.
+    unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let len = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let at = libc::CMSG_DATA(cmsg) as *const RawFd;
                 for i in 0..len / std::mem::size_of::<RawFd>() {
-                    out.push(std::os::fd::OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                        data.add(i),
-                    )));
+                    let fd = std::ptr::read_unaligned(at.add(i));
+                    match fds.get_mut(count) {
+                        Some(slot) => {
+                            *slot = fd;
+                            count += 1;
+                        }
+                        None => {
+                            libc::close(fd);
+                            overflow = true;
+                        }
+                    }
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(Errno::EMSGSIZE);
-        }
     }
-    Ok(out)
+    if overflow {
+        for &fd in &fds[..count] {
+            close(fd);
+        }
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(Received { bytes, fds: count })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
+/// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`
+/// when nothing is there); they are close-on-exec. (The launcher's side,
+/// which may allocate: [`recv_fds_into`] is the allocation-free one.)
+pub fn recv_fds(sock: RawFd) -> Result<Vec<OwnedFd>, Errno> {
+    let mut data = [0u8; 1];
+    recv_with_fds(sock, &mut data, libc::MSG_DONTWAIT).map(|(_, fds)| fds)
+}
 
-    fn c(p: &std::path::Path) -> std::ffi::CString {
-        std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
-    }
-
-    /// The child's side of a pinned directory: what the launcher checked
-    /// is opened, and a directory swapped in after the check (as a race
-    /// between the launcher and the child would) or a symlink is refused.
-    #[test]
-    fn a_pinned_directory_is_opened_only_if_it_is_the_same_inode() {
-        let d = tempfile::tempdir().unwrap();
-        let upper = d.path().join("upper");
-        std::fs::create_dir(&upper).unwrap();
-        let m = std::fs::metadata(&upper).unwrap();
-        let (dev, ino) = (m.dev(), m.ino());
-        let fd = open_pinned_dir(&c(&upper), dev, ino).unwrap();
-        assert_eq!(dev_ino(fd).unwrap(), (dev, ino));
-        close(fd);
-        // Swapped: the checked directory moved away, another in its place.
-        // (The launcher's pin keeps the old inode, so its number is not
-        // reused: emulated here by keeping the moved directory.)
-        std::fs::rename(&upper, d.path().join("moved")).unwrap();
-        std::fs::create_dir(&upper).unwrap();
-        assert_eq!(open_pinned_dir(&c(&upper), dev, ino), Err(Errno::ESTALE));
-        // A symlink to the checked directory is not followed.
-        std::fs::remove_dir(&upper).unwrap();
-        std::os::unix::fs::symlink(d.path().join("moved"), &upper).unwrap();
-        assert!(matches!(
-            open_pinned_dir(&c(&upper), dev, ino),
-            Err(Errno::ELOOP) | Err(Errno::ENOTDIR)
-        ));
-        // Control: by its own path, the moved directory is still the one.
-        let fd = open_pinned_dir(&c(&d.path().join("moved")), dev, ino).unwrap();
-        close(fd);
-    }
+/// Receives one message: its bytes into `data` (their number first), and
+/// up to 8 descriptors that came with them, owned (close-on-exec). `flags`
+/// as for [`recv_fds_into`]. The launcher's side: it allocates.
+pub fn recv_with_fds(
+    sock: RawFd,
+    data: &mut [u8],
+    flags: libc::c_int,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
+    let mut fds = [-1; 8];
+    let got = recv_fds_into(sock, data, &mut fds, flags)?;
+    let owned = fds[..got.fds]
+        .iter()
+        // SAFETY: each is a new descriptor the kernel just gave us.
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    Ok((got.bytes, owned))
 }

@@ -27,46 +27,27 @@
 //! Volumes are never deleted implicitly: only `hutch volume rm` deletes one,
 //! and only while no sandbox holds its lock.
 
-use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::fs::{File, TryLockError};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde::Serialize;
 
 use crate::host::Host;
-use crate::plan::{MountOp, Plan};
-use crate::registry;
-use crate::safe_fs::{self, Dir, FsError, Require, is_dir, lstat_at, open_beneath, stat_fd};
+use crate::paths::{VOLUME_NAME_RULE, VOLUME_TMP_DIR, valid_name};
+use crate::registry::{self, VolumeUse};
+use crate::safe_fs::tree::make_accessible;
+use crate::safe_fs::{
+    self, Dir, FsError, RemoveError, Require, is_dir, list_names, lstat_at, open_beneath, stat_fd,
+};
 
-/// How volume names are spelled, for error messages.
-pub const NAME_RULE: &str =
-    "a volume name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
-/// Directory of the store holding the tmp volumes of running sandboxes.
-pub const TMP_DIR: &str = ".tmp";
 const LOCK_DIR: &str = ".locks";
 /// Deepest directory nesting `volume rm` and tmp-volume removal descend into.
 const MAX_DEPTH: usize = 512;
-
-/// Whether `name` may name a volume (and so a file in the store).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-}
-
-/// Where the store is: `$XDG_DATA_HOME/hutch/volumes` (default
-/// `~/.local/share/hutch/volumes`). Pure: nothing is created or checked.
-pub fn store_path(host: &Host) -> Option<PathBuf> {
-    host.xdg_base("XDG_DATA_HOME")
-        .map(|d| d.join("hutch").join("volumes"))
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
@@ -74,14 +55,8 @@ pub enum VolumeError {
         "cannot locate the volume store: neither XDG_DATA_HOME nor HOME is set to an absolute path; set HOME"
     )]
     NoStore,
-    #[error("invalid volume name {0:?}: {NAME_RULE}")]
+    #[error("invalid volume name {0:?}: {VOLUME_NAME_RULE}")]
     InvalidName(String),
-    #[error("{what} {}: {}", .path.display(), .errno.desc())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        errno: Errno,
-    },
     #[error(transparent)]
     Fs(#[from] FsError),
     #[error("volume `{name}` is in use by {}{}", by_list(.by), .hint)]
@@ -96,12 +71,8 @@ pub enum VolumeError {
         "volume `{name}` is not empty ({entries} entries at its top); add --force to delete it with everything in it"
     )]
     NotEmpty { name: String, entries: usize },
-    #[error("cannot remove {} completely: {what}: {}", .path.display(), .errno.desc())]
-    Remove {
-        path: PathBuf,
-        what: String,
-        errno: Errno,
-    },
+    #[error(transparent)]
+    Remove(#[from] RemoveError),
 }
 
 fn by_list(by: &[String]) -> String {
@@ -123,10 +94,20 @@ fn sub(dir: &Dir, name: &str, create: bool, uid: u32) -> Result<Option<Dir>, Vol
     Ok(dir.sub(name, create.then_some(0o700), Require::owned_by(uid))?)
 }
 
-fn cstr(s: &OsStr) -> CString {
-    // Names are validated (no NUL) and paths come from the environment,
-    // which cannot hold NUL bytes either.
-    CString::new(s.as_bytes()).unwrap_or_default()
+/// Takes the flock of `fd` without waiting: exclusive, or shared.
+/// `Ok(None)`: somebody holds a conflicting lock.
+fn try_lock(fd: OwnedFd, exclusive: bool) -> Result<Option<OwnedFd>, Errno> {
+    let file = File::from(fd);
+    let locked = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match locked {
+        Ok(()) => Ok(Some(file.into())),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(0))),
+    }
 }
 
 /// The volume store, opened safely.
@@ -139,14 +120,18 @@ impl Store {
     /// Opens the store; with `create`, makes what is missing (the store
     /// directories with mode 0700). `Ok(None)`: there is no store yet.
     pub fn open(host: &Host, create: bool) -> Result<Option<Store>, VolumeError> {
-        let store = store_path(host).ok_or(VolumeError::NoStore)?;
-        let hutch_dir = store.parent().expect("store_path has a parent");
-        let data = hutch_dir.parent().expect("store_path has a grandparent");
+        let store = crate::paths::volume_store(host).ok_or(VolumeError::NoStore)?;
+        let hutch_dir = store.parent().expect("the store path has a parent");
+        let data = hutch_dir
+            .parent()
+            .expect("the store path has a grandparent");
         if create {
-            std::fs::create_dir_all(data).map_err(|e| VolumeError::Io {
-                what: "cannot create",
-                path: data.to_path_buf(),
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            std::fs::create_dir_all(data).map_err(|e| {
+                FsError::io(
+                    "cannot create",
+                    data,
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
             })?;
         }
         // $XDG_DATA_HOME itself is the user's own setting: symlinks allowed.
@@ -178,33 +163,20 @@ impl Store {
     /// (`shared` volumes). `Ok(None)`: somebody holds a conflicting lock.
     fn lock(&self, name: &str, exclusive: bool) -> Result<Option<OwnedFd>, VolumeError> {
         let locks = sub(&self.dir, LOCK_DIR, true, self.uid)?.expect("created if missing");
-        let c = cstr(OsStr::new(name));
         let path = locks.path().join(name);
-        let io = |what, errno| VolumeError::Io {
-            what,
-            path: path.clone(),
-            errno,
-        };
         loop {
             let fd = locks.open_file(name, 0o600, self.uid)?;
-            let st = stat_fd(fd.as_fd()).map_err(|e| io("cannot inspect the lock file", e))?;
-            let op = if exclusive {
-                libc::LOCK_EX
-            } else {
-                libc::LOCK_SH
+            let st = stat_fd(fd.as_fd())
+                .map_err(|e| FsError::io("cannot inspect the lock file", &path, e))?;
+            let Some(fd) =
+                try_lock(fd, exclusive).map_err(|e| FsError::io("cannot lock", &path, e))?
+            else {
+                return Ok(None);
             };
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) } < 0 {
-                let errno = Errno::last();
-                if errno == Errno::EWOULDBLOCK {
-                    return Ok(None);
-                }
-                return Err(io("cannot lock", errno));
-            }
             // `volume rm` unlinks the lock file of the volume it deletes: if
             // that happened between our open and our flock, this lock guards
             // nothing. Start again with the file now at that name.
-            match lstat_at(locks.fd(), &c) {
+            match lstat_at(locks.fd(), name) {
                 Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {
                     return Ok(Some(fd));
                 }
@@ -215,24 +187,24 @@ impl Store {
 
     /// The directory of `.tmp` (created if missing).
     fn tmp_root(&self) -> Result<Dir, VolumeError> {
-        Ok(sub(&self.dir, TMP_DIR, true, self.uid)?.expect("created if missing"))
+        Ok(sub(&self.dir, VOLUME_TMP_DIR, true, self.uid)?.expect("created if missing"))
     }
 
     /// Removes the tmp volumes of sandboxes that are gone (their launcher
     /// was killed before it could). Errors are returned as warnings.
     pub fn clean_stale_tmp(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let tmp = match sub(&self.dir, TMP_DIR, false, self.uid) {
+        let tmp = match sub(&self.dir, VOLUME_TMP_DIR, false, self.uid) {
             Ok(Some(t)) => t,
             Ok(None) => return warnings,
             Err(e) => return vec![e.to_string()],
         };
-        for name in list_names(&tmp).unwrap_or_default() {
+        for name in utf8_names(&tmp).unwrap_or_default() {
+            // Only an area no launcher holds locked is stale.
             if let Ok(Some(area)) = sub(&tmp, &name, false, self.uid)
                 && let Ok(fd) = area.readable()
-                // SAFETY: flock on a descriptor we own.
-                && unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
-                && let Err(e) = remove_dir(&tmp, &name, &fd)
+                && let Ok(Some(fd)) = try_lock(fd, true)
+                && let Err(e) = remove_dir(&tmp, &name, fd.as_fd())
             {
                 warnings.push(e.to_string());
             }
@@ -243,14 +215,14 @@ impl Store {
     /// The tmp volumes of running sandboxes: (sandbox, volume, path).
     fn tmp_volumes(&self) -> Vec<(String, String, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(Some(tmp)) = sub(&self.dir, TMP_DIR, false, self.uid) else {
+        let Ok(Some(tmp)) = sub(&self.dir, VOLUME_TMP_DIR, false, self.uid) else {
             return out;
         };
-        for sandbox in list_names(&tmp).unwrap_or_default() {
+        for sandbox in utf8_names(&tmp).unwrap_or_default() {
             let Ok(Some(area)) = sub(&tmp, &sandbox, false, self.uid) else {
                 continue;
             };
-            for vol in list_names(&area).unwrap_or_default() {
+            for vol in utf8_names(&area).unwrap_or_default() {
                 out.push((sandbox.clone(), vol.clone(), area.path().join(&vol)));
             }
         }
@@ -258,156 +230,36 @@ impl Store {
     }
 }
 
-/// The entries of a directory, `.` and `..` left out.
-fn list_names(dir: &Dir) -> Result<Vec<String>, VolumeError> {
-    let fd = dir.readable()?;
-    read_names(fd).map_err(|errno| VolumeError::Io {
-        what: "cannot list",
-        path: dir.path().to_path_buf(),
-        errno,
-    })
+/// The entries of a directory whose names are text (no volume or sandbox
+/// name is anything else), `.` and `..` left out.
+fn utf8_names(dir: &Dir) -> Result<Vec<String>, VolumeError> {
+    Ok(dir
+        .names()?
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .collect())
 }
 
-fn read_names(fd: OwnedFd) -> Result<Vec<String>, Errno> {
-    let mut d = nix::dir::Dir::from_fd(fd)?;
-    let mut names = Vec::new();
-    for entry in d.iter() {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        if let Ok(s) = std::str::from_utf8(name) {
-            names.push(s.to_string());
-        }
-    }
-    Ok(names)
-}
-
-/// Byte-named entries of a readable directory descriptor (a duplicate is
-/// read, the descriptor stays usable).
-fn entries(fd: BorrowedFd<'_>) -> Result<Vec<CString>, Errno> {
-    let dup = open_beneath(
-        fd,
-        c".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-        Mode::empty(),
-    )?;
-    let mut d = nix::dir::Dir::from_fd(dup)?;
-    let mut names = Vec::new();
-    for entry in d.iter() {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.to_bytes() == b"." || name.to_bytes() == b".." {
-            continue;
-        }
-        names.push(name.to_owned());
-    }
-    Ok(names)
-}
-
-/// Gives the owner full access to a directory we are about to empty (a
-/// sandbox may have left it mode 0500 or 0). `pinned` is an `O_PATH`
-/// descriptor of the directory itself, so no name is resolved again.
-fn make_accessible(pinned: BorrowedFd<'_>, st: &libc::stat) -> Result<(), Errno> {
-    if st.st_mode & 0o700 == 0o700 {
-        return Ok(());
-    }
-    // chmod through the descriptor's /proc link: it names exactly that
-    // directory (fchmod does not take O_PATH descriptors).
-    let link = CString::new(format!("/proc/self/fd/{}", pinned.as_raw_fd())).expect("no NUL");
-    // SAFETY: link is NUL-terminated.
-    if unsafe { libc::chmod(link.as_ptr(), (st.st_mode & 0o7777) | 0o700) } < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
-}
-
-/// Deletes everything inside the directory `dir` (a readable descriptor),
-/// never following a symlink: directories are entered only through
-/// descriptors opened with `O_NOFOLLOW`, and everything else is unlinked.
-fn remove_contents(dir: BorrowedFd<'_>, depth: usize, at: &Path) -> Result<(), VolumeError> {
-    let fail = |what: &str, errno| VolumeError::Remove {
-        path: at.to_path_buf(),
-        what: what.to_string(),
-        errno,
-    };
-    if depth > MAX_DEPTH {
-        return Err(fail("directories nested too deeply", Errno::ELOOP));
-    }
-    for name in entries(dir).map_err(|e| fail("cannot list it", e))? {
-        // SAFETY: name is NUL-terminated.
-        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
-            continue;
-        }
-        let errno = Errno::last();
-        if errno == Errno::ENOENT {
-            continue;
-        }
-        if errno != Errno::EISDIR && errno != Errno::EPERM {
-            return Err(fail(&format!("cannot remove {name:?}"), errno));
-        }
-        let child = Path::new(OsStr::from_bytes(name.to_bytes()));
-        let sub_path = at.join(child);
-        let pinned = match open_beneath(
-            dir,
-            &name,
-            OFlag::O_PATH | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(e) => return Err(fail(&format!("cannot open {name:?}"), e)),
-        };
-        let st = stat_fd(pinned.as_fd()).map_err(|e| fail("cannot inspect", e))?;
-        if !is_dir(&st) {
-            return Err(fail(&format!("cannot remove {name:?}"), errno));
-        }
-        make_accessible(pinned.as_fd(), &st).map_err(|e| fail("cannot change the mode of", e))?;
-        let readable = open_beneath(
-            pinned.as_fd(),
-            c".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        )
-        .map_err(|e| fail(&format!("cannot open {name:?}"), e))?;
-        drop(pinned);
-        remove_contents(readable.as_fd(), depth + 1, &sub_path)?;
-        drop(readable);
-        // SAFETY: name is NUL-terminated.
-        if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
-            return Err(fail(&format!("cannot remove {name:?}"), Errno::last()));
-        }
-    }
-    Ok(())
-}
-
-/// Empties and removes `parent/name`, whose readable descriptor is `fd`.
-fn remove_dir(parent: &Dir, name: &str, fd: &OwnedFd) -> Result<(), VolumeError> {
+/// Empties and removes `parent/name`, whose readable descriptor is `fd`
+/// (which may hold the lock that keeps others away meanwhile).
+fn remove_dir(parent: &Dir, name: &str, fd: BorrowedFd<'_>) -> Result<(), VolumeError> {
     let path = parent.path().join(name);
-    let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
-        what: "cannot inspect",
-        path: path.clone(),
-        errno,
-    })?;
-    make_accessible(fd.as_fd(), &st).map_err(|errno| VolumeError::Remove {
+    let st = stat_fd(fd).map_err(|e| FsError::io("cannot inspect", &path, e))?;
+    make_accessible(fd, &st).map_err(|errno| RemoveError {
         path: path.clone(),
         what: "cannot change its mode".into(),
         errno,
     })?;
-    remove_contents(fd.as_fd(), 0, &path)?;
-    let c = cstr(OsStr::new(name));
-    // SAFETY: c is NUL-terminated.
-    if unsafe { libc::unlinkat(parent.fd().as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
-        let errno = Errno::last();
-        if errno != Errno::ENOENT {
-            return Err(VolumeError::Remove {
-                path,
-                what: "cannot remove the directory itself".into(),
-                errno,
-            });
+    safe_fs::remove_contents(fd, &path, Some(MAX_DEPTH))?;
+    match unlinkat(parent.fd(), name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(RemoveError {
+            path,
+            what: "cannot remove the directory itself".into(),
+            errno,
         }
+        .into()),
     }
-    Ok(())
 }
 
 /// A volume directory the launcher has checked and pinned.
@@ -445,43 +297,32 @@ struct TmpArea {
 impl TmpArea {
     fn create(store: &Store, sandbox: &str) -> Result<TmpArea, VolumeError> {
         let parent = store.tmp_root()?;
-        let c = cstr(OsStr::new(sandbox));
+        let path = parent.path().join(sandbox);
         loop {
-            // SAFETY: c is NUL-terminated.
-            if unsafe { libc::mkdirat(parent.fd().as_raw_fd(), c.as_ptr(), 0o700) } < 0 {
-                let errno = Errno::last();
-                if errno != Errno::EEXIST {
-                    return Err(VolumeError::Io {
-                        what: "cannot create",
-                        path: parent.path().join(sandbox),
-                        errno,
-                    });
-                }
+            match mkdirat(parent.fd(), sandbox, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(errno) => return Err(FsError::io("cannot create", &path, errno).into()),
             }
             let Some(dir) = sub(&parent, sandbox, false, store.uid)? else {
                 continue;
             };
             let fd = dir.readable()?;
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+            let Some(fd) = try_lock(fd, true).map_err(|e| FsError::io("cannot lock", &path, e))?
+            else {
                 return Err(VolumeError::InUse {
-                    name: format!("{TMP_DIR}/{sandbox}"),
+                    name: format!("{VOLUME_TMP_DIR}/{sandbox}"),
                     by: vec![sandbox.to_string()],
                     hint: "",
                 });
-            }
+            };
             // Removed as stale between our mkdir and our flock? Again.
-            let st = stat_fd(fd.as_fd()).map_err(|errno| VolumeError::Io {
-                what: "cannot inspect",
-                path: dir.path().to_path_buf(),
-                errno,
-            })?;
-            match lstat_at(parent.fd(), &c) {
+            let st = stat_fd(fd.as_fd()).map_err(|e| FsError::io("cannot inspect", &path, e))?;
+            match lstat_at(parent.fd(), sandbox) {
                 Ok(now) if now.st_ino == st.st_ino && now.st_dev == st.st_dev => {}
                 _ => continue,
             }
             // Left over by a killed sandbox of the same name: start empty.
-            remove_contents(fd.as_fd(), 0, dir.path())?;
+            safe_fs::remove_contents(fd.as_fd(), dir.path(), Some(MAX_DEPTH))?;
             return Ok(TmpArea {
                 parent,
                 name: sandbox.to_string(),
@@ -498,7 +339,7 @@ impl TmpArea {
 
     fn remove(&mut self) -> Result<(), VolumeError> {
         self.removed = true;
-        remove_dir(&self.parent, &self.name, &self.fd)
+        remove_dir(&self.parent, &self.name, self.fd.as_fd())
     }
 }
 
@@ -513,7 +354,7 @@ impl Drop for TmpArea {
 /// Everything a launch holds for its volumes until the sandbox has exited:
 /// the pinned directories, the locks, and its tmp volumes.
 pub struct Held {
-    /// In the order of the plan's `MountOp::Volume`s.
+    /// In the order of the uses given to [`acquire`].
     pub volumes: Vec<Pinned>,
     tmp: Option<TmpArea>,
 }
@@ -529,19 +370,10 @@ impl Held {
     }
 }
 
-/// Opens, creates, checks, locks and pins every volume of the plan, for the
-/// sandbox named `sandbox`. Fails if one is in use (see `shared`).
-pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeError> {
-    let uses: Vec<(&str, bool, bool)> = plan
-        .mounts
-        .iter()
-        .filter_map(|m| match &m.op {
-            MountOp::Volume {
-                name, shared, tmp, ..
-            } => Some((name.as_str(), *shared, *tmp)),
-            _ => None,
-        })
-        .collect();
+/// Opens, creates, checks, locks and pins every volume a sandbox uses (in
+/// the order of its mounts), for the sandbox named `sandbox`. Fails if one
+/// is in use (see `shared`).
+pub fn acquire(uses: &[VolumeUse], sandbox: &str, host: &Host) -> Result<Held, VolumeError> {
     let mut held = Held {
         volumes: Vec::with_capacity(uses.len()),
         tmp: None,
@@ -550,14 +382,15 @@ pub fn acquire(plan: &Plan, sandbox: &str, host: &Host) -> Result<Held, VolumeEr
         return Ok(held);
     }
     let store = Store::open(host, true)?.expect("created if missing");
-    if uses.iter().any(|(_, _, tmp)| *tmp) {
+    if uses.iter().any(|u| u.tmp) {
         for w in store.clean_stale_tmp() {
             eprintln!("hutch: warning: {w}");
         }
         held.tmp = Some(TmpArea::create(&store, sandbox)?);
     }
-    for (name, shared, tmp) in uses {
-        if tmp {
+    for VolumeUse { name, shared, tmp } in uses {
+        let (name, shared) = (name.as_str(), *shared);
+        if *tmp {
             let area = held.tmp.as_ref().expect("created above");
             let dir = area.volume(name, store.uid)?;
             held.volumes.push(Pinned::new(name, dir, None)?);
@@ -626,7 +459,7 @@ pub fn list(host: &Host) -> Result<(Vec<Info>, Vec<String>), VolumeError> {
     let mut warnings = store.clean_stale_tmp();
     let users = registry::volume_users(host);
     let mut out = Vec::new();
-    let mut names: Vec<String> = list_names(&store.dir)?
+    let mut names: Vec<String> = utf8_names(&store.dir)?
         .into_iter()
         .filter(|n| valid_name(n))
         .collect();
@@ -673,11 +506,7 @@ pub fn inspect(host: &Host, name: &str) -> Result<Info, VolumeError> {
     let dir = store
         .volume_dir(name, false)?
         .ok_or_else(|| VolumeError::NotFound(name.into()))?;
-    let st = stat_fd(dir.fd()).map_err(|errno| VolumeError::Io {
-        what: "cannot inspect",
-        path: dir.path().to_path_buf(),
-        errno,
-    })?;
+    let st = dir.stat()?;
     let mut usage = (st.st_blocks as u64 * 512, 0u64);
     let fd = dir.readable()?;
     du(fd.as_fd(), 0, &mut usage);
@@ -699,8 +528,8 @@ fn du(dir: BorrowedFd<'_>, depth: usize, acc: &mut (u64, u64)) {
     if depth > MAX_DEPTH {
         return;
     }
-    for name in entries(dir).unwrap_or_default() {
-        let Ok(st) = lstat_at(dir, &name) else {
+    for name in list_names(dir).unwrap_or_default() {
+        let Ok(st) = lstat_at(dir, name.as_os_str()) else {
             continue;
         };
         acc.0 += st.st_blocks as u64 * 512;
@@ -708,7 +537,7 @@ fn du(dir: BorrowedFd<'_>, depth: usize, acc: &mut (u64, u64)) {
         if is_dir(&st)
             && let Ok(sub) = open_beneath(
                 dir,
-                &name,
+                name.as_os_str(),
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY,
                 Mode::empty(),
             )
@@ -741,12 +570,11 @@ pub fn remove(host: &Host, name: &str, force: bool) -> Result<(), VolumeError> {
             hint: "; stop it first (`hutch stop NAME`)",
         });
     };
+    // Unlinked while we hold the lock: a launcher that opened it
+    // meanwhile notices and starts again.
     let drop_lock_file = || {
         if let Ok(Some(locks)) = sub(&store.dir, LOCK_DIR, false, store.uid) {
-            let c = cstr(OsStr::new(name));
-            // SAFETY: c is NUL-terminated. Unlinked while we hold the lock:
-            // a launcher that opened it meanwhile notices and starts again.
-            unsafe { libc::unlinkat(locks.fd().as_raw_fd(), c.as_ptr(), 0) };
+            let _ = locks.unlink(name);
         }
     };
     let Some(dir) = store.volume_dir(name, false)? else {
@@ -754,20 +582,14 @@ pub fn remove(host: &Host, name: &str, force: bool) -> Result<(), VolumeError> {
         return Err(VolumeError::NotFound(name.into()));
     };
     let fd = dir.readable()?;
-    let n = entries(fd.as_fd())
-        .map_err(|errno| VolumeError::Io {
-            what: "cannot list",
-            path: dir.path().to_path_buf(),
-            errno,
-        })?
-        .len();
+    let n = dir.names()?.len();
     if n > 0 && !force {
         return Err(VolumeError::NotEmpty {
             name: name.into(),
             entries: n,
         });
     }
-    remove_dir(&store.dir, name, &fd)?;
+    remove_dir(&store.dir, name, fd.as_fd())?;
     drop_lock_file();
     drop(lock);
     Ok(())
@@ -780,29 +602,5 @@ pub fn clean_stale(host: &Host) -> Vec<String> {
         Ok(Some(store)) => store.clean_stale_tmp(),
         Ok(None) => Vec::new(),
         Err(e) => vec![e.to_string()],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        for ok in ["a", "cache", "my-vol_2.old", "9"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            ".hidden",
-            "-x",
-            "a/b",
-            "..",
-            "a b",
-            &"x".repeat(65),
-            "é",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
     }
 }

@@ -451,7 +451,7 @@ fn io(e: Errno) -> WaylandError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{IoSliceMut, Write};
+    use std::io::Write;
     use std::os::unix::net::UnixStream;
 
     /// One request as the compositor reads it.
@@ -480,24 +480,8 @@ mod tests {
                 }
             }
             let mut buf = [0u8; 4096];
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let mut space = nix::cmsg_space!([RawFd; 4]);
-            let msg = nix::sys::socket::recvmsg::<()>(
-                s.as_raw_fd(),
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::empty(),
-            )
-            .unwrap();
-            for c in msg.cmsgs().unwrap() {
-                if let nix::sys::socket::ControlMessageOwned::ScmRights(got) = c {
-                    for fd in got {
-                        // SAFETY: the kernel just gave us this descriptor.
-                        fds.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-                    }
-                }
-            }
-            let n = msg.bytes;
+            let (n, got) = crate::sys::recv_with_fds(s.as_raw_fd(), &mut buf, 0).unwrap();
+            fds.extend(got);
             assert!(n > 0, "hutch hung up");
             pending.extend_from_slice(&buf[..n]);
         }

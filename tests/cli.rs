@@ -413,3 +413,188 @@ fn overrides_in_the_profile_directories_are_checked_too() {
         ),
     );
 }
+
+// ---- Profile input that is too deep, too large, or not a file at all ---------
+
+/// How long a refused profile may take to be refused: a regression that
+/// blocks on a FIFO or reads an endless file fails the test at this bound
+/// instead of hanging CI.
+const REFUSAL_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `cmd` (a hutch invocation) to its end, for at most
+/// [`REFUSAL_BOUND`], with 1 GiB of address space: a regression that reads
+/// `/dev/zero` fails on its first large allocation instead of filling the
+/// machine's memory.
+fn bounded(mut cmd: std::process::Command) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    const GIB: u64 = 1 << 30;
+    // SAFETY: setrlimit is async-signal-safe and only lowers this child's
+    // limit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, GIB, GIB)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > REFUSAL_BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("hutch still running after {REFUSAL_BOUND:?}: {cmd:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `check` (exit 1) and `run` (exit 125) of `profile` both fail with
+/// `needle` on stderr, quickly, and are not killed by a signal.
+#[track_caller]
+fn refused(s: &Scratch, profile: &str, needle: &str) {
+    let out = bounded(s.hutch(&["check", profile]));
+    fails_with(&out, 1, needle);
+    assert!(
+        stderr(&out).starts_with("error: "),
+        "one error: {}",
+        stderr(&out)
+    );
+    let out = bounded(s.hutch(&["run", "--profile", profile, "--", "true"]));
+    fails_with(&out, 125, needle);
+}
+
+/// A chain of 1,600 profiles, each extending the next, crashed `check` and
+/// `run` with SIGSEGV (the loader recursed once a level); past 32 profiles
+/// it is a clear error at the entry that crosses the limit. A chain at the
+/// limit still loads and runs.
+#[test]
+fn a_chain_of_1600_extends_is_an_error_not_a_crash() {
+    let s = Scratch::new();
+    const LINKS: usize = 1600;
+    for i in 0..LINKS {
+        let extends = if i + 1 < LINKS {
+            format!("extends = [\"p{}.toml\"]\n", i + 1)
+        } else {
+            "extends = [\"cli\"]\n".into()
+        };
+        std::fs::create_dir_all(s.path().join("chain")).unwrap();
+        std::fs::write(
+            s.path().join(format!("chain/p{i}.toml")),
+            format!("version = 1\n{extends}"),
+        )
+        .unwrap();
+    }
+    s.chown_all();
+    refused(
+        &s,
+        "chain/p0.toml",
+        "extends chain too long: chain/p0.toml → … → chain/p31.toml → chain/p32.toml would be 33 profiles, more than the 32",
+    );
+    let out = bounded(s.hutch(&["check", "chain/p0.toml"]));
+    assert!(
+        stderr(&out).contains("chain/p31.toml:2:12"),
+        "{}",
+        stderr(&out)
+    );
+    // The last 31 links and the built-in cli (which extends base/system)
+    // make 33 profiles too; one link fewer is exactly at the limit.
+    let at_limit = format!("chain/p{}.toml", LINKS - 30);
+    let out = ok(&bounded(s.hutch(&["check", &at_limit])));
+    assert!(out.contains(": ok ("), "{out}");
+    let out = bounded(s.hutch(&["run", "--profile", &at_limit, "--", "echo", "ran"]));
+    assert_eq!(ok(&out), "ran\n");
+}
+
+/// `--profile /dev/zero` grew to gigabytes, and a FIFO as a profile (given
+/// by path, found in the search path, or named in `extends`) blocked
+/// forever. Each is refused at once, as is a profile over 1 MiB; the
+/// controls show the same files defeat a plain reader, and that regular
+/// profiles in the same places work.
+#[test]
+fn profiles_that_are_not_regular_files_or_too_large_are_refused() {
+    let s = Scratch::new();
+    let mkfifo = |rel: &str| {
+        let path = s.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        s.chown_all();
+        path
+    };
+    let fifo = mkfifo("fifo.toml");
+    let control = s
+        .as_user(std::path::Path::new("/usr/bin/timeout"))
+        .arg("1")
+        .arg("cat")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert_eq!(
+        control.code(),
+        Some(124),
+        "probe: a plain read of the FIFO blocks"
+    );
+
+    let not_a_file = "not a regular file";
+    refused(
+        &s,
+        "/dev/zero",
+        "/dev/zero: is a character device, not a regular file",
+    );
+    refused(
+        &s,
+        "./fifo.toml",
+        "./fifo.toml: is a FIFO, not a regular file",
+    );
+    s.write("via-fifo.toml", "version = 1\nextends = [\"fifo.toml\"]\n");
+    refused(&s, "./via-fifo.toml", "is a FIFO, not a regular file");
+    let out = bounded(s.hutch(&["check", "./via-fifo.toml"]));
+    assert!(
+        stderr(&out).contains("via-fifo.toml:2:12"),
+        "{}",
+        stderr(&out)
+    );
+    refused(&s, "./home", not_a_file);
+
+    let big = s.write("big.toml", &format!("version = 1\n{}", "#".repeat(2 << 20)));
+    refused(
+        &s,
+        big.to_str().unwrap(),
+        "more than the 1 MiB a profile file may have",
+    );
+
+    // In the search path: a FIFO named like a profile is refused, not
+    // skipped for the built-in of the same name; `hutch profiles` lists it
+    // without blocking.
+    mkfifo("config/hutch/profiles/piped.toml");
+    refused(&s, "piped", "piped.toml: is a FIFO");
+    let listed = ok(&bounded(s.hutch(&["profiles"])));
+    assert!(listed.contains("piped"), "{listed}");
+    mkfifo("config/hutch/profiles/cli.local.toml");
+    let out = bounded(s.hutch(&["run", "--profile", "cli", "--", "true"]));
+    fails_with(&out, 125, "cli.local.toml is not a regular file");
+    std::fs::remove_file(s.path().join("config/hutch/profiles/cli.local.toml")).unwrap();
+    s.write(
+        "config/hutch/profiles/cli.local.toml",
+        &format!("version = 1\n{}", "#".repeat(2 << 20)),
+    );
+    let out = bounded(s.hutch(&["run", "--profile", "cli", "--", "true"]));
+    fails_with(&out, 125, "more than the 1 MiB");
+
+    // Controls: regular profiles in the same places.
+    std::fs::remove_file(s.path().join("config/hutch/profiles/cli.local.toml")).unwrap();
+    s.write(
+        "config/hutch/profiles/plain.toml",
+        "version = 1\nextends = [\"cli\"]\n",
+    );
+    let out = bounded(s.hutch(&["run", "--profile", "plain", "--", "echo", "ran"]));
+    assert_eq!(ok(&out), "ran\n");
+    s.write("via-plain.toml", "version = 1\nextends = [\"cli\"]\n");
+    let out = bounded(s.hutch(&["run", "--profile", "./via-plain.toml", "--", "echo", "ran"]));
+    assert_eq!(ok(&out), "ran\n");
+}

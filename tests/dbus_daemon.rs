@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hutch::cgroup::CgroupHost;
-use hutch::cgroup::systemd::{self, Prop};
 use hutch::dbus::{BUS_NAME, Connection, DbusError, Kind, Message, Value};
+use hutch::helpers::cgroup::systemd::{self, Prop};
+use hutch::host::cgroups::CgroupHost;
 
 /// A dbus-daemon of this test, listening on a socket file and on an
 /// abstract socket; killed when dropped.
@@ -281,10 +281,13 @@ fn messages_cross_the_daemon_intact() {
 fn fake_systemd(address: String, result: &'static str) -> std::thread::JoinHandle<Vec<Value>> {
     let mut sd = Connection::open(&address, soon()).unwrap();
     let mut forger = Connection::open(&address, soon()).unwrap();
+    // ALLOW_REPLACEMENT | REPLACE_EXISTING | DO_NOT_QUEUE: the fake of an
+    // earlier call may not be gone from the bus yet (the daemon handles its
+    // disconnection asynchronously); this one takes the name over.
     let owned = sd
         .call(&bus_call(
             "RequestName",
-            &[Value::Str("org.freedesktop.systemd1".into()), Value::U32(4)],
+            &[Value::Str("org.freedesktop.systemd1".into()), Value::U32(7)],
         ))
         .unwrap();
     assert_eq!(owned.args("u").unwrap(), [Value::U32(1)], "primary owner");
@@ -337,6 +340,22 @@ fn fake_systemd(address: String, result: &'static str) -> std::thread::JoinHandl
     })
 }
 
+/// Waits (up to 10 s) until nobody owns `name` on the bus.
+fn wait_until_unowned(address: &str, name: &str) {
+    let mut c = Connection::open(address, soon()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let owned = c
+            .call(&bus_call("NameHasOwner", &[Value::Str(name.into())]))
+            .unwrap();
+        if owned.args("b").unwrap() == [Value::Bool(false)] {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} stays owned");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn start_scope_against_a_fake_systemd() {
     let Some(daemon) = start_daemon() else {
@@ -382,7 +401,10 @@ fn start_scope_against_a_fake_systemd() {
         )
     );
 
-    // Nobody owns the name any more: the bus's error, and what failed.
+    // Nobody owns the name any more: the bus's error, and what failed. (The
+    // daemon drops the fake's ownership when it has handled its
+    // disconnection, which may come after the fake's thread has ended.)
+    wait_until_unowned(&daemon.address, "org.freedesktop.systemd1");
     let e = systemd::start_scope(&daemon.address, true, "app-hutch-t-1.scope", props())
         .unwrap_err()
         .to_string();

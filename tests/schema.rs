@@ -55,6 +55,10 @@ const CANNOT_EXPRESS: &[(&str, &str)] = &[
         "whether a profile exists on this machine",
     ),
     ("image-not-imported.toml", "whether an image is imported"),
+    (
+        "command-nul-byte.toml",
+        "which characters a command's arguments may hold (the schema states their type only)",
+    ),
     ("missing-source.toml", "whether a host path exists"),
     ("root-missing.toml", "whether a host path exists"),
     ("root-not-a-directory.toml", "what a host path is"),

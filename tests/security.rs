@@ -603,3 +603,149 @@ fn the_network_namespace_has_only_a_working_loopback() {
         "probe: `net = false` shares the host's"
     );
 }
+
+/// How io_uring is probed on this kernel: a TCP connection that sends a
+/// message (IORING_OP_SOCKET, Linux 5.19+), or else opening and reading a
+/// file (IORING_OP_OPENAT2); and the deny list it gets around.
+struct UringProbe {
+    args: Vec<String>,
+    deny: &'static str,
+    /// The server the connection reaches (the network variant).
+    server: Option<std::net::TcpListener>,
+}
+
+impl UringProbe {
+    /// What the probe sent to the server since the last call: one string
+    /// per connection made.
+    fn received(&self) -> Vec<String> {
+        let Some(server) = &self.server else {
+            return Vec::new();
+        };
+        server.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        while let Ok((mut conn, _)) = server.accept() {
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut text = String::new();
+            conn.read_to_string(&mut text).unwrap();
+            got.push(text);
+        }
+        got
+    }
+}
+
+/// io_uring performs socket, connect, send, openat... itself, so a filter
+/// that denies those system calls never sees them: the finding was a TCP
+/// connection made and data sent with `deny = ["socket", "connect"]`, even
+/// with `action = "kill"`. The default filter denies io_uring (ENOSYS), a
+/// profile's deny of a call io_uring can perform denies it too, also where
+/// an earlier file allowed it, and only `allow = ["@io_uring"]` in the same
+/// file (or a later one) lets it through, which `--explain` and `-v` then
+/// say. Outside the sandbox, and inside with io_uring allowed, the probe
+/// works: the controls.
+#[test]
+fn io_uring_does_not_get_around_the_filter() {
+    let Some(s) = setup() else { return };
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port().to_string();
+    let net = ["uring-send", &port, "sent-through-io_uring"];
+    let bare = outside(&s, &[], &net);
+    let mut probe = UringProbe {
+        args: net.iter().map(|a| a.to_string()).collect(),
+        deny: r#""socket", "connect""#,
+        server: Some(server),
+    };
+    if bare.starts_with("unsupported") {
+        // Before Linux 5.19: open and read a file instead.
+        s.write("uring-target", "data");
+        probe = UringProbe {
+            args: vec!["uring-openat2".into(), "uring-target".into()],
+            deny: r#""openat2""#,
+            server: None,
+        };
+    } else if bare.starts_with("errno") {
+        skip(&format!(
+            "io_uring is not available to unprivileged users here ({bare}; see the sysctl kernel.io_uring_disabled)"
+        ));
+        return;
+    }
+    let args: Vec<&str> = probe.args.iter().map(String::as_str).collect();
+    assert_eq!(outside(&s, &[], &args), "ok", "probe: io_uring works bare");
+    let sent = if probe.server.is_some() {
+        vec!["sent-through-io_uring".to_string()]
+    } else {
+        Vec::new()
+    };
+    assert_eq!(
+        probe.received().len(),
+        2 * sent.len(),
+        "probe: data arrived"
+    );
+    let shared = "[namespaces]\nnet = false\n";
+    let deny = probe.deny;
+
+    // The default filter: io_uring itself is refused, as if the kernel
+    // had none.
+    assert_eq!(inside(&s, shared, &args), "errno ENOSYS");
+    // No default filter, only the deny list: io_uring is denied with it.
+    let deny_only = format!("{shared}[seccomp]\ndefault = false\ndeny = [{deny}]\n");
+    assert_eq!(inside(&s, &deny_only, &args), "errno ENOSYS");
+    assert!(probe.received().is_empty(), "nothing got through");
+    // With `action = "kill"`, io_uring kills like the calls it would do.
+    let kill = format!("{shared}[seccomp]\ndefault = false\naction = \"kill\"\ndeny = [{deny}]\n");
+    let p = s.write(
+        "uring-kill.toml",
+        &format!("version = 1\nextends = [\"cli\"]\n{kill}"),
+    );
+    let mut cmd = vec!["./escape"];
+    cmd.extend_from_slice(&args);
+    let out = s.run(&["--profile", p.to_str().unwrap()], &cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGSYS),
+        "{}",
+        stderr(&out)
+    );
+    // An earlier file's allow does not cover a later file's deny.
+    s.write(
+        "uring-base.toml",
+        &format!("version = 1\nextends = [\"cli\"]\n{shared}[seccomp]\nallow = [\"@io_uring\"]\n"),
+    );
+    let later = s.write(
+        "uring-later.toml",
+        &format!("version = 1\nextends = [\"uring-base.toml\"]\n[seccomp]\ndeny = [{deny}]\n"),
+    );
+    let out = ok(&s.run(&["--profile", later.to_str().unwrap()], &cmd));
+    assert_eq!(out.trim(), "errno ENOSYS");
+    assert!(probe.received().is_empty(), "nothing got through");
+
+    // Controls: io_uring allowed, on its own and as the explicit opt-in
+    // beside the deny list, which then does not bind it.
+    let allowed = format!("{shared}[seccomp]\nallow = [\"@io_uring\"]\n");
+    assert_eq!(inside(&s, &allowed, &args), "ok");
+    assert_eq!(probe.received(), sent);
+    let opted_in = format!("{allowed}deny = [{deny}]\n");
+    assert_eq!(inside(&s, &opted_in, &args), "ok");
+    assert_eq!(probe.received(), sent);
+    let p = s.write(
+        "uring-opt-in.toml",
+        &format!("version = 1\nextends = [\"cli\"]\n{opted_in}"),
+    );
+    let p = p.to_str().unwrap();
+    let said = format!(
+        "not enforced: io_uring is allowed (`allow = [\"@io_uring\"]`) and can perform {} without those system calls",
+        deny.replace('"', "")
+    );
+    let explained = ok(&s
+        .hutch(&["run", "--profile", p, "--explain", "--", "true"])
+        .output()
+        .unwrap());
+    assert!(explained.contains(&said), "{explained}");
+    let out = s.run(&["-v", "--profile", p], &["true"]);
+    assert!(
+        stderr(&out).contains(&format!("hutch: {said}")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -484,3 +484,39 @@ fn cli_runs_from_the_directory_holding_the_registry() {
         "the registry is hidden: {text}"
     );
 }
+
+#[test]
+fn a_root_directory_above_the_store_does_not_show_it() {
+    let s = Scratch::new();
+    let Ok(busybox) = std::fs::read("/bin/busybox") else {
+        skip("/bin/busybox not found: install busybox-static");
+        return;
+    };
+    // The home directory as the root: busybox in it, a volume in its store,
+    // and a file beside the store for the negative control.
+    let bin = s.home().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("busybox"), busybox).unwrap();
+    std::fs::set_permissions(bin.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(store(&s).join("data")).unwrap();
+    std::fs::write(store(&s).join("data/secret"), "volume data\n").unwrap();
+    let beside = s.home().join(".local/share/other");
+    std::fs::create_dir_all(&beside).unwrap();
+    std::fs::write(beside.join("note"), "readable\n").unwrap();
+    s.chown_all();
+    let p = s.write("home-root.toml", "version = 1\nroot = \"${HOME}\"\n");
+    let out = ok(&s.run(
+        &["--profile", p.to_str().unwrap()],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "/bin/busybox cat /.local/share/other/note; /bin/busybox cat /.local/share/hutch/volumes/data/secret 2>&1; true",
+        ],
+    ));
+    // The probe reads what the root shows (the negative control) ...
+    assert!(out.starts_with("readable\n"), "{out}");
+    // ... but not the volume store inside it.
+    assert!(!out.contains("volume data"), "the store shows: {out}");
+    assert!(out.contains("Permission denied"), "{out}");
+}

@@ -15,7 +15,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::report::Step;
+use crate::prepare::report::Step;
 use crate::registry::NS_KINDS;
 use crate::sys;
 
@@ -69,7 +69,7 @@ pub fn send(ns_dir: RawFd, sock: RawFd, flags: u64) -> Result<(), Fail<'static>>
         n += 1;
     }
     if result.is_ok() {
-        result = sys::send_fds(sock, &fds[..n]);
+        result = sys::send_fds(sock, &[0], &fds[..n]);
     }
     for &fd in &fds[..n] {
         sys::close(fd);

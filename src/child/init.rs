@@ -6,19 +6,19 @@
 
 use nix::errno::Errno;
 
-use super::{Pipes, exec_payload, signal_set};
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use super::{exec_payload, signal_set};
+use crate::prepare::report::{self, Step};
+use crate::prepare::{Pipes, Prepared};
 use crate::sys;
 
 /// Runs init; returns its exit code (the payload's status).
-pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
-    if !p.pid_ns {
+pub fn run(prepared: &Prepared, pipes: Pipes) -> i32 {
+    if !prepared.pid_ns {
         // Without a pid namespace, orphans would go to the host's init: keep them.
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
     }
     let _ = sys::prctl(libc::PR_SET_NAME, c"hutch-init".as_ptr() as libc::c_ulong);
-    if let Some((start, end)) = p.title {
+    if let Some((start, end)) = prepared.title {
         set_title(start, end);
     }
     let set = signal_set();
@@ -32,7 +32,7 @@ pub fn run(p: &Prepared, pipes: Pipes) -> i32 {
     // it executes: cheaper than copying init's page tables with fork.
     let mut stack = [0u8; 64 * 1024];
     let start = PayloadStart {
-        prepared: p,
+        prepared,
         report: pipes.report,
     };
     let payload = match sys::vfork_call(&mut stack, payload_entry, &start) {
@@ -114,7 +114,7 @@ fn reap(payload: libc::pid_t) -> Option<i32> {
             return result;
         }
         if pid == payload {
-            result = Some(exit_code(status));
+            result = Some(sys::exit_code(status));
         }
     }
 }
@@ -125,21 +125,10 @@ fn wait_blocking(payload: libc::pid_t) -> i32 {
         // SAFETY: status is a valid out-pointer.
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid == payload {
-            return exit_code(status);
+            return sys::exit_code(status);
         }
         if pid < 0 && Errno::last() != Errno::EINTR {
             return 125;
         }
-    }
-}
-
-/// Exit status N → N; killed by signal S → 128 + S.
-pub fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        128 + libc::WTERMSIG(status)
-    } else {
-        125
     }
 }

@@ -3,15 +3,15 @@
 
 use nix::errno::Errno;
 
-use super::{Fail, Pipes, confine, exec_payload};
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use super::{Fail, confine, exec_payload};
+use crate::prepare::report::{self, Step};
+use crate::prepare::{Pipes, Prepared};
 use crate::sys;
 
 /// Entry point of the joined child. Never returns.
-pub fn run(p: &Prepared, pipes: Pipes) -> ! {
-    let code = match setup(p, pipes) {
-        Ok(()) => exec_payload(p, pipes.report),
+pub fn run(prepared: &Prepared, pipes: Pipes) -> ! {
+    let code = match setup(prepared, pipes) {
+        Ok(()) => exec_payload(prepared, pipes.report),
         Err(f) => {
             report::send(pipes.report, f.step, f.errno, f.arg);
             125
@@ -20,15 +20,19 @@ pub fn run(p: &Prepared, pipes: Pipes) -> ! {
     sys::exit_now(code)
 }
 
-fn setup(p: &Prepared, pipes: Pipes) -> Result<(), Fail<'_>> {
+fn setup(prepared: &Prepared, pipes: Pipes) -> Result<(), Fail<'_>> {
     let mut keep = [pipes.report, pipes.go];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
     super::die_with_parent(pipes.go)?;
     // SAFETY: cwd is NUL-terminated; joining the mount namespace put us at
     // the sandbox's root.
-    if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
-        return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
+    if unsafe { libc::chdir(prepared.cwd.as_ptr()) } < 0 {
+        return Err(Fail::with(
+            Step::Chdir,
+            Errno::last(),
+            prepared.cwd.to_bytes(),
+        ));
     }
-    confine(p)
+    confine(prepared)
 }

@@ -20,14 +20,15 @@ pub mod overlay;
 pub mod resolve;
 pub mod rootfs;
 pub mod security;
-pub mod volumes;
+pub mod slots;
 
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use crate::launch::prepare::Prepared;
-use crate::launch::report::{self, Step};
+use crate::prepare::report::{self, Step};
+use crate::prepare::slots::Descriptors;
+use crate::prepare::{Barrier, FORWARDED, Pipes, Prepared};
 use crate::sys;
 
 /// A failed step, with the path or name it was about.
@@ -52,24 +53,11 @@ impl<'a> Fail<'a> {
     }
 }
 
-/// The two pipes shared with the parent.
-#[derive(Debug, Clone, Copy)]
-pub struct Pipes {
-    /// Write end: failure records; end of file means the payload was executed.
-    pub report: RawFd,
-    /// Read end: the parent's "go" byte; hang-up means the parent is gone.
-    pub go: RawFd,
-    /// Where the network namespace arrives from the launcher's helper (-1: none).
-    pub netns: RawFd,
-    /// Where the child sends its namespaces to the launcher (-1: nowhere).
-    pub handoff: RawFd,
-}
-
 /// Entry point of the cloned child. Never returns.
-pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
-    let code = match setup(p, source_fds, pipes) {
-        Ok(()) if p.init => init::run(p, pipes),
-        Ok(()) => exec_payload(p, pipes.report),
+pub fn run(prepared: &Prepared, fds: &mut Descriptors, pipes: Pipes) -> ! {
+    let code = match setup(prepared, fds, pipes) {
+        Ok(()) if prepared.init => init::run(prepared, pipes),
+        Ok(()) => exec_payload(prepared, pipes.report),
         Err(f) => {
             report::send(pipes.report, f.step, f.errno, f.arg);
             125
@@ -78,7 +66,7 @@ pub fn run(p: &Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> ! {
     sys::exit_now(code)
 }
 
-fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<(), Fail<'a>> {
+fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Result<(), Fail<'a>> {
     let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
@@ -89,46 +77,58 @@ fn setup<'a>(p: &'a Prepared, source_fds: &mut [RawFd], pipes: Pipes) -> Result<
     // For `hutch exec`: opened now, while the host's /proc is reachable.
     let ns_dir = handoff::open_ns_dir(pipes.handoff)?;
 
-    if let Some((uid_map, gid_map)) = &p.id_maps {
+    if let Some((uid_map, gid_map)) = &prepared.id_maps {
         sys::write_file(c"/proc/self/setgroups", b"deny")
             .map_err(|e| Fail::new(Step::SetGroups, e))?;
         sys::write_file(c"/proc/self/uid_map", uid_map).map_err(|e| Fail::new(Step::UidMap, e))?;
         sys::write_file(c"/proc/self/gid_map", gid_map).map_err(|e| Fail::new(Step::GidMap, e))?;
     }
-    if p.wait_for_parent {
-        let mut byte = [0u8; 1];
-        // SAFETY: reading one byte into a valid buffer.
-        let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
-        }
-    }
-    if p.unshare_cgroup_ns {
+    wait_at(Barrier::Early, prepared, pipes)?;
+    if prepared.unshare_cgroup_ns {
         // SAFETY: unshare takes a flag word only.
         if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
             return Err(Fail::new(Step::CgroupNamespace, Errno::last()));
         }
     }
-    if p.mount_ns {
-        rootfs::build(p, source_fds, pipes.report)?;
+    if prepared.mount_ns {
+        rootfs::build(prepared, fds, pipes.report)?;
     }
     if pipes.netns >= 0 {
         netns::join(pipes.netns)?;
-    } else if p.net_ns {
+    } else if prepared.net_ns {
         netns::loopback_up()?;
     }
-    if let Some(h) = &p.hostname {
+    if let Some(h) = &prepared.hostname {
         // SAFETY: h points to h.len() valid bytes.
         if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
             return Err(Fail::new(Step::Hostname, Errno::last()));
         }
     }
     // SAFETY: cwd is NUL-terminated.
-    if unsafe { libc::chdir(p.cwd.as_ptr()) } < 0 {
-        return Err(Fail::with(Step::Chdir, Errno::last(), p.cwd.to_bytes()));
+    if unsafe { libc::chdir(prepared.cwd.as_ptr()) } < 0 {
+        return Err(Fail::with(
+            Step::Chdir,
+            Errno::last(),
+            prepared.cwd.to_bytes(),
+        ));
     }
-    handoff::send(ns_dir, pipes.handoff, p.namespace_flags())?;
-    confine(p)
+    handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
+    confine(prepared)
+}
+
+/// Waits for the launcher's byte on the go pipe, if a helper declared
+/// `barrier`.
+fn wait_at(barrier: Barrier, prepared: &Prepared, pipes: Pipes) -> Result<(), Fail<'static>> {
+    if !prepared.barriers.has(barrier) {
+        return Ok(());
+    }
+    let mut byte = [0u8; 1];
+    // SAFETY: reading one byte into a valid buffer.
+    let n = unsafe { libc::read(pipes.go, byte.as_mut_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(Fail::new(Step::WaitForParent, Errno::ESRCH));
+    }
+    Ok(())
 }
 
 /// Arms SIGKILL for when the launcher dies, then checks that it has not
@@ -152,36 +152,26 @@ fn die_with_parent(go: RawFd) -> Result<(), Fail<'static>> {
 /// Everything that limits what the process may do, applied last before the
 /// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
 /// this same function, so it can never be confined less than the payload.
-pub fn confine(p: &Prepared) -> Result<(), Fail<'_>> {
-    security::set_rlimits(&p.rlimits)?;
+pub fn confine(prepared: &Prepared) -> Result<(), Fail<'_>> {
+    security::set_rlimits(&prepared.rlimits)?;
     // Keeps the payload from ptracing or reading the memory of hutch's init
     // (execve makes the payload itself dumpable again).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|e| Fail::new(Step::Dumpable, e))?;
     security::drop_privileges()?;
-    if let Some(l) = &p.landlock {
+    if let Some(l) = &prepared.landlock {
         security::apply_landlock(l)?;
     }
     // Last: from here on the filter applies to hutch's own calls too.
-    if let Some(filter) = &p.seccomp {
+    if let Some(filter) = &prepared.seccomp {
         sys::seccomp_load(filter).map_err(|e| Fail::new(Step::Seccomp, e))?;
     }
     Ok(())
 }
 
-/// The signals hutch forwards to the payload.
-pub const FORWARDED: &[libc::c_int] = &[
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-];
-
-/// The forwarded signals plus SIGCHLD: blocked in the launcher before clone,
-/// read from a signalfd by the launcher and by init.
-pub fn signal_set() -> libc::sigset_t {
+/// The forwarded signals plus SIGCHLD: blocked by the launcher before
+/// clone (so the child starts with them blocked), read from a signalfd by
+/// init.
+fn signal_set() -> libc::sigset_t {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     #[allow(
@@ -200,7 +190,7 @@ pub fn signal_set() -> libc::sigset_t {
 }
 
 /// Executes the payload; returns the exit code to use if that fails.
-pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
+pub fn exec_payload(prepared: &Prepared, report: RawFd) -> i32 {
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     #[allow(
@@ -211,9 +201,9 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     unsafe {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::umask(p.umask);
+        libc::umask(prepared.umask);
     }
-    if p.new_session {
+    if prepared.new_session {
         // SAFETY: setsid has no arguments.
         if unsafe { libc::setsid() } < 0 {
             report::send(report, Step::NewSession, Errno::last(), b"");
@@ -222,14 +212,14 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     }
     let mut err = Errno::ENOENT;
     let mut denied = false;
-    for cand in &p.exec.candidates {
+    for cand in &prepared.exec.candidates {
         // SAFETY: cand, argv and envp are NUL-terminated strings and
         // NULL-terminated pointer arrays that live as long as this process.
         unsafe {
             libc::execve(
                 cand.as_ptr(),
-                p.exec.argv_ptrs.as_ptr(),
-                p.exec.envp.as_ptr(),
+                prepared.exec.argv_ptrs.as_ptr(),
+                prepared.exec.envp.as_ptr(),
             )
         };
         match Errno::last() {
@@ -244,7 +234,11 @@ pub fn exec_payload(p: &Prepared, report: RawFd) -> i32 {
     if err == Errno::ENOENT && denied {
         err = Errno::EACCES;
     }
-    let name = p.exec.argv.first().map_or(&b""[..], |a| a.to_bytes());
+    let name = prepared
+        .exec
+        .argv
+        .first()
+        .map_or(&b""[..], |a| a.to_bytes());
     report::send(report, Step::Exec, err, name);
     if err == Errno::ENOENT { 127 } else { 126 }
 }

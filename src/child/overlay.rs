@@ -3,7 +3,7 @@
 //! directory. Mounted unprivileged inside the user namespace with the
 //! `userxattr` option (Linux 5.11+), so whiteouts and opaque directories
 //! are the 0:0 character devices and `user.overlay.opaque` attributes the
-//! image store writes. How layers are named: see [`crate::launch::root`].
+//! image store writes. How layers are named: see [`crate::prepare::root`].
 //!
 //! Runs between clone and exec: raw system calls and fixed buffers only.
 
@@ -13,80 +13,38 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::Fail;
-use crate::launch::prepare::PinnedDir;
-use crate::launch::report::{self, ARG_MAX, Step};
-use crate::launch::root::OverlayOp;
+use crate::prepare::OverlayInstr;
+use crate::prepare::report::{self, ARG_MAX, Step};
+use crate::prepare::slots::Descriptors;
 use crate::sys;
 
-/// Opens the layer directories, and a persistent layer's `upper` and
-/// `work` (the very directories the launcher pinned), into `fds` (before
-/// anything is attached), mounts the farm (attached at `staging`, and left
-/// there: the process's working directory is in it until the caller moves
-/// on), then the overlay; returns the overlay's detached mount. Failures
-/// are reported on `report` with the kernel's own message when it gave one.
+/// Mounts the farm (attached at `staging`, and left there: the process's
+/// working directory is in it until the caller moves on) with links to
+/// the layers and the upper layer opened in `fds`, then the overlay;
+/// returns the overlay's detached mount. The layer and upper descriptors
+/// are closed either way. Failures are reported on `report` with the
+/// kernel's own message when it gave one.
 pub fn mount<'a>(
-    o: &'a OverlayOp,
-    upper: Option<&'a [PinnedDir; 2]>,
-    fds: &mut [RawFd],
+    o: &'a OverlayInstr,
+    fds: &mut Descriptors,
     staging: &'a CStr,
     report: RawFd,
 ) -> Result<RawFd, Fail<'a>> {
-    let r = open_dirs(o, upper, fds);
-    let r = r.and_then(|()| {
-        let farm = farm(o, fds, staging)
-            .map_err(|e| Fail::with(Step::RootOverlay, e, o.what.to_bytes()))?;
+    let r = farm(o, fds, staging).and_then(|farm| {
         let r = overlay(o, report);
         sys::close(farm);
         r
     });
-    for fd in fds.iter_mut() {
-        if *fd >= 0 {
-            sys::close(*fd);
-            *fd = -1;
+    let upper = o.upper.iter().flatten();
+    for slot in o.layers.iter().map(|(_, slot)| slot).chain(upper) {
+        if let Some(fd) = fds.take(*slot) {
+            sys::close(fd);
         }
     }
     r
 }
 
-fn open_dirs<'a>(
-    o: &'a OverlayOp,
-    upper: Option<&'a [PinnedDir; 2]>,
-    fds: &mut [RawFd],
-) -> Result<(), Fail<'a>> {
-    let (layer_fds, upper_fds) = fds.split_at_mut(o.dirs.len().min(fds.len()));
-    for (dir, slot) in o.dirs.iter().zip(layer_fds.iter_mut()) {
-        // SAFETY: dir is NUL-terminated.
-        let fd = unsafe {
-            libc::open(
-                dir.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(Fail::with(Step::RootOverlay, Errno::last(), dir.to_bytes()));
-        }
-        *slot = fd;
-    }
-    if !o.persistent {
-        return Ok(());
-    }
-    // Fail closed: a persistent layer the launcher did not claim is never
-    // opened by path.
-    let Some(upper) = upper else {
-        return Err(Fail::with(
-            Step::OpenWritable,
-            Errno::EINVAL,
-            o.what.to_bytes(),
-        ));
-    };
-    for (dir, slot) in upper.iter().zip(upper_fds.iter_mut()) {
-        *slot = sys::open_pinned_dir(&dir.path, dir.dev, dir.ino)
-            .map_err(|e| Fail::with(Step::OpenWritable, e, dir.path.to_bytes()))?;
-    }
-    Ok(())
-}
-
-fn overlay<'a>(o: &'a OverlayOp, report: RawFd) -> Result<RawFd, Fail<'a>> {
+fn overlay<'a>(o: &'a OverlayInstr, report: RawFd) -> Result<RawFd, Fail<'a>> {
     let fail = |e: Errno| Fail::with(Step::RootOverlay, e, o.what.to_bytes());
     let fs = sys::fsopen(c"overlay").map_err(fail)?;
     let r = configure(o, fs)
@@ -133,8 +91,9 @@ fn link(target_fd: RawFd, dir: RawFd, name: &CStr) -> Result<(), Errno> {
 /// A private tmpfs holding the layer links and the upper layer, attached
 /// (overlayfs before Linux 6.15 refuses layers on a detached mount) and
 /// made the working directory.
-fn farm(o: &OverlayOp, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
-    let fs = sys::fsopen(c"tmpfs")?;
+fn farm<'a>(o: &'a OverlayInstr, fds: &Descriptors, staging: &CStr) -> Result<RawFd, Fail<'a>> {
+    let fail = |e| Fail::with(Step::RootOverlay, e, o.what.to_bytes());
+    let fs = sys::fsopen(c"tmpfs").map_err(fail)?;
     let r = (|| {
         // The upper directory's mode becomes the root's: 0755 like any `/`.
         sys::fsconfig_string(fs, c"mode", c"755")?;
@@ -142,46 +101,52 @@ fn farm(o: &OverlayOp, fds: &[RawFd], staging: &CStr) -> Result<RawFd, Errno> {
         sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
     })();
     sys::close(fs);
-    let farm = r?;
-    let r = (|| {
-        sys::move_mount_to_path(farm, staging)?;
-        // SAFETY: farm is a directory descriptor.
-        if unsafe { libc::fchdir(farm) } < 0 {
-            return Err(Errno::last());
+    let farm = r.map_err(fail)?;
+    let r = fill_farm(o, fds, farm, staging);
+    if r.is_err() {
+        sys::close(farm);
+    }
+    r.map(|()| farm)
+}
+
+fn fill_farm<'a>(
+    o: &'a OverlayInstr,
+    fds: &Descriptors,
+    farm: RawFd,
+    staging: &CStr,
+) -> Result<(), Fail<'a>> {
+    let fail = |e| Fail::with(Step::RootOverlay, e, o.what.to_bytes());
+    sys::move_mount_to_path(farm, staging).map_err(fail)?;
+    // SAFETY: farm is a directory descriptor.
+    if unsafe { libc::fchdir(farm) } < 0 {
+        return Err(fail(Errno::last()));
+    }
+    for (name, slot) in &o.layers {
+        link(fds.dir(*slot)?, farm, name).map_err(fail)?;
+    }
+    match &o.upper {
+        Some([upper, work]) => {
+            link(fds.dir(*upper)?, farm, c"u").map_err(fail)?;
+            link(fds.dir(*work)?, farm, c"w").map_err(fail)?;
         }
-        for (name, &fd) in o.layers.iter().zip(fds) {
-            link(fd, farm, name)?;
-        }
-        if o.persistent {
-            let n = o.layers.len();
-            let (upper, work) = (fds.get(n), fds.get(n + 1));
-            link(upper.copied().unwrap_or(-1), farm, c"u")?;
-            link(work.copied().unwrap_or(-1), farm, c"w")?;
-        } else {
+        None => {
             for (name, mode) in [(c"u", 0o755), (c"w", 0o700)] {
                 // SAFETY: name is NUL-terminated.
                 if unsafe { libc::mkdirat(farm, name.as_ptr(), mode) } < 0 {
-                    return Err(Errno::last());
+                    return Err(fail(Errno::last()));
                 }
             }
         }
-        Ok(())
-    })();
-    match r {
-        Ok(()) => Ok(farm),
-        Err(e) => {
-            sys::close(farm);
-            Err(e)
-        }
     }
+    Ok(())
 }
 
-fn configure(o: &OverlayOp, fs: RawFd) -> Result<(), Errno> {
+fn configure(o: &OverlayInstr, fs: RawFd) -> Result<(), Errno> {
     // Relative names resolve against the working directory, the farm.
     match &o.lowerdir {
         Some(joined) => sys::fsconfig_string(fs, c"lowerdir", joined)?,
         None => {
-            for name in &o.layers {
+            for (name, _) in &o.layers {
                 sys::fsconfig_string(fs, c"lowerdir+", name)?;
             }
         }

@@ -11,65 +11,53 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-use super::Fail;
-use super::overlay;
 use super::resolve::{self, Leaf};
-use crate::launch::prepare::{Op, Prepared};
-use crate::launch::report::Step;
-use crate::launch::root::RootOp;
-use crate::plan::mounts::DEV_NODES;
+use super::{Fail, overlay, slots};
+use crate::prepare::report::Step;
+use crate::prepare::slots::{Descriptors, Mount, Slot};
+use crate::prepare::{MountInstr, Prepared, RootInstr};
 use crate::sys;
 
 /// Where the new root's tmpfs is attached in the (private) mount namespace
 /// until pivot_root; any existing directory would do.
 const STAGING: &CStr = c"/tmp";
 
-pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Result<(), Fail<'a>> {
+pub fn build<'a>(
+    prepared: &'a Prepared,
+    fds: &mut Descriptors,
+    report: RawFd,
+) -> Result<(), Fail<'a>> {
     sys::make_mounts_slave().map_err(|e| Fail::new(Step::MountPropagation, e))?;
-    // Bind sources first, then volumes; the rest of the slots are the
-    // root's layers.
-    let (source_fds, root_fds) = source_fds.split_at_mut(p.sources.len() + p.volumes.len());
-    for (src, slot) in p.sources.iter().zip(source_fds.iter_mut()) {
-        *slot = sys::open_tree_clone(src)
-            .map_err(|e| Fail::with(Step::OpenBindSource, e, src.to_bytes()))?;
-    }
-    super::volumes::open_all(p, source_fds)?;
+    slots::open_all(&prepared.slots, fds)?;
     // The root: an empty tmpfs, a directory bound read-only, or an overlay;
     // the first and the last are made read-only once the entries are in.
-    let (root, readonly_at_end, root_is_source) = match &p.root {
+    let (root, readonly_at_end, root_is_slot) = match &prepared.root {
         None => {
             let fd = new_tmpfs(c"755", None, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV)
                 .map_err(|e| Fail::new(Step::RootTmpfs, e))?;
             (fd, true, false)
         }
-        Some(RootOp::Bind { source }) => {
-            let fd = source_fds.get(*source).copied().unwrap_or(-1);
+        Some(RootInstr::Bind { source }) => {
+            let fd = fds.mount(*source)?;
             let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-            sys::mount_setattr(fd, attrs, true).map_err(|e| {
-                Fail::with(
-                    Step::Bind,
-                    e,
-                    p.sources.get(*source).map_or(&b""[..], |s| s.to_bytes()),
-                )
-            })?;
+            sys::mount_setattr(fd, attrs, true)
+                .map_err(|e| Fail::with(Step::Bind, e, slot_path(prepared, *source)))?;
             (fd, false, true)
         }
-        Some(RootOp::Overlay(o)) => (
-            overlay::mount(o, p.upper.as_ref(), root_fds, STAGING, report)?,
-            o.readonly,
-            false,
-        ),
+        Some(RootInstr::Overlay(o)) => {
+            (overlay::mount(o, fds, STAGING, report)?, o.readonly, false)
+        }
     };
     sys::move_mount_to_path(root, STAGING)
         .map_err(|e| Fail::with(Step::AttachRoot, e, STAGING.to_bytes()))?;
-    for op in &p.ops {
-        apply(root, op, source_fds)?;
+    for instr in &prepared.mounts {
+        apply(root, instr, fds)?;
     }
     // A `dev` mount is made read-only only now, like the root: entries
     // after it bind device nodes into it (`[devices]`, `dev-bind` under
     // /dev), and their mount points cannot be created in a read-only tmpfs.
-    for op in &p.ops {
-        if let Op::Dev { dst, .. } = op {
+    for instr in &prepared.mounts {
+        if let MountInstr::Dev { dst, .. } = instr {
             seal_dev(root, dst)?;
         }
     }
@@ -92,13 +80,19 @@ pub fn build<'a>(p: &'a Prepared, source_fds: &mut [RawFd], report: RawFd) -> Re
     if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
         return Err(Fail::new(Step::DetachOldRoot, Errno::last()));
     }
-    for &fd in source_fds.iter() {
-        sys::close(fd);
-    }
-    if !root_is_source {
+    fds.take_all(sys::close);
+    if !root_is_slot {
         sys::close(root);
     }
     Ok(())
+}
+
+/// The host path of `slot`, for a failure message.
+fn slot_path(prepared: &Prepared, slot: Slot<Mount>) -> &[u8] {
+    prepared
+        .slots
+        .entry(slot)
+        .map_or(&b""[..], |e| e.opening.path().to_bytes())
 }
 
 fn new_tmpfs(mode: &CStr, size: Option<&CStr>, attrs: u64) -> Result<RawFd, Errno> {
@@ -137,16 +131,16 @@ fn attach<'a>(
     r.map_err(|e| Fail::with(step, e, dst.to_bytes()))
 }
 
-fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'a>> {
-    match op {
-        Op::Bind { source, dst, attrs } => {
-            let fd = source_fds.get(*source).copied().unwrap_or(-1);
+fn apply<'a>(root: RawFd, instr: &'a MountInstr, fds: &Descriptors) -> Result<(), Fail<'a>> {
+    match instr {
+        MountInstr::Bind { source, dst, attrs } => {
+            let fd = fds.mount(*source)?;
             sys::mount_setattr(fd, *attrs, true)
                 .map_err(|e| Fail::with(Step::Bind, e, dst.to_bytes()))?;
             let leaf = if is_dir(fd) { Leaf::Dir } else { Leaf::File };
             attach(root, fd, dst, Step::Bind, leaf)
         }
-        Op::Tmpfs { dst, mode, size } => {
+        MountInstr::Tmpfs { dst, mode, size } => {
             let mnt = new_tmpfs(
                 mode,
                 size.as_deref(),
@@ -157,7 +151,7 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             sys::close(mnt);
             r
         }
-        Op::Proc {
+        MountInstr::Proc {
             dst,
             host_source,
             readonly,
@@ -168,8 +162,8 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             let mnt = match host_source {
                 // Without a pid namespace of its own the sandbox may not mount
                 // a new procfs: it gets the host's, hardened the same way.
-                Some(i) => {
-                    let fd = source_fds.get(*i).copied().unwrap_or(-1);
+                Some(host) => {
+                    let fd = fds.mount(*host)?;
                     sys::mount_setattr(fd, flags, true).map_err(fail)?;
                     fd
                 }
@@ -183,8 +177,7 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
                         .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
                 }
                 for (name, path, null) in masked {
-                    let fd = source_fds.get(*null).copied().unwrap_or(-1);
-                    harden_proc_entry(mnt, name, Some(fd))
+                    harden_proc_entry(mnt, name, Some(fds.mount(*null)?))
                         .map_err(|e| Fail::with(Step::Proc, e, path.to_bytes()))?;
                 }
                 Ok(())
@@ -194,35 +187,38 @@ fn apply<'a>(root: RawFd, op: &'a Op, source_fds: &[RawFd]) -> Result<(), Fail<'
             }
             r
         }
-        Op::Dev { dst, first_node } => {
+        MountInstr::Dev { dst, nodes } => {
+            let fail = |e| Fail::with(Step::Dev, e, dst.to_bytes());
             let dev = new_tmpfs(
                 c"755",
                 Some(c"1m"),
                 sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
             )
-            .map_err(|e| Fail::with(Step::Dev, e, dst.to_bytes()))?;
+            .map_err(fail)?;
             let r = attach(root, dev, dst, Step::Dev, Leaf::Dir).and_then(|()| {
-                populate_dev(dev, source_fds.get(*first_node..).unwrap_or(&[]))
-                    .map_err(|e| Fail::with(Step::Dev, e, dst.to_bytes()))
+                for (name, node) in nodes {
+                    bind_dev_node(dev, name, fds.mount(*node)?).map_err(fail)?;
+                }
+                populate_dev(dev).map_err(fail)
             });
             sys::close(dev);
             r
         }
-        Op::Dir { dst, mode } => {
+        MountInstr::Dir { dst, mode } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_dir(dir, leaf, *mode);
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::Dir, e, dst.to_bytes()))
         }
-        Op::Symlink { target, dst } => {
+        MountInstr::Symlink { target, dst } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_symlink(dir, leaf, target);
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::Symlink, e, dst.to_bytes()))
         }
-        Op::File { dst, content, mode } => {
+        MountInstr::File { dst, content, mode } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
             let r = make_file(dir, leaf, content, *mode);
@@ -354,31 +350,31 @@ fn make_file(dir: RawFd, leaf: &[u8], content: &[u8], mode: u32) -> Result<(), E
     r
 }
 
-/// Fills a fresh tmpfs (already attached) with the minimal device set, a
-/// private devpts and shm; `build` makes it read-only after every entry.
-fn populate_dev(dev: RawFd, node_fds: &[RawFd]) -> Result<(), Errno> {
-    for (i, node) in DEV_NODES.iter().enumerate() {
-        let mut name = [0u8; 16];
-        name[..node.len()].copy_from_slice(node.as_bytes());
-        let fd = node_fds.get(i).copied().unwrap_or(-1);
-        sys::mount_setattr(fd, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, false)?;
-        // A fresh tmpfs: the mount point can be created and used in one call.
-        // SAFETY: name is NUL-terminated (zero-filled buffer longer than any node name).
-        let target = unsafe {
-            libc::openat(
-                dev,
-                name.as_ptr().cast(),
-                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o666 as libc::c_uint,
-            )
-        };
-        if target < 0 {
-            return Err(Errno::last());
-        }
-        let r = sys::move_mount(fd, target);
-        sys::close(target);
-        r?;
+/// Binds the host's device node `node` at `name` on the fresh tmpfs `dev`.
+fn bind_dev_node(dev: RawFd, name: &CStr, node: RawFd) -> Result<(), Errno> {
+    sys::mount_setattr(node, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC, false)?;
+    // A fresh tmpfs: the mount point can be created and used in one call.
+    // SAFETY: name is NUL-terminated.
+    let target = unsafe {
+        libc::openat(
+            dev,
+            name.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o666 as libc::c_uint,
+        )
+    };
+    if target < 0 {
+        return Err(Errno::last());
     }
+    let r = sys::move_mount(node, target);
+    sys::close(target);
+    r
+}
+
+/// Completes a fresh tmpfs (already attached, its device nodes bound)
+/// as the minimal /dev: links, a private devpts and shm; `build` makes it
+/// read-only after every entry.
+fn populate_dev(dev: RawFd) -> Result<(), Errno> {
     for (target, link) in [
         (c"/proc/self/fd", c"fd"),
         (c"/proc/self/fd/0", c"stdin"),

@@ -6,7 +6,8 @@ use nix::errno::Errno;
 
 use super::Fail;
 use crate::landlock::Ruleset;
-use crate::launch::report::Step;
+use crate::prepare::Rlimit;
+use crate::prepare::report::Step;
 use crate::sys;
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
@@ -82,19 +83,19 @@ pub fn drop_privileges() -> Result<(), Fail<'static>> {
     Ok(())
 }
 
-pub fn set_rlimits(limits: &[(sys::RlimitResource, libc::rlim_t)]) -> Result<(), Fail<'static>> {
-    for &(resource, value) in limits {
+pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), Fail<'static>> {
+    for limit in limits {
         let lim = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
+            rlim_cur: limit.value,
+            rlim_max: limit.value,
         };
-        // SAFETY: lim is a valid rlimit; resource is one of RLIMITS.
-        if unsafe { libc::setrlimit(resource, &lim) } < 0 {
-            let name = crate::plan::security::RLIMITS
-                .iter()
-                .find(|(_, r)| *r == resource)
-                .map_or(&b""[..], |(n, _)| n.as_bytes());
-            return Err(Fail::with(Step::Rlimit, Errno::last(), name));
+        // SAFETY: lim is a valid rlimit; resource is one hutch knows.
+        if unsafe { libc::setrlimit(limit.resource, &lim) } < 0 {
+            return Err(Fail::with(
+                Step::Rlimit,
+                Errno::last(),
+                limit.name.as_bytes(),
+            ));
         }
     }
     Ok(())

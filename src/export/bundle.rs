@@ -30,8 +30,9 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat};
 
 use super::oci::{Export, RootContent, RootEntry};
-use crate::image::fsutil::{
-    file_type, list_dir, open_dir, open_dir_at, remove_dir_contents, remove_tree_at,
+use crate::image::opaque::is_opaque;
+use crate::safe_fs::{
+    file_type, list_names, open_dir, open_dir_at, open_dir_below, remove_contents, remove_tree_at,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +51,10 @@ pub enum BundleError {
     Entry { path: PathBuf, source: io::Error },
 }
 
-fn write_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
+fn write_err<E: Into<io::Error>>(path: &Path) -> impl FnOnce(E) -> BundleError + '_ {
     move |source| BundleError::Write {
         path: path.to_path_buf(),
-        source,
+        source: source.into(),
     }
 }
 
@@ -90,7 +91,7 @@ fn remove_path(path: &Path) {
         parent
     };
     if let Ok(fd) = open_dir(parent) {
-        let _ = remove_tree_at(fd.as_fd(), name);
+        let _ = remove_tree_at(fd.as_fd(), name, parent, None);
     }
 }
 
@@ -182,20 +183,17 @@ fn apply_modes(rootfs: BorrowedFd<'_>, modes: &BTreeMap<PathBuf, u32>) -> Result
 /// Opens the directory `rel` below `dir`, one component at a time, never
 /// following a symlink.
 fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> nix::Result<OwnedFd> {
-    let mut fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let mut names = Vec::new();
     for c in rel.components() {
         match c {
-            Component::Normal(name) => fd = open_dir_at(fd.as_fd(), name)?,
+            Component::Normal(name) => names.push(name),
             Component::RootDir | Component::CurDir => {}
             _ => return Err(Errno::EINVAL),
         }
     }
-    Ok(fd)
+    open_dir_below(dir, names, None, |_| {})
+        .map_err(|(_, e)| e)?
+        .ok_or(Errno::ENOENT)
 }
 
 impl Flatten<'_> {
@@ -208,7 +206,7 @@ impl Flatten<'_> {
         path: &Path,
     ) -> Result<(), BundleError> {
         self.modes.retain(|p, _| !p.starts_with(path));
-        remove_tree_at(dst, name).map_err(|e| self.err(path, e))
+        remove_tree_at(dst, name, path, None).map_err(|e| self.err(path, e))
     }
 
     fn err(&self, rel: &Path, e: impl Into<io::Error>) -> BundleError {
@@ -226,13 +224,13 @@ impl Flatten<'_> {
         dst: BorrowedFd<'_>,
         rel: &Path,
     ) -> Result<(), BundleError> {
-        let mut names = list_dir(src).map_err(|e| self.err(rel, e))?;
+        let mut names = list_names(src).map_err(|e| self.err(rel, e))?;
         names.sort();
         for name in names {
             let path = rel.join(&name);
             let st = fstatat(src, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(|e| self.err(&path, e))?;
-            match file_type(st.st_mode) {
+            match file_type(&st) {
                 SFlag::S_IFCHR if st.st_rdev == 0 => self.remove(dst, &name, &path)?,
                 SFlag::S_IFDIR => self.subdir(src, dst, &name, &path, st.st_mode)?,
                 SFlag::S_IFREG => self.file(src, dst, &name, &path, &st)?,
@@ -268,12 +266,12 @@ impl Flatten<'_> {
     ) -> Result<(), BundleError> {
         let sub = open_dir_at(src, name).map_err(|e| self.err(path, e))?;
         let existing = fstatat(dst, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
-        match existing.map(|st| file_type(st.st_mode)) {
+        match existing.map(|st| file_type(&st)) {
             Some(SFlag::S_IFDIR) => {
                 if is_opaque(sub.as_fd()) {
                     let d = open_dir_at(dst, name).map_err(|e| self.err(path, e))?;
                     self.modes.retain(|p, _| p == path || !p.starts_with(path));
-                    remove_dir_contents(d.as_fd()).map_err(|e| self.err(path, e))?;
+                    remove_contents(d.as_fd(), path, None).map_err(|e| self.err(path, e))?;
                 }
             }
             other => {
@@ -331,23 +329,6 @@ impl Flatten<'_> {
         }
         Ok(())
     }
-}
-
-/// Whether a layer directory is opaque (hides the layers below it).
-fn is_opaque(dir: BorrowedFd<'_>) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut buf = [0u8; 4];
-    // SAFETY: the attribute name is NUL-terminated; buf is writable for its
-    // length; dir is an open descriptor for the duration of the call.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            c"user.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
 }
 
 /// Makes a directory, symlink or file of the plan in rootfs/ (parents are
@@ -414,14 +395,10 @@ fn parent_of(rootfs: BorrowedFd<'_>, path: &Path) -> nix::Result<(OwnedFd, PathB
     let Some((leaf, dirs)) = names.split_last() else {
         return Err(Errno::EINVAL);
     };
-    let mut fd = open_beneath(rootfs, Path::new(""))?;
-    for d in dirs {
-        match mkdirat(&fd, *d, Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e),
-        }
-        fd = open_dir_at(fd.as_fd(), d)?;
-    }
+    let made = Some(Mode::from_bits_truncate(0o755));
+    let fd = open_dir_below(rootfs, dirs.iter().copied(), made, |_| {})
+        .map_err(|(_, e)| e)?
+        .expect("made where missing");
     Ok((fd, PathBuf::from(OsStr::from_bytes(leaf.as_bytes()))))
 }
 
@@ -431,18 +408,9 @@ mod tests {
     use crate::export::oci::{Config, Export};
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 
-    fn set_opaque(dir: &Path) -> bool {
-        let p = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-        // SAFETY: both strings are NUL-terminated; the value is 1 byte.
-        unsafe {
-            libc::setxattr(
-                p.as_ptr(),
-                c"user.overlay.opaque".as_ptr(),
-                b"y".as_ptr().cast(),
-                1,
-                0,
-            ) == 0
-        }
+    fn opaque(dir: &Path) -> bool {
+        use crate::image::opaque::set_opaque;
+        set_opaque(std::fs::File::open(dir).unwrap().as_fd()).is_ok()
     }
 
     fn whiteout(path: &Path) {
@@ -501,7 +469,7 @@ mod tests {
     fn layers_flatten_as_overlayfs_shows_them() {
         let dir = tempfile::tempdir().unwrap();
         let layers = layers(dir.path());
-        let opaque = set_opaque(&layers[1].join("d"));
+        let opaque = opaque(&layers[1].join("d"));
         let out = dir.path().join("bundle");
         let entries = vec![RootEntry::Dir {
             path: "/m/sub/deeper".into(),

@@ -46,13 +46,13 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     let pref = match (&args.profile, &args.image) {
         (Some(p), _) => ProfileRef::from_cli(p),
         (None, Some(_)) => ProfileRef::Name("container".to_string()),
-        (None, None) => crate::app::auto_profile(&args.command, &search),
+        (None, None) => search.for_command(&args.command),
     };
     let profile = profile::load(&pref, &search)?;
     // Held while the layers are copied: `hutch image rm` waits.
-    let lease = match crate::image::command::lease_for(args.image.as_deref(), &profile) {
+    let lease = match crate::manage::image::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
-        Err(crate::image::command::LeaseError::Profile(e)) => return Err(e.into()),
+        Err(crate::manage::image::LeaseError::Profile(e)) => return Err(e.into()),
         Err(e) => return Err(Failure::Line(e.to_string())),
     };
     let request = Request {
@@ -105,11 +105,11 @@ fn make_state_dirs(plan: &plan::Plan, host: &Host) -> Result<bool, Failure> {
         .collect();
     let shown = |dir: &std::path::Path| !dir.exists() && binds.iter().any(|b| dir.starts_with(b));
     let mut made = false;
-    if shown(&crate::registry::runtime_dir(host)) {
+    if shown(&crate::paths::runtime_dir(host)) {
         crate::registry::Registry::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
         made = true;
     }
-    if crate::volume::store_path(host).is_some_and(|s| shown(&s)) {
+    if crate::paths::volume_store(host).is_some_and(|s| shown(&s)) {
         crate::volume::Store::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
         made = true;
     }

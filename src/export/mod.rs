@@ -12,8 +12,8 @@ pub mod command;
 pub mod oci;
 pub mod seccomp_json;
 
-use crate::cgroup::probe::{CgroupDir, CgroupHost, V2Host};
 use crate::host::Host;
+use crate::host::cgroups::{CgroupDir, CgroupHost, V2Host};
 
 /// The Landlock ABI a bundle is planned for: the newest hutch knows, so
 /// that the rules recorded in the bundle's annotations are complete.

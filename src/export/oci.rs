@@ -747,7 +747,7 @@ fn resources(plan: &Plan, gaps: &mut Vec<Gap>) -> Option<Resources> {
     if let Some(q) = l.cpu_quota_per_period() {
         r.cpu = Some(CpuLimits {
             quota: i64::try_from(q).unwrap_or(i64::MAX),
-            period: crate::cgroup::CPU_PERIOD_US,
+            period: crate::plan::limits::CPU_PERIOD_US,
         });
     }
     if let Some(w) = l.cpu_weight {

@@ -226,6 +226,7 @@ mod tests {
             arch: Some(Arch::X86_64),
             rules: GROUPS.iter().flat_map(default_rules).collect(),
             log_only: false,
+            through_io_uring: Vec::new(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The launch directory of `[desktop]` (see `plan::desktop`): before clone,
-//! the launcher makes `<hutch's runtime dir>/desktop/<pid>` (0700, checked
+//! The desktop session, the helper of `[desktop]` (see `plan::desktop`):
+//! before clone, the launcher makes `<hutch's runtime dir>/desktop/<pid>` (0700, checked
 //! like every directory hutch writes to), writes into it the private
 //! Xauthority and the copy of the PulseAudio cookie, and, where the
 //! compositor offers it, creates the Wayland security-context socket: it
@@ -8,7 +8,8 @@
 //! session holds. The sandbox's binds take these paths. When the session
 //! ends (the sandbox is gone; or hutch is killed, and the kernel closes the
 //! pipe), the compositor stops accepting on the socket; the directory is
-//! removed by the session's `Drop`, or, after a SIGKILL, by the next
+//! removed when the session finishes (or by its `Drop`, the safety net of
+//! a launch that failed half-way), or, after a SIGKILL, by the next
 //! desktop launch, which removes the directories of hutch processes that
 //! no longer exist.
 
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
+use super::{CloneSetup, Helper, HelperError, Started};
 use crate::plan::desktop::{
     CookieSource, DesktopPlan, ENGINE, PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
 };
@@ -56,14 +58,27 @@ pub enum DesktopError {
 
 /// What a desktop launch holds while the sandbox runs.
 pub struct Session {
-    dir: PathBuf,
+    plan: DesktopPlan,
+    /// The directory, once made (removed when the session ends).
+    dir: Option<PathBuf>,
     /// The write end of the security context's close pipe.
-    _close: Option<OwnedFd>,
+    close: Option<OwnedFd>,
 }
 
 impl Session {
-    /// Makes the launch directory and everything in it.
-    pub fn before_clone(plan: &DesktopPlan, uid: u32) -> Result<Session, DesktopError> {
+    /// The session for `plan`; nothing is made until before clone.
+    pub fn new(plan: &DesktopPlan) -> Session {
+        Session {
+            plan: plan.clone(),
+            dir: None,
+            close: None,
+        }
+    }
+
+    /// Makes the launch directory and everything in it, for the caller
+    /// `uid` (who owns hutch's runtime directory).
+    fn make(&mut self, uid: u32) -> Result<(), DesktopError> {
+        let plan = &self.plan;
         let parent_path = plan.launch_dir.parent().unwrap_or(Path::new("/"));
         let parent = safe_fs::open_dir_for_writing(parent_path, uid, true)?;
         sweep_stale(&parent);
@@ -77,11 +92,8 @@ impl Session {
         let dir = parent
             .sub(name, Some(0o700), Require::writable_only_by(uid))?
             .ok_or_else(|| FsError::NotADirectory(plan.launch_dir.clone()))?;
-        // From here on, Drop removes what was made, also on an error.
-        let mut session = Session {
-            dir: plan.launch_dir.clone(),
-            _close: None,
-        };
+        // From here on, finish or Drop removes what was made, also on an error.
+        self.dir = Some(plan.launch_dir.clone());
         if let Some(x11) = &plan.x11
             && let Some(source) = &x11.cookie
         {
@@ -96,15 +108,58 @@ impl Session {
         if let Some(w) = &plan.wayland
             && let Some(listener) = &w.security_context
         {
-            session._close = Some(register(&w.compositor, listener, plan)?);
+            self.close = Some(register(&w.compositor, listener, plan)?);
         }
-        Ok(session)
+        Ok(())
+    }
+
+    /// Ends the security context and removes the directory.
+    fn end(&mut self) {
+        // The compositor stops accepting on the socket once this is closed.
+        self.close = None;
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Helper for Session {
+    fn name(&self) -> &'static str {
+        "the desktop session"
+    }
+
+    /// The files and sockets the sandbox's binds take must exist before
+    /// the child opens its bind sources.
+    fn before_clone(&mut self, _setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
+        Ok(self.make(nix::unistd::getuid().as_raw())?)
+    }
+
+    fn start(&mut self, _child: &Started) -> Result<(), HelperError> {
+        Ok(())
+    }
+
+    fn describe(&self) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        Some(format!(
+            "desktop: launch directory {} (removed when the sandbox ends){}",
+            dir.display(),
+            if self.close.is_some() {
+                "; Wayland security context registered"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    fn finish(&mut self, code: i32) -> i32 {
+        self.end();
+        code
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.end();
     }
 }
 

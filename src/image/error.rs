@@ -20,7 +20,7 @@ pub enum ImageError {
         source: io::Error,
     },
 
-    /// Neither `$XDG_DATA_HOME` nor `$HOME` is usable.
+    /// Neither `$XDG_DATA_HOME` nor a home directory is known.
     #[error(
         "cannot locate the image store: neither XDG_DATA_HOME nor HOME is set to an absolute path; set one of them"
     )]
@@ -251,16 +251,18 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn io(
+    /// The error of `action` on `path`, from an `io::Error`, an errno or
+    /// a `safe_fs` error.
+    pub(crate) fn io<E: Into<io::Error>>(
         action: impl Into<String>,
         path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> Self {
+    ) -> impl FnOnce(E) -> Self {
         let action = action.into();
         let path = path.into();
         move |source| ImageError::Io {
             action,
             path,
-            source,
+            source: source.into(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! ```no_run
 //! use hutch::image::ImageStore;
 //! # fn main() -> Result<(), hutch::image::ImageError> {
-//! let store = ImageStore::open(ImageStore::default_root()?)?;
+//! let store = ImageStore::open(ImageStore::default_root(&hutch::host::Host::current())?)?;
 //! let info = store.import("busybox.tar".as_ref(), Some("busybox"))?;
 //! let lease = store.acquire(&info.name)?; // keeps the layers alive
 //! // mount lease.info().layers (lowest first) with overlayfs `userxattr`...
@@ -57,11 +57,10 @@
 //! leftovers in `tmp/` are removed by the next import (imports and removals
 //! serialise on an exclusive `flock` of `store.lock`).
 
-pub mod command;
 mod digest;
 mod error;
-pub(crate) mod fsutil;
 mod oci;
+pub mod opaque;
 mod resolve;
 pub mod run;
 mod source;

@@ -371,7 +371,40 @@ fn resolve_oci(
     let mut cands = Vec::new();
     let mut skipped = Vec::new();
     walk_index(src, &index, 0, None, None, host, &mut cands, &mut skipped)?;
+    let chosen = choose(src, cands, &skipped, tag, host)?;
+    let manifest = read_manifest(src, &chosen)?;
+    let config_desc: &Descriptor = &manifest.config;
+    if config_desc.media_type != oci::MT_OCI_CONFIG
+        && config_desc.media_type != oci::MT_DOCKER_CONFIG
+    {
+        return Err(ImageError::UnsupportedMediaType {
+            what: "image config".into(),
+            media_type: config_desc.media_type.clone(),
+            hint: "only container images (OCI or Docker image config) can be imported",
+        });
+    }
+    let config_digest = Digest::parse(&config_desc.digest)?;
+    let config_bytes = read_json_blob(src, &config_digest, config_desc.size, "config")?;
+    let config: ImageConfig = parse_json(&config_bytes, "image config")?;
+    let layers = layer_refs(&manifest, &config)?;
+    Ok(Resolved {
+        name: chosen.name,
+        manifest_digest: Some(chosen.digest),
+        config_digest,
+        config,
+        layers,
+    })
+}
 
+/// The one image of the index's candidates for this host (`tag` picks
+/// among several names); `skipped` says what the index had instead.
+fn choose(
+    src: &Source,
+    mut cands: Vec<Candidate>,
+    skipped: &[String],
+    tag: Option<&str>,
+    host: &HostPlatform,
+) -> Result<Candidate, ImageError> {
     if cands.len() > 1
         && let Some(tag) = tag
         && cands.iter().any(|c| c.name.as_deref() == Some(tag))
@@ -381,19 +414,17 @@ fn resolve_oci(
     // The same manifest listed under several names is one image.
     let first = cands.first().map(|c| c.digest.clone());
     let all_same = cands.iter().all(|c| Some(&c.digest) == first.as_ref());
-    let chosen = match cands.len() {
-        0 => {
-            return Err(ImageError::NoMatchingPlatform {
-                path: src.path().to_owned(),
-                host: host.to_string(),
-                available: if skipped.is_empty() {
-                    "nothing".into()
-                } else {
-                    skipped.join(", ")
-                },
-            });
-        }
-        1 => cands.remove(0),
+    match cands.len() {
+        0 => Err(ImageError::NoMatchingPlatform {
+            path: src.path().to_owned(),
+            host: host.to_string(),
+            available: if skipped.is_empty() {
+                "nothing".into()
+            } else {
+                skipped.join(", ")
+            },
+        }),
+        1 => Ok(cands.remove(0)),
         _ if all_same => {
             let names: Vec<_> = cands.iter().filter_map(|c| c.name.clone()).collect();
             let mut c = cands.remove(0);
@@ -401,20 +432,21 @@ fn resolve_oci(
             if tag.is_none() && names.iter().any(|n| Some(n) != names.first()) {
                 c.name = None;
             }
-            c
+            Ok(c)
         }
-        _ => {
-            return Err(ImageError::Ambiguous {
-                path: src.path().to_owned(),
-                choices: cands
-                    .iter()
-                    .map(Candidate::describe)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            });
-        }
-    };
+        _ => Err(ImageError::Ambiguous {
+            path: src.path().to_owned(),
+            choices: cands
+                .iter()
+                .map(Candidate::describe)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
 
+/// The chosen image's manifest: schema 2, OCI or Docker.
+fn read_manifest(src: &Source, chosen: &Candidate) -> Result<Manifest, ImageError> {
     let manifest_bytes = read_json_blob(src, &chosen.digest, chosen.size, "manifest")?;
     let manifest: Manifest = parse_json(&manifest_bytes, "image manifest")?;
     if manifest.schema_version != 2 {
@@ -433,20 +465,12 @@ fn resolve_oci(
             hint: "only OCI and Docker schema 2 image manifests can be imported",
         });
     }
-    let config_desc: &Descriptor = &manifest.config;
-    if config_desc.media_type != oci::MT_OCI_CONFIG
-        && config_desc.media_type != oci::MT_DOCKER_CONFIG
-    {
-        return Err(ImageError::UnsupportedMediaType {
-            what: "image config".into(),
-            media_type: config_desc.media_type.clone(),
-            hint: "only container images (OCI or Docker image config) can be imported",
-        });
-    }
-    let config_digest = Digest::parse(&config_desc.digest)?;
-    let config_bytes = read_json_blob(src, &config_digest, config_desc.size, "config")?;
-    let config: ImageConfig = parse_json(&config_bytes, "image config")?;
+    Ok(manifest)
+}
 
+/// The manifest's layers, each with the uncompressed digest the config
+/// gives it.
+fn layer_refs(manifest: &Manifest, config: &ImageConfig) -> Result<Vec<LayerRef>, ImageError> {
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(ImageError::malformed(
             "image",
@@ -483,13 +507,7 @@ fn resolve_oci(
             diff_id: Digest::parse(diff_id)?,
         });
     }
-    Ok(Resolved {
-        name: chosen.name,
-        manifest_digest: Some(chosen.digest),
-        config_digest,
-        config,
-        layers,
-    })
+    Ok(layers)
 }
 
 /// Legacy `docker save` archives: `manifest.json` lists a config file named

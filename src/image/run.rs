@@ -5,9 +5,8 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::store::ImageInfo;
 
@@ -212,7 +211,7 @@ pub fn read_image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
                 Err(_) => {
                     let opaque = parts[..i].iter().enumerate().any(|(j, _)| {
                         let dir: PathBuf = parts[..=j].iter().fold(layer.clone(), |p, c| p.join(c));
-                        is_opaque(&dir)
+                        super::opaque::is_opaque_at(&dir)
                     });
                     if opaque {
                         return None;
@@ -250,27 +249,10 @@ pub fn read_image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
     None
 }
 
-fn is_opaque(dir: &Path) -> bool {
-    let Ok(p) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    let mut buf = [0u8; 4];
-    // SAFETY: both strings are NUL-terminated and live for the call; buf
-    // is writable for its length.
-    let n = unsafe {
-        libc::lgetxattr(
-            p.as_ptr(),
-            c"user.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn layer(dir: &Path, n: usize, files: &[(&str, &str)]) -> PathBuf {
         let l = dir.join(format!("l{n}"));
@@ -336,9 +318,9 @@ mod tests {
         // Linux >= 5.8 unprivileged: skip that part where it is refused.
         let wh = d.path().join("l3");
         fs::create_dir_all(wh.join("etc")).unwrap();
-        let node = std::ffi::CString::new(wh.join("etc/passwd").as_os_str().as_bytes()).unwrap();
-        // SAFETY: node is NUL-terminated.
-        if unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o600, 0) } == 0 {
+        let node = wh.join("etc/passwd");
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o600);
+        if nix::sys::stat::mknod(&node, nix::sys::stat::SFlag::S_IFCHR, mode, 0).is_ok() {
             assert_eq!(read_image_file(&[low.clone(), wh], "etc/passwd"), None);
         }
         // A file where a directory was hides everything below it.

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
 use super::error::ImageError;
-use super::fsutil::{
-    fsync_dir, open_dir, remove_dir_contents, remove_tree_at, unique_suffix, write_atomic,
-};
 use super::resolve::{HostPlatform, Resolved, resolve, verify_layer_blob};
 use super::source::Source;
 use super::unpack::unpack_layer;
+use crate::host::Host;
+use crate::paths;
+use crate::safe_fs::{
+    Dir, Publish, fsync_dir, open_dir, remove_contents, remove_tree_at, unique_suffix,
+};
 
 const LAYERS_DIR: &str = "layers/sha256";
 const IMAGES_DIR: &str = "images";
@@ -176,20 +178,6 @@ pub fn validate_name(name: &str) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn default_root_from(
-    xdg_data_home: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> Result<PathBuf, ImageError> {
-    let abs = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(data) = abs(xdg_data_home) {
-        return Ok(data.join("hutch/images"));
-    }
-    if let Some(home) = abs(home) {
-        return Ok(home.join(".local/share/hutch/images"));
-    }
-    Err(ImageError::NoStoreLocation)
-}
-
 fn name_key(name: &str) -> String {
     Digest::of(name.as_bytes()).hex()[..32].to_owned()
 }
@@ -212,9 +200,9 @@ fn is_dir_nofollow(path: &Path) -> bool {
 impl ImageStore {
     /// The default store location: `$XDG_DATA_HOME/hutch/images`, or
     /// `~/.local/share/hutch/images` when `XDG_DATA_HOME` is unset or not
-    /// absolute.
-    pub fn default_root() -> Result<PathBuf, ImageError> {
-        default_root_from(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
+    /// absolute (see [`paths::image_store`]).
+    pub fn default_root(host: &Host) -> Result<PathBuf, ImageError> {
+        paths::image_store(host).ok_or(ImageError::NoStoreLocation)
     }
 
     /// Opens the store at `root`, creating it (mode 0700) if needed.
@@ -441,7 +429,7 @@ impl ImageStore {
     fn clean_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
         let fd = open_dir(&tmp).map_err(ImageError::io("open", &tmp))?;
-        remove_dir_contents(fd.as_fd()).map_err(ImageError::io("clean up", &tmp))
+        remove_contents(fd.as_fd(), &tmp, None).map_err(ImageError::io("clean up", &tmp))
     }
 
     /// Deletes layers no image references, and lock files of images that
@@ -473,7 +461,7 @@ impl ImageStore {
             fs::rename(entry.path(), tmp.join(&doomed))
                 .map_err(ImageError::io("move unused layer", entry.path()))?;
             moved = true;
-            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref())
+            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp, None)
                 .map_err(ImageError::io("delete unused layer", tmp.join(&doomed)))?;
         }
         if moved {
@@ -611,19 +599,38 @@ impl ImageStore {
                     })?;
                 unpack_layer(blob, layer, fd.as_fd(), &staging)?;
                 // One syncfs flushes every file and directory of the layer.
-                nix::unistd::syncfs(&fd).map_err(|e| ImageError::io("sync", &staging)(e.into()))?;
+                nix::unistd::syncfs(&fd).map_err(ImageError::io("sync", &staging))?;
                 drop(fd);
                 fs::rename(&staging, &dest).map_err(ImageError::io("move layer into", &dest))?;
                 fsync_dir(&layers_dir).map_err(ImageError::io("sync", &layers_dir))?;
             }
-            let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
-            let dest = self.record_path(key);
-            write_atomic(&tmp, &dest, &bytes).map_err(ImageError::io("write", &dest))
+            self.write_record(key, record)
         })();
         if let Ok(tmp_fd) = open_dir(&tmp) {
-            let _ = remove_tree_at(tmp_fd.as_fd(), work.file_name().expect("has a name"));
+            let name = work.file_name().expect("has a name");
+            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp, None);
         }
         result
+    }
+}
+
+impl ImageStore {
+    /// Writes an image's metadata whole, through a temporary file in
+    /// `tmp/`, synced: after a crash it is the old file or the new one.
+    fn write_record(&self, key: &str, record: &ImageRecord) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec_pretty(record).expect("record serialises");
+        let dest = self.record_path(key);
+        let (tmp, images) = (self.tmp_dir(), self.root.join(IMAGES_DIR));
+        let tmp_dir = Dir::open_existing(&tmp).map_err(ImageError::io("open", &tmp))?;
+        let dir = Dir::open_existing(&images).map_err(ImageError::io("open", &images))?;
+        let how = Publish {
+            tmp_dir: &tmp_dir,
+            tmp_name: &format!("meta-{}", unique_suffix()),
+            replace: true,
+            durable: true,
+        };
+        dir.publish(&format!("{key}.json"), &bytes, how)
+            .map_err(ImageError::io("write", &dest))
     }
 }
 
@@ -679,27 +686,6 @@ mod tests {
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn default_root_uses_xdg_then_home() {
-        let os = |s: &str| Some(std::ffi::OsString::from(s));
-        assert_eq!(
-            default_root_from(os("/x/data"), os("/home/u")).unwrap(),
-            Path::new("/x/data/hutch/images")
-        );
-        assert_eq!(
-            default_root_from(os("relative"), os("/home/u")).unwrap(),
-            Path::new("/home/u/.local/share/hutch/images")
-        );
-        assert_eq!(
-            default_root_from(None, os("/home/u")).unwrap(),
-            Path::new("/home/u/.local/share/hutch/images")
-        );
-        assert!(matches!(
-            default_root_from(None, None),
-            Err(ImageError::NoStoreLocation)
-        ));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -45,9 +45,10 @@ use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use super::digest::HashingReader;
 use super::error::ImageError;
-use super::fsutil::{file_type, open_dir_at, remove_tree_at};
 use super::oci::Compression;
+use super::opaque;
 use super::resolve::{LayerRef, check_digest};
+use crate::safe_fs::{file_type, open_dir_below, remove_tree_at};
 
 /// Longest entry path accepted (Linux `PATH_MAX`).
 const MAX_PATH: usize = 4096;
@@ -57,7 +58,6 @@ const MAX_NAME: usize = 255;
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
-const OPAQUE_XATTR: &std::ffi::CStr = c"user.overlay.opaque";
 
 /// Unpacks `blob` (the layer as stored, possibly compressed) into the empty
 /// directory `dest`. While unpacking, the blob is hashed again and the
@@ -143,6 +143,24 @@ fn display(comps: &[OsString]) -> String {
 }
 
 /// Layer permission bits as stored: setuid and setgid are stripped.
+/// The type of an entry that has content in the layer; `None` for the
+/// metadata entries of pax and GNU archives (extended headers, long
+/// names), which the tar reader has already applied. Old (v7) archives
+/// mark directories as regular files ending in `/`.
+fn content_type(ty: tar::EntryType, raw_path: &[u8]) -> Option<tar::EntryType> {
+    if ty.is_pax_global_extensions()
+        || ty.is_pax_local_extensions()
+        || ty.is_gnu_longname()
+        || ty.is_gnu_longlink()
+    {
+        return None;
+    }
+    if ty == tar::EntryType::Regular && raw_path.ends_with(b"/") {
+        return Some(tar::EntryType::Directory);
+    }
+    Some(ty)
+}
+
 fn sanitize_mode(mode: u32) -> Mode {
     Mode::from_bits_truncate(mode & 0o1777)
 }
@@ -237,53 +255,33 @@ impl<'a> Unpacker<'a> {
         create: bool,
         entry: &str,
     ) -> Result<Option<OwnedFd>, ImageError> {
-        let mut cur: Option<OwnedFd> = None;
-        for (i, comp) in comps.iter().enumerate() {
-            let base = cur.as_ref().map_or(self.root, |f| f.as_fd());
-            let next = match open_dir_at(base, comp) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) if create => {
-                    match mkdirat(base, comp.as_os_str(), Mode::from_bits_truncate(0o700)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(self.nix(entry)(e)),
-                    }
-                    self.dirs.entry(comps[..=i].to_vec()).or_insert(DirMeta {
-                        mode: 0o755,
-                        mtime: None,
-                    });
-                    open_dir_at(base, comp).map_err(self.nix(entry))?
-                }
-                Err(Errno::ENOENT) => return Ok(None),
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    let prefix = display(&comps[..=i]);
-                    let is_link = fstatat(base, comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map(|st| file_type(st.st_mode) == SFlag::S_IFLNK)
-                        .unwrap_or(false);
-                    return Err(if is_link {
-                        self.refuse(
-                            entry,
-                            format!(
-                                "its path goes through the symlink {prefix:?}; following it could escape the layer"
-                            ),
-                        )
-                    } else {
-                        self.refuse(
-                            entry,
-                            format!("its path goes through {prefix:?}, which is not a directory"),
-                        )
-                    });
-                }
-                Err(e) => return Err(self.nix(entry)(e)),
-            };
-            cur = Some(next);
+        let mut made = Vec::new();
+        let create = create.then(|| Mode::from_bits_truncate(0o700));
+        let names = comps.iter().map(OsString::as_os_str);
+        let opened = open_dir_below(self.root, names, create, |i| made.push(i));
+        for i in made {
+            self.dirs.entry(comps[..=i].to_vec()).or_insert(DirMeta {
+                mode: 0o755,
+                mtime: None,
+            });
         }
-        match cur {
-            Some(fd) => Ok(Some(fd)),
-            None => self
-                .root
-                .try_clone_to_owned()
-                .map(Some)
-                .map_err(self.io(entry)),
+        match opened {
+            Ok(fd) => Ok(fd),
+            Err((i, Errno::ELOOP)) => Err(self.refuse(
+                entry,
+                format!(
+                    "its path goes through the symlink {:?}; following it could escape the layer",
+                    display(&comps[..=i])
+                ),
+            )),
+            Err((i, Errno::ENOTDIR)) => Err(self.refuse(
+                entry,
+                format!(
+                    "its path goes through {:?}, which is not a directory",
+                    display(&comps[..=i])
+                ),
+            )),
+            Err((_, e)) => Err(self.nix(entry)(e)),
         }
     }
 
@@ -306,11 +304,12 @@ impl<'a> Unpacker<'a> {
         match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Err(Errno::ENOENT) => Ok(Slot::Empty),
             Err(e) => Err(self.nix(entry)(e)),
-            Ok(st) if file_type(st.st_mode) == SFlag::S_IFDIR => {
+            Ok(st) if file_type(&st) == SFlag::S_IFDIR => {
                 if keep_dir {
                     Ok(Slot::ExistingDir)
                 } else {
-                    remove_tree_at(parent, name).map_err(self.io(entry))?;
+                    remove_tree_at(parent, name, Path::new(entry), None)
+                        .map_err(|e| self.io(entry)(e.into()))?;
                     Ok(Slot::Empty)
                 }
             }
@@ -325,136 +324,32 @@ impl<'a> Unpacker<'a> {
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let header = entry.header();
-        let ty = header.entry_type();
-        if ty.is_pax_global_extensions()
-            || ty.is_pax_local_extensions()
-            || ty.is_gnu_longname()
-            || ty.is_gnu_longlink()
-        {
+        let Some(ty) = content_type(header.entry_type(), &raw) else {
             return Ok(());
-        }
-        // Old (v7) archives mark directories as regular files ending in '/'.
-        let ty = if ty == tar::EntryType::Regular && raw.ends_with(b"/") {
-            tar::EntryType::Directory
-        } else {
-            ty
         };
         let comps = split_path(&raw).map_err(|r| self.refuse(&shown, r))?;
         let mode = header.mode().map_err(self.corrupt())?;
         let mtime = header.mtime().ok();
-
         let Some((name, parent_comps)) = comps.split_last() else {
-            // The layer root itself. It keeps owner rwx whatever the layer
-            // says: it must stay writable to be renamed into and out of
-            // layers/ (and the owner is root in the container anyway).
-            if ty.is_dir() {
-                self.dirs.insert(
-                    Vec::new(),
-                    DirMeta {
-                        mode: (mode & 0o1777) | 0o700,
-                        mtime,
-                    },
-                );
-                return Ok(());
-            }
-            return Err(self.refuse(&shown, "the layer root can only be a directory"));
+            return self.layer_root(ty, mode, mtime, &shown);
         };
-        let name_b = name.as_bytes();
-        if name_b == OPAQUE_MARKER {
-            let dir = self.parent(parent_comps, &shown)?;
-            return self.set_opaque(dir.as_fd(), parent_comps, &shown);
+        if self.overlay_entry(&comps, &shown)? {
+            return Ok(());
         }
-        if comps
-            .iter()
-            .any(|c| c.as_bytes().starts_with(AUFS_META_PREFIX))
-        {
-            return Ok(()); // aufs metadata (.wh..wh.plnk, .wh..wh.aufs, ...)
-        }
-        if parent_comps
-            .iter()
-            .any(|c| c.as_bytes().starts_with(WHITEOUT_PREFIX))
-        {
-            return Err(self.refuse(&shown, "a whiteout name is used as a directory"));
-        }
-        if let Some(hidden) = name_b.strip_prefix(WHITEOUT_PREFIX) {
-            if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                return Err(self.refuse(&shown, "whiteout for an invalid name"));
-            }
-            let parent = self.parent(parent_comps, &shown)?;
-            let hidden = OsStr::from_bytes(hidden);
-            // Per the OCI spec a whiteout only hides lower layers: if this
-            // layer has the entry itself, the entry wins.
-            match fstatat(parent.as_fd(), hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(_) => return Ok(()),
-                Err(Errno::ENOENT) => {}
-                Err(e) => return Err(self.nix(&shown)(e)),
-            }
-            return self.whiteout(parent.as_fd(), hidden, &shown);
-        }
-
         use tar::EntryType as T;
         match ty {
             T::Regular | T::Continuous | T::GNUSparse => {
                 let parent = self.parent(parent_comps, &shown)?;
-                self.clear_slot(parent.as_fd(), name, false, &shown)?;
-                let fd = openat(
-                    parent.as_fd(),
-                    name.as_os_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(self.nix(&shown))?;
-                let mut file = File::from(fd);
-                self.copy_data(entry, &mut file, &shown)?;
-                fchmod(&file, sanitize_mode(mode)).map_err(self.nix(&shown))?;
-                if let Some(t) = mtime {
-                    futimens(&file, &timespec(t), &timespec(t)).map_err(self.nix(&shown))?;
-                }
-                Ok(())
+                self.regular_file(entry, parent.as_fd(), name, (mode, mtime), &shown)
             }
-            T::Directory => {
-                let parent = self.parent(parent_comps, &shown)?;
-                if let Slot::Empty = self.clear_slot(parent.as_fd(), name, true, &shown)? {
-                    mkdirat(
-                        parent.as_fd(),
-                        name.as_os_str(),
-                        Mode::from_bits_truncate(0o700),
-                    )
-                    .map_err(self.nix(&shown))?;
-                }
-                self.dirs.insert(
-                    comps.clone(),
-                    DirMeta {
-                        mode: mode & 0o1777,
-                        mtime,
-                    },
-                );
-                Ok(())
-            }
+            T::Directory => self.directory(&comps, mode, mtime, &shown),
             T::Symlink => {
                 let target = match entry.link_name_bytes() {
                     Some(t) if !t.is_empty() => t.into_owned(),
                     _ => return Err(self.refuse(&shown, "symlink without a target")),
                 };
                 let parent = self.parent(parent_comps, &shown)?;
-                self.clear_slot(parent.as_fd(), name, false, &shown)?;
-                symlinkat(OsStr::from_bytes(&target), parent.as_fd(), name.as_os_str())
-                    .map_err(self.nix(&shown))?;
-                if let Some(t) = mtime {
-                    utimensat(
-                        parent.as_fd(),
-                        name.as_os_str(),
-                        &timespec(t),
-                        &timespec(t),
-                        UtimensatFlags::NoFollowSymlink,
-                    )
-                    .map_err(self.nix(&shown))?;
-                }
-                Ok(())
+                self.symlink(parent.as_fd(), name, &target, mtime, &shown)
             }
             T::Link => {
                 let target = match entry.link_name_bytes() {
@@ -466,16 +361,16 @@ impl<'a> Unpacker<'a> {
             T::Char => {
                 let major = header.device_major().map_err(self.corrupt())?;
                 let minor = header.device_minor().map_err(self.corrupt())?;
-                if major.unwrap_or(0) == 0 && minor.unwrap_or(0) == 0 {
-                    // An overlay-style whiteout stored as such in the tar.
-                    let parent = self.parent(parent_comps, &shown)?;
-                    self.clear_slot(parent.as_fd(), name, false, &shown)?;
-                    return self.whiteout(parent.as_fd(), name, &shown);
+                if major.unwrap_or(0) != 0 || minor.unwrap_or(0) != 0 {
+                    return Err(self.refuse(
+                        &shown,
+                        "character device nodes are not allowed in image layers",
+                    ));
                 }
-                Err(self.refuse(
-                    &shown,
-                    "character device nodes are not allowed in image layers",
-                ))
+                // An overlay-style whiteout stored as such in the tar.
+                let parent = self.parent(parent_comps, &shown)?;
+                self.clear_slot(parent.as_fd(), name, false, &shown)?;
+                self.whiteout(parent.as_fd(), name, &shown)
             }
             T::Block => {
                 Err(self.refuse(&shown, "block device nodes are not allowed in image layers"))
@@ -489,6 +384,151 @@ impl<'a> Unpacker<'a> {
                 format!("unsupported tar entry type {:?}", other.as_byte() as char),
             )),
         }
+    }
+
+    /// The layer root itself. It keeps owner rwx whatever the layer says:
+    /// it must stay writable to be renamed into and out of layers/ (and the
+    /// owner is root in the container anyway).
+    fn layer_root(
+        &mut self,
+        ty: tar::EntryType,
+        mode: u32,
+        mtime: Option<u64>,
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        if !ty.is_dir() {
+            return Err(self.refuse(shown, "the layer root can only be a directory"));
+        }
+        self.dirs.insert(
+            Vec::new(),
+            DirMeta {
+                mode: (mode & 0o1777) | 0o700,
+                mtime,
+            },
+        );
+        Ok(())
+    }
+
+    /// Handles what overlay and aufs names mean: the opaque marker, a
+    /// whiteout, aufs metadata (skipped). `true`: the entry was one of
+    /// them, and is done.
+    fn overlay_entry(&mut self, comps: &[OsString], shown: &str) -> Result<bool, ImageError> {
+        let (name, parent_comps) = comps.split_last().expect("not the layer root");
+        let name_b = name.as_bytes();
+        if name_b == OPAQUE_MARKER {
+            let dir = self.parent(parent_comps, shown)?;
+            self.set_opaque(dir.as_fd(), parent_comps, shown)?;
+            return Ok(true);
+        }
+        if comps
+            .iter()
+            .any(|c| c.as_bytes().starts_with(AUFS_META_PREFIX))
+        {
+            return Ok(true); // aufs metadata (.wh..wh.plnk, .wh..wh.aufs, ...)
+        }
+        if parent_comps
+            .iter()
+            .any(|c| c.as_bytes().starts_with(WHITEOUT_PREFIX))
+        {
+            return Err(self.refuse(shown, "a whiteout name is used as a directory"));
+        }
+        let Some(hidden) = name_b.strip_prefix(WHITEOUT_PREFIX) else {
+            return Ok(false);
+        };
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(self.refuse(shown, "whiteout for an invalid name"));
+        }
+        let parent = self.parent(parent_comps, shown)?;
+        let hidden = OsStr::from_bytes(hidden);
+        // Per the OCI spec a whiteout only hides lower layers: if this
+        // layer has the entry itself, the entry wins.
+        match fstatat(parent.as_fd(), hidden, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(_) => return Ok(true),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(self.nix(shown)(e)),
+        }
+        self.whiteout(parent.as_fd(), hidden, shown)?;
+        Ok(true)
+    }
+
+    /// A regular file: a new inode (whatever was there goes), its data,
+    /// then its mode and mtime.
+    fn regular_file(
+        &mut self,
+        data: &mut impl Read,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        (mode, mtime): (u32, Option<u64>),
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        self.clear_slot(parent, name, false, shown)?;
+        let fd = openat(
+            parent,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(self.nix(shown))?;
+        let mut file = File::from(fd);
+        self.copy_data(data, &mut file, shown)?;
+        fchmod(&file, sanitize_mode(mode)).map_err(self.nix(shown))?;
+        if let Some(t) = mtime {
+            futimens(&file, &timespec(t), &timespec(t)).map_err(self.nix(shown))?;
+        }
+        Ok(())
+    }
+
+    /// A directory: made unless one is there (its mode and mtime are set
+    /// at the end, deepest first: see `finish`).
+    fn directory(
+        &mut self,
+        comps: &[OsString],
+        mode: u32,
+        mtime: Option<u64>,
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        let (name, parent_comps) = comps.split_last().expect("not the layer root");
+        let parent = self.parent(parent_comps, shown)?;
+        if let Slot::Empty = self.clear_slot(parent.as_fd(), name, true, shown)? {
+            mkdirat(
+                parent.as_fd(),
+                name.as_os_str(),
+                Mode::from_bits_truncate(0o700),
+            )
+            .map_err(self.nix(shown))?;
+        }
+        self.dirs.insert(
+            comps.to_vec(),
+            DirMeta {
+                mode: mode & 0o1777,
+                mtime,
+            },
+        );
+        Ok(())
+    }
+
+    /// A symlink, made as it is (never followed).
+    fn symlink(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        target: &[u8],
+        mtime: Option<u64>,
+        shown: &str,
+    ) -> Result<(), ImageError> {
+        self.clear_slot(parent, name, false, shown)?;
+        symlinkat(OsStr::from_bytes(target), parent, name).map_err(self.nix(shown))?;
+        if let Some(t) = mtime {
+            utimensat(
+                parent,
+                name,
+                &timespec(t),
+                &timespec(t),
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(self.nix(shown))?;
+        }
+        Ok(())
     }
 
     fn copy_data(
@@ -540,7 +580,7 @@ impl<'a> Unpacker<'a> {
             Err(Errno::ENOENT) => return Err(missing(self)),
             Err(e) => return Err(self.nix(shown)(e)),
         };
-        let tkind = file_type(tst.st_mode);
+        let tkind = file_type(&tst);
         if tkind != SFlag::S_IFREG && tkind != SFlag::S_IFLNK {
             return Err(self.refuse(
                 shown,
@@ -591,29 +631,13 @@ impl<'a> Unpacker<'a> {
         comps: &[OsString],
         shown: &str,
     ) -> Result<(), ImageError> {
-        let value = b"y";
-        // SAFETY: `dir` is an open descriptor borrowed for the duration of
-        // the call, the name is a NUL-terminated C string literal, and the
-        // value pointer and length describe a live 1-byte buffer.
-        let rc = unsafe {
-            libc::fsetxattr(
-                dir.as_raw_fd(),
-                OPAQUE_XATTR.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EOPNOTSUPP) {
-            return Err(ImageError::NoUserXattr {
+        match opaque::set_opaque(dir) {
+            Ok(()) => Ok(()),
+            Err(Errno::EOPNOTSUPP) => Err(ImageError::NoUserXattr {
                 path: self.root_path.join(display(comps)),
-            });
+            }),
+            Err(e) => Err(self.nix(shown)(e)),
         }
-        Err(self.io(shown)(err))
     }
 
     /// Applies directory modes and mtimes, deepest first (so setting a

@@ -21,19 +21,26 @@
 
 use std::os::fd::AsRawFd;
 
-use crate::child::{self, Pipes};
+use super::supervise::{self, Signals, kill_and_reap};
+use super::{LaunchError, assert_single_threaded, pipe};
+use crate::child;
+use crate::helpers::{HelperError, Helpers};
 use crate::host::Host;
+use crate::plan::Plan;
+use crate::prepare::{self, Pipes};
 use crate::registry::Target;
 use crate::sys;
 
-use super::{LaunchError, assert_single_threaded, pipe, prepare, supervise};
-
 /// Runs `command` in the sandbox `target`; returns the exit code.
-pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
+pub fn exec(target: Target<Plan>, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
     let mut plan = target.plan;
     plan.argv = command;
     plan.init = false;
-    let mut prepared = prepare::prepare(&plan)?;
+    // The command joins the sandbox's mounts: nothing is mounted, nothing
+    // is held for it.
+    plan.mounts.clear();
+    plan.root = None;
+    let mut prepared = prepare::prepare(&plan, prepare::Held::default())?;
     // Keep the caller's terminal only where the payload could have: when
     // the sandbox's filter blocks TIOCSTI and TIOCLINUX.
     prepared.new_session = !(host.stdin_is_tty() && plan.security.seccomp.blocks_tty_injection());
@@ -48,9 +55,7 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     // the command, forked below, starts there.
     join_cgroup(&target.record.cgroup, &plan)?;
 
-    let set = child::signal_set();
-    // SAFETY: blocking signals in this (single) thread; the old mask is not needed.
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let signals = Signals::block()?;
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     // The user namespace first: joining it grants what joining the others needs.
@@ -79,8 +84,7 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     // This process stays in the sandbox's user namespace with the
     // capabilities joining gave it there: drop them, it only waits.
     if let Err(f) = child::security::drop_privileges() {
-        // SAFETY: killing our own, not yet reaped, child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        kill_and_reap(pid);
         return Err(LaunchError::Setup(super::Failure {
             step: f.step,
             errno: f.errno,
@@ -89,7 +93,16 @@ pub fn exec(target: Target, command: Vec<String>, host: &Host) -> Result<i32, La
     }
     let new_session = prepared.new_session;
     drop(prepared);
-    let result = supervise(pid, None, &report_r, &set, new_session, None, &mut || {});
+    // The command has no helpers of its own.
+    let mut helpers = Helpers::default();
+    let result = supervise::supervise(
+        pid,
+        &report_r,
+        &signals,
+        new_session,
+        &mut helpers,
+        &mut || {},
+    );
     drop(go_w);
     result
 }
@@ -109,13 +122,13 @@ fn join_cgroup(dirs: &[std::path::PathBuf], plan: &crate::plan::Plan) -> Result<
                 .limits
                 .as_ref()
                 .is_some_and(|l| l.enforce == crate::profile::schema::Enforce::Required);
-            let err = crate::cgroup::CgroupError::io(
+            let err = crate::helpers::cgroup::CgroupError::io(
                 "put the command in the sandbox's cgroup (for its [limits])",
                 path,
                 e,
             );
             if required {
-                return Err(err.into());
+                return Err(HelperError::from(err).into());
             }
             eprintln!("hutch: warning: not enforced: {err}");
         }

@@ -1,220 +1,13 @@
-//! What the child tells the parent when a step fails: a fixed-size record
-//! written with one write(2) (atomic on a pipe), so no allocation is needed on
-//! the child side. End of file on the pipe without a record means the payload
-//! was executed.
-
-use std::os::fd::RawFd;
+//! A failed step of the child, put to the user: "cannot DO WHAT: ERROR"
+//! and, where hutch knows one, what to do about it. (The step codes and
+//! the record the child sends are the child's vocabulary:
+//! [`crate::prepare::report`].)
 
 use nix::errno::Errno;
 
-/// The steps the child runs, in this order. Each failure names its step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Step {
-    DeathSignal = 1,
-    ParentGone,
-    SetGroups,
-    UidMap,
-    GidMap,
-    WaitForParent,
-    CgroupNamespace,
-    NetNamespace,
-    MountPropagation,
-    OpenBindSource,
-    OpenVolume,
-    OpenWritable,
-    RootTmpfs,
-    RootOverlay,
-    AttachRoot,
-    ResolveDestination,
-    CreateMountPoint,
-    Bind,
-    Tmpfs,
-    Proc,
-    Dev,
-    Dir,
-    Symlink,
-    File,
-    RootReadOnly,
-    PivotRoot,
-    DetachOldRoot,
-    Hostname,
-    Chdir,
-    HandOffNamespaces,
-    Rlimit,
-    Dumpable,
-    Capabilities,
-    NoNewPrivs,
-    Landlock,
-    Seccomp,
-    ForkPayload,
-    SignalFd,
-    NewSession,
-    Exec,
-}
+use crate::prepare::report::{self, Step};
 
-impl Step {
-    const ALL: &'static [Step] = &[
-        Step::DeathSignal,
-        Step::ParentGone,
-        Step::SetGroups,
-        Step::UidMap,
-        Step::GidMap,
-        Step::WaitForParent,
-        Step::CgroupNamespace,
-        Step::NetNamespace,
-        Step::MountPropagation,
-        Step::OpenBindSource,
-        Step::OpenVolume,
-        Step::OpenWritable,
-        Step::RootTmpfs,
-        Step::RootOverlay,
-        Step::AttachRoot,
-        Step::ResolveDestination,
-        Step::CreateMountPoint,
-        Step::Bind,
-        Step::Tmpfs,
-        Step::Proc,
-        Step::Dev,
-        Step::Dir,
-        Step::Symlink,
-        Step::File,
-        Step::RootReadOnly,
-        Step::PivotRoot,
-        Step::DetachOldRoot,
-        Step::Hostname,
-        Step::Chdir,
-        Step::HandOffNamespaces,
-        Step::Rlimit,
-        Step::Dumpable,
-        Step::Capabilities,
-        Step::NoNewPrivs,
-        Step::Landlock,
-        Step::Seccomp,
-        Step::ForkPayload,
-        Step::SignalFd,
-        Step::NewSession,
-        Step::Exec,
-    ];
-
-    fn from_u32(v: u32) -> Option<Step> {
-        Step::ALL.iter().copied().find(|s| *s as u32 == v)
-    }
-
-    /// What the step was doing, to complete "cannot ...".
-    pub fn doing(self) -> &'static str {
-        match self {
-            Step::DeathSignal => "arrange for the sandbox to die with hutch",
-            Step::ParentGone => "start the sandbox: hutch exited during setup",
-            Step::SetGroups => "deny setgroups in the user namespace",
-            Step::UidMap => "write the uid map of the user namespace",
-            Step::GidMap => "write the gid map of the user namespace",
-            Step::WaitForParent => "wait for hutch to finish the outside setup",
-            Step::CgroupNamespace => "create the cgroup namespace (rooted at the limits cgroup)",
-            Step::NetNamespace => "create the network namespace",
-            Step::MountPropagation => "make the mount namespace private",
-            Step::OpenBindSource => "open bind source",
-            Step::OpenVolume => "open volume directory",
-            Step::OpenWritable => "open the writable layer's directory",
-            Step::RootTmpfs => "create the tmpfs for the new root",
-            Step::RootOverlay => "mount the root with overlayfs from",
-            Step::AttachRoot => "attach the new root",
-            Step::ResolveDestination => "resolve mount destination",
-            Step::CreateMountPoint => "create mount point",
-            Step::Bind => "bind onto",
-            Step::Tmpfs => "mount a tmpfs on",
-            Step::Proc => "mount /proc for the sandbox's pid namespace on",
-            Step::Dev => "build the minimal /dev at",
-            Step::Dir => "create directory",
-            Step::Symlink => "create symlink",
-            Step::File => "create file",
-            Step::RootReadOnly => "make the new root read-only",
-            Step::PivotRoot => "switch to the new root (pivot_root)",
-            Step::DetachOldRoot => "detach the host's root",
-            Step::Hostname => "set the hostname",
-            Step::Chdir => "change to the working directory",
-            Step::HandOffNamespaces => "hand the sandbox's namespaces to hutch (for `hutch exec`)",
-            Step::Rlimit => "set resource limit",
-            Step::Dumpable => "mark hutch's init non-dumpable",
-            Step::Capabilities => "drop capabilities",
-            Step::NoNewPrivs => "set no_new_privs",
-            Step::Landlock => "apply the Landlock ruleset",
-            Step::Seccomp => "load the seccomp filter",
-            Step::ForkPayload => "start the payload under hutch's init",
-            Step::SignalFd => "set up signal forwarding in hutch's init",
-            Step::NewSession => "start a new session for the payload",
-            Step::Exec => "execute",
-        }
-    }
-
-    /// What the user can do about a failure of this step with this errno.
-    pub fn help(self, errno: Errno) -> Option<&'static str> {
-        Some(match (self, errno) {
-            (Step::UidMap | Step::GidMap | Step::SetGroups, Errno::EPERM | Errno::EACCES) => {
-                "the kernel refused the user namespace's id map; on Ubuntu 23.10+ unprivileged user namespaces are restricted by AppArmor: install packaging/apparmor/hutch into /etc/apparmor.d, or run `hutch doctor`"
-            }
-            (Step::MountPropagation | Step::RootTmpfs | Step::AttachRoot, Errno::EPERM) => {
-                "mounting is not permitted here; this happens inside some containers: run `hutch doctor`"
-            }
-            (_, Errno::ENOSYS) => {
-                "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
-            }
-            (Step::RootOverlay, Errno::EPERM | Errno::EINVAL) => {
-                "unprivileged overlayfs needs Linux 5.11 or later and a filesystem for the layers that supports it (a persistent `writable` directory must support user extended attributes: ext4, xfs, btrfs)"
-            }
-            (Step::RootOverlay, Errno::ENOENT) => {
-                "a layer or the `writable` directory disappeared; re-import the image (`hutch image import`) or check the path"
-            }
-            (Step::OpenVolume, Errno::ELOOP | Errno::ENOTDIR) => {
-                "a symlink or a file took the place of the volume directory or one above it after hutch checked it: something is tampering with the volume store; nothing was mounted, inspect it"
-            }
-            (Step::OpenVolume, Errno::ESTALE | Errno::ENOENT) => {
-                "the volume directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to the volume store, then try again"
-            }
-            (Step::OpenWritable, Errno::ELOOP | Errno::ENOTDIR) => {
-                "a symlink or a file took the place of the writable layer's directory or one above it after hutch checked it: something is tampering with it; nothing was mounted, inspect it"
-            }
-            (Step::OpenWritable, Errno::ESTALE | Errno::ENOENT) => {
-                "the writable layer's directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to it, then try again"
-            }
-            (Step::OpenBindSource, Errno::ENOENT) => {
-                "the source disappeared after the profile was checked; create it again or mark the entry optional"
-            }
-            (Step::OpenBindSource, Errno::EACCES) => {
-                "you cannot access this path on the host; fix its permissions or drop the entry"
-            }
-            (Step::ResolveDestination, Errno::EXDEV) => {
-                "a symlink on the way leads out of the sandbox root; choose a destination that does not pass through it"
-            }
-            (Step::ResolveDestination, Errno::ELOOP) => "too many symlinks on the way",
-            (Step::ResolveDestination | Step::CreateMountPoint, Errno::EROFS) => {
-                "the mount point would have to be created inside a read-only bind or root; create it on the host first, mount a tmpfs there in an earlier entry, or give a `root` a writable layer (`writable = \"tmpfs\"`)"
-            }
-            (Step::ResolveDestination | Step::CreateMountPoint, Errno::ENOTDIR) => {
-                "a path component on the way is a file, not a directory"
-            }
-            (Step::Symlink | Step::File | Step::Dir, Errno::EEXIST) => {
-                "something already exists at this path inside the sandbox; an earlier entry created or bound it"
-            }
-            (Step::Chdir, Errno::ENOENT) => {
-                "the working directory does not exist inside the sandbox: bind it, or set `cwd` in the profile"
-            }
-            (Step::Exec, Errno::ENOENT) => {
-                "no such program inside the sandbox: check the command and that the profile binds its directory (and its interpreter, for scripts)"
-            }
-            (Step::Exec, Errno::EACCES) => {
-                "the program is not executable inside the sandbox (permissions, or a noexec mount)"
-            }
-            _ => return None,
-        })
-    }
-}
-
-/// Longest argument (a path) carried in a record.
-pub const ARG_MAX: usize = 1024;
-const RECORD: usize = 8 + 2 + ARG_MAX;
-
-/// A decoded failure from the child.
+/// A failure the child reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub step: Step,
@@ -222,31 +15,16 @@ pub struct Failure {
     pub arg: String,
 }
 
-/// Child side: reports a failure. Allocation-free.
-pub fn send(fd: RawFd, step: Step, errno: Errno, arg: &[u8]) {
-    let mut buf = [0u8; RECORD];
-    buf[0..4].copy_from_slice(&(step as u32).to_ne_bytes());
-    buf[4..8].copy_from_slice(&(errno as i32).to_ne_bytes());
-    let n = arg.len().min(ARG_MAX);
-    buf[8..10].copy_from_slice(&(n as u16).to_ne_bytes());
-    buf[10..10 + n].copy_from_slice(&arg[..n]);
-    let _ = crate::sys::write_all(fd, &buf[..10 + n]);
-}
-
-/// Parent side: decodes the first record in `data`, if any.
-pub fn decode(data: &[u8]) -> Option<Failure> {
-    if data.len() < 10 {
-        return None;
+impl Failure {
+    /// The first record in what the child wrote, if any.
+    pub fn decode(data: &[u8]) -> Option<Failure> {
+        let record = report::decode(data)?;
+        Some(Failure {
+            step: record.step,
+            errno: record.errno,
+            arg: String::from_utf8_lossy(record.arg).into_owned(),
+        })
     }
-    let step = Step::from_u32(u32::from_ne_bytes(data[0..4].try_into().ok()?))?;
-    let errno = Errno::from_raw(i32::from_ne_bytes(data[4..8].try_into().ok()?));
-    let n = u16::from_ne_bytes(data[8..10].try_into().ok()?) as usize;
-    let arg = data.get(10..10 + n)?;
-    Some(Failure {
-        step,
-        errno,
-        arg: String::from_utf8_lossy(arg).into_owned(),
-    })
 }
 
 impl std::fmt::Display for Failure {
@@ -262,11 +40,74 @@ impl std::fmt::Display for Failure {
                 self.errno.desc()
             )?;
         }
-        if let Some(help) = self.step.help(self.errno) {
+        if let Some(help) = help(self.step, self.errno) {
             write!(f, " ({help})")?;
         }
         Ok(())
     }
+}
+
+/// What the user can do about a failure of `step` with `errno`.
+fn help(step: Step, errno: Errno) -> Option<&'static str> {
+    Some(match (step, errno) {
+        (Step::UidMap | Step::GidMap | Step::SetGroups, Errno::EPERM | Errno::EACCES) => {
+            "the kernel refused the user namespace's id map; on Ubuntu 23.10+ unprivileged user namespaces are restricted by AppArmor: install packaging/apparmor/hutch into /etc/apparmor.d, or run `hutch doctor`"
+        }
+        (Step::MountPropagation | Step::RootTmpfs | Step::AttachRoot, Errno::EPERM) => {
+            "mounting is not permitted here; this happens inside some containers: run `hutch doctor`"
+        }
+        (Step::DescriptorSlot, _) => "this is a bug in hutch; please report it",
+        (_, Errno::ENOSYS) => {
+            "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
+        }
+        (Step::RootOverlay, Errno::EPERM | Errno::EINVAL) => {
+            "unprivileged overlayfs needs Linux 5.11 or later and a filesystem for the layers that supports it (a persistent `writable` directory must support user extended attributes: ext4, xfs, btrfs)"
+        }
+        (Step::RootOverlay, Errno::ENOENT) => {
+            "a layer or the `writable` directory disappeared; re-import the image (`hutch image import`) or check the path"
+        }
+        (Step::OpenVolume, Errno::ELOOP | Errno::ENOTDIR) => {
+            "a symlink or a file took the place of the volume directory or one above it after hutch checked it: something is tampering with the volume store; nothing was mounted, inspect it"
+        }
+        (Step::OpenVolume, Errno::ESTALE | Errno::ENOENT) => {
+            "the volume directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to the volume store, then try again"
+        }
+        (Step::OpenWritable, Errno::ELOOP | Errno::ENOTDIR) => {
+            "a symlink or a file took the place of the writable layer's directory or one above it after hutch checked it: something is tampering with it; nothing was mounted, inspect it"
+        }
+        (Step::OpenWritable, Errno::ESTALE | Errno::ENOENT) => {
+            "the writable layer's directory was moved or replaced while the sandbox started; nothing was mounted: check what else writes to it, then try again"
+        }
+        (Step::OpenBindSource, Errno::ENOENT) => {
+            "the source disappeared after the profile was checked; create it again or mark the entry optional"
+        }
+        (Step::OpenBindSource, Errno::EACCES) => {
+            "you cannot access this path on the host; fix its permissions or drop the entry"
+        }
+        (Step::ResolveDestination, Errno::EXDEV) => {
+            "a symlink on the way leads out of the sandbox root; choose a destination that does not pass through it"
+        }
+        (Step::ResolveDestination, Errno::ELOOP) => "too many symlinks on the way",
+        (Step::ResolveDestination | Step::CreateMountPoint, Errno::EROFS) => {
+            "the mount point would have to be created inside a read-only bind or root; create it on the host first, mount a tmpfs there in an earlier entry, or give a `root` a writable layer (`writable = \"tmpfs\"`)"
+        }
+        (Step::ResolveDestination | Step::CreateMountPoint, Errno::ENOTDIR) => {
+            "a path component on the way is a file, not a directory"
+        }
+        (Step::Symlink | Step::File | Step::Dir, Errno::EEXIST) => {
+            "something already exists at this path inside the sandbox; an earlier entry created or bound it"
+        }
+        (Step::Chdir, Errno::ENOENT) => {
+            "the working directory does not exist inside the sandbox: bind it, or set `cwd` in the profile"
+        }
+        (Step::Exec, Errno::ENOENT) => {
+            "no such program inside the sandbox: check the command and that the profile binds its directory (and its interpreter, for scripts)"
+        }
+        (Step::Exec, Errno::EACCES) => {
+            "the program is not executable inside the sandbox (permissions, or a noexec mount)"
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -274,16 +115,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip() {
+    fn a_failure_says_what_failed_and_what_to_do() {
         let (r, w) = nix::unistd::pipe().unwrap();
         use std::os::fd::AsRawFd;
-        send(w.as_raw_fd(), Step::Bind, Errno::EROFS, b"/usr/x");
+        report::send(w.as_raw_fd(), Step::Chdir, Errno::ENOENT, b"/work");
         let mut buf = [0u8; 2048];
         let n = nix::unistd::read(&r, &mut buf).unwrap();
-        let f = decode(&buf[..n]).unwrap();
-        assert_eq!(f.step, Step::Bind);
-        assert_eq!(f.errno, Errno::EROFS);
-        assert_eq!(f.arg, "/usr/x");
-        assert_eq!(Step::ALL.len(), Step::Exec as usize);
+        let f = Failure::decode(&buf[..n]).unwrap();
+        assert_eq!(
+            f.to_string(),
+            "cannot change to the working directory /work: No such file or directory \
+             (the working directory does not exist inside the sandbox: bind it, or set `cwd` in the profile)"
+        );
+        // No record: the payload was executed.
+        assert_eq!(Failure::decode(b""), None);
     }
 }

@@ -217,11 +217,15 @@ pub fn plan(
     };
     let runtime_dir = PathBuf::from(format!("/run/user/{uid_inside}"));
     if let Some(m) = ops.iter().find(|m| m.op.dst() == runtime_dir) {
-        return Err(Diagnostic::new(format!(
+        let mut diag = Diagnostic::new(format!(
             "the [[mount]] entry at {} ({}) would hide the private runtime directory [desktop] makes there",
             runtime_dir.display(),
             m.from
-        ))
+        ));
+        if let Some((file, span)) = mount_entry(profile, &m.from) {
+            diag = diag.at(file, span);
+        }
+        return Err(diag
         .help("bind the sockets or files the app needs inside it instead (e.g. `dst = \"${XDG_RUNTIME_DIR}/NAME\"`), or remove [desktop]")
         .into());
     }
@@ -229,12 +233,12 @@ pub fn plan(
     let launch_dir = host
         .hutch_runtime_dir()
         .join("desktop")
-        .join(std::process::id().to_string());
+        .join(host.launcher_pid().to_string());
     let mut d = DesktopPlan {
         runtime_dir: runtime_dir.clone(),
         launch_dir,
         app_id,
-        instance_id: std::process::id().to_string(),
+        instance_id: host.launcher_pid().to_string(),
         wayland: None,
         x11: None,
         audio: None,
@@ -280,6 +284,24 @@ pub fn plan(
     ops.extend(inside);
     ops.extend(sockets);
     Ok(Some(Planned { desktop: d, env }))
+}
+
+/// The `[[mount]]` entry whose origin (`file:line:col` of its `dst`) is
+/// `from`: where an error about it points.
+fn mount_entry<'a>(
+    profile: &'a Profile,
+    from: &str,
+) -> Option<(
+    &'a std::sync::Arc<crate::diag::SourceFile>,
+    std::ops::Range<usize>,
+)> {
+    profile.layers.iter().find_map(|layer| {
+        layer.raw.mount.iter().find_map(|entry| {
+            let (line, col) = layer.file.line_col(entry.dst.span().start);
+            (format!("{}:{line}:{col}", layer.file.name) == from)
+                .then(|| (&layer.file, entry.dst.span()))
+        })
+    })
 }
 
 /// The app id: the profile's (under `hutch.`), or `hutch.` and the

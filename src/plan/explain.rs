@@ -36,8 +36,21 @@ pub fn profile_files(plan: &Plan) -> String {
         .join(" ← ")
 }
 
+/// The whole plan in words, section by section.
 pub fn render(plan: &Plan) -> String {
     let mut o = String::new();
+    render_process(&mut o, plan);
+    render_mounts(&mut o, plan);
+    let _ = writeln!(o, "environment (cleared except the keep list, then set)");
+    for (k, v) in &plan.env {
+        let _ = writeln!(o, "  {}={}", sanitize(k), sanitize(v));
+    }
+    render_security(&mut o, plan);
+    o
+}
+
+/// The profile, the command, the namespaces and who runs inside.
+fn render_process(o: &mut String, plan: &Plan) {
     let _ = writeln!(o, "profile     {}", sanitize(&plan.profile));
     let _ = writeln!(o, "  from      {}", sanitize(&profile_files(plan)));
     let argv: Vec<String> = plan.argv.iter().map(|a| quote(a)).collect();
@@ -84,6 +97,10 @@ pub fn render(plan: &Plan) -> String {
             "none: the payload is PID 1"
         }
     );
+}
+
+/// The root and the mounts on it, in order, each with where it came from.
+fn render_mounts(o: &mut String, plan: &Plan) {
     let root = match &plan.root {
         None => "root is an empty tmpfs, made read-only".to_string(),
         Some(r) => {
@@ -93,60 +110,7 @@ pub fn render(plan: &Plan) -> String {
     };
     let _ = writeln!(o, "mounts      (in order; {root})");
     for (i, planned) in plan.mounts.iter().enumerate() {
-        let line = match &planned.op {
-            MountOp::Bind {
-                src,
-                dst,
-                readonly,
-                devices,
-            } => {
-                let mut flags = vec![if *readonly { "ro" } else { "rw" }, "nosuid"];
-                if !devices {
-                    flags.push("nodev");
-                }
-                flags.push("recursive");
-                format!(
-                    "bind     {} ← {} ({})",
-                    dst.display(),
-                    src.display(),
-                    flags.join(",")
-                )
-            }
-            MountOp::Tmpfs { dst, size, mode } => format!(
-                "tmpfs    {} (mode {:04o}{}, nosuid,nodev)",
-                dst.display(),
-                mode,
-                size.map(|s| format!(", size {s} bytes"))
-                    .unwrap_or_default()
-            ),
-            MountOp::Proc { dst } => format!(
-                "proc     {} (new, for the sandbox's pid namespace; nosuid,nodev,noexec)",
-                dst.display()
-            ),
-            MountOp::Dev { dst } => format!(
-                "dev      {} (ro tmpfs: null zero full random urandom tty, pts, ptmx, shm)",
-                dst.display()
-            ),
-            MountOp::Dir { dst, mode } => format!("dir      {} (mode {:04o})", dst.display(), mode),
-            MountOp::Symlink { target, dst } => {
-                format!("symlink  {} → {}", dst.display(), target.display())
-            }
-            MountOp::File { dst, content, mode } => format!(
-                "file     {} ({} bytes, mode {:04o}, read-only)",
-                dst.display(),
-                content.len(),
-                mode
-            ),
-            MountOp::Volume {
-                name,
-                src,
-                dst,
-                readonly,
-                shared,
-                tmp,
-            } => super::volumes::explain(name, src, dst, *readonly, *shared, *tmp),
-        };
-        let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&line));
+        let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&mount_line(&planned.op)));
         let _ = writeln!(o, "          from {}", sanitize(&planned.from));
     }
     for s in &plan.skipped {
@@ -158,10 +122,68 @@ pub fn render(plan: &Plan) -> String {
     if let Some(d) = &plan.devices {
         o.push_str(&sanitize(&super::devices::explain(d)));
     }
-    let _ = writeln!(o, "environment (cleared except the keep list, then set)");
-    for (k, v) in &plan.env {
-        let _ = writeln!(o, "  {}={}", sanitize(k), sanitize(v));
+}
+
+/// One mount, in words.
+fn mount_line(op: &MountOp) -> String {
+    match op {
+        MountOp::Bind {
+            src,
+            dst,
+            readonly,
+            devices,
+        } => {
+            let mut flags = vec![if *readonly { "ro" } else { "rw" }, "nosuid"];
+            if !devices {
+                flags.push("nodev");
+            }
+            flags.push("recursive");
+            format!(
+                "bind     {} ← {} ({})",
+                dst.display(),
+                src.display(),
+                flags.join(",")
+            )
+        }
+        MountOp::Tmpfs { dst, size, mode } => format!(
+            "tmpfs    {} (mode {:04o}{}, nosuid,nodev)",
+            dst.display(),
+            mode,
+            size.map(|s| format!(", size {s} bytes"))
+                .unwrap_or_default()
+        ),
+        MountOp::Proc { dst } => format!(
+            "proc     {} (new, for the sandbox's pid namespace; nosuid,nodev,noexec)",
+            dst.display()
+        ),
+        MountOp::Dev { dst } => format!(
+            "dev      {} (ro tmpfs: null zero full random urandom tty, pts, ptmx, shm)",
+            dst.display()
+        ),
+        MountOp::Dir { dst, mode } => format!("dir      {} (mode {:04o})", dst.display(), mode),
+        MountOp::Symlink { target, dst } => {
+            format!("symlink  {} → {}", dst.display(), target.display())
+        }
+        MountOp::File { dst, content, mode } => format!(
+            "file     {} ({} bytes, mode {:04o}, read-only)",
+            dst.display(),
+            content.len(),
+            mode
+        ),
+        MountOp::Volume {
+            name,
+            src,
+            dst,
+            readonly,
+            shared,
+            tmp,
+        } => super::volumes::explain(name, src, dst, *readonly, *shared, *tmp),
     }
+}
+
+/// The terminal, seccomp, Landlock, rlimits, `[limits]` and the rest of
+/// the confinement.
+fn render_security(o: &mut String, plan: &Plan) {
     let s = &plan.security;
     let _ = writeln!(
         o,
@@ -172,8 +194,8 @@ pub fn render(plan: &Plan) -> String {
             "the caller's (job control kept; TIOCSTI/TIOCLINUX filtered)"
         }
     );
-    render_seccomp(&mut o, &s.seccomp);
-    render_landlock(&mut o, &s.landlock);
+    render_seccomp(o, &s.seccomp);
+    render_landlock(o, &s.landlock);
     if !s.rlimits.is_empty() {
         let limits: Vec<String> = s
             .rlimits
@@ -186,7 +208,7 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(o, "rlimits     {} (soft and hard)", limits.join(" "));
     }
     if let Some(l) = &plan.limits {
-        o.push_str(&crate::cgroup::explain(l));
+        o.push_str(&super::limits::explain(l));
     }
     let mut sec = Vec::new();
     if s.drop_all_capabilities {
@@ -202,7 +224,6 @@ pub fn render(plan: &Plan) -> String {
         sec.push("dies with hutch");
     }
     let _ = writeln!(o, "security    {}", sec.join("; "));
-    o
 }
 
 fn enforce_word(e: Enforce) -> &'static str {
@@ -278,6 +299,20 @@ fn render_seccomp(o: &mut String, s: &SeccompPlan) {
     for (reason, items) in by_reason {
         let _ = writeln!(o, "  {:<14} {}", reason, items.join(" "));
     }
+    if let Some(note) = io_uring_note(s) {
+        let _ = writeln!(o, "  not enforced: {note}");
+    }
+}
+
+/// Says which denied calls io_uring, allowed by the profile, can perform.
+fn io_uring_note(s: &SeccompPlan) -> Option<String> {
+    if !s.active || s.through_io_uring.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "io_uring is allowed (`allow = [\"@io_uring\"]`) and can perform {} without those system calls",
+        s.through_io_uring.join(", ")
+    ))
 }
 
 fn describe_access(bits: u64, handled: u64) -> String {
@@ -380,7 +415,7 @@ pub fn enforced_summary(plan: &Plan) -> String {
         parts.push("landlock off".into());
     }
     if let Some(limits) = &plan.limits {
-        parts.push(crate::cgroup::summary(limits));
+        parts.push(super::limits::summary(limits));
     }
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());
@@ -392,7 +427,7 @@ pub fn enforced_summary(plan: &Plan) -> String {
         sanitize(&profile_files(plan)),
         parts.join("; ")
     );
-    for n in &l.not_enforced {
+    for n in io_uring_note(&s.seccomp).iter().chain(&l.not_enforced) {
         line.push_str(&format!("\nhutch: not enforced: {n}"));
     }
     if let Some(d) = &plan.desktop {

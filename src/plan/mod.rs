@@ -8,6 +8,8 @@ pub mod desktop;
 pub mod devices;
 pub mod env;
 pub mod explain;
+pub mod exposure;
+pub mod limits;
 pub mod mounts;
 pub mod rootfs;
 pub mod seccomp;
@@ -22,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Diagnostic;
 use crate::host::Host;
 use crate::profile::schema::Identity;
-use crate::profile::{Profile, ProfileError, vars};
+use crate::profile::{At, Profile, ProfileError, vars};
 pub use mounts::{MountOp, PlannedMount};
+use rootfs::ImageRun;
 pub use rootfs::{ImageRequest, RootPlan};
 
 /// Hostname used when the profile does not set one.
@@ -55,7 +58,7 @@ pub struct Plan {
     pub security: SecurityPlan,
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
-    pub limits: Option<crate::cgroup::LimitsPlan>,
+    pub limits: Option<limits::LimitsPlan>,
     /// `[desktop]`: display, sound, app id (its mounts are in `mounts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desktop: Option<desktop::DesktopPlan>,
@@ -130,42 +133,12 @@ pub struct Request {
     pub image: Option<ImageRequest>,
 }
 
+/// Plans `profile` on `host` for what the command line adds: every
+/// concern in turn, in the order their errors are reported.
 pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, ProfileError> {
-    let ns = |f: fn(&crate::profile::schema::Namespaces) -> Option<&toml::Spanned<bool>>| {
-        profile.last(|p| f(p.namespaces.as_ref()?))
-    };
-    let flag = |a: &Option<crate::profile::At<'_, bool>>| a.as_ref().is_none_or(|a| *a.get());
-    let user_at = ns(|n| n.user.as_ref());
-    let mount_at = ns(|n| n.mount.as_ref());
-    let uts_at = ns(|n| n.uts.as_ref());
-    let namespaces = NamespacePlan {
-        user: flag(&user_at),
-        mount: flag(&mount_at),
-        pid: flag(&ns(|n| n.pid.as_ref())),
-        uts: flag(&uts_at),
-        ipc: flag(&ns(|n| n.ipc.as_ref())),
-        net: flag(&ns(|n| n.net.as_ref())),
-        cgroup: flag(&ns(|n| n.cgroup.as_ref())),
-    };
-
+    let ns = plan_namespaces(profile);
     let identity = profile.last(|p| p.identity.as_ref());
-    if !namespaces.user {
-        let at = user_at.as_ref().expect("user namespace is on by default");
-        if host.uid != 0 {
-            return Err(at
-                .diag("`namespaces.user = false` needs root: an ordinary user can only create namespaces inside a user namespace of their own")
-                .help("remove the line, or run as root")
-                .into());
-        }
-        if let Some(id) = &identity
-            && *id.get() != Identity::SelfIds
-        {
-            return Err(id
-                .diag("`identity` other than \"self\" needs a user namespace")
-                .help("remove `namespaces.user = false`, or drop the identity line")
-                .into());
-        }
-    }
+    check_user_namespace(&ns, identity.as_ref(), host)?;
     let rooted = rootfs::plan_root(
         profile,
         host,
@@ -173,13 +146,140 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         request.command_optional,
     )?;
     let image = rooted.image.as_ref();
-    let id_map = namespaces.user.then(|| {
-        // The profile decides; else the image's `User` (root if it sets none).
-        let (uid_inside, gid_inside) = match identity.as_ref().map(|i| *i.get()) {
+    let id_map = plan_id_map(ns.plan.user, identity.as_ref(), host, image);
+    let hostname = plan_hostname(profile, ns.plan.uts)?;
+    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
+    let AllMounts {
+        mut mount_plan,
+        desktop,
+        devices,
+    } = plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), uid_inside)?;
+
+    // An image's environment comes between hutch's defaults and the profile's.
+    let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
+    let mut env = env::plan_env(profile, host, &image_env)?;
+    if let Some(d) = &desktop {
+        desktop::apply_env(&mut env, &d.env, &env::explicitly_set(profile));
+    }
+    let argv = plan_argv(profile, request, image)?;
+    let cwd = plan_cwd(profile, host, image, &mut mount_plan.ops)?;
+
+    let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
+    let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
+    let limits = limits::plan(profile, host, init)?;
+
+    Ok(Plan {
+        profile: profile.name.clone(),
+        sources: profile.sources(),
+        overrides: profile.overrides(),
+        namespaces: ns.plan,
+        id_map,
+        hostname,
+        root: rooted.root,
+        mounts: mount_plan.ops,
+        skipped: mount_plan.skipped,
+        cwd,
+        argv,
+        env,
+        init,
+        security,
+        limits,
+        desktop: desktop.map(|d| d.desktop),
+        devices,
+    })
+}
+
+/// The namespaces, with where `user` and `mount` were turned off (for the
+/// errors of what needs them).
+struct Namespaces<'a> {
+    plan: NamespacePlan,
+    user_at: Option<At<'a, bool>>,
+    mount_at: Option<At<'a, bool>>,
+}
+
+impl Namespaces<'_> {
+    /// The error for `what`, which needs the mount namespace the profile
+    /// turns off.
+    fn mount_needed(&self, what: &str, help: &str) -> ProfileError {
+        let at = self
+            .mount_at
+            .as_ref()
+            .expect("mount namespace is on by default");
+        at.diag(format!(
+            "{what} the mount namespace, which this profile turns off"
+        ))
+        .help(help)
+        .into()
+    }
+}
+
+fn plan_namespaces(profile: &Profile) -> Namespaces<'_> {
+    let ns = |f: fn(&crate::profile::schema::Namespaces) -> Option<&toml::Spanned<bool>>| {
+        profile.last(|p| f(p.namespaces.as_ref()?))
+    };
+    let flag = |a: &Option<At<'_, bool>>| a.as_ref().is_none_or(|a| *a.get());
+    let user_at = ns(|n| n.user.as_ref());
+    let mount_at = ns(|n| n.mount.as_ref());
+    let plan = NamespacePlan {
+        user: flag(&user_at),
+        mount: flag(&mount_at),
+        pid: flag(&ns(|n| n.pid.as_ref())),
+        uts: flag(&ns(|n| n.uts.as_ref())),
+        ipc: flag(&ns(|n| n.ipc.as_ref())),
+        net: flag(&ns(|n| n.net.as_ref())),
+        cgroup: flag(&ns(|n| n.cgroup.as_ref())),
+    };
+    Namespaces {
+        plan,
+        user_at,
+        mount_at,
+    }
+}
+
+/// Without a user namespace: only root, and only as itself.
+fn check_user_namespace(
+    ns: &Namespaces<'_>,
+    identity: Option<&At<'_, Identity>>,
+    host: &Host,
+) -> Result<(), ProfileError> {
+    if ns.plan.user {
+        return Ok(());
+    }
+    let at = ns
+        .user_at
+        .as_ref()
+        .expect("user namespace is on by default");
+    if host.uid != 0 {
+        return Err(at
+            .diag("`namespaces.user = false` needs root: an ordinary user can only create namespaces inside a user namespace of their own")
+            .help("remove the line, or run as root")
+            .into());
+    }
+    if let Some(id) = identity
+        && *id.get() != Identity::SelfIds
+    {
+        return Err(id
+            .diag("`identity` other than \"self\" needs a user namespace")
+            .help("remove `namespaces.user = false`, or drop the identity line")
+            .into());
+    }
+    Ok(())
+}
+
+/// Who the payload is inside: the profile decides; else the image's
+/// `User` (root if it sets none); else the caller.
+fn plan_id_map(
+    user_ns: bool,
+    identity: Option<&At<'_, Identity>>,
+    host: &Host,
+    image: Option<&ImageRun>,
+) -> Option<IdMap> {
+    user_ns.then(|| {
+        let (uid_inside, gid_inside) = match identity.map(|i| *i.get()) {
             Some(Identity::Root) => (0, 0),
             Some(Identity::Ids { uid, gid }) => (uid, gid.unwrap_or(uid)),
             Some(Identity::SelfIds) => (host.uid, host.gid),
-            None => image.map_or((host.uid, host.gid), rootfs::ImageRun::ids),
+            None => image.map_or((host.uid, host.gid), ImageRun::ids),
         };
         IdMap {
             uid_inside,
@@ -187,10 +287,12 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             gid_inside,
             gid_outside: host.gid,
         }
-    });
+    })
+}
 
+fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, ProfileError> {
     let hostname_at = profile.last(|p| p.hostname.as_ref());
-    let hostname = match (&hostname_at, namespaces.uts) {
+    Ok(match (&hostname_at, uts) {
         (Some(h), true) => {
             validate_hostname(h.get()).map_err(|why| {
                 h.diag(format!("key `hostname`: {why}"))
@@ -206,62 +308,96 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         }
         (None, true) => Some(DEFAULT_HOSTNAME.to_string()),
         (None, false) => None,
-    };
+    })
+}
 
+/// Every mount of the sandbox, and the desktop grants that add some.
+struct AllMounts {
+    mount_plan: mounts::MountPlan,
+    desktop: Option<desktop::Planned>,
+    devices: Option<devices::DevicesPlan>,
+}
+
+/// The `[[mount]]` entries, then `[desktop]`'s and `[devices]`', then the
+/// volumes, then the masks over hutch's own state; all of which (and a
+/// `root`) need the mount namespace. `uid_inside` names the private
+/// runtime directory.
+fn plan_all_mounts(
+    profile: &Profile,
+    host: &Host,
+    ns: &Namespaces<'_>,
+    root: Option<&RootPlan>,
+    uid_inside: u32,
+) -> Result<AllMounts, ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
-    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
+    let (desktop, devices) = plan_desktop(profile, host, ns, uid_inside, &mut mount_plan.ops)?;
+    let volume_ops = volumes::plan_volumes(profile, host)?;
+    if !ns.plan.mount && !volume_ops.is_empty() {
+        return Err(ns.mount_needed(
+            "volumes need",
+            "remove `namespaces.mount = false` or the [volumes] tables",
+        ));
+    }
+    mount_plan.ops.extend(volume_ops);
+    // A root directory above hutch's state shows it at `/`: masked too.
+    let at_root = root.map(RootPlan::host_dirs_at_root).unwrap_or_default();
+    let masks = mounts::state_masks(&mount_plan.ops, &at_root, host);
+    mount_plan.ops.extend(masks);
+    if !ns.plan.mount && !mount_plan.ops.is_empty() {
+        return Err(ns.mount_needed(
+            "[[mount]] entries need",
+            "remove `namespaces.mount = false` or the [[mount]] entries",
+        ));
+    }
+    if !ns.plan.mount && root.is_some() {
+        return Err(ns.mount_needed(
+            "`root` and `image` need",
+            "remove `namespaces.mount = false`, or `root`/`image`",
+        ));
+    }
+    Ok(AllMounts {
+        mount_plan,
+        desktop,
+        devices,
+    })
+}
+
+/// `[desktop]` and `[devices]`, their mounts added to `ops`.
+fn plan_desktop(
+    profile: &Profile,
+    host: &Host,
+    ns: &Namespaces<'_>,
+    uid_inside: u32,
+    ops: &mut Vec<PlannedMount>,
+) -> Result<(Option<desktop::Planned>, Option<devices::DevicesPlan>), ProfileError> {
     let desktop = desktop::plan(
         profile,
         host,
         uid_inside,
-        !namespaces.net,
+        !ns.plan.net,
         security::scopes_abstract_sockets(profile, host),
-        &mut mount_plan.ops,
+        ops,
     )?;
     let devices = devices::plan(profile, host)?;
-    if let Some((_, ops)) = &devices {
-        mount_plan.ops.extend(ops.iter().cloned());
+    if let Some((_, device_ops)) = &devices {
+        ops.extend(device_ops.iter().cloned());
     }
-    if !namespaces.mount && (desktop.is_some() || devices.is_some()) {
-        let at = mount_at.as_ref().expect("mount namespace is on by default");
-        return Err(at
-            .diag("[desktop] and [devices] need the mount namespace, which this profile turns off")
-            .help("remove `namespaces.mount = false`, or the [desktop] and [devices] tables")
-            .into());
+    if !ns.plan.mount && (desktop.is_some() || devices.is_some()) {
+        return Err(ns.mount_needed(
+            "[desktop] and [devices] need",
+            "remove `namespaces.mount = false`, or the [desktop] and [devices] tables",
+        ));
     }
-    let volume_ops = volumes::plan_volumes(profile, host)?;
-    if !namespaces.mount && !volume_ops.is_empty() {
-        let at = mount_at.as_ref().expect("mount namespace is on by default");
-        return Err(at
-            .diag("volumes need the mount namespace, which this profile turns off")
-            .help("remove `namespaces.mount = false` or the [volumes] tables")
-            .into());
-    }
-    mount_plan.ops.extend(volume_ops);
-    let masks = volumes::state_masks(&mount_plan.ops, host);
-    mount_plan.ops.extend(masks);
-    if !namespaces.mount && !mount_plan.ops.is_empty() {
-        let at = mount_at.as_ref().expect("mount namespace is on by default");
-        return Err(at
-            .diag("[[mount]] entries need the mount namespace, which this profile turns off")
-            .help("remove `namespaces.mount = false` or the [[mount]] entries")
-            .into());
-    }
-    if !namespaces.mount && rooted.root.is_some() {
-        let at = mount_at.as_ref().expect("mount namespace is on by default");
-        return Err(at
-            .diag("`root` and `image` need the mount namespace, which this profile turns off")
-            .help("remove `namespaces.mount = false`, or `root`/`image`")
-            .into());
-    }
+    Ok((desktop, devices.map(|(d, _)| d)))
+}
 
-    // An image's environment comes between hutch's defaults and the profile's.
-    let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
-    let mut env = env::plan_env(profile, host, &image_env)?;
-    if let Some(d) = &desktop {
-        desktop::apply_env(&mut env, &d.env, &env::explicitly_set(profile));
-    }
-
+/// The command: the image's (unless the profile has one), the command
+/// line's, or the profile's `command`.
+fn plan_argv(
+    profile: &Profile,
+    request: &Request,
+    image: Option<&ImageRun>,
+) -> Result<Vec<String>, ProfileError> {
     let profile_command = profile.last(|p| p.command.as_ref());
     let argv = if let Some(img) = image.filter(|_| profile_command.is_none()) {
         img.argv(&request.command)?
@@ -272,6 +408,14 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             return Err(cmd
                 .diag("key `command`: the command is empty")
                 .help("write e.g. `command = [\"/usr/bin/prog\", \"--flag\"]`")
+                .into());
+        }
+        if let Some(bad) = cmd.get().iter().find(|a| a.contains('\0')) {
+            return Err(cmd
+                .diag(format!(
+                    "key `command`: argument {bad:?} contains a NUL byte"
+                ))
+                .help("a program's arguments cannot hold NUL bytes; remove the \\u0000")
                 .into());
         }
         cmd.get().clone()
@@ -290,72 +434,66 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
             Diagnostic::new(format!("command argument {bad:?} contains a NUL byte")).into(),
         );
     }
+    Ok(argv)
+}
 
-    let cwd = match profile.last(|p| p.cwd.as_ref()) {
-        Some(c) => {
-            let expanded = vars::expand(c.get(), host)
-                .map_err(|err| ProfileError::from(c.diag(err.message()).help(err.help())))?;
-            let path = PathBuf::from(&expanded);
-            if !path.is_absolute()
-                || path
-                    .components()
-                    .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(c
-                    .diag(format!(
-                        "key `cwd`: {expanded:?} must be an absolute path without `..`"
-                    ))
-                    .help("for example `cwd = \"${HOME}\"` or `cwd = \"${CWD}\"`")
-                    .into());
-            }
-            path
-        }
-        None => match image.map(rootfs::ImageRun::working_dir).transpose()? {
+/// The working directory: the profile's `cwd`, else the image's (a mount
+/// creates it when the image lacks it), else the caller's where the
+/// sandbox shows it.
+fn plan_cwd(
+    profile: &Profile,
+    host: &Host,
+    image: Option<&ImageRun>,
+    ops: &mut Vec<PlannedMount>,
+) -> Result<PathBuf, ProfileError> {
+    let Some(c) = profile.last(|p| p.cwd.as_ref()) else {
+        return Ok(match image.map(ImageRun::working_dir).transpose()? {
             Some(Some((dir, create))) => {
-                mount_plan.ops.extend(create);
+                ops.extend(create);
                 dir
             }
-            _ => default_cwd(host, &mount_plan.ops),
-        },
+            _ => default_cwd(host, ops),
+        });
     };
+    let expanded = vars::expand(c.get(), host)
+        .map_err(|err| ProfileError::from(c.diag(err.message()).help(err.help())))?;
+    let path = PathBuf::from(&expanded);
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(c
+            .diag(format!(
+                "key `cwd`: {expanded:?} must be an absolute path without `..`"
+            ))
+            .help("for example `cwd = \"${HOME}\"` or `cwd = \"${CWD}\"`")
+            .into());
+    }
+    Ok(path)
+}
 
-    let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
+fn plan_security(
+    profile: &Profile,
+    host: &Host,
+    ops: &[PlannedMount],
+    root: Option<&RootPlan>,
+) -> Result<SecurityPlan, ProfileError> {
     let seccomp = security::plan_seccomp(profile)?;
-    let mut landlock = security::plan_landlock(profile, host, &mount_plan.ops)?;
-    if let Some(root) = &rooted.root {
+    let mut landlock = security::plan_landlock(profile, host, ops)?;
+    if let Some(root) = root {
         rootfs::landlock_rule(profile, root, &mut landlock);
     }
     let new_session = security::plan_terminal(profile, host, &seccomp)?;
-    let rlimits = security::plan_rlimits(profile);
-    let limits = crate::cgroup::plan(profile, host, init)?;
-
-    Ok(Plan {
-        profile: profile.name.clone(),
-        sources: profile.sources(),
-        overrides: profile.overrides(),
-        namespaces,
-        id_map,
-        hostname,
-        root: rooted.root,
-        mounts: mount_plan.ops,
-        skipped: mount_plan.skipped,
-        cwd,
-        argv,
-        env,
-        init,
-        security: SecurityPlan {
-            drop_all_capabilities: true,
-            no_new_privs: true,
-            die_with_parent: true,
-            close_inherited_fds: true,
-            new_session,
-            seccomp,
-            landlock,
-            rlimits,
-        },
-        limits,
-        desktop: desktop.map(|d| d.desktop),
-        devices: devices.map(|(d, _)| d),
+    Ok(SecurityPlan {
+        drop_all_capabilities: true,
+        no_new_privs: true,
+        die_with_parent: true,
+        close_inherited_fds: true,
+        new_session,
+        seccomp,
+        landlock,
+        rlimits: security::plan_rlimits(profile),
     })
 }
 
@@ -555,25 +693,6 @@ mod tests {
             )
             .is_ok()
         );
-    }
-
-    #[test]
-    fn proc_without_a_pid_namespace_binds_the_hosts() {
-        let plan = plan_of(
-            &[("p", "version = 1\n[namespaces]\npid = false\n[[mount]]\ntype = \"proc\"\ndst = \"/proc\"\n")],
-            "p",
-            1000,
-        )
-        .unwrap();
-        assert!(matches!(&plan.mounts[0].op, MountOp::Proc { .. }));
-        let prepared = crate::launch::prepare::prepare(&plan).unwrap();
-        assert!(matches!(
-            &prepared.ops[0],
-            crate::launch::prepare::Op::Proc {
-                host_source: Some(_),
-                ..
-            }
-        ));
     }
 
     #[test]

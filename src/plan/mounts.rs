@@ -112,150 +112,170 @@ pub struct MountPlan {
     pub skipped: Vec<String>,
 }
 
+/// Plans the profile's `[[mount]]` entries, layered, in order.
 pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileError> {
     let placed = layer_entries(profile, host)?;
     let mut ops = Vec::with_capacity(placed.len());
     let mut skipped = Vec::new();
     for p in &placed {
-        let e = p.entry;
-        let file = &p.layer.file;
-        let kind = *e.kind.get_ref();
-        check_keys(e, p.layer)?;
-        let optional = e.optional.as_ref().is_some_and(|o| *o.get_ref());
-        let op = match kind {
-            MountKind::RoBind | MountKind::Bind | MountKind::DevBind => {
-                let Some(src) = &e.src else {
-                    return Err(Diagnostic::new(format!(
-                        "a `{}` entry needs `src`, the host path to bind",
-                        kind.name()
-                    ))
-                    .at(file, e.kind.span())
-                    .help("add `src = \"/host/path\"` to this entry")
-                    .into());
-                };
-                let src_path = absolute_path(src, host, p.layer, "src")?;
-                let keep_symlink = e.keep_symlink.as_ref().is_some_and(|k| *k.get_ref());
-                let on_host = host.fs_path(&src_path);
-                match std::fs::symlink_metadata(&on_host) {
-                    Ok(m) if keep_symlink && m.file_type().is_symlink() => {
-                        let target = std::fs::read_link(&on_host).map_err(|err| {
-                            ProfileError::from(
-                                Diagnostic::new(format!(
-                                    "cannot read the symlink {}: {err}",
-                                    src_path.display()
-                                ))
-                                .at(file, src.span()),
-                            )
-                        })?;
-                        check_link_target(&p.dst, &target, file, src)?;
-                        ops.push(PlannedMount {
-                            op: MountOp::Symlink {
-                                target,
-                                dst: p.dst.clone(),
-                            },
-                            from: origin(p),
-                        });
-                        continue;
-                    }
-                    _ => {}
-                }
-                if std::fs::metadata(&on_host).is_err() {
-                    if optional {
-                        skipped.push(format!(
-                            "{} {} → {} (optional; source missing)",
-                            kind.name(),
-                            src_path.display(),
-                            p.dst.display()
-                        ));
-                        continue;
-                    }
-                    return Err(Diagnostic::new(format!(
-                        "bind source {} does not exist",
-                        src_path.display()
-                    ))
-                    .at(file, src.span())
-                    .label("missing on this machine")
-                    .help("create it, fix the path, or mark the entry `optional = true`")
-                    .into());
-                }
-                if kind != MountKind::RoBind && p.dst.starts_with("/sys") {
-                    return Err(Diagnostic::new(format!(
-                        "{} must be bound read-only: the kernel's settings live there",
-                        p.dst.display()
-                    ))
-                    .at(file, e.kind.span())
-                    .help("use `type = \"ro-bind\"`")
-                    .into());
-                }
-                if kind != MountKind::RoBind && src_path == Path::new("/") {
-                    return Err(Diagnostic::new(
-                        "refusing to bind the host's root directory writable into the sandbox",
-                    )
-                    .at(file, src.span())
-                    .help("bind it with `type = \"ro-bind\"`, or bind only the directories the program needs (with ${CWD}: start it from a project directory, not from /)")
-                    .into());
-                }
-                super::volumes::check_exposure(&src_path, host).map_err(|(what, help)| {
-                    ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
-                })?;
-                MountOp::Bind {
-                    src: src_path,
-                    dst: p.dst.clone(),
-                    readonly: kind == MountKind::RoBind,
-                    devices: kind == MountKind::DevBind,
-                }
-            }
-            MountKind::Tmpfs => MountOp::Tmpfs {
-                dst: p.dst.clone(),
-                size: e.size.as_ref().map(|s| s.get_ref().0),
-                mode: e.mode.as_ref().map_or(0o755, |m| m.get_ref().0),
-            },
-            MountKind::Proc => MountOp::Proc { dst: p.dst.clone() },
-            MountKind::Dev => MountOp::Dev { dst: p.dst.clone() },
-            MountKind::Dir => MountOp::Dir {
-                dst: p.dst.clone(),
-                mode: e.mode.as_ref().map_or(0o755, |m| m.get_ref().0),
-            },
-            MountKind::Symlink => {
-                let Some(target) = &e.target else {
-                    return Err(Diagnostic::new("a `symlink` entry needs `target`")
-                        .at(file, e.kind.span())
-                        .help("add `target = \"...\"`: what the link points to")
-                        .into());
-                };
-                let expanded = expand(target, host, p.layer)?;
-                if expanded.is_empty() {
-                    return Err(Diagnostic::new("symlink target is empty")
-                        .at(file, target.span())
-                        .into());
-                }
-                let t = PathBuf::from(expanded);
-                check_link_target(&p.dst, &t, file, target)?;
-                MountOp::Symlink {
-                    target: t,
-                    dst: p.dst.clone(),
-                }
-            }
-            MountKind::File => {
-                let Some(content) = &e.content else {
-                    return Err(Diagnostic::new("a `file` entry needs `content`")
-                        .at(file, e.kind.span())
-                        .help("add `content = \"...\"` (it may be empty)")
-                        .into());
-                };
-                MountOp::File {
-                    dst: p.dst.clone(),
-                    content: content.get_ref().clone(),
-                    mode: e.mode.as_ref().map_or(0o644, |m| m.get_ref().0),
-                }
-            }
-        };
-        ops.push(PlannedMount {
-            op,
-            from: origin(p),
-        });
+        check_keys(p.entry, p.layer)?;
+        match plan_entry(p, host)? {
+            Planned::Op(op) => ops.push(PlannedMount {
+                op,
+                from: origin(p),
+            }),
+            Planned::Skipped(note) => skipped.push(note),
+        }
     }
     Ok(MountPlan { ops, skipped })
+}
+
+/// What one entry becomes.
+enum Planned {
+    Op(MountOp),
+    /// Left out (optional, its source missing), with a note for `--explain`.
+    Skipped(String),
+}
+
+fn plan_entry(p: &Placed<'_>, host: &Host) -> Result<Planned, ProfileError> {
+    let e = p.entry;
+    let mode = |default| e.mode.as_ref().map_or(default, |m| m.get_ref().0);
+    Ok(Planned::Op(match *e.kind.get_ref() {
+        kind @ (MountKind::RoBind | MountKind::Bind | MountKind::DevBind) => {
+            return plan_bind(p, kind, host);
+        }
+        MountKind::Tmpfs => MountOp::Tmpfs {
+            dst: p.dst.clone(),
+            size: e.size.as_ref().map(|s| s.get_ref().0),
+            mode: mode(0o755),
+        },
+        MountKind::Proc => MountOp::Proc { dst: p.dst.clone() },
+        MountKind::Dev => MountOp::Dev { dst: p.dst.clone() },
+        MountKind::Dir => MountOp::Dir {
+            dst: p.dst.clone(),
+            mode: mode(0o755),
+        },
+        MountKind::Symlink => plan_symlink(p, host)?,
+        MountKind::File => {
+            let Some(content) = &e.content else {
+                return Err(Diagnostic::new("a `file` entry needs `content`")
+                    .at(&p.layer.file, e.kind.span())
+                    .help("add `content = \"...\"` (it may be empty)")
+                    .into());
+            };
+            MountOp::File {
+                dst: p.dst.clone(),
+                content: content.get_ref().clone(),
+                mode: mode(0o644),
+            }
+        }
+    }))
+}
+
+/// A `ro-bind`, `bind` or `dev-bind` entry: the host path checked (it
+/// exists, it exposes none of hutch's state, `/sys` and `/` only
+/// read-only), or a symlink kept as one, or left out when optional.
+fn plan_bind(p: &Placed<'_>, kind: MountKind, host: &Host) -> Result<Planned, ProfileError> {
+    let e = p.entry;
+    let file = &p.layer.file;
+    let Some(src) = &e.src else {
+        return Err(Diagnostic::new(format!(
+            "a `{}` entry needs `src`, the host path to bind",
+            kind.name()
+        ))
+        .at(file, e.kind.span())
+        .help("add `src = \"/host/path\"` to this entry")
+        .into());
+    };
+    let src_path = absolute_path(src, host, p.layer, "src")?;
+    let keep_symlink = e.keep_symlink.as_ref().is_some_and(|k| *k.get_ref());
+    let on_host = host.fs_path(&src_path);
+    if keep_symlink
+        && let Ok(m) = std::fs::symlink_metadata(&on_host)
+        && m.file_type().is_symlink()
+    {
+        let target = std::fs::read_link(&on_host).map_err(|err| {
+            ProfileError::from(
+                Diagnostic::new(format!(
+                    "cannot read the symlink {}: {err}",
+                    src_path.display()
+                ))
+                .at(file, src.span()),
+            )
+        })?;
+        check_link_target(&p.dst, &target, file, src)?;
+        return Ok(Planned::Op(MountOp::Symlink {
+            target,
+            dst: p.dst.clone(),
+        }));
+    }
+    if std::fs::metadata(&on_host).is_err() {
+        let optional = e.optional.as_ref().is_some_and(|o| *o.get_ref());
+        if optional {
+            return Ok(Planned::Skipped(format!(
+                "{} {} → {} (optional; source missing)",
+                kind.name(),
+                src_path.display(),
+                p.dst.display()
+            )));
+        }
+        return Err(
+            Diagnostic::new(format!("bind source {} does not exist", src_path.display()))
+                .at(file, src.span())
+                .label("missing on this machine")
+                .help("create it, fix the path, or mark the entry `optional = true`")
+                .into(),
+        );
+    }
+    if kind != MountKind::RoBind && p.dst.starts_with("/sys") {
+        return Err(Diagnostic::new(format!(
+            "{} must be bound read-only: the kernel's settings live there",
+            p.dst.display()
+        ))
+        .at(file, e.kind.span())
+        .help("use `type = \"ro-bind\"`")
+        .into());
+    }
+    if kind != MountKind::RoBind && src_path == Path::new("/") {
+        return Err(Diagnostic::new(
+            "refusing to bind the host's root directory writable into the sandbox",
+        )
+        .at(file, src.span())
+        .help("bind it with `type = \"ro-bind\"`, or bind only the directories the program needs (with ${CWD}: start it from a project directory, not from /)")
+        .into());
+    }
+    super::exposure::check_exposure(&src_path, host).map_err(|(what, help)| {
+        ProfileError::from(Diagnostic::new(what).at(file, src.span()).help(help))
+    })?;
+    Ok(Planned::Op(MountOp::Bind {
+        src: src_path,
+        dst: p.dst.clone(),
+        readonly: kind == MountKind::RoBind,
+        devices: kind == MountKind::DevBind,
+    }))
+}
+
+/// A `symlink` entry: its target expanded and checked.
+fn plan_symlink(p: &Placed<'_>, host: &Host) -> Result<MountOp, ProfileError> {
+    let file = &p.layer.file;
+    let Some(target) = &p.entry.target else {
+        return Err(Diagnostic::new("a `symlink` entry needs `target`")
+            .at(file, p.entry.kind.span())
+            .help("add `target = \"...\"`: what the link points to")
+            .into());
+    };
+    let expanded = expand(target, host, p.layer)?;
+    if expanded.is_empty() {
+        return Err(Diagnostic::new("symlink target is empty")
+            .at(file, target.span())
+            .into());
+    }
+    let t = PathBuf::from(expanded);
+    check_link_target(&p.dst, &t, file, target)?;
+    Ok(MountOp::Symlink {
+        target: t,
+        dst: p.dst.clone(),
+    })
 }
 
 fn origin(p: &Placed<'_>) -> String {
@@ -466,6 +486,31 @@ fn check_link_target(
         .into());
     }
     Ok(())
+}
+
+/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
+/// wherever a bind of a directory above them would show them inside the
+/// sandbox, and likewise below the host directories shown at `/`
+/// (`at_root`: a root directory above them, `root = "~"`, say; see
+/// `RootPlan::host_dirs_at_root`): mounted after everything else, so no
+/// entry uncovers them.
+pub fn state_masks(mounts: &[PlannedMount], at_root: &[PathBuf], host: &Host) -> Vec<PlannedMount> {
+    let binds = mounts.iter().filter_map(|m| match &m.op {
+        MountOp::Bind { src, dst, .. } => Some((src.as_path(), dst.as_path())),
+        _ => None,
+    });
+    let root = at_root.iter().map(|dir| (dir.as_path(), Path::new("/")));
+    super::exposure::exposed_state(binds.chain(root), host)
+        .into_iter()
+        .map(|(dst, from)| PlannedMount {
+            op: MountOp::Tmpfs {
+                dst,
+                size: Some(4096),
+                mode: 0,
+            },
+            from,
+        })
+        .collect()
 }
 
 #[cfg(test)]

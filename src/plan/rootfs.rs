@@ -85,6 +85,20 @@ impl RootPlan {
         )
     }
 
+    /// The host directories the sandbox sees at `/`: a root directory, and
+    /// the `upper` directory a writable layer kept on the host shows there
+    /// (an image's layers and a volume's directory are hutch's own).
+    pub fn host_dirs_at_root(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let RootSource::Dir { path } = &self.source {
+            dirs.push(path.clone());
+        }
+        if let Upper::Dir { path } = &self.writable {
+            dirs.push(path.join("upper"));
+        }
+        dirs
+    }
+
     /// The read-only layers, highest first.
     pub fn lowers(&self) -> Vec<&Path> {
         match &self.source {
@@ -184,7 +198,9 @@ impl ImageRun {
         let Some(w) = &self.defaults.working_dir else {
             return Ok(None);
         };
-        let dir = PathBuf::from(w);
+        // Spelled by its components: `/srv//app/.` is /srv/app, as mount
+        // destinations always are.
+        let dir: PathBuf = Path::new(w).components().collect();
         if !dir.is_absolute() || dir.components().any(|c| c == Component::ParentDir) {
             return Err(Diagnostic::new(format!(
                 "image {}: WorkingDir {w:?} is not an absolute path without `..`",
@@ -287,7 +303,7 @@ pub fn plan_root(
                 }
             }
             // The root is shown to the sandbox like a read-only bind.
-            if let Err((msg, help)) = super::volumes::check_exposure(&path, host) {
+            if let Err((msg, help)) = super::exposure::check_exposure(&path, host) {
                 return Err(at.diag(format!("key `root`: {msg}")).help(help).into());
             }
             (RootSource::Dir { path }, origin(at), None)
@@ -333,7 +349,7 @@ fn plan_writable(
         None | Some((_, Writable::ReadOnly)) => Upper::ReadOnly,
         Some((_, Writable::Tmpfs)) => Upper::Tmpfs,
         Some((w, Writable::Volume(name))) => {
-            if !crate::volume::valid_name(name) {
+            if !crate::paths::valid_name(name) {
                 return Err(w
                     .diag(format!(
                         "key `writable`: {name:?} is not a valid volume name"
@@ -343,7 +359,7 @@ fn plan_writable(
                     )
                     .into());
             }
-            let store = crate::volume::store_path(host).ok_or_else(|| {
+            let store = crate::paths::volume_store(host).ok_or_else(|| {
                 ProfileError::from(
                     w.diag("key `writable`: there is no volume store: neither XDG_DATA_HOME nor HOME is set")
                         .help("set HOME, or use `writable = \"/ABSOLUTE/PATH\"`"),
@@ -363,7 +379,7 @@ fn plan_writable(
                 "writable",
             )?;
             // The sandbox writes into it, like a writable bind.
-            if let Err((msg, help)) = super::volumes::check_exposure(&path, host) {
+            if let Err((msg, help)) = super::exposure::check_exposure(&path, host) {
                 return Err(w
                     .diag(format!("key `writable`: {msg}"))
                     .help(format!(

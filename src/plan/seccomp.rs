@@ -48,7 +48,7 @@ pub const CLONE_NEWUSER: u32 = 0x1000_0000;
 const PER_LINUX: u32 = 0;
 const PERSONALITY_QUERY: u32 = 0xffff_ffff;
 const EPERM: u32 = 1;
-const ENOSYS: u32 = 38;
+pub const ENOSYS: u32 = 38;
 
 /// The named groups a profile can allow or deny with `@name`, and what the
 /// default filter denies.
@@ -175,12 +175,143 @@ pub const GROUPS: &[Group] = &[
         description: "new user namespaces (nested sandboxes)",
     },
     Group {
+        name: "io_uring",
+        syscalls: IO_URING_CALLS,
+        default: true,
+        description: "io_uring, which opens, reads, writes, connects and sends without those system calls (fails with ENOSYS so programs fall back)",
+    },
+    Group {
         name: "tty-inject",
         syscalls: &["ioctl"],
         default: true,
         description: "TIOCSTI and TIOCLINUX: typing into the terminal",
     },
 ];
+
+/// io_uring's system calls. `io_uring_setup` alone is enough to have
+/// operations performed: with `IORING_SETUP_SQPOLL` (unprivileged since
+/// Linux 5.11) a kernel thread reads the submission queue, and no
+/// `io_uring_enter` is made.
+pub const IO_URING_CALLS: &[&str] = &["io_uring_setup", "io_uring_enter", "io_uring_register"];
+
+/// One io_uring operation and the system calls whose work it does.
+pub struct IoUringOp {
+    /// The operation, `IORING_OP_` left out.
+    pub op: &'static str,
+    /// The Linux release that added it.
+    pub since: &'static str,
+    /// The system calls it does the work of, which a seccomp filter never
+    /// sees it make; none for operations that only manage the ring itself.
+    pub performs: &'static [&'static str],
+}
+
+const fn op(op: &'static str, since: &'static str, performs: &'static [&'static str]) -> IoUringOp {
+    IoUringOp {
+        op,
+        since,
+        performs,
+    }
+}
+
+const READ: &[&str] = &["read", "pread64"];
+const READV: &[&str] = &["readv", "preadv", "preadv2"];
+const WRITE: &[&str] = &["write", "pwrite64"];
+const WRITEV: &[&str] = &["writev", "pwritev", "pwritev2"];
+/// Commands of files and sockets: a driver's own (NVMe passthrough, ublk),
+/// and on sockets SIOCINQ/SIOCOUTQ (6.7), socket options (6.7) and the
+/// local address (6.19).
+const URING_CMD: &[&str] = &["ioctl", "getsockopt", "setsockopt", "getsockname"];
+
+/// Every io_uring operation, in the kernel's order, through Linux 6.19:
+/// `enum io_uring_op` of include/uapi/linux/io_uring.h (as liburing ships
+/// it, 65 operations), with the release each appeared in from liburing's
+/// io_uring_enter(2) and the system call each stands for from its
+/// description there and the kernel's handler (io_uring/opdef.c). A
+/// profile's `deny` of any call in a `performs` list also denies io_uring
+/// (see `plan::security::plan_seccomp`).
+pub const IO_URING_OPS: &[IoUringOp] = &[
+    op("NOP", "5.1", &[]),
+    op("READV", "5.1", READV),
+    op("WRITEV", "5.1", WRITEV),
+    op("FSYNC", "5.1", &["fsync", "fdatasync"]),
+    op("READ_FIXED", "5.1", READ),
+    op("WRITE_FIXED", "5.1", WRITE),
+    op("POLL_ADD", "5.1", &["poll", "ppoll"]),
+    op("POLL_REMOVE", "5.1", &[]),
+    op("SYNC_FILE_RANGE", "5.2", &["sync_file_range"]),
+    op("SENDMSG", "5.3", &["sendmsg"]),
+    op("RECVMSG", "5.3", &["recvmsg"]),
+    op("TIMEOUT", "5.4", &[]),
+    op("TIMEOUT_REMOVE", "5.5", &[]),
+    op("ACCEPT", "5.5", &["accept", "accept4"]),
+    op("ASYNC_CANCEL", "5.5", &[]),
+    op("LINK_TIMEOUT", "5.5", &[]),
+    op("CONNECT", "5.5", &["connect"]),
+    op("FALLOCATE", "5.6", &["fallocate"]),
+    op("OPENAT", "5.6", &["open", "openat", "creat"]),
+    op("CLOSE", "5.6", &["close"]),
+    op("FILES_UPDATE", "5.6", &[]),
+    op(
+        "STATX",
+        "5.6",
+        &["statx", "stat", "lstat", "fstat", "newfstatat"],
+    ),
+    op("READ", "5.6", READ),
+    op("WRITE", "5.6", WRITE),
+    op("FADVISE", "5.6", &["fadvise64"]),
+    op("MADVISE", "5.6", &["madvise"]),
+    op("SEND", "5.6", &["sendto"]),
+    op("RECV", "5.6", &["recvfrom"]),
+    op("OPENAT2", "5.6", &["openat2"]),
+    op("EPOLL_CTL", "5.6", &["epoll_ctl"]),
+    op("SPLICE", "5.7", &["splice"]),
+    op("PROVIDE_BUFFERS", "5.7", &[]),
+    op("REMOVE_BUFFERS", "5.7", &[]),
+    op("TEE", "5.8", &["tee"]),
+    op("SHUTDOWN", "5.11", &["shutdown"]),
+    op("RENAMEAT", "5.11", &["rename", "renameat", "renameat2"]),
+    op("UNLINKAT", "5.11", &["unlink", "unlinkat", "rmdir"]),
+    op("MKDIRAT", "5.15", &["mkdir", "mkdirat"]),
+    op("SYMLINKAT", "5.15", &["symlink", "symlinkat"]),
+    op("LINKAT", "5.15", &["link", "linkat"]),
+    // Passes data, and registered files, to another ring.
+    op("MSG_RING", "5.18", &[]),
+    op("FSETXATTR", "5.19", &["fsetxattr"]),
+    op("SETXATTR", "5.19", &["setxattr", "setxattrat"]),
+    op("FGETXATTR", "5.19", &["fgetxattr"]),
+    op("GETXATTR", "5.19", &["getxattr", "getxattrat"]),
+    op("SOCKET", "5.19", &["socket"]),
+    op("URING_CMD", "5.19", URING_CMD),
+    op("SEND_ZC", "6.0", &["sendto"]),
+    op("SENDMSG_ZC", "6.1", &["sendmsg"]),
+    op("READ_MULTISHOT", "6.7", READ),
+    // io_uring_enter(2) says 6.5; it was merged with the futex operations.
+    op("WAITID", "6.7", &["waitid"]),
+    op("FUTEX_WAIT", "6.7", &["futex"]),
+    op("FUTEX_WAKE", "6.7", &["futex"]),
+    op("FUTEX_WAITV", "6.7", &["futex_waitv"]),
+    // Turns a file the ring holds into a descriptor of the process.
+    op("FIXED_FD_INSTALL", "6.8", &[]),
+    op("FTRUNCATE", "6.9", &["ftruncate"]),
+    op("BIND", "6.11", &["bind"]),
+    op("LISTEN", "6.11", &["listen"]),
+    op("RECV_ZC", "6.15", &["recvfrom"]),
+    op(
+        "EPOLL_WAIT",
+        "6.15",
+        &["epoll_wait", "epoll_pwait", "epoll_pwait2"],
+    ),
+    op("READV_FIXED", "6.15", READV),
+    op("WRITEV_FIXED", "6.15", WRITEV),
+    op("PIPE", "6.16", &["pipe", "pipe2"]),
+    op("NOP128", "6.19", &[]),
+    op("URING_CMD128", "6.19", URING_CMD),
+];
+
+/// Whether io_uring can do the work of `syscall` without making it.
+pub fn io_uring_performs(syscall: &str) -> bool {
+    IO_URING_OPS.iter().any(|o| o.performs.contains(&syscall))
+}
 
 pub fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
@@ -233,6 +364,14 @@ pub fn default_rules(g: &Group) -> Vec<Rule> {
             // ENOSYS makes libc fall back to clone, which is checked.
             rule("clone3", Check::Always, Action::Errno(ENOSYS)),
         ],
+        // ENOSYS, as on a kernel built without io_uring: the answer
+        // libraries have fallen back on longest (ocaml-multicore/eio
+        // learnt EPERM only in 2024, for Docker's filter).
+        "io_uring" => g
+            .syscalls
+            .iter()
+            .map(|s| rule(s, Check::Always, Action::Errno(ENOSYS)))
+            .collect(),
         "mount" => g
             .syscalls
             .iter()
@@ -284,6 +423,8 @@ mod tests {
             assert_eq!(e("mount", z), SECCOMP_RET_ERRNO | EPERM);
             assert_eq!(e("fsopen", z), SECCOMP_RET_ERRNO | ENOSYS);
             assert_eq!(e("clone3", z), SECCOMP_RET_ERRNO | ENOSYS);
+            assert_eq!(e("io_uring_setup", z), SECCOMP_RET_ERRNO | ENOSYS);
+            assert_eq!(e("io_uring_enter", z), SECCOMP_RET_ERRNO | ENOSYS);
             // ioctl: only the two terminal-injection requests, compared on
             // the low 32 bits so high bits cannot hide them.
             assert_eq!(e("ioctl", [0, 0x5401, 0, 0, 0, 0]), ALLOW);
@@ -322,6 +463,50 @@ mod tests {
             // The wrong architecture is killed.
             assert_eq!(evaluate(&prog, 0x4000_0003, 1, z), SECCOMP_RET_KILL_PROCESS);
         }
+    }
+
+    #[test]
+    fn the_io_uring_table_names_real_calls_and_every_operation() {
+        for o in IO_URING_OPS {
+            for call in o.performs {
+                assert!(is_syscall(call), "IORING_OP_{}: `{call}`", o.op);
+            }
+        }
+        for call in IO_URING_CALLS {
+            assert!(is_syscall(call), "{call}");
+        }
+        // IORING_OP_LAST of Linux 6.19, and no operation twice.
+        assert_eq!(IO_URING_OPS.len(), 65);
+        let names: std::collections::BTreeSet<&str> = IO_URING_OPS.iter().map(|o| o.op).collect();
+        assert_eq!(names.len(), IO_URING_OPS.len());
+        assert!(io_uring_performs("socket") && io_uring_performs("openat2"));
+        assert!(!io_uring_performs("ptrace") && !io_uring_performs("io_uring_setup"));
+    }
+
+    /// The installed kernel headers' operations (CI's are Debian's) are the
+    /// table's first ones, in order: a header that knows an operation the
+    /// table lacks fails here.
+    #[test]
+    fn the_io_uring_table_follows_the_installed_kernel_header() {
+        let Ok(header) = std::fs::read_to_string("/usr/include/linux/io_uring.h") else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP: no /usr/include/linux/io_uring.h (install linux-libc-dev)"
+            );
+            return;
+        };
+        let start = header.find("enum io_uring_op {").expect("the opcode enum");
+        let end = start + header[start..].find('}').unwrap();
+        let ops: Vec<&str> = header[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("IORING_OP_"))
+            .map(|l| l.trim_end_matches(','))
+            .filter(|op| *op != "LAST")
+            .collect();
+        assert!(ops.len() > 20, "{ops:?}");
+        let table: Vec<&str> = IO_URING_OPS.iter().map(|o| o.op).take(ops.len()).collect();
+        assert_eq!(table, ops);
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub struct SeccompPlan {
     pub rules: Vec<Rule>,
     /// `action = "log"`: nothing is blocked, matching calls are logged.
     pub log_only: bool,
+    /// Calls the filter denies that io_uring, which the profile allows
+    /// (`allow = ["@io_uring"]`), can still perform: said by `--explain`
+    /// and `-v`. (Absent from the records of sandboxes started by an older
+    /// hutch.)
+    #[serde(default)]
+    pub through_io_uring: Vec<String>,
 }
 
 impl SeccompPlan {
@@ -168,6 +174,7 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
             arch,
             rules: Vec::new(),
             log_only: false,
+            through_io_uring: Vec::new(),
         });
     }
     if arch.is_none() && enforce == Enforce::Required {
@@ -210,18 +217,58 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
         SeccompAction::Log => Action::Log,
         SeccompAction::Kill => Action::Kill,
     };
-    // Layers in order: a later layer's allow undoes an earlier deny and
-    // the other way round.
+    if let Some(because) = edit_rules(profile, &mut rules, deny_action)? {
+        deny_io_uring_too(&mut rules, &because);
+    }
+    if action != SeccompAction::Errno {
+        for r in &mut rules {
+            r.action = deny_action;
+        }
+    }
+    let log_only = action == SeccompAction::Log;
+    Ok(SeccompPlan {
+        enforce,
+        active: arch.is_some(),
+        arch,
+        through_io_uring: if log_only {
+            Vec::new()
+        } else {
+            through_io_uring(&rules)
+        },
+        rules,
+        log_only,
+    })
+}
+
+/// Applies the layers' `allow` and `deny`, in order: a later layer's allow
+/// undoes an earlier deny and the other way round. Returns the `deny`
+/// entry that makes io_uring denied too, if any: a call io_uring can
+/// perform, denied in a layer that does not allow `@io_uring` (allowing
+/// `io_uring_setup` is what counts) and not followed by one that does.
+fn edit_rules(
+    profile: &Profile,
+    rules: &mut Vec<Rule>,
+    deny_action: Action,
+) -> Result<Option<String>, ProfileError> {
+    let mut io_uring_denied_by = None;
     for layer in &profile.layers {
         let Some(s) = &layer.raw.seccomp else {
             continue;
         };
+        let mut opts_in = false;
         for item in s.allow.iter().flatten() {
             let names = names_of(item, &layer.file)?;
+            opts_in |= names.iter().any(|n| n == "io_uring_setup");
             rules.retain(|r| !names.contains(&r.syscall));
+        }
+        if opts_in {
+            io_uring_denied_by = None;
         }
         for item in s.deny.iter().flatten() {
             for name in names_of(item, &layer.file)? {
+                if !opts_in && io_uring_denied_by.is_none() && seccomp::io_uring_performs(&name) {
+                    io_uring_denied_by = Some(format!("deny = {:?}", item.get_ref()));
+                }
                 rules.retain(|r| r.syscall != name);
                 rules.push(Rule {
                     syscall: name,
@@ -232,18 +279,38 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
             }
         }
     }
-    if action != SeccompAction::Errno {
-        for r in &mut rules {
-            r.action = deny_action;
+    Ok(io_uring_denied_by)
+}
+
+/// Denies io_uring's calls that no rule covers yet, as the default filter's
+/// `@io_uring` does (ENOSYS: programs fall back to plain calls, which the
+/// filter then sees), because the entry `because` denies work io_uring
+/// could do instead.
+fn deny_io_uring_too(rules: &mut Vec<Rule>, because: &str) {
+    for call in seccomp::IO_URING_CALLS {
+        if rules.iter().any(|r| r.syscall == *call) {
+            continue;
         }
+        rules.push(Rule {
+            syscall: call.to_string(),
+            check: Check::Always,
+            action: Action::Errno(seccomp::ENOSYS),
+            reason: format!("@io_uring for {because}"),
+        });
     }
-    Ok(SeccompPlan {
-        enforce,
-        active: arch.is_some(),
-        arch,
-        rules,
-        log_only: action == SeccompAction::Log,
-    })
+}
+
+/// The calls `rules` deny outright that io_uring can perform, when
+/// `io_uring_setup` is allowed: those rules do not bind io_uring.
+fn through_io_uring(rules: &[Rule]) -> Vec<String> {
+    if rules.iter().any(|r| r.syscall == "io_uring_setup") {
+        return Vec::new();
+    }
+    rules
+        .iter()
+        .filter(|r| r.check == Check::Always && seccomp::io_uring_performs(&r.syscall))
+        .map(|r| r.syscall.clone())
+        .collect()
 }
 
 fn landlock_unavailable(what: &str, need: &str, support: Support) -> String {
@@ -440,9 +507,21 @@ fn landlock_path(
     Ok(path)
 }
 
+/// Whether a mount after `mounts[i]`, at `path` or above it, covers what
+/// `mounts[i]` shows there (a directory or a symlink made later does not).
+fn covered_later(mounts: &[PlannedMount], i: usize, path: &Path) -> bool {
+    mounts[i + 1..].iter().any(|later| {
+        !matches!(later.op, MountOp::Dir { .. } | MountOp::Symlink { .. })
+            && path.starts_with(later.op.dst())
+    })
+}
+
 /// Rules that let the payload use what the mounts show it, and nothing else:
 /// list any directory; read and execute read-only binds; read and write
-/// writable binds and tmpfs; devices only in /dev.
+/// writable binds and tmpfs; devices only in /dev. A mount that a later one
+/// covers gets no rule: the payload sees the later one there, and a rule
+/// would give its path the hidden mount's rights (those of a tmpfs below a
+/// read-only bind, say).
 fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<LandlockRule> {
     let writable = handled & !access::IOCTL_DEV;
     let mut rules = vec![LandlockRule {
@@ -451,15 +530,17 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<Landl
         derived: true,
         is_dir: Some(true),
     }];
-    let mut add = |path: &Path, bits: u64, is_dir: Option<bool>| {
-        rules.push(LandlockRule {
-            path: path.to_path_buf(),
-            access: bits & handled,
-            derived: true,
-            is_dir,
-        })
-    };
-    for m in mounts {
+    for (i, m) in mounts.iter().enumerate() {
+        let mut add = |path: &Path, bits: u64, is_dir: Option<bool>| {
+            if !covered_later(mounts, i, path) {
+                rules.push(LandlockRule {
+                    path: path.to_path_buf(),
+                    access: bits & handled,
+                    derived: true,
+                    is_dir,
+                });
+            }
+        };
         match &m.op {
             MountOp::Bind {
                 src,
@@ -586,6 +667,99 @@ mod tests {
         let search = SearchPath::standard(&host);
         let profile = load(&ProfileRef::Name("p".into()), &search).map_err(|e| e.to_string())?;
         plan_landlock(&profile, &host, &[]).map_err(|e| e.to_string())
+    }
+
+    /// The seccomp plan of `p.toml` among `files` (name, body after
+    /// `version = 1`).
+    fn seccomp_plan(files: &[(&str, &str)]) -> SeccompPlan {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            std::fs::write(
+                dir.path().join(format!("{name}.toml")),
+                format!("version = 1\n{body}"),
+            )
+            .unwrap();
+        }
+        let path = dir.path().display().to_string();
+        let host = Host::fixed(1000, 1000, &[("HUTCH_PROFILE_PATH", &path)], "/");
+        let profile = load(&ProfileRef::Name("p".into()), &SearchPath::standard(&host)).unwrap();
+        plan_seccomp(&profile).unwrap()
+    }
+
+    /// The rules for io_uring's calls, as (call, action, reason).
+    fn io_uring_rules(plan: &SeccompPlan) -> Vec<(String, Action, String)> {
+        plan.rules
+            .iter()
+            .filter(|r| r.syscall.starts_with("io_uring"))
+            .map(|r| (r.syscall.clone(), r.action, r.reason.clone()))
+            .collect()
+    }
+
+    fn io_uring_denied(action: Action, reason: &str) -> Vec<(String, Action, String)> {
+        seccomp::IO_URING_CALLS
+            .iter()
+            .map(|c| (c.to_string(), action, reason.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn io_uring_is_denied_by_default_and_with_any_call_it_can_perform() {
+        let enosys = Action::Errno(seccomp::ENOSYS);
+        let plan = seccomp_plan(&[("p", "")]);
+        assert_eq!(io_uring_rules(&plan), io_uring_denied(enosys, "@io_uring"));
+        let socket = "[seccomp]\ndefault = false\ndeny = [\"ptrace\", \"socket\"]\n";
+        let plan = seccomp_plan(&[("p", socket)]);
+        let implied = io_uring_denied(enosys, "@io_uring for deny = \"socket\"");
+        assert_eq!(io_uring_rules(&plan), implied);
+        assert!(plan.through_io_uring.is_empty());
+        // A call io_uring cannot make denies nothing more.
+        let plan = seccomp_plan(&[("p", "[seccomp]\ndefault = false\ndeny = [\"chroot\"]\n")]);
+        assert_eq!(io_uring_rules(&plan), []);
+        // Kill, like the calls it stands in for.
+        let kill = format!("{socket}action = \"kill\"\n");
+        let plan = seccomp_plan(&[("p", &kill)]);
+        assert!(io_uring_rules(&plan).iter().all(|r| r.1 == Action::Kill));
+        // An explicit deny of io_uring keeps its own errno.
+        let own =
+            "[seccomp]\ndefault = false\nerrno = \"EACCES\"\ndeny = [\"@io_uring\", \"socket\"]\n";
+        let plan = seccomp_plan(&[("p", own)]);
+        assert_eq!(
+            io_uring_rules(&plan),
+            io_uring_denied(Action::Errno(13), "deny = \"@io_uring\"")
+        );
+    }
+
+    #[test]
+    fn only_an_allow_of_io_uring_at_or_after_the_deny_lets_it_through() {
+        let allow = "[seccomp]\nallow = [\"@io_uring\"]\n";
+        let deny = "[seccomp]\ndeny = [\"connect\", \"openat2\"]\n";
+        let both = "[seccomp]\nallow = [\"@io_uring\"]\ndeny = [\"connect\", \"openat2\"]\n";
+        let plan = seccomp_plan(&[("p", both)]);
+        assert_eq!(io_uring_rules(&plan), []);
+        assert_eq!(plan.through_io_uring, ["connect", "openat2"]);
+        // Allowed in the base, denied after: io_uring is denied again.
+        let plan = seccomp_plan(&[
+            ("base", allow),
+            ("p", &format!("extends = [\"base\"]\n{deny}")),
+        ]);
+        assert_eq!(
+            io_uring_rules(&plan),
+            io_uring_denied(
+                Action::Errno(seccomp::ENOSYS),
+                "@io_uring for deny = \"connect\""
+            )
+        );
+        assert!(plan.through_io_uring.is_empty());
+        // Denied in the base, allowed after: the later word stands, and is said.
+        let plan = seccomp_plan(&[
+            ("base", deny),
+            ("p", &format!("extends = [\"base\"]\n{allow}")),
+        ]);
+        assert_eq!(io_uring_rules(&plan), []);
+        assert_eq!(plan.through_io_uring, ["connect", "openat2"]);
+        // In log mode nothing is blocked, so nothing is said either.
+        let log = format!("{both}action = \"log\"\n");
+        assert!(seccomp_plan(&[("p", &log)]).through_io_uring.is_empty());
     }
 
     #[test]

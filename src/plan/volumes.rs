@@ -1,10 +1,9 @@
 //! Planning `[volumes.NAME]`: each volume becomes a [`MountOp::Volume`],
-//! appended after the `[[mount]]` entries. Also the guard that keeps hutch's
-//! own state (the registry of running sandboxes, the volume store) out of
-//! reach of `[[mount]]` binds.
+//! appended after the `[[mount]]` entries. (The guard that keeps the volume
+//! store out of reach of `[[mount]]` binds is [`super::exposure`].)
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -12,9 +11,9 @@ use toml::Spanned;
 use super::mounts::{MountOp, PlannedMount, absolute_path};
 use crate::diag::{Diagnostic, SourceFile};
 use crate::host::Host;
+use crate::paths;
 use crate::profile::schema::VolumeMode;
 use crate::profile::{Layer, Profile, ProfileError};
-use crate::{registry, volume};
 
 /// A key of a volume and the layer that set it last.
 struct Keyed<'a, T> {
@@ -47,11 +46,11 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
     let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
     for layer in &profile.layers {
         for (name, entry) in layer.raw.volumes.iter().flatten() {
-            if !volume::valid_name(name.get_ref()) {
+            if !paths::valid_name(name.get_ref()) {
                 return Err(
                     Diagnostic::new(format!("invalid volume name {:?}", name.get_ref()))
                         .at(&layer.file, name.span())
-                        .help(volume::NAME_RULE)
+                        .help(paths::VOLUME_NAME_RULE)
                         .into(),
                 );
             }
@@ -80,7 +79,7 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
     if merged.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(store) = volume::store_path(host) else {
+    let Some(store) = paths::volume_store(host) else {
         let first = merged.values().next().expect("not empty");
         return Err(first
             .name
@@ -126,7 +125,7 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
                 .into());
         }
         let src = if tmp {
-            store.join(volume::TMP_DIR)
+            store.join(paths::VOLUME_TMP_DIR)
         } else {
             store.join(name)
         };
@@ -164,145 +163,6 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
         }
     }
     Ok(out)
-}
-
-/// Both spellings of a path: as written and with symlinks resolved (when it
-/// exists), so that neither a symlinked `$HOME` nor a symlinked bind source
-/// slips past a comparison.
-fn forms(p: &Path) -> Vec<PathBuf> {
-    let mut v = vec![p.to_path_buf()];
-    if let Ok(c) = std::fs::canonicalize(p)
-        && c != p
-    {
-        v.push(c);
-    }
-    v
-}
-
-/// Refuses a `[[mount]]` bind of `src` that would put hutch's own state
-/// within the sandbox's reach:
-///
-/// - the runtime directory holding the registry of running sandboxes, from
-///   which `hutch exec` takes the confinement to apply (a sandbox that could
-///   rewrite a record, or plant a fake one, could make `exec` join it less
-///   confined): never bound;
-/// - the volume store: never bound (that would bypass the locks and expose
-///   every volume).
-///
-/// A bind of a directory *above* either is fine: [`state_masks`] hides them
-/// inside the sandbox.
-///
-/// Returns the message and the help text.
-pub fn check_exposure(src: &Path, host: &Host) -> Result<(), (String, String)> {
-    let srcs = forms(src);
-    let runtime = registry::runtime_dir(host);
-    let store = volume::store_path(host);
-    let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
-    for r in &runtime_forms {
-        for s in &srcs {
-            if s.starts_with(r) {
-                return Err((
-                    format!(
-                        "binding {} would expose hutch's registry of running sandboxes ({}) to the sandbox",
-                        src.display(),
-                        runtime.display()
-                    ),
-                    "`hutch exec` trusts that registry to confine what it starts; bind only the files the program needs from there".into(),
-                ));
-            }
-        }
-    }
-    if let Some(store) = &store
-        && store_forms
-            .iter()
-            .any(|v| srcs.iter().any(|s| s.starts_with(v)))
-    {
-        return Err((
-            format!(
-                "binding {} would expose hutch's volume store ({}) to the sandbox",
-                src.display(),
-                store.display()
-            ),
-            "declare the volume instead: `[volumes.NAME]` with `dst = ...` (it is then locked and opened safely)".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
-/// wherever a bind of a directory above them would show them inside the
-/// sandbox (`cli` started in /tmp or in the home directory, say): mounted
-/// after everything else, so no entry uncovers them. Only paths that exist
-/// are masked (the launcher creates the registry before planning).
-pub fn state_masks(mounts: &[PlannedMount], host: &Host) -> Vec<PlannedMount> {
-    let runtime = registry::runtime_dir(host);
-    let store = volume::store_path(host);
-    let (runtime_forms, store_forms) = protected_forms(&runtime, store.as_deref());
-    let mut out: Vec<PlannedMount> = Vec::new();
-    for (protected, what) in [(&runtime_forms, "registry"), (&store_forms, "volume store")] {
-        let Some(real) = protected.first() else {
-            continue;
-        };
-        if !real.exists() {
-            continue;
-        }
-        for m in mounts {
-            let MountOp::Bind { src, dst, .. } = &m.op else {
-                continue;
-            };
-            let inside = forms(src).iter().find_map(|s| {
-                protected
-                    .iter()
-                    .find_map(|p| {
-                        p.strip_prefix(s)
-                            .ok()
-                            .filter(|rest| !rest.as_os_str().is_empty())
-                    })
-                    .map(|rest| dst.join(rest))
-            });
-            if let Some(path) = inside
-                && !out.iter().any(|o| o.op.dst() == path)
-            {
-                out.push(PlannedMount {
-                    op: MountOp::Tmpfs {
-                        dst: path,
-                        size: Some(4096),
-                        mode: 0,
-                    },
-                    from: format!("hutch: hides its {what} (under {})", src.display()),
-                });
-            }
-        }
-    }
-    out
-}
-
-type Forms = (Vec<PathBuf>, Vec<PathBuf>);
-
-thread_local! {
-    /// The spellings of the protected directories, resolved once per
-    /// planning rather than once per bind.
-    static PROTECTED: std::cell::RefCell<Option<(PathBuf, Option<PathBuf>, Forms)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-fn protected_forms(runtime: &Path, store: Option<&Path>) -> Forms {
-    PROTECTED.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if let Some((r, s, forms)) = cell.as_ref()
-            && r == runtime
-            && s.as_deref() == store
-        {
-            return forms.clone();
-        }
-        let forms = (forms(runtime), store.map(forms).unwrap_or_default());
-        *cell = Some((
-            runtime.to_path_buf(),
-            store.map(Path::to_path_buf),
-            forms.clone(),
-        ));
-        forms
-    })
 }
 
 /// The `--explain` line of a volume.
@@ -452,21 +312,5 @@ mod tests {
         let top = "version = 1\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"~/link\"\ndst = \"/x\"\n";
         let e = plan(&[("top", top)], home.path()).unwrap_err();
         assert!(e.contains("would expose hutch's volume store"), "{e}");
-    }
-
-    #[test]
-    fn a_symlink_in_a_path_is_never_followed_by_the_child_side_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real/vol");
-        std::fs::create_dir_all(&real).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
-        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-        let fd = crate::sys::open_dir_no_symlinks(&c(&real)).unwrap();
-        crate::sys::close(fd);
-        let e = crate::sys::open_dir_no_symlinks(&c(&dir.path().join("link/vol"))).unwrap_err();
-        assert!(
-            matches!(e, nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR),
-            "{e}"
-        );
     }
 }

@@ -153,10 +153,7 @@ fn custom(name: &str) -> Value {
     };
     let mut schema: Value = serde_json::from_str(t.schema).unwrap_or_else(|_| json!({}));
     if name == "ErrnoValue" {
-        let names: Vec<&str> = crate::plan::seccomp::ERRNOS
-            .iter()
-            .map(|(n, _)| *n)
-            .collect();
+        let names: Vec<&str> = crate::bpf::ERRNOS.iter().map(|(n, _)| *n).collect();
         schema["anyOf"][0] = json!({"enum": names});
     }
     schema

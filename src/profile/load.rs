@@ -34,6 +34,59 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The profiles in the search directory `dir`, as (name, path): names
+/// with a `/` for those in subdirectories, three levels deep at most;
+/// overrides (`.local.toml`) left out.
+pub fn profiles_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    collect_profiles(dir, dir, 0, &mut out);
+    out
+}
+
+fn collect_profiles(base: &Path, dir: &Path, depth: usize, out: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() && depth < 3 {
+            collect_profiles(base, &path, depth + 1, out);
+            continue;
+        }
+        let Some(rel) = path.strip_prefix(base).ok().and_then(|r| r.to_str()) else {
+            continue;
+        };
+        let Some(name) = rel.strip_suffix(".toml") else {
+            continue;
+        };
+        if name.ends_with(".local") || !valid_name(name) {
+            continue;
+        }
+        out.push((name.to_string(), path.clone()));
+    }
+}
+/// The most profiles one chain of `extends` may hold, the profile given
+/// included. Real chains are short (the shipped `cli` is two deep, `cli` →
+/// `base/system`; firejail, whose 1,350 shipped profiles include one another
+/// freely, stops at 16 levels); 32 leaves room for layered setups, and keeps
+/// the loader, which recurses once a level, far from the end of its stack
+/// (about 6 KiB a level in a release build: 1,600 levels overflowed the
+/// 8 MiB main stack).
+pub const MAX_EXTENDS_DEPTH: usize = 32;
+
+/// The most files one profile may be read from: profiles and `.local.toml`
+/// overrides together. A full chain with both overrides of each link is 96;
+/// the rest is room for profiles that extend several others.
+pub const MAX_PROFILE_FILES: usize = 256;
+
+/// The largest profile file hutch reads. The shipped profiles are about
+/// 1 KiB, and firejail's largest (153 directive lines) would be a few KiB
+/// in hutch's format: 1 MiB is hundreds of times any real profile, read and
+/// parsed in milliseconds, and small enough that a wrong path (a log, an
+/// image, `/dev/zero`) fails at once with a clear message instead of
+/// filling memory.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 /// Where named profiles are looked up, first match wins.
 #[derive(Debug, Clone)]
 pub struct SearchPath {
@@ -102,6 +155,21 @@ impl SearchPath {
         self
     }
 
+    /// The profile named after `command`'s program, if there is one, else
+    /// `default`.
+    pub fn for_command(&self, command: &[String]) -> ProfileRef {
+        let base = command
+            .first()
+            .and_then(|c| Path::new(c).file_name())
+            .and_then(|n| n.to_str());
+        match base {
+            Some(name) if valid_name(name) && self.find(name).is_some() => {
+                ProfileRef::Name(name.to_string())
+            }
+            _ => ProfileRef::Name("default".to_string()),
+        }
+    }
+
     /// Where a named profile comes from, without reading it.
     pub fn find(&self, name: &str) -> Option<Found> {
         if !valid_name(name) {
@@ -109,7 +177,10 @@ impl SearchPath {
         }
         for dir in &self.dirs {
             let path = dir.join(format!("{name}.toml"));
-            if path.is_file() {
+            // Whatever is there (following a symlink) is the profile: one
+            // that is not a regular file is refused when it is read, never
+            // skipped in favour of a profile of the same name further on.
+            if path.metadata().is_ok() {
                 return Some(Found::File(path));
             }
         }
@@ -194,6 +265,7 @@ pub fn load(r: &ProfileRef, search: &SearchPath) -> Result<Profile, ProfileError
         stack: Vec::new(),
         done: HashSet::new(),
         layers: Vec::new(),
+        files_read: 0,
     };
     loader.load(r, None)?;
     let name = match r {
@@ -245,128 +317,202 @@ struct Loader<'a> {
     stack: Vec<(String, String)>,
     done: HashSet<String>,
     layers: Vec<Layer>,
+    /// Files read so far (profiles and overrides), against [`MAX_PROFILE_FILES`].
+    files_read: usize,
 }
 
 type Origin<'b> = Option<(&'b Arc<SourceFile>, &'b Spanned<String>)>;
 
+/// Where a referenced profile is, before anything is read.
+struct Target {
+    /// Two references with one identity are one profile.
+    identity: String,
+    /// How messages name it.
+    display: String,
+    source: Source,
+    /// The profile's name, when it was referred to by one.
+    name: Option<String>,
+}
+
+enum Source {
+    File(PathBuf),
+    Builtin(&'static str, &'static str),
+}
+
 impl Loader<'_> {
     fn load(&mut self, r: &ProfileRef, from: Origin<'_>) -> Result<(), ProfileError> {
-        let (identity, display, file, name) = self.open(r, from)?;
-        if let Some(pos) = self.stack.iter().position(|(id, _)| *id == identity) {
-            let mut chain: Vec<&str> = self.stack[pos..].iter().map(|(_, d)| d.as_str()).collect();
-            chain.push(&display);
-            let mut d = Diagnostic::new(format!("extends cycle: {}", chain.join(" → ")));
-            if let Some((f, s)) = from {
-                d = d
-                    .at(f, s.span())
-                    .label("this leads back to a profile being loaded");
-            }
-            if chain.len() == 2 {
-                d = d.help(format!(
-                    "a profile cannot extend itself; to adjust a shipped profile, write `{display}.local.toml` in ~/.config/hutch/profiles or /etc/hutch/profiles instead"
-                ));
-            } else {
-                d = d.help("remove one of the `extends` entries in the cycle");
-            }
-            return Err(d.into());
+        let target = self.resolve(r, from)?;
+        if let Some(pos) = self.stack.iter().position(|(id, _)| *id == target.identity) {
+            return Err(self.cycle(pos, &target.display, from));
         }
-        if self.done.contains(&identity) {
+        if self.done.contains(&target.identity) {
             return Ok(());
         }
+        if self.stack.len() >= MAX_EXTENDS_DEPTH {
+            return Err(self.too_deep(&target.display, from));
+        }
+        let file = self.read_source(&target, from)?;
         let raw = parse(&file)?;
-        self.stack.push((identity.clone(), display.clone()));
+        self.stack
+            .push((target.identity.clone(), target.display.clone()));
         for entry in raw.extends.iter().flatten() {
-            let target = ProfileRef::from_extends(entry.get_ref(), &file);
-            self.load(&target, Some((&file, entry)))?;
+            let next = ProfileRef::from_extends(entry.get_ref(), &file);
+            self.load(&next, Some((&file, entry)))?;
         }
         self.stack.pop();
-        let local_candidates = self.local_candidates(name.as_deref(), &file);
+        let local_candidates = self.local_candidates(target.name.as_deref(), &file);
         self.layers.push(Layer {
             file: Arc::clone(&file),
             raw,
             is_override: false,
         });
         for path in local_candidates {
-            let Some(text) = read_override(&path, self.search.uid)? else {
-                continue;
-            };
-            let local = SourceFile::new(path.display().to_string(), Some(&path), text);
-            let raw = parse(&local)?;
-            if let Some(first) = raw.extends.as_ref().and_then(|e| e.first()) {
-                return Err(Diagnostic::new("key `extends` is not allowed in a .local.toml override")
-                    .at(&local, first.span())
-                    .help("a .local.toml file adjusts the profile it sits beside; move `extends` into a profile of its own")
-                    .into());
-            }
-            self.layers.push(Layer {
-                file: local,
-                raw,
-                is_override: true,
-            });
+            self.load_override(&path)?;
         }
-        self.done.insert(identity);
+        self.done.insert(target.identity);
         Ok(())
     }
 
-    /// Resolves a reference to (identity, display name, contents, profile name).
-    #[allow(clippy::type_complexity)]
-    fn open(
-        &self,
-        r: &ProfileRef,
-        from: Origin<'_>,
-    ) -> Result<(String, String, Arc<SourceFile>, Option<String>), ProfileError> {
+    fn load_override(&mut self, path: &Path) -> Result<(), ProfileError> {
+        let Some(file) = safe_open_override(path, self.search.uid)? else {
+            return Ok(());
+        };
+        self.count_file(&path.display().to_string(), None)?;
+        let text = read_bounded(file).map_err(|e| override_unreadable(path, &e))?;
+        let local = SourceFile::new(path.display().to_string(), Some(path), text);
+        let raw = parse(&local)?;
+        if let Some(first) = raw.extends.as_ref().and_then(|e| e.first()) {
+            return Err(Diagnostic::new("key `extends` is not allowed in a .local.toml override")
+                .at(&local, first.span())
+                .help("a .local.toml file adjusts the profile it sits beside; move `extends` into a profile of its own")
+                .into());
+        }
+        self.layers.push(Layer {
+            file: local,
+            raw,
+            is_override: true,
+        });
+        Ok(())
+    }
+
+    fn cycle(&self, pos: usize, display: &str, from: Origin<'_>) -> ProfileError {
+        let mut chain: Vec<&str> = self.stack[pos..].iter().map(|(_, d)| d.as_str()).collect();
+        chain.push(display);
+        let mut d = Diagnostic::new(format!("extends cycle: {}", chain.join(" → ")));
+        if let Some((f, s)) = from {
+            d = d
+                .at(f, s.span())
+                .label("this leads back to a profile being loaded");
+        }
+        if chain.len() == 2 {
+            d = d.help(format!(
+                "a profile cannot extend itself; to adjust a shipped profile, write `{display}.local.toml` in ~/.config/hutch/profiles or /etc/hutch/profiles instead"
+            ));
+        } else {
+            d = d.help("remove one of the `extends` entries in the cycle");
+        }
+        d.into()
+    }
+
+    /// The chain being loaded, with `display` at its end, would hold more
+    /// than [`MAX_EXTENDS_DEPTH`] profiles.
+    fn too_deep(&self, display: &str, from: Origin<'_>) -> ProfileError {
+        let first = self.stack.first().map_or("", |(_, d)| d.as_str());
+        let last = self.stack.last().map_or("", |(_, d)| d.as_str());
+        let mut d = Diagnostic::new(format!(
+            "extends chain too long: {first} → … → {last} → {display} would be {} profiles, more than the {MAX_EXTENDS_DEPTH} hutch loads",
+            self.stack.len() + 1
+        ));
+        if let Some((f, s)) = from {
+            d = d.at(f, s.span()).label("this entry crosses the limit");
+        }
+        d.help(format!(
+            "a chain of `extends` may hold {MAX_EXTENDS_DEPTH} profiles, the one given included: merge some of the profiles in it into one (an accidental or generated chain is usually the cause)"
+        ))
+        .into()
+    }
+
+    /// Counts one more file read, refusing it past [`MAX_PROFILE_FILES`].
+    fn count_file(&mut self, what: &str, from: Origin<'_>) -> Result<(), ProfileError> {
+        if self.files_read >= MAX_PROFILE_FILES {
+            let mut d = Diagnostic::new(format!(
+                "too many profile files: reading {what} would make more than the {MAX_PROFILE_FILES} (profiles and .local.toml overrides together) hutch reads for one profile"
+            ));
+            if let Some((f, s)) = from {
+                d = d.at(f, s.span()).label("this entry crosses the limit");
+            }
+            return Err(d
+                .help("extend fewer profiles: merge some of them into one")
+                .into());
+        }
+        self.files_read += 1;
+        Ok(())
+    }
+
+    /// Resolves a reference to the profile it names, without reading it.
+    fn resolve(&self, r: &ProfileRef, from: Origin<'_>) -> Result<Target, ProfileError> {
+        let at = |mut d: Diagnostic, label: &str| {
+            if let Some((f, s)) = from {
+                d = d.at(f, s.span());
+                if !label.is_empty() {
+                    d = d.label(label);
+                }
+            }
+            ProfileError::from(d)
+        };
         match r {
             ProfileRef::Name(name) => {
                 if !valid_name(name) {
-                    let mut d = Diagnostic::new(format!("invalid profile name `{name}`"))
+                    let d = Diagnostic::new(format!("invalid profile name `{name}`"))
                         .help("profile names are `/`-separated words of letters, digits, `.`, `_`, `-`; write a path ending in `.toml` to use a file");
-                    if let Some((f, s)) = from {
-                        d = d.at(f, s.span());
-                    }
-                    return Err(d.into());
+                    return Err(at(d, ""));
                 }
-                match self.search.find(name) {
-                    Some(Found::File(path)) => {
-                        let text = read(&path, from)?;
-                        let file = SourceFile::new(path.display().to_string(), Some(&path), text);
-                        Ok((
-                            format!("name:{name}"),
-                            name.clone(),
-                            file,
-                            Some(name.clone()),
-                        ))
-                    }
-                    Some(Found::Builtin(n, text)) => {
-                        let file = SourceFile::new(format!("builtin:{n}"), None, text);
-                        Ok((
-                            format!("name:{name}"),
-                            name.clone(),
-                            file,
-                            Some(name.clone()),
-                        ))
-                    }
+                let source = match self.search.find(name) {
+                    Some(Found::File(path)) => Source::File(path),
+                    Some(Found::Builtin(n, text)) => Source::Builtin(n, text),
                     None => {
-                        let mut d =
-                            Diagnostic::new(format!("unknown profile `{name}`")).help(format!(
-                                "searched {}; `hutch profiles` lists the profiles that exist",
-                                self.search.describe()
-                            ));
-                        if let Some((f, s)) = from {
-                            d = d.at(f, s.span()).label("no profile by this name");
-                        }
-                        Err(d.into())
+                        let d = Diagnostic::new(format!("unknown profile `{name}`")).help(format!(
+                            "searched {}; `hutch profiles` lists the profiles that exist",
+                            self.search.describe()
+                        ));
+                        return Err(at(d, "no profile by this name"));
                     }
-                }
+                };
+                Ok(Target {
+                    identity: format!("name:{name}"),
+                    display: name.clone(),
+                    source,
+                    name: Some(name.clone()),
+                })
             }
             ProfileRef::Path(path) => {
-                let text = read(path, from)?;
                 let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                let file = SourceFile::new(path.display().to_string(), Some(path), text);
-                Ok((
-                    format!("path:{}", canonical.display()),
+                Ok(Target {
+                    identity: format!("path:{}", canonical.display()),
+                    display: path.display().to_string(),
+                    source: Source::File(path.clone()),
+                    name: None,
+                })
+            }
+        }
+    }
+
+    /// The text of a resolved profile; a file counts against
+    /// [`MAX_PROFILE_FILES`].
+    fn read_source(
+        &mut self,
+        target: &Target,
+        from: Origin<'_>,
+    ) -> Result<Arc<SourceFile>, ProfileError> {
+        match &target.source {
+            Source::Builtin(n, text) => Ok(SourceFile::new(format!("builtin:{n}"), None, *text)),
+            Source::File(path) => {
+                self.count_file(&path.display().to_string(), from)?;
+                let text = read(path, from)?;
+                Ok(SourceFile::new(
                     path.display().to_string(),
-                    file,
-                    None,
+                    Some(path),
+                    text,
                 ))
             }
         }
@@ -397,39 +543,142 @@ impl Loader<'_> {
     }
 }
 
+/// Why a profile file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("profile file not found")]
+    NotFound,
+    #[error("is {0}, not a regular file")]
+    NotAFile(&'static str),
+    #[error(
+        "is {size} bytes, more than the {} MiB a profile file may have",
+        MAX_PROFILE_BYTES >> 20
+    )]
+    TooLarge { size: u64 },
+    #[error("profile file is not valid UTF-8")]
+    NotUtf8,
+    #[error("cannot read profile file: {0}")]
+    Io(std::io::Error),
+}
+
+impl ReadError {
+    fn help(&self) -> &'static str {
+        match self {
+            ReadError::NotAFile(_) => {
+                "a profile is a regular file (a FIFO, device or directory is never read): give the path of one, or a profile name listed by `hutch profiles`"
+            }
+            ReadError::TooLarge { .. } => {
+                "profiles are short TOML files: check that this is the file you meant"
+            }
+            _ => "check the path, or give a profile name listed by `hutch profiles`",
+        }
+    }
+}
+
+/// What kind of file `t` is, for messages.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The text of an open profile file: only a regular file (checked on the
+/// open descriptor, so nothing swapped in since it was opened is read), of
+/// at most [`MAX_PROFILE_BYTES`] (checked on its size and while reading, for
+/// a file that grows or whose size says nothing).
+fn read_bounded(file: std::fs::File) -> Result<String, ReadError> {
+    use std::io::Read;
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotAFile(kind_of(meta.file_type())));
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(ReadError::TooLarge { size: meta.len() });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(ReadError::Io)?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8)
+}
+
+/// Reads the profile file `path` (following symlinks: a profile may be a
+/// link into a dotfiles repository). Anything but a regular file is refused
+/// before it is opened (opening a device can have effects of its own), and
+/// again on the opened descriptor; the open itself cannot block
+/// (`O_NONBLOCK`: a FIFO swapped in meanwhile) nor take a terminal as the
+/// controlling one.
+pub fn read_profile_file(path: &Path) -> Result<String, ReadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::NotFound,
+        _ => ReadError::Io(e),
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotAFile(kind_of(meta.file_type())));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    read_bounded(file)
+}
+
 fn read(path: &Path, from: Origin<'_>) -> Result<String, ProfileError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        let what = match e.kind() {
-            std::io::ErrorKind::NotFound => "profile file not found".to_string(),
-            std::io::ErrorKind::InvalidData => "profile file is not valid UTF-8".to_string(),
-            _ => format!("cannot read profile file: {e}"),
-        };
-        let mut d = Diagnostic::new(format!("{}: {what}", path.display()));
+    read_profile_file(path).map_err(|e| {
+        let mut d = Diagnostic::new(format!("{}: {e}", path.display()));
         if let Some((f, s)) = from {
             d = d.at(f, s.span());
         }
-        d.help("check the path, or give a profile name listed by `hutch profiles`")
-            .into()
+        d.help(e.help()).into()
     })
 }
 
-/// The text of the override `path`, if there is one. An override changes
-/// what the profile beside it confines, so it is read only when nobody but
-/// the caller and root can have written it or replaced it (see
-/// [`safe_fs::open_trusted_file`]); one that exists but fails that check
-/// stops the launch: never skipped silently.
-fn read_override(path: &Path, uid: u32) -> Result<Option<String>, ProfileError> {
-    let refuse = |why: String, help: &str| -> ProfileError {
-        Diagnostic::new(format!(
-            "refusing profile override {}: {why}",
-            path.display()
-        ))
-        .help(help.to_string())
-        .into()
-    };
-    let file = match safe_fs::open_trusted_file(path, uid) {
-        Ok(None) => return Ok(None),
-        Ok(Some(file)) => file,
+fn refuse_override(path: &Path, why: String, help: &str) -> ProfileError {
+    Diagnostic::new(format!(
+        "refusing profile override {}: {why}",
+        path.display()
+    ))
+    .help(help.to_string())
+    .into()
+}
+
+fn override_unreadable(path: &Path, e: &ReadError) -> ProfileError {
+    refuse_override(
+        path,
+        e.to_string(),
+        "an override that exists is never skipped: make it a readable UTF-8 file, or remove it",
+    )
+}
+
+/// The override `path`, opened, if there is one. An override changes what
+/// the profile beside it confines, so it is read only when nobody but the
+/// caller and root can have written it or replaced it (see
+/// [`safe_fs::open_trusted_file`], which also refuses anything but a
+/// regular file and opens without blocking); one that exists but fails
+/// that check stops the launch: never skipped silently.
+fn safe_open_override(path: &Path, uid: u32) -> Result<Option<std::fs::File>, ProfileError> {
+    let refuse = |why: String, help: &str| refuse_override(path, why, help);
+    match safe_fs::open_trusted_file(path, uid) {
+        Ok(file) => Ok(file),
         Err(TrustError::Untrusted {
             path: what,
             owner,
@@ -440,35 +689,23 @@ fn read_override(path: &Path, uid: u32) -> Result<Option<String>, ProfileError> 
             } else {
                 format!("(owner uid {owner}) has mode {mode:04o}: group or others may write to it")
             };
-            return Err(refuse(
+            Err(refuse(
                 format!(
                     "{} {why}, and whoever can write it can loosen the sandbox",
                     what.display()
                 ),
                 "an override must be yours or root's, like its directory, and neither may be writable by group or others: fix that with `chown` and `chmod go-w`, or move the profile out of a shared directory (such as /tmp)",
-            ));
+            ))
         }
-        Err(TrustError::Symlink(_)) => {
-            return Err(refuse(
-                "it is a symlink".into(),
-                "hutch does not follow symlinked overrides: put the file itself there, or remove the link",
-            ));
-        }
-        Err(e) => {
-            return Err(refuse(
-                e.to_string(),
-                "an override that exists is never skipped: make it a readable file, or remove it",
-            ));
-        }
-    };
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::BufReader::new(file), &mut text).map_err(|e| {
-        refuse(
+        Err(TrustError::Symlink(_)) => Err(refuse(
+            "it is a symlink".into(),
+            "hutch does not follow symlinked overrides: put the file itself there, or remove the link",
+        )),
+        Err(e) => Err(refuse(
             e.to_string(),
-            "an override that exists is never skipped: make it a readable UTF-8 file, or remove it",
-        )
-    })?;
-    Ok(Some(text))
+            "an override that exists is never skipped: make it a readable file, or remove it",
+        )),
+    }
 }
 
 /// Turns a toml/serde error into a diagnostic naming the key, what was found
@@ -663,6 +900,139 @@ mod tests {
             let f = SourceFile::new(format!("builtin:{name}"), None, *text);
             parse(&f).unwrap_or_else(|e| panic!("{name}: {}", e.0.render()));
         }
+    }
+
+    /// A search path with no directories (built-ins only): profiles are
+    /// given by path.
+    fn builtins_only() -> SearchPath {
+        SearchPath {
+            dirs: Vec::new(),
+            all_dirs: Vec::new(),
+            local_dirs: Vec::new(),
+            builtin: true,
+            uid: nix::unistd::getuid().as_raw(),
+        }
+    }
+
+    /// Writes `p0.toml` … `p{n-1}.toml` in `dir`, each extending the next.
+    fn chain(dir: &Path, n: usize) {
+        for i in 0..n {
+            let extends = if i + 1 < n {
+                format!("extends = [\"p{}.toml\"]\n", i + 1)
+            } else {
+                String::new()
+            };
+            std::fs::write(
+                dir.join(format!("p{i}.toml")),
+                format!("version = 1\n{extends}"),
+            )
+            .unwrap();
+        }
+    }
+
+    fn load_path(path: &Path) -> Result<Profile, String> {
+        load(&ProfileRef::Path(path.to_path_buf()), &builtins_only()).map_err(|e| e.0.render())
+    }
+
+    #[test]
+    fn a_chain_of_extends_stops_at_its_limit_at_the_entry_that_crosses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        chain(dir.path(), MAX_EXTENDS_DEPTH + 1);
+        let err = load_path(&dir.path().join("p0.toml")).unwrap_err();
+        let last = MAX_EXTENDS_DEPTH - 1;
+        assert!(
+            err.contains(&format!(
+                "would be {} profiles, more than the {MAX_EXTENDS_DEPTH}",
+                MAX_EXTENDS_DEPTH + 1
+            )),
+            "{err}"
+        );
+        assert!(err.contains(&format!("p{last}.toml:2:12")), "{err}");
+        // The chain without its first link is exactly at the limit.
+        let profile = load_path(&dir.path().join("p1.toml")).unwrap();
+        assert_eq!(profile.layers.len(), MAX_EXTENDS_DEPTH);
+    }
+
+    #[test]
+    fn the_reference_states_the_limits() {
+        let details = super::super::reference::doc("extends").unwrap().details;
+        assert!(
+            details.contains(&format!("more than {MAX_EXTENDS_DEPTH} profiles")),
+            "{details}"
+        );
+        assert!(
+            details.contains(&format!("more than {MAX_PROFILE_FILES} files")),
+            "{details}"
+        );
+    }
+
+    #[test]
+    fn the_files_read_for_one_profile_are_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("\"w{i}.toml\"")).collect();
+            for i in 0..n {
+                std::fs::write(dir.path().join(format!("w{i}.toml")), "version = 1\n").unwrap();
+            }
+            std::fs::write(
+                dir.path().join("top.toml"),
+                format!("version = 1\nextends = [{}]\n", list.join(", ")),
+            )
+            .unwrap();
+        };
+        wide(MAX_PROFILE_FILES - 1);
+        let profile = load_path(&dir.path().join("top.toml")).unwrap();
+        assert_eq!(profile.layers.len(), MAX_PROFILE_FILES);
+        wide(MAX_PROFILE_FILES);
+        let err = load_path(&dir.path().join("top.toml")).unwrap_err();
+        assert!(err.contains("too many profile files"), "{err}");
+        assert!(
+            err.contains(&format!("w{}.toml", MAX_PROFILE_FILES - 1)),
+            "{err}"
+        );
+        // One file named many times is read once.
+        let list = vec!["\"w0.toml\""; 10 * MAX_PROFILE_FILES].join(", ");
+        std::fs::write(
+            dir.path().join("same.toml"),
+            format!("version = 1\nextends = [{list}]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            load_path(&dir.path().join("same.toml"))
+                .unwrap()
+                .layers
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let refused = |path: &Path| read_profile_file(path).unwrap_err().to_string();
+        assert_eq!(refused(&fifo), "is a FIFO, not a regular file");
+        assert_eq!(
+            refused(Path::new("/dev/zero")),
+            "is a character device, not a regular file"
+        );
+        assert_eq!(refused(dir.path()), "is a directory, not a regular file");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_PROFILE_BYTES as usize + 1]).unwrap();
+        assert!(
+            refused(&big).contains("more than the 1 MiB"),
+            "{}",
+            refused(&big)
+        );
+        std::fs::write(&big, vec![b'#'; MAX_PROFILE_BYTES as usize]).unwrap();
+        assert_eq!(
+            read_profile_file(&big).unwrap().len(),
+            MAX_PROFILE_BYTES as usize
+        );
+        // A file whose size says nothing (procfs) is still bounded while read.
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert!(read_bounded(file).unwrap().contains("Name:"));
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("description", "What the profile is for, in one line.")
     },
     Doc {
-        details: "Each entry is a profile name, looked up in the search path (see FILES; names may contain `/`, as in `base/system`), or a path ending in `.toml`, relative to the file that names it. The bases are applied first, depth first, each once, in the order given; then this file. A cycle is an error.",
+        details: "Each entry is a profile name, looked up in the search path (see FILES; names may contain `/`, as in `base/system`), or a path ending in `.toml`, relative to the file that names it. The bases are applied first, depth first, each once, in the order given; then this file. A cycle is an error, as is a chain of more than 32 profiles (this one included) or more than 256 files read for one profile (overrides included).",
         default: "none",
         example: r#"["base/system"]"#,
         constraint: r#"{"items": {"anyOf": [{"pattern": "\\.toml$"}, {"pattern": "^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", "not": {"pattern": "(^|/)\\.{1,2}(/|$)"}}]}}"#,
@@ -263,7 +263,7 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("env.set", "Variables set explicitly.")
     },
     Doc {
-        details: "The default filter checks the architecture and denies with EPERM the groups @keyring @bpf @perf @userfaultfd @kexec @module @handle @debug @mount @swap @reboot @syslog @acct @clock @raw-io @personality @userns and @tty-inject.",
+        details: "The default filter checks the architecture and denies with EPERM the groups @keyring @bpf @perf @userfaultfd @kexec @module @handle @debug @mount @swap @reboot @syslog @acct @clock @raw-io @personality @userns and @tty-inject, and with ENOSYS @io_uring (io_uring opens, reads, writes, connects and sends without those system calls, so no filter sees them; programs fall back to the plain calls).",
         ..Doc::new("seccomp", "The system call filter.")
     },
     Doc {
@@ -281,7 +281,7 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("seccomp.default", "Use hutch's default filter.")
     },
     Doc {
-        details: "System call names (as in syscalls(2)) or @groups. A name unknown on this machine's architecture is an error.",
+        details: "System call names (as in syscalls(2)) or @groups. A name unknown on this machine's architecture is an error. `allow = [\"@io_uring\"]` is the only way to keep io_uring beside a `deny` of a call it can perform; `--explain` and `-v` then name the denied calls io_uring can still perform.",
         example: r#"["ptrace"]"#,
         ..Doc::new(
             "seccomp.allow",
@@ -289,6 +289,7 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
+        details: "A call io_uring can perform (socket, connect, openat, read, write, sendto, ...: the kernel's io_uring operations) also denies @io_uring, unless the same file or a later one allows @io_uring.",
         example: r#"["@keyring", "socket"]"#,
         ..Doc::new(
             "seccomp.deny",

@@ -42,7 +42,7 @@ pub struct RawProfile {
     pub seccomp: Option<Seccomp>,
     pub landlock: Option<Landlock>,
     pub rlimits: Option<Rlimits>,
-    /// cgroup limits for the whole sandbox (see `crate::cgroup`).
+    /// cgroup limits for the whole sandbox (see `crate::plan::limits`).
     pub limits: Option<Limits>,
     #[serde(default)]
     pub mount: Vec<MountEntry>,

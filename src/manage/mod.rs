@@ -1,0 +1,330 @@
+//! The commands that manage what outlives a single `hutch run`: running
+//! sandboxes (`ps`, `exec`, `stop`), volumes (`volume ...`) and images
+//! ([`image`]: `image ...`, and the lease a run or an export takes).
+
+pub mod image;
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use serde::Serialize;
+
+use crate::cli::{ExecArgs, VolumeCommand};
+use crate::diag::sanitize;
+use crate::host::Host;
+use crate::launch::{self, EXIT_LAUNCH_FAILED};
+use crate::registry::{Registry, RegistryError, State};
+use crate::{sys, volume};
+
+fn out(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+/// `90` → `1m30s`.
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    state: State,
+    /// Host pid of the sandbox's first process (hutch's init, or the
+    /// payload with `init = false`); absent while starting.
+    pid: Option<i32>,
+    /// The hutch that runs it (what `stop` signals).
+    launcher_pid: i32,
+    profile: String,
+    command: Vec<String>,
+    /// Seconds since the epoch.
+    started: u64,
+    uptime_seconds: u64,
+    volumes: Vec<String>,
+}
+
+pub fn ps(as_json: bool) -> i32 {
+    let host = Host::current();
+    let records = match Registry::open(&host, false) {
+        Ok(Some(reg)) => reg.records(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            return 1;
+        }
+    };
+    let listed: Vec<Listed> = records
+        .into_iter()
+        // Running, or still starting; not those whose payload has ended
+        // while their hutch cleans up.
+        .filter(|r| r.state == State::Starting || r.is_running())
+        .map(|r| Listed {
+            uptime_seconds: r.uptime(),
+            pid: r.init.map(|i| i.pid),
+            launcher_pid: r.launcher.pid,
+            volumes: r.volumes.iter().map(|v| v.name.clone()).collect(),
+            name: r.name,
+            state: r.state,
+            profile: r.profile,
+            command: r.command,
+            started: r.started,
+        })
+        .collect();
+    if as_json {
+        out(&json(&listed));
+        return 0;
+    }
+    let rows: Vec<[String; 5]> = listed
+        .iter()
+        .map(|l| {
+            [
+                l.name.clone(),
+                l.pid.map_or("-".into(), |p| p.to_string()),
+                sanitize(&l.profile),
+                match l.state {
+                    State::Starting => "starting".into(),
+                    State::Running => duration(l.uptime_seconds),
+                },
+                sanitize(&shell_words(&l.command)),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "PID", "PROFILE", "UPTIME", "COMMAND"].map(String::from);
+    let mut width = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "{:w0$}  {:>w1$}  {:w2$}  {:>w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3]
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    out(&text);
+    0
+}
+
+fn open_registry(host: &Host, name: &str) -> Result<Registry, RegistryError> {
+    Registry::open(host, false)?.ok_or_else(|| RegistryError::NotFound(name.to_string()))
+}
+
+pub fn exec(args: ExecArgs) -> i32 {
+    let host = Host::current();
+    let target = match open_registry(&host, &args.name).and_then(|r| r.target(&args.name)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            return EXIT_LAUNCH_FAILED;
+        }
+    };
+    match launch::join::exec(target, args.command, &host) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Waits up to `limit` for the process behind `pidfd` to end.
+fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        match poll(&mut pfd, ms) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) if left.is_zero() => return false,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+pub fn stop(name: &str, timeout: f64) -> i32 {
+    if !timeout.is_finite() || timeout < 0.0 {
+        eprintln!("hutch: --timeout must be a number of seconds, 0 or more");
+        return 2;
+    }
+    let host = Host::current();
+    let registry = match open_registry(&host, name) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            return 1;
+        }
+    };
+    let (_, pidfd) = match registry.launcher(name) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            return 1;
+        }
+    };
+    let started = Instant::now();
+    if let Err(e) = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM) {
+        eprintln!(
+            "hutch: cannot send SIGTERM to sandbox `{name}`: {}",
+            e.desc()
+        );
+        return 1;
+    }
+    if wait_exit(&pidfd, Duration::from_secs_f64(timeout)) {
+        out(&format!(
+            "stopped {name}: it ended {:.1}s after SIGTERM\n",
+            started.elapsed().as_secs_f64()
+        ));
+        return 0;
+    }
+    if let Err(e) = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL) {
+        eprintln!(
+            "hutch: cannot send SIGKILL to sandbox `{name}`: {}",
+            e.desc()
+        );
+        return 1;
+    }
+    if !wait_exit(&pidfd, Duration::from_secs(5)) {
+        eprintln!("hutch: sandbox `{name}` did not end even after SIGKILL");
+        return 1;
+    }
+    // Its hutch could not clean up after itself.
+    registry.remove_stale(name);
+    for w in volume::clean_stale(&host) {
+        eprintln!("hutch: warning: {w}");
+    }
+    out(&format!(
+        "stopped {name}: it did not end within {timeout}s of SIGTERM, so it was killed (SIGKILL)\n"
+    ));
+    0
+}
+
+pub fn volume(command: VolumeCommand) -> i32 {
+    let host = Host::current();
+    let result = match command {
+        VolumeCommand::List { json: as_json } => volume::list(&host).map(|(list, warnings)| {
+            for w in warnings {
+                eprintln!("hutch: warning: {w}");
+            }
+            if as_json {
+                json(&list)
+            } else {
+                let mut text = String::new();
+                let w = list.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
+                text.push_str(&format!("{:w$}  {:10}  {:20}  PATH\n", "NAME", "KIND", "IN USE BY"));
+                for v in &list {
+                    let users = if v.in_use_by.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.in_use_by.join(",")
+                    };
+                    text.push_str(&format!(
+                        "{:w$}  {:10}  {:20}  {}\n",
+                        v.name,
+                        v.kind,
+                        users,
+                        sanitize(&v.path.display().to_string())
+                    ));
+                }
+                text
+            }
+        }),
+        VolumeCommand::Inspect {
+            name,
+            json: as_json,
+        } => volume::inspect(&host, &name).map(|v| {
+            if as_json {
+                json(&v)
+            } else {
+                format!(
+                    "name        {}\npath        {}\nmode        {}\nmodified    {}\ndisk usage  {} bytes in {} entries\nin use by   {}\n",
+                    v.name,
+                    sanitize(&v.path.display().to_string()),
+                    v.mode.as_deref().unwrap_or("-"),
+                    v.modified.map_or("-".into(), |m| m.to_string()),
+                    v.disk_usage.unwrap_or(0),
+                    v.files.unwrap_or(0),
+                    if v.in_use_by.is_empty() {
+                        "-".to_string()
+                    } else {
+                        v.in_use_by.join(", ")
+                    }
+                )
+            }
+        }),
+        VolumeCommand::Path { name } => {
+            volume::path(&host, &name).map(|p| format!("{}\n", p.display()))
+        }
+        VolumeCommand::Rm { name, force } => {
+            volume::remove(&host, &name, force).map(|()| format!("removed volume `{name}`\n"))
+        }
+    };
+    match result {
+        Ok(text) => {
+            out(&text);
+            0
+        }
+        Err(e) => {
+            eprintln!("hutch: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(5), "5s");
+        assert_eq!(duration(90), "1m30s");
+        assert_eq!(duration(3 * 3600 + 60), "3h01m");
+        assert_eq!(duration(2 * 86400 + 3600), "2d01h");
+    }
+}

@@ -1,0 +1,118 @@
+//! Where hutch keeps its state on the host, and how the names in it are
+//! spelled: facts about the XDG layout, shared by the planner (which keeps
+//! these directories out of a sandbox's reach) and the stores (which open
+//! them safely).
+//!
+//! ```text
+//! $XDG_RUNTIME_DIR/hutch/sandboxes/   the registry of running sandboxes
+//! $XDG_DATA_HOME/hutch/volumes/       the volume store (tmp volumes in .tmp/)
+//! $XDG_DATA_HOME/hutch/images/        the image store
+//! ```
+//!
+//! Nothing here creates or checks a directory: the stores do that when
+//! they open one.
+
+use std::path::PathBuf;
+
+use crate::host::Host;
+
+/// How volume names are spelled, for error messages.
+pub const VOLUME_NAME_RULE: &str =
+    "a volume name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
+/// How sandbox names are spelled, for error messages.
+pub const SANDBOX_NAME_RULE: &str =
+    "a sandbox name is 1 to 64 letters, digits, `_`, `-` or `.`, starting with a letter or a digit";
+/// The directory of the volume store that holds the tmp volumes of running
+/// sandboxes (its leading dot keeps it apart from every volume name).
+pub const VOLUME_TMP_DIR: &str = ".tmp";
+/// The directory of the registry below [`runtime_dir`].
+pub const REGISTRY_DIR: &str = "sandboxes";
+
+/// Whether `name` may name a volume or a sandbox (and so a file in the
+/// volume store or the registry): never `.`, `..`, hidden or with a `/`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// The directory for hutch's runtime state, whose `sandboxes/` is the
+/// registry: `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`, else
+/// `/tmp/hutch-UID` (see [`Host::hutch_runtime_dir`], which remembers the
+/// answer for the process).
+pub fn runtime_dir(host: &Host) -> PathBuf {
+    host.hutch_runtime_dir()
+}
+
+/// `$XDG_DATA_HOME/hutch` (default `~/.local/share/hutch`): the stores of
+/// volumes and images.
+fn data_dir(host: &Host) -> Option<PathBuf> {
+    host.xdg_base("XDG_DATA_HOME").map(|d| d.join("hutch"))
+}
+
+/// The volume store: `$XDG_DATA_HOME/hutch/volumes`. `None`: neither
+/// `XDG_DATA_HOME` nor a home directory is known.
+pub fn volume_store(host: &Host) -> Option<PathBuf> {
+    data_dir(host).map(|d| d.join("volumes"))
+}
+
+/// The image store: `$XDG_DATA_HOME/hutch/images`. `None` as for
+/// [`volume_store`].
+pub fn image_store(host: &Host) -> Option<PathBuf> {
+    data_dir(host).map(|d| d.join("images"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "cache", "my-vol_2.old", "9"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "..",
+            "a b",
+            &"x".repeat(65),
+            "é",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_stores_follow_xdg_data_home_then_home() {
+        let host = |env: &[(&str, &str)]| Host::fixed(1000, 1000, env, "/");
+        let both = host(&[("XDG_DATA_HOME", "/x/data"), ("HOME", "/home/u")]);
+        assert_eq!(
+            volume_store(&both).unwrap(),
+            Path::new("/x/data/hutch/volumes")
+        );
+        assert_eq!(
+            image_store(&both).unwrap(),
+            Path::new("/x/data/hutch/images")
+        );
+        let relative = host(&[("XDG_DATA_HOME", "relative"), ("HOME", "/home/u")]);
+        assert_eq!(
+            image_store(&relative).unwrap(),
+            Path::new("/home/u/.local/share/hutch/images")
+        );
+        let home = host(&[("HOME", "/home/u")]);
+        assert_eq!(
+            volume_store(&home).unwrap(),
+            Path::new("/home/u/.local/share/hutch/volumes")
+        );
+        let nothing = host(&[]);
+        assert_eq!(image_store(&nothing), None);
+        assert_eq!(volume_store(&nothing), None);
+    }
+}

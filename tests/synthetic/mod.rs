@@ -1,0 +1,294 @@
+//! A fixed, synthetic machine for tests of the pure stages (profile →
+//! plan → `--explain`): its filesystem is a tree made here, and its host
+//! (caller, environment, kernel) is fixed, so that a plan taken on it does
+//! not depend on the machine the tests run on.
+//!
+//! Shared by tests/explain.rs, tests/profile_fuzz.rs (and through it
+//! fuzz/afl/). Only public entry points are used: `Host::fixed` and its
+//! `with_*` constructors, `profile::load`, `plan::build`.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::fs::symlink;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use hutch::host::Host;
+use hutch::host::cgroups::CgroupHost;
+use hutch::host::cgroups::{CgroupDir, V2Host};
+use hutch::image::{ImageInfo, ImageRunConfig};
+use hutch::plan::{self, ImageRequest, Plan, Request};
+use hutch::profile::{self, Profile, ProfileError, ProfileRef, SearchPath};
+
+/// The caller on the synthetic machine.
+pub const UID: u32 = 1000;
+pub const GID: u32 = 1000;
+pub const HOME: &str = "/home/u";
+pub const CWD: &str = "/home/u/project";
+/// The Landlock ABI of the synthetic kernel (every erratum fixed).
+pub const LANDLOCK_ABI: u32 = 7;
+/// The launcher's pid in plans taken on the machine, and where it keeps
+/// its runtime state.
+pub const LAUNCHER_PID: u32 = 4242;
+pub const HUTCH_RUNTIME_DIR: &str = "/run/user/1000/hutch";
+
+/// A machine whose root is `root`: merged /usr (bin, sbin, lib, lib64 are
+/// symlinks into it; no lib32), /etc, user `u`'s home with a project
+/// directory, the two layers of an image, and `profiles/`, the only
+/// directory of the profile search path (empty unless a test writes there).
+pub struct Machine {
+    root: PathBuf,
+    /// Removes `root` when dropped, if this machine made it.
+    owned: Option<tempfile::TempDir>,
+}
+
+impl Machine {
+    /// A machine in a new temporary directory.
+    pub fn new() -> Machine {
+        let dir = tempfile::Builder::new()
+            .prefix("hutch-machine-")
+            .tempdir()
+            .unwrap();
+        let mut m = Machine::at(dir.path());
+        m.owned = Some(dir);
+        m
+    }
+
+    /// A machine in `root`, made there if it is not yet (idempotent: a
+    /// fuzzer's forked children share one).
+    pub fn at(root: &Path) -> Machine {
+        for d in [
+            "usr/bin",
+            "usr/sbin",
+            "usr/lib",
+            "usr/lib64",
+            "etc",
+            "home/u/project",
+            "profiles",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for (link, target) in [
+            ("bin", "usr/bin"),
+            ("sbin", "usr/sbin"),
+            ("lib", "usr/lib"),
+            ("lib64", "usr/lib64"),
+        ] {
+            if std::fs::symlink_metadata(root.join(link)).is_err() {
+                symlink(target, root.join(link)).unwrap();
+            }
+        }
+        for (layer, file, text) in [
+            ("layers/1/etc", "passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+            ("layers/2/srv", "README", "hello\n"),
+        ] {
+            std::fs::create_dir_all(root.join(layer)).unwrap();
+            std::fs::write(root.join(layer).join(file), text).unwrap();
+        }
+        Machine {
+            root: root.to_path_buf(),
+            owned: None,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of the profile search path.
+    pub fn profiles(&self) -> PathBuf {
+        self.root.join("profiles")
+    }
+
+    /// The caller: uid 1000 in /home/u/project, a fixed environment, the
+    /// machine's tree as the filesystem bind sources are looked up in, a
+    /// kernel with Landlock ABI 7 and every erratum fixed, standard input
+    /// not a terminal, and a cgroup v2 hierarchy with a delegated subtree
+    /// (cpu, memory, pids; no io; no D-Bus), so that nothing is probed.
+    pub fn host(&self) -> Host {
+        self.host_with(&[])
+    }
+
+    /// [`Machine::host`] with more variables in its environment.
+    fn host_with(&self, more_env: &[(&str, &str)]) -> Host {
+        let profiles = self.profiles();
+        let mut env = vec![
+            ("HOME", HOME),
+            ("USER", "u"),
+            ("LANG", "C.UTF-8"),
+            ("TERM", "xterm"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("HUTCH_PROFILE_PATH", profiles.to_str().unwrap()),
+        ];
+        env.extend_from_slice(more_env);
+        Host::fixed(UID, GID, &env, CWD)
+            .with_fs_root(&self.root)
+            .with_landlock_abi(LANDLOCK_ABI)
+            .with_stdin_tty(false)
+            .with_cgroups(cgroups())
+            .with_launcher(LAUNCHER_PID, Path::new(HUTCH_RUNTIME_DIR))
+    }
+
+    /// The caller in a graphical session on the machine: [`Machine::host`]
+    /// with `DISPLAY=:0` and `WAYLAND_DISPLAY=wayland-0`, their sockets,
+    /// PulseAudio's and PipeWire's (real sockets in the tree, nothing
+    /// accepts on them but the Wayland one), and a GPU node
+    /// (/dev/dri/card0, a plain file). A thread answers on the Wayland
+    /// socket with the globals of a compositor that offers security
+    /// contexts (`wp_security_context_manager_v1`).
+    pub fn desktop_host(&self) -> Host {
+        for dir in ["tmp/.X11-unix", "run/user/1000/pulse", "dev/dri"] {
+            std::fs::create_dir_all(self.root.join(dir)).unwrap();
+        }
+        for socket in [
+            "tmp/.X11-unix/X0",
+            "run/user/1000/pulse/native",
+            "run/user/1000/pipewire-0",
+        ] {
+            let path = self.root.join(socket);
+            if !path.exists() {
+                UnixListener::bind(path).unwrap();
+            }
+        }
+        std::fs::write(self.root.join("dev/dri/card0"), "").unwrap();
+        let wayland = self.root.join("run/user/1000/wayland-0");
+        if !wayland.exists() {
+            let listener = UnixListener::bind(&wayland).unwrap();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let _ = list_globals(conn);
+                }
+            });
+        }
+        self.host_with(&[("DISPLAY", ":0"), ("WAYLAND_DISPLAY", "wayland-0")])
+    }
+
+    /// An image `app:latest` of the machine's two layers, as `--image`
+    /// (`from_cli`) or as a profile's `image = ` would lease it.
+    pub fn image(&self, from_cli: bool) -> ImageRequest {
+        let layers = ["layers/1", "layers/2"]
+            .iter()
+            .map(|l| self.root.join(l))
+            .collect();
+        ImageRequest {
+            info: ImageInfo {
+                name: "app:latest".into(),
+                manifest_digest: None,
+                config_digest: format!("sha256:{}", "ab".repeat(32)),
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                variant: None,
+                created: None,
+                imported_at: 0,
+                size: 0,
+                layer_digests: Vec::new(),
+                layers,
+                config: ImageRunConfig {
+                    entrypoint: vec!["/bin/sh".into(), "-c".into()],
+                    cmd: vec!["echo hello".into()],
+                    env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into()],
+                    working_dir: Some("/srv/app".into()),
+                    user: None,
+                },
+            },
+            from_cli,
+        }
+    }
+
+    /// Loads a profile by name or path, as `hutch run --profile` does.
+    pub fn load(&self, host: &Host, r: &ProfileRef) -> Result<Profile, ProfileError> {
+        profile::load(r, &SearchPath::standard(host))
+    }
+
+    /// The plan of `hutch run --profile NAME [--image app:latest] -- /bin/sh
+    /// -c 'echo hello'`.
+    pub fn plan(&self, name: &str, image: bool) -> Result<Plan, ProfileError> {
+        self.plan_on(&self.host(), name, image)
+    }
+
+    /// [`Machine::plan`] for the caller `host` (e.g. [`Machine::desktop_host`]).
+    pub fn plan_on(&self, host: &Host, name: &str, image: bool) -> Result<Plan, ProfileError> {
+        let profile = self.load(host, &ProfileRef::Name(name.into()))?;
+        let request = if image {
+            Request {
+                command: Vec::new(),
+                command_optional: false,
+                image: Some(self.image(true)),
+            }
+        } else {
+            Request {
+                command: vec!["/bin/sh".into(), "-c".into(), "echo hello".into()],
+                command_optional: false,
+                image: None,
+            }
+        };
+        plan::build(&profile, host, &request)
+    }
+}
+
+/// A compositor's first answer: reads `wl_display.get_registry` and
+/// `sync`, sends a few globals to the registry (the security-context
+/// manager among them) and `done` to the callback. Enough for a client
+/// that lists the globals and hangs up, as the planner does.
+fn list_globals(mut conn: UnixStream) -> std::io::Result<()> {
+    let mut request = || -> std::io::Result<(u32, u32, u32)> {
+        let mut header = [0u8; 8];
+        conn.read_exact(&mut header)?;
+        let word = |b: &[u8], i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap());
+        let size = (word(&header, 4) >> 16) as usize;
+        let mut body = vec![0u8; size.saturating_sub(8)];
+        conn.read_exact(&mut body)?;
+        Ok((word(&header, 0), word(&header, 4) & 0xffff, word(&body, 0)))
+    };
+    let (_, _, registry) = request()?; // wl_display.get_registry(new_id)
+    let (_, _, callback) = request()?; // wl_display.sync(new_id)
+    let message = |object: u32, opcode: u32, body: &[u8]| {
+        let mut m = object.to_ne_bytes().to_vec();
+        m.extend_from_slice(&((((8 + body.len()) as u32) << 16) | opcode).to_ne_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let globals = [
+        "wl_compositor",
+        "wl_shm",
+        "xdg_wm_base",
+        "wp_security_context_manager_v1",
+    ];
+    for (name, interface) in (1u32..).zip(globals) {
+        let mut body = name.to_ne_bytes().to_vec();
+        let len = interface.len() + 1;
+        body.extend_from_slice(&(len as u32).to_ne_bytes());
+        body.extend_from_slice(interface.as_bytes());
+        body.resize(body.len() + len.next_multiple_of(4) - interface.len(), 0);
+        body.extend_from_slice(&1u32.to_ne_bytes());
+        conn.write_all(&message(registry, 0, &body))?; // wl_registry.global
+    }
+    conn.write_all(&message(callback, 0, &7u32.to_ne_bytes())) // wl_callback.done
+}
+
+/// cgroup v2, unified, hutch started in a delegated subtree of the user's
+/// (cpu, memory and pids; io not delegated); no D-Bus, so no systemd scope.
+fn cgroups() -> CgroupHost {
+    let controllers: Vec<String> = ["cpu", "memory", "pids"].map(String::from).to_vec();
+    let delegated = CgroupDir {
+        path: "/user.slice/user-1000.slice/user@1000.service/app.slice".into(),
+        controllers: controllers.clone(),
+        subtree: controllers,
+        writable: true,
+    };
+    CgroupHost {
+        uid: UID,
+        v2: Some(V2Host {
+            mount: "/sys/fs/cgroup".into(),
+            unified: true,
+            own: format!("{}/shell.scope", delegated.path),
+            parent: Some(delegated.clone()),
+            top: delegated,
+            user_manager: None,
+        }),
+        v2_missing: None,
+        v1: Vec::new(),
+        bus: None,
+        bus_missing: Some("DBUS_SESSION_BUS_ADDRESS is not set (synthetic machine)".into()),
+    }
+}
