@@ -59,6 +59,10 @@ const CANNOT_EXPRESS: &[(&str, &str)] = &[
         "command-nul-byte.toml",
         "which characters a command's arguments may hold (the schema states their type only)",
     ),
+    (
+        "dbus-no-session-bus.toml",
+        "the caller's environment (no session bus to proxy)",
+    ),
     ("missing-source.toml", "whether a host path exists"),
     ("root-missing.toml", "whether a host path exists"),
     ("root-not-a-directory.toml", "what a host path is"),

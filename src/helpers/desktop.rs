@@ -63,6 +63,8 @@ pub struct Session {
     dir: Option<PathBuf>,
     /// The write end of the security context's close pipe.
     close: Option<OwnedFd>,
+    /// `[dbus]`'s proxy, listening in the directory.
+    proxy: Option<super::dbus::Proxy>,
 }
 
 impl Session {
@@ -72,6 +74,7 @@ impl Session {
             plan: plan.clone(),
             dir: None,
             close: None,
+            proxy: None,
         }
     }
 
@@ -115,6 +118,10 @@ impl Session {
 
     /// Ends the security context and removes the directory.
     fn end(&mut self) {
+        // The proxy's sockets are in the directory: it goes first.
+        if let Some(mut proxy) = self.proxy.take() {
+            proxy.stop();
+        }
         // The compositor stops accepting on the socket once this is closed.
         self.close = None;
         if let Some(dir) = self.dir.take() {
@@ -131,7 +138,11 @@ impl Helper for Session {
     /// The files and sockets the sandbox's binds take must exist before
     /// the child opens its bind sources.
     fn before_clone(&mut self, _setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
-        Ok(self.make(nix::unistd::getuid().as_raw())?)
+        self.make(nix::unistd::getuid().as_raw())?;
+        if let Some(dbus) = &self.plan.dbus {
+            self.proxy = Some(super::dbus::Proxy::start(dbus)?);
+        }
+        Ok(())
     }
 
     fn start(&mut self, _child: &Started) -> Result<(), HelperError> {
@@ -141,12 +152,16 @@ impl Helper for Session {
     fn describe(&self) -> Option<String> {
         let dir = self.dir.as_ref()?;
         Some(format!(
-            "desktop: launch directory {} (removed when the sandbox ends){}",
+            "desktop: launch directory {} (removed when the sandbox ends){}{}",
             dir.display(),
             if self.close.is_some() {
                 "; Wayland security context registered"
             } else {
                 ""
+            },
+            match &self.proxy {
+                Some(p) => format!("; D-Bus proxy running (pid {})", p.pid()),
+                None => String::new(),
             }
         ))
     }

@@ -28,6 +28,7 @@
 //! runs each stage over all of them in one order.
 
 pub mod cgroup;
+pub mod dbus;
 pub mod desktop;
 pub mod netns;
 pub mod process;
@@ -73,6 +74,9 @@ pub enum HelperError {
     Desktop(#[from] desktop::DesktopError),
     #[error("cannot start {helper}: {}", .errno.desc())]
     Start { helper: &'static str, errno: Errno },
+    /// It started, but never said it was ready.
+    #[error("{helper} did not start: {why}")]
+    NotReady { helper: &'static str, why: String },
 }
 
 /// The stages of a helper's life; see the module's documentation.

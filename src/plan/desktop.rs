@@ -7,7 +7,7 @@
 //!   are bound into it one by one, never the host's runtime directory.
 //! - **The launch directory.** What hutch writes or creates for one launch
 //!   (the private Xauthority, a copy of the PulseAudio cookie, the Wayland
-//!   security-context socket; the D-Bus proxy's socket once there is one)
+//!   security-context socket; the D-Bus proxy's sockets, see `plan::dbus`)
 //!   lives in `<hutch's runtime dir>/desktop/<pid>` on the host, made by
 //!   `helpers::desktop` before clone and removed when the sandbox is gone;
 //!   the plan names the paths, so a cookie never appears in the plan,
@@ -79,6 +79,7 @@ pub const OWNED_VARS: &[&str] = &[
     "PIPEWIRE_REMOTE",
     "PIPEWIRE_RUNTIME_DIR",
     "DBUS_SESSION_BUS_ADDRESS",
+    "DBUS_SYSTEM_BUS_ADDRESS",
 ];
 
 /// How long the planner waits for the compositor's list of globals.
@@ -98,6 +99,9 @@ pub struct DesktopPlan {
     pub wayland: Option<WaylandPlan>,
     pub x11: Option<X11Plan>,
     pub audio: Option<AudioPlan>,
+    /// `[dbus]`: the buses, through xdg-dbus-proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbus: Option<super::dbus::DbusPlan>,
     /// What a best-effort section left out, and why.
     pub skipped: Vec<String>,
 }
@@ -169,7 +173,7 @@ fn keys(profile: &Profile) -> Option<Keys<'_>> {
         .layers
         .iter()
         .rev()
-        .find(|l| l.raw.desktop.is_some())?;
+        .find(|l| l.raw.desktop.is_some() || l.raw.dbus.is_some())?;
     let display = profile.last(|p| p.desktop.as_ref()?.display.as_ref());
     let x11 = profile.last(|p| p.desktop.as_ref()?.x11.as_ref());
     let audio = profile.last(|p| p.desktop.as_ref()?.audio.as_ref());
@@ -181,7 +185,14 @@ fn keys(profile: &Profile) -> Option<Keys<'_>> {
         .as_ref()
         .map(at_origin)
         .or_else(|| audio.as_ref().map(at_origin))
-        .unwrap_or_else(|| format!("{} [desktop]", layer.file.name));
+        .unwrap_or_else(|| {
+            let table = if layer.raw.desktop.is_some() {
+                "[desktop]"
+            } else {
+                "[dbus]"
+            };
+            format!("{} {table}", layer.file.name)
+        });
     Some(Keys {
         display,
         x11,
@@ -242,6 +253,7 @@ pub fn plan(
         wayland: None,
         x11: None,
         audio: None,
+        dbus: None,
         skipped: Vec::new(),
     };
     let mut env = vec![(
@@ -268,6 +280,18 @@ pub fn plan(
     }
     if let Some(audio) = k.audio.as_ref().filter(|a| *a.get()) {
         plan_audio(audio, k.need, host, &mut d, &mut sockets, &mut env)?;
+    }
+    if super::dbus::wanted(profile) {
+        super::dbus::plan(
+            profile,
+            host,
+            k.need,
+            shared_net,
+            scoped,
+            &mut d,
+            &mut sockets,
+            &mut env,
+        )?;
     }
     let (inside, outside): (Vec<PlannedMount>, Vec<PlannedMount>) = ops
         .drain(..)
@@ -356,7 +380,12 @@ fn valid_id(s: &str) -> bool {
 /// `path` if it is a socket on the host, else why not. Not through a
 /// symlink: the bind would take whatever the link names when the sandbox
 /// is built, and /tmp/.X11-unix is writable by every user.
-fn socket_at(host: &Host, path: &Path, what: &str, from_var: &str) -> Result<PathBuf, String> {
+pub(super) fn socket_at(
+    host: &Host,
+    path: &Path,
+    what: &str,
+    from_var: &str,
+) -> Result<PathBuf, String> {
     match std::fs::symlink_metadata(host.fs_path(path)) {
         Ok(m) if m.file_type().is_socket() => Ok(path.to_path_buf()),
         Ok(m) if m.file_type().is_symlink() => Err(format!(
@@ -375,7 +404,7 @@ fn socket_at(host: &Host, path: &Path, what: &str, from_var: &str) -> Result<Pat
 }
 
 /// A missing resource: an error naming it, or with best-effort a note.
-fn missing(
+pub(super) fn missing(
     at: &At<'_, impl Sized>,
     need: Need,
     why: String,
@@ -396,7 +425,7 @@ fn missing(
     }
 }
 
-fn bind(src: PathBuf, dst: PathBuf, from: &str) -> PlannedMount {
+pub(super) fn bind(src: PathBuf, dst: PathBuf, from: &str) -> PlannedMount {
     PlannedMount {
         op: MountOp::Bind {
             src,
@@ -880,6 +909,9 @@ pub fn explain(d: &DesktopPlan) -> String {
             ),
         );
     }
+    for text in d.dbus.iter().flat_map(super::dbus::explain) {
+        line("dbus", text);
+    }
     for s in &d.skipped {
         line("skipped", s.clone());
     }
@@ -904,6 +936,9 @@ pub fn summary(d: &DesktopPlan) -> String {
     }
     if d.audio.is_some() {
         parts.push("audio".into());
+    }
+    if let Some(b) = &d.dbus {
+        parts.push(super::dbus::summary(b));
     }
     let mut out = format!(
         "hutch: desktop: {} (app id {})",
@@ -1092,6 +1127,50 @@ mod tests {
             .plan("version = 1\n[env]\nclear = false\n", 7, &extra)
             .unwrap();
         assert!(plan.env.contains_key("DISPLAY"));
+    }
+
+    #[test]
+    fn a_bus_is_given_through_the_proxy_only_where_it_cannot_be_bypassed() {
+        let m = Machine::new();
+        let bus = "[dbus.session]\ntalk = [\"org.example.A\"]\n";
+        let shared = format!("version = 1\n[namespaces]\nnet = false\n{bus}");
+        let abstract_bus = [("DBUS_SESSION_BUS_ADDRESS", "unix:abstract=/tmp/dbus-x")];
+        let err = m.plan(&shared, 5, &abstract_bus).unwrap_err();
+        assert!(
+            err.contains("Landlock ABI 6") && err.contains("around the proxy"),
+            "{err}"
+        );
+        let own_net = format!("version = 1\n{bus}");
+        let err = m.plan(&own_net, 5, &abstract_bus).unwrap_err();
+        assert!(err.contains("needs xdg-dbus-proxy"), "{err}");
+        let proxy = m.root.path().join("usr/bin/xdg-dbus-proxy");
+        std::fs::create_dir_all(proxy.parent().unwrap()).unwrap();
+        std::fs::write(&proxy, "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&proxy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = m.plan(&own_net, 5, &abstract_bus).unwrap();
+        let dbus = plan.desktop.as_ref().unwrap().dbus.as_ref().unwrap();
+        assert_eq!(dbus.buses[0].address, "unix:abstract=/tmp/dbus-x");
+        assert_eq!(
+            dbus.proxy_args()[2..],
+            ["--filter".to_string(), "--talk=org.example.A".to_string()]
+        );
+        assert_eq!(
+            plan.env.get("DBUS_SESSION_BUS_ADDRESS").map(String::as_str),
+            Some("unix:path=/run/user/1000/bus")
+        );
+        assert!(dsts(&plan).contains(&"/run/user/1000/bus".to_string()));
+        // Scoped: the shared network namespace is fine too.
+        assert!(m.plan(&shared, 6, &abstract_bus).is_ok());
+        // The system bus is not named: its variable is removed.
+        let plan = m
+            .plan(
+                &format!("version = 1\n[env]\nclear = false\n{bus}"),
+                7,
+                &[abstract_bus[0], ("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/x")],
+            )
+            .unwrap();
+        assert!(!plan.env.contains_key("DBUS_SYSTEM_BUS_ADDRESS"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! bind sources); it is what `hutch run --explain` prints and what the child
 //! process executes step by step.
 
+pub mod dbus;
 pub mod desktop;
 pub mod devices;
 pub mod env;

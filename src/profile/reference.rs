@@ -736,6 +736,121 @@ pub static KEYS: &[Doc] = &[
             "Whether a granted class missing on this machine stops the launch.",
         )
     },
+    Doc {
+        details: "Each bus named here (`[dbus.session]`, `[dbus.system]`) is given only through one xdg-dbus-proxy that hutch starts for the sandbox and stops with it, with a filter made of the table's rules (Flatpak's vocabulary); a bus not named is not given at all, and its address variable is removed. A named bus with no rules lets the app talk to the bus itself and nobody else. Needs the desktop section's private runtime directory (made for `[dbus]` alone too); with the host's network namespace, Landlock ABI 6 (abstract socket scoping), since an abstract-socket bus would be reachable around the proxy. Lists of all layers add up.",
+        ..Doc::new(
+            "dbus",
+            "The D-Bus buses the app reaches, through a filtering proxy.",
+        )
+    },
+    Doc {
+        details: "Through the proxy: the session bus (`$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`), at `$XDG_RUNTIME_DIR/bus` inside.",
+        ..Doc::new("dbus.session", "The session bus, filtered.")
+    },
+    Doc {
+        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        default: "none",
+        example: r#"["org.freedesktop.secrets"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.see",
+            "Names the app may see on the bus (listed, their owner looked up), and no more.",
+        )
+    },
+    Doc {
+        details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.talk",
+            "Names the app may call and hear broadcasts from.",
+        )
+    },
+    Doc {
+        details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.own",
+            "Names the app may own (request, release), and talk to.",
+        )
+    },
+    Doc {
+        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.session.call",
+            "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "RULE as for `call`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.session.broadcast",
+            "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "Through the proxy: the system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, else /run/dbus/system_bus_socket), at /run/dbus/system_bus_socket inside.",
+        ..Doc::new("dbus.system", "The system bus, filtered.")
+    },
+    Doc {
+        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        default: "none",
+        example: r#"["org.freedesktop.secrets"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.see",
+            "Names the app may see on the bus (listed, their owner looked up), and no more.",
+        )
+    },
+    Doc {
+        details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.talk",
+            "Names the app may call and hear broadcasts from.",
+        )
+    },
+    Doc {
+        details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.own",
+            "Names the app may own (request, release), and talk to.",
+        )
+    },
+    Doc {
+        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.system.call",
+            "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "RULE as for `call`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.system.broadcast",
+            "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
+        )
+    },
 ];
 
 /// A value type with a `Deserialize` of its own ([`super::shape::Shape::Custom`]).

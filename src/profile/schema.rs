@@ -54,6 +54,37 @@ pub struct RawProfile {
     pub desktop: Option<Desktop>,
     /// Host devices granted inside the minimal `/dev` (see `crate::plan::devices`).
     pub devices: Option<Devices>,
+    /// The D-Bus buses the app reaches through a filtering proxy (see
+    /// `crate::plan::dbus`).
+    pub dbus: Option<Dbus>,
+}
+
+/// `[dbus]`: a bus the profile names is given through xdg-dbus-proxy with
+/// its rules; a bus it does not name is not given at all.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dbus {
+    /// The user's session bus.
+    pub session: Option<Spanned<BusPolicy>>,
+    /// The system bus.
+    pub system: Option<Spanned<BusPolicy>>,
+}
+
+/// `[dbus.session]`, `[dbus.system]`: Flatpak's policy vocabulary. Lists
+/// of all layers add up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusPolicy {
+    /// Names the app may call and hear from.
+    pub talk: Option<Vec<Spanned<String>>>,
+    /// Names the app may own (and talk to).
+    pub own: Option<Vec<Spanned<String>>>,
+    /// Names the app may see on the bus, and no more.
+    pub see: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: calls allowed on a name it cannot otherwise talk to.
+    pub call: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: broadcast signals it hears from a name.
+    pub broadcast: Option<Vec<Spanned<String>>>,
 }
 
 /// `[desktop]`: what a graphical app gets of the user's session. Every
