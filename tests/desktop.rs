@@ -468,6 +468,195 @@ fn a_tcp_display_or_a_missing_socket_is_a_one_line_error() {
     assert!(ok(&explain).contains("  skipped   the X11 socket /tmp/.X11-unix/X4711"));
 }
 
+// ---- Nested X11 (Xephyr) -----------------------------------------------------
+
+const X11_NESTED: &str = "[desktop]\ndisplay = \"x11\"\nx11 = \"nested\"\n";
+const HOST_WINDOW: &str = "hutch-host-window";
+
+/// A red window of the host's own, titled [`HOST_WINDOW`], at 250,170.
+fn host_window(s: &Scratch, d: &XDisplay) -> Server {
+    let w = Server(
+        x_client(s, d, "xlogo")
+            .args(["-geometry", "60x60+250+170", "-bg", "red", "-fg", "red"])
+            .args(["-title", HOST_WINDOW])
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        || is_red(Image::take(s, d).rgb(280, 200)),
+        "the host window",
+    );
+    w
+}
+
+#[track_caller]
+fn wait_until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn is_blue((r, g, b): (u8, u8, u8)) -> bool {
+    r < 60 && g < 60 && b > 200
+}
+
+/// Whether any pixel of `image` is red.
+fn any_red(image: &Image) -> bool {
+    (0..image.height).any(|y| (0..image.width).any(|x| is_red(image.rgb(x, y))))
+}
+
+/// The pids of the Xephyr processes whose title is `title`.
+fn xephyrs_titled(title: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"Xephyr"))
+                    && args.contains(&title.as_bytes())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_nested_display_shows_the_app_on_the_host_and_nothing_of_the_host_to_it() {
+    if !installed(&[
+        "Xvfb", "xauth", "xwd", "xlogo", "xwininfo", "xdotool", "Xephyr",
+    ]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let _host = host_window(&s, &d);
+    let display = format!(":{}", d.number);
+    let env = [
+        ("DISPLAY", display.as_str()),
+        ("XAUTHORITY", d.xauthority.to_str().unwrap()),
+    ];
+    let nested = profile(&s, "nested", X11_NESTED);
+
+    // The app's blue window, in the nested server's window on the host.
+    let mut app = s.hutch(&["run", "--profile", &nested, "--"]);
+    app.args([
+        "xlogo",
+        "-geometry",
+        "100x100+40+40",
+        "-bg",
+        "blue",
+        "-fg",
+        "blue",
+    ]);
+    for (k, v) in env {
+        app.env(k, v);
+    }
+    let app = Server(app.stdout(Stdio::null()).spawn().unwrap());
+    wait_until(
+        || is_blue(Image::take(&s, &d).rgb(90, 90)),
+        "the sandboxed xlogo's window on the host display",
+    );
+    // A new top-level window on the host: the nested server's, titled
+    // with the app id.
+    let tree = stdout(
+        &x_client(&s, &d, "xwininfo")
+            .args(["-root", "-tree"])
+            .output()
+            .unwrap(),
+    );
+    assert!(tree.contains("\"hutch.nested (hutch)\""), "{tree}");
+
+    // Inside: the nested display, with none of the host's windows to
+    // list, find, send input to or capture.
+    let probe = format!(
+        "echo $DISPLAY; xwininfo -root -tree | grep -c {HOST_WINDOW}; \
+         id=$(xdotool search --name {HOST_WINDOW} 2>/dev/null | head -1); \
+         [ -n \"$id\" ] && xdotool key --window \"$id\" a 2>/dev/null && echo injected || echo no-window"
+    );
+    let inside = ok(&run_sh(&s, &nested, &env, &probe));
+    let mut lines = inside.lines();
+    assert_ne!(lines.next(), Some(format!("{display}.0").as_str()));
+    assert_eq!(lines.collect::<Vec<_>>(), ["0", "no-window"], "{inside}");
+    let shot = run_sh(&s, &nested, &env, "xwd -root -silent");
+    assert!(shot.status.success(), "{}", stderr(&shot));
+    assert!(
+        !any_red(&Image::parse(shot.stdout)),
+        "the host window's pixels inside"
+    );
+
+    // The control: on the host display itself, the same probes reach the
+    // host's window (once the nested server's window no longer covers it).
+    drop(app);
+    wait_until(
+        || is_red(Image::take(&s, &d).rgb(280, 200)),
+        "the host window again",
+    );
+    let host = profile(&s, "host", X11_HOST);
+    assert_eq!(
+        ok(&run_sh(&s, &host, &env, &probe)),
+        format!("{display}.0\n1\ninjected\n")
+    );
+    let shot = run_sh(&s, &host, &env, "xwd -root -silent");
+    assert!(shot.status.success(), "{}", stderr(&shot));
+    assert!(is_red(Image::parse(shot.stdout).rgb(280, 200)));
+}
+
+#[test]
+fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
+    if !installed(&["Xvfb", "xauth", "Xephyr"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let display = format!(":{}", d.number);
+    for killed in [false, true] {
+        let name = if killed { "killed" } else { "ended" };
+        let p = profile(
+            &s,
+            name,
+            &format!("{X11_NESTED}app_id = \"hutch.nested-{name}\"\n"),
+        );
+        let title = format!("hutch.nested-{name} (hutch)");
+        let mut child = s
+            .hutch(&[
+                "run",
+                "--profile",
+                &p,
+                "--",
+                "sh",
+                "-c",
+                "echo ready; read x",
+            ])
+            .env("DISPLAY", &display)
+            .env("XAUTHORITY", &d.xauthority)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let guard = KillOnDrop(child.id());
+        let mut ready = [0u8; 6];
+        child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+        let servers = xephyrs_titled(&title);
+        assert_eq!(servers.len(), 1, "one Xephyr while the sandbox runs");
+        if !killed {
+            drop(child.stdin.take());
+        }
+        drop(guard);
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !xephyrs_titled(&title).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "Xephyr outlived the launcher ({name})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 // ---- Wayland -----------------------------------------------------------------
 
 /// Waits until `path` is a socket that accepts connections.

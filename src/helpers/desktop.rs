@@ -23,7 +23,8 @@ use nix::fcntl::OFlag;
 
 use super::{CloneSetup, Helper, HelperError, Started};
 use crate::plan::desktop::{
-    CookieSource, DesktopPlan, ENGINE, PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
+    CookieSource, DesktopPlan, ENGINE, NESTED_AUTH_FILE, NESTED_PROFILE_FILE, NESTED_SOCKET_DIR,
+    PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
 };
 use crate::safe_fs::{self, FsError, Require};
 use crate::wayland::{self, Metadata, WaylandError};
@@ -65,6 +66,9 @@ pub struct Session {
     close: Option<OwnedFd>,
     /// `[dbus]`'s proxy, listening in the directory.
     proxy: Option<super::dbus::Proxy>,
+    /// `x11 = "nested"`'s server, and its directory (removed at the end).
+    nested: Option<super::xephyr::Nested>,
+    nested_dir: Option<PathBuf>,
 }
 
 impl Session {
@@ -75,6 +79,8 @@ impl Session {
             dir: None,
             close: None,
             proxy: None,
+            nested: None,
+            nested_dir: None,
         }
     }
 
@@ -98,6 +104,28 @@ impl Session {
         // From here on, finish or Drop removes what was made, also on an error.
         self.dir = Some(plan.launch_dir.clone());
         if let Some(x11) = &plan.x11
+            && let Some(nested) = &x11.nested
+        {
+            // A fresh cookie, for the nested server and the app alone.
+            let mut cookie = [0u8; 16];
+            crate::sys::getrandom(&mut cookie).map_err(|errno| DesktopError::Io {
+                what: "cannot make a cookie for",
+                path: plan.launch_dir.clone(),
+                errno,
+            })?;
+            let file = xauth::encode_wild(&x11.display.to_string(), &cookie);
+            write_private(&dir, XAUTHORITY_FILE, &file, uid)?;
+            let profile = super::xephyr::profile(&nested.dir);
+            write_private(&dir, NESTED_PROFILE_FILE, profile.as_bytes(), uid)?;
+            let nested_dir = private_dir(&nested.dir, uid)?;
+            self.nested_dir = Some(nested.dir.clone());
+            write_private(&nested_dir, NESTED_AUTH_FILE, &file, uid)?;
+            nested_dir.sub(
+                NESTED_SOCKET_DIR,
+                Some(0o700),
+                Require::writable_only_by(uid),
+            )?;
+        } else if let Some(x11) = &plan.x11
             && let Some(source) = &x11.cookie
         {
             let cookie = read_cookie(source)?;
@@ -118,9 +146,15 @@ impl Session {
 
     /// Ends the security context and removes the directory.
     fn end(&mut self) {
-        // The proxy's sockets are in the directory: it goes first.
+        // The servers' sockets are in the directory: they go first.
         if let Some(mut proxy) = self.proxy.take() {
             proxy.stop();
+        }
+        if let Some(mut nested) = self.nested.take() {
+            nested.stop();
+        }
+        if let Some(dir) = self.nested_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
         // The compositor stops accepting on the socket once this is closed.
         self.close = None;
@@ -142,6 +176,14 @@ impl Helper for Session {
         if let Some(dbus) = &self.plan.dbus {
             self.proxy = Some(super::dbus::Proxy::start(dbus)?);
         }
+        if let Some(x11) = self.plan.x11.as_ref().filter(|x| x.nested.is_some()) {
+            let title = format!("{} (hutch)", self.plan.app_id);
+            self.nested = Some(super::xephyr::Nested::start(
+                x11,
+                &self.plan.launch_dir,
+                &title,
+            )?);
+        }
         Ok(())
     }
 
@@ -152,7 +194,7 @@ impl Helper for Session {
     fn describe(&self) -> Option<String> {
         let dir = self.dir.as_ref()?;
         Some(format!(
-            "desktop: launch directory {} (removed when the sandbox ends){}{}",
+            "desktop: launch directory {} (removed when the sandbox ends){}{}{}",
             dir.display(),
             if self.close.is_some() {
                 "; Wayland security context registered"
@@ -161,6 +203,10 @@ impl Helper for Session {
             },
             match &self.proxy {
                 Some(p) => format!("; D-Bus proxy running (pid {})", p.pid()),
+                None => String::new(),
+            },
+            match &self.nested {
+                Some(n) => format!("; nested X server running (pid {})", n.pid()),
                 None => String::new(),
             }
         ))
@@ -268,6 +314,18 @@ fn write_private(
 
 /// Removes the launch directories of hutch processes that are gone (a
 /// launcher killed with SIGKILL cannot remove its own).
+/// Makes `path` (0700, for `uid`) in its parent (made too if missing),
+/// after removing its parent's entries of launchers that are gone.
+fn private_dir(path: &Path, uid: u32) -> Result<safe_fs::Dir, DesktopError> {
+    let parent = safe_fs::open_dir_for_writing(path.parent().unwrap_or(Path::new("/")), uid, true)?;
+    sweep_stale(&parent);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("0");
+    let _ = std::fs::remove_dir_all(path);
+    Ok(parent
+        .sub(name, Some(0o700), Require::writable_only_by(uid))?
+        .ok_or_else(|| FsError::NotADirectory(path.to_path_buf()))?)
+}
+
 fn sweep_stale(parent: &safe_fs::Dir) {
     let Ok(entries) = std::fs::read_dir(parent.path()) else {
         return;

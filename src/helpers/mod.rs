@@ -32,6 +32,7 @@ pub mod dbus;
 pub mod desktop;
 pub mod netns;
 pub mod process;
+pub mod xephyr;
 
 use std::os::fd::{BorrowedFd, RawFd};
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::desktop::{DesktopPlan, bind, socket_at};
+use super::desktop::{DesktopPlan, bind, find_program, socket_at};
 use super::mounts::PlannedMount;
 use std::ops::Range;
 use std::sync::Arc;
@@ -206,7 +206,7 @@ pub fn plan(
     let Some((file, span)) = at else {
         return Ok(());
     };
-    let proxy = find_proxy(host).ok_or_else(|| {
+    let proxy = find_program(host, PROXY).ok_or_else(|| {
         Diagnostic::new(format!(
             "[dbus] needs {PROXY}, which is not in PATH ({})",
             host.env("PATH").unwrap_or_default()
@@ -387,20 +387,6 @@ fn host_address(host: &Host, bus: Bus) -> Result<String, String> {
         )?;
     }
     Ok(address)
-}
-
-/// xdg-dbus-proxy in the caller's `PATH` (then /usr/bin).
-fn find_proxy(host: &Host) -> Option<PathBuf> {
-    let path = host.env("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|dir| dir.starts_with('/'))
-        .chain(["/usr/bin"])
-        .map(|dir| Path::new(dir).join(PROXY))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(host.fs_path(p))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
 }
 
 /// `--explain`'s line for each bus.

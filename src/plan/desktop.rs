@@ -58,6 +58,12 @@ use crate::{wayland, xauth};
 pub const XAUTHORITY_FILE: &str = "Xauthority";
 pub const PULSE_COOKIE_FILE: &str = "pulse-cookie";
 pub const WAYLAND_LISTENER: &str = "wayland-0";
+/// With `x11 = "nested"`: in [`NestedPlan::dir`], the directory that is
+/// Xephyr's /tmp/.X11-unix and the cookie file it reads (`-auth`); in the
+/// launch directory, its sandbox's profile.
+pub const NESTED_SOCKET_DIR: &str = "x11";
+pub const NESTED_AUTH_FILE: &str = "xephyr-auth";
+pub const NESTED_PROFILE_FILE: &str = "xephyr.toml";
 
 /// The sandbox engine hutch names itself to the compositor.
 pub const ENGINE: &str = "hutch";
@@ -130,6 +136,23 @@ pub struct X11Plan {
     pub cookie: Option<CookieSource>,
     /// Why there is no cookie, for `--explain`.
     pub no_cookie: Option<String>,
+    /// With `x11 = "nested"`: the nested server (the fields above are the
+    /// host display it shows its window on; `display` is its number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<NestedPlan>,
+}
+
+/// The nested X server of `x11 = "nested"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NestedPlan {
+    /// Xephyr on the host.
+    pub xephyr: PathBuf,
+    /// What Xephyr's sandbox gets of the host (besides the display):
+    /// `<hutch's runtime dir>-x11/<pid>`, outside hutch's runtime
+    /// directory, which no profile may bind.
+    pub dir: PathBuf,
+    /// Its screen, `WIDTHxHEIGHT` (its window can be resized).
+    pub size: String,
 }
 
 /// An Xauthority file and the display number to look its cookie up by.
@@ -475,10 +498,7 @@ fn plan_display(
         };
     };
     match x11_display(host, shared_net) {
-        Ok(plan) => {
-            add_x11(plan, x11, d, sockets, env);
-            Ok(())
-        }
+        Ok(plan) => add_x11(plan, x11, host, d, sockets, env),
         Err(why) => {
             let why = match wayland_missing {
                 Some(w) => format!("{w}, and {why}"),
@@ -621,7 +641,7 @@ fn x11_display(host: &Host, shared_net: bool) -> Result<X11Plan, String> {
         &format!("DISPLAY={value}"),
     )?;
     let display = if shared_net {
-        free_abstract_display(host)
+        free_abstract_display(host, None)
     } else {
         parsed.number
     };
@@ -637,21 +657,25 @@ fn x11_display(host: &Host, shared_net: bool) -> Result<X11Plan, String> {
         screen: parsed.screen,
         cookie,
         no_cookie,
+        nested: None,
     })
 }
 
 /// A display number for which the host's network namespace has no
 /// abstract socket (libxcb 1.15 would try it first and give up on
-/// Landlock's EPERM): from 100 up, clear of the numbers servers take first.
-fn free_abstract_display(host: &Host) -> u32 {
+/// Landlock's EPERM): from 100 up, clear of the numbers servers take first,
+/// and not that of the socket `taken`.
+fn free_abstract_display(host: &Host, taken: Option<&Path>) -> u32 {
     let table = std::fs::read(host.fs_path(Path::new("/proc/net/unix"))).unwrap_or_default();
     let table = String::from_utf8_lossy(&table);
     (100..10_000)
         .find(|n| {
             let name = format!("@/tmp/.X11-unix/X{n}");
-            !table
-                .lines()
-                .any(|l| l.split_whitespace().last() == Some(name.as_str()))
+            let mine = taken.is_some_and(|t| t == Path::new(&name[1..]));
+            !mine
+                && !table
+                    .lines()
+                    .any(|l| l.split_whitespace().last() == Some(name.as_str()))
         })
         .unwrap_or(100)
 }
@@ -701,14 +725,39 @@ fn find_cookie(host: &Host, number: u32) -> Result<CookieSource, String> {
 fn add_x11(
     mut plan: X11Plan,
     mode: &At<'_, X11Mode>,
+    host: &Host,
     d: &mut DesktopPlan,
     sockets: &mut Vec<PlannedMount>,
     env: &mut Vec<(String, String)>,
-) {
+) -> Result<(), ProfileError> {
     let from = at_origin(mode);
     plan.mode = *mode.get();
+    let source = if plan.mode == X11Mode::Nested {
+        let xephyr = find_program(host, "Xephyr").ok_or_else(|| {
+            mode.diag("`x11 = \"nested\"` needs Xephyr, which is not in PATH")
+                .help("install it (Debian and Ubuntu: `apt install xserver-xephyr`), or use `x11 = \"host\"`")
+        })?;
+        // Its own number: not the host display's (whose socket its sandbox
+        // also has), and free of the host's abstract sockets.
+        plan.display = free_abstract_display(host, Some(&plan.socket));
+        plan.screen = 0;
+        let mut dir = host.hutch_runtime_dir().into_os_string();
+        dir.push("-x11");
+        let dir = PathBuf::from(dir).join(host.launcher_pid().to_string());
+        let socket = dir
+            .join(NESTED_SOCKET_DIR)
+            .join(format!("X{}", plan.display));
+        plan.nested = Some(NestedPlan {
+            xephyr,
+            dir,
+            size: NESTED_SIZE.into(),
+        });
+        socket
+    } else {
+        plan.socket.clone()
+    };
     sockets.push(bind(
-        plan.socket.clone(),
+        source,
         PathBuf::from(format!("/tmp/.X11-unix/X{}", plan.display)),
         &from,
     ));
@@ -717,7 +766,7 @@ fn add_x11(
         format!(":{}.{}", plan.display, plan.screen),
     ));
     env.push(("XDG_SESSION_TYPE".into(), "x11".into()));
-    if plan.cookie.is_some() {
+    if plan.cookie.is_some() || plan.nested.is_some() {
         let inside = d.runtime_dir.join(XAUTHORITY_FILE);
         sockets.push(bind(
             d.launch_dir.join(XAUTHORITY_FILE),
@@ -727,6 +776,24 @@ fn add_x11(
         env.push(("XAUTHORITY".into(), inside.display().to_string()));
     }
     d.x11 = Some(plan);
+    Ok(())
+}
+
+/// The nested server's first screen size.
+const NESTED_SIZE: &str = "1024x768";
+
+/// `name` in the caller's `PATH` (then /usr/bin), an executable file.
+pub(super) fn find_program(host: &Host, name: &str) -> Option<PathBuf> {
+    let path = host.env("PATH").unwrap_or_default();
+    path.split(':')
+        .filter(|dir| dir.starts_with('/'))
+        .chain(["/usr/bin"])
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(host.fs_path(p))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn plan_audio(
@@ -877,12 +944,22 @@ pub fn explain(d: &DesktopPlan) -> String {
         };
         line(
             "x11",
-            format!(
-                "the host display {} ({}) as :{} inside, {cookie}; the app SEES YOUR OTHER WINDOWS on that display, can read their contents, capture the screen and send them input",
-                x.host_display,
-                x.socket.display(),
-                x.display
-            ),
+            match &x.nested {
+                Some(n) => format!(
+                    "a nested X server ({}, {}, resizable) as :{} inside, with a fresh cookie; it shows one window on the host display {} ({}), reached with {cookie}, and runs in a sandbox of its own with only that display and its socket directory; the app sees only its own windows, and shares no clipboard with the host",
+                    n.xephyr.display(),
+                    n.size,
+                    x.display,
+                    x.host_display,
+                    x.socket.display(),
+                ),
+                None => format!(
+                    "the host display {} ({}) as :{} inside, {cookie}; the app SEES YOUR OTHER WINDOWS on that display, can read their contents, capture the screen and send them input",
+                    x.host_display,
+                    x.socket.display(),
+                    x.display
+                ),
+            },
         );
     }
     if let Some(a) = &d.audio {
@@ -930,8 +1007,14 @@ pub fn summary(d: &DesktopPlan) -> String {
     }
     if let Some(x) = &d.x11 {
         parts.push(format!(
-            "x11 host display {} as :{}",
-            x.host_display, x.display
+            "x11 {} display {} as :{}",
+            if x.nested.is_some() {
+                "nested (Xephyr) on the host"
+            } else {
+                "host"
+            },
+            x.host_display,
+            x.display
         ));
     }
     if d.audio.is_some() {
@@ -1171,6 +1254,45 @@ mod tests {
             )
             .unwrap();
         assert!(!plan.env.contains_key("DBUS_SYSTEM_BUS_ADDRESS"));
+    }
+
+    #[test]
+    fn a_nested_display_needs_xephyr_and_gets_its_own_number_and_socket() {
+        let m = Machine::new();
+        let profile = "version = 1\n[desktop]\ndisplay = \"x11\"\nx11 = \"nested\"\n";
+        let err = m.plan(profile, 7, &[]).unwrap_err();
+        assert!(err.contains("needs Xephyr"), "{err}");
+        let xephyr = m.root.path().join("usr/bin/Xephyr");
+        std::fs::create_dir_all(xephyr.parent().unwrap()).unwrap();
+        std::fs::write(&xephyr, "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&xephyr, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plan = m.plan(profile, 7, &[]).unwrap();
+        let x11 = plan.desktop.as_ref().unwrap().x11.as_ref().unwrap();
+        let nested = x11.nested.as_ref().unwrap();
+        assert!(x11.display >= 100, "not the host's :3");
+        let socket = nested.dir.join(format!("x11/X{}", x11.display));
+        assert!(
+            plan.mounts.iter().any(|op| matches!(&op.op,
+                MountOp::Bind { src, dst, .. } if *src == socket
+                    && *dst == Path::new(&format!("/tmp/.X11-unix/X{}", x11.display)))),
+            "the nested server's socket is bound"
+        );
+        // Not the host display's socket, nor under hutch's runtime
+        // directory (which Xephyr's own profile could not bind).
+        assert!(!dsts(&plan).contains(&"/tmp/.X11-unix/X3".to_string()));
+        assert!(
+            nested
+                .dir
+                .parent()
+                .unwrap()
+                .to_string_lossy()
+                .ends_with("-x11")
+        );
+        assert_eq!(
+            plan.env.get("XAUTHORITY").map(String::as_str),
+            Some("/run/user/1000/Xauthority")
+        );
     }
 
     #[test]

@@ -665,12 +665,18 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("desktop.display", "Which display server the app talks to.")
     },
     Doc {
-        details: "Needed when `display` may choose X11. The display's socket is bound at /tmp/.X11-unix/XN inside, with a private Xauthority holding only its cookie, under the wildcard family (it matches any hostname, the sandbox's `hutch` too). A TCP display (`ssh -X`) is refused.",
-        example: r#""host""#,
-        values: &[(
-            "host",
-            "the host display's socket: the app sees every window on that display, can read their contents, capture the screen and send them input",
-        )],
+        details: "Needed when `display` may choose X11. With `host`, the display's socket is bound at /tmp/.X11-unix/XN inside, with a private Xauthority holding only its cookie, under the wildcard family (it matches any hostname, the sandbox's `hutch` too). With `nested`, hutch starts Xephyr (Debian: xserver-xephyr) in a sandbox of its own that gets only the host display and a private directory; Xephyr listens only on a socket there (no TCP, no abstract socket), with a fresh cookie, and the app gets that socket and cookie. A TCP display (`ssh -X`) is refused.",
+        example: r#""nested""#,
+        values: &[
+            (
+                "host",
+                "the host display's socket: the app sees every window on that display, can read their contents, capture the screen and send them input",
+            ),
+            (
+                "nested",
+                "a nested X server (Xephyr) of the app's own, itself in a sandbox, shown as one window on the host display: the app sees only its own windows; no clipboard shared with the host",
+            ),
+        ],
         ..Doc::new("desktop.x11", "How the app gets X11.")
     },
     Doc {

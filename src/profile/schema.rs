@@ -125,6 +125,9 @@ pub enum X11Mode {
     /// The host display's socket and a private cookie: the app sees and
     /// can capture every window on that display.
     Host,
+    /// A nested X server (Xephyr) of its own, in a window on the host
+    /// display: the app sees only its own windows.
+    Nested,
 }
 
 /// Whether something the profile grants must exist on the host.
