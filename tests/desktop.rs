@@ -657,6 +657,110 @@ fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
     }
 }
 
+// ---- The shipped xterm profile -----------------------------------------------
+
+#[test]
+fn the_shipped_xterm_profile_maps_its_window_with_sound_and_a_filtered_bus() {
+    if !installed(&[
+        "Xvfb",
+        "xauth",
+        "xwd",
+        "Xephyr",
+        "xterm",
+        "pulseaudio",
+        "pactl",
+        "dbus-daemon",
+        "dbus-send",
+        "xdg-dbus-proxy",
+    ]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let _pulse = Server(
+        s.as_user(&bin("pulseaudio"))
+            .args(["-n", "--daemonize=no", "--exit-idle-time=-1"])
+            .args([
+                "--load=module-native-protocol-unix",
+                "--load=module-null-sink",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&s.runtime().join("pulse/native"));
+    // The session bus at $XDG_RUNTIME_DIR/bus, where hutch looks without
+    // DBUS_SESSION_BUS_ADDRESS.
+    let bus = s.runtime().join("bus");
+    let _bus = Server(
+        s.as_user(&bin("dbus-daemon"))
+            .args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address=unix:path={}", bus.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&bus);
+    let display = format!(":{}", d.number);
+    let env = [
+        ("DISPLAY", display.as_str()),
+        ("XAUTHORITY", d.xauthority.to_str().unwrap()),
+    ];
+    assert!(
+        is_black(Image::take(&s, &d).rgb(60, 40)),
+        "the root starts black"
+    );
+
+    // Its grants, all there (none skipped), and working inside.
+    let mut c = s.hutch(&[
+        "run",
+        "-v",
+        "--profile",
+        "xterm",
+        "--",
+        "sh",
+        "-c",
+        "pactl info >/dev/null && echo sound; dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.ListNames >/dev/null && echo bus",
+    ]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert_eq!(ok(&out), "sound\nbus\n");
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!(
+            "desktop: x11 nested (Xephyr) on the host display {display} as :100, audio, filtered session bus (1 rules) (app id hutch.xterm)"
+        )) && !said.contains("skipped"),
+        "{said}"
+    );
+
+    // Its own command, in a window on the host display: a green terminal.
+    let mut app = s.hutch(&["run", "--profile", "xterm", "--"]);
+    app.args([
+        "/usr/bin/xterm",
+        "-geometry",
+        "20x5+20+20",
+        "-bg",
+        "green",
+        "-fg",
+        "green",
+    ]);
+    for (k, v) in env {
+        app.env(k, v);
+    }
+    let _app = Server(app.stdout(Stdio::null()).spawn().unwrap());
+    wait_until(
+        || {
+            let (r, g, b) = Image::take(&s, &d).rgb(60, 40);
+            r < 60 && g > 120 && b < 60
+        },
+        "the sandboxed xterm's window on the host display",
+    );
+}
+
 // ---- Wayland -----------------------------------------------------------------
 
 /// Waits until `path` is a socket that accepts connections.

@@ -442,13 +442,11 @@ impl Mounts {
         let path = dst_path.to_path_buf();
         let entry = match &m.op {
             // What `[desktop]` makes for one launch (a private Xauthority,
-            // a cookie's copy, a Wayland security-context socket) exists
-            // only while that launch's hutch runs.
+            // a cookie's copy, a Wayland security-context socket, the
+            // D-Bus proxy's and the nested X server's sockets) exists only
+            // while that launch's hutch runs.
             MountOp::Bind { src, .. }
-                if plan
-                    .desktop
-                    .as_ref()
-                    .is_some_and(|d| src.starts_with(&d.launch_dir)) =>
+                if plan.desktop.as_ref().is_some_and(|d| d.made_at_launch(src)) =>
             {
                 let name = src
                     .file_name()

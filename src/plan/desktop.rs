@@ -142,6 +142,19 @@ pub struct X11Plan {
     pub nested: Option<NestedPlan>,
 }
 
+impl DesktopPlan {
+    /// Whether the host path `src` is one the launch makes (and removes):
+    /// in the launch directory, or the nested X server's.
+    pub fn made_at_launch(&self, src: &Path) -> bool {
+        src.starts_with(&self.launch_dir)
+            || self
+                .x11
+                .as_ref()
+                .and_then(|x| x.nested.as_ref())
+                .is_some_and(|n| src.starts_with(&n.dir))
+    }
+}
+
 /// The nested X server of `x11 = "nested"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NestedPlan {
@@ -946,12 +959,16 @@ pub fn explain(d: &DesktopPlan) -> String {
             "x11",
             match &x.nested {
                 Some(n) => format!(
-                    "a nested X server ({}, {}, resizable) as :{} inside, with a fresh cookie; it shows one window on the host display {} ({}), reached with {cookie}, and runs in a sandbox of its own with only that display and its socket directory; the app sees only its own windows, and shares no clipboard with the host",
+                    "a nested X server ({}, {}, resizable) as :{} inside, with a fresh cookie; it shows one window on the host display {} ({}{}) and runs in a sandbox of its own with only that display and its socket directory; the app sees only its own windows, and shares no clipboard with the host",
                     n.xephyr.display(),
                     n.size,
                     x.display,
                     x.host_display,
                     x.socket.display(),
+                    match &x.cookie {
+                        Some(c) => format!(", your cookie from {}", c.file.display()),
+                        None => ", without a cookie".into(),
+                    },
                 ),
                 None => format!(
                     "the host display {} ({}) as :{} inside, {cookie}; the app SEES YOUR OTHER WINDOWS on that display, can read their contents, capture the screen and send them input",

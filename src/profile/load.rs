@@ -17,6 +17,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("default", include_str!("../../profiles/default.toml")),
     ("cli", include_str!("../../profiles/cli.toml")),
     ("container", include_str!("../../profiles/container.toml")),
+    ("xterm", include_str!("../../profiles/xterm.toml")),
     (
         "base/system",
         include_str!("../../profiles/base/system.toml"),

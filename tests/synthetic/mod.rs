@@ -131,9 +131,10 @@ impl Machine {
 
     /// The caller in a graphical session on the machine: [`Machine::host`]
     /// with `DISPLAY=:0` and `WAYLAND_DISPLAY=wayland-0`, their sockets,
-    /// PulseAudio's and PipeWire's (real sockets in the tree, nothing
-    /// accepts on them but the Wayland one), and a GPU node
-    /// (/dev/dri/card0, a plain file). A thread answers on the Wayland
+    /// PulseAudio's, PipeWire's and the session bus's (real sockets in the
+    /// tree, nothing accepts on them but the Wayland one), a GPU node
+    /// (/dev/dri/card0, a plain file), and Xephyr and xdg-dbus-proxy
+    /// (empty executables). A thread answers on the Wayland
     /// socket with the globals of a compositor that offers security
     /// contexts (`wp_security_context_manager_v1`).
     pub fn desktop_host(&self) -> Host {
@@ -144,6 +145,7 @@ impl Machine {
             "tmp/.X11-unix/X0",
             "run/user/1000/pulse/native",
             "run/user/1000/pipewire-0",
+            "run/user/1000/bus",
         ] {
             let path = self.root.join(socket);
             if !path.exists() {
@@ -151,6 +153,13 @@ impl Machine {
             }
         }
         std::fs::write(self.root.join("dev/dri/card0"), "").unwrap();
+        // The helpers `x11 = "nested"` and `[dbus]` run (never run here).
+        for program in ["usr/bin/Xephyr", "usr/bin/xdg-dbus-proxy"] {
+            let path = self.root.join(program);
+            std::fs::write(&path, "").unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
         let wayland = self.root.join("run/user/1000/wayland-0");
         if !wayland.exists() {
             let listener = UnixListener::bind(&wayland).unwrap();
