@@ -257,12 +257,42 @@ fn without_a_dbus_table_there_is_no_bus() {
 /// The proxy's pid, from `-v`'s line on the launcher's stderr.
 fn proxy_pid(stderr: &mut impl BufRead) -> i32 {
     let mut line = String::new();
+    let mut said = String::new();
     loop {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "no proxy line");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no proxy line in {said}"
+        );
+        said.push_str(&line);
         if let Some(rest) = line.split("D-Bus proxy running (pid ").nth(1) {
             return rest.split(')').next().unwrap().parse().unwrap();
         }
+    }
+}
+
+/// The xdg-dbus-proxy process itself (the program, not the `hutch run`
+/// that starts it), of this test's launch: the one reading `--args=0`.
+fn proxy_process() -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                    args.first()
+                        .is_some_and(|a| a.ends_with(b"/xdg-dbus-proxy"))
+                        && args.contains(&&b"--args=0"[..])
+                })
+            });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no xdg-dbus-proxy process");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -313,6 +343,16 @@ fn the_proxy_ends_with_the_sandbox_and_with_a_killed_launcher() {
         let mut ready = [0u8; 6];
         child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
         assert!(is_proxy(pid), "running while the sandbox runs");
+        // The proxy itself runs in a sandbox of its own: another mount
+        // namespace, where the scratch directory (the caller's home) is
+        // not, as it is for this test (the control).
+        let proxy = proxy_process();
+        let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+        assert_ne!(ns(&proxy.to_string()), ns("self"));
+        let home = s.home();
+        let rel = home.strip_prefix("/").unwrap();
+        assert!(Path::new("/proc/self/root").join(rel).exists());
+        assert!(!Path::new(&format!("/proc/{proxy}/root")).join(rel).exists());
         if killed {
             drop(guard);
         } else {

@@ -1,18 +1,25 @@
 //! The D-Bus proxy of `[dbus]` (see `plan::dbus`): one xdg-dbus-proxy for
 //! every bus the profile names, started by the desktop session before
 //! clone (the sandbox binds its sockets) and stopped before the session
-//! removes its directory.
+//! removes its directories.
 //!
-//! Its arguments go in through `--args=FD` (a sealed memory file, NUL
-//! separated: no length limit of a pipe, nothing on its command line for
-//! other users' `ps`). `--fd=FD` is the write end of a pipe: the proxy
-//! writes a byte there once it listens on every socket, and exits when the
-//! read end, held here, is closed — by the session's end, or by the kernel
-//! when hutch dies; the process is also tied to hutch by
-//! `helpers::process` (death signal, pidfd, killed at finish).
+//! The proxy parses everything the app sends, so it runs in a hutch
+//! sandbox of its own ([`profile`]): the system directories read-only,
+//! the program, the directory it listens in, the buses' sockets when they
+//! are paths —
+//! and, only for a bus on an abstract socket or TCP, the host's network
+//! namespace without Landlock's scoping, to reach it. The inner hutch
+//! passes only descriptors 0, 1 and 2, so the arguments come in on stdin
+//! (`--args=0`, a sealed memory file, NUL separated: no length limit of a
+//! pipe, nothing on a command line for other users' `ps`) and readiness
+//! on stdout (`--fd=1`, the write end of a pipe): the proxy writes a byte
+//! there once it listens on every socket, and exits when the read end,
+//! held here, is closed — at the end, or by the kernel when hutch dies.
+//! The inner hutch is tied to this launcher by `helpers::process`.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -22,13 +29,36 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use super::HelperError;
 use super::process::{self, HelperProcess, Program};
 use crate::plan::dbus::DbusPlan;
+use crate::plan::desktop::PROXY_PROFILE_FILE;
 
 const NAME: &str = "the D-Bus proxy";
-/// How long the proxy may take to listen.
+/// How long the proxy (and its sandbox) may take to listen.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Its descriptors: the readiness pipe and the arguments.
-const READY_FD: i32 = 3;
-const ARGS_FD: i32 = 4;
+
+/// The profile of the proxy's sandbox.
+pub fn profile(plan: &DbusPlan) -> String {
+    let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    let mut out = format!(
+        "version = 1\n\
+         description = \"hutch's D-Bus proxy ([dbus])\"\n\
+         extends = [\"base/system\"]\n\
+         [[mount]]\ntype = \"bind\"\nsrc = {0}\ndst = {0}\n",
+        quote(&plan.dir)
+    );
+    // The program itself, wherever it is (PATH may name a directory
+    // outside the system's).
+    let sockets = plan.buses.iter().filter_map(|b| b.host_socket.as_ref());
+    for socket in std::iter::once(&plan.proxy).chain(sockets) {
+        out.push_str(&format!(
+            "[[mount]]\ntype = \"ro-bind\"\nsrc = {0}\ndst = {0}\n",
+            quote(socket)
+        ));
+    }
+    if plan.buses.iter().any(|b| b.host_socket.is_none()) {
+        out.push_str("[namespaces]\nnet = false\n[landlock]\nscope = \"off\"\n");
+    }
+    out
+}
 
 /// A running proxy.
 #[derive(Debug)]
@@ -39,25 +69,35 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts the proxy for `plan` and waits until it listens.
-    pub fn start(plan: &DbusPlan) -> Result<Proxy, HelperError> {
+    /// Starts the proxy for `plan` in its sandbox (its profile already in
+    /// the launch directory `launch_dir`, as [`profile`] writes it) and
+    /// waits until it listens.
+    pub fn start(plan: &DbusPlan, launch_dir: &Path) -> Result<Proxy, HelperError> {
         let fail = |errno| HelperError::Start {
             helper: NAME,
             errno,
         };
+        let hutch = std::env::current_exe()
+            .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT))))?;
         let args = args_file(&plan.proxy_args()).map_err(fail)?;
         let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
-        let program = Program::new(
-            &[
-                plan.proxy.as_os_str(),
-                format!("--fd={READY_FD}").as_ref(),
-                format!("--args={ARGS_FD}").as_ref(),
-            ],
-            &[],
-        )
-        .map_err(|_| fail(Errno::EINVAL))?
-        .pass_fd(&ready_w, READY_FD)
-        .pass_fd(&args, ARGS_FD);
+        let profile = launch_dir.join(PROXY_PROFILE_FILE);
+        let argv: [&std::ffi::OsStr; 8] = [
+            hutch.as_os_str(),
+            "run".as_ref(),
+            "--profile".as_ref(),
+            profile.as_os_str(),
+            "--".as_ref(),
+            plan.proxy.as_os_str(),
+            "--fd=1".as_ref(),
+            "--args=0".as_ref(),
+        ];
+        let env = super::xephyr::caller_env();
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let program = Program::new(&argv, &env)
+            .map_err(|_| fail(Errno::EINVAL))?
+            .pass_fd(&args, 0)
+            .pass_fd(&ready_w, 1);
         let mut process = process::spawn_program(NAME, &program)?;
         drop(ready_w);
         drop(args);
@@ -86,10 +126,11 @@ impl Proxy {
         self.process.pid()
     }
 
-    /// Stops the proxy (if it still runs) and reaps it.
+    /// Stops the proxy: closing its `--fd` ends it, and its sandbox with
+    /// it; killed if that takes more than a second.
     pub fn stop(&mut self) {
         self.hold = None;
-        self.process.finish();
+        self.process.wait_or_kill(Duration::from_secs(1));
     }
 }
 

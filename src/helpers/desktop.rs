@@ -24,7 +24,7 @@ use nix::fcntl::OFlag;
 use super::{CloneSetup, Helper, HelperError, Started};
 use crate::plan::desktop::{
     CookieSource, DesktopPlan, ENGINE, NESTED_AUTH_FILE, NESTED_PROFILE_FILE, NESTED_SOCKET_DIR,
-    PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
+    PROXY_PROFILE_FILE, PULSE_COOKIE_FILE, WAYLAND_LISTENER, XAUTHORITY_FILE,
 };
 use crate::safe_fs::{self, FsError, Require};
 use crate::wayland::{self, Metadata, WaylandError};
@@ -66,9 +66,11 @@ pub struct Session {
     close: Option<OwnedFd>,
     /// `[dbus]`'s proxy, listening in the directory.
     proxy: Option<super::dbus::Proxy>,
-    /// `x11 = "nested"`'s server, and its directory (removed at the end).
+    /// `x11 = "nested"`'s server.
     nested: Option<super::xephyr::Nested>,
-    nested_dir: Option<PathBuf>,
+    /// The directories made outside the launch directory (the nested
+    /// server's, the proxy's), removed at the end.
+    outside: Vec<PathBuf>,
 }
 
 impl Session {
@@ -80,7 +82,7 @@ impl Session {
             close: None,
             proxy: None,
             nested: None,
-            nested_dir: None,
+            outside: Vec::new(),
         }
     }
 
@@ -115,10 +117,10 @@ impl Session {
             })?;
             let file = xauth::encode_wild(&x11.display.to_string(), &cookie);
             write_private(&dir, XAUTHORITY_FILE, &file, uid)?;
-            let profile = super::xephyr::profile(&nested.dir);
+            let profile = super::xephyr::profile(&nested.dir, &nested.xephyr);
             write_private(&dir, NESTED_PROFILE_FILE, profile.as_bytes(), uid)?;
             let nested_dir = private_dir(&nested.dir, uid)?;
-            self.nested_dir = Some(nested.dir.clone());
+            self.outside.push(nested.dir.clone());
             write_private(&nested_dir, NESTED_AUTH_FILE, &file, uid)?;
             nested_dir.sub(
                 NESTED_SOCKET_DIR,
@@ -135,6 +137,12 @@ impl Session {
         if let Some(source) = plan.audio.as_ref().and_then(|a| a.pulse_cookie.as_ref()) {
             let bytes = read_bounded(source, MAX_COOKIE)?;
             write_private(&dir, PULSE_COOKIE_FILE, &bytes, uid)?;
+        }
+        if let Some(dbus) = &plan.dbus {
+            let profile = super::dbus::profile(dbus);
+            write_private(&dir, PROXY_PROFILE_FILE, profile.as_bytes(), uid)?;
+            private_dir(&dbus.dir, uid)?;
+            self.outside.push(dbus.dir.clone());
         }
         if let Some(w) = &plan.wayland
             && let Some(listener) = &w.security_context
@@ -153,7 +161,7 @@ impl Session {
         if let Some(mut nested) = self.nested.take() {
             nested.stop();
         }
-        if let Some(dir) = self.nested_dir.take() {
+        for dir in self.outside.drain(..) {
             let _ = std::fs::remove_dir_all(dir);
         }
         // The compositor stops accepting on the socket once this is closed.
@@ -174,7 +182,7 @@ impl Helper for Session {
     fn before_clone(&mut self, _setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
         self.make(nix::unistd::getuid().as_raw())?;
         if let Some(dbus) = &self.plan.dbus {
-            self.proxy = Some(super::dbus::Proxy::start(dbus)?);
+            self.proxy = Some(super::dbus::Proxy::start(dbus, &self.plan.launch_dir)?);
         }
         if let Some(x11) = self.plan.x11.as_ref().filter(|x| x.nested.is_some()) {
             let title = format!("{} (hutch)", self.plan.app_id);

@@ -39,8 +39,9 @@ const STOP_GRACE: Duration = Duration::from_secs(1);
 const AUTH_INSIDE: &str = "/tmp/xephyr-auth";
 
 /// The profile of Xephyr's sandbox, for its directory `dir`
-/// ([`crate::plan::desktop::NestedPlan::dir`]).
-pub fn profile(dir: &Path) -> String {
+/// ([`crate::plan::desktop::NestedPlan::dir`]) and the program `xephyr`
+/// (bound too: PATH may name a directory outside the system's).
+pub fn profile(dir: &Path, xephyr: &Path) -> String {
     let quote = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     format!(
         "version = 1\n\
@@ -48,9 +49,11 @@ pub fn profile(dir: &Path) -> String {
          extends = [\"base/system\"]\n\
          [[mount]]\ntype = \"bind\"\nsrc = {}\ndst = \"/tmp/.X11-unix\"\n\
          [[mount]]\ntype = \"ro-bind\"\nsrc = {}\ndst = \"{AUTH_INSIDE}\"\n\
+         [[mount]]\ntype = \"ro-bind\"\nsrc = {2}\ndst = {2}\n\
          [desktop]\ndisplay = \"x11\"\nx11 = \"host\"\n",
         quote(&dir.join(NESTED_SOCKET_DIR)),
         quote(&dir.join(NESTED_AUTH_FILE)),
+        quote(xephyr),
     )
 }
 
@@ -143,11 +146,17 @@ impl Nested {
             return;
         }
         let _ = crate::sys::pidfd_send_signal(self.process.pidfd().as_raw_fd(), libc::SIGTERM);
-        let mut fds = [PollFd::new(self.process.pidfd(), PollFlags::POLLIN)];
-        let ms = u16::try_from(STOP_GRACE.as_millis()).unwrap_or(u16::MAX);
-        let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
-        self.process.finish();
+        self.process.wait_or_kill(STOP_GRACE);
     }
+}
+
+/// The caller's environment, for an inner `hutch run`: it finds the host
+/// display, its cookie, the buses and its own runtime directory as this
+/// one did.
+pub fn caller_env() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+        .collect()
 }
 
 /// Reads Xephyr's `-displayfd` line from `ready`: its number, `expected`.

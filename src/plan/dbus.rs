@@ -23,7 +23,7 @@
 //!   proxy. A bus grant in the host's network namespace therefore needs
 //!   Landlock's scoping of abstract sockets, like a display.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +108,10 @@ impl Policy {
 pub struct DbusPlan {
     /// xdg-dbus-proxy on the host.
     pub proxy: PathBuf,
+    /// Where it listens: `<hutch's runtime dir>-dbus/<pid>`, outside
+    /// hutch's runtime directory, which no profile may bind (the proxy
+    /// runs in a hutch sandbox of its own, whose profile binds this).
+    pub dir: PathBuf,
     pub buses: Vec<BusPlan>,
 }
 
@@ -116,6 +120,10 @@ pub struct BusPlan {
     pub bus: Bus,
     /// The bus's address on the host, as the proxy connects to it.
     pub address: String,
+    /// Its socket, when the address is a path (`unix:path=`): bound into
+    /// the proxy's sandbox. Otherwise (an abstract socket, TCP) the proxy's
+    /// sandbox shares the host's network namespace to reach it.
+    pub host_socket: Option<PathBuf>,
     /// Where the proxy listens (in the launch directory).
     pub socket: PathBuf,
     /// Where the app finds it.
@@ -176,7 +184,7 @@ pub fn plan(
             .help("remove `[namespaces] net = false` (the sandbox's own network namespace has none of the host's abstract sockets), or use a kernel with Landlock ABI 6 and keep `[landlock] scope` on")
             .into());
         }
-        let address = match host_address(host, bus) {
+        let (address, host_socket) = match host_address(host, bus) {
             Ok(a) => a,
             Err(why) => {
                 missing_bus((file, span.clone()), bus, need, why, &mut d.skipped)?;
@@ -187,7 +195,7 @@ pub fn plan(
             Bus::Session => (SESSION_SOCKET, d.runtime_dir.join("bus")),
             Bus::System => (SYSTEM_SOCKET, PathBuf::from(SYSTEM_BUS_PATH)),
         };
-        let socket = d.launch_dir.join(socket_name);
+        let socket = proxy_dir(host).join(socket_name);
         sockets.push(bind(socket.clone(), inside.clone(), &from));
         let var = match bus {
             Bus::Session => "DBUS_SESSION_BUS_ADDRESS",
@@ -197,6 +205,7 @@ pub fn plan(
         buses.push(BusPlan {
             bus,
             address,
+            host_socket,
             socket,
             inside,
             rules,
@@ -214,8 +223,19 @@ pub fn plan(
         .at(file, span)
         .help("install it (Debian and Ubuntu: `apt install xdg-dbus-proxy`), or remove the [dbus] tables")
     })?;
-    d.dbus = Some(DbusPlan { proxy, buses });
+    d.dbus = Some(DbusPlan {
+        proxy,
+        dir: proxy_dir(host),
+        buses,
+    });
     Ok(())
+}
+
+/// `<hutch's runtime dir>-dbus/<launcher pid>`.
+fn proxy_dir(host: &Host) -> PathBuf {
+    let mut dir = host.hutch_runtime_dir().into_os_string();
+    dir.push("-dbus");
+    PathBuf::from(dir).join(host.launcher_pid().to_string())
 }
 
 /// A missing bus: an error, or with best-effort a note.
@@ -351,9 +371,10 @@ fn call_rule(rule: &str) -> bool {
     !method.is_empty() && method_ok && path_ok || method.is_empty() && path.is_some() && path_ok
 }
 
-/// The bus's address on the host, or why there is none. A `unix:path=`
-/// socket must exist now (the proxy connects only when the app does).
-fn host_address(host: &Host, bus: Bus) -> Result<String, String> {
+/// The bus's address on the host and its socket when that is a path, or
+/// why there is none. A `unix:path=` socket must exist now (the proxy
+/// connects only when the app does).
+fn host_address(host: &Host, bus: Bus) -> Result<(String, Option<PathBuf>), String> {
     let (var, fallback) = match bus {
         Bus::Session => ("DBUS_SESSION_BUS_ADDRESS", host.runtime_dir().join("bus")),
         Bus::System => ("DBUS_SYSTEM_BUS_ADDRESS", PathBuf::from(SYSTEM_BUS_PATH)),
@@ -367,7 +388,7 @@ fn host_address(host: &Host, bus: Bus) -> Result<String, String> {
                     bus.name()
                 )
             })?;
-            return Ok(format!("unix:path={}", fallback.display()));
+            return Ok((format!("unix:path={}", fallback.display()), Some(fallback)));
         }
     };
     if address.contains('\0') {
@@ -375,18 +396,13 @@ fn host_address(host: &Host, bus: Bus) -> Result<String, String> {
     }
     // The first address the proxy would try, when it is a path.
     let first = address.split(';').next().unwrap_or_default();
-    if let Some(path) = first
+    let path = first
         .strip_prefix("unix:path=")
-        .map(|rest| rest.split(',').next().unwrap_or_default())
-    {
-        socket_at(
-            host,
-            Path::new(path),
-            &format!("the {} bus", bus.name()),
-            var,
-        )?;
+        .map(|rest| PathBuf::from(rest.split(',').next().unwrap_or_default()));
+    if let Some(path) = &path {
+        socket_at(host, path, &format!("the {} bus", bus.name()), var)?;
     }
-    Ok(address)
+    Ok((address, path))
 }
 
 /// `--explain`'s line for each bus.
@@ -483,10 +499,12 @@ mod tests {
     fn proxy_arguments_list_each_bus_with_its_filter() {
         let plan = DbusPlan {
             proxy: "/usr/bin/xdg-dbus-proxy".into(),
+            dir: "/run/user/1000/hutch-dbus/7".into(),
             buses: vec![BusPlan {
                 bus: Bus::Session,
                 address: "unix:path=/run/user/1000/bus".into(),
-                socket: "/run/user/1000/hutch/desktop/7/bus".into(),
+                host_socket: Some("/run/user/1000/bus".into()),
+                socket: "/run/user/1000/hutch-dbus/7/bus".into(),
                 inside: "/run/user/1000/bus".into(),
                 rules: vec![
                     (Policy::Talk, "org.example.A".into()),
@@ -498,7 +516,7 @@ mod tests {
             plan.proxy_args(),
             [
                 "unix:path=/run/user/1000/bus",
-                "/run/user/1000/hutch/desktop/7/bus",
+                "/run/user/1000/hutch-dbus/7/bus",
                 "--filter",
                 "--talk=org.example.A",
                 "--call=org.example.B=*@/b",

@@ -64,6 +64,8 @@ pub const WAYLAND_LISTENER: &str = "wayland-0";
 pub const NESTED_SOCKET_DIR: &str = "x11";
 pub const NESTED_AUTH_FILE: &str = "xephyr-auth";
 pub const NESTED_PROFILE_FILE: &str = "xephyr.toml";
+/// The D-Bus proxy's sandbox's profile, in the launch directory.
+pub const PROXY_PROFILE_FILE: &str = "dbus-proxy.toml";
 
 /// The sandbox engine hutch names itself to the compositor.
 pub const ENGINE: &str = "hutch";
@@ -152,6 +154,7 @@ impl DesktopPlan {
                 .as_ref()
                 .and_then(|x| x.nested.as_ref())
                 .is_some_and(|n| src.starts_with(&n.dir))
+            || self.dbus.as_ref().is_some_and(|b| src.starts_with(&b.dir))
     }
 }
 
