@@ -78,3 +78,61 @@ fn prepare_for_the_child(bencher: divan::Bencher, name: &str) {
     let plan = build(&profile, &host, &request()).unwrap();
     bencher.bench_local(|| divan::black_box(prepare(&plan, Held::default()).unwrap()));
 }
+
+/// What a shim does before it is `hutch run`: hutch's own identity, the
+/// walk of PATH past the shims (a shim directory first, then two
+/// directories without the program), and the user's record of shims,
+/// read for the profile `hutch shim install --profile` gave.
+#[divan::bench]
+fn shim_dispatch(bencher: divan::Bencher) {
+    use std::ffi::OsString;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let home = dir.path().join("home");
+    let (shims, state, bin) = (
+        home.join(".local/bin"),
+        home.join(".local/share/hutch"),
+        dir.path().join("bin"),
+    );
+    for d in [
+        &shims,
+        &state,
+        &bin,
+        &dir.path().join("empty1"),
+        &dir.path().join("empty2"),
+    ] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // The bench binary plays hutch: /proc/self/exe is what a shim leads to.
+    symlink(std::env::current_exe().unwrap(), shims.join("jq")).unwrap();
+    std::fs::write(bin.join("jq"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(bin.join("jq"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        state.join("shims.json"),
+        format!(
+            r#"{{"version": 1, "shims": [{{"name": "jq", "profile": "cli", "link": {{"path": "{}", "target": "/usr/bin/hutch"}}, "desktop": []}}], "created_dirs": []}}"#,
+            shims.join("jq").display()
+        ),
+    )
+    .unwrap();
+    let host = Host::fixed(
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+        &[("HOME", home.to_str().unwrap())],
+        "/tmp",
+    );
+    let path = OsString::from(format!(
+        "{}:{}/empty1:{}/empty2:{}",
+        shims.display(),
+        dir.path().display(),
+        dir.path().display(),
+        bin.display()
+    ));
+    let args = || vec![OsString::from("jq"), OsString::from("--version")];
+    let got = hutch::shim::dispatch::run_args(args(), &host, &path).unwrap();
+    assert_eq!(got.profile.as_deref(), Some("cli"));
+    bencher.bench_local(|| {
+        divan::black_box(hutch::shim::dispatch::run_args(args(), &host, &path).unwrap())
+    });
+}

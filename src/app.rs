@@ -17,10 +17,23 @@ use crate::profile::{self, ProfileError, ProfileRef};
 /// exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     crate::sys::ensure_stdio_open();
+    if crate::shim::dispatch::shim_name(&args).is_some() {
+        let path = crate::shim::lookup::current_path();
+        return match crate::shim::dispatch::run_args(args, &Host::current(), &path) {
+            Ok(run_args) => run(run_args),
+            Err(e) => {
+                eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));
+                e.exit_code()
+            }
+        };
+    }
     if let Some(run_args) = crate::cli::fast_run_args(&args) {
         return run(run_args);
     }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(&e),
+    };
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { profiles } => check(&profiles),
@@ -31,9 +44,13 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Exec(args) => crate::manage::exec(args),
         Command::Stop { name, timeout } => crate::manage::stop(&name, timeout),
         Command::Volume { command } => crate::manage::volume(command),
+        Command::Shim { command } => crate::shim::run(command),
         Command::Export {
             command: crate::cli::ExportCommand::Oci(args),
         } => crate::export::command::oci(args),
+        Command::Import {
+            command: crate::cli::ImportCommand::Firejail(args),
+        } => crate::import::command::firejail(args),
         Command::Completions { shell } => print(shell.script()),
         Command::Man { page } => crate::manpages::run(page.as_deref()),
         Command::Complete { words } => crate::completions::run(&words),
@@ -42,6 +59,20 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
                 + "\n"),
         ),
     }
+}
+
+/// What clap says about the command line: help and the version on stdout
+/// (status 0); a command line it cannot parse on stderr, its control
+/// characters escaped, with hutch's status for failures: 2 would be taken
+/// for a payload's status by a caller of `run` or `exec`.
+fn command_line_error(e: &clap::Error) -> i32 {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return crate::exit::OK;
+    }
+    let text = crate::diag::sanitize_lines(&e.render().to_string());
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    crate::exit::FAILED
 }
 
 /// Writes `text` to stdout; exit status 0.
@@ -77,7 +108,7 @@ fn run(args: RunArgs) -> i32 {
             return EXIT_LAUNCH_FAILED;
         }
         Err(e) => {
-            eprintln!("hutch: {}", crate::diag::sanitize(&e.to_string()));
+            crate::diag::error(&e);
             return EXIT_LAUNCH_FAILED;
         }
     };
@@ -113,7 +144,7 @@ fn run(args: RunArgs) -> i32 {
         eprintln!("{}", plan::explain::enforced_summary(&plan));
     } else {
         for n in &plan.security.landlock.not_enforced {
-            eprintln!("hutch: warning: not enforced: {n}");
+            crate::diag::warning(format_args!("not enforced: {n}"));
         }
         let desktop = plan.desktop.iter().flat_map(|d| &d.skipped);
         for s in desktop.chain(plan.devices.iter().flat_map(|d| &d.skipped)) {
@@ -127,8 +158,8 @@ fn run(args: RunArgs) -> i32 {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {
-                Some(from) => eprintln!("hutch: {from}: {e}"),
-                None => eprintln!("hutch: {e}"),
+                Some(from) => crate::diag::error(format_args!("{from}: {e}")),
+                None => crate::diag::error(&e),
             }
             e.exit_code()
         }
@@ -179,7 +210,11 @@ fn check(profiles: &[String]) -> i32 {
             }
         }
     }
-    if failed > 0 { 1 } else { 0 }
+    if failed > 0 {
+        crate::exit::NO
+    } else {
+        crate::exit::OK
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -191,6 +226,11 @@ struct Listed {
     shadowed: bool,
     /// `.local.toml` overrides that apply to it.
     overrides: Vec<String>,
+    /// For a profile named after a program: the program `PATH` finds
+    /// (hutch's shims left out), and its shim. Absent for hutch's bases
+    /// (`default`, `cli`, `container`) and for names with a `/`.
+    #[serde(flatten)]
+    program: Option<crate::shim::ProgramStatus>,
 }
 
 fn profiles(json: bool) -> i32 {
@@ -209,6 +249,8 @@ fn profiles(json: bool) -> i32 {
     );
     let mut listed = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let own = crate::shim::lookup::own_id().ok();
+    let path = crate::shim::lookup::current_path();
     for (name, f) in found {
         let (source, text) = match &f {
             Found::File(p) => (
@@ -227,12 +269,15 @@ fn profiles(json: bool) -> i32 {
             .filter(|p| p.is_file())
             .map(|p| p.display().to_string())
             .collect();
+        let program = (!name.contains('/') && !crate::shim::GENERIC_PROFILES.contains(&&*name))
+            .then(|| crate::shim::program_status(&name, &host, own, &path));
         listed.push(Listed {
             shadowed: !seen.insert(name.clone()),
             name,
             source,
             description,
             overrides,
+            program,
         });
     }
     let mut out = String::new();
@@ -253,15 +298,38 @@ fn profiles(json: bool) -> i32 {
             for o in &l.overrides {
                 line.push_str(&format!("  + {o}"));
             }
-            if let Some(d) = &l.description {
-                line.push_str(&format!("\n{:width$}    {}", "", d));
+            if let Some(p) = &l.program {
+                line.push_str(&format!("  [{}]", program_text(p)));
             }
             out.push_str(&crate::diag::sanitize(&line));
             out.push('\n');
+            if let Some(d) = &l.description {
+                let d = crate::diag::sanitize(d);
+                out.push_str(&format!("{:width$}    {d}\n", ""));
+            }
         }
     }
     let _ = std::io::stdout().write_all(out.as_bytes());
     0
+}
+
+/// `installed: /usr/bin/jq; shim: active`.
+fn program_text(p: &crate::shim::ProgramStatus) -> String {
+    use crate::shim::ShimState;
+    let installed = match &p.installed {
+        Some(path) => format!("installed: {}", path.display()),
+        None => "not installed".to_string(),
+    };
+    let shim = match &p.shim {
+        None => "no shim".to_string(),
+        Some(s) => match (s.state, &s.shadowed_by) {
+            (ShimState::Shadowed, Some(by)) => {
+                format!("shim {}: shadowed by {}", s.path.display(), by.display())
+            }
+            (state, _) => format!("shim {}: {}", s.path.display(), state.describe()),
+        },
+    };
+    format!("{installed}; {shim}")
 }
 
 fn doctor(json: bool) -> i32 {
@@ -277,8 +345,8 @@ fn doctor(json: bool) -> i32 {
         .iter()
         .any(|c| c.status == crate::doctor::Status::Fail)
     {
-        1
+        crate::exit::NO
     } else {
-        0
+        crate::exit::OK
     }
 }

@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -89,6 +91,20 @@ pub enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Put hutch in front of installed programs: a shim named after a
+    /// program runs it in its profile, and its menu entries do too.
+    ///
+    /// A shim is a symlink NAME pointing to hutch in ~/.local/bin (with --system,
+    /// /usr/local/bin). Started as NAME, hutch runs the program NAME that
+    /// PATH finds after every shim of hutch (told apart by the file they
+    /// lead to, not by name) in profile NAME (or the one given at install),
+    /// with every argument untouched: `jq . d.json` is `hutch run --profile
+    /// jq -- /usr/bin/jq . d.json`. What `install` adds is recorded, and
+    /// `remove` takes away exactly that.
+    Shim {
+        #[command(subcommand)]
+        command: ShimCommand,
+    },
     /// Print the JSON Schema of the profile format, for editors.
     ///
     /// Packages install it as /usr/share/hutch/hutch-profile.schema.json.
@@ -130,6 +146,115 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Write a hutch profile from another sandbox's profile.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Translate a firejail profile into one self-contained hutch profile.
+    ///
+    /// The profile is read as firejail 0.9.72 reads it (includes from
+    /// ~/.config/firejail, then /etc/firejail; `.local` overrides; `ignore`;
+    /// `?CONDITION:` lines from firejail.config; macros), and each directive
+    /// is translated by meaning. The result binds nothing firejail hides and
+    /// passes `hutch check`; what hutch grants less of, cannot apply, or
+    /// refuses as root-only is listed on standard error (every line with
+    /// --report). Exit status: 0, or 1 if the profile cannot be read
+    /// (nothing is written).
+    Firejail(ImportFirejailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportFirejailArgs {
+    /// A firejail profile: a name (`firefox`, looked up in
+    /// ~/.config/firejail, then /etc/firejail) or a path to a file.
+    #[arg(value_name = "NAME|FILE")]
+    pub profile: String,
+    /// Write the hutch profile to this file (default: standard output).
+    #[arg(short, long, value_name = "OUT.toml")]
+    pub output: Option<PathBuf>,
+    /// Say on standard error what became of every line of the firejail
+    /// profile: translated, stricter, not translatable or root-only, and why.
+    #[arg(long)]
+    pub report: bool,
+    /// As --report, and list the files read.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Install shims of programs, and overrides of their menu entries.
+    ///
+    /// Each shim needs a profile: the one named after the program, or
+    /// --profile. A file of that name in the shim directory that is not a
+    /// shim of hutch is never replaced. Installing again changes nothing,
+    /// or brings the menu entries up to date with the programs' own.
+    /// Exit status: 0, or 1 if a program could not be shimmed (the others
+    /// are).
+    #[command(after_long_help = crate::shim::exclude::help())]
+    Install(ShimInstallArgs),
+    /// List the shims `install` made (yours and the system's), and whether
+    /// each is what PATH finds first.
+    #[command(alias = "ls")]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove shims and their menu-entry overrides, leaving what was there
+    /// before they were installed.
+    ///
+    /// A shim or override changed since it was installed is left in place
+    /// (and said so). Exit status: 0, or 1 if a name has no shim.
+    #[command(alias = "rm")]
+    Remove(ShimRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShimInstallArgs {
+    /// The programs (names, as typed in a shell).
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
+    pub names: Vec<String>,
+    /// Every installed program that has a profile, except shells and
+    /// compilers (and, with --system, interpreters and the programs the
+    /// system's own scripts run): `hutch shim install --help` lists them.
+    #[arg(long)]
+    pub all: bool,
+    /// For every user: shims in /usr/local/bin, overrides in
+    /// /usr/local/share/applications, the record in /var/lib/hutch (root
+    /// only).
+    #[arg(long)]
+    pub system: bool,
+    /// The profile the programs run in (default: the profile named after
+    /// each program).
+    #[arg(short, long, value_name = "NAME", conflicts_with = "all")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShimRemoveArgs {
+    /// The programs whose shims go.
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
+    pub names: Vec<String>,
+    /// Every shim `install` made (in this scope).
+    #[arg(long)]
+    pub all: bool,
+    /// The system's shims (root only).
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,9 +291,10 @@ pub struct ExportOciArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Args)]
@@ -180,9 +306,10 @@ pub struct ExecArgs {
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +339,13 @@ pub enum VolumeCommand {
     },
 }
 
+/// A size for `--max-size`: `512M`, `2G`, `1048576`.
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::profile::schema::Size::parse(s)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "a size is a positive number of bytes, or one with a suffix K, M, G or T (powers of 1024), e.g. 512M".to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Import an OCI image layout (directory or tar) or a `docker save` archive.
@@ -222,6 +356,11 @@ pub enum ImageCommand {
         /// The name to store it under (default: the name the source carries).
         #[arg(long, value_name = "NAME")]
         tag: Option<String>,
+        /// The most its layers may unpack to (bytes, or with a suffix K, M,
+        /// G or T: powers of 1024); the import stops beyond it and leaves
+        /// nothing behind. Default: 32G.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
     },
     /// List the imported images.
     #[command(alias = "ls")]
@@ -273,21 +412,23 @@ pub struct RunArgs {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "COMMAND"
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
     )]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 /// Parses `hutch run ...` without building clap's command tree, which costs
 /// about a tenth of a millisecond on every launch. Only arguments it fully
 /// understands are taken; anything else (help, errors, unknown or repeated
-/// options, combined short flags) returns `None` and clap parses instead, so
-/// the two can never disagree on an accepted command line (see the tests).
-pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
-    let mut it = args.iter().skip(1);
-    if it.next()?.to_str()? != "run" {
+/// options, combined short flags, an option value that is not UTF-8)
+/// returns `None` and clap parses instead, so the two can never disagree on
+/// an accepted command line (see the tests). The command is taken as bytes.
+pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
+    if args.get(1)?.as_bytes() != b"run" {
         return None;
     }
+    let rest = &args[2..];
     let mut r = RunArgs {
         profile: None,
         image: None,
@@ -297,18 +438,17 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
         verbose: false,
         command: Vec::new(),
     };
-    let rest: Vec<&str> = it.map(|a| a.to_str()).collect::<Option<_>>()?;
     let mut i = 0;
     while i < rest.len() {
-        let arg = rest[i];
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+        let arg = rest[i].as_bytes();
+        let (name, inline) = match arg.iter().position(|&b| b == b'=') {
+            Some(at) if arg.starts_with(b"--") => (&arg[..at], Some(&arg[at + 1..])),
             _ => (arg, None),
         };
         let value_slot = match name {
-            "-p" | "--profile" => Some(&mut r.profile),
-            "--image" => Some(&mut r.image),
-            "--name" => Some(&mut r.name),
+            b"-p" | b"--profile" => Some(&mut r.profile),
+            b"--image" => Some(&mut r.image),
+            b"--name" => Some(&mut r.name),
             _ => None,
         };
         if let Some(slot) = value_slot {
@@ -319,14 +459,14 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
                 Some(v) => v,
                 None => {
                     i += 1;
-                    rest.get(i)?
+                    rest.get(i)?.as_bytes()
                 }
             };
             // clap reads a value that looks like an option as a mistake.
-            if inline.is_none() && value.starts_with('-') {
+            if inline.is_none() && value.starts_with(b"-") {
                 return None;
             }
-            *slot = Some(value.to_string());
+            *slot = Some(std::str::from_utf8(value).ok()?.to_string());
             i += 1;
             continue;
         }
@@ -334,16 +474,16 @@ pub fn fast_run_args(args: &[std::ffi::OsString]) -> Option<RunArgs> {
             return None;
         }
         let flag = match arg {
-            "--explain" => &mut r.explain,
-            "--json" => &mut r.json,
-            "-v" | "--verbose" => &mut r.verbose,
-            "--" => {
-                r.command = rest[i + 1..].iter().map(|s| s.to_string()).collect();
+            b"--explain" => &mut r.explain,
+            b"--json" => &mut r.json,
+            b"-v" | b"--verbose" => &mut r.verbose,
+            b"--" => {
+                r.command = rest[i + 1..].to_vec();
                 break;
             }
-            a if a.starts_with('-') && a != "-" => return None,
+            a if a.starts_with(b"-") && a != b"-" => return None,
             _ => {
-                r.command = rest[i..].iter().map(|s| s.to_string()).collect();
+                r.command = rest[i..].to_vec();
                 break;
             }
         };
@@ -404,11 +544,11 @@ mod tests {
         bool,
         bool,
         bool,
-        Vec<String>,
+        Vec<OsString>,
     );
 
-    fn via_clap(args: &[&str]) -> Option<Parsed> {
-        let cli = Cli::try_parse_from(args).ok()?;
+    fn via_clap<A: AsRef<std::ffi::OsStr>>(args: &[A]) -> Option<Parsed> {
+        let cli = Cli::try_parse_from(args.iter().map(|a| a.as_ref())).ok()?;
         let Command::Run(r) = cli.command else {
             return None;
         };
@@ -475,6 +615,34 @@ mod tests {
             checked > 1000,
             "the fast path should take most plain command lines: {checked}"
         );
+    }
+
+    /// The command is bytes: an argument that is not UTF-8 passes both
+    /// parsers untouched; an option value that is not UTF-8 is left to
+    /// clap, which refuses it.
+    #[test]
+    fn commands_are_bytes_in_both_parsers() {
+        use std::os::unix::ffi::OsStringExt;
+        let ff = || OsString::from_vec(b"x\xff".to_vec());
+        for pre in [
+            &["run"][..],
+            &["run", "-p", "cli", "--"][..],
+            &["run", "--explain"][..],
+        ] {
+            let mut args: Vec<OsString> = std::iter::once("hutch")
+                .chain(pre.iter().copied())
+                .map(OsString::from)
+                .collect();
+            args.push("cat".into());
+            args.push(ff());
+            let fast = fast_run_args(&args).expect("taken by the fast path");
+            assert_eq!(fast.command, [OsString::from("cat"), ff()]);
+            let clap = via_clap(&args).expect("clap takes it too");
+            assert_eq!(clap.6, fast.command);
+        }
+        let bad: Vec<OsString> = vec!["hutch".into(), "run".into(), "-p".into(), ff(), "ls".into()];
+        assert!(fast_run_args(&bad).is_none());
+        assert!(Cli::try_parse_from(&bad).is_err());
     }
 
     #[test]

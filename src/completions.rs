@@ -31,12 +31,16 @@ pub enum Values {
     Words(Vec<(String, String)>),
     /// Profile names from the search path.
     Profiles,
+    /// firejail profile names (~/.config/firejail, /etc/firejail).
+    FirejailProfiles,
     /// Names of imported images.
     Images,
     /// Names of volumes.
     Volumes,
     /// Names of running sandboxes.
     Sandboxes,
+    /// Names of the programs `hutch shim install` shimmed.
+    Shims,
     /// Paths (the shell completes them).
     Files,
     /// Command names (the shell completes them).
@@ -58,13 +62,18 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["run"] | ["export", "oci"], "image")
         | (["image", "inspect"], "name")
         | (["image", "rm"], "names") => Values::Images,
-        (["export", "oci"], "output") => Values::Files,
+        (["export", "oci"], "output") | (["import", "firejail"], "output") => Values::Files,
+        (["import", "firejail"], "profile") => Values::FirejailProfiles,
         (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
-        (["run"] | ["exec"], "command") => Values::Commands,
-        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag") => Values::Nothing,
+        (["run"] | ["exec"], "command") | (["shim", "install"], "names") => Values::Commands,
+        (["shim", "install"], "profile") => Values::Profiles,
+        (["shim", "remove"], "names") => Values::Shims,
+        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag" | "max_size") => {
+            Values::Nothing
+        }
         (["__complete"], "words") => Values::Nothing,
         (["man"], "page") => Values::Words(
             crate::manpages::PAGES
@@ -108,9 +117,11 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
             })
             .collect(),
         Values::Profiles => plain(profile_names(host)),
+        Values::FirejailProfiles => plain(firejail_profile_names(host)),
         Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
         Values::Sandboxes => plain(sandbox_names(host)),
+        Values::Shims => plain(shim_names(host)),
         Values::Files => vec![":files".into()],
         Values::Commands => vec![":commands".into()],
         Values::Offset(n) => vec![format!(":offset {n}")],
@@ -266,7 +277,7 @@ fn values_of(w: &Walk, arg: &Arg, current: &str) -> Values {
     let path: Vec<&str> = w.path.iter().map(String::as_str).collect();
     match value_kind(&path, arg.get_id().as_str()) {
         // A profile given by path: anything with a `/`, or ending in .toml.
-        Some(Values::Profiles)
+        Some(Values::Profiles | Values::FirejailProfiles)
             if current.contains('/') || current.starts_with('.') || current.starts_with('~') =>
         {
             Values::Files
@@ -333,6 +344,30 @@ pub fn profile_names(host: &Host) -> Vec<String> {
     names
 }
 
+/// The firejail profiles `hutch import firejail` finds by name.
+pub fn firejail_profile_names(host: &Host) -> Vec<String> {
+    let mut dirs = vec![std::path::PathBuf::from(
+        crate::import::firejail::env::SYSCONFDIR,
+    )];
+    if let Some(home) = host.home() {
+        dirs.push(home.join(".config/firejail"));
+    }
+    let mut names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".profile")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Imported images, without opening (and so creating) a store that is not
 /// there.
 pub fn image_names(host: &Host) -> Vec<String> {
@@ -367,6 +402,20 @@ pub fn sandbox_names(host: &Host) -> Vec<String> {
         Ok(Some(r)) => r.records().into_iter().map(|r| r.name).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The programs shimmed by `hutch shim install`, the user's and the
+/// system's (read from their records; nothing is created).
+pub fn shim_names(host: &Host) -> Vec<String> {
+    let mut names: Vec<String> = [crate::shim::Scope::User, crate::shim::Scope::System]
+        .into_iter()
+        .filter_map(|s| s.record_path(host))
+        .filter_map(|(path, owner)| crate::shim::record::read(&path, owner).ok().flatten())
+        .flat_map(|r| r.shims.into_iter().map(|s| s.name))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {
@@ -434,6 +483,9 @@ mod tests {
         assert_eq!(at("hutch run -vp c"), Values::Profiles);
         assert_eq!(at("hutch run --profile ./my"), Values::Files);
         assert_eq!(at("hutch check cli "), Values::Profiles);
+        assert_eq!(at("hutch import firejail "), Values::FirejailProfiles);
+        assert_eq!(at("hutch import firejail ./x"), Values::Files);
+        assert_eq!(at("hutch import firejail x -o "), Values::Files);
         assert_eq!(at("hutch run --image "), Values::Images);
         assert_eq!(at("hutch image rm a "), Values::Images);
         assert_eq!(at("hutch stop "), Values::Sandboxes);
@@ -442,6 +494,11 @@ mod tests {
         assert_eq!(at("hutch volume rm --force "), Values::Volumes);
         assert_eq!(at("hutch image import "), Values::Files);
         assert_eq!(at("hutch run --name "), Values::Nothing);
+        assert_eq!(at("hutch shim install "), Values::Commands);
+        assert_eq!(at("hutch shim install jq cu"), Values::Commands);
+        assert_eq!(at("hutch shim install --profile "), Values::Profiles);
+        assert_eq!(at("hutch shim remove "), Values::Shims);
+        assert_eq!(words(at("hutch shim ")), ["install", "list", "remove"]);
     }
 
     #[test]

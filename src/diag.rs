@@ -110,15 +110,15 @@ impl Diagnostic {
         Some(match &self.span {
             Some(span) => {
                 let (line, col) = file.line_col(span.start);
-                format!("{}:{}:{}", file.name, line, col)
+                format!("{}:{}:{}", name(&file.name), line, col)
             }
-            None => file.name.clone(),
+            None => name(&file.name),
         })
     }
 
     /// The full, multi-line rendering: location, source line, caret, help.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {}\n", sanitize(&self.message));
+        let mut out = format!("error: {}\n", line(&self.message));
         let (Some(file), Some(span)) = (&self.file, &self.span) else {
             if let Some(loc) = self.location() {
                 out.push_str(&format!("  --> {loc}\n"));
@@ -132,9 +132,11 @@ impl Diagnostic {
         let text = file.line_text(line);
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
-        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", file.name));
+        out.push_str(&format!("{pad}--> {}:{line}:{col}\n", name(&file.name)));
         out.push_str(&format!("{pad} |\n"));
-        out.push_str(&format!("{line} | {}\n", sanitize(text)));
+        // Tabs kept: the caret below counts them as one column each.
+        let shown = escaped(text, |c| c.is_control() && c != '\t');
+        out.push_str(&format!("{line} | {shown}\n"));
         let line_chars = text.chars().count();
         let span_chars = {
             let end = floor_char_boundary(&file.text, span.end.min(file.text.len()));
@@ -170,21 +172,91 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Control characters in user-supplied text must not reach the terminal raw:
-/// escape sequences could disguise what a profile does.
-pub fn sanitize(s: &str) -> String {
-    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+/// Escapes the characters `escape` picks as `\u{HEX}`.
+fn escaped(s: &str, escape: impl Fn(char) -> bool) -> String {
+    if !s.chars().any(&escape) {
         return s.to_owned();
     }
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                format!("\\u{{{:x}}}", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text from outside (a profile, a file name, an image's metadata) for one
+/// line of output: every control character escaped — a newline too, so a
+/// name cannot forge a line of its own, and escape sequences cannot
+/// disguise what a profile does.
+pub fn sanitize(s: &str) -> String {
+    escaped(s, char::is_control)
+}
+
+/// [`sanitize`] for text of several lines: newlines kept, every other
+/// control character escaped.
+pub fn sanitize_lines(s: &str) -> String {
+    escaped(s, |c| c.is_control() && c != '\n')
+}
+
+/// Longest name, in characters, shown whole in a message.
+pub const NAME_MAX: usize = 160;
+/// Longest message line, in characters: what is longer loses its middle.
+pub const LINE_MAX: usize = 2048;
+
+/// `s` cut to at most `max` characters by leaving out its middle, which
+/// says how much it left out: the start and the end of a name, or of a
+/// message (what happened, and what to do), stay readable.
+fn shortened(s: &str, max: usize) -> String {
+    let count = s.chars().count();
+    if count <= max {
+        return s.to_owned();
+    }
+    let head = max * 5 / 8;
+    let tail = max / 4;
+    let start: String = s.chars().take(head).collect();
+    let end: String = s.chars().skip(count - tail).collect();
+    format!(
+        "{start}…[{} characters left out]…{end}",
+        count - head - tail
+    )
+}
+
+/// A name from outside (a path, an image or file name, a command) for a
+/// message: sanitised, and cut to [`NAME_MAX`] characters.
+pub fn name(s: &str) -> String {
+    shortened(&sanitize(s), NAME_MAX)
+}
+
+/// A whole message as one line: sanitised, and cut to [`LINE_MAX`]
+/// characters — the last guard, whatever a message holds.
+pub fn line(message: &str) -> String {
+    shortened(&sanitize(message), LINE_MAX)
+}
+
+/// Writes `hutch: MESSAGE` on stderr, as one [`line`].
+pub fn error(message: impl fmt::Display) {
+    say(&format!("hutch: {}", line(&message.to_string())));
+}
+
+/// Writes `hutch: MESSAGE` on stderr, as one [`line`]: what `-v` says.
+pub fn note(message: impl fmt::Display) {
+    error(message);
+}
+
+/// Writes `hutch: warning: MESSAGE` on stderr, as one [`line`].
+pub fn warning(message: impl fmt::Display) {
+    say(&format!("hutch: warning: {}", line(&message.to_string())));
+}
+
+fn say(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.write_all(b"\n");
 }
 
 #[cfg(test)]
@@ -234,5 +306,25 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(sanitize("a\x1b[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(sanitize("a\nhutch: ok\tb"), "a\\u{a}hutch: ok\\u{9}b");
+        assert_eq!(sanitize_lines("a\nb\x1b"), "a\nb\\u{1b}");
+    }
+
+    #[test]
+    fn long_names_and_lines_lose_their_middle() {
+        assert_eq!(name("short"), "short");
+        let long = format!("/tmp/{}/end", "x".repeat(100_000));
+        let shown = name(&long);
+        assert!(shown.chars().count() < NAME_MAX + 40, "{shown}");
+        assert!(
+            shown.starts_with("/tmp/xxx") && shown.ends_with("xx/end"),
+            "{shown}"
+        );
+        assert!(shown.contains("characters left out"), "{shown}");
+        let message = format!("cannot open {long}: No such file (create it)");
+        let one = line(&message);
+        assert!(one.chars().count() < LINE_MAX + 40);
+        assert!(one.ends_with("No such file (create it)"), "{one}");
+        assert!(!line("a\nb").contains('\n'));
     }
 }

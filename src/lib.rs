@@ -7,13 +7,15 @@
 //! the store of OCI images that can serve as a sandbox's root. [`volume`] is
 //! the store of directories that outlive sandboxes; [`registry`] records the
 //! running sandboxes for `hutch ps`, `exec` and `stop` ([`manage`]). [`export`]
-//! writes a plan as an OCI runtime bundle for other runtimes.
+//! writes a plan as an OCI runtime bundle for other runtimes. [`shim`] puts
+//! hutch in front of installed programs, under their own names.
 //!
 //! `unsafe` is refused everywhere but in the modules allowed below, each
 //! with its reason (docs/ARCHITECTURE.md, "`unsafe`").
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod argv;
 pub mod bpf;
 #[allow(
     unsafe_code,
@@ -25,6 +27,7 @@ pub mod completions;
 pub mod dbus;
 pub mod diag;
 pub mod doctor;
+pub mod exit;
 pub mod export;
 pub mod helpers;
 #[allow(
@@ -33,6 +36,7 @@ pub mod helpers;
 )]
 pub mod host;
 pub mod image;
+pub mod import;
 #[allow(
     unsafe_code,
     reason = "the Landlock system calls, which nix does not wrap"
@@ -47,6 +51,7 @@ pub mod prepare;
 pub mod profile;
 pub mod registry;
 pub mod safe_fs;
+pub mod shim;
 #[allow(
     unsafe_code,
     reason = "thin wrappers around the system calls nix does not wrap"

@@ -15,7 +15,9 @@ pub static PAGES: &[(&str, &str)] = &[
     ("hutch-stop.1", include_str!("../man/hutch-stop.1")),
     ("hutch-volume.1", include_str!("../man/hutch-volume.1")),
     ("hutch-image.1", include_str!("../man/hutch-image.1")),
+    ("hutch-shim.1", include_str!("../man/hutch-shim.1")),
     ("hutch-export.1", include_str!("../man/hutch-export.1")),
+    ("hutch-import.1", include_str!("../man/hutch-import.1")),
     ("hutch-schema.1", include_str!("../man/hutch-schema.1")),
     (
         "hutch-completions.1",
@@ -36,11 +38,11 @@ pub fn run(page: Option<&str>) -> i32 {
         Some(wanted) => match find(wanted) {
             Some(source) => source.to_string(),
             None => {
-                eprintln!(
-                    "hutch: no manual page `{}`; `hutch man` lists them",
+                crate::diag::error(format_args!(
+                    "no manual page `{}`; `hutch man` lists them",
                     crate::diag::sanitize(wanted)
-                );
-                return 2;
+                ));
+                return crate::exit::FAILED;
             }
         },
     };

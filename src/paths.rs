@@ -7,6 +7,8 @@
 //! $XDG_RUNTIME_DIR/hutch/sandboxes/   the registry of running sandboxes
 //! $XDG_DATA_HOME/hutch/volumes/       the volume store (tmp volumes in .tmp/)
 //! $XDG_DATA_HOME/hutch/images/        the image store
+//! $XDG_DATA_HOME/hutch/shims.json     what `hutch shim install` made for the user
+//! /var/lib/hutch/shims.json           ... and with --system, for everyone
 //! ```
 //!
 //! Nothing here creates or checks a directory: the stores do that when
@@ -63,6 +65,19 @@ pub fn volume_store(host: &Host) -> Option<PathBuf> {
 /// [`volume_store`].
 pub fn image_store(host: &Host) -> Option<PathBuf> {
     data_dir(host).map(|d| d.join("images"))
+}
+
+/// The file name of a record of shims (`hutch shim`), in [`user_state_dir`]
+/// or [`SYSTEM_STATE_DIR`].
+pub const SHIM_RECORD: &str = "shims.json";
+
+/// hutch's state for every user: the record of the system's shims.
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/hutch";
+
+/// `$XDG_DATA_HOME/hutch`: the user's record of shims (and the stores).
+/// `None` as for [`volume_store`].
+pub fn user_state_dir(host: &Host) -> Option<PathBuf> {
+    data_dir(host)
 }
 
 #[cfg(test)]

@@ -46,7 +46,8 @@ use crate::safe_fs::{
 };
 
 const LOCK_DIR: &str = ".locks";
-/// Deepest directory nesting `volume rm` and tmp-volume removal descend into.
+/// Deepest directory nesting `volume inspect` counts the disk usage of
+/// (removal has no limit: see `safe_fs::tree`).
 const MAX_DEPTH: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
@@ -212,8 +213,10 @@ impl Store {
         warnings
     }
 
-    /// The tmp volumes of running sandboxes: (sandbox, volume, path).
-    fn tmp_volumes(&self) -> Vec<(String, String, PathBuf)> {
+    /// The tmp volumes in the store: (sandbox, volume, path, whether the
+    /// sandbox is running). A sandbox's area that nobody holds locked is
+    /// not running: one [`Store::clean_stale_tmp`] could not remove.
+    fn tmp_volumes(&self) -> Vec<(String, String, PathBuf, bool)> {
         let mut out = Vec::new();
         let Ok(Some(tmp)) = sub(&self.dir, VOLUME_TMP_DIR, false, self.uid) else {
             return out;
@@ -222,8 +225,13 @@ impl Store {
             let Ok(Some(area)) = sub(&tmp, &sandbox, false, self.uid) else {
                 continue;
             };
+            // Taken (and let go at once) only if no launcher holds it.
+            let running = area
+                .readable()
+                .is_ok_and(|fd| matches!(try_lock(fd, true), Ok(None)));
             for vol in utf8_names(&area).unwrap_or_default() {
-                out.push((sandbox.clone(), vol.clone(), area.path().join(&vol)));
+                let path = area.path().join(&vol);
+                out.push((sandbox.clone(), vol, path, running));
             }
         }
         out
@@ -250,7 +258,7 @@ fn remove_dir(parent: &Dir, name: &str, fd: BorrowedFd<'_>) -> Result<(), Volume
         what: "cannot change its mode".into(),
         errno,
     })?;
-    safe_fs::remove_contents(fd, &path, Some(MAX_DEPTH))?;
+    safe_fs::remove_contents(fd, &path)?;
     match unlinkat(parent.fd(), name, UnlinkatFlags::RemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(errno) => Err(RemoveError {
@@ -322,7 +330,7 @@ impl TmpArea {
                 _ => continue,
             }
             // Left over by a killed sandbox of the same name: start empty.
-            safe_fs::remove_contents(fd.as_fd(), dir.path(), Some(MAX_DEPTH))?;
+            safe_fs::remove_contents(fd.as_fd(), dir.path())?;
             return Ok(TmpArea {
                 parent,
                 name: sandbox.to_string(),
@@ -384,7 +392,7 @@ pub fn acquire(uses: &[VolumeUse], sandbox: &str, host: &Host) -> Result<Held, V
     let store = Store::open(host, true)?.expect("created if missing");
     if uses.iter().any(|u| u.tmp) {
         for w in store.clean_stale_tmp() {
-            eprintln!("hutch: warning: {w}");
+            crate::diag::warning(&w);
         }
         held.tmp = Some(TmpArea::create(&store, sandbox)?);
     }
@@ -435,7 +443,9 @@ pub fn claim_for_upper(host: &Host, name: &str) -> Result<(OwnedFd, Dir), Volume
 #[derive(Debug, Serialize)]
 pub struct Info {
     pub name: String,
-    /// `persistent`, or `tmp` for a running sandbox's tmp volume.
+    /// `persistent`, `tmp` for a running sandbox's tmp volume, or
+    /// `leftover` for one of a sandbox that is gone, which could not be
+    /// removed (a warning says why).
     pub kind: &'static str,
     pub path: PathBuf,
     /// Running sandboxes using it (from the registry).
@@ -485,12 +495,14 @@ pub fn list(host: &Host) -> Result<(Vec<Info>, Vec<String>), VolumeError> {
             files: None,
         });
     }
-    for (sandbox, vol, path) in store.tmp_volumes() {
+    for (sandbox, vol, path, running) in store.tmp_volumes() {
         out.push(Info {
             name: format!("{sandbox}/{vol}"),
-            kind: "tmp",
+            // What a sandbox that is gone left and could not be removed
+            // (the warnings say why): in use by nobody.
+            kind: if running { "tmp" } else { "leftover" },
             path,
-            in_use_by: vec![sandbox],
+            in_use_by: if running { vec![sandbox] } else { Vec::new() },
             modified: None,
             mode: None,
             disk_usage: None,

@@ -473,7 +473,7 @@ fn image_rm_is_refused_while_a_sandbox_runs() {
         &["/bin/sh", "-c", "echo ready; read line; echo done"],
     );
     let out = im.s.hutch(&["image", "rm", "busybox"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
     assert!(err.contains("in use by a running sandbox"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -503,7 +503,7 @@ fn image_list_inspect_and_errors() {
     let info = im.inspect("busybox");
     assert_eq!(info["config"]["cmd"], json!(["sh"]));
     let out = im.s.hutch(&["image", "inspect", "nope"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert_eq!(
         stderr(&out),
         "hutch: image nope not found; run `hutch image list` to see imported images\n"

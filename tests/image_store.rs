@@ -6,7 +6,7 @@ mod common_oci;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -1115,7 +1115,10 @@ fn concurrent_imports_into_one_store_all_succeed() {
     let mut layout = env.layout();
     let shared = Layer::new(small_tar("shared", b"s"), Comp::None);
     layout.add(
-        &[shared.clone(), Layer::new(many_files_tar(64), Comp::None)],
+        &[
+            shared.clone(),
+            Layer::new(many_files_tar(64, 8192), Comp::None),
+        ],
         &ImageOpts::named("c1"),
     );
     layout.add(
@@ -1452,55 +1455,46 @@ fn images_made_by_umoci_and_skopeo_import() {
 
 // ------------------------------------------------------------ crash safety
 
-fn many_files_tar(n: usize) -> Vec<u8> {
+fn many_files_tar(n: usize, size: usize) -> Vec<u8> {
     let mut t = Tar::new();
-    let chunk = vec![0x5au8; 8192];
+    let chunk = vec![0x5au8; size];
     for i in 0..n {
         t.file(&format!("d{}/f{i}", i % 16), 0o644, &chunk);
     }
     t.finish()
 }
 
-fn mkfifo(p: &Path) {
-    let _ = fs::remove_file(p);
-    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-}
-
-/// Opens `fifo` for writing once the child has opened it for reading.
-fn fifo_writer(fifo: &Path, child: &mut std::process::Child, deadline: Instant) -> fs::File {
+/// Waits until the partial `layer-1` of an import in `tmp/` holds a file
+/// (the importer is in the middle of the layer), or panics if the import
+/// child ended first.
+fn wait_mid_layer(tmp: &Path, child: &mut std::process::Child, deadline: Instant) {
     loop {
-        match fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(fifo)
-        {
-            Ok(f) => {
-                nix::fcntl::fcntl(
-                    &f,
-                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-                )
-                .unwrap();
-                return f;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                if let Some(status) = child.try_wait().unwrap() {
-                    let mut out = String::new();
-                    child
-                        .stdout
-                        .take()
-                        .unwrap()
-                        .read_to_string(&mut out)
-                        .unwrap();
-                    panic!("import child exited early ({status}): {out}");
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "timed out waiting for the import child"
-                );
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => panic!("open fifo: {e}"),
+        let started = fs::read_dir(tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|work| {
+                fs::read_dir(work.path().join("layer-1/d0"))
+                    .is_ok_and(|mut files| files.next().is_some())
+            });
+        if started {
+            return;
         }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            panic!("import child exited before it was in layer 2 ({status}): {out}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the import child"
+        );
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
@@ -1510,16 +1504,10 @@ fn import_killed_mid_layer_leaves_no_image_and_next_import_succeeds() {
     let env = Env::new();
     let mut layout = env.layout();
     let l1 = Layer::new(small_tar("first", b"complete"), Comp::Gzip);
-    let l2 = Layer::new(many_files_tar(400), Comp::None);
+    // Empty files (an inode each, no data): unpacking 20,000 of them takes
+    // long enough to be caught in the middle.
+    let l2 = Layer::new(many_files_tar(20_000, 0), Comp::Gzip);
     layout.add(&[l1.clone(), l2.clone()], &ImageOpts::named("killed:1"));
-    // Both blobs become FIFOs fed by this test, so it knows exactly where
-    // the importer is: it reads every blob twice (verify, then unpack).
-    let (f1, f2) = (
-        layout.blob_path(&l1.digest()),
-        layout.blob_path(&l2.digest()),
-    );
-    mkfifo(&f1);
-    mkfifo(&f2);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -1535,17 +1523,9 @@ fn import_killed_mid_layer_leaves_no_image_and_next_import_succeeds() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    // Verification pass of both layers, then the unpacking of layer 1.
-    for (fifo, data) in [(&f1, &l1.blob), (&f2, &l2.blob), (&f1, &l1.blob)] {
-        let mut w = fifo_writer(fifo, &mut child, deadline);
-        w.write_all(data).unwrap();
-    }
-    // Layer 2 unpacking: feed half of it, keep the pipe open, kill.
-    let mut w = fifo_writer(&f2, &mut child, deadline);
-    w.write_all(&l2.blob[..l2.blob.len() / 2]).unwrap();
+    wait_mid_layer(&env.store_root().join("tmp"), &mut child, deadline);
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    drop(w);
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 
     let store = env.store();
@@ -1569,10 +1549,6 @@ fn import_killed_mid_layer_leaves_no_image_and_next_import_succeeds() {
         "layer 1 was complete and moved into place"
     );
 
-    fs::remove_file(&f1).unwrap();
-    fs::remove_file(&f2).unwrap();
-    fs::write(&f1, &l1.blob).unwrap();
-    fs::write(&f2, &l2.blob).unwrap();
     let info = store.import(&env.src(), None).unwrap();
     assert_eq!(store.list().unwrap(), vec![info.clone()]);
     assert_eq!(
@@ -1585,7 +1561,7 @@ fn import_killed_mid_layer_leaves_no_image_and_next_import_succeeds() {
         .into_iter()
         .filter(|p| p.contains("/f"))
         .count();
-    assert_eq!(files, 400);
+    assert_eq!(files, 20_000);
     env.assert_nothing_outside();
 }
 

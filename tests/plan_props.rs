@@ -193,6 +193,7 @@ impl World {
                 created: None,
                 imported_at: 0,
                 size: 0,
+                unpacked_size: None,
                 layer_digests: Vec::new(),
                 layers: vec![self.top.join("layers/1")],
                 config: ImageRunConfig {

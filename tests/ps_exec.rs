@@ -366,7 +366,7 @@ fn stop_lets_the_payload_handle_sigterm() {
     );
     assert!(ps_json(&s).is_empty());
     let out = s.hutch(&["stop", "graceful"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("no running sandbox named `graceful`"));
 }
 

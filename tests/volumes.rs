@@ -162,7 +162,7 @@ fn a_symlink_planted_in_place_of_a_volume_is_refused() {
         .hutch(&["volume", "rm", "--force", "data"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
     assert_untouched(&target);
 }
@@ -223,7 +223,7 @@ fn what_a_sandbox_leaves_inside_a_volume_is_removed_without_following_it() {
     assert!(info["files"].as_u64().unwrap() >= 3, "{info}");
 
     let out = s.hutch(&["volume", "rm", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     ok(&s
         .hutch(&["volume", "rm", "--force", "data"])
@@ -232,7 +232,7 @@ fn what_a_sandbox_leaves_inside_a_volume_is_removed_without_following_it() {
     assert!(!store(&s).join("data").exists());
     assert_untouched(&target);
     let out = s.hutch(&["volume", "path", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("no volume named `data`"));
 }
 
@@ -287,7 +287,7 @@ fn rm_is_refused_while_in_use_and_needs_force_when_not_empty() {
         .hutch(&["volume", "rm", "--force", "data"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     let err = stderr(&out);
     assert!(err.contains("in use by sandbox `holder`"), "{err}");
     let list = ok(&s.hutch(&["volume", "list", "--json"]).output().unwrap());
@@ -297,7 +297,7 @@ fn rm_is_refused_while_in_use_and_needs_force_when_not_empty() {
     ok(&s.hutch(&["stop", "holder"]).output().unwrap());
 
     let out = s.hutch(&["volume", "rm", "data"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
     assert!(store(&s).join("data/f").exists());
     ok(&s
@@ -519,4 +519,102 @@ fn a_root_directory_above_the_store_does_not_show_it() {
     // ... but not the volume store inside it.
     assert!(!out.contains("volume data"), "the store shows: {out}");
     assert!(out.contains("Permission denied"), "{out}");
+}
+
+/// A shell loop that nests `n` directories below the current one.
+fn nest_script(n: usize) -> String {
+    format!("i=0; while [ $i -lt {n} ]; do mkdir d && cd d || exit 1; i=$((i+1)); done")
+}
+
+/// As deep as the sandbox went: deeper than the 512 levels the
+/// removal used to stop at, and than the 128 descriptors the launcher
+/// gets here, had it kept one a level.
+const DEEP: usize = 600;
+
+#[test]
+fn a_deeply_nested_tmp_volume_goes_when_its_sandbox_exits() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    let p = profile(
+        &s,
+        "p",
+        "[volumes.scratch]\ndst = \"/scratch\"\ntmp = true\n",
+    );
+    let script = format!("cd /scratch && {}", nest_script(DEEP));
+    let mut cmd = s.hutch(&[
+        "run",
+        "--name",
+        "deep",
+        "--profile",
+        &p,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    // SAFETY: setrlimit is a system call, safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 128, 128)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = cmd.output().unwrap();
+    ok(&out);
+    assert_eq!(stderr(&out), "", "no warning");
+    assert!(
+        !store(&s).join(".tmp/deep").exists(),
+        "the tmp volume was left behind"
+    );
+}
+
+#[test]
+fn volume_list_reaps_a_deep_leftover_and_only_that() {
+    let s = Scratch::new();
+    let p = profile(
+        &s,
+        "p",
+        "[volumes.scratch]\ndst = \"/scratch\"\ntmp = true\n",
+    );
+    let script = format!(
+        "(cd /scratch && {}) && touch /scratch/made && exec sleep 100",
+        nest_script(DEEP)
+    );
+    let (mut child, _guard) = spawn_named(&s, "killed", &p, &["sh", "-c", &script]);
+    wait_running(&s, "killed");
+    wait_for_file(&store(&s).join(".tmp/killed/scratch/made"));
+    // While the sandbox runs, its tmp volume is in use, and stays: the
+    // probe below finds it, as it would a leftover if reaping failed.
+    let list = ok(&s.hutch(&["volume", "list", "--json"]).output().unwrap());
+    let list: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    let t = list.iter().find(|v| v["name"] == "killed/scratch").unwrap();
+    assert_eq!(t["kind"], "tmp");
+    assert_eq!(t["in_use_by"][0], "killed");
+    assert!(store(&s).join(".tmp/killed/scratch/d/d").exists());
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(store(&s).join(".tmp/killed").exists());
+    let out = s.hutch(&["volume", "list", "--json"]).output().unwrap();
+    let list: Vec<serde_json::Value> = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(stderr(&out), "", "no warning");
+    assert!(
+        !list.iter().any(|v| v["name"] == "killed/scratch"),
+        "{list:?}"
+    );
+    assert!(!store(&s).join(".tmp/killed").exists());
+}
+
+#[test]
+fn volume_rm_force_removes_a_deeply_nested_volume() {
+    let s = Scratch::new();
+    let p = profile(&s, "p", DATA);
+    let script = format!("cd /data && {}", nest_script(DEEP));
+    ok(&s.run(&["--profile", &p], &["sh", "-c", &script]));
+    assert!(store(&s).join("data/d/d/d").exists());
+    ok(&s
+        .hutch(&["volume", "rm", "--force", "data"])
+        .output()
+        .unwrap());
+    assert!(!store(&s).join("data").exists());
 }

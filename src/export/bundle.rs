@@ -91,7 +91,7 @@ fn remove_path(path: &Path) {
         parent
     };
     if let Ok(fd) = open_dir(parent) {
-        let _ = remove_tree_at(fd.as_fd(), name, parent, None);
+        let _ = remove_tree_at(fd.as_fd(), name, parent);
     }
 }
 
@@ -206,7 +206,7 @@ impl Flatten<'_> {
         path: &Path,
     ) -> Result<(), BundleError> {
         self.modes.retain(|p, _| !p.starts_with(path));
-        remove_tree_at(dst, name, path, None).map_err(|e| self.err(path, e))
+        remove_tree_at(dst, name, path).map_err(|e| self.err(path, e))
     }
 
     fn err(&self, rel: &Path, e: impl Into<io::Error>) -> BundleError {
@@ -271,7 +271,7 @@ impl Flatten<'_> {
                 if is_opaque(sub.as_fd()) {
                     let d = open_dir_at(dst, name).map_err(|e| self.err(path, e))?;
                     self.modes.retain(|p, _| p == path || !p.starts_with(path));
-                    remove_contents(d.as_fd(), path, None).map_err(|e| self.err(path, e))?;
+                    remove_contents(d.as_fd(), path).map_err(|e| self.err(path, e))?;
                 }
             }
             other => {

@@ -21,7 +21,7 @@ pub fn oci(args: ExportOciArgs) -> i32 {
             EXIT_LAUNCH_FAILED
         }
         Err(Failure::Line(line)) => {
-            eprintln!("hutch: {}", crate::diag::sanitize(&line));
+            crate::diag::error(&line);
             EXIT_LAUNCH_FAILED
         }
     }
@@ -126,7 +126,7 @@ fn report(export: &Export) {
         };
         out.push_str(&format!("hutch: {kind}: {}: {}\n", g.key, g.what));
     }
-    let _ = std::io::stderr().write_all(crate::diag::sanitize(&out).as_bytes());
+    let _ = std::io::stderr().write_all(crate::diag::sanitize_lines(&out).as_bytes());
 }
 
 /// `./NAME-oci` for profile NAME (its last path component, `.toml` left out).

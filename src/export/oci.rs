@@ -671,7 +671,16 @@ fn process(plan: &Plan, gaps: &mut Vec<Gap>) -> Result<Process, ExportError> {
     Ok(Process {
         terminal: false,
         user,
-        args: plan.argv.clone(),
+        args: plan
+            .argv
+            .iter()
+            .map(|a| {
+                a.to_str().map(str::to_string).ok_or(ExportError::NotUtf8 {
+                    what: "command argument",
+                    path: a.into(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
         env: plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd: text("working directory", &plan.cwd)?,
         capabilities: Capabilities::default(),

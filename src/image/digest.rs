@@ -19,7 +19,7 @@ impl Digest {
     /// file name.
     pub(crate) fn parse(s: &str) -> Result<Digest, ImageError> {
         let bad = || ImageError::UnsupportedDigest {
-            digest: s.to_owned(),
+            digest: super::error::clip(s),
         };
         let hex = s.strip_prefix("sha256:").ok_or_else(bad)?;
         if Self::is_hex64(hex) {

@@ -215,6 +215,28 @@ pub enum ImageError {
         source: io::Error,
     },
 
+    /// The image unpacks to more than the import may write.
+    #[error("the image unpacks to more than {limit} bytes, the most this import may write{hint}")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// What to do (`--max-size`, or nothing when the caller chose it).
+        hint: &'static str,
+    },
+
+    /// The store's filesystem is (nearly) full.
+    #[error(
+        "stopped importing: the filesystem of {path} has {free} left, and an import leaves at least {keep} free; free some space (or move the image store: it follows XDG_DATA_HOME) and import again"
+    )]
+    NoSpace {
+        /// The store.
+        path: PathBuf,
+        /// What is left ("12 MiB", "800 inodes").
+        free: String,
+        /// What an import leaves free.
+        keep: String,
+    },
+
     /// The store's filesystem cannot hold overlayfs metadata.
     #[error(
         "the filesystem of {path} does not support user extended attributes, which overlayfs needs for opaque directories; put the image store on ext4, xfs, btrfs or tmpfs (Linux >= 6.6)"
@@ -248,6 +270,31 @@ pub enum ImageError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The longest piece of untrusted input (a name, a media type) an error
+/// message repeats: the rest is cut, and the message says how long it was.
+pub(crate) const SHOWN_MAX: usize = 200;
+
+/// `s`, cut to [`SHOWN_MAX`] characters for a message (control characters
+/// are escaped where the line is printed, or by `{:?}`).
+pub(crate) fn clip(s: &str) -> String {
+    clip_bytes(s.as_bytes())
+}
+
+/// [`clip`] of bytes that may not be UTF-8 (shown lossily).
+pub(crate) fn clip_bytes(b: &[u8]) -> String {
+    let looked_at = &b[..b.len().min(4 * SHOWN_MAX)];
+    let text = String::from_utf8_lossy(looked_at);
+    let end = text
+        .char_indices()
+        .nth(SHOWN_MAX)
+        .map_or(text.len(), |(i, _)| i);
+    if end == text.len() && looked_at.len() == b.len() {
+        text.into_owned()
+    } else {
+        format!("{}... ({} bytes in all)", &text[..end], b.len())
+    }
 }
 
 impl ImageError {

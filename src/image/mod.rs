@@ -42,6 +42,18 @@
 //!   are dropped and a layer cannot plant `user.overlay.*` attributes).
 //! - Symlinks are created as they are (absolute targets are normal in
 //!   images and are resolved inside the container later), never followed.
+//! - **Bounded**: the tar reader (`tar_stream`) checks every extension
+//!   header against its limit before reading it and refuses sparse files;
+//!   every byte of a layer's uncompressed stream is charged to the
+//!   import's budget (`--max-size`) before it is written, and the import
+//!   stops while the store's filesystem still has room (`budget`);
+//!   indexes are bounded in depth, breadth and total, each read once;
+//!   error messages cut what they repeat of the input (`error::clip`).
+//!
+//! # Sources
+//! A layout directory's files are opened beneath it (symlinks followed
+//! only inside it) and must be regular files, read no further than their
+//! size; an archive is indexed by its headers alone, seeking over blobs.
 //!
 //! # Whiteouts
 //! Layers are stored as overlayfs lower layers for an unprivileged mount
@@ -57,15 +69,20 @@
 //! leftovers in `tmp/` are removed by the next import (imports and removals
 //! serialise on an exclusive `flock` of `store.lock`).
 
+mod budget;
 mod digest;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod oci;
 pub mod opaque;
 mod resolve;
 pub mod run;
 mod source;
 mod store;
+mod tar_stream;
 mod unpack;
 
+pub use budget::DEFAULT_MAX_SIZE;
 pub use error::ImageError;
-pub use store::{ImageInfo, ImageLease, ImageRunConfig, ImageStore, validate_name};
+pub use store::{ImageInfo, ImageLease, ImageRunConfig, ImageStore, ImportOptions, validate_name};

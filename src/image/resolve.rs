@@ -2,10 +2,11 @@
 //! host platform), read and verify manifest and config, and describe each
 //! layer. Nothing here writes anywhere.
 
+use std::collections::HashSet;
 use std::io::Read;
 
 use super::digest::{Digest, HashingReader};
-use super::error::ImageError;
+use super::error::{ImageError, clip};
 use super::oci::{
     self, Compression, Descriptor, DockerSaveEntry, ImageConfig, ImageLayoutFile, Index, Manifest,
     Platform,
@@ -16,6 +17,18 @@ use super::source::Source;
 pub(crate) const MAX_JSON: u64 = 8 << 20;
 /// Deepest nesting of indexes followed.
 const MAX_INDEX_DEPTH: usize = 4;
+/// Most descriptors one index may list (a multi-platform index lists one
+/// per platform, with attestations a few more).
+const MAX_INDEX_ENTRIES: usize = 1024;
+/// Most descriptors looked at in all the indexes of a source together: a
+/// nested index is read once however often it is listed, so an index of
+/// 200 references to an index of 200 references... costs 200 per level,
+/// not 200 to the power of the depth.
+const MAX_DESCRIPTORS: usize = 4096;
+/// Most layers of an image: overlayfs stacks at most 500 lower layers.
+const MAX_LAYERS: usize = 500;
+/// Most names listed in a message about what a source holds.
+const MAX_LISTED: usize = 8;
 
 /// The platform this process runs on, in OCI terms.
 #[derive(Clone, Debug)]
@@ -188,7 +201,19 @@ pub(crate) fn verify_layer_blob(src: &Source, layer: &LayerRef) -> Result<u64, I
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ImageError> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::malformed(what, e.to_string()))
+    // serde's message may quote the document (a whole string value).
+    serde_json::from_slice(bytes).map_err(|e| ImageError::malformed(what, clip(&e.to_string())))
+}
+
+/// Refuses an image of more layers than overlayfs can stack.
+fn check_layer_count(n: usize) -> Result<(), ImageError> {
+    if n > MAX_LAYERS {
+        return Err(ImageError::malformed(
+            "image",
+            format!("it has {n} layers; overlayfs stacks at most {MAX_LAYERS}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Chooses and loads the image to import.
@@ -204,7 +229,7 @@ pub(crate) fn resolve(
                 path: src.path().to_owned(),
                 reason: format!(
                     "unsupported imageLayoutVersion {:?} (expected 1.0.0)",
-                    layout.image_layout_version
+                    clip(&layout.image_layout_version)
                 ),
             });
         }
@@ -260,8 +285,9 @@ impl Candidate {
             .platform
             .as_ref()
             .map_or_else(|| "platform unspecified".to_owned(), Platform::display);
+        let plat = clip(&plat);
         match &self.name {
-            Some(n) => format!("{n} [{plat}] {}", self.digest.short()),
+            Some(n) => format!("{} [{plat}] {}", clip(n), self.digest.short()),
             None => format!("[{plat}] {}", self.digest.short()),
         }
     }
@@ -290,43 +316,84 @@ fn desc_kind(media_type: &str, bytes: Option<&[u8]>) -> DescKind {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_index(
-    src: &Source,
-    index: &Index,
-    depth: usize,
-    name: Option<&str>,
-    platform: Option<&Platform>,
-    host: &HostPlatform,
-    out: &mut Vec<Candidate>,
-    skipped: &mut Vec<String>,
-) -> Result<(), ImageError> {
-    if index.schema_version != 2 {
-        return Err(ImageError::malformed(
-            "image index",
-            format!("schemaVersion {} (expected 2)", index.schema_version),
-        ));
+/// Where a walk of the indexes of a source is.
+struct IndexWalk<'a> {
+    src: &'a Source,
+    host: &'a HostPlatform,
+    /// The images for this host found so far.
+    found: Vec<Candidate>,
+    /// What was passed over (other platforms, other media types).
+    skipped: Vec<String>,
+    /// Nested indexes already walked (each is walked once).
+    walked: HashSet<Digest>,
+    /// Descriptors looked at so far.
+    descriptors: usize,
+}
+
+impl IndexWalk<'_> {
+    /// Walks `index` (at `depth`, named `name` and for `platform` by the
+    /// index above, if it says).
+    fn walk(
+        &mut self,
+        index: &Index,
+        depth: usize,
+        name: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<(), ImageError> {
+        if index.schema_version != 2 {
+            return Err(ImageError::malformed(
+                "image index",
+                format!("schemaVersion {} (expected 2)", index.schema_version),
+            ));
+        }
+        if index.manifests.len() > MAX_INDEX_ENTRIES {
+            return Err(ImageError::malformed(
+                "image index",
+                format!(
+                    "it lists {} manifests (at most {MAX_INDEX_ENTRIES} are read)",
+                    index.manifests.len()
+                ),
+            ));
+        }
+        for desc in &index.manifests {
+            self.descriptors += 1;
+            if self.descriptors > MAX_DESCRIPTORS {
+                return Err(ImageError::malformed(
+                    "image index",
+                    format!("its indexes list more than {MAX_DESCRIPTORS} manifests in all"),
+                ));
+            }
+            self.descriptor(desc, depth, name, platform)?;
+        }
+        Ok(())
     }
-    for desc in &index.manifests {
+
+    fn descriptor(
+        &mut self,
+        desc: &Descriptor,
+        depth: usize,
+        name: Option<&str>,
+        platform: Option<&Platform>,
+    ) -> Result<(), ImageError> {
         let digest = Digest::parse(&desc.digest)?;
         let d_name = desc.annotation(oci::ANNOTATION_REF_NAME).or(name);
         let d_platform = desc.platform.as_ref().or(platform);
         if desc.annotation(oci::ANNOTATION_DOCKER_REF_TYPE) == Some("attestation-manifest") {
-            continue;
+            return Ok(());
         }
         if let Some(p) = d_platform
-            && !host.matches(&p.os, &p.architecture)
+            && !self.host.matches(&p.os, &p.architecture)
         {
-            skipped.push(p.display());
-            continue;
+            self.skipped.push(clip(&p.display()));
+            return Ok(());
         }
         let sniffed = if desc.media_type.is_empty() {
-            Some(read_json_blob(src, &digest, desc.size, "manifest")?)
+            Some(read_json_blob(self.src, &digest, desc.size, "manifest")?)
         } else {
             None
         };
         match desc_kind(&desc.media_type, sniffed.as_deref()) {
-            DescKind::Manifest => out.push(Candidate {
+            DescKind::Manifest => self.found.push(Candidate {
                 digest,
                 size: desc.size,
                 name: d_name.map(str::to_owned),
@@ -339,26 +406,34 @@ fn walk_index(
                         "indexes are nested too deeply",
                     ));
                 }
+                if !self.walked.insert(digest.clone()) {
+                    return Ok(()); // listed before: its images are found already
+                }
                 let bytes = match sniffed {
                     Some(b) => b,
-                    None => read_json_blob(src, &digest, desc.size, "image index")?,
+                    None => read_json_blob(self.src, &digest, desc.size, "image index")?,
                 };
                 let nested: Index = parse_json(&bytes, "image index")?;
-                walk_index(
-                    src,
-                    &nested,
-                    depth + 1,
-                    d_name,
-                    d_platform,
-                    host,
-                    out,
-                    skipped,
-                )?;
+                drop(bytes);
+                self.walk(&nested, depth + 1, d_name, d_platform)?;
             }
-            DescKind::Other => skipped.push(format!("{} ({})", desc.media_type, digest.short())),
+            DescKind::Other => {
+                self.skipped
+                    .push(format!("{} ({})", clip(&desc.media_type), digest.short()))
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// At most [`MAX_LISTED`] of `items`, joined, and how many more there are.
+fn listed(items: impl ExactSizeIterator<Item = String>, sep: &str) -> String {
+    let total = items.len();
+    let mut shown: Vec<String> = items.take(MAX_LISTED).collect();
+    if total > MAX_LISTED {
+        shown.push(format!("and {} more", total - MAX_LISTED));
+    }
+    shown.join(sep)
 }
 
 fn resolve_oci(
@@ -368,10 +443,16 @@ fn resolve_oci(
     host: &HostPlatform,
 ) -> Result<Resolved, ImageError> {
     let index: Index = parse_json(index_bytes, "index.json")?;
-    let mut cands = Vec::new();
-    let mut skipped = Vec::new();
-    walk_index(src, &index, 0, None, None, host, &mut cands, &mut skipped)?;
-    let chosen = choose(src, cands, &skipped, tag, host)?;
+    let mut walk = IndexWalk {
+        src,
+        host,
+        found: Vec::new(),
+        skipped: Vec::new(),
+        walked: HashSet::new(),
+        descriptors: 0,
+    };
+    walk.walk(&index, 0, None, None)?;
+    let chosen = choose(src, walk.found, &walk.skipped, tag, host)?;
     let manifest = read_manifest(src, &chosen)?;
     let config_desc: &Descriptor = &manifest.config;
     if config_desc.media_type != oci::MT_OCI_CONFIG
@@ -379,7 +460,7 @@ fn resolve_oci(
     {
         return Err(ImageError::UnsupportedMediaType {
             what: "image config".into(),
-            media_type: config_desc.media_type.clone(),
+            media_type: clip(&config_desc.media_type),
             hint: "only container images (OCI or Docker image config) can be imported",
         });
     }
@@ -421,7 +502,7 @@ fn choose(
             available: if skipped.is_empty() {
                 "nothing".into()
             } else {
-                skipped.join(", ")
+                listed(skipped.iter().cloned(), ", ")
             },
         }),
         1 => Ok(cands.remove(0)),
@@ -436,11 +517,7 @@ fn choose(
         }
         _ => Err(ImageError::Ambiguous {
             path: src.path().to_owned(),
-            choices: cands
-                .iter()
-                .map(Candidate::describe)
-                .collect::<Vec<_>>()
-                .join("; "),
+            choices: listed(cands.iter().map(Candidate::describe), "; "),
         }),
     }
 }
@@ -461,7 +538,7 @@ fn read_manifest(src: &Source, chosen: &Candidate) -> Result<Manifest, ImageErro
     {
         return Err(ImageError::UnsupportedMediaType {
             what: format!("manifest {}", chosen.digest),
-            media_type: mt.clone(),
+            media_type: clip(mt),
             hint: "only OCI and Docker schema 2 image manifests can be imported",
         });
     }
@@ -482,6 +559,7 @@ fn layer_refs(manifest: &Manifest, config: &ImageConfig) -> Result<Vec<LayerRef>
         ));
     }
     let total = manifest.layers.len();
+    check_layer_count(total)?;
     let mut layers = Vec::with_capacity(total);
     for (i, (desc, diff_id)) in manifest
         .layers
@@ -493,7 +571,7 @@ fn layer_refs(manifest: &Manifest, config: &ImageConfig) -> Result<Vec<LayerRef>
         let compression = oci::layer_compression(&desc.media_type).ok_or_else(|| {
             ImageError::UnsupportedMediaType {
                 what: what.clone(),
-                media_type: desc.media_type.clone(),
+                media_type: clip(&desc.media_type),
                 hint: "supported layer types are tar, tar+gzip and tar+zstd",
             }
         })?;
@@ -537,18 +615,17 @@ fn resolve_docker_save(
         _ => {
             return Err(ImageError::Ambiguous {
                 path: src.path().to_owned(),
-                choices: entries
-                    .iter()
-                    .map(|e| {
+                choices: listed(
+                    entries.iter().map(|e| {
                         let t = tags_of(e);
                         if t.is_empty() {
-                            e.config.clone()
+                            clip(&e.config)
                         } else {
-                            t.join(", ")
+                            listed(t.iter().map(|t| clip(t)), ", ")
                         }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                    }),
+                    "; ",
+                ),
             });
         }
     };
@@ -560,7 +637,10 @@ fn resolve_docker_save(
     let config_digest = Digest::from_hex(hex).ok_or_else(|| {
         ImageError::malformed(
             "manifest.json",
-            format!("config file name {:?} is not a sha256 digest", entry.config),
+            format!(
+                "config file name {:?} is not a sha256 digest",
+                clip(&entry.config)
+            ),
         )
     })?;
     let config_reader = src
@@ -589,6 +669,7 @@ fn resolve_docker_save(
         ));
     }
     let total = entry.layers.len();
+    check_layer_count(total)?;
     let mut layers = Vec::with_capacity(total);
     for (i, (path, diff_id)) in entry.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
         let diff_id = Digest::parse(diff_id)?;

@@ -9,13 +9,27 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::error::ImageError;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag, fstat};
+
+use super::error::{ImageError, clip};
+use super::tar_stream::{FileAt, Kind as TarKind, TarReader};
+use crate::safe_fs::{file_type, open_inside};
 
 /// Longest symlink/hardlink chain followed inside an archive.
 const MAX_LINK_HOPS: usize = 16;
+/// Most entries of an archive indexed: an OCI archive holds a few files
+/// per blob, a `docker save` one a few per layer.
+const MAX_ARCHIVE_ENTRIES: usize = 65_536;
+/// Longest name (or link target) of an archive entry indexed: blobs are
+/// named `blobs/sha256/<64 hex digits>` or `<64 hex digits>/layer.tar`;
+/// longer names are left out (nothing refers to them).
+const MAX_ARCHIVE_NAME: usize = 512;
 
 enum TarItem {
     File { offset: u64, size: u64 },
@@ -23,7 +37,10 @@ enum TarItem {
 }
 
 enum Kind {
-    Dir(PathBuf),
+    /// A directory, opened: files are opened below it, following a
+    /// symlink only where it stays inside (`docker save` links a layer
+    /// stored twice to its first copy).
+    Dir(OwnedFd),
     Tar {
         file: File,
         items: HashMap<String, TarItem>,
@@ -57,24 +74,51 @@ fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 
+/// What a file that is not a regular file is, for messages.
+fn kind_name(kind: SFlag) -> &'static str {
+    match kind {
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFDIR => "a directory",
+        _ => "not a regular file",
+    }
+}
+
 impl Source {
     /// Opens `path`: a directory is used as is; a regular file must be an
-    /// uncompressed tar archive and is indexed (not copied).
+    /// uncompressed tar archive and is indexed (not copied). Anything else
+    /// (a FIFO, a device) is refused without being read: opened with
+    /// `O_NONBLOCK`, so that a FIFO cannot block the import.
     pub(crate) fn open(path: &Path) -> Result<Source, ImageError> {
-        let meta = std::fs::metadata(path).map_err(ImageError::io("read image source", path))?;
-        if meta.is_dir() {
-            return Ok(Source {
-                path: path.to_owned(),
-                kind: Kind::Dir(path.to_owned()),
-            });
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(ImageError::io("open image source", path))?;
+        let st = fstat(&fd).map_err(ImageError::io("read image source", path))?;
+        let invalid = |reason: String| ImageError::InvalidSource {
+            path: path.to_owned(),
+            reason,
+        };
+        match file_type(&st) {
+            SFlag::S_IFDIR => {
+                return Ok(Source {
+                    path: path.to_owned(),
+                    kind: Kind::Dir(fd),
+                });
+            }
+            SFlag::S_IFREG => {}
+            other => {
+                return Err(invalid(format!(
+                    "neither a directory nor a regular file but {}",
+                    kind_name(other)
+                )));
+            }
         }
-        if !meta.is_file() {
-            return Err(ImageError::InvalidSource {
-                path: path.to_owned(),
-                reason: "neither a directory nor a regular file".into(),
-            });
-        }
-        let file = File::open(path).map_err(ImageError::io("open image archive", path))?;
+        let file = File::from(fd);
         let mut magic = [0u8; 6];
         let n = file
             .read_at(&mut magic, 0)
@@ -92,10 +136,9 @@ impl Source {
                 compression,
             });
         }
-        let items = index_tar(&file).map_err(|e| ImageError::InvalidSource {
-            path: path.to_owned(),
-            reason: format!("not a readable tar archive ({e})"),
-        })?;
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        let items = index_tar(&file, len)
+            .map_err(|e| invalid(format!("not a readable tar archive ({e})")))?;
         Ok(Source {
             path: path.to_owned(),
             kind: Kind::Tar { file, items },
@@ -108,27 +151,14 @@ impl Source {
     }
 
     /// Opens the file at `rel` (a `/`-separated path relative to the source
-    /// root). Returns `Ok(None)` if it does not exist.
+    /// root). Returns `Ok(None)` if it does not exist (or is a directory).
+    /// What it returns ends where the file did when it was opened.
     pub(crate) fn open_file(&self, rel: &str) -> Result<Option<Box<dyn Read + '_>>, ImageError> {
         let Some(norm) = normalize(rel).filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
         match &self.kind {
-            Kind::Dir(root) => {
-                let full = root.join(&norm);
-                match File::open(&full) {
-                    Ok(f) => {
-                        // A directory opens fine but is not a blob.
-                        let is_dir = f.metadata().map(|m| m.is_dir()).unwrap_or(false);
-                        if is_dir {
-                            return Ok(None);
-                        }
-                        Ok(Some(Box::new(f)))
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(ImageError::io("open", full)(e)),
-                }
-            }
+            Kind::Dir(root) => self.open_in_dir(root, &norm),
             Kind::Tar { file, items } => {
                 let mut name = norm;
                 for _ in 0..MAX_LINK_HOPS {
@@ -159,10 +189,51 @@ impl Source {
                 }
                 Err(ImageError::InvalidSource {
                     path: self.path.clone(),
-                    reason: format!("too many levels of links at {rel}"),
+                    reason: format!("too many levels of links at {}", clip(rel)),
                 })
             }
         }
+    }
+
+    /// Opens `rel` below the source directory `root`: never outside it
+    /// (a symlink that leads out, to `/dev/zero` say, is refused), and
+    /// only a regular file, read no further than its size at opening.
+    fn open_in_dir(
+        &self,
+        root: &OwnedFd,
+        rel: &str,
+    ) -> Result<Option<Box<dyn Read + '_>>, ImageError> {
+        let invalid = |reason: String| ImageError::InvalidSource {
+            path: self.path.clone(),
+            reason,
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK;
+        let fd = match open_inside(root.as_fd(), rel, flags) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+            Err(Errno::EXDEV | Errno::ELOOP) => {
+                return Err(invalid(format!(
+                    "{} leads out of the image source (through a symlink); only links that stay inside it are followed",
+                    clip(rel)
+                )));
+            }
+            Err(e) => return Err(ImageError::io("open", self.path.join(rel))(e)),
+        };
+        let st = fstat(&fd).map_err(ImageError::io("inspect", self.path.join(rel)))?;
+        match file_type(&st) {
+            SFlag::S_IFREG => {}
+            // A directory is not a blob.
+            SFlag::S_IFDIR => return Ok(None),
+            other => {
+                return Err(invalid(format!(
+                    "{} is {}, not a regular file",
+                    clip(rel),
+                    kind_name(other)
+                )));
+            }
+        }
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        Ok(Some(Box::new(File::from(fd).take(len))))
     }
 
     /// Reads a small file completely, refusing more than `max` bytes.
@@ -184,36 +255,39 @@ impl Source {
     }
 }
 
-fn index_tar(file: &File) -> io::Result<HashMap<String, TarItem>> {
+/// Indexes the files and links of an archive of `len` bytes, reading its
+/// headers only (the reader seeks over the data).
+fn index_tar(file: &File, len: u64) -> Result<HashMap<String, TarItem>, String> {
     let mut items = HashMap::new();
-    let mut archive = tar::Archive::new(file);
-    for entry in archive.entries_with_seek()? {
-        let entry = entry?;
-        let raw = entry.path_bytes();
-        let Some(name) = std::str::from_utf8(&raw).ok().and_then(normalize) else {
+    let mut archive = TarReader::new(FileAt::new(file, len));
+    while let Some(entry) = archive.next_entry().map_err(|e| e.to_string())? {
+        let name = std::str::from_utf8(&entry.path).ok().and_then(normalize);
+        let Some(name) = name.filter(|n| n.len() <= MAX_ARCHIVE_NAME) else {
             continue;
         };
-        let ty = entry.header().entry_type();
-        let item = if ty.is_file() || ty == tar::EntryType::Continuous {
-            TarItem::File {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
+        let item = match entry.kind {
+            TarKind::Regular => TarItem::File {
+                offset: archive.position(),
+                size: entry.size,
+            },
+            TarKind::Symlink | TarKind::Hardlink => {
+                let target = std::str::from_utf8(&entry.link).ok();
+                let Some(target) = target.filter(|t| t.len() <= MAX_ARCHIVE_NAME) else {
+                    continue;
+                };
+                if entry.kind == TarKind::Hardlink {
+                    TarItem::Link(format!("@{target}"))
+                } else {
+                    TarItem::Link(target.to_owned())
+                }
             }
-        } else if ty.is_symlink() || ty.is_hard_link() {
-            let Some(target) = entry.link_name_bytes() else {
-                continue;
-            };
-            let Ok(target) = std::str::from_utf8(&target) else {
-                continue;
-            };
-            if ty.is_hard_link() {
-                TarItem::Link(format!("@{target}"))
-            } else {
-                TarItem::Link(target.to_owned())
-            }
-        } else {
-            continue;
+            _ => continue,
         };
+        if items.len() >= MAX_ARCHIVE_ENTRIES && !items.contains_key(&name) {
+            return Err(format!(
+                "it has more than {MAX_ARCHIVE_ENTRIES} files; an image archive has a few per blob"
+            ));
+        }
         items.insert(name, item);
     }
     Ok(items)

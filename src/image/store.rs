@@ -1,6 +1,6 @@
 //! The on-disk image store: import, list, inspect, lease and remove.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::{Budget, DEFAULT_MAX_SIZE, SpaceGuard};
 use super::digest::Digest;
 use super::error::ImageError;
-use super::resolve::{HostPlatform, Resolved, resolve, verify_layer_blob};
+use super::resolve::{HostPlatform, LayerRef, Resolved, resolve, verify_layer_blob};
 use super::source::Source;
 use super::unpack::unpack_layer;
 use crate::host::Host;
@@ -65,6 +66,10 @@ pub struct ImageInfo {
     pub imported_at: u64,
     /// Total size of the layer blobs as imported (compressed), in bytes.
     pub size: u64,
+    /// Total size of the layers unpacked (their uncompressed tar streams,
+    /// each distinct layer once), in bytes; `None` for an image imported
+    /// by a hutch that did not record it.
+    pub unpacked_size: Option<u64>,
     /// Uncompressed layer digests (config `rootfs.diff_ids`), lowest first.
     pub layer_digests: Vec<String>,
     /// Unpacked layer directories, lowest first: the overlayfs lower
@@ -91,7 +96,29 @@ struct ImageRecord {
     imported_at: u64,
     size: u64,
     layers: Vec<String>,
+    /// The unpacked size of each layer (its uncompressed tar stream), in
+    /// the order of `layers`; empty in records of older hutch versions.
+    #[serde(default)]
+    layer_sizes: Vec<u64>,
     config: ImageRunConfig,
+}
+
+impl ImageRecord {
+    /// The unpacked size of each distinct layer, added up.
+    fn unpacked_size(&self) -> Option<u64> {
+        if self.layer_sizes.len() != self.layers.len() {
+            return None;
+        }
+        let mut seen = HashSet::new();
+        Some(
+            self.layers
+                .iter()
+                .zip(&self.layer_sizes)
+                .filter(|(d, _)| seen.insert(*d))
+                .map(|(_, s)| s)
+                .sum(),
+        )
+    }
 }
 
 impl ImageRecord {
@@ -126,6 +153,14 @@ impl AsFd for ImageLease {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.lock.as_fd()
     }
+}
+
+/// Limits of one import (see [`ImageStore::import_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The most the layers it unpacks may add up to, in bytes (their
+    /// uncompressed tar streams); `None`: [`DEFAULT_MAX_SIZE`].
+    pub max_size: Option<u64>,
 }
 
 /// A per-user, content-addressed store of unpacked OCI images.
@@ -328,6 +363,7 @@ impl ImageStore {
             created: r.created.clone(),
             imported_at: r.imported_at,
             size: r.size,
+            unpacked_size: r.unpacked_size(),
             layer_digests: r.layers.clone(),
             layers: r
                 .layers
@@ -429,7 +465,7 @@ impl ImageStore {
     fn clean_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
         let fd = open_dir(&tmp).map_err(ImageError::io("open", &tmp))?;
-        remove_contents(fd.as_fd(), &tmp, None).map_err(ImageError::io("clean up", &tmp))
+        remove_contents(fd.as_fd(), &tmp).map_err(ImageError::io("clean up", &tmp))
     }
 
     /// Deletes layers no image references, and lock files of images that
@@ -461,7 +497,7 @@ impl ImageStore {
             fs::rename(entry.path(), tmp.join(&doomed))
                 .map_err(ImageError::io("move unused layer", entry.path()))?;
             moved = true;
-            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp, None)
+            remove_tree_at(tmp_fd.as_fd(), doomed.as_ref(), &tmp)
                 .map_err(ImageError::io("delete unused layer", tmp.join(&doomed)))?;
         }
         if moved {
@@ -505,6 +541,19 @@ impl ImageStore {
     /// killed leaves no image behind (leftovers in `tmp/` are removed by
     /// the next import).
     pub fn import(&self, source: &Path, tag: Option<&str>) -> Result<ImageInfo, ImageError> {
+        self.import_with(source, tag, &ImportOptions::default())
+    }
+
+    /// [`ImageStore::import`], with limits: the import stops (and leaves
+    /// nothing behind) once the layers it unpacks add up to more than
+    /// `options.max_size` bytes, or once the store's filesystem has little
+    /// left (see [`super::budget`]).
+    pub fn import_with(
+        &self,
+        source: &Path,
+        tag: Option<&str>,
+        options: &ImportOptions,
+    ) -> Result<ImageInfo, ImageError> {
         if let Some(t) = tag {
             validate_name(t)?;
         }
@@ -535,7 +584,7 @@ impl ImageStore {
             size += verify_layer_blob(&src, layer)?;
             verified.insert(layer.blob.clone());
         }
-        let record = make_record(&name, &resolved, size);
+        let mut record = make_record(&name, &resolved, size);
 
         let key = name_key(&name);
         let lock_path = self.lock_path(&key);
@@ -550,7 +599,11 @@ impl ImageStore {
             }
         }
 
-        let result = self.unpack_and_commit(&src, &resolved, &record, &key);
+        let mut budget = Budget::new(
+            options.max_size.unwrap_or(DEFAULT_MAX_SIZE),
+            options.max_size.is_some(),
+        );
+        let result = self.unpack_and_commit(&src, &resolved, &mut record, &key, &mut budget);
         if result.is_err() && existing.is_none() {
             // Leave no trace of a failed new image (we hold its lock).
             let _ = fs::remove_file(&lock_path);
@@ -569,8 +622,9 @@ impl ImageStore {
         &self,
         src: &Source,
         resolved: &Resolved,
-        record: &ImageRecord,
+        record: &mut ImageRecord,
         key: &str,
+        budget: &mut Budget,
     ) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
         let work = tmp.join(format!("import-{}", unique_suffix()));
@@ -578,39 +632,82 @@ impl ImageStore {
             .mode(0o700)
             .create(&work)
             .map_err(ImageError::io("create directory", &work))?;
-        let layers_dir = self.layers_dir();
         let result = (|| {
+            let tmp_fd = open_dir(&tmp).map_err(ImageError::io("open", &tmp))?;
+            let mut space = SpaceGuard::new(tmp_fd, &self.root)?;
+            let mut known = self.known_layer_sizes()?;
+            let mut sizes = Vec::with_capacity(resolved.layers.len());
             for (i, layer) in resolved.layers.iter().enumerate() {
-                let dest = layers_dir.join(layer.diff_id.hex());
-                if is_dir_nofollow(&dest) {
-                    continue; // already unpacked, by this or another image
-                }
                 let staging = work.join(format!("layer-{i}"));
-                DirBuilder::new()
-                    .mode(0o700)
-                    .create(&staging)
-                    .map_err(ImageError::io("create directory", &staging))?;
-                let fd = open_dir(&staging).map_err(ImageError::io("open", &staging))?;
-                let blob = src
-                    .open_file(&layer.path)?
-                    .ok_or_else(|| ImageError::MissingBlob {
-                        what: layer.what.clone(),
-                        digest: layer.blob.to_string(),
-                    })?;
-                unpack_layer(blob, layer, fd.as_fd(), &staging)?;
-                // One syncfs flushes every file and directory of the layer.
-                nix::unistd::syncfs(&fd).map_err(ImageError::io("sync", &staging))?;
-                drop(fd);
-                fs::rename(&staging, &dest).map_err(ImageError::io("move layer into", &dest))?;
-                fsync_dir(&layers_dir).map_err(ImageError::io("sync", &layers_dir))?;
+                let size = self
+                    .unpack_one(src, layer, &staging, budget, &mut space)?
+                    .or_else(|| known.get(layer.diff_id.hex()).copied());
+                if let Some(size) = size {
+                    known.insert(layer.diff_id.hex().to_owned(), size);
+                }
+                sizes.push(size);
             }
+            record.layer_sizes = sizes.into_iter().collect::<Option<_>>().unwrap_or_default();
             self.write_record(key, record)
         })();
         if let Ok(tmp_fd) = open_dir(&tmp) {
             let name = work.file_name().expect("has a name");
-            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp, None);
+            let _ = remove_tree_at(tmp_fd.as_fd(), name, &tmp);
         }
         result
+    }
+
+    /// Unpacks one layer into `staging`, syncs it and moves it into
+    /// `layers/`; returns its unpacked size, or `None` if it is there already (unpacked for this image
+    /// or another).
+    fn unpack_one(
+        &self,
+        src: &Source,
+        layer: &LayerRef,
+        staging: &Path,
+        budget: &mut Budget,
+        space: &mut SpaceGuard,
+    ) -> Result<Option<u64>, ImageError> {
+        let layers_dir = self.layers_dir();
+        let dest = layers_dir.join(layer.diff_id.hex());
+        if is_dir_nofollow(&dest) {
+            return Ok(None);
+        }
+        DirBuilder::new()
+            .mode(0o700)
+            .create(staging)
+            .map_err(ImageError::io("create directory", staging))?;
+        let fd = open_dir(staging).map_err(ImageError::io("open", staging))?;
+        let blob = src
+            .open_file(&layer.path)?
+            .ok_or_else(|| ImageError::MissingBlob {
+                what: layer.what.clone(),
+                digest: layer.blob.to_string(),
+            })?;
+        let unpacked = unpack_layer(blob, layer, (fd.as_fd(), staging), budget, space)?;
+        // One syncfs flushes every file and directory of the layer.
+        nix::unistd::syncfs(&fd).map_err(ImageError::io("sync", staging))?;
+        drop(fd);
+        fs::rename(staging, &dest).map_err(ImageError::io("move layer into", &dest))?;
+        fsync_dir(&layers_dir).map_err(ImageError::io("sync", &layers_dir))?;
+        Ok(Some(unpacked))
+    }
+
+    /// The unpacked size of every layer the store's images record one for,
+    /// by the layer's hex digest.
+    fn known_layer_sizes(&self) -> Result<HashMap<String, u64>, ImageError> {
+        let mut known = HashMap::new();
+        for r in self.read_all_records()? {
+            if r.layer_sizes.len() != r.layers.len() {
+                continue;
+            }
+            for (d, size) in r.layers.iter().zip(&r.layer_sizes) {
+                if let Ok(d) = Digest::parse(d) {
+                    known.insert(d.hex().to_owned(), *size);
+                }
+            }
+        }
+        Ok(known)
     }
 }
 
@@ -649,6 +746,7 @@ fn make_record(name: &str, r: &Resolved, size: u64) -> ImageRecord {
         imported_at: now_secs(),
         size,
         layers: r.layers.iter().map(|l| l.diff_id.to_string()).collect(),
+        layer_sizes: Vec::new(),
         config: ImageRunConfig {
             entrypoint: rc.and_then(|c| c.entrypoint.clone()).unwrap_or_default(),
             cmd: rc.and_then(|c| c.cmd.clone()).unwrap_or_default(),

@@ -43,11 +43,13 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
+use super::budget::{Budget, Metered, SpaceGuard};
 use super::digest::HashingReader;
-use super::error::ImageError;
+use super::error::{ImageError, clip, clip_bytes};
 use super::oci::Compression;
 use super::opaque;
 use super::resolve::{LayerRef, check_digest};
+use super::tar_stream::{Entry, Kind, Stream, TarError, TarReader};
 use crate::safe_fs::{file_type, open_dir_below, remove_tree_at};
 
 /// Longest entry path accepted (Linux `PATH_MAX`).
@@ -59,52 +61,58 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
 
-/// Unpacks `blob` (the layer as stored, possibly compressed) into the empty
-/// directory `dest`. While unpacking, the blob is hashed again and the
-/// uncompressed stream is hashed; both must match `layer` or the import
-/// fails (the caller discards `dest`). Returns the blob length.
-pub(crate) fn unpack_layer(
-    blob: impl Read,
-    layer: &LayerRef,
-    dest: BorrowedFd<'_>,
-    dest_path: &Path,
-) -> Result<u64, ImageError> {
-    let layer_name = layer.blob.to_string();
-    let format = match layer.compression {
+/// The name of a layer's format, for messages.
+fn format_name(c: Compression) -> &'static str {
+    match c {
         Compression::None => "tar",
         Compression::Gzip => "tar+gzip",
         Compression::Zstd => "tar+zstd",
-    };
-    let stream_err = |source: io::Error| ImageError::CorruptLayer {
-        layer: layer_name.clone(),
-        format,
-        source,
-    };
+    }
+}
+
+/// Unpacks `blob` (the layer as stored, possibly compressed) into the empty
+/// directory `dest`. While unpacking, the blob is hashed again and the
+/// uncompressed stream is hashed; both must match `layer` or the import
+/// fails (the caller discards `dest`). Returns the length of the
+/// uncompressed stream (what the layer costs unpacked). Every byte of the uncompressed
+/// stream is charged to `budget` as it is read, before anything of it is
+/// written, and `space` stops the unpacking before the store's filesystem
+/// fills up.
+pub(crate) fn unpack_layer(
+    blob: impl Read,
+    layer: &LayerRef,
+    (dest, dest_path): (BorrowedFd<'_>, &Path),
+    budget: &mut Budget,
+    space: &mut SpaceGuard,
+) -> Result<u64, ImageError> {
+    let layer_name = layer.blob.to_string();
+    let format = format_name(layer.compression);
     let limited: Box<dyn Read> = match layer.size {
         Some(s) => Box::new(blob.take(s.saturating_add(1))),
         None => Box::new(blob),
     };
     let mut blob_hr = HashingReader::new(limited);
-    let (diff_id, _) = {
+    let (diff_id, tar_len) = {
         let decompressed: Box<dyn Read + '_> = match layer.compression {
             Compression::None => Box::new(&mut blob_hr),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut blob_hr)),
             Compression::Zstd => Box::new(ZstdReader::new(&mut blob_hr)),
         };
-        let mut diff_hr = HashingReader::new(decompressed);
-        {
-            let mut archive = tar::Archive::new(&mut diff_hr);
-            let mut unpacker = Unpacker::new(dest, dest_path, layer_name.clone(), format);
-            for entry in archive.entries().map_err(stream_err)? {
-                let mut entry = entry.map_err(stream_err)?;
-                unpacker.entry(&mut entry)?;
-            }
-            unpacker.finish()?;
+        let diff_hr = HashingReader::new(Metered::new(decompressed, budget));
+        let mut archive = TarReader::new(Stream::new(diff_hr));
+        let mut unpacker = Unpacker::new(dest, dest_path, layer_name.clone(), format, space);
+        let stream_err = |e| stream_error(&layer_name, format, e);
+        while let Some(entry) = archive.next_entry().map_err(|e| unpacker.tar_error(e))? {
+            unpacker.entry(&entry, &mut archive.data())?;
         }
+        unpacker.finish()?;
+        let diff_hr = archive.into_inner().into_inner();
         diff_hr.finish().map_err(stream_err)?
     };
-    let (actual, len) = blob_hr.finish().map_err(stream_err)?;
-    check_digest(&layer.blob, layer.size, &layer.what, &actual, len)?;
+    let (actual, blob_len) = blob_hr
+        .finish()
+        .map_err(|e| stream_error(&layer_name, format, e))?;
+    check_digest(&layer.blob, layer.size, &layer.what, &actual, blob_len)?;
     if diff_id != layer.diff_id {
         return Err(ImageError::DiffIdMismatch {
             layer: layer_name,
@@ -112,7 +120,20 @@ pub(crate) fn unpack_layer(
             actual: diff_id.to_string(),
         });
     }
-    Ok(len)
+    Ok(tar_len)
+}
+
+/// The error of reading the layer's stream: over the budget, or a stream
+/// that is not what its format says.
+fn stream_error(layer: &str, format: &'static str, source: io::Error) -> ImageError {
+    match Budget::exceeded(&source) {
+        Some(e) => e,
+        None => ImageError::CorruptLayer {
+            layer: layer.to_owned(),
+            format,
+            source,
+        },
+    }
 }
 
 /// Splits an archive path into safe components. Drops empty and `.`
@@ -139,28 +160,19 @@ pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<OsString>, String> {
 
 fn display(comps: &[OsString]) -> String {
     let joined: Vec<_> = comps.iter().map(|c| c.to_string_lossy()).collect();
-    joined.join("/")
+    clip(&joined.join("/"))
+}
+
+/// The kind of an entry: old (v7) archives mark directories as regular
+/// files whose name ends in `/`.
+fn content_kind(entry: &Entry) -> Kind {
+    if entry.kind == Kind::Regular && entry.path.ends_with(b"/") {
+        return Kind::Directory;
+    }
+    entry.kind
 }
 
 /// Layer permission bits as stored: setuid and setgid are stripped.
-/// The type of an entry that has content in the layer; `None` for the
-/// metadata entries of pax and GNU archives (extended headers, long
-/// names), which the tar reader has already applied. Old (v7) archives
-/// mark directories as regular files ending in `/`.
-fn content_type(ty: tar::EntryType, raw_path: &[u8]) -> Option<tar::EntryType> {
-    if ty.is_pax_global_extensions()
-        || ty.is_pax_local_extensions()
-        || ty.is_gnu_longname()
-        || ty.is_gnu_longlink()
-    {
-        return None;
-    }
-    if ty == tar::EntryType::Regular && raw_path.ends_with(b"/") {
-        return Some(tar::EntryType::Directory);
-    }
-    Some(ty)
-}
-
 fn sanitize_mode(mode: u32) -> Mode {
     Mode::from_bits_truncate(mode & 0o1777)
 }
@@ -189,10 +201,17 @@ struct Unpacker<'a> {
     /// creation of their content).
     dirs: HashMap<Vec<OsString>, DirMeta>,
     buf: Vec<u8>,
+    space: &'a mut SpaceGuard,
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(root: BorrowedFd<'a>, root_path: &'a Path, layer: String, format: &'static str) -> Self {
+    fn new(
+        root: BorrowedFd<'a>,
+        root_path: &'a Path,
+        layer: String,
+        format: &'static str,
+        space: &'a mut SpaceGuard,
+    ) -> Self {
         // The layer root is 0755 unless the layer has an entry for it.
         let dirs = HashMap::from([(
             Vec::new(),
@@ -208,6 +227,19 @@ impl<'a> Unpacker<'a> {
             format,
             dirs,
             buf: vec![0; 128 * 1024],
+            space,
+        }
+    }
+
+    /// The error of a header the tar reader refused or could not read.
+    fn tar_error(&self, e: TarError) -> ImageError {
+        match e {
+            TarError::Io(source) => stream_error(&self.layer, self.format, source),
+            TarError::Refused { entry, reason } => ImageError::UnsafeEntry {
+                layer: self.layer.clone(),
+                entry: entry.map_or_else(|| "(an extension header)".into(), |e| clip_bytes(&e)),
+                reason,
+            },
         }
     }
 
@@ -229,16 +261,12 @@ impl<'a> Unpacker<'a> {
         }
     }
 
-    /// For errors reading the archive itself (bad header, truncated or
-    /// undecodable data).
+    /// For errors reading the archive itself (truncated or undecodable
+    /// data, or more than the budget allows).
     fn corrupt(&self) -> impl FnOnce(io::Error) -> ImageError + use<> {
         let layer = self.layer.clone();
         let format = self.format;
-        move |source| ImageError::CorruptLayer {
-            layer,
-            format,
-            source,
-        }
+        move |source| stream_error(&layer, format, source)
     }
 
     fn nix(&self, entry: &str) -> impl FnOnce(Errno) -> ImageError + use<> {
@@ -308,7 +336,7 @@ impl<'a> Unpacker<'a> {
                 if keep_dir {
                     Ok(Slot::ExistingDir)
                 } else {
-                    remove_tree_at(parent, name, Path::new(entry), None)
+                    remove_tree_at(parent, name, Path::new(entry))
                         .map_err(|e| self.io(entry)(e.into()))?;
                     Ok(Slot::Empty)
                 }
@@ -320,48 +348,45 @@ impl<'a> Unpacker<'a> {
         }
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
-        let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let header = entry.header();
-        let Some(ty) = content_type(header.entry_type(), &raw) else {
-            return Ok(());
-        };
-        let comps = split_path(&raw).map_err(|r| self.refuse(&shown, r))?;
-        let mode = header.mode().map_err(self.corrupt())?;
-        let mtime = header.mtime().ok();
+    fn entry(&mut self, entry: &Entry, data: &mut impl Read) -> Result<(), ImageError> {
+        let shown = clip_bytes(&entry.path);
+        let kind = content_kind(entry);
+        let comps = split_path(&entry.path).map_err(|r| self.refuse(&shown, r))?;
+        self.space.entry()?;
+        let (mode, mtime) = (entry.mode, entry.mtime);
         let Some((name, parent_comps)) = comps.split_last() else {
-            return self.layer_root(ty, mode, mtime, &shown);
+            return self.layer_root(kind, mode, mtime, &shown);
         };
         if self.overlay_entry(&comps, &shown)? {
             return Ok(());
         }
-        use tar::EntryType as T;
-        match ty {
-            T::Regular | T::Continuous | T::GNUSparse => {
+        match kind {
+            Kind::Regular => {
                 let parent = self.parent(parent_comps, &shown)?;
-                self.regular_file(entry, parent.as_fd(), name, (mode, mtime), &shown)
+                self.regular_file(data, parent.as_fd(), name, (mode, mtime), &shown)
             }
-            T::Directory => self.directory(&comps, mode, mtime, &shown),
-            T::Symlink => {
-                let target = match entry.link_name_bytes() {
-                    Some(t) if !t.is_empty() => t.into_owned(),
-                    _ => return Err(self.refuse(&shown, "symlink without a target")),
-                };
+            Kind::Directory => self.directory(&comps, mode, mtime, &shown),
+            Kind::Symlink => {
+                if entry.link.is_empty() {
+                    return Err(self.refuse(&shown, "symlink without a target"));
+                }
+                if entry.link.len() > MAX_PATH {
+                    return Err(self.refuse(
+                        &shown,
+                        format!("its target is longer than {MAX_PATH} bytes"),
+                    ));
+                }
                 let parent = self.parent(parent_comps, &shown)?;
-                self.symlink(parent.as_fd(), name, &target, mtime, &shown)
+                self.symlink(parent.as_fd(), name, &entry.link, mtime, &shown)
             }
-            T::Link => {
-                let target = match entry.link_name_bytes() {
-                    Some(t) if !t.is_empty() => t.into_owned(),
-                    _ => return Err(self.refuse(&shown, "hardlink without a target")),
-                };
-                self.hardlink(&comps, &target, &shown)
+            Kind::Hardlink => {
+                if entry.link.is_empty() {
+                    return Err(self.refuse(&shown, "hardlink without a target"));
+                }
+                self.hardlink(&comps, &entry.link, &shown)
             }
-            T::Char => {
-                let major = header.device_major().map_err(self.corrupt())?;
-                let minor = header.device_minor().map_err(self.corrupt())?;
-                if major.unwrap_or(0) != 0 || minor.unwrap_or(0) != 0 {
+            Kind::Char => {
+                if entry.device != (0, 0) {
                     return Err(self.refuse(
                         &shown,
                         "character device nodes are not allowed in image layers",
@@ -372,16 +397,16 @@ impl<'a> Unpacker<'a> {
                 self.clear_slot(parent.as_fd(), name, false, &shown)?;
                 self.whiteout(parent.as_fd(), name, &shown)
             }
-            T::Block => {
+            Kind::Block => {
                 Err(self.refuse(&shown, "block device nodes are not allowed in image layers"))
             }
-            T::Fifo => Err(self.refuse(
+            Kind::Fifo => Err(self.refuse(
                 &shown,
                 "FIFOs (named pipes) are not allowed in image layers",
             )),
-            other => Err(self.refuse(
+            Kind::Other(flag) => Err(self.refuse(
                 &shown,
-                format!("unsupported tar entry type {:?}", other.as_byte() as char),
+                format!("unsupported tar entry type {:?}", flag as char),
             )),
         }
     }
@@ -391,12 +416,12 @@ impl<'a> Unpacker<'a> {
     /// owner is root in the container anyway).
     fn layer_root(
         &mut self,
-        ty: tar::EntryType,
+        kind: Kind,
         mode: u32,
         mtime: Option<u64>,
         shown: &str,
     ) -> Result<(), ImageError> {
-        if !ty.is_dir() {
+        if kind != Kind::Directory {
             return Err(self.refuse(shown, "the layer root can only be a directory"));
         }
         self.dirs.insert(
@@ -544,6 +569,7 @@ impl<'a> Unpacker<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.corrupt()(e)),
             };
+            self.space.wrote(n as u64)?;
             dst.write_all(&self.buf[..n]).map_err(self.io(shown))?;
         }
     }
@@ -554,7 +580,7 @@ impl<'a> Unpacker<'a> {
         target: &[u8],
         shown: &str,
     ) -> Result<(), ImageError> {
-        let shown_target = String::from_utf8_lossy(target).into_owned();
+        let shown_target = clip_bytes(target);
         let tcomps = split_path(target)
             .map_err(|r| self.refuse(shown, format!("hardlink target {shown_target:?}: {r}")))?;
         let Some((tname, tparent_comps)) = tcomps.split_last() else {

@@ -32,7 +32,11 @@ use crate::registry::Target;
 use crate::sys;
 
 /// Runs `command` in the sandbox `target`; returns the exit code.
-pub fn exec(target: Target<Plan>, command: Vec<String>, host: &Host) -> Result<i32, LaunchError> {
+pub fn exec(
+    target: Target<Plan>,
+    command: Vec<std::ffi::OsString>,
+    host: &Host,
+) -> Result<i32, LaunchError> {
     let mut plan = target.plan;
     plan.argv = command;
     plan.init = false;
@@ -88,7 +92,7 @@ pub fn exec(target: Target<Plan>, command: Vec<String>, host: &Host) -> Result<i
         return Err(LaunchError::Setup(super::Failure {
             step: f.step,
             errno: f.errno,
-            arg: String::new(),
+            arg: Default::default(),
         }));
     }
     let new_session = prepared.new_session;
@@ -130,7 +134,7 @@ fn join_cgroup(dirs: &[std::path::PathBuf], plan: &crate::plan::Plan) -> Result<
             if required {
                 return Err(HelperError::from(err).into());
             }
-            eprintln!("hutch: warning: not enforced: {err}");
+            crate::diag::warning(format_args!("not enforced: {err}"));
         }
     }
     Ok(())

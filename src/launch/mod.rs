@@ -25,7 +25,7 @@ use reserve::Reserved;
 use supervise::{Signals, kill_and_reap};
 
 /// Exit code for hutch's own failures.
-pub const EXIT_LAUNCH_FAILED: i32 = 125;
+pub use crate::exit::FAILED as EXIT_LAUNCH_FAILED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -77,9 +77,9 @@ impl LaunchError {
         match self {
             LaunchError::Setup(f) if f.step == Step::Exec => {
                 if f.errno == Errno::ENOENT {
-                    127
+                    crate::exit::NOT_FOUND
                 } else {
-                    126
+                    crate::exit::CANNOT_EXECUTE
                 }
             }
             _ => EXIT_LAUNCH_FAILED,
@@ -155,7 +155,7 @@ pub fn run(
     let mut entry = entry.inspect_err(|_| kill_and_reap(child.pid))?;
     if verbose {
         for line in helpers.describe() {
-            eprintln!("hutch: {line}");
+            crate::diag::note(&line);
         }
     }
     release(&go, &prepared).inspect_err(|_| kill_and_reap(child.pid))?;
@@ -189,9 +189,9 @@ pub fn run(
                     entry.running(child.pid, namespaces.insert(ns), cgroup.clone(), plan)
                 });
             if let Err(e) = recorded {
-                eprintln!(
-                    "hutch: warning: {e}; `hutch ps`, `exec` and `stop` will not see this sandbox"
-                );
+                crate::diag::warning(format_args!(
+                    "{e}; `hutch ps`, `exec` and `stop` will not see this sandbox"
+                ));
             }
         },
     );

@@ -12,7 +12,8 @@ use crate::prepare::report::{self, Step};
 pub struct Failure {
     pub step: Step,
     pub errno: Errno,
-    pub arg: String,
+    /// The path or name the step was about, as bytes.
+    pub arg: std::ffi::OsString,
 }
 
 impl Failure {
@@ -22,7 +23,7 @@ impl Failure {
         Some(Failure {
             step: record.step,
             errno: record.errno,
-            arg: String::from_utf8_lossy(record.arg).into_owned(),
+            arg: crate::argv::from_bytes(record.arg),
         })
     }
 }
@@ -36,7 +37,7 @@ impl std::fmt::Display for Failure {
             write!(
                 f,
                 "cannot {what} {}: {}",
-                crate::diag::sanitize(&self.arg),
+                crate::diag::name(&crate::argv::shown(&self.arg)),
                 self.errno.desc()
             )?;
         }

@@ -107,7 +107,7 @@ impl<'r> Reserved<'r> {
         drop(self.entry);
         drop(self.upper);
         if let Err(e) = self.volumes.release() {
-            eprintln!("hutch: warning: {e}");
+            crate::diag::warning(&e);
         }
     }
 }

@@ -7,26 +7,30 @@ use std::path::Path;
 use crate::cli::ImageCommand;
 use crate::diag::sanitize;
 use crate::host::Host;
-use crate::image::{ImageError, ImageInfo, ImageLease, ImageStore};
+use crate::image::{ImageError, ImageInfo, ImageLease, ImageStore, ImportOptions};
 use crate::plan::rootfs::{Choice, choice};
 use crate::profile::{Profile, ProfileError};
 
-/// Runs an image subcommand; returns the exit code (0, or 1 with a
+/// Runs an image subcommand; returns the exit code (0, or 125 with a
 /// one-line message).
 pub fn run(command: ImageCommand) -> i32 {
     let result = ImageStore::default_root(&Host::current())
         .and_then(ImageStore::open)
         .and_then(|store| match command {
-            ImageCommand::Import { source, tag } => import(&store, &source, tag.as_deref()),
+            ImageCommand::Import {
+                source,
+                tag,
+                max_size,
+            } => import(&store, &source, tag.as_deref(), max_size),
             ImageCommand::List { json } => list(&store, json),
             ImageCommand::Inspect { name } => inspect(&store, &name),
             ImageCommand::Rm { names } => remove(&store, &names),
         });
     match result {
-        Ok(()) => 0,
+        Ok(()) => crate::exit::OK,
         Err(e) => {
-            eprintln!("hutch: {}", sanitize(&e.to_string()));
-            1
+            crate::diag::error(&e);
+            crate::exit::FAILED
         }
     }
 }
@@ -59,15 +63,21 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn import(store: &ImageStore, source: &Path, tag: Option<&str>) -> Result<(), ImageError> {
-    let info = store.import(source, tag)?;
+fn import(
+    store: &ImageStore,
+    source: &Path,
+    tag: Option<&str>,
+    max_size: Option<u64>,
+) -> Result<(), ImageError> {
+    let info = store.import_with(source, tag, &ImportOptions { max_size })?;
     out(&format!(
-        "imported {} ({}, {} layer{}, {})\n",
+        "imported {} ({}, {} layer{}, {}, {} unpacked)\n",
         sanitize(&info.name),
         short_id(&info),
         info.layers.len(),
         if info.layers.len() == 1 { "" } else { "s" },
-        human(info.size)
+        human(info.size),
+        info.unpacked_size.map_or_else(|| "?".into(), human)
     ));
     Ok(())
 }
@@ -78,7 +88,7 @@ fn list(store: &ImageStore, json: bool) -> Result<(), ImageError> {
         out(&(serde_json::to_string_pretty(&images).expect("serialises") + "\n"));
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = images
+    let rows: Vec<[String; 6]> = images
         .iter()
         .map(|i| {
             [
@@ -87,6 +97,7 @@ fn list(store: &ImageStore, json: bool) -> Result<(), ImageError> {
                 format!("{}/{}", i.os, i.architecture),
                 i.layers.len().to_string(),
                 human(i.size),
+                i.unpacked_size.map_or_else(|| "-".into(), human),
             ]
         })
         .collect();
@@ -96,6 +107,7 @@ fn list(store: &ImageStore, json: bool) -> Result<(), ImageError> {
         "PLATFORM".into(),
         "LAYERS".into(),
         "SIZE".into(),
+        "UNPACKED".into(),
     ];
     let mut widths = header.clone().map(|h| h.len());
     for r in &rows {

@@ -41,22 +41,6 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[derive(Serialize)]
 struct Listed {
     name: String,
@@ -67,7 +51,8 @@ struct Listed {
     /// The hutch that runs it (what `stop` signals).
     launcher_pid: i32,
     profile: String,
-    command: Vec<String>,
+    #[serde(with = "crate::argv::json")]
+    command: Vec<std::ffi::OsString>,
     /// Seconds since the epoch.
     started: u64,
     uptime_seconds: u64,
@@ -80,8 +65,8 @@ pub fn ps(as_json: bool) -> i32 {
         Ok(Some(reg)) => reg.records(),
         Ok(None) => Vec::new(),
         Err(e) => {
-            eprintln!("hutch: {e}");
-            return 1;
+            crate::diag::error(&e);
+            return EXIT_LAUNCH_FAILED;
         }
     };
     let listed: Vec<Listed> = records
@@ -116,7 +101,7 @@ pub fn ps(as_json: bool) -> i32 {
                     State::Starting => "starting".into(),
                     State::Running => duration(l.uptime_seconds),
                 },
-                sanitize(&shell_words(&l.command)),
+                crate::argv::shell_words(&l.command),
             ]
         })
         .collect();
@@ -157,14 +142,14 @@ pub fn exec(args: ExecArgs) -> i32 {
     let target = match open_registry(&host, &args.name).and_then(|r| r.target(&args.name)) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("hutch: {e}");
+            crate::diag::error(&e);
             return EXIT_LAUNCH_FAILED;
         }
     };
     match launch::join::exec(target, args.command, &host) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hutch: {e}");
+            crate::diag::error(&e);
             e.exit_code()
         }
     }
@@ -189,31 +174,33 @@ fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
 
 pub fn stop(name: &str, timeout: f64) -> i32 {
     if !timeout.is_finite() || timeout < 0.0 {
-        eprintln!("hutch: --timeout must be a number of seconds, 0 or more");
-        return 2;
+        crate::diag::error(format_args!(
+            "--timeout must be a number of seconds, 0 or more"
+        ));
+        return EXIT_LAUNCH_FAILED;
     }
     let host = Host::current();
     let registry = match open_registry(&host, name) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hutch: {e}");
-            return 1;
+            crate::diag::error(&e);
+            return EXIT_LAUNCH_FAILED;
         }
     };
     let (_, pidfd) = match registry.launcher(name) {
         Ok(found) => found,
         Err(e) => {
-            eprintln!("hutch: {e}");
-            return 1;
+            crate::diag::error(&e);
+            return EXIT_LAUNCH_FAILED;
         }
     };
     let started = Instant::now();
     if let Err(e) = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM) {
-        eprintln!(
-            "hutch: cannot send SIGTERM to sandbox `{name}`: {}",
+        crate::diag::error(format_args!(
+            "cannot send SIGTERM to sandbox `{name}`: {}",
             e.desc()
-        );
-        return 1;
+        ));
+        return EXIT_LAUNCH_FAILED;
     }
     if wait_exit(&pidfd, Duration::from_secs_f64(timeout)) {
         out(&format!(
@@ -223,20 +210,22 @@ pub fn stop(name: &str, timeout: f64) -> i32 {
         return 0;
     }
     if let Err(e) = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL) {
-        eprintln!(
-            "hutch: cannot send SIGKILL to sandbox `{name}`: {}",
+        crate::diag::error(format_args!(
+            "cannot send SIGKILL to sandbox `{name}`: {}",
             e.desc()
-        );
-        return 1;
+        ));
+        return EXIT_LAUNCH_FAILED;
     }
     if !wait_exit(&pidfd, Duration::from_secs(5)) {
-        eprintln!("hutch: sandbox `{name}` did not end even after SIGKILL");
-        return 1;
+        crate::diag::error(format_args!(
+            "sandbox `{name}` did not end even after SIGKILL"
+        ));
+        return EXIT_LAUNCH_FAILED;
     }
     // Its hutch could not clean up after itself.
     registry.remove_stale(name);
     for w in volume::clean_stale(&host) {
-        eprintln!("hutch: warning: {w}");
+        crate::diag::warning(&w);
     }
     out(&format!(
         "stopped {name}: it did not end within {timeout}s of SIGTERM, so it was killed (SIGKILL)\n"
@@ -249,7 +238,7 @@ pub fn volume(command: VolumeCommand) -> i32 {
     let result = match command {
         VolumeCommand::List { json: as_json } => volume::list(&host).map(|(list, warnings)| {
             for w in warnings {
-                eprintln!("hutch: warning: {w}");
+                crate::diag::warning(&w);
             }
             if as_json {
                 json(&list)
@@ -310,8 +299,8 @@ pub fn volume(command: VolumeCommand) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("hutch: {e}");
-            1
+            crate::diag::error(&e);
+            EXIT_LAUNCH_FAILED
         }
     }
 }

@@ -8,18 +8,6 @@ use super::{MountOp, Plan};
 use crate::diag::sanitize;
 use crate::profile::schema::Enforce;
 
-fn quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-    {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
-}
-
 /// Every profile file merged, lowest precedence first (what the profile
 /// extends, the profile, the overrides of each), overrides marked.
 pub fn profile_files(plan: &Plan) -> String {
@@ -53,9 +41,12 @@ pub fn render(plan: &Plan) -> String {
 fn render_process(o: &mut String, plan: &Plan) {
     let _ = writeln!(o, "profile     {}", sanitize(&plan.profile));
     let _ = writeln!(o, "  from      {}", sanitize(&profile_files(plan)));
-    let argv: Vec<String> = plan.argv.iter().map(|a| quote(a)).collect();
-    let _ = writeln!(o, "command     {}", sanitize(&argv.join(" ")));
-    let _ = writeln!(o, "cwd         {}", plan.cwd.display());
+    let _ = writeln!(o, "command     {}", crate::argv::shell_words(&plan.argv));
+    let _ = writeln!(
+        o,
+        "cwd         {}",
+        crate::argv::shown(plan.cwd.as_os_str())
+    );
     let ns = plan.namespaces.names();
     let _ = writeln!(
         o,

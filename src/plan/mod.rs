@@ -18,6 +18,8 @@ pub mod security;
 pub mod volumes;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -51,8 +53,12 @@ pub struct Plan {
     pub mounts: Vec<PlannedMount>,
     /// Optional entries left out, for `--explain`.
     pub skipped: Vec<String>,
+    /// The working directory, as bytes: the caller's may not be UTF-8.
+    #[serde(with = "crate::argv::json::path")]
     pub cwd: PathBuf,
-    pub argv: Vec<String>,
+    /// The command, as bytes (JSON: see `crate::argv::json`).
+    #[serde(with = "crate::argv::json")]
+    pub argv: Vec<OsString>,
     pub env: BTreeMap<String, String>,
     /// hutch's own init is PID 1 and the payload its child.
     pub init: bool,
@@ -124,8 +130,8 @@ pub struct SecurityPlan {
 /// What the command line adds to a profile.
 #[derive(Debug, Default, Clone)]
 pub struct Request {
-    /// The command after `--`; empty means the profile's `command`.
-    pub command: Vec<String>,
+    /// The command after `--`, as bytes; empty means the profile's `command`.
+    pub command: Vec<OsString>,
     /// `hutch check` validates a profile that may leave the command to the
     /// command line.
     pub command_optional: bool,
@@ -398,7 +404,7 @@ fn plan_argv(
     profile: &Profile,
     request: &Request,
     image: Option<&ImageRun>,
-) -> Result<Vec<String>, ProfileError> {
+) -> Result<Vec<OsString>, ProfileError> {
     let profile_command = profile.last(|p| p.command.as_ref());
     let argv = if let Some(img) = image.filter(|_| profile_command.is_none()) {
         img.argv(&request.command)?
@@ -419,7 +425,7 @@ fn plan_argv(
                 .help("a program's arguments cannot hold NUL bytes; remove the \\u0000")
                 .into());
         }
-        cmd.get().clone()
+        crate::argv::from_strs(cmd.get())
     } else if request.command_optional {
         Vec::new()
     } else {
@@ -430,10 +436,12 @@ fn plan_argv(
         .help("run `hutch run [--profile NAME] -- COMMAND [ARGS...]`")
         .into());
     };
-    if let Some(bad) = argv.iter().find(|a| a.contains('\0')) {
-        return Err(
-            Diagnostic::new(format!("command argument {bad:?} contains a NUL byte")).into(),
-        );
+    if let Some(bad) = argv.iter().find(|a| a.as_bytes().contains(&0)) {
+        return Err(Diagnostic::new(format!(
+            "command argument {} contains a NUL byte",
+            crate::argv::shell_quote(bad)
+        ))
+        .into());
     }
     Ok(argv)
 }
@@ -570,7 +578,7 @@ mod tests {
             &profile,
             &host,
             &Request {
-                command: command.iter().map(|c| c.to_string()).collect(),
+                command: crate::argv::from_strs(command),
                 command_optional: false,
                 image,
             },
@@ -750,6 +758,7 @@ mod tests {
                 created: None,
                 imported_at: 0,
                 size: 0,
+                unpacked_size: None,
                 layer_digests: Vec::new(),
                 layers: vec!["/s/l1".into(), "/s/l2".into(), "/s/l1".into()],
                 config,

@@ -10,6 +10,7 @@
 //! An image also supplies defaults (command, environment, working
 //! directory, user): see [`ImageRun`].
 
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,10 +175,10 @@ impl ImageRun {
 
     /// `Entrypoint` + `Cmd`; like docker, a command given on the command
     /// line replaces `Cmd`, not `Entrypoint`.
-    pub fn argv(&self, command: &[String]) -> Result<Vec<String>, ProfileError> {
-        let mut argv = self.defaults.entrypoint.clone();
+    pub fn argv(&self, command: &[OsString]) -> Result<Vec<OsString>, ProfileError> {
+        let mut argv = crate::argv::from_strs(&self.defaults.entrypoint);
         if command.is_empty() {
-            argv.extend(self.defaults.cmd.iter().cloned());
+            argv.extend(crate::argv::from_strs(&self.defaults.cmd));
         } else {
             argv.extend(command.iter().cloned());
         }

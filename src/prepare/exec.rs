@@ -1,6 +1,7 @@
 //! The payload's command line and environment, ready for execve(2).
 
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 
 use super::{NulError, cstring};
 use crate::plan::Plan;
@@ -30,9 +31,9 @@ pub fn lower(plan: &Plan) -> Result<Exec, NulError> {
         .iter()
         .map(|(k, v)| cstring("environment variable", format!("{k}={v}").as_bytes()))
         .collect::<Result<_, _>>()?;
-    let program = plan.argv.first().map(String::as_str).unwrap_or("");
-    let candidates = if program.contains('/') {
-        vec![cstring("command", program.as_bytes())?]
+    let program = plan.argv.first().map_or(&[][..], |a| a.as_bytes());
+    let candidates = if program.contains(&b'/') {
+        vec![cstring("command", program)?]
     } else {
         let path = plan
             .env
@@ -44,10 +45,10 @@ pub fn lower(plan: &Plan) -> Result<Exec, NulError> {
         path.split(':')
             .filter(|d| d.starts_with('/'))
             .map(|d| {
-                cstring(
-                    "command",
-                    format!("{}/{program}", d.trim_end_matches('/')).as_bytes(),
-                )
+                let mut candidate = d.trim_end_matches('/').as_bytes().to_vec();
+                candidate.push(b'/');
+                candidate.extend_from_slice(program);
+                cstring("command", &candidate)
             })
             .collect::<Result<_, _>>()?
     };

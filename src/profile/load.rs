@@ -158,7 +158,7 @@ impl SearchPath {
 
     /// The profile named after `command`'s program, if there is one, else
     /// `default`.
-    pub fn for_command(&self, command: &[String]) -> ProfileRef {
+    pub fn for_command(&self, command: &[std::ffi::OsString]) -> ProfileRef {
         let base = command
             .first()
             .and_then(|c| Path::new(c).file_name())

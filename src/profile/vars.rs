@@ -37,6 +37,14 @@ pub enum VarError {
     Unterminated { offset: usize },
     /// A known variable that has no value on this machine.
     Unavailable { name: String, offset: usize },
+    /// A known variable whose value, a path, is not UTF-8: a profile's
+    /// values are text, and a lossy conversion would name another path.
+    /// `value` is the path shown with its bytes escaped.
+    NotUtf8 {
+        name: String,
+        value: String,
+        offset: usize,
+    },
 }
 
 impl VarError {
@@ -44,7 +52,8 @@ impl VarError {
         match self {
             VarError::Unknown { offset, .. }
             | VarError::Unterminated { offset }
-            | VarError::Unavailable { offset, .. } => *offset,
+            | VarError::Unavailable { offset, .. }
+            | VarError::NotUtf8 { offset, .. } => *offset,
         }
     }
 
@@ -54,6 +63,9 @@ impl VarError {
             VarError::Unterminated { .. } => "`${` without a closing `}`".to_string(),
             VarError::Unavailable { name, .. } => {
                 format!("variable `${{{name}}}` has no value here")
+            }
+            VarError::NotUtf8 { name, value, .. } => {
+                format!("variable `${{{name}}}` is {value}, which is not UTF-8")
             }
         }
     }
@@ -70,28 +82,76 @@ impl VarError {
                 "CWD" => "the current directory no longer exists; cd somewhere first".into(),
                 _ => format!("set {name} in the environment"),
             },
+            VarError::NotUtf8 { name, .. } => match name.as_str() {
+                "CWD" => "profiles hold paths as text: run hutch from a directory whose path is \
+                          UTF-8, or use a profile that does not bind the current directory"
+                    .into(),
+                _ => format!(
+                    "profiles hold paths as text: point {name} at a directory whose path is UTF-8"
+                ),
+            },
         }
     }
 }
 
-fn value_of(name: &str, host: &Host) -> Option<Option<String>> {
-    let path = |p: Option<&std::path::Path>| p.map(|p| p.display().to_string());
+/// A variable's value on this machine.
+enum Value {
+    Text(String),
+    Missing,
+    /// A path that is not UTF-8.
+    NotUtf8(std::path::PathBuf),
+}
+
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Value {
+        v.map_or(Value::Missing, Value::Text)
+    }
+}
+
+fn value_of(name: &str, host: &Host) -> Option<Value> {
+    let path = |p: Option<&std::path::Path>| match p {
+        None => Value::Missing,
+        Some(p) => match p.to_str() {
+            Some(s) => Value::Text(s.to_string()),
+            None => Value::NotUtf8(p.to_path_buf()),
+        },
+    };
     Some(match name {
         "HOME" => path(host.home()),
-        "USER" => host.user_name(),
-        "UID" => Some(host.uid.to_string()),
-        "GID" => Some(host.gid.to_string()),
+        "USER" => host.user_name().into(),
+        "UID" => Value::Text(host.uid.to_string()),
+        "GID" => Value::Text(host.gid.to_string()),
         "CWD" => path(host.cwd()),
-        "XDG_RUNTIME_DIR" => Some(host.runtime_dir().display().to_string()),
+        "XDG_RUNTIME_DIR" => path(Some(&host.runtime_dir())),
         "XDG_CONFIG_HOME" | "XDG_DATA_HOME" | "XDG_CACHE_HOME" | "XDG_STATE_HOME" => {
             path(host.xdg_base(name).as_deref())
         }
         n if n.starts_with("XDG_") && n.ends_with("_DIR") => path(host.xdg_user_dir(n).as_deref()),
         // The caller's display names, as their session set them (the
         // sandbox's own are `[desktop]`'s: `:N` and `wayland-0`).
-        "DISPLAY" | "WAYLAND_DISPLAY" => host.env(name).filter(|v| !v.is_empty()),
+        "DISPLAY" | "WAYLAND_DISPLAY" => host.env(name).filter(|v| !v.is_empty()).into(),
         _ => return None,
     })
+}
+
+/// The value of variable `name`, written at `offset`.
+fn lookup(name: &str, host: &Host, offset: usize) -> Result<String, VarError> {
+    match value_of(name, host) {
+        None => Err(VarError::Unknown {
+            name: name.to_string(),
+            offset,
+        }),
+        Some(Value::Missing) => Err(VarError::Unavailable {
+            name: name.to_string(),
+            offset,
+        }),
+        Some(Value::NotUtf8(path)) => Err(VarError::NotUtf8 {
+            name: name.to_string(),
+            value: crate::argv::shell_quote(path.as_os_str()),
+            offset,
+        }),
+        Some(Value::Text(v)) => Ok(v),
+    }
 }
 
 /// Expands `~` (at the start), `${NAME}` and `$$` in `s`.
@@ -103,13 +163,7 @@ pub fn expand(s: &str, host: &Host) -> Result<String, VarError> {
     let mut rest = s;
     let mut pos = 0;
     if s == "~" || s.starts_with("~/") {
-        let home = value_of("HOME", host)
-            .flatten()
-            .ok_or(VarError::Unavailable {
-                name: "HOME".into(),
-                offset: 0,
-            })?;
-        out.push_str(&home);
+        out.push_str(&lookup("HOME", host, 0)?);
         rest = &s[1..];
         pos = 1;
     }
@@ -129,22 +183,7 @@ pub fn expand(s: &str, host: &Host) -> Result<String, VarError> {
         let Some(end) = body.find('}') else {
             return Err(VarError::Unterminated { offset: at });
         };
-        let name = &body[..end];
-        match value_of(name, host) {
-            None => {
-                return Err(VarError::Unknown {
-                    name: name.to_string(),
-                    offset: at,
-                });
-            }
-            Some(None) => {
-                return Err(VarError::Unavailable {
-                    name: name.to_string(),
-                    offset: at,
-                });
-            }
-            Some(Some(v)) => out.push_str(&v),
-        }
+        out.push_str(&lookup(&body[..end], host, at)?);
         pos = at + 2 + end + 1;
         rest = &body[end + 1..];
     }

@@ -1,6 +1,7 @@
 //! The record format: one JSON file per sandbox, as the launcher writes it
 //! and `ps`, `exec` and `stop` read it.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,9 @@ pub struct Record {
     pub init: Option<ProcId>,
     pub uid: u32,
     pub profile: String,
-    pub command: Vec<String>,
+    /// The payload's command line, as bytes (see `crate::argv::json`).
+    #[serde(with = "crate::argv::json")]
+    pub command: Vec<OsString>,
     /// Seconds since the epoch.
     pub started: u64,
     pub volumes: Vec<VolumeUse>,

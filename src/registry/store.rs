@@ -143,7 +143,7 @@ impl Registry {
         &self,
         name: Option<&str>,
         profile: &str,
-        command: &[String],
+        command: &[std::ffi::OsString],
         volumes: &[VolumeUse],
     ) -> Result<Entry<'_>, RegistryError> {
         if let Some(n) = name

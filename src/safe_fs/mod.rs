@@ -228,6 +228,45 @@ pub fn open_beneath<P: ?Sized + nix::NixPath>(
     openat(dir, name, flags, mode)
 }
 
+/// Opens the relative `path` below `dir`, following a symlink only where
+/// it stays below `dir` (`openat2` with `RESOLVE_BENEATH`: an absolute
+/// target or one that climbs out is `EXDEV`; a magic link `ELOOP`). For a
+/// tree someone else laid out (an image layout), where links between its
+/// own files are normal but nothing may lead elsewhere. Where openat2 is
+/// missing, no symlink is followed at all (each component is opened with
+/// `O_NOFOLLOW`). A `..` component is `EXDEV`.
+pub fn open_inside(dir: BorrowedFd<'_>, path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let flags = flags | OFlag::O_CLOEXEC;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    loop {
+        match openat2(dir, path, how) {
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(Errno::ENOSYS) | Err(Errno::EPERM) => break,
+            other => return other,
+        }
+    }
+    let mut parts = path.split('/').filter(|c| !c.is_empty() && *c != ".");
+    let last = parts.next_back().ok_or(Errno::ENOENT)?;
+    if last == ".." {
+        return Err(Errno::EXDEV);
+    }
+    let dirs: Vec<&OsStr> = parts.map(OsStr::new).collect();
+    if dirs.iter().any(|c| *c == "..") {
+        return Err(Errno::EXDEV);
+    }
+    let parent = open_dir_below(dir, dirs, None, |_| {})
+        .map_err(|(_, e)| e)?
+        .ok_or(Errno::ENOENT)?;
+    openat(
+        parent.as_fd(),
+        last,
+        flags | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+}
+
 /// Opens the directory `name` inside `parent` for reading and as the base
 /// of `*at` calls, refusing a symlink or anything else that is not a
 /// directory (`ENOTDIR`: `O_DIRECTORY` is checked before `O_NOFOLLOW`).

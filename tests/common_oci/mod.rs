@@ -159,6 +159,18 @@ impl Tar {
         self
     }
 
+    /// A header alone, announcing `size` bytes of data the caller appends
+    /// (or never does: a stream generated elsewhere follows).
+    pub fn header_only(&mut self, path: &[u8], typeflag: u8, size: u64) -> &mut Self {
+        self.header(path, typeflag, 0o644, size, b"", (0, 0));
+        self
+    }
+
+    /// The bytes written so far, without the end-of-archive blocks.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     pub fn file(&mut self, path: &str, mode: u32, data: &[u8]) -> &mut Self {
         self.raw(path.as_bytes(), b'0', mode, b"", data, (0, 0))
     }

@@ -190,6 +190,7 @@ impl Machine {
                 created: None,
                 imported_at: 0,
                 size: 0,
+                unpacked_size: None,
                 layer_digests: Vec::new(),
                 layers,
                 config: ImageRunConfig {

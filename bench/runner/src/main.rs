@@ -5,6 +5,7 @@
 //! ```text
 //! benchrun launch     --spec F [--json OUT] --ref LABEL --floor LABEL [--target LABEL]
 //!                     [--goal-ref X] [--goal-floor X] [--deltas 1] [--ref-column NAME]
+//!                     [--delta-target LABEL --goal-delta-ms X]
 //! benchrun seccomp    --spec F [--json OUT] --base LABEL [--target LABEL] [--goal-pct X]
 //! benchrun rss        --spec F [--json OUT] --ref LABEL [--target LABEL]
 //!                     [--payload-name NAME] [--settle-ms MS]
@@ -78,6 +79,8 @@ fn main_inner() -> Result<usize, String> {
                 goal_floor: a.num("goal-floor", 1.5)?,
                 deltas: a.num("deltas", 0u8)? != 0,
                 ref_column: a.get("ref-column").unwrap_or_else(|| "x bwrap".into()),
+                delta_target: a.get("delta-target"),
+                goal_delta_ms: a.num("goal-delta-ms", 0.1)?,
             };
             let f = timing::report_launch(&entries, &out, &opts);
             if let Some(p) = &json_out {

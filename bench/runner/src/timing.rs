@@ -182,6 +182,10 @@ pub struct LaunchOpts {
     pub deltas: bool,
     /// The heading of the column of ratios to `reference` ("x bwrap").
     pub ref_column: String,
+    /// A row whose median may exceed `reference`'s by at most
+    /// `goal_delta_ms` (a shim against the launch it stands for).
+    pub delta_target: Option<String>,
+    pub goal_delta_ms: f64,
 }
 
 /// Print the launch table; returns the number of failed rows.
@@ -244,6 +248,20 @@ pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usiz
                         o.floor,
                         o.goal_floor,
                         met(b <= o.goal_floor)
+                    );
+                }
+                _ => println!("  target: {t}: not evaluated (a row it needs failed)"),
+            }
+        }
+        if let Some(t) = &o.delta_target {
+            match (find(entries, out, &g, t).map(|s| s.median), rf) {
+                (Some(m), Some(rf)) => {
+                    let d = (m - rf) * 1e3;
+                    println!(
+                        "  target: {t} median {d:+.3} ms vs {} (goal <= {:.2} ms: {})",
+                        o.reference,
+                        o.goal_delta_ms,
+                        met(d <= o.goal_delta_ms)
                     );
                 }
                 _ => println!("  target: {t}: not evaluated (a row it needs failed)"),

@@ -338,18 +338,15 @@ fn remove_dir(dir: &Path, v2: bool) {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(e) => {
-                eprintln!(
-                    "hutch: warning: cannot remove cgroup {}: {e}",
-                    dir.display()
-                );
+                crate::diag::warning(format_args!("cannot remove cgroup {}: {e}", dir.display()));
                 return;
             }
         }
     }
-    eprintln!(
-        "hutch: warning: cannot remove cgroup {}: it still has processes",
+    crate::diag::warning(format_args!(
+        "cannot remove cgroup {}: it still has processes",
         dir.display()
-    );
+    ));
 }
 
 fn kill_all(dir: &Path) {

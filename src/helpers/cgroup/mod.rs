@@ -167,11 +167,11 @@ impl Session {
         }
         self.gave_up = true;
         let keys: Vec<&str> = self.plan.keys().iter().map(|k| k.name()).collect();
-        eprintln!(
-            "hutch: warning: not enforced: [limits] {}: {}",
+        crate::diag::warning(format_args!(
+            "not enforced: [limits] {}: {}",
             keys.join(", "),
             self.failures.join("; ")
-        );
+        ));
         Ok(())
     }
 
@@ -268,7 +268,7 @@ impl Session {
     fn warn_unapplied(&self) {
         if let Some((_, b)) = &self.active {
             for (k, why) in &b.missing {
-                eprintln!("hutch: warning: not enforced: limit `{}`: {why}", k.name());
+                crate::diag::warning(format_args!("not enforced: limit `{}`: {why}", k.name()));
             }
         }
     }
@@ -354,22 +354,22 @@ impl Session {
                 .map(|m| format!(" of {}", size(m)))
                 .unwrap_or_default();
             if code == 128 + libc::SIGKILL {
-                eprintln!(
-                    "hutch: out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed the payload (exit status 137)"
-                );
+                crate::diag::error(format_args!(
+                    "out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed the payload (exit status 137)"
+                ));
             } else {
-                eprintln!(
-                    "hutch: out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed {} process(es) in it",
+                crate::diag::error(format_args!(
+                    "out of memory: the sandbox reached its memory limit{limit} and the kernel's OOM killer killed {} process(es) in it",
                     ev.oom_kills
-                );
+                ));
             }
         }
         if ev.pids_max > 0 {
-            eprintln!(
-                "hutch: the sandbox reached its process limit (pids {}): {} fork(s) failed",
+            crate::diag::error(format_args!(
+                "the sandbox reached its process limit (pids {}): {} fork(s) failed",
                 self.plan.pids.unwrap_or(0),
                 ev.pids_max
-            );
+            ));
         }
         code
     }
