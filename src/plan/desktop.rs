@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::mounts::{MountOp, PlannedMount};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, sanitize};
 use crate::host::Host;
 use crate::profile::schema::{Display, Need, X11Mode};
 use crate::profile::{At, Profile, ProfileError};
@@ -927,11 +927,14 @@ pub fn apply_env(
 pub fn explain(d: &DesktopPlan) -> String {
     let mut o = format!(
         "desktop     runtime dir {} (a private tmpfs, 0700); app id {}, instance {}\n",
-        d.runtime_dir.display(),
-        d.app_id,
+        sanitize(&d.runtime_dir.display().to_string()),
+        sanitize(&d.app_id),
         d.instance_id
     );
-    let mut line = |what: &str, text: String| o.push_str(&format!("  {what:<9} {text}\n"));
+    // One line per grant: what came from outside (paths, names) cannot
+    // forge a line of its own.
+    let mut line =
+        |what: &str, text: String| o.push_str(&format!("  {what:<9} {}\n", sanitize(&text)));
     if let Some(w) = &d.wayland {
         line(
             "wayland",
@@ -1048,12 +1051,12 @@ pub fn summary(d: &DesktopPlan) -> String {
         if parts.is_empty() {
             "runtime dir only".to_string()
         } else {
-            parts.join(", ")
+            sanitize(&parts.join(", "))
         },
-        d.app_id
+        sanitize(&d.app_id)
     );
     for s in &d.skipped {
-        out.push_str(&format!("\nhutch: skipped (best-effort): {s}"));
+        out.push_str(&format!("\nhutch: skipped (best-effort): {}", sanitize(s)));
     }
     out
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::mounts::{MountOp, PlannedMount, resolve_lexically};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, sanitize};
 use crate::host::Host;
 use crate::profile::schema::Need;
 use crate::profile::{Profile, ProfileError};
@@ -305,13 +305,21 @@ pub fn explain(d: &DevicesPlan) -> String {
     );
     for g in &d.granted {
         let nodes: Vec<String> = g.nodes.iter().map(|n| n.display().to_string()).collect();
-        o.push_str(&format!("  {:<9} {}\n", g.class, nodes.join(" ")));
+        o.push_str(&format!(
+            "  {:<9} {}\n",
+            sanitize(&g.class),
+            sanitize(&nodes.join(" "))
+        ));
         for s in &g.sysfs {
-            o.push_str(&format!("  {:<9} sysfs {} (read-only)\n", "", s.display()));
+            o.push_str(&format!(
+                "  {:<9} sysfs {} (read-only)\n",
+                "",
+                sanitize(&s.display().to_string())
+            ));
         }
     }
     for s in &d.skipped {
-        o.push_str(&format!("  skipped   {s}\n"));
+        o.push_str(&format!("  skipped   {}\n", sanitize(s)));
     }
     o
 }
@@ -324,11 +332,11 @@ pub fn summary(d: &DevicesPlan) -> String {
         if classes.is_empty() {
             "none".to_string()
         } else {
-            classes.join(", ")
+            sanitize(&classes.join(", "))
         }
     );
     for s in &d.skipped {
-        out.push_str(&format!("\nhutch: skipped (best-effort): {s}"));
+        out.push_str(&format!("\nhutch: skipped (best-effort): {}", sanitize(s)));
     }
     out
 }

@@ -108,10 +108,10 @@ fn render_mounts(o: &mut String, plan: &Plan) {
         let _ = writeln!(o, "   -  skipped: {}", sanitize(s));
     }
     if let Some(d) = &plan.desktop {
-        o.push_str(&sanitize(&super::desktop::explain(d)));
+        o.push_str(&super::desktop::explain(d));
     }
     if let Some(d) = &plan.devices {
-        o.push_str(&sanitize(&super::devices::explain(d)));
+        o.push_str(&super::devices::explain(d));
     }
 }
 
@@ -423,11 +423,11 @@ pub fn enforced_summary(plan: &Plan) -> String {
     }
     if let Some(d) = &plan.desktop {
         line.push('\n');
-        line.push_str(&sanitize(&super::desktop::summary(d)));
+        line.push_str(&super::desktop::summary(d));
     }
     if let Some(d) = &plan.devices {
         line.push('\n');
-        line.push_str(&sanitize(&super::devices::summary(d)));
+        line.push_str(&super::devices::summary(d));
     }
     line
 }
