@@ -157,7 +157,7 @@ fn bash_completes_profiles_images_volumes_and_running_sandboxes() {
         "after `=`, bash replaces only what follows it"
     );
     assert_eq!(bash_complete(s, "hutch check mi"), ["mine"]);
-    assert_eq!(bash_complete(s, "hutch run -v --explain -p m"), ["mine"]);
+    assert_eq!(bash_complete(s, "hutch run -v --explain -p mi"), ["mine"]);
 
     assert_eq!(bash_complete(s, "hutch stop "), ["comp-box"]);
     assert_eq!(bash_complete(s, "hutch exec comp"), ["comp-box"]);

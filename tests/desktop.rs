@@ -502,6 +502,11 @@ fn is_blue((r, g, b): (u8, u8, u8)) -> bool {
     r < 60 && g < 60 && b > 200
 }
 
+/// Whether any pixel of `image` is blue.
+fn any_blue(image: &Image) -> bool {
+    (0..image.height).any(|y| (0..image.width).any(|x| is_blue(image.rgb(x, y))))
+}
+
 /// Whether any pixel of `image` is red.
 fn any_red(image: &Image) -> bool {
     (0..image.height).any(|y| (0..image.width).any(|x| is_red(image.rgb(x, y))))
@@ -1254,4 +1259,158 @@ fn a_granted_device_opens_and_the_others_do_not_exist() {
         "test -e /dev/fuse && echo present || echo absent",
     ));
     assert_eq!(out, "absent\n");
+}
+
+// ---- The shipped viewer profiles (mupdf, feh) --------------------------------
+
+/// A one-page PDF, 200x200 points, filled red: its offsets counted, so
+/// that mupdf reads it without repairing it.
+fn red_pdf() -> Vec<u8> {
+    let content = "1 0 0 rg 0 0 200 200 re f\n";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>".to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}endstream",
+            content.len()
+        ),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+/// A 120x120 binary PPM, all blue.
+fn blue_ppm() -> Vec<u8> {
+    let mut ppm = b"P6\n120 120\n255\n".to_vec();
+    for _ in 0..120 * 120 {
+        ppm.extend_from_slice(&[0, 0, 255]);
+    }
+    ppm
+}
+
+/// Writes `bytes` at `rel` under the scratch home, owned by the test user.
+fn home_file(s: &Scratch, rel: &str, bytes: &[u8]) -> PathBuf {
+    let path = s.home().join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    s.chown_all();
+    path
+}
+
+/// A shipped viewer profile, from its window to what it must not do:
+/// `hutch run NAME FILE` (the profile named after the command, and its
+/// command) shows `file` in a nested X server's window on the host
+/// display, whose screenshot starts black and then has the file's
+/// pixels (`shown`); in the same profile, the directory the file came from
+/// is read-only and the rest of the home is not there, while the same
+/// probes succeed outside the sandbox.
+fn a_viewer_shows_its_file_and_cannot_change_it(
+    name: &str,
+    file: &str,
+    content: &[u8],
+    shown: impl Fn(&Image) -> bool,
+) {
+    let s = Scratch::new();
+    let file = home_file(&s, file, content);
+    home_file(&s, ".ssh/id_ed25519", b"secret\n");
+    let d = xvfb(&s);
+    let display = format!(":{}", d.number);
+    let env = [
+        ("DISPLAY", display.as_str()),
+        ("XAUTHORITY", d.xauthority.to_str().unwrap()),
+    ];
+    assert!(
+        !shown(&Image::take(&s, &d)),
+        "the host display starts blank"
+    );
+    let mut app = s.hutch(&["run", name]);
+    app.arg(&file);
+    for (k, v) in env {
+        app.env(k, v);
+    }
+    let app = Server(
+        app.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(
+        || shown(&Image::take(&s, &d)),
+        &format!("{name}'s window with the file on the host display"),
+    );
+    // The window is the nested server's, titled with the app id.
+    let tree = stdout(
+        &x_client(&s, &d, "xwininfo")
+            .args(["-root", "-tree"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        tree.contains(&format!("\"hutch.{name} (hutch)\"")),
+        "{tree}"
+    );
+    drop(app);
+
+    let dir = file.parent().unwrap().display().to_string();
+    let probe = format!(
+        "rm -f '{}' 2>/dev/null && echo removed || echo kept; \
+         touch '{dir}/new' 2>/dev/null && echo written || echo read-only; \
+         cat ~/.ssh/id_ed25519 2>/dev/null || echo no-key",
+        file.display()
+    );
+    let mut inside = s.hutch(&["run", "--profile", name, "--", "sh", "-c", &probe]);
+    for (k, v) in env {
+        inside.env(k, v);
+    }
+    assert_eq!(ok(&inside.output().unwrap()), "kept\nread-only\nno-key\n");
+    assert!(file.exists());
+    // The control: the same probe outside the sandbox.
+    let outside = s
+        .as_user(Path::new("/bin/sh"))
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&outside), "removed\nwritten\nsecret\n");
+}
+
+#[test]
+fn the_shipped_mupdf_profile_shows_a_pdf_and_cannot_change_it() {
+    if !installed(&["Xvfb", "xauth", "xwd", "xwininfo", "Xephyr", "mupdf"]) {
+        return;
+    }
+    let pdf = red_pdf();
+    a_viewer_shows_its_file_and_cannot_change_it("mupdf", "Downloads/paper.pdf", &pdf, any_red);
+}
+
+#[test]
+fn the_shipped_feh_profile_shows_an_image_and_cannot_change_it() {
+    if !installed(&["Xvfb", "xauth", "xwd", "xwininfo", "Xephyr", "feh"]) {
+        return;
+    }
+    a_viewer_shows_its_file_and_cannot_change_it(
+        "feh",
+        "Pictures/photo.ppm",
+        &blue_ppm(),
+        any_blue,
+    );
 }

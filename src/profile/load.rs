@@ -18,6 +18,8 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("cli", include_str!("../../profiles/cli.toml")),
     ("container", include_str!("../../profiles/container.toml")),
     ("xterm", include_str!("../../profiles/xterm.toml")),
+    ("mupdf", include_str!("../../profiles/mupdf.toml")),
+    ("feh", include_str!("../../profiles/feh.toml")),
     (
         "base/system",
         include_str!("../../profiles/base/system.toml"),

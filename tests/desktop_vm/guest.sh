@@ -6,8 +6,10 @@
 # There, a sandbox that shares the host's network namespace would reach
 # every abstract unix socket of the host (the X servers' @/tmp/.X11-unix/XN
 # among them), so hutch refuses a display grant with it, naming the kernel
-# feature; the same grant in the sandbox's own network namespace runs, and
-# so does a sandbox with the host's network namespace and no display.
+# feature (and a filtered D-Bus bus, which the app could reach around the
+# proxy); the same display grant in the sandbox's own network namespace
+# runs, and so does a sandbox with the host's network namespace and no
+# display or bus.
 # Every check prints `PASS name: ...` or `FAIL name: ...` with hutch's
 # output; the last line is `DONE failures=N`, and the exit status is N.
 set -u
@@ -53,6 +55,16 @@ if [ "$rc" = 125 ] && grep -q "Landlock ABI 6, Linux 6.12+" <<<"$out"; then
     pass refused-wayland "wayland with the host's network namespace is refused before its socket is looked for"
 else
     fail refused-wayland "expected the refusal (exit $rc)"
+fi
+
+# A filtered bus with the host's network namespace: an abstract-socket bus
+# (and any other abstract socket) would be reachable around the proxy.
+DBUS_SESSION_BUS_ADDRESS=unix:path=/tmp/.X11-unix/X0 run dbus-net.toml
+if [ "$rc" = 125 ] && grep -q "Landlock ABI 6, Linux 6.12+" <<<"$out" \
+    && grep -q "around the proxy" <<<"$out" && [ "$(grep -c '^error' <<<"$out")" = 1 ]; then
+    pass refused-dbus "a filtered bus with the host's network namespace: $(head -1 <<<"$out")"
+else
+    fail refused-dbus "expected one error naming Landlock ABI 6 and the proxy (exit $rc)"
 fi
 
 run x11-host.toml
