@@ -662,6 +662,56 @@ fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
     }
 }
 
+/// The D-Bus proxy and the nested server start at once: when the proxy
+/// fails, the launch stops and takes the nested server (already showing
+/// its window, since the fake proxy takes a second to fail) with it.
+#[test]
+fn a_failing_proxy_ends_the_nested_server_started_beside_it() {
+    if !installed(&["Xvfb", "xauth", "Xephyr"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let display = format!(":{}", d.number);
+    let fake = s.write(
+        "fakebin/xdg-dbus-proxy",
+        "#!/bin/sh\nsleep 1\necho 'Failed to start proxy' >&2\nexit 3\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let p = profile(
+        &s,
+        "both",
+        &format!(
+            "{X11_NESTED}app_id = \"hutch.both\"\n[dbus.session]\ntalk = [\"org.example.A\"]\n"
+        ),
+    );
+    let out = s
+        .hutch(&["run", "--profile", &p, "--", "echo", "payload ran"])
+        .env("DISPLAY", &display)
+        .env("XAUTHORITY", &d.xauthority)
+        // Any socket will do for a proxy that never connects.
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path=/tmp/.X11-unix/X{}", d.number),
+        )
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", fake.parent().unwrap().display()),
+        )
+        .output()
+        .unwrap();
+    fails_with(&out, 125, "the D-Bus proxy did not start");
+    assert!(!stdout(&out).contains("payload ran"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !xephyrs_titled("hutch.both (hutch)").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "Xephyr outlived a launch whose proxy failed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 // ---- The shipped xterm profile -----------------------------------------------
 
 #[test]

@@ -68,11 +68,19 @@ pub struct Proxy {
     hold: Option<OwnedFd>,
 }
 
+/// A proxy started and not listening yet: [`Starting::ready`] waits for
+/// it, so that the launcher can start the nested X server meanwhile.
+#[derive(Debug)]
+pub struct Starting {
+    process: HelperProcess,
+    /// The read end of the readiness pipe.
+    ready: OwnedFd,
+}
+
 impl Proxy {
     /// Starts the proxy for `plan` in its sandbox (its profile already in
-    /// the launch directory `launch_dir`, as [`profile`] writes it) and
-    /// waits until it listens.
-    pub fn start(plan: &DbusPlan, launch_dir: &Path) -> Result<Proxy, HelperError> {
+    /// the launch directory `launch_dir`, as [`profile`] writes it).
+    pub fn spawn(plan: &DbusPlan, launch_dir: &Path) -> Result<Starting, HelperError> {
         let fail = |errno| HelperError::Start {
             helper: NAME,
             errno,
@@ -98,13 +106,33 @@ impl Proxy {
             .map_err(|_| fail(Errno::EINVAL))?
             .pass_fd(&args, 0)
             .pass_fd(&ready_w, 1);
-        let mut process = process::spawn_program(NAME, &program)?;
-        drop(ready_w);
-        drop(args);
-        match wait_ready(&ready_r) {
+        let process = process::spawn_program(NAME, &program)?;
+        Ok(Starting {
+            process,
+            ready: ready_r,
+        })
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.process.pid()
+    }
+
+    /// Stops the proxy: closing its `--fd` ends it, and its sandbox with
+    /// it; killed if that takes more than a second.
+    pub fn stop(&mut self) {
+        self.hold = None;
+        self.process.wait_or_kill(Duration::from_secs(1));
+    }
+}
+
+impl Starting {
+    /// Waits until the proxy listens on every socket.
+    pub fn ready(self) -> Result<Proxy, HelperError> {
+        let Starting { mut process, ready } = self;
+        match wait_ready(&ready) {
             Ok(()) => Ok(Proxy {
                 process,
-                hold: Some(ready_r),
+                hold: Some(ready),
             }),
             Err(why) => {
                 let status = process.finish();
@@ -120,17 +148,6 @@ impl Proxy {
                 })
             }
         }
-    }
-
-    pub fn pid(&self) -> libc::pid_t {
-        self.process.pid()
-    }
-
-    /// Stops the proxy: closing its `--fd` ends it, and its sandbox with
-    /// it; killed if that takes more than a second.
-    pub fn stop(&mut self) {
-        self.hold = None;
-        self.process.wait_or_kill(Duration::from_secs(1));
     }
 }
 

@@ -181,16 +181,29 @@ impl Helper for Session {
     /// the child opens its bind sources.
     fn before_clone(&mut self, _setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
         self.make(nix::unistd::getuid().as_raw())?;
-        if let Some(dbus) = &self.plan.dbus {
-            self.proxy = Some(super::dbus::Proxy::start(dbus, &self.plan.launch_dir)?);
+        // Both servers start at once, each in a sandbox of its own, and
+        // are then waited for in turn: the launch waits for the slower,
+        // not for the sum. One that fails ends the other (dropped).
+        let proxy = match &self.plan.dbus {
+            Some(dbus) => Some(super::dbus::Proxy::spawn(dbus, &self.plan.launch_dir)?),
+            None => None,
+        };
+        let nested = match self.plan.x11.as_ref().filter(|x| x.nested.is_some()) {
+            Some(x11) => {
+                let title = format!("{} (hutch)", self.plan.app_id);
+                Some(super::xephyr::Nested::spawn(
+                    x11,
+                    &self.plan.launch_dir,
+                    &title,
+                )?)
+            }
+            None => None,
+        };
+        if let Some(proxy) = proxy {
+            self.proxy = Some(proxy.ready()?);
         }
-        if let Some(x11) = self.plan.x11.as_ref().filter(|x| x.nested.is_some()) {
-            let title = format!("{} (hutch)", self.plan.app_id);
-            self.nested = Some(super::xephyr::Nested::start(
-                x11,
-                &self.plan.launch_dir,
-                &title,
-            )?);
+        if let Some(nested) = nested {
+            self.nested = Some(nested.ready()?);
         }
         Ok(())
     }

@@ -70,7 +70,7 @@ impl Nested {
     /// Starts Xephyr for `x11` in its sandbox (its profile already in the
     /// launch directory `launch_dir`, as [`profile`] writes it) with the
     /// title `title`, and waits until it accepts clients.
-    pub fn start(x11: &X11Plan, launch_dir: &Path, title: &str) -> Result<Nested, HelperError> {
+    pub fn spawn(x11: &X11Plan, launch_dir: &Path, title: &str) -> Result<Starting, HelperError> {
         let fail = |errno| HelperError::Start {
             helper: NAME,
             errno,
@@ -113,12 +113,51 @@ impl Nested {
         let program = Program::new(&argv, &env)
             .map_err(|_| fail(Errno::EINVAL))?
             .pass_fd(&ready_w, 1);
-        let mut process = process::spawn_program(NAME, &program)?;
-        drop(ready_w);
-        match wait_display(&ready_r, x11.display) {
+        let process = process::spawn_program(NAME, &program)?;
+        Ok(Starting {
+            process,
+            ready: ready_r,
+            display: x11.display,
+        })
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.process.pid()
+    }
+
+    /// Asks it to exit (SIGTERM), then kills it if it has not.
+    pub fn stop(&mut self) {
+        if self.process.reaped() {
+            return;
+        }
+        let _ = crate::sys::pidfd_send_signal(self.process.pidfd().as_raw_fd(), libc::SIGTERM);
+        self.process.wait_or_kill(STOP_GRACE);
+    }
+}
+
+/// A nested server started and not ready yet: [`Starting::ready`] waits
+/// for the display number it writes, so that the launcher can start the
+/// D-Bus proxy meanwhile.
+#[derive(Debug)]
+pub struct Starting {
+    process: HelperProcess,
+    /// The read end of its `-displayfd` pipe.
+    ready: OwnedFd,
+    display: u32,
+}
+
+impl Starting {
+    /// Waits until the server says its display number.
+    pub fn ready(self) -> Result<Nested, HelperError> {
+        let Starting {
+            mut process,
+            ready,
+            display,
+        } = self;
+        match wait_display(&ready, display) {
             Ok(()) => Ok(Nested {
                 process,
-                _stdout: ready_r,
+                _stdout: ready,
             }),
             Err(why) => {
                 let status = process.finish();
@@ -134,19 +173,6 @@ impl Nested {
                 })
             }
         }
-    }
-
-    pub fn pid(&self) -> libc::pid_t {
-        self.process.pid()
-    }
-
-    /// Asks it to exit (SIGTERM), then kills it if it has not.
-    pub fn stop(&mut self) {
-        if self.process.reaped() {
-            return;
-        }
-        let _ = crate::sys::pidfd_send_signal(self.process.pidfd().as_raw_fd(), libc::SIGTERM);
-        self.process.wait_or_kill(STOP_GRACE);
     }
 }
 
