@@ -8,6 +8,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
+pub mod terminal;
+
 // ABI constants from <linux/mount.h> and <linux/sched.h>; stable kernel ABI.
 /// The type of `RLIMIT_*` and `setrlimit`'s first argument: `c_uint` in
 /// glibc, `c_int` in musl.
@@ -993,6 +995,18 @@ pub fn recv_fds_into(
         return Err(Errno::EMSGSIZE);
     }
     Ok(Received { bytes, fds: count })
+}
+
+/// Receives one message sent by [`send_fds`] without waiting (`EAGAIN`
+/// when nothing is there): its bytes into `data`, and its descriptor if
+/// it carried one (close-on-exec; more than one is `EMSGSIZE`). 0 bytes
+/// and no descriptor: the other end is closed.
+pub fn recv_message(sock: RawFd, data: &mut [u8]) -> Result<(usize, Option<OwnedFd>), Errno> {
+    let mut fds = [-1; 1];
+    let got = recv_fds_into(sock, data, &mut fds, libc::MSG_DONTWAIT)?;
+    // SAFETY: a new descriptor the kernel just gave us.
+    let fd = (got.fds == 1).then(|| unsafe { OwnedFd::from_raw_fd(fds[0]) });
+    Ok((got.bytes, fd))
 }
 
 /// Receives descriptors sent by [`send_fds`] without waiting (`EAGAIN`

@@ -139,6 +139,14 @@ const CANNOT_EXPRESS: &[(&str, &str)] = &[
         "the composed profile: another layer may turn the filter back on",
     ),
     (
+        "terminal-pty-under-covered-pts.toml",
+        "the composed mount list: which mount the sandbox sees at /dev/pts depends on every layer",
+    ),
+    (
+        "terminal-pty-without-dev.toml",
+        "the composed profile: another layer may add the `dev` mount at /dev",
+    ),
+    (
         "writable-without-root.toml",
         "the composed profile: `root` or `image` may come from a base",
     ),

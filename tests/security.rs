@@ -483,6 +483,124 @@ fn typing_into_the_terminal_is_refused() {
     assert_eq!(on_pty(cmd).trim(), "no-ctty");
 }
 
+/// Runs `cmd` on a new pseudo-terminal (its controlling terminal and
+/// stdio) to its end; returns what it printed and what it left in the
+/// terminal's input queue: what the caller's shell would read next.
+fn on_pty_input_left(mut cmd: Command) -> (String, Vec<u8>) {
+    use nix::sys::termios::{LocalFlags, SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr};
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave: OwnedFd = pty.slave;
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    #[allow(
+        clippy::multiple_unsafe_ops_per_block,
+        reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
+    )]
+    // SAFETY: setsid and ioctl are async-signal-safe; they make the pty the
+    // child's controlling terminal, as a terminal emulator would.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let _guard = KillOnDrop(child.id());
+    drop(cmd);
+    // This process keeps the slave open (to read its queue afterwards), so
+    // the end is the program's exit, not end of file on the master.
+    let master = std::fs::File::from(pty.master);
+    let drain = |out: &mut Vec<u8>| {
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut buf = [0u8; 4096];
+        // SAFETY: one valid pollfd.
+        while unsafe { libc::poll(&mut pfd, 1, 50) } > 0 {
+            match (&master).read(&mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+    };
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program did not end"
+        );
+        drain(&mut out);
+    }
+    drain(&mut out);
+    // Non-canonical and non-blocking: a partial line is readable too.
+    let mut mode = tcgetattr(&slave).unwrap();
+    mode.local_flags
+        .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+    mode.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
+    mode.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+    tcsetattr(&slave, SetArg::TCSANOW, &mode).unwrap();
+    let mut left = Vec::new();
+    let _ = std::fs::File::from(slave).read_to_end(&mut left);
+    (String::from_utf8_lossy(&out).replace('\r', ""), left)
+}
+
+/// With a terminal of its own (`terminal = "pty"`), the payload never holds
+/// the caller's: even without the seccomp filter, what it pushes into its
+/// terminal's input stays in the sandbox.
+#[test]
+fn a_terminal_of_its_own_cannot_type_into_the_callers() {
+    let Some(s) = setup() else { return };
+    // The negative control: on the caller's terminal, TIOCSTI queues
+    // input that the caller's shell would read and run next.
+    let mut bare = s.as_user(&s.path().join("escape"));
+    bare.arg("tiocsti");
+    let (out, left) = on_pty_input_left(bare);
+    assert!(out.trim_end().ends_with("ok"), "{out:?}");
+    assert_eq!(left, b"x");
+    let unfiltered = s.write(
+        "pty-unfiltered.toml",
+        "version = 1\nextends = [\"cli\"]\nterminal = \"pty\"\n[seccomp]\ndefault = false\n",
+    );
+    let cmd = s.hutch(&[
+        "run",
+        "--profile",
+        unfiltered.to_str().unwrap(),
+        "--",
+        "./escape",
+        "tiocsti",
+    ]);
+    let (out, left) = on_pty_input_left(cmd);
+    assert!(
+        out.contains("ok"),
+        "TIOCSTI works on its own terminal: {out:?}"
+    );
+    assert_eq!(left, b"", "nothing reached the caller's terminal");
+    // The filter stays with a terminal of its own.
+    let filtered = s.write(
+        "pty.toml",
+        "version = 1\nextends = [\"cli\"]\nterminal = \"pty\"\n",
+    );
+    for args in [&["tiocsti"][..], &["tioclinux"]] {
+        let mut cmd = s.hutch(&[
+            "run",
+            "--profile",
+            filtered.to_str().unwrap(),
+            "--",
+            "./escape",
+        ]);
+        cmd.args(args);
+        let (out, left) = on_pty_input_left(cmd);
+        assert_eq!(out.trim(), "errno EPERM", "{args:?}");
+        assert_eq!(left, b"");
+    }
+}
+
 #[test]
 fn without_a_terminal_the_payload_gets_a_new_session() {
     let Some(s) = setup() else { return };

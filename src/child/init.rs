@@ -6,7 +6,7 @@
 
 use nix::errno::Errno;
 
-use super::{exec_payload, signal_set};
+use super::{exec_payload, signal_set, terminal};
 use crate::prepare::report::{self, Step};
 use crate::prepare::{Pipes, Prepared};
 use crate::sys;
@@ -20,6 +20,12 @@ pub fn run(prepared: &Prepared, pipes: Pipes) -> i32 {
     let _ = sys::prctl(libc::PR_SET_NAME, c"hutch-init".as_ptr() as libc::c_ulong);
     if let Some((start, end)) = prepared.title {
         set_title(start, end);
+    }
+    if prepared.pty.is_some()
+        && let Err(e) = terminal::lead_session()
+    {
+        report::send(pipes.report, Step::ControllingTerminal, e, b"");
+        return 125;
     }
     let set = signal_set();
     // SAFETY: set is a valid sigset; -1 asks for a new signalfd.
@@ -61,7 +67,7 @@ pub fn run(prepared: &Prepared, pipes: Pipes) -> i32 {
         }
         let sig = info.ssi_signo as libc::c_int;
         if sig == libc::SIGCHLD {
-            if let Some(code) = reap(payload) {
+            if let Some(code) = reap(payload, pipes.terminal) {
                 return code;
             }
             continue;
@@ -103,17 +109,29 @@ fn set_title(start: usize, end: usize) {
     area[..n].copy_from_slice(&name[..n]);
 }
 
-/// Reaps every exited child; returns the exit code once the payload is gone.
-fn reap(payload: libc::pid_t) -> Option<i32> {
+/// Reaps every exited child; returns the exit code once the payload is
+/// gone. With a pseudo-terminal (`terminal` >= 0), a payload the terminal
+/// stopped (Ctrl-Z) is reported to the launcher.
+fn reap(payload: libc::pid_t, terminal: libc::c_int) -> Option<i32> {
+    let flags = if terminal >= 0 {
+        libc::WNOHANG | libc::WUNTRACED
+    } else {
+        libc::WNOHANG
+    };
     let mut result = None;
     loop {
         let mut status = 0;
         // SAFETY: status is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
         if pid <= 0 {
             return result;
         }
-        if pid == payload {
+        if pid != payload {
+            continue;
+        }
+        if libc::WIFSTOPPED(status) {
+            terminal::report_stop(terminal, libc::WSTOPSIG(status));
+        } else {
             result = Some(sys::exit_code(status));
         }
     }

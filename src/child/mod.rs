@@ -4,11 +4,13 @@
 //! Order: close inherited fds → die-with-parent → id maps → (wait for the
 //! parent, when it has outside work such as placing the child in its limits
 //! cgroup) → (cgroup namespace, when created after that) → root filesystem
-//! and pivot_root → join the network namespace the launcher's helper made
-//! meanwhile →
+//! and pivot_root → (with `terminal = "pty"`: the payload's pseudo-terminal,
+//! opened in the new /dev, its master handed to the launcher and its slave
+//! in place of the standard descriptors that were the caller's terminal) →
+//! join the network namespace the launcher's helper made meanwhile →
 //! hostname → working directory → rlimits → non-dumpable → drop capabilities
 //! and set no_new_privs → Landlock → seccomp → init forks the payload →
-//! payload: signal mask, umask, session → execve.
+//! payload: signal mask, umask, session (and controlling terminal) → execve.
 //!
 //! Only system calls happen here: everything was computed before clone.
 
@@ -21,6 +23,7 @@ pub mod resolve;
 pub mod rootfs;
 pub mod security;
 pub mod slots;
+pub mod terminal;
 
 use std::os::fd::RawFd;
 
@@ -67,7 +70,13 @@ pub fn run(prepared: &Prepared, fds: &mut Descriptors, pipes: Pipes) -> ! {
 }
 
 fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Result<(), Fail<'a>> {
-    let mut keep = [pipes.report, pipes.go, pipes.netns, pipes.handoff];
+    let mut keep = [
+        pipes.report,
+        pipes.go,
+        pipes.netns,
+        pipes.handoff,
+        pipes.terminal,
+    ];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
     die_with_parent(pipes.go)?;
@@ -90,8 +99,16 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
             return Err(Fail::new(Step::CgroupNamespace, Errno::last()));
         }
     }
-    if prepared.mount_ns {
-        rootfs::build(prepared, fds, pipes.report)?;
+    let pty = if prepared.mount_ns {
+        rootfs::build(prepared, fds, pipes.report)?
+    } else {
+        None
+    };
+    match (pty, &prepared.pty) {
+        (Some(pair), Some(instr)) => terminal::hand_over(pair, pipes.terminal, instr.replaces)?,
+        // Planned only with a `dev` mount: never run without the terminal asked for.
+        (None, Some(_)) => return Err(Fail::new(Step::Terminal, Errno::ENODEV)),
+        _ => {}
     }
     if pipes.netns >= 0 {
         netns::join(pipes.netns)?;
@@ -189,8 +206,37 @@ fn signal_set() -> libc::sigset_t {
     set
 }
 
+/// The payload's session: the caller's; a new one; or, with a
+/// pseudo-terminal, under hutch's init (which leads the terminal's session
+/// so that the terminal can stop the payload: a session leader's own
+/// process group would be orphaned) a process group of its own in the
+/// terminal's foreground, and without an init a session of its own that
+/// the terminal controls.
+fn enter_session(prepared: &Prepared) -> Result<(), (Step, Errno)> {
+    match (prepared.pty.is_some(), prepared.init) {
+        (true, true) => terminal::enter_foreground().map_err(|e| (Step::ControllingTerminal, e)),
+        (pty, _) if prepared.new_session => {
+            // SAFETY: setsid has no arguments.
+            if unsafe { libc::setsid() } < 0 {
+                return Err((Step::NewSession, Errno::last()));
+            }
+            if pty {
+                terminal::take_controlling().map_err(|e| (Step::ControllingTerminal, e))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Executes the payload; returns the exit code to use if that fails.
 pub fn exec_payload(prepared: &Prepared, report: RawFd) -> i32 {
+    // Before the signal mask is emptied: joining the terminal's foreground
+    // must not stop the payload (SIGTTOU stays blocked until then).
+    if let Err((step, e)) = enter_session(prepared) {
+        report::send(report, step, e, b"");
+        return 125;
+    }
     // SAFETY: an all-zero sigset is valid storage; sigemptyset initialises it.
     let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
     #[allow(
@@ -202,13 +248,6 @@ pub fn exec_payload(prepared: &Prepared, report: RawFd) -> i32 {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::umask(prepared.umask);
-    }
-    if prepared.new_session {
-        // SAFETY: setsid has no arguments.
-        if unsafe { libc::setsid() } < 0 {
-            report::send(report, Step::NewSession, Errno::last(), b"");
-            return 125;
-        }
     }
     let mut err = Errno::ENOENT;
     let mut denied = false;

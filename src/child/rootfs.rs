@@ -12,21 +12,24 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 
 use super::resolve::{self, Leaf};
-use super::{Fail, overlay, slots};
+use super::{Fail, overlay, slots, terminal};
 use crate::prepare::report::Step;
 use crate::prepare::slots::{Descriptors, Mount, Slot};
-use crate::prepare::{MountInstr, Prepared, RootInstr};
+use crate::prepare::{MountInstr, Prepared, PtyInstr, RootInstr};
 use crate::sys;
+use crate::sys::terminal::PtyPair;
 
 /// Where the new root's tmpfs is attached in the (private) mount namespace
 /// until pivot_root; any existing directory would do.
 const STAGING: &CStr = c"/tmp";
 
+/// Builds the root and switches to it; returns the payload's
+/// pseudo-terminal if the plan asked for one (opened in the new /dev).
 pub fn build<'a>(
     prepared: &'a Prepared,
     fds: &mut Descriptors,
     report: RawFd,
-) -> Result<(), Fail<'a>> {
+) -> Result<Option<PtyPair>, Fail<'a>> {
     sys::make_mounts_slave().map_err(|e| Fail::new(Step::MountPropagation, e))?;
     slots::open_all(&prepared.slots, fds)?;
     // The root: an empty tmpfs, a directory bound read-only, or an overlay;
@@ -50,8 +53,12 @@ pub fn build<'a>(
     };
     sys::move_mount_to_path(root, STAGING)
         .map_err(|e| Fail::with(Step::AttachRoot, e, STAGING.to_bytes()))?;
+    let mut pty = Terminal {
+        instr: prepared.pty.as_ref(),
+        opened: None,
+    };
     for instr in &prepared.mounts {
-        apply(root, instr, fds)?;
+        apply(root, instr, fds, &mut pty)?;
     }
     // A `dev` mount is made read-only only now, like the root: entries
     // after it bind device nodes into it (`[devices]`, `dev-bind` under
@@ -84,7 +91,13 @@ pub fn build<'a>(
     if !root_is_slot {
         sys::close(root);
     }
-    Ok(())
+    Ok(pty.opened)
+}
+
+/// The payload's pseudo-terminal: what to open, and what was opened.
+struct Terminal<'p> {
+    instr: Option<&'p PtyInstr>,
+    opened: Option<PtyPair>,
 }
 
 /// The host path of `slot`, for a failure message.
@@ -131,7 +144,12 @@ fn attach<'a>(
     r.map_err(|e| Fail::with(step, e, dst.to_bytes()))
 }
 
-fn apply<'a>(root: RawFd, instr: &'a MountInstr, fds: &Descriptors) -> Result<(), Fail<'a>> {
+fn apply<'a>(
+    root: RawFd,
+    instr: &'a MountInstr,
+    fds: &Descriptors,
+    pty: &mut Terminal<'_>,
+) -> Result<(), Fail<'a>> {
     match instr {
         MountInstr::Bind { source, dst, attrs } => {
             let fd = fds.mount(*source)?;
@@ -187,7 +205,11 @@ fn apply<'a>(root: RawFd, instr: &'a MountInstr, fds: &Descriptors) -> Result<()
             }
             r
         }
-        MountInstr::Dev { dst, nodes } => {
+        MountInstr::Dev {
+            dst,
+            nodes,
+            terminal,
+        } => {
             let fail = |e| Fail::with(Step::Dev, e, dst.to_bytes());
             let dev = new_tmpfs(
                 c"755",
@@ -199,7 +221,13 @@ fn apply<'a>(root: RawFd, instr: &'a MountInstr, fds: &Descriptors) -> Result<()
                 for (name, node) in nodes {
                     bind_dev_node(dev, name, fds.mount(*node)?).map_err(fail)?;
                 }
-                populate_dev(dev).map_err(fail)
+                populate_dev(dev).map_err(fail)?;
+                if let Some(instr) = pty.instr.filter(|_| *terminal) {
+                    let pair = terminal::open(dev, instr)
+                        .map_err(|e| Fail::with(Step::Terminal, e, dst.to_bytes()))?;
+                    pty.opened = Some(pair);
+                }
+                Ok(())
             });
             sys::close(dev);
             r

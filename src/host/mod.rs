@@ -21,6 +21,8 @@ pub struct Host {
     landlock: OnceCell<crate::landlock::Support>,
     landlock_errata: OnceCell<u32>,
     stdin_tty: OnceCell<bool>,
+    /// Whether standard output and error are terminals.
+    output_ttys: OnceCell<[bool; 2]>,
     cgroups: OnceCell<cgroups::CgroupHost>,
     state_dir: OnceCell<PathBuf>,
     /// The launcher's pid as plans name it; `None`: this process's.
@@ -49,6 +51,7 @@ impl Host {
             landlock: OnceCell::new(),
             landlock_errata: OnceCell::new(),
             stdin_tty: OnceCell::new(),
+            output_ttys: OnceCell::new(),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
             launcher_pid: None,
@@ -74,6 +77,7 @@ impl Host {
             landlock: OnceCell::from(crate::landlock::Support::Abi(7)),
             landlock_errata: OnceCell::from(crate::landlock::all_errata()),
             stdin_tty: OnceCell::from(false),
+            output_ttys: OnceCell::from([false; 2]),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
             launcher_pid: None,
@@ -116,6 +120,16 @@ impl Host {
     pub fn with_stdin_tty(self, tty: bool) -> Host {
         Host {
             stdin_tty: OnceCell::from(tty),
+            ..self
+        }
+    }
+
+    /// A host whose standard input, output and error are (`true`) or are
+    /// not terminals, whatever this process's are.
+    pub fn with_std_terminals(self, ttys: [bool; 3]) -> Host {
+        Host {
+            stdin_tty: OnceCell::from(ttys[0]),
+            output_ttys: OnceCell::from([ttys[1], ttys[2]]),
             ..self
         }
     }
@@ -189,6 +203,17 @@ impl Host {
         *self
             .stdin_tty
             .get_or_init(|| nix::unistd::isatty(std::io::stdin()).unwrap_or(false))
+    }
+
+    /// Which of standard input, output and error are terminals.
+    pub fn std_terminals(&self) -> [bool; 3] {
+        let [out, err] = *self.output_ttys.get_or_init(|| {
+            [
+                nix::unistd::isatty(std::io::stdout()).unwrap_or(false),
+                nix::unistd::isatty(std::io::stderr()).unwrap_or(false),
+            ]
+        });
+        [self.stdin_is_tty(), out, err]
     }
 
     pub fn env(&self, name: &str) -> Option<String> {

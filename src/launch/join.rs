@@ -48,6 +48,8 @@ pub fn exec(
     // Keep the caller's terminal only where the payload could have: when
     // the sandbox's filter blocks TIOCSTI and TIOCLINUX.
     prepared.new_session = !(host.stdin_is_tty() && plan.security.seccomp.blocks_tty_injection());
+    // The payload's own terminal belongs to the payload.
+    prepared.pty = None;
     // Once inside, no process of the sandbox may read or trace this one.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(|errno| LaunchError::Sys {
         what: "cannot make hutch non-dumpable",
@@ -59,7 +61,7 @@ pub fn exec(
     // the command, forked below, starts there.
     join_cgroup(&target.record.cgroup, &plan)?;
 
-    let signals = Signals::block()?;
+    let signals = Signals::block(false)?;
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     // The user namespace first: joining it grants what joining the others needs.
@@ -80,6 +82,7 @@ pub fn exec(
                 go: go_r.as_raw_fd(),
                 netns: -1,
                 handoff: -1,
+                terminal: -1,
             },
         );
     }
@@ -105,6 +108,7 @@ pub fn exec(
         &signals,
         new_session,
         &mut helpers,
+        None,
         &mut || {},
     );
     drop(go_w);

@@ -6,6 +6,7 @@ pub mod join;
 pub mod report;
 pub mod reserve;
 mod supervise;
+pub mod terminal;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -128,9 +129,13 @@ pub fn run(
     let mut reserved = Reserved::take(plan, host, &registry, name)?;
     // Prepare: the plan lowered for the child.
     let mut prepared = prepare::prepare(plan, reserved.for_child()?)?;
+    // The payload's own terminal starts as the caller's is now.
+    if let Some(pty) = &mut prepared.pty {
+        pty.mode = terminal::caller_mode();
+    }
     // Helpers before clone, while hutch is single-threaded.
     let mut helpers = Helpers::for_plan(plan)?;
-    let channels = Channels::open()?;
+    let channels = Channels::open(prepared.pty.is_some())?;
     let mut pipes = channels.pipes();
     let mut setup = CloneSetup {
         flags: prepared.clone_flags,
@@ -140,15 +145,17 @@ pub fn run(
     };
     helpers.before_clone(&mut setup)?;
     // Clone.
-    let signals = Signals::block()?;
+    let signals = Signals::block(channels.terminal.is_some())?;
     let child = clone(&mut setup, &mut helpers)?;
     let Channels {
         report,
         go,
         handoff,
+        terminal,
         child_ends,
     } = channels;
     drop(child_ends);
+    let mut relay = terminal.map(|(ours, _)| terminal::Relay::new(ours));
     // Helpers start while the child waits at its barriers; a generated
     // name is reserved meanwhile.
     let entry = after_clone(plan, &registry, &mut reserved, &mut helpers, &child);
@@ -178,6 +185,7 @@ pub fn run(
         &signals,
         new_session,
         &mut helpers,
+        relay.as_mut(),
         &mut || {
             // Only now may `hutch exec` join it: the sandbox is built. (A
             // command that has already ended is not worth recording.)
@@ -212,22 +220,30 @@ struct Channels {
     go: OwnedFd,
     /// The child hands its namespaces back over this, for `hutch exec`.
     handoff: OwnedFd,
+    /// With a pseudo-terminal: ours and the child's end of the socket its
+    /// master and the payload's stops arrive on.
+    terminal: Option<(OwnedFd, OwnedFd)>,
     /// The child's ends (report, go, handoff), closed here once cloned.
     child_ends: [OwnedFd; 3],
 }
 
 impl Channels {
-    fn open() -> Result<Channels, LaunchError> {
+    fn open(pty: bool) -> Result<Channels, LaunchError> {
         let (report_r, report_w) = pipe()?;
         let (go_r, go_w) = pipe()?;
-        let (handoff, handoff_child) = sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {
-            what: "creating a socket pair",
-            errno,
-        })?;
+        let socket_pair = || {
+            sys::seqpacket_pair().map_err(|errno| LaunchError::Sys {
+                what: "creating a socket pair",
+                errno,
+            })
+        };
+        let (handoff, handoff_child) = socket_pair()?;
+        let terminal = if pty { Some(socket_pair()?) } else { None };
         Ok(Channels {
             report: report_r,
             go: go_w,
             handoff,
+            terminal,
             child_ends: [report_w, go_r, handoff_child],
         })
     }
@@ -240,6 +256,10 @@ impl Channels {
             go: go.as_raw_fd(),
             netns: -1,
             handoff: handoff.as_raw_fd(),
+            terminal: self
+                .terminal
+                .as_ref()
+                .map_or(-1, |(_, child)| child.as_raw_fd()),
         }
     }
 }

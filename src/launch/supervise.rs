@@ -12,6 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
+use super::terminal::{Relay, Watched};
 use super::{EXIT_LAUNCH_FAILED, Failure, LaunchError};
 use crate::helpers::Helpers;
 use crate::prepare::FORWARDED;
@@ -27,11 +28,15 @@ pub struct Signals(SigSet);
 impl Signals {
     /// Blocks them in this thread, before clone: the child starts with them
     /// blocked too (its init reads them from a signalfd), and the launcher
-    /// reads them from one in [`supervise`].
-    pub fn block() -> Result<Signals, LaunchError> {
+    /// reads them from one in [`supervise`]. With a terminal `relay`, SIGCONT
+    /// too: hutch takes the terminal back when continued.
+    pub fn block(relay: bool) -> Result<Signals, LaunchError> {
         let mut set = SigSet::empty();
         for &s in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
             set.add(Signal::try_from(s).expect("a signal nix knows"));
+        }
+        if relay {
+            set.add(Signal::SIGCONT);
         }
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(|errno| LaunchError::Sys {
             what: "blocking the signals hutch relays",
@@ -58,13 +63,14 @@ struct Progress {
 /// [`STARTED_DELAY`] after the payload was executed, if the sandbox is
 /// still running then (a command that is over by then costs nothing).
 /// The helpers' descriptors are polled too (cgroup event files, a
-/// helper process that exited).
+/// helper process that exited), and with `relay` the terminals it joins.
 pub fn supervise(
     pid: libc::pid_t,
     report: &OwnedFd,
     signals: &Signals,
     new_session: bool,
     helpers: &mut Helpers,
+    mut relay: Option<&mut Relay>,
     started: &mut dyn FnMut(),
 ) -> Result<i32, LaunchError> {
     let Ok(sfd) = SignalFd::with_flags(&signals.0, SfdFlags::SFD_CLOEXEC) else {
@@ -83,7 +89,7 @@ pub fn supervise(
             p.started_at = None;
             started();
         }
-        let Some(woke) = wait_for_events(&sfd, report, &p, helpers) else {
+        let Some(woke) = wait_for_events(&sfd, report, &p, helpers, relay.as_deref()) else {
             p.status = Some(wait_plain(pid));
             break;
         };
@@ -93,11 +99,19 @@ pub fn supervise(
         if woke.report {
             read_report(report, &mut p);
         }
+        if let Some(relay) = relay.as_deref_mut() {
+            for what in woke.terminal {
+                relay.ready(what);
+            }
+        }
         if woke.signal
             && let Ok(Some(info)) = sfd.read_signal()
         {
-            on_signal(pid, &info, new_session, &mut p);
+            on_signal(pid, &info, new_session, relay.as_deref_mut(), &mut p);
         }
+    }
+    if let Some(relay) = relay {
+        relay.finish();
     }
     if let Some(failure) = Failure::decode(&p.record) {
         return Err(LaunchError::Setup(failure));
@@ -112,6 +126,8 @@ struct Woke {
     report: bool,
     /// Helpers, by their index in [`Helpers::watch`].
     helpers: Vec<usize>,
+    /// The terminal relay's descriptors that are ready.
+    terminal: Vec<Watched>,
 }
 
 /// Polls the signalfd, the report pipe (while open) and the helpers'
@@ -121,6 +137,7 @@ fn wait_for_events(
     report: &OwnedFd,
     p: &Progress,
     helpers: &Helpers,
+    relay: Option<&Relay>,
 ) -> Option<Woke> {
     // Rounded up: waking early would only spin.
     let timeout = p.started_at.map_or(PollTimeout::NONE, |t| {
@@ -138,6 +155,10 @@ fn wait_for_events(
     for &(fd, events, _) in &watched {
         fds.push(PollFd::new(fd, events));
     }
+    let terminal = relay.map(Relay::watch).unwrap_or_default();
+    for &(fd, events, _) in &terminal {
+        fds.push(PollFd::new(fd, events));
+    }
     loop {
         match poll(&mut fds, timeout) {
             Ok(_) => break,
@@ -149,12 +170,18 @@ fn wait_for_events(
     let mut woke = Woke {
         signal: ready(&fds[0]),
         report: p.report_open && ready(&fds[1]),
-        helpers: Vec::new(),
+        ..Woke::default()
     };
     let first_helper = if p.report_open { 2 } else { 1 };
     for (f, &(_, _, helper)) in fds[first_helper..].iter().zip(&watched) {
         if ready(f) && !woke.helpers.contains(&helper) {
             woke.helpers.push(helper);
+        }
+    }
+    let first_terminal = first_helper + watched.len();
+    for (f, &(_, _, what)) in fds[first_terminal..].iter().zip(&terminal) {
+        if ready(f) {
+            woke.terminal.push(what);
         }
     }
     Some(woke)
@@ -176,14 +203,38 @@ fn read_report(report: &OwnedFd, p: &mut Progress) {
     }
 }
 
-/// SIGCHLD: reaps the sandbox if it exited. Any other signal is relayed
-/// to it, unless the terminal sent it to a payload that shares it.
-fn on_signal(pid: libc::pid_t, info: &siginfo, new_session: bool, p: &mut Progress) {
+/// SIGCHLD: reaps the sandbox if it exited. With a terminal relay, the
+/// relay takes window sizes and SIGCONT, and a payload its terminal
+/// stopped (the sandbox's own process without an init) stops hutch too.
+/// Any other signal is relayed to the sandbox, unless the terminal sent it
+/// to a payload that shares it.
+fn on_signal(
+    pid: libc::pid_t,
+    info: &siginfo,
+    new_session: bool,
+    relay: Option<&mut Relay>,
+    p: &mut Progress,
+) {
     let sig = info.ssi_signo as libc::c_int;
     if sig == libc::SIGCHLD {
-        if let Ok(Some(status)) = sys::waitpid(pid, true) {
-            p.status = Some(sys::exit_code(status));
+        let Some(relay) = relay else {
+            if let Ok(Some(status)) = sys::waitpid(pid, true) {
+                p.status = Some(sys::exit_code(status));
+            }
+            return;
+        };
+        match sys::terminal::waitpid_untraced(pid) {
+            Ok(Some(status)) if libc::WIFSTOPPED(status) => {
+                let stop = libc::WSTOPSIG(status);
+                if matches!(stop, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+                    relay.payload_stopped(stop);
+                }
+            }
+            Ok(Some(status)) => p.status = Some(sys::exit_code(status)),
+            _ => {}
         }
+    } else if relay.is_some_and(|r| r.on_signal(sig)) {
+        // Taken by the relay.
     } else if info.ssi_code != libc::SI_KERNEL || new_session {
         // Terminal-generated signals already reached a payload that
         // shares our terminal; anything else is relayed.

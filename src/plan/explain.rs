@@ -179,11 +179,7 @@ fn render_security(o: &mut String, plan: &Plan) {
     let _ = writeln!(
         o,
         "terminal    {}",
-        if s.new_session {
-            "new session, no controlling terminal"
-        } else {
-            "the caller's (job control kept; TIOCSTI/TIOCLINUX filtered)"
-        }
+        super::terminal::describe(s.new_session, s.pty.as_ref())
     );
     render_seccomp(o, &s.seccomp);
     render_landlock(o, &s.landlock);
@@ -410,7 +406,9 @@ pub fn enforced_summary(plan: &Plan) -> String {
     }
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());
-    if s.new_session {
+    if s.pty.is_some() {
+        parts.push("own terminal".into());
+    } else if s.new_session {
         parts.push("new session".into());
     }
     let mut line = format!(

@@ -15,6 +15,7 @@ pub mod mounts;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
+pub mod terminal;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -120,8 +121,13 @@ pub struct SecurityPlan {
     pub die_with_parent: bool,
     /// Every inherited file descriptor except 0, 1, 2 is closed.
     pub close_inherited_fds: bool,
-    /// The payload runs in a new session, without a controlling terminal.
+    /// The payload runs in a new session, without the caller's terminal.
     pub new_session: bool,
+    /// With `new_session`: a pseudo-terminal of its own as its controlling
+    /// terminal, relayed by hutch (`terminal = "pty"`, interactive caller).
+    /// (Absent from the records of sandboxes started by an older hutch.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty: Option<terminal::PtyPlan>,
     pub seccomp: security::SeccompPlan,
     pub landlock: security::LandlockPlan,
     pub rlimits: Vec<security::RlimitPlan>,
@@ -493,13 +499,14 @@ fn plan_security(
     if let Some(root) = root {
         rootfs::landlock_rule(profile, root, &mut landlock);
     }
-    let new_session = security::plan_terminal(profile, host, &seccomp)?;
+    let terminal = terminal::plan_terminal(profile, host, &seccomp, ops)?;
     Ok(SecurityPlan {
         drop_all_capabilities: true,
         no_new_privs: true,
         die_with_parent: true,
         close_inherited_fds: true,
-        new_session,
+        new_session: terminal.new_session,
+        pty: terminal.pty,
         seccomp,
         landlock,
         rlimits: security::plan_rlimits(profile),

@@ -1,5 +1,6 @@
-//! Planning confinement: the seccomp rules, Landlock rules, resource limits
-//! and the terminal policy, with what this kernel can and cannot enforce.
+//! Planning confinement: the seccomp rules, Landlock rules and resource
+//! limits, with what this kernel can and cannot enforce (the terminal
+//! policy is `plan::terminal`).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use super::seccomp::{self, Action, Arch, Check, Rule};
 use crate::diag::Diagnostic;
 use crate::host::Host;
 use crate::landlock::{self, Feature, Support};
-use crate::profile::schema::{Enforce, SeccompAction, Terminal};
+use crate::profile::schema::{Enforce, SeccompAction};
 use crate::profile::{Profile, ProfileError, vars};
 
 /// Landlock's access rights, where the planner and `--explain` have
@@ -619,26 +620,6 @@ pub fn plan_rlimits(profile: &Profile) -> Vec<RlimitPlan> {
         }
     }
     out
-}
-
-/// Decides whether the payload gets a new session.
-pub fn plan_terminal(
-    profile: &Profile,
-    host: &Host,
-    seccomp: &SeccompPlan,
-) -> Result<bool, ProfileError> {
-    let at = profile.last(|p| p.terminal.as_ref());
-    let filtered = seccomp.blocks_tty_injection();
-    match at.as_ref().map_or(Terminal::Auto, |a| *a.get()) {
-        Terminal::None => Ok(true),
-        Terminal::Auto => Ok(!(host.stdin_is_tty() && filtered)),
-        Terminal::Inherit if filtered => Ok(false),
-        Terminal::Inherit => Err(at
-            .expect("explicit")
-            .diag("`terminal = \"inherit\"` without the seccomp filter that blocks TIOCSTI and TIOCLINUX would let the program type commands into your terminal")
-            .help("keep the default seccomp filter (and its @tty-inject group), or use `terminal = \"none\"`")
-            .into()),
-    }
 }
 
 #[cfg(test)]

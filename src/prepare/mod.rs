@@ -73,6 +73,9 @@ pub struct Prepared {
     pub exec: Exec,
     pub init: bool,
     pub new_session: bool,
+    /// With `new_session`: the payload's own pseudo-terminal, opened in the
+    /// devpts of the `dev` mount marked `terminal`.
+    pub pty: Option<PtyInstr>,
     /// Where the child waits for the launcher (set by the helpers that
     /// need it, before clone).
     pub barriers: Barriers,
@@ -88,6 +91,34 @@ pub struct Prepared {
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
     /// host's path and arguments.
     pub title: Option<(usize, usize)>,
+}
+
+/// The payload's own pseudo-terminal (`plan::terminal::PtyPlan`), lowered.
+#[derive(Debug, Clone, Copy)]
+pub struct PtyInstr {
+    /// Which of the standard descriptors 0, 1 and 2 it replaces.
+    pub replaces: [bool; 3],
+    /// The caller's terminal's mode and size, which the new one starts
+    /// with (read by the launcher before clone; `None`: the kernel's
+    /// defaults).
+    pub mode: Option<TerminalMode>,
+}
+
+/// A terminal's attributes and window size.
+#[derive(Clone, Copy)]
+pub struct TerminalMode {
+    pub termios: libc::termios,
+    pub size: libc::winsize,
+}
+
+impl std::fmt::Debug for TerminalMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TerminalMode {{ {}x{} }}",
+            self.size.ws_col, self.size.ws_row
+        )
+    }
 }
 
 /// A point where the child stops until the launcher writes a byte on the
@@ -126,6 +157,10 @@ pub struct Pipes {
     pub netns: RawFd,
     /// Where the child sends its namespaces to the launcher (-1: nowhere).
     pub handoff: RawFd,
+    /// With a pseudo-terminal: where the child sends its master to the
+    /// launcher, and hutch's init says when the payload was stopped by
+    /// the terminal (Ctrl-Z); -1 otherwise.
+    pub terminal: RawFd,
 }
 
 /// The signals the launcher forwards to the sandbox, and hutch's init to
@@ -229,6 +264,10 @@ pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
         exec: exec::lower(plan)?,
         init: plan.init,
         new_session: security.new_session,
+        pty: security.pty.as_ref().map(|p| PtyInstr {
+            replaces: p.replaces,
+            mode: None,
+        }),
         barriers: Barriers::default(),
         unshare_cgroup_ns: false,
         umask: caller_umask(),

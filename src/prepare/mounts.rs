@@ -40,6 +40,8 @@ pub enum MountInstr {
     Dev {
         dst: CString,
         nodes: Vec<(CString, Slot<Mount>)>,
+        /// The payload's own pseudo-terminal is opened in this devpts.
+        terminal: bool,
     },
     Dir {
         dst: CString,
@@ -87,7 +89,22 @@ pub fn lower(
     if volumes.next().is_some() {
         return Err(PrepareError::HeldUnused("volume"));
     }
+    if let Some(pty) = &plan.security.pty {
+        mark_terminal(&mut instrs, plan, &pty.dev);
+    }
     Ok(instrs)
+}
+
+/// Marks the last `dev` mount at `dev` (the one the sandbox sees) as
+/// where the payload's pseudo-terminal is opened.
+fn mark_terminal(instrs: &mut [MountInstr], plan: &Plan, dev: &std::path::Path) {
+    let last = plan
+        .mounts
+        .iter()
+        .rposition(|m| matches!(&m.op, MountOp::Dev { dst } if dst == dev));
+    if let Some(MountInstr::Dev { terminal, .. }) = last.and_then(|i| instrs.get_mut(i)) {
+        *terminal = true;
+    }
 }
 
 /// Every mount but a volume.
@@ -130,6 +147,7 @@ fn lower_one(op: &MountOp, pid_ns: bool, slots: &mut SlotTable) -> Result<MountI
                     Ok((cstring("device", node.as_bytes())?, slots.dev_node(path)))
                 })
                 .collect::<Result<_, NulError>>()?,
+            terminal: false,
         },
         MountOp::Dir { dst, mode } => MountInstr::Dir {
             dst: cstring_path("directory", dst)?,

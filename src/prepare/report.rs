@@ -34,12 +34,14 @@ pub enum Step {
     Tmpfs,
     Proc,
     Dev,
+    Terminal,
     Dir,
     Symlink,
     File,
     RootReadOnly,
     PivotRoot,
     DetachOldRoot,
+    HandOffTerminal,
     Hostname,
     Chdir,
     HandOffNamespaces,
@@ -52,6 +54,7 @@ pub enum Step {
     ForkPayload,
     SignalFd,
     NewSession,
+    ControllingTerminal,
     Exec,
 }
 
@@ -79,12 +82,14 @@ impl Step {
         Step::Tmpfs,
         Step::Proc,
         Step::Dev,
+        Step::Terminal,
         Step::Dir,
         Step::Symlink,
         Step::File,
         Step::RootReadOnly,
         Step::PivotRoot,
         Step::DetachOldRoot,
+        Step::HandOffTerminal,
         Step::Hostname,
         Step::Chdir,
         Step::HandOffNamespaces,
@@ -97,6 +102,7 @@ impl Step {
         Step::ForkPayload,
         Step::SignalFd,
         Step::NewSession,
+        Step::ControllingTerminal,
         Step::Exec,
     ];
 
@@ -129,6 +135,8 @@ impl Step {
             Step::Tmpfs => "mount a tmpfs on",
             Step::Proc => "mount /proc for the sandbox's pid namespace on",
             Step::Dev => "build the minimal /dev at",
+            Step::Terminal => "open the payload's pseudo-terminal in",
+            Step::HandOffTerminal => "hand the payload's pseudo-terminal to hutch's relay",
             Step::Dir => "create directory",
             Step::Symlink => "create symlink",
             Step::File => "create file",
@@ -147,6 +155,9 @@ impl Step {
             Step::ForkPayload => "start the payload under hutch's init",
             Step::SignalFd => "set up signal forwarding in hutch's init",
             Step::NewSession => "start a new session for the payload",
+            Step::ControllingTerminal => {
+                "make the sandbox's pseudo-terminal the payload's controlling terminal"
+            }
             Step::Exec => "execute",
         }
     }

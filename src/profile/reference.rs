@@ -131,10 +131,10 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
-        details: "Either way the payload cannot type into the caller's shell: with the terminal kept, the seccomp filter blocks the TIOCSTI and TIOCLINUX ioctls (so \"inherit\" needs the filter).",
+        details: "The payload cannot type into the caller's shell in any mode: with the caller's terminal kept, the seccomp filter blocks the TIOCSTI and TIOCLINUX ioctls (so \"inherit\" needs the filter); with \"pty\" the caller's terminal never enters the sandbox. \"pty\" is what `docker run -it` does: `tty` names a /dev/pts entry that exists inside, the terminal is in raw mode while hutch relays it (restored when hutch exits, and after a SIGKILL of hutch by its `hutch-tty` keeper process), window size changes follow, Ctrl-C and Ctrl-Z reach the payload, and a payload stopped by Ctrl-Z stops hutch until `fg`. It needs a `dev` mount at /dev (a private devpts).",
         default: "\"auto\"",
         default_value: Some("\"auto\""),
-        example: r#""none""#,
+        example: r#""pty""#,
         values: &[
             (
                 "auto",
@@ -142,10 +142,14 @@ pub static KEYS: &[Doc] = &[
             ),
             ("inherit", "always keep it: same session, job control works"),
             ("none", "a new session without a controlling terminal"),
+            (
+                "pty",
+                "a pseudo-terminal of its own, relayed by hutch, when standard input and output are terminals; else as \"auto\"",
+            ),
         ],
         ..Doc::new(
             "terminal",
-            "Whether the payload keeps the caller's terminal.",
+            "Whether the payload keeps the caller's terminal, or gets one of its own.",
         )
     },
     Doc {

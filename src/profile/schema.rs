@@ -29,7 +29,8 @@ pub struct RawProfile {
     pub init: Option<Spanned<bool>>,
     /// Destinations of inherited `[[mount]]` entries to drop.
     pub remove: Option<Vec<Spanned<String>>>,
-    /// Whether the payload keeps the caller's terminal (and job control).
+    /// Whether the payload keeps the caller's terminal (and job control),
+    /// or gets a pseudo-terminal of its own.
     pub terminal: Option<Spanned<Terminal>>,
     /// A host directory to use as the sandbox's root instead of an empty tmpfs.
     pub root: Option<Spanned<String>>,
@@ -185,6 +186,9 @@ pub enum Terminal {
     Inherit,
     /// A new session without a controlling terminal.
     None,
+    /// A pseudo-terminal of its own in the sandbox's devpts, relayed by
+    /// hutch, when standard input and output are terminals; else `auto`.
+    Pty,
 }
 
 /// How strictly a kernel-dependent confinement is required.

@@ -618,7 +618,7 @@ mod tests {
         );
         assert_eq!(
             p.key("terminal").unwrap().shape,
-            Shape::Enum(vec!["auto", "inherit", "none"])
+            Shape::Enum(vec!["auto", "inherit", "none", "pty"])
         );
         assert_eq!(p.key("identity").unwrap().shape, Shape::Custom("Identity"));
     }

@@ -10,6 +10,8 @@
 //! benchrun rss        --spec F [--json OUT] --ref LABEL [--target LABEL]
 //!                     [--payload-name NAME] [--settle-ms MS]
 //! benchrun concurrent --spec F [--json OUT] --n N [--target LABEL]
+//! benchrun terminal   --spec F [--json OUT] --throughput GROUP --latency GROUP
+//!                     --ref LABEL [--target LABEL] [--min-bytes N]
 //! ```
 //!
 //! Exit status: 0 when every row was measured, 3 when some row failed
@@ -21,6 +23,7 @@ mod proc;
 mod rss;
 mod spec;
 mod stats;
+mod terminal;
 mod timing;
 
 use std::collections::HashMap;
@@ -36,7 +39,7 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mode = it
         .next()
-        .ok_or("missing mode (launch|seccomp|rss|concurrent)")?;
+        .ok_or("missing mode (launch|seccomp|rss|concurrent|terminal)")?;
     let mut opts = HashMap::new();
     while let Some(a) = it.next() {
         let key = a
@@ -124,6 +127,21 @@ fn main_inner() -> Result<usize, String> {
             let f = concurrent::report(&entries, &out, n, a.get("target").as_deref());
             if let Some(p) = &json_out {
                 json::save(p, &concurrent::to_json(&entries, &out, n))?;
+            }
+            f
+        }
+        "terminal" => {
+            let opts = terminal::Opts {
+                throughput: a.need("throughput")?,
+                latency: a.need("latency")?,
+                reference: a.need("ref")?,
+                target: a.get("target"),
+                min_bytes: a.num("min-bytes", 1u64)?,
+            };
+            let out = terminal::run(&entries, &opts)?;
+            let f = terminal::report(&entries, &out, &opts);
+            if let Some(p) = &json_out {
+                json::save(p, &terminal::to_json(&entries, &out, &opts))?;
             }
             f
         }
