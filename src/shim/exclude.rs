@@ -5,7 +5,7 @@
 //! The criterion, by kind:
 //! - **starts other programs** (never): shells, and the programs that run
 //!   a command they are given (`env`, `sudo`, `xargs`, terminal
-//!   multiplexers, other sandboxes): every script and every command they
+//!   multiplexers and emulators, other sandboxes): every script and every command they
 //!   start would run inside one sandbox, in the wrong profile.
 //! - **builds** (never): compilers, linkers, build tools. A build runs them
 //!   thousands of times (a launch each) and they need the whole tree.
@@ -113,6 +113,26 @@ const STARTS_PROGRAMS: &[&str] = &[
     "hutch",
     "xdg-open",
     "x-terminal-emulator",
+    // Terminal emulators: everything typed in one would run in its
+    // sandbox (the shipped `xterm` profile is for `hutch run --profile
+    // xterm`, a terminal for untrusted work, not for every terminal).
+    "xterm",
+    "uxterm",
+    "koi8rxterm",
+    "lxterm",
+    "rxvt",
+    "urxvt",
+    "gnome-terminal",
+    "konsole",
+    "xfce4-terminal",
+    "lxterminal",
+    "mate-terminal",
+    "terminator",
+    "tilix",
+    "alacritty",
+    "kitty",
+    "foot",
+    "wezterm",
     "x-www-browser",
     "sensible-browser",
     "sensible-editor",
