@@ -117,10 +117,16 @@ impl Proxy {
         self.process.pid()
     }
 
-    /// Stops the proxy: closing its `--fd` ends it, and its sandbox with
-    /// it; killed if that takes more than a second.
-    pub fn stop(&mut self) {
+    /// Asks the proxy to stop: closing its `--fd` ends it, and its
+    /// sandbox with it. [`Proxy::wait`] then waits for that.
+    pub fn ask_stop(&mut self) {
         self.hold = None;
+    }
+
+    /// Waits for the proxy's sandbox to end once asked; kills it if that
+    /// takes more than a second.
+    pub fn wait(&mut self) {
+        self.ask_stop();
         self.process.wait_or_kill(Duration::from_secs(1));
     }
 }

@@ -154,12 +154,19 @@ impl Session {
 
     /// Ends the security context and removes the directory.
     fn end(&mut self) {
-        // The servers' sockets are in the directory: they go first.
+        // The servers' sockets are in the directory: they go first, both
+        // asked at once, then each waited for.
+        if let Some(proxy) = self.proxy.as_mut() {
+            proxy.ask_stop();
+        }
+        if let Some(nested) = self.nested.as_mut() {
+            nested.ask_stop();
+        }
         if let Some(mut proxy) = self.proxy.take() {
-            proxy.stop();
+            proxy.wait();
         }
         if let Some(mut nested) = self.nested.take() {
-            nested.stop();
+            nested.wait();
         }
         for dir in self.outside.drain(..) {
             let _ = std::fs::remove_dir_all(dir);

@@ -125,13 +125,19 @@ impl Nested {
         self.process.pid()
     }
 
-    /// Asks it to exit (SIGTERM), then kills it if it has not.
-    pub fn stop(&mut self) {
-        if self.process.reaped() {
-            return;
+    /// Asks it to exit (SIGTERM); [`Nested::wait`] then waits for that.
+    pub fn ask_stop(&mut self) {
+        if !self.process.reaped() {
+            let _ = crate::sys::pidfd_send_signal(self.process.pidfd().as_raw_fd(), libc::SIGTERM);
         }
-        let _ = crate::sys::pidfd_send_signal(self.process.pidfd().as_raw_fd(), libc::SIGTERM);
-        self.process.wait_or_kill(STOP_GRACE);
+    }
+
+    /// Waits for it to exit once asked; kills it if it has not after the
+    /// grace time.
+    pub fn wait(&mut self) {
+        if !self.process.reaped() {
+            self.process.wait_or_kill(STOP_GRACE);
+        }
     }
 }
 
