@@ -4,10 +4,12 @@
 # desktop.json (the launch rows, in benchrun's JSON).
 #
 # 1. launch: hutch start to the payload's exit (/bin/true) for desktop app
-#    profiles (X11 on the host display with audio; Wayland with audio),
-#    interleaved with `hutch cli` and the unshare floor. Goal: <= 25 ms
-#    median (Flatpak's launch overhead was ~250 ms, firejail's Firefox
-#    profile ~73 ms to initialise).
+#    profiles (X11 on the host display, Wayland; with audio, with a D-Bus
+#    proxy; nested X11), interleaved with `hutch cli` and the unshare
+#    floor; exec: start to the payload's exec for some of them. Goal:
+#    <= 25 ms median start to exec with audio and the proxy (Flatpak's
+#    launch overhead was ~250 ms, firejail's Firefox profile ~73 ms to
+#    initialise); the nested server ready in <= 300 ms.
 # 2. window: time from starting xcalc to its window being mapped on the
 #    display (MapNotify on the root, seen by xev), bare, under hutch's X11
 #    host profile and under firejail with its shipped xcalc profile,
@@ -132,12 +134,8 @@ desktop_launch() {
     } >"$spec"
     run_benchrun launch --spec "$spec" --json "$json" --ref "hutch cli" \
         --ref-column "x hutch cli" --floor "unshare -Urmpf"
-    local l m h
-    for l in "$L_X11B" "$L_WLB"; do
-        m=$(median_ms "$json" "$l")
-        [[ -n $m ]] || continue
-        echo "  target: $l median $m ms (goal <= 25 ms: $(awk -v m="$m" 'BEGIN { print (m <= 25) ? "met" : "NOT met" }'))"
-    done
+    local m h
+    # The 25 ms target is start to exec: the desktop exec section's.
     m=$(median_ms "$json" "$L_NEST")
     h=$(median_ms "$json" "$L_X11B")
     if [[ -n $m && -n $h ]]; then
@@ -297,6 +295,59 @@ desktop_window_nested() {
     echo "   firejail --x11=xephyr with its default profile, as python3 has none)"
 }
 
+# Start to exec, which the launch rows above cannot tell from start to
+# exit: the payload is `date +%s%N` (realtime at its start, after its own
+# loading, the same in every row), taken against $EPOCHREALTIME just
+# before the spawn; the rest, to the command's return, is the teardown
+# (the sandbox's and its helpers'). Rows interleaved, medians over bare.
+desktop_exec() {
+    local rounds=${BENCH_EXEC_RUNS:-40} r i t0 t1 stamp
+    local labels=("bare" "hutch cli" "hutch x11 host + audio" "hutch x11 host + audio + dbus"
+        "hutch wayland + audio + dbus")
+    local -a cmds
+    cmds[0]=""
+    cmds[1]="$HUTCH run --profile cli --"
+    cmds[2]="${DENV[*]} $HUTCH run --profile bench/hutch-desktop-x11.toml --"
+    cmds[3]="${DENV[*]} $HUTCH run --profile bench/hutch-desktop-x11-dbus.toml --"
+    cmds[4]="${DENV[*]} $HUTCH run --profile bench/hutch-desktop-wayland-dbus.toml --"
+    echo
+    echo "== desktop exec: start to the payload's exec, and its exit to the launcher's ($rounds rounds, interleaved) =="
+    declare -A up=() down=()
+    for ((r = 0; r < rounds; r++)); do
+        for i in 0 1 2 3 4; do
+            t0=$EPOCHREALTIME
+            # shellcheck disable=SC2086 # the command line is split on purpose
+            stamp=$("${USER_PREFIX[@]}" ${cmds[$i]} /bin/date +%s%N 2>/dev/null) || continue
+            t1=$EPOCHREALTIME
+            [[ $stamp =~ ^[0-9]+$ ]] || continue
+            up[$i]+="$(awk -v a="$t0" -v s="$stamp" 'BEGIN { printf "%.3f", (s / 1e9 - a) * 1000 }') "
+            down[$i]+="$(awk -v b="$t1" -v s="$stamp" 'BEGIN { printf "%.3f", (b - s / 1e9) * 1000 }') "
+        done
+    done
+    local base="" m d
+    for i in 0 1 2 3 4; do
+        if [[ -z ${up[$i]:-} ]]; then
+            echo "  ${labels[$i]}: FAILED: the payload did not run"
+            FAILED_ROWS=$((FAILED_ROWS + 1))
+            continue
+        fi
+        # shellcheck disable=SC2086
+        m=$(median_of ${up[$i]})
+        # shellcheck disable=SC2086
+        d=$(median_of ${down[$i]})
+        [[ $i -eq 0 ]] && base=$m
+        printf '  %-34s start to exec %8.2f ms (over bare %6.2f)  exit to return %7.2f ms  (n=%d)\n' \
+            "${labels[$i]}" "$m" "$(awk -v m="$m" -v b="${base:-$m}" 'BEGIN { print m - b }')" "$d" \
+            "$(wc -w <<<"${up[$i]}")"
+        if [[ $i -ge 3 && -n $base ]]; then
+            awk -v l="${labels[$i]}" -v m="$m" -v b="$base" 'BEGIN {
+                printf "  target: %s, start to exec over bare %.2f ms (goal <= 25 ms: %s)\n", l, m - b, (m - b <= 25) ? "met" : "NOT met" }'
+        fi
+    done
+    echo "  (bare: date started by the same setpriv/env prefix; the clocks: bash's \$EPOCHREALTIME and"
+    echo "   date's CLOCK_REALTIME, both microseconds or better)"
+}
+
 # D-Bus through the proxy: xdg-dbus-proxy's own start to its --fd byte
 # (outside any sandbox), and the round trip of a method call to the echo
 # service directly and through the proxy hutch starts (in the sandbox of
@@ -341,6 +392,7 @@ desktop_dbus() {
 
 start_desktop_servers
 desktop_launch
+desktop_exec
 desktop_window
 desktop_window_nested
 desktop_dbus
