@@ -1358,6 +1358,22 @@ fn blue_ppm() -> Vec<u8> {
     ppm
 }
 
+/// A two-second 160x120 clip at 25 frames a second, all blue: raw
+/// YUV4MPEG2 (4:2:0), which mpv reads without a demuxer library's help
+/// and a test can write without an encoder.
+fn blue_y4m() -> Vec<u8> {
+    let (w, h) = (160, 120);
+    let mut clip = format!("YUV4MPEG2 W{w} H{h} F25:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..50 {
+        clip.extend_from_slice(b"FRAME\n");
+        // Blue in BT.601 full range: Y 29, Cb 255, Cr 107.
+        clip.extend(std::iter::repeat_n(29u8, w * h));
+        clip.extend(std::iter::repeat_n(255u8, w * h / 4));
+        clip.extend(std::iter::repeat_n(107u8, w * h / 4));
+    }
+    clip
+}
+
 /// Writes `bytes` at `rel` under the scratch home, owned by the test user.
 fn home_file(s: &Scratch, rel: &str, bytes: &[u8]) -> PathBuf {
     let path = s.home().join(rel);
@@ -1368,14 +1384,15 @@ fn home_file(s: &Scratch, rel: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// A shipped viewer profile, from its window to what it must not do:
-/// `hutch run NAME FILE` (the profile named after the command, and its
-/// command) shows `file` in a nested X server's window on the host
+/// `hutch run NAME [OPTIONS] FILE` (the profile named after the command,
+/// and its command) shows `file` in a nested X server's window on the host
 /// display, whose screenshot starts black and then has the file's
 /// pixels (`shown`); in the same profile, the directory the file came from
 /// is read-only and the rest of the home is not there, while the same
 /// probes succeed outside the sandbox.
 fn a_viewer_shows_its_file_and_cannot_change_it(
     name: &str,
+    options: &[&str],
     file: &str,
     content: &[u8],
     shown: impl Fn(&Image) -> bool,
@@ -1394,7 +1411,7 @@ fn a_viewer_shows_its_file_and_cannot_change_it(
         "the host display starts blank"
     );
     let mut app = s.hutch(&["run", name]);
-    app.arg(&file);
+    app.args(options).arg(&file);
     for (k, v) in env {
         app.env(k, v);
     }
@@ -1449,7 +1466,13 @@ fn the_shipped_mupdf_profile_shows_a_pdf_and_cannot_change_it() {
         return;
     }
     let pdf = red_pdf();
-    a_viewer_shows_its_file_and_cannot_change_it("mupdf", "Downloads/paper.pdf", &pdf, any_red);
+    a_viewer_shows_its_file_and_cannot_change_it(
+        "mupdf",
+        &[],
+        "Downloads/paper.pdf",
+        &pdf,
+        any_red,
+    );
 }
 
 #[test]
@@ -1459,8 +1482,24 @@ fn the_shipped_feh_profile_shows_an_image_and_cannot_change_it() {
     }
     a_viewer_shows_its_file_and_cannot_change_it(
         "feh",
+        &[],
         "Pictures/photo.ppm",
         &blue_ppm(),
+        any_blue,
+    );
+}
+
+#[test]
+fn the_shipped_mpv_profile_plays_a_clip_and_cannot_change_it() {
+    if !installed(&["Xvfb", "xauth", "xwd", "xwininfo", "Xephyr", "mpv"]) {
+        return;
+    }
+    a_viewer_shows_its_file_and_cannot_change_it(
+        "mpv",
+        // The last frame stays on screen however late the screenshot.
+        &["--keep-open=always"],
+        "Videos/clip.y4m",
+        &blue_y4m(),
         any_blue,
     );
 }

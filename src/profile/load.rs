@@ -20,6 +20,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("xterm", include_str!("../../profiles/xterm.toml")),
     ("mupdf", include_str!("../../profiles/mupdf.toml")),
     ("feh", include_str!("../../profiles/feh.toml")),
+    ("mpv", include_str!("../../profiles/mpv.toml")),
     (
         "base/system",
         include_str!("../../profiles/base/system.toml"),
