@@ -30,12 +30,18 @@ fn names() -> Vec<&'static str> {
         .collect()
 }
 
+/// The working directory of the planned launch: a project directory
+/// (`cli` and the programs that write beside their input refuse /tmp
+/// itself, which holds the sockets of the session).
+const PROJECT: &str = "/tmp/hutch-bench-project";
+
 fn host() -> Host {
+    let _ = std::fs::create_dir_all(PROJECT);
     Host::fixed(
         1000,
         1000,
         &[("HOME", "/home/u"), ("TERM", "xterm"), ("LANG", "C.UTF-8")],
-        "/tmp",
+        PROJECT,
     )
 }
 

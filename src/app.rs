@@ -93,13 +93,26 @@ fn run(args: RunArgs) -> i32 {
         (None, Some(_)) => ProfileRef::Name("container".to_string()),
         (None, None) => search.for_command(&args.command),
     };
-    let profile = match profile::load(&pref, &search) {
+    let mut profile = match profile::load(&pref, &search) {
         Ok(p) => p,
         Err(e) => {
             print_profile_error(&e);
             return EXIT_LAUNCH_FAILED;
         }
     };
+    let additions = profile::adhoc::Additions {
+        bind: args.bind,
+        ro_bind: args.ro_bind,
+        env: args.env,
+    };
+    match profile::adhoc::layer(&additions, host.cwd()) {
+        Ok(Some(layer)) => profile.layers.push(layer),
+        Ok(None) => {}
+        Err(e) => {
+            print_profile_error(&e);
+            return EXIT_LAUNCH_FAILED;
+        }
+    }
     // Held until the sandbox exits: `hutch image rm` refuses meanwhile.
     let lease = match crate::manage::image::lease_for(args.image.as_deref(), &profile, &host) {
         Ok(l) => l,
@@ -142,6 +155,9 @@ fn run(args: RunArgs) -> i32 {
     }
     if args.verbose {
         eprintln!("{}", plan::explain::enforced_summary(&plan));
+        for s in &plan.skipped {
+            eprintln!("hutch: skipped: {}", crate::diag::sanitize(s));
+        }
     } else {
         for n in &plan.security.landlock.not_enforced {
             crate::diag::warning(format_args!("not enforced: {n}"));

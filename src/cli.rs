@@ -408,6 +408,19 @@ pub struct RunArgs {
     /// profile's name and a short random id).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Bind a host path read-write for this run, at DST (default: its own
+    /// path); checked like a `[[mount]]` entry, `[protect]` applies.
+    /// Repeatable.
+    #[arg(long, value_name = "SRC[:DST]")]
+    pub bind: Vec<String>,
+    /// Bind a host path read-only for this run, at DST (default: its own
+    /// path). Repeatable.
+    #[arg(long, value_name = "SRC[:DST]")]
+    pub ro_bind: Vec<String>,
+    /// Set an environment variable for this run (the value is taken
+    /// literally). Repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
     /// The command and its arguments (put `--` before it if it starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -436,6 +449,9 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
         explain: false,
         json: false,
         verbose: false,
+        bind: Vec::new(),
+        ro_bind: Vec::new(),
+        env: Vec::new(),
         command: Vec::new(),
     };
     let mut i = 0;

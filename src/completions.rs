@@ -62,7 +62,9 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["run"] | ["export", "oci"], "image")
         | (["image", "inspect"], "name")
         | (["image", "rm"], "names") => Values::Images,
-        (["export", "oci"], "output") | (["import", "firejail"], "output") => Values::Files,
+        (["export", "oci"], "output")
+        | (["import", "firejail"], "output")
+        | (["run"], "bind" | "ro_bind") => Values::Files,
         (["import", "firejail"], "profile") => Values::FirejailProfiles,
         (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
@@ -71,9 +73,9 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         (["run"] | ["exec"], "command") | (["shim", "install"], "names") => Values::Commands,
         (["shim", "install"], "profile") => Values::Profiles,
         (["shim", "remove"], "names") => Values::Shims,
-        (["run"], "name") | (["stop"], "timeout") | (["image", "import"], "tag" | "max_size") => {
-            Values::Nothing
-        }
+        (["run"], "name" | "env")
+        | (["stop"], "timeout")
+        | (["image", "import"], "tag" | "max_size") => Values::Nothing,
         (["__complete"], "words") => Values::Nothing,
         (["man"], "page") => Values::Words(
             crate::manpages::PAGES

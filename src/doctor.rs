@@ -233,6 +233,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         seccomp_check(),
         tiocsti_check(),
         cgroup_check(host),
+        registry_check(host),
     ];
     out.extend(profile_checks(host));
     out
@@ -378,9 +379,64 @@ fn cgroup_check(host: &Host) -> Check {
     }
 }
 
+/// Where the records of running sandboxes go (`ps`, `exec` and `stop`
+/// read them): a runtime directory of the caller's, else the home (no
+/// login session: cron, `su`, ssh without pam_systemd), else nowhere, and
+/// every launch is refused.
+fn registry_check(host: &Host) -> Check {
+    const FIX: &str = "set XDG_RUNTIME_DIR to a directory of yours with mode 0700 (a login through pam_systemd makes /run/user/UID)";
+    match host.hutch_runtime_dir() {
+        Some(r) if !r.in_home => check(
+            "registry",
+            Status::Ok,
+            format!("records of running sandboxes in {}", r.path.display()),
+            None,
+        ),
+        Some(r) if !creatable(&r.path) => check(
+            "registry",
+            Status::Fail,
+            format!(
+                "no runtime directory of yours, and {} (in your home) cannot be made: every launch is refused",
+                r.path.display()
+            ),
+            Some(FIX),
+        ),
+        Some(r) => check(
+            "registry",
+            Status::Warn,
+            format!(
+                "XDG_RUNTIME_DIR is not a directory of yours and /run/user/{} does not exist: records of running sandboxes in {} (in your home)",
+                host.uid,
+                r.path.display()
+            ),
+            Some(FIX),
+        ),
+        None => check(
+            "registry",
+            Status::Fail,
+            "no runtime directory of yours and no home directory: every launch is refused",
+            Some(FIX),
+        ),
+    }
+}
+
+/// Whether `path` exists, or its nearest existing ancestor is a directory
+/// the caller may create entries in.
+fn creatable(path: &std::path::Path) -> bool {
+    let Some(existing) = path.ancestors().find(|a| a.exists()) else {
+        return false;
+    };
+    existing == path
+        || (existing.is_dir()
+            && nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_ok())
+}
+
 /// What each shipped profile would lose on this machine.
 fn profile_checks(host: &Host) -> Vec<Check> {
     let search = SearchPath::standard(host);
+    // Judged for this machine, not for the directory doctor runs in (`cli`
+    // refuses to start in the home directory or /tmp).
+    let host = &host.clone().without_cwd();
     let request = Request {
         command: vec!["true".into()],
         command_optional: false,

@@ -318,12 +318,16 @@ const RULE_NET_PORT: u32 = 2;
 
 impl Ruleset {
     /// Creates the kernel's ruleset from `self` and restricts the calling
-    /// thread with it (no_new_privs must be set). Paths are opened as they
-    /// are now, inside the new root. Raw system calls only, no allocation:
-    /// safe between clone and exec.
-    pub fn restrict_self(&self) -> Result<(), ApplyError<'_>> {
+    /// thread with it (no_new_privs must be set). Each rule's path is
+    /// opened, as it is now, by `open` (an `O_PATH` descriptor, or the
+    /// errno). Raw system calls only, no allocation: safe between clone and
+    /// exec when `open` is.
+    pub fn restrict_self(
+        &self,
+        open: impl Fn(&CStr) -> Result<RawFd, Errno>,
+    ) -> Result<(), ApplyError<'_>> {
         let ruleset = self.create().map_err(ApplyError::new)?;
-        let result = self.add_rules(ruleset).and_then(|()| {
+        let result = self.add_rules(ruleset, open).and_then(|()| {
             // SAFETY: plain integer arguments.
             let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
             if rc < 0 {
@@ -360,20 +364,21 @@ impl Ruleset {
         }
     }
 
-    fn add_rules(&self, ruleset: RawFd) -> Result<(), ApplyError<'_>> {
+    fn add_rules(
+        &self,
+        ruleset: RawFd,
+        open: impl Fn(&CStr) -> Result<RawFd, Errno>,
+    ) -> Result<(), ApplyError<'_>> {
         for rule in &self.fs_rules {
             let failed = |errno| ApplyError {
                 errno,
                 path: Some(rule.path.as_c_str()),
             };
-            // SAFETY: the path is NUL-terminated; the call only reads it.
-            let fd = unsafe { libc::open(rule.path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-            if fd < 0 {
-                match Errno::last() {
-                    Errno::ENOENT if rule.skip_if_missing => continue,
-                    e => return Err(failed(e)),
-                }
-            }
+            let fd = match open(rule.path.as_c_str()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if rule.skip_if_missing => continue,
+                Err(e) => return Err(failed(e)),
+            };
             let is_dir = rule.is_dir.unwrap_or_else(|| is_directory(fd));
             let rights = if is_dir {
                 rule.access
@@ -447,6 +452,14 @@ fn add_port_rule(ruleset: RawFd, port: u64, rights: u64) -> Result<(), Errno> {
 mod tests {
     use super::*;
 
+    /// Opens a rule's path as the kernel resolves it (the tests' rules lie
+    /// in directories of their own).
+    fn open_following(path: &CStr) -> Result<RawFd, Errno> {
+        // SAFETY: the path is NUL-terminated; the call only reads it.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 { Err(Errno::last()) } else { Ok(fd) }
+    }
+
     #[test]
     fn access_sets_follow_the_abi() {
         assert_eq!(access::all_fs(1), 0x1fff);
@@ -515,7 +528,7 @@ mod tests {
                 nix::unistd::ForkResult::Child => {
                     let code = match sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
                         .map_err(ApplyError::new)
-                        .and_then(|_| rules.restrict_self())
+                        .and_then(|_| rules.restrict_self(open_following))
                     {
                         Ok(()) => 0,
                         Err(e) => e.errno as i32,

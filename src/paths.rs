@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! $XDG_RUNTIME_DIR/hutch/sandboxes/   the registry of running sandboxes
+//!   (else /run/user/UID/hutch/, else $XDG_STATE_HOME/hutch/runtime-HOST/)
 //! $XDG_DATA_HOME/hutch/volumes/       the volume store (tmp volumes in .tmp/)
 //! $XDG_DATA_HOME/hutch/images/        the image store
 //! $XDG_DATA_HOME/hutch/shims.json     what `hutch shim install` made for the user
@@ -43,10 +44,11 @@ pub fn valid_name(name: &str) -> bool {
 
 /// The directory for hutch's runtime state, whose `sandboxes/` is the
 /// registry: `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`, else
-/// `/tmp/hutch-UID` (see [`Host::hutch_runtime_dir`], which remembers the
-/// answer for the process).
-pub fn runtime_dir(host: &Host) -> PathBuf {
-    host.hutch_runtime_dir()
+/// `$XDG_STATE_HOME/hutch/runtime-HOST` (see [`Host::hutch_runtime_dir`],
+/// which remembers the answer for the process). `None`: none of them can
+/// be named (no runtime directory and no home directory).
+pub fn runtime_dir(host: &Host) -> Option<PathBuf> {
+    host.hutch_runtime_dir().map(|r| r.path.clone())
 }
 
 /// `$XDG_DATA_HOME/hutch` (default `~/.local/share/hutch`): the stores of
@@ -78,6 +80,61 @@ pub const SYSTEM_STATE_DIR: &str = "/var/lib/hutch";
 /// `None` as for [`volume_store`].
 pub fn user_state_dir(host: &Host) -> Option<PathBuf> {
     data_dir(host)
+}
+
+/// Which of hutch's state directories a [`StateDir`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// The registry of running sandboxes, which `hutch exec` trusts.
+    Registry,
+    /// The volume store.
+    Volumes,
+    /// The image store, whose layers every sandbox of an image shares.
+    Images,
+}
+
+impl StateKind {
+    /// What it is, for messages: "hutch's {long}".
+    pub fn long_name(self) -> &'static str {
+        match self {
+            StateKind::Registry => "registry of running sandboxes",
+            StateKind::Volumes => "volume store",
+            StateKind::Images => "image store",
+        }
+    }
+
+    /// Its short name, for `--explain`: "hides its {short}".
+    pub fn short_name(self) -> &'static str {
+        match self {
+            StateKind::Registry => "registry",
+            StateKind::Volumes => "volume store",
+            StateKind::Images => "image store",
+        }
+    }
+}
+
+/// One of hutch's state directories on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    pub kind: StateKind,
+    pub path: PathBuf,
+}
+
+/// Every directory of hutch's own state that no sandbox may see: the
+/// registry (a sandbox that could rewrite a record could make `exec`
+/// join it less confined), the volume store (binding it would bypass the
+/// locks and expose every volume) and the image store (its layers are
+/// shared by every later sandbox of an image, which trusts them unchanged).
+/// Those that cannot be named (no home directory) are left out.
+pub fn state_dirs(host: &Host) -> Vec<StateDir> {
+    [
+        (StateKind::Registry, runtime_dir(host)),
+        (StateKind::Volumes, volume_store(host)),
+        (StateKind::Images, image_store(host)),
+    ]
+    .into_iter()
+    .filter_map(|(kind, path)| Some(StateDir { kind, path: path? }))
+    .collect()
 }
 
 #[cfg(test)]

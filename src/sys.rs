@@ -717,6 +717,40 @@ pub fn openat2(
     }
 }
 
+/// The kernel's `struct statfs` (asm-generic, one word per count): the
+/// libc crate hides `f_flags` of glibc's.
+#[repr(C)]
+struct KernelStatfs {
+    f_type: libc::c_long,
+    f_bsize: libc::c_long,
+    f_blocks: libc::c_long,
+    f_bfree: libc::c_long,
+    f_bavail: libc::c_long,
+    f_files: libc::c_long,
+    f_ffree: libc::c_long,
+    f_fsid: [libc::c_int; 2],
+    f_namelen: libc::c_long,
+    f_frsize: libc::c_long,
+    f_flags: libc::c_long,
+    f_spare: [libc::c_long; 4],
+}
+
+/// `ST_RDONLY` in `statfs.f_flags`.
+const ST_RDONLY: libc::c_long = 1;
+
+/// Whether the mount that holds the open descriptor `fd` is read-only
+/// (`ST_RDONLY` of fstatfs(2): the mount's flags, not the filesystem's).
+/// A raw system call: libc's fstatvfs may read /proc/mounts.
+pub fn on_read_only_mount(fd: RawFd) -> Result<bool, Errno> {
+    // SAFETY: an all-zero statfs is valid storage for fstatfs to fill.
+    let mut st: KernelStatfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is valid for writes of the kernel's struct statfs.
+    if unsafe { libc::syscall(libc::SYS_fstatfs, fd, &mut st as *mut KernelStatfs) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st.f_flags & ST_RDONLY != 0)
+}
+
 /// `(st_dev, st_ino)` of an open descriptor.
 pub fn dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
     // SAFETY: an all-zero stat is valid storage for fstat to fill.

@@ -22,7 +22,10 @@ fn explain_prints_the_plan_without_running() {
         .output()
         .unwrap());
     assert!(out.contains("profile     cli"), "{out}");
-    assert!(out.contains("builtin:base/system ← builtin:cli"), "{out}");
+    assert!(
+        out.contains("builtin:base/system ← builtin:base/sensitive ← builtin:cli"),
+        "{out}"
+    );
     assert!(
         out.contains("namespaces  user mount pid uts ipc net cgroup"),
         "{out}"
@@ -147,7 +150,7 @@ fn an_override_in_a_local_file_can_remove_an_inherited_mount() {
                 "--",
                 "sh",
                 "-c",
-                "test -e marker && echo SEEN; true",
+                "test -d \"$HOME\" && echo SEEN; true",
             ])
             .output()
             .unwrap())
@@ -155,11 +158,11 @@ fn an_override_in_a_local_file_can_remove_an_inherited_mount() {
     assert_eq!(
         probe(&s),
         "SEEN\n",
-        "probe: the cli profile binds the working directory"
+        "probe: the cli profile mounts a private home"
     );
     s.write(
         "config/hutch/profiles/cli.local.toml",
-        "version = 1\nremove = [\"${CWD}\"]\n",
+        "version = 1\nremove = [\"${HOME}\"]\n",
     );
     assert_eq!(probe(&s), "", "the override removed the bind");
 }
@@ -175,7 +178,9 @@ fn check_accepts_good_profiles_and_reports_all_bad_ones() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("good.toml: ok (builtin:base/system ← builtin:cli ← "),
+        stdout(&out).contains(
+            "good.toml: ok (builtin:base/system ← builtin:base/sensitive ← builtin:cli ← "
+        ),
         "{}",
         stdout(&out)
     );
@@ -210,11 +215,11 @@ fn check_takes_profile_names_like_run() {
     );
     let out = ok(&s.hutch(&["check", "cli", "mine"]).output().unwrap());
     assert!(
-        out.contains("cli: ok (builtin:base/system ← builtin:cli)\n"),
+        out.contains("cli: ok (builtin:base/system ← builtin:base/sensitive ← builtin:cli)\n"),
         "{out}"
     );
     assert!(
-        out.contains("mine: ok (builtin:base/system ← builtin:cli ← ")
+        out.contains("mine: ok (builtin:base/system ← builtin:base/sensitive ← builtin:cli ← ")
             && out.contains("config/hutch/profiles/mine.toml ← ")
             && out.contains("config/hutch/profiles/mine.local.toml (override))\n"),
         "the name is looked up, with its .local.toml: {out}"
@@ -336,7 +341,7 @@ fn an_override_of_ones_own_is_applied_and_named() {
     let local = s.write("proj/app.local.toml", LOOSENING);
     let app = app.to_str().unwrap();
     let files = format!(
-        "builtin:base/system ← builtin:cli ← {app} ← {} (override)",
+        "builtin:base/system ← builtin:base/sensitive ← builtin:cli ← {app} ← {} (override)",
         local.display()
     );
     let out = ok(&s
@@ -356,7 +361,13 @@ fn an_override_of_ones_own_is_applied_and_named() {
     let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         plan["sources"],
-        serde_json::json!(["builtin:base/system", "builtin:cli", app, local])
+        serde_json::json!([
+            "builtin:base/system",
+            "builtin:base/sensitive",
+            "builtin:cli",
+            app,
+            local
+        ])
     );
     assert_eq!(plan["overrides"], serde_json::json!([local]));
     let out = s.run(&["--profile", app, "-v"], &["true"]);
@@ -559,6 +570,7 @@ fn profiles_that_are_not_regular_files_or_too_large_are_refused() {
         "{}",
         stderr(&out)
     );
+    std::fs::create_dir_all(s.path().join("home")).unwrap();
     refused(&s, "./home", not_a_file);
 
     let big = s.write("big.toml", &format!("version = 1\n{}", "#".repeat(2 << 20)));

@@ -132,10 +132,14 @@ fn odd_dir(s: &Scratch) -> PathBuf {
 fn a_working_directory_that_is_not_utf8_works_or_gets_a_true_error() {
     let s = Scratch::new();
     let dir = odd_dir(&s);
-    // `cli` binds `${CWD}`, which a profile (text) cannot name: a true
-    // error, not a lossy path that "does not exist".
+    // A profile that binds `${CWD}`, which a profile (text) cannot name: a
+    // true error, not a lossy path that "does not exist".
+    let cwd_var = s.write(
+        "cwd-var.toml",
+        "version = 1\nextends = [\"base/system\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"${CWD}\"\ndst = \"${CWD}\"\n",
+    );
     let out = s
-        .hutch(&["run", "--profile", "cli", "--", "pwd"])
+        .hutch(&["run", "--profile", cwd_var.to_str().unwrap(), "--", "pwd"])
         .current_dir(&dir)
         .output()
         .unwrap();
@@ -182,6 +186,22 @@ fn a_working_directory_that_is_not_utf8_works_or_gets_a_true_error() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(plan["cwd"]["hex"], hex.as_str(), "{}", plan["cwd"]);
+    // `cli` binds the working directory as a path (`workdir`), never as
+    // text: it starts in it, bytes intact.
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            "cli",
+            "--",
+            "sh",
+            "-c",
+            "pwd | od -An -tx1 | tr -d ' \\n'",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), want);
     // Control: from a UTF-8 directory, `cli` runs there.
     let out = s
         .hutch(&["run", "--profile", "cli", "--", "pwd"])

@@ -54,7 +54,10 @@ impl Bus {
 }
 
 fn session_bus(s: &Scratch) -> Bus {
-    let socket = s.path().join("bus");
+    // Not in the scratch directory: that is the launcher's working
+    // directory, which `default` binds into the sandbox (workdir), and a
+    // socket there would be reachable around the proxy.
+    let socket = s.runtime().join("test-bus");
     let mut daemon = s
         .as_user(Path::new("/usr/bin/dbus-daemon"))
         .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])

@@ -55,12 +55,27 @@ fn shipped_profiles() -> Vec<String> {
     names
 }
 
-/// One case: a file name and how to plan it.
+/// One case: a file name and how to plan it (`text`: a profile of the
+/// test's, written to the machine's search path first).
 struct Case {
     file: String,
     profile: String,
     image: bool,
+    text: Option<&'static str>,
 }
+
+/// A mount destination that resolves through a symlink inside the sandbox:
+/// the machine's /etc/resolv.conf is one into /run, as with
+/// systemd-resolved, and /etc is bound read-only (issue 12 #12).
+const SYMLINKED_DESTINATION: &str = r#"version = 1
+description = "A bind whose destination is a symlink in the bound /etc"
+extends = ["base/system"]
+
+[[mount]]
+type = "ro-bind"
+src = "${HOME}/project/resolv.conf"
+dst = "/etc/resolv.conf"
+"#;
 
 fn cases() -> Vec<Case> {
     let mut out: Vec<Case> = shipped_profiles()
@@ -69,12 +84,20 @@ fn cases() -> Vec<Case> {
             file: p.replace('/', "-"),
             profile: p,
             image: false,
+            text: None,
         })
         .collect();
     out.push(Case {
         file: "container-image".into(),
         profile: "container".into(),
         image: true,
+        text: None,
+    });
+    out.push(Case {
+        file: "symlinked-destination".into(),
+        profile: "symlinked-destination".into(),
+        image: false,
+        text: Some(SYMLINKED_DESTINATION),
     });
     out
 }
@@ -92,6 +115,10 @@ fn render(machine: &Machine, plan: &Plan) -> (String, String) {
 }
 
 fn planned(machine: &Machine, case: &Case) -> Plan {
+    if let Some(text) = case.text {
+        let path = machine.profiles().join(format!("{}.toml", case.profile));
+        std::fs::write(path, text).unwrap();
+    }
     let plain = machine.host();
     let profile = machine
         .load(&plain, &ProfileRef::Name(case.profile.clone()))
@@ -259,6 +286,7 @@ fn a_changed_plan_does_not_match_the_snapshot() {
         file: "cli".into(),
         profile: "cli".into(),
         image: false,
+        text: None,
     };
     let (text, json) = render(&machine, &planned(&machine, &case));
     let text_diff = compare("cli.txt", &text, false).expect("the text snapshot must differ");

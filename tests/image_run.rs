@@ -1028,3 +1028,80 @@ fn a_writable_directory_below_one_others_may_write_to_is_refused() {
     ok(&im.run(&["--image", "busybox", "--profile", &p], &["true"]));
     assert!(open.join("state/upper").is_dir());
 }
+
+/// Issue 12 #8: `cli` started in the home directory binds it writable, and
+/// the image store lies below it; every later `--image` sandbox stacks its
+/// layers unchanged, so a payload that could edit one would run in all of
+/// them. The store is hidden like the volume store and the registry.
+#[test]
+fn a_payload_started_above_the_image_store_cannot_change_a_layer() {
+    let Some(im) = Images::new() else { return };
+    let layer = im.layer_dirs("busybox")[0].clone();
+    let store = im.s.home().join(".local/share/hutch");
+    assert!(layer.starts_with(&store), "{}", layer.display());
+    // A directory beside the store, with the layer's own mode: the control.
+    let beside = store.join("beside");
+    fs::create_dir(&beside).unwrap();
+    let mode = fs::metadata(&layer).unwrap().mode() & 0o7777;
+    fs::set_permissions(&beside, fs::Permissions::from_mode(mode)).unwrap();
+    im.s.chown_all();
+    let before = checksum(&layer);
+    let probe = |dir: &Path| {
+        format!(
+            "(chmod u+w {d} && touch {d}/planted && echo wrote {d}) 2>&1; true",
+            d = dir.display()
+        )
+    };
+    let script = format!("{}; {}", probe(&beside), probe(&layer));
+    let out =
+        im.s.hutch(&["run", "--profile", "cli", "--", "sh", "-c", &script])
+            .current_dir(im.s.home())
+            .output()
+            .unwrap();
+    let text = ok(&out);
+    // The payload writes beside the store (the bind is writable there) ...
+    assert!(
+        text.contains(&format!("wrote {}", beside.display())),
+        "{text}"
+    );
+    // ... but reaches no layer.
+    assert!(
+        !text.contains(&format!("wrote {}", layer.display())),
+        "{text}"
+    );
+    assert!(text.contains("Permission denied"), "{text}");
+    assert_eq!(checksum(&layer), before, "a layer changed");
+    // Control: outside a sandbox the same user could change the layer.
+    let host =
+        im.s.as_user(Path::new("/bin/sh"))
+            .args(["-c", &probe(&layer)])
+            .output()
+            .unwrap();
+    assert!(
+        stdout(&host).contains(&format!("wrote {}", layer.display())),
+        "{}",
+        stdout(&host)
+    );
+    fs::remove_file(layer.join("planted")).unwrap();
+    // And --explain says so.
+    let explained = ok(&im
+        .s
+        .hutch(&["run", "--explain", "--profile", "cli", "--", "true"])
+        .current_dir(im.s.home())
+        .output()
+        .unwrap());
+    assert!(
+        explained.contains("hutch: hides its image store"),
+        "{explained}"
+    );
+    // A bind of the store itself is refused.
+    let bad = im.profile(
+        "bind-store",
+        "version = 1\nextends = [\"cli\"]\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"${HOME}/.local/share/hutch/images\"\ndst = \"/x\"\n",
+    );
+    fails_with(
+        &im.s.run(&["--profile", &bad], &["true"]),
+        125,
+        "would expose hutch's image store",
+    );
+}

@@ -353,8 +353,12 @@ fn the_root_is_empty_or_the_image_and_entries_are_made_on_it() {
 #[test]
 fn export_writes_a_bundle_and_says_what_it_lacks() {
     let s = common::Scratch::new();
+    // The volume store below the working directory (`cli` refuses one that
+    // holds the home, so XDG_DATA_HOME puts it there).
+    let data = s.path().join("data");
     let out = s
         .hutch(&["export", "oci", "--profile", "cli", "--", "true"])
+        .env("XDG_DATA_HOME", &data)
         .output()
         .unwrap();
     assert_eq!(common::ok(&out).trim(), "cli-oci", "the default directory");
@@ -378,7 +382,7 @@ fn export_writes_a_bundle_and_says_what_it_lacks() {
     assert!(b.join("rootfs").is_dir());
     // The volume store, below the bound working directory, is hidden, though
     // it did not exist: the export made it, so that it is masked.
-    let store = s.home().join(".local/share/hutch/volumes");
+    let store = data.join("hutch/volumes");
     assert!(store.is_dir());
     let masks: Vec<&serde_json::Value> = config["mounts"]
         .as_array()

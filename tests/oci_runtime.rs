@@ -194,6 +194,17 @@ struct Compared {
 }
 
 fn compare(s: &Scratch, rt: &(PathBuf, View), pre: &[&str], tag: &str) -> Compared {
+    compare_home(s, rt, pre, tag, None)
+}
+
+/// [`compare`], with `HOME` set to `home` for the export and the run.
+fn compare_home(
+    s: &Scratch,
+    rt: &(PathBuf, View),
+    pre: &[&str],
+    tag: &str,
+    home: Option<&Path>,
+) -> Compared {
     let command = ["sh", "-c", PROBE_SCRIPT];
     let bundle = s.path().join(format!("bundle-{tag}"));
     let mut export = vec!["export", "oci"];
@@ -201,7 +212,20 @@ fn compare(s: &Scratch, rt: &(PathBuf, View), pre: &[&str], tag: &str) -> Compar
     let bundle_arg = bundle.display().to_string();
     export.extend(["-o", &bundle_arg, "--"]);
     export.extend(command);
-    let out = s.hutch(&export).output().unwrap();
+    // The volume store below the working directory, where `cli` and
+    // `default` bind it (their working directory cannot hold the home).
+    // (Not with an image: the image store is there too.)
+    let data = s.path().join("data");
+    let with_data = |mut c: std::process::Command| {
+        if !pre.contains(&"--image") {
+            c.env("XDG_DATA_HOME", &data);
+        }
+        if let Some(home) = home {
+            c.env("HOME", home);
+        }
+        c
+    };
+    let out = with_data(s.hutch(&export)).output().unwrap();
     assert_eq!(ok(&out).trim(), bundle_arg);
     let config: Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
@@ -211,7 +235,7 @@ fn compare(s: &Scratch, rt: &(PathBuf, View), pre: &[&str], tag: &str) -> Compar
     run.extend_from_slice(pre);
     run.push("--");
     run.extend(command);
-    let hutch = parse(&with_probe(s.hutch(&run)), "hutch run");
+    let hutch = parse(&with_probe(with_data(s.hutch(&run))), "hutch run");
     let out = with_probe(runtime_run(s, rt, &bundle, tag));
     assert!(
         !stderr(&out).contains("unknown seccomp syscall"),
@@ -329,7 +353,7 @@ fn uid() -> String {
 fn cli_under_crun_answers_the_probes_as_under_hutch() {
     let Some((rt, s)) = setup("crun") else { return };
     // A volume's file below the bound working directory must stay hidden.
-    s.write("home/.local/share/hutch/volumes/secret/file", "x");
+    s.write("data/hutch/volumes/secret/file", "x");
     let c = compare(&s, &rt, &["--profile", "cli"], "cli");
     for m in [&c.hutch, &c.runtime] {
         assert!(
@@ -347,10 +371,32 @@ fn cli_under_crun_answers_the_probes_as_under_hutch() {
 #[test]
 fn default_under_crun_answers_the_probes_as_under_hutch() {
     let Some((rt, s)) = setup("crun") else { return };
-    let c = compare(&s, &rt, &["--profile", "default"], "default");
-    c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
-    assert_eq!(c.runtime["cwd"], s.home().display().to_string());
-    assert_eq!(c.runtime[&format!("write {}", s.home().display())], "ok");
+    // The home outside /tmp, as a user's is (the scratch home lies in /tmp,
+    // the sandbox's own tmpfs, where a runtime cannot make a directory).
+    let home = tempfile::Builder::new()
+        .prefix("hutch-test-home-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    if is_root() {
+        let st = Command::new("chown")
+            .arg(uid())
+            .arg(home.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let c = compare_home(
+        &s,
+        &rt,
+        &["--profile", "default"],
+        "default",
+        Some(home.path()),
+    );
+    let home = home.path().display().to_string();
+    c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev", &home]);
+    // The working directory is bound read-only; the home is an empty
+    // directory on the read-only root.
+    assert_eq!(c.runtime["cwd"], s.path().display().to_string());
     c.check_line_by_line();
 }
 

@@ -15,8 +15,9 @@
 //!    or trailing segment) and not `/`; every symlink planned stays inside
 //!    the sandbox root; the working directory is absolute without `..`;
 //! 2. no bind, root directory or writable layer shows hutch's registry of
-//!    running sandboxes or its volume store to the sandbox: a source at or
-//!    below either is refused, and one above either is followed by an
+//!    running sandboxes, its volume store or its image store to the
+//!    sandbox: a source at or below one is refused, and one above one is
+//!    followed by an
 //!    empty tmpfs over it at the matching place;
 //! 3. every Landlock rule derived from the mounts is at the destination of
 //!    the mount that is visible there (not one a later mount hides) and
@@ -68,6 +69,7 @@ struct World {
     runtime: PathBuf,
     registry: PathBuf,
     store: PathBuf,
+    images: PathBuf,
     profiles: PathBuf,
     uid: u32,
 }
@@ -115,6 +117,7 @@ impl World {
             top,
             home,
             runtime,
+            images: store.with_file_name("images"),
             store,
         }
     }
@@ -656,7 +659,7 @@ fn not_exposed(
 }
 
 fn hutch_state_stays_hidden(world: &World, plan: &Plan) -> Result<(), TestCaseError> {
-    for protected in [&world.registry, &world.store] {
+    for protected in [&world.registry, &world.store, &world.images] {
         for (i, m) in plan.mounts.iter().enumerate() {
             if let MountOp::Bind { src, dst, .. } = &m.op {
                 not_exposed(plan, "the bind", src, dst, i, protected)?;

@@ -503,3 +503,323 @@ fn exec_runs_in_the_sandboxes_cgroup() {
     ok(&root_hutch(&["stop", "limited"]).output().unwrap());
     child.wait().unwrap();
 }
+
+/// Issue 12 #6: without `XDG_RUNTIME_DIR` and `/run/user/UID` (cron, `su`,
+/// ssh without pam_systemd), another user who makes `/tmp/hutch-UID` first
+/// (a file, a directory of theirs, a symlink to one of theirs) would stop
+/// every launch of the victim, who cannot remove it. hutch keeps its
+/// registry in the home directory then: the victim still launches, and
+/// writes nothing into what the attacker planted.
+#[test]
+fn another_user_cannot_take_the_runtime_directory_first() {
+    if !is_root() {
+        skip("cross-user tests need root to act as a second user");
+        return;
+    }
+    if std::path::Path::new(&format!("/run/user/{NOBODY}")).exists() {
+        skip("/run/user/65534 exists here: hutch would use it");
+        return;
+    }
+    let planted = format!("/tmp/hutch-{NOBODY}");
+    let s = Scratch::new();
+    let theirs = shared_dir();
+    let no_runtime = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR");
+        c.output().unwrap()
+    };
+    // What the attacker planted, but for the parents' link counts (other
+    // tests make directories in /tmp).
+    let listing = || {
+        let out = std::process::Command::new("ls")
+            .args(["-laR", "--time-style=+", &planted])
+            .arg(theirs.path())
+            .output()
+            .unwrap();
+        stdout(&out)
+            .lines()
+            .filter(|l| !l.ends_with(" ..") && !l.starts_with("total "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for plant in [
+        format!("mkdir -m 0777 {planted} && mkdir -m 0777 {planted}/sandboxes"),
+        format!("echo x > {planted}"),
+        format!("mkdir -m 0777 mine && ln -s $PWD/mine {planted}"),
+    ] {
+        let _ = std::fs::remove_dir_all(&planted);
+        let _ = std::fs::remove_file(&planted);
+        let _ = std::fs::remove_dir_all(theirs.path().join("mine"));
+        as_attacker(theirs.path(), &plant);
+        // Control: the victim cannot remove it (sticky /tmp), so a fallback
+        // to that name would fail for as long as the attacker likes.
+        let rm = s
+            .as_user(std::path::Path::new("/bin/rm"))
+            .args(["-rf", &planted])
+            .output()
+            .unwrap();
+        assert!(!rm.status.success(), "{plant}: the victim removed it");
+        assert!(std::fs::symlink_metadata(&planted).is_ok(), "{plant}");
+        let before = listing();
+
+        let out = no_runtime(&[
+            "run",
+            "--name",
+            "t",
+            "--profile",
+            "cli",
+            "--",
+            "echo",
+            "ran",
+        ]);
+        assert_eq!(ok(&out), "ran\n", "{plant}");
+        ok(&no_runtime(&["ps"]));
+        let after = listing();
+        assert_eq!(
+            after, before,
+            "{plant}: the victim wrote into what the attacker planted"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&planted);
+    let _ = std::fs::remove_file(&planted);
+    // The registry went to the victim's home, private.
+    let state = s.home().join(".local/state/hutch");
+    let runtime = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("runtime"))
+        .expect("a runtime directory in the state home");
+    let meta = std::fs::metadata(runtime.path().join("sandboxes")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o700));
+}
+
+/// Issue 12 #11: `hutch exec` opens the Landlock rules' paths again, long
+/// after the payload started. A payload that may write where a rule's
+/// path lies puts a symlink to a wider directory in its place; the
+/// exec'd command must not get the rule's rights there.
+#[test]
+fn exec_does_not_follow_a_symlink_the_payload_put_in_place_of_a_rule_path() {
+    if hutch::landlock::probe().abi() == 0 {
+        skip("Landlock is not available on this kernel");
+        return;
+    }
+    let s = Scratch::new();
+    let work = s.path().join("work");
+    std::fs::create_dir_all(work.join("out")).unwrap();
+    s.chown_all();
+    // The working directory is bound writable; Landlock lets the sandbox
+    // write to `work` only (and names `work/out` too, as a profile that
+    // lists an output directory would). `/bin/sh` passes through the
+    // symlink `/bin` on merged-/usr systems: on the read-only root, so
+    // followed (the sandbox could not have put it there).
+    let p = profile(
+        &s,
+        "p",
+        "[landlock]\nfrom_mounts = false\nread = [\"/\", \"/bin/sh\"]\nwrite = [\"${CWD}/work\", \"${CWD}/work/out\"]\n",
+    );
+    let (_child, _guard) = spawn_named(
+        &s,
+        "swap",
+        &p,
+        &[
+            "sh",
+            "-c",
+            "touch denied 2>/dev/null && echo wrote-denied > work/said; \
+             rmdir work/out && ln -s \"$PWD\" work/out && touch work/ready; exec sleep 100",
+        ],
+    );
+    wait_running(&s, "swap");
+    wait_for_file(&work.join("ready"));
+    // The payload itself could not write outside `work` ...
+    assert!(!s.path().join("denied").exists());
+    assert!(!work.join("said").exists());
+    // ... but did put the symlink in place of the rule's path.
+    assert_eq!(std::fs::read_link(work.join("out")).unwrap(), s.path());
+    let out = exec(
+        &s,
+        "swap",
+        &["sh", "-c", "touch denied && echo wrote-denied"],
+    );
+    fails_with(&out, 125, "work/out");
+    fails_with(&out, 125, "symlink");
+    assert!(!stdout(&out).contains("wrote-denied"));
+    assert!(
+        !s.path().join("denied").exists(),
+        "exec wrote outside `work`"
+    );
+    // Control: outside Landlock the same write works.
+    ok(&s
+        .as_user(std::path::Path::new("/usr/bin/touch"))
+        .arg("denied")
+        .output()
+        .unwrap());
+    // While the rule's path is the directory again, exec works.
+    std::fs::remove_file(work.join("out")).unwrap();
+    std::fs::create_dir(work.join("out")).unwrap();
+    s.chown_all();
+    assert_eq!(ok(&exec(&s, "swap", &["echo", "joined"])), "joined\n");
+}
+
+/// Issue 12 #6, the last resort: no runtime directory and a home that
+/// cannot hold one (nobody's `/nonexistent`) give a one-line refusal that
+/// names XDG_RUNTIME_DIR; listing still works (nothing runs).
+#[test]
+fn without_a_runtime_directory_or_a_home_the_refusal_names_xdg_runtime_dir() {
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let without = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR")
+            .env("HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", "/nonexistent/state");
+        c.output().unwrap()
+    };
+    let out = without(&["run", "--profile", "cli", "--", "true"]);
+    fails_with(&out, 125, "set XDG_RUNTIME_DIR to a directory of yours");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    ok(&without(&["ps"]));
+    // The control: with a runtime directory the same launch works.
+    ok(&s.run(&["--profile", "cli"], &["true"]));
+}
+
+/// Issue 12 #6 puts the registry in the home directory when there is no
+/// runtime directory. `cli` started in the home binds it writable, so the
+/// registry must be hidden there as it is under /tmp: a sandbox that could
+/// change a record could make `exec` join it with a weaker confinement.
+#[test]
+fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let in_home = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env_remove("XDG_RUNTIME_DIR").current_dir(s.home());
+        c.output().unwrap()
+    };
+    // A first launch makes the registry in the state home.
+    ok(&in_home(&["run", "--profile", "cli", "--", "true"]));
+    let state = s.home().join(".local/state/hutch");
+    let registry = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("runtime"))
+        .expect("a runtime directory in the state home")
+        .path();
+    // The control: a directory beside it, private like it.
+    let beside = state.join("beside");
+    std::fs::create_dir(&beside).unwrap();
+    std::fs::set_permissions(&beside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    s.chown_all();
+    let probe = |dir: &std::path::Path| {
+        format!(
+            "(ls {d} && touch {d}/planted && echo wrote {d}) 2>&1; true",
+            d = dir.display()
+        )
+    };
+    let script = format!("{}; {}", probe(&beside), probe(&registry));
+    let text = ok(&in_home(&[
+        "run",
+        "--profile",
+        "cli",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    // The payload writes beside the registry (the home is bound writable) ...
+    assert!(
+        text.contains(&format!("wrote {}", beside.display())),
+        "{text}"
+    );
+    // ... but can neither list nor change the registry.
+    assert!(
+        !text.contains(&format!("wrote {}", registry.display())),
+        "{text}"
+    );
+    assert!(!text.contains("sandboxes"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(!registry.join("planted").exists(), "the registry changed");
+    // Outside a sandbox the same user could change it.
+    let host = s
+        .as_user(std::path::Path::new("/bin/sh"))
+        .args(["-c", &probe(&registry)])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&host).contains(&format!("wrote {}", registry.display())),
+        "{}",
+        stdout(&host)
+    );
+    std::fs::remove_file(registry.join("planted")).unwrap();
+    let explained = ok(&in_home(&[
+        "run",
+        "--explain",
+        "--profile",
+        "cli",
+        "--",
+        "true",
+    ]));
+    assert!(
+        explained.contains("hutch: hides its registry"),
+        "{explained}"
+    );
+}
+
+/// `hutch doctor` says where the registry goes (issue 12 #6): a runtime
+/// directory, the home when there is none (a warning), nowhere when there
+/// is no home either (a failure, as every launch is then refused).
+#[test]
+fn doctor_says_where_the_registry_goes() {
+    if std::path::Path::new(&format!("/run/user/{}", test_uid())).exists() {
+        skip("/run/user/UID exists here: hutch would use it");
+        return;
+    }
+    let s = Scratch::new();
+    let registry = |c: &mut std::process::Command| -> serde_json::Value {
+        let out = c.args(["doctor", "--json"]).output().unwrap();
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        all.into_iter()
+            .find(|c| c["name"] == "registry")
+            .expect("a registry check")
+    };
+    let with = registry(&mut s.hutch(&[]));
+    assert_eq!(with["status"], "ok", "{with}");
+    let detail = with["detail"].as_str().unwrap();
+    assert!(
+        detail.ends_with(&format!("{}/hutch", s.runtime().display())),
+        "{detail}"
+    );
+    let home = registry(s.hutch(&[]).env_remove("XDG_RUNTIME_DIR"));
+    assert_eq!(home["status"], "warn", "{home}");
+    let state = s.home().join(".local/state/hutch/runtime");
+    assert!(
+        home["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&state.display().to_string()),
+        "{home}"
+    );
+    assert!(home["fix"].as_str().unwrap().contains("XDG_RUNTIME_DIR"));
+    // A home that cannot hold it (nobody's `/nonexistent`).
+    let nowhere = |c: &mut std::process::Command| {
+        c.env_remove("XDG_RUNTIME_DIR")
+            .env("HOME", "/nonexistent")
+            .env("XDG_STATE_HOME", "/nonexistent/state");
+    };
+    let mut doctor = s.hutch(&[]);
+    nowhere(&mut doctor);
+    let none = registry(&mut doctor);
+    assert_eq!(none["status"], "fail", "{none}");
+    // The launch it predicts: refused.
+    let mut launch = s.hutch(&["run", "--profile", "cli", "--", "true"]);
+    nowhere(&mut launch);
+    let out = launch.output().unwrap();
+    fails_with(&out, 125, "set XDG_RUNTIME_DIR");
+}

@@ -442,9 +442,9 @@ fn cwd_is_shared_read_write_in_the_cli_profile() {
 }
 
 #[test]
-fn default_profile_hides_home_and_cwd() {
+fn default_profile_hides_home_and_reads_cwd() {
     let s = Scratch::new();
-    s.write("home/.secret", "x");
+    std::fs::write(s.home().join(".secret"), "x").unwrap();
     let visible_on_host = s.write("cwd-file", "x");
     let out = ok(&s.run(
         &[],
@@ -457,7 +457,8 @@ fn default_profile_hides_home_and_cwd() {
             ),
         ],
     ));
-    assert_eq!(out, format!("{}\n", s.home().display()));
+    // It starts in the working directory, which it reads; the home is empty.
+    assert_eq!(out, format!("{}\nSEEN-CWD\n", s.path().display()));
 }
 
 #[test]
@@ -557,4 +558,31 @@ fn rlimits_apply_inside_and_impossible_ones_stop_the_launch() {
     );
     let out = s.run(&["--profile", p.to_str().unwrap()], &["true"]);
     fails_with(&out, 125, "cannot set resource limit nofile");
+}
+
+/// Issue 12 #12: a destination that resolves through a symlink inside the
+/// sandbox is mounted where the symlink leads, and `--explain` says where
+/// before anything runs (the planner and the child agree).
+#[test]
+fn explain_shows_where_a_destination_through_a_symlink_lands() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("conf")).unwrap();
+    std::os::unix::fs::symlink("/srv/real", s.path().join("conf/link")).unwrap();
+    s.write("data/file", "through the link\n");
+    let p = s.write(
+        "landing.toml",
+        "version = 1\nextends = [\"cli\"]\n\
+         [[mount]]\ntype = \"ro-bind\"\nsrc = \"${CWD}/conf\"\ndst = \"/conf\"\n\
+         [[mount]]\ntype = \"tmpfs\"\ndst = \"/srv\"\n\
+         [[mount]]\ntype = \"ro-bind\"\nsrc = \"${CWD}/data\"\ndst = \"/conf/link\"\n",
+    );
+    let p = p.to_str().unwrap();
+    let explained = ok(&s.run(&["--explain", "--profile", p], &["true"]));
+    assert!(
+        explained.contains("lands at /srv/real (/conf/link is a symlink inside the sandbox)"),
+        "{explained}"
+    );
+    // The control: the symlink is followed by the mount itself.
+    let out = ok(&s.run(&["--profile", p], &["cat", "/srv/real/file"]));
+    assert_eq!(out, "through the link\n");
 }

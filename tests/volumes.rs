@@ -457,15 +457,27 @@ fn binds_may_not_expose_the_volume_store_or_the_registry() {
 }
 
 #[test]
-fn cli_runs_from_the_directory_holding_the_registry() {
+fn a_bind_of_the_directory_holding_the_registry_hides_it() {
     let s = Scratch::new();
     // Where hutch keeps its registry when there is no XDG_RUNTIME_DIR: /tmp,
     // a place people start commands from. Here: the runtime directory itself.
+    // `cli` refuses to bind it (it holds the sockets of the session)...
+    let refused = s
+        .hutch(&["run", "--profile", "cli", "--", "true"])
+        .current_dir(s.runtime())
+        .output()
+        .unwrap();
+    fails_with(&refused, 125, "binds the working directory read-write");
+    // ...and a profile that binds it anyway gets the registry hidden.
+    let bind_cwd = s.write(
+        "bind-cwd.toml",
+        "version = 1\nextends = [\"base/system\"]\ncwd = \"${CWD}\"\n[[mount]]\ntype = \"bind\"\nsrc = \"${CWD}\"\ndst = \"${CWD}\"\n",
+    );
     let out = s
         .hutch(&[
             "run",
             "--profile",
-            "cli",
+            bind_cwd.to_str().unwrap(),
             "--",
             "sh",
             "-c",

@@ -47,6 +47,10 @@ enum Symlinks {
     /// Refuses it (`ELOOP`), and `..` too (`EINVAL`): the path must be
     /// the directory's own, as the launcher recorded it.
     Refuse,
+    /// Follows it as [`Symlinks::InRoot`] only where it lies on a
+    /// read-only mount, where the sandbox cannot have put it; refuses one
+    /// on a writable mount (`ELOOP`). Creates nothing.
+    OnReadOnlyMounts,
 }
 
 /// The directories walked through, the root at the bottom: `..` goes back
@@ -320,7 +324,12 @@ fn walk_from(
             }
             Step::Name { last } => last,
         };
-        let fd = open_or_create(stack.top(), &name, if last { leaf } else { Leaf::Dir })?;
+        let between = if symlinks == Symlinks::OnReadOnlyMounts {
+            Leaf::Nothing
+        } else {
+            Leaf::Dir
+        };
+        let fd = open_or_create(stack.top(), &name, if last { leaf } else { between })?;
         let kind = match file_type(fd) {
             Ok(kind) => kind,
             Err(e) => {
@@ -330,6 +339,13 @@ fn walk_from(
         };
         match kind {
             libc::S_IFLNK if symlinks == Symlinks::Refuse => {
+                sys::close(fd);
+                return Err(Errno::ELOOP);
+            }
+            libc::S_IFLNK
+                if symlinks == Symlinks::OnReadOnlyMounts
+                    && !sys::on_read_only_mount(stack.top()).unwrap_or(false) =>
+            {
                 sys::close(fd);
                 return Err(Errno::ELOOP);
             }
@@ -360,6 +376,16 @@ fn walk(root: RawFd, path: &[u8], leaf: Leaf, symlinks: Symlinks) -> Result<RawF
 /// directories and, as `leaf` says, the last component.
 pub fn open_in_root(root: RawFd, path: &[u8], leaf: Leaf) -> Result<RawFd, Errno> {
     walk(root, path, leaf, Symlinks::InRoot)
+}
+
+/// Returns an `O_PATH` descriptor for the path of a Landlock rule
+/// (absolute, inside `root`), creating nothing and following only the
+/// symlinks that lie on read-only mounts: a symlink on a writable mount
+/// may be the payload's, put in place of the rule's path to point the rule
+/// at a wider directory (`hutch exec` applies the rules long after the
+/// payload started), so it fails with `ELOOP`.
+pub fn open_rule_path(root: RawFd, path: &[u8]) -> Result<RawFd, Errno> {
+    walk(root, path, Leaf::Nothing, Symlinks::OnReadOnlyMounts)
 }
 
 /// Returns a directory descriptor for the parent of `path` (created if
@@ -463,6 +489,31 @@ mod tests {
 
     fn c(p: &Path) -> std::ffi::CString {
         std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_rule_path_follows_no_symlink_on_a_writable_mount_and_creates_nothing() {
+        let (d, f) = root();
+        std::fs::create_dir_all(d.path().join("work/out")).unwrap();
+        let fd = open_rule_path(f.as_raw_fd(), b"/work/out").unwrap();
+        assert_eq!(path_of(fd), d.path().join("work/out").display().to_string());
+        sys::close(fd);
+        // The temporary directory is on a writable mount: a symlink there,
+        // last or on the way, is refused (the control: the same path is
+        // followed by the destination walker).
+        std::fs::remove_dir(d.path().join("work/out")).unwrap();
+        symlink("/", d.path().join("work/out")).unwrap();
+        symlink("work", d.path().join("link")).unwrap();
+        for path in [&b"/work/out"[..], b"/link/out", b"/work/out/work"] {
+            assert_eq!(open_rule_path(f.as_raw_fd(), path), Err(Errno::ELOOP));
+            let fd = open_in_root(f.as_raw_fd(), path, Leaf::Nothing).unwrap();
+            sys::close(fd);
+        }
+        assert_eq!(
+            open_rule_path(f.as_raw_fd(), b"/missing/dir"),
+            Err(Errno::ENOENT)
+        );
+        assert!(!d.path().join("missing").exists(), "nothing is created");
     }
 
     #[test]

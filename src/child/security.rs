@@ -4,7 +4,7 @@
 
 use nix::errno::Errno;
 
-use super::Fail;
+use super::{Fail, resolve};
 use crate::landlock::Ruleset;
 use crate::prepare::Rlimit;
 use crate::prepare::report::Step;
@@ -101,9 +101,25 @@ pub fn set_rlimits(limits: &[Rlimit]) -> Result<(), Fail<'static>> {
     Ok(())
 }
 
-/// Builds and enforces the Landlock ruleset. Paths are inside the new root.
+/// Builds and enforces the Landlock ruleset. Paths are inside the new
+/// root, opened through the child's walker following only the symlinks on
+/// read-only mounts (see [`resolve::open_rule_path`]): `hutch exec` opens
+/// them again long after the payload started, and a symlink the payload
+/// put in place of a rule's path must not point the rule elsewhere.
 pub fn apply_landlock(ruleset: &Ruleset) -> Result<(), Fail<'_>> {
-    ruleset.restrict_self().map_err(|e| match e.path {
+    // SAFETY: "/" is NUL-terminated.
+    let root = unsafe {
+        libc::open(
+            c"/".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if root < 0 {
+        return Err(Fail::with(Step::Landlock, Errno::last(), b"/"));
+    }
+    let applied = ruleset.restrict_self(|path| resolve::open_rule_path(root, path.to_bytes()));
+    sys::close(root);
+    applied.map_err(|e| match e.path {
         Some(path) => Fail::with(Step::Landlock, e.errno, path.to_bytes()),
         None => Fail::new(Step::Landlock, e.errno),
     })

@@ -89,7 +89,7 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// hutch's registry and volume store must stay hidden from a container even
+/// hutch's registry, volume store and image store must stay hidden from a container even
 /// if they appear after the export, but the planner masks only those that
 /// exist (`hutch run` plans anew at each launch). Where a bind would show
 /// one that does not exist yet, it is created now, as hutch creates it on
@@ -105,12 +105,16 @@ fn make_state_dirs(plan: &plan::Plan, host: &Host) -> Result<bool, Failure> {
         .collect();
     let shown = |dir: &std::path::Path| !dir.exists() && binds.iter().any(|b| dir.starts_with(b));
     let mut made = false;
-    if shown(&crate::paths::runtime_dir(host)) {
+    if crate::paths::runtime_dir(host).is_some_and(|r| shown(&r)) {
         crate::registry::Registry::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
         made = true;
     }
     if crate::paths::volume_store(host).is_some_and(|s| shown(&s)) {
         crate::volume::Store::open(host, true).map_err(|e| Failure::Line(e.to_string()))?;
+        made = true;
+    }
+    if let Some(images) = crate::paths::image_store(host).filter(|s| shown(s)) {
+        crate::image::ImageStore::open(images).map_err(|e| Failure::Line(e.to_string()))?;
         made = true;
     }
     Ok(made)

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The caller and their directories.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Host {
     pub uid: u32,
     pub gid: u32,
@@ -24,11 +24,40 @@ pub struct Host {
     /// Whether standard output and error are terminals.
     output_ttys: OnceCell<[bool; 2]>,
     cgroups: OnceCell<cgroups::CgroupHost>,
-    state_dir: OnceCell<PathBuf>,
+    state_dir: OnceCell<Option<RuntimeDir>>,
     /// The launcher's pid as plans name it; `None`: this process's.
     launcher_pid: Option<u32>,
     /// Where the planner looks up host paths (bind sources); `None`: `/`.
     fs_root: Option<PathBuf>,
+}
+
+/// Where hutch keeps its runtime state (see [`Host::hutch_runtime_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeDir {
+    /// The directory itself.
+    pub path: PathBuf,
+    /// The directory above it that is taken as the caller's configuration
+    /// says (`$XDG_RUNTIME_DIR`, `/run/user/UID`, `$XDG_STATE_HOME`); each
+    /// one below it, up to `path`, is opened as a private directory of the
+    /// caller's.
+    pub base: PathBuf,
+    /// Under the home directory (no runtime directory of the caller's
+    /// exists): `base` is made if missing.
+    pub in_home: bool,
+}
+
+/// The name of the home-based runtime directory: one per machine, since a
+/// home directory may be shared between machines (NFS) while the processes
+/// a record names are one machine's.
+fn runtime_leaf() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| crate::paths::valid_name(h));
+    match host {
+        Some(h) => format!("runtime-{h}"),
+        None => "runtime".to_string(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -153,7 +182,11 @@ impl Host {
     pub fn with_launcher(self, pid: u32, state_dir: &Path) -> Host {
         Host {
             launcher_pid: Some(pid),
-            state_dir: OnceCell::from(state_dir.to_path_buf()),
+            state_dir: OnceCell::from(Some(RuntimeDir {
+                path: state_dir.to_path_buf(),
+                base: state_dir.parent().unwrap_or(state_dir).to_path_buf(),
+                in_home: false,
+            })),
             ..self
         }
     }
@@ -170,6 +203,15 @@ impl Host {
         match &self.fs_root {
             Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)).into(),
             None => path.into(),
+        }
+    }
+
+    /// The host path of `fs`, a path on this host's filesystem (the
+    /// inverse of [`Host::fs_path`]); `None` if it lies outside the tree.
+    pub fn host_path(&self, fs: &Path) -> Option<PathBuf> {
+        match &self.fs_root {
+            Some(root) => fs.strip_prefix(root).ok().map(|r| Path::new("/").join(r)),
+            None => Some(fs.to_path_buf()),
         }
     }
 
@@ -254,6 +296,15 @@ impl Host {
             .or_else(|| self.passwd().map(|p| p.name.clone()))
     }
 
+    /// This host as seen from no working directory: what a profile would do
+    /// wherever it is started (`hutch doctor`), without `workdir`'s verdict
+    /// on the directory the question happens to be asked from.
+    pub fn without_cwd(self) -> Host {
+        let cwd = OnceCell::new();
+        let _ = cwd.set(None);
+        Host { cwd, ..self }
+    }
+
     pub fn cwd(&self) -> Option<&Path> {
         self.cwd
             .get_or_init(|| std::env::current_dir().ok())
@@ -268,29 +319,43 @@ impl Host {
     }
 
     /// The directory for hutch's runtime state (the registry lives in its
-    /// `sandboxes/`): `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`,
-    /// else `/tmp/hutch-UID`. Only looks (one or two stat calls, once per
-    /// process: the registry and the planner both ask); creates nothing.
-    pub fn hutch_runtime_dir(&self) -> PathBuf {
+    /// `sandboxes/`): `$XDG_RUNTIME_DIR/hutch` when that is a directory of
+    /// the caller's, else `/run/user/UID/hutch` likewise, else
+    /// `$XDG_STATE_HOME/hutch/runtime-HOST` (default under `~/.local/state`):
+    /// never a name in a directory others may write to (`/tmp`), where
+    /// another user could take it first. `None`: no home directory either.
+    /// Only looks (one or two stat calls, once per process: the registry
+    /// and the planner both ask); creates nothing.
+    pub fn hutch_runtime_dir(&self) -> Option<&RuntimeDir> {
         self.state_dir
             .get_or_init(|| {
                 use std::os::unix::fs::MetadataExt;
                 let owned_dir = |p: &Path| {
                     std::fs::metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == self.uid)
                 };
+                let in_runtime = |base: PathBuf| RuntimeDir {
+                    path: base.join("hutch"),
+                    base,
+                    in_home: false,
+                };
                 if let Some(x) = self.env("XDG_RUNTIME_DIR").map(PathBuf::from)
                     && x.is_absolute()
                     && owned_dir(&x)
                 {
-                    return x.join("hutch");
+                    return Some(in_runtime(x));
                 }
                 let run = PathBuf::from(format!("/run/user/{}", self.uid));
                 if owned_dir(&run) {
-                    return run.join("hutch");
+                    return Some(in_runtime(run));
                 }
-                PathBuf::from(format!("/tmp/hutch-{}", self.uid))
+                let base = self.xdg_base("XDG_STATE_HOME")?;
+                Some(RuntimeDir {
+                    path: base.join("hutch").join(runtime_leaf()),
+                    base,
+                    in_home: true,
+                })
             })
-            .clone()
+            .as_ref()
     }
 
     /// An XDG base directory (`XDG_CONFIG_HOME`, ...), with its default under $HOME.
@@ -395,5 +460,34 @@ mod tests {
             PathBuf::from("/home/a/Downloads")
         );
         assert_eq!(h.runtime_dir(), PathBuf::from("/run/user/1000"));
+    }
+
+    #[test]
+    fn without_a_runtime_directory_the_state_home_is_used_never_tmp() {
+        // No XDG_RUNTIME_DIR and a uid with no /run/user/UID.
+        let uid = 3_999_999;
+        let h = Host::fixed(uid, uid, &[("HOME", "/home/a")], "/");
+        let r = h.hutch_runtime_dir().unwrap();
+        assert!(r.in_home);
+        assert_eq!(r.base, PathBuf::from("/home/a/.local/state"));
+        assert_eq!(
+            r.path.parent(),
+            Some(Path::new("/home/a/.local/state/hutch"))
+        );
+        let leaf = r.path.file_name().unwrap().to_str().unwrap();
+        assert!(leaf.starts_with("runtime"), "{r:?}");
+        let h = Host::fixed(
+            uid,
+            uid,
+            &[("XDG_RUNTIME_DIR", "/tmp"), ("XDG_STATE_HOME", "/s")],
+            "/",
+        );
+        let r = h.hutch_runtime_dir().unwrap();
+        assert_eq!(
+            r.path.parent(),
+            Some(Path::new("/s/hutch")),
+            "not root's /tmp: {r:?}"
+        );
+        assert_eq!(Host::fixed(uid, uid, &[], "/").hutch_runtime_dir(), None);
     }
 }

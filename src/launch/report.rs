@@ -98,6 +98,9 @@ fn help(step: Step, errno: Errno) -> Option<&'static str> {
         (Step::Symlink | Step::File | Step::Dir, Errno::EEXIST) => {
             "something already exists at this path inside the sandbox; an earlier entry created or bound it"
         }
+        (Step::Landlock, Errno::ELOOP) => {
+            "the rule's path passes through a symlink on a mount the sandbox may write to; hutch does not follow one there, since the payload could have put it in place of the path to widen the rule: write the path without the symlink, or remove it"
+        }
         (Step::Chdir, Errno::ENOENT) => {
             "the working directory does not exist inside the sandbox: bind it, or set `cwd` in the profile"
         }

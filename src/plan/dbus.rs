@@ -195,7 +195,7 @@ pub fn plan(
             Bus::Session => (SESSION_SOCKET, d.runtime_dir.join("bus")),
             Bus::System => (SYSTEM_SOCKET, PathBuf::from(SYSTEM_BUS_PATH)),
         };
-        let socket = proxy_dir(host).join(socket_name);
+        let socket = proxy_dir(host)?.join(socket_name);
         sockets.push(bind(socket.clone(), inside.clone(), &from));
         let var = match bus {
             Bus::Session => "DBUS_SESSION_BUS_ADDRESS",
@@ -225,17 +225,17 @@ pub fn plan(
     })?;
     d.dbus = Some(DbusPlan {
         proxy,
-        dir: proxy_dir(host),
+        dir: proxy_dir(host)?,
         buses,
     });
     Ok(())
 }
 
 /// `<hutch's runtime dir>-dbus/<launcher pid>`.
-fn proxy_dir(host: &Host) -> PathBuf {
-    let mut dir = host.hutch_runtime_dir().into_os_string();
+fn proxy_dir(host: &Host) -> Result<PathBuf, ProfileError> {
+    let mut dir = super::desktop::hutch_state(host)?.into_os_string();
     dir.push("-dbus");
-    PathBuf::from(dir).join(host.launcher_pid().to_string())
+    Ok(PathBuf::from(dir).join(host.launcher_pid().to_string()))
 }
 
 /// A missing bus: an error, or with best-effort a note.

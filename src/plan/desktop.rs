@@ -254,6 +254,19 @@ pub fn at_origin<T>(at: &At<'_, T>) -> String {
 /// sockets and files. `uid_inside` names the runtime directory;
 /// `shared_net` and `scoped` say whether the host's abstract sockets are in
 /// the sandbox's network namespace and whether Landlock keeps them out.
+/// Hutch's runtime directory: [desktop]'s launch directory is in it, its
+/// helpers' private directories beside it. An error when there is none
+/// (no runtime directory of the caller's and no home directory).
+pub(super) fn hutch_state(host: &Host) -> Result<PathBuf, ProfileError> {
+    crate::paths::runtime_dir(host).ok_or_else(|| {
+        Diagnostic::new(
+            "[desktop] needs hutch's runtime directory for its sockets, and there is none: no $XDG_RUNTIME_DIR or /run/user/UID of yours, and no home directory",
+        )
+        .help("run it in a login session (which has /run/user/UID), or with HOME set")
+        .into()
+    })
+}
+
 pub fn plan(
     profile: &Profile,
     host: &Host,
@@ -280,8 +293,7 @@ pub fn plan(
         .into());
     }
     let app_id = app_id(profile, k.app_id.as_ref())?;
-    let launch_dir = host
-        .hutch_runtime_dir()
+    let launch_dir = hutch_state(host)?
         .join("desktop")
         .join(host.launcher_pid().to_string());
     let mut d = DesktopPlan {
@@ -343,6 +355,7 @@ pub fn plan(
             mode: 0o700,
         },
         from: k.origin.clone(),
+        lands: None,
     });
     ops.extend(inside);
     ops.extend(sockets);
@@ -473,6 +486,7 @@ pub(super) fn bind(src: PathBuf, dst: PathBuf, from: &str) -> PlannedMount {
             devices: false,
         },
         from: from.to_string(),
+        lands: None,
     }
 }
 
@@ -757,7 +771,7 @@ fn add_x11(
         // also has), and free of the host's abstract sockets.
         plan.display = free_abstract_display(host, Some(&plan.socket));
         plan.screen = 0;
-        let mut dir = host.hutch_runtime_dir().into_os_string();
+        let mut dir = hutch_state(host)?.into_os_string();
         dir.push("-x11");
         let dir = PathBuf::from(dir).join(host.launcher_pid().to_string());
         let socket = dir

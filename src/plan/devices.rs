@@ -171,6 +171,7 @@ pub fn plan(
                     devices: true,
                 },
                 from: from.clone(),
+                lands: None,
             });
         }
         if class == "dri" {
@@ -244,6 +245,7 @@ fn gpu_sysfs(host: &Host, from: &str, grant: &mut Grant, ops: &mut Vec<PlannedMo
             ops.push(PlannedMount {
                 op,
                 from: from.to_string(),
+                lands: None,
             })
         };
         if !grant.sysfs.contains(&s.device) {

@@ -102,6 +102,14 @@ fn render_mounts(o: &mut String, plan: &Plan) {
     let _ = writeln!(o, "mounts      (in order; {root})");
     for (i, planned) in plan.mounts.iter().enumerate() {
         let _ = writeln!(o, "  {:>2}  {}", i + 1, sanitize(&mount_line(&planned.op)));
+        if let Some(l) = &planned.lands {
+            let _ = writeln!(
+                o,
+                "          lands at {} ({} is a symlink inside the sandbox)",
+                sanitize(&l.at.display().to_string()),
+                sanitize(&l.through.display().to_string())
+            );
+        }
         let _ = writeln!(o, "          from {}", sanitize(&planned.from));
     }
     for s in &plan.skipped {

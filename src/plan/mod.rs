@@ -4,14 +4,17 @@
 //! bind sources); it is what `hutch run --explain` prints and what the child
 //! process executes step by step.
 
+pub mod arguments;
 pub mod dbus;
 pub mod desktop;
 pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod landing;
 pub mod limits;
 pub mod mounts;
+pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
@@ -164,9 +167,17 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
     let AllMounts {
         mut mount_plan,
+        workdir,
         desktop,
         devices,
-    } = plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), uid_inside)?;
+    } = plan_all_mounts(
+        profile,
+        host,
+        &ns,
+        rooted.root.as_ref(),
+        &request.command,
+        uid_inside,
+    )?;
 
     // An image's environment comes between hutch's defaults and the profile's.
     let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
@@ -175,7 +186,11 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         desktop::apply_env(&mut env, &d.env, &env::explicitly_set(profile));
     }
     let argv = plan_argv(profile, request, image)?;
-    let cwd = plan_cwd(profile, host, image, &mut mount_plan.ops)?;
+    let cwd = match workdir {
+        Some(dir) => dir,
+        None => plan_cwd(profile, host, image, &mut mount_plan.ops)?,
+    };
+    landing::mark(&mut mount_plan.ops, rooted.root.as_ref(), host);
 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
@@ -324,25 +339,50 @@ fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, Profile
     })
 }
 
-/// Every mount of the sandbox, and the desktop grants that add some.
+/// Every mount of the sandbox, the working directory when `workdir` bound
+/// it (the payload starts there), and the desktop grants that add mounts.
 struct AllMounts {
     mount_plan: mounts::MountPlan,
+    workdir: Option<PathBuf>,
     desktop: Option<desktop::Planned>,
     devices: Option<devices::DevicesPlan>,
 }
 
-/// The `[[mount]]` entries, then `[desktop]`'s and `[devices]`', then the
-/// volumes, then the masks over hutch's own state; all of which (and a
-/// `root`) need the mount namespace. `uid_inside` names the private
-/// runtime directory.
+/// The `[[mount]]` entries, the working directory (`workdir`), the paths
+/// the command's arguments name (`file_arguments`), `[desktop]`'s and
+/// `[devices]`' mounts, the volumes, then the `[protect]` masks and the
+/// masks over hutch's own state; all of which (and a `root`) need the
+/// mount namespace. `uid_inside` names the private runtime directory.
 fn plan_all_mounts(
     profile: &Profile,
     host: &Host,
     ns: &Namespaces<'_>,
     root: Option<&RootPlan>,
+    command: &[OsString],
     uid_inside: u32,
 ) -> Result<AllMounts, ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
+    let mut workdir = None;
+    match protect::plan_workdir(profile, host)? {
+        Some(protect::WorkdirPlan::Bound(bind)) => {
+            // Over what it lies in (a private home), under what lies in it
+            // (a `--bind` into the working directory).
+            let dir = bind.op.dst().to_path_buf();
+            let at = mount_plan
+                .ops
+                .iter()
+                .position(|m| m.op.dst().starts_with(&dir) && m.op.dst() != dir)
+                .unwrap_or(mount_plan.ops.len());
+            mount_plan.ops.insert(at, bind);
+            workdir = Some(dir);
+        }
+        Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
+        None => {}
+    }
+    let (argument_ops, notes) =
+        arguments::plan_file_arguments(profile, host, command, &mount_plan.ops, root.is_none())?;
+    mount_plan.ops.extend(argument_ops);
+    mount_plan.skipped.extend(notes);
     let (desktop, devices) = plan_desktop(profile, host, ns, uid_inside, &mut mount_plan.ops)?;
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !ns.plan.mount && !volume_ops.is_empty() {
@@ -352,6 +392,8 @@ fn plan_all_mounts(
         ));
     }
     mount_plan.ops.extend(volume_ops);
+    let protected = protect::protect_masks(profile, host, &mount_plan.ops)?;
+    mount_plan.ops.extend(protected);
     // A root directory above hutch's state shows it at `/`: masked too.
     let at_root = root.map(RootPlan::host_dirs_at_root).unwrap_or_default();
     let masks = mounts::state_masks(&mount_plan.ops, &at_root, host);
@@ -370,6 +412,7 @@ fn plan_all_mounts(
     }
     Ok(AllMounts {
         mount_plan,
+        workdir,
         desktop,
         devices,
     })
@@ -750,7 +793,7 @@ mod tests {
         assert_eq!(json["profile"], "default");
         assert_eq!(json["mounts"][0]["op"], "bind");
         let text = explain::render(&plan);
-        assert!(text.contains("tmpfs    /home/u (mode 0700"), "{text}");
+        assert!(text.contains("dir      /home/u (mode 0700)"), "{text}");
     }
 
     fn image(config: crate::image::ImageRunConfig) -> ImageRequest {

@@ -104,6 +104,10 @@ pub struct PlannedMount {
     pub op: MountOp,
     /// `file:line:col` of the entry's `dst`.
     pub from: String,
+    /// Where `dst` lands when a symlink inside the sandbox leads it
+    /// elsewhere (see [`super::landing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lands: Option<super::landing::Landing>,
 }
 
 pub struct MountPlan {
@@ -123,6 +127,7 @@ pub fn plan_mounts(profile: &Profile, host: &Host) -> Result<MountPlan, ProfileE
             Planned::Op(op) => ops.push(PlannedMount {
                 op,
                 from: origin(p),
+                lands: None,
             }),
             Planned::Skipped(note) => skipped.push(note),
         }
@@ -488,10 +493,10 @@ fn check_link_target(
     Ok(())
 }
 
-/// Empty, inaccessible tmpfs mounts over hutch's registry and volume store
-/// wherever a bind of a directory above them would show them inside the
-/// sandbox, and likewise below the host directories shown at `/`
-/// (`at_root`: a root directory above them, `root = "~"`, say; see
+/// Empty, inaccessible tmpfs mounts over hutch's state directories (the
+/// registry, the volume and image stores: `paths::state_dirs`) wherever a
+/// bind of a directory above them would show them inside the sandbox, and
+/// likewise below the host directories shown at `/` (`at_root`: a root directory above them, `root = "~"`, say; see
 /// `RootPlan::host_dirs_at_root`): mounted after everything else, so no
 /// entry uncovers them.
 pub fn state_masks(mounts: &[PlannedMount], at_root: &[PathBuf], host: &Host) -> Vec<PlannedMount> {
@@ -509,6 +514,7 @@ pub fn state_masks(mounts: &[PlannedMount], at_root: &[PathBuf], host: &Host) ->
                 mode: 0,
             },
             from,
+            lands: None,
         })
         .collect()
 }

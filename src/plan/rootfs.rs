@@ -216,6 +216,7 @@ impl ImageRun {
                 mode: 0o755,
             },
             from: format!("image {} (WorkingDir)", self.name),
+            lands: None,
         });
         Ok(Some((dir, create)))
     }

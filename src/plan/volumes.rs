@@ -138,6 +138,7 @@ pub fn plan_volumes(profile: &Profile, host: &Host) -> Result<Vec<PlannedMount>,
                 shared,
                 tmp,
             },
+            lands: None,
             from: origin(&dst_at.layer.file, dst_at.value.span()),
         });
     }

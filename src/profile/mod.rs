@@ -5,6 +5,7 @@
 //! merged eagerly: the planner asks for "the last layer that sets X", so every
 //! value keeps the file and span it came from for error messages.
 
+pub mod adhoc;
 pub mod jsonschema;
 pub mod load;
 pub mod reference;

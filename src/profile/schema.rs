@@ -24,6 +24,12 @@ pub struct RawProfile {
     pub extends: Option<Vec<Spanned<String>>>,
     pub command: Option<Spanned<Vec<String>>>,
     pub cwd: Option<Spanned<String>>,
+    /// Bind the caller's working directory at its own path and start there,
+    /// unless it holds the user's whole world (see `crate::plan::protect`).
+    pub workdir: Option<Spanned<Workdir>>,
+    /// Bind the existing paths named by the command's arguments (see
+    /// `crate::plan::arguments`).
+    pub file_arguments: Option<Spanned<FileArguments>>,
     pub hostname: Option<Spanned<String>>,
     pub identity: Option<Spanned<Identity>>,
     pub init: Option<Spanned<bool>>,
@@ -40,6 +46,8 @@ pub struct RawProfile {
     pub writable: Option<Spanned<Writable>>,
     pub namespaces: Option<Namespaces>,
     pub env: Option<Env>,
+    /// Host paths kept out of reach wherever a bind would show them.
+    pub protect: Option<Protect>,
     pub seccomp: Option<Seccomp>,
     pub landlock: Option<Landlock>,
     pub rlimits: Option<Rlimits>,
@@ -174,6 +182,43 @@ pub struct VolumeEntry {
 pub enum VolumeMode {
     Rw,
     Ro,
+}
+
+/// Whether and how the caller's working directory is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workdir {
+    /// Not bound (the default).
+    None,
+    /// Bound read-only; left out (and said so) where it holds the user's
+    /// whole world.
+    ReadOnly,
+    /// Bound writable; refused where it holds the user's whole world.
+    ReadWrite,
+}
+
+/// Whether and how paths named by the command's arguments are bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileArguments {
+    /// Not bound (the default).
+    None,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// `[protect]`: what binds must not show, or must show read-only. Lists are
+/// unioned over the layers; `!PATH` drops an inherited entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protect {
+    /// Host paths hidden wherever a bind would show them.
+    pub hide: Option<Vec<Spanned<String>>>,
+    /// Host paths made read-only wherever a writable bind would show them.
+    pub read_only: Option<Vec<Spanned<String>>>,
+    /// Paths relative to the top of every writable bind, made read-only
+    /// where they exist (a repository's `.git/hooks`).
+    pub read_only_in_binds: Option<Vec<Spanned<String>>>,
 }
 
 /// How the payload relates to the caller's terminal.

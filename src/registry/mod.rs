@@ -22,8 +22,11 @@
 //! forged record cannot point them at another process (CVE-2022-31214).
 //!
 //! When `$XDG_RUNTIME_DIR` is unset (cron, `su`) and `/run/user/UID` does not
-//! exist, the directory is `/tmp/hutch-UID`, which must then be a directory
-//! of the caller's with mode 0700 (checked, never followed if a symlink).
+//! exist, the directory is `$XDG_STATE_HOME/hutch/runtime-HOST` (default
+//! under `~/.local/state`), never a name in `/tmp`: another user could make
+//! that first and keep the caller from launching at all. Every directory
+//! below the base is the caller's with mode 0700 (checked, never followed
+//! if a symlink).
 //!
 //! Here by concern: [`record`] (the format), `store` (the directory, and
 //! reserving, recording and removing), `procfs` (who a process is),
@@ -66,6 +69,15 @@ pub enum RegistryError {
         why: String,
         fix: &'static str,
     },
+    #[error(
+        "hutch has nowhere to keep its records of running sandboxes: XDG_RUNTIME_DIR is not a directory of yours, /run/user/UID does not exist and there is no home directory (HOME); set XDG_RUNTIME_DIR to a directory of yours with mode 0700"
+    )]
+    NoRuntimeDir,
+    #[error(
+        "cannot create {} for hutch's records of running sandboxes (XDG_RUNTIME_DIR is not a directory of yours and /run/user/UID does not exist, so they go to your home): {}; set XDG_RUNTIME_DIR to a directory of yours with mode 0700",
+        .path.display(), .errno.desc()
+    )]
+    NoRuntimeBase { path: PathBuf, errno: Errno },
     #[error(
         "a sandbox named `{name}` is already running (pid {pid}, profile {profile}); choose another name with --name"
     )]

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
@@ -13,7 +14,7 @@ use super::namespaces::HeldNamespaces;
 use super::procfs::{ProcId, boot_ticks, exe_id, proc_stat};
 use super::record::{Record, State, VERSION, VolumeUse, now};
 use crate::host::Host;
-use crate::paths::{self, REGISTRY_DIR, valid_name};
+use crate::paths::{REGISTRY_DIR, valid_name};
 use crate::safe_fs::{Dir, FsError, Publish, Require};
 use crate::sys;
 
@@ -59,20 +60,31 @@ impl Registry {
     /// Opens the registry; with `create`, makes its directories (0700).
     /// `Ok(None)`: there is none yet (nothing is running).
     pub fn open(host: &Host, create: bool) -> Result<Option<Registry>, RegistryError> {
-        let runtime = paths::runtime_dir(host);
-        // The parent ($XDG_RUNTIME_DIR, /run/user/UID or /tmp) is taken as
-        // the environment says; everything below is checked.
-        let parent = Dir::open_existing(runtime.parent().unwrap_or(Path::new("/")))?;
-        let leaf = runtime
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("hutch");
-        let Some(runtime) = private_dir(&parent, leaf, host.uid, create)? else {
+        let runtime = host
+            .hutch_runtime_dir()
+            .ok_or(RegistryError::NoRuntimeDir)?;
+        if create && runtime.in_home {
+            std::fs::create_dir_all(&runtime.base).map_err(|e| RegistryError::NoRuntimeBase {
+                path: runtime.base.clone(),
+                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
+        }
+        // The base ($XDG_RUNTIME_DIR, /run/user/UID or $XDG_STATE_HOME) is
+        // taken as the environment says; everything below is checked.
+        let Some(mut dir) = Dir::open_configured(&runtime.base)? else {
             return Ok(None);
         };
-        let Some(dir) = private_dir(&runtime, REGISTRY_DIR, host.uid, create)? else {
-            return Ok(None);
-        };
+        let below = runtime
+            .path
+            .strip_prefix(&runtime.base)
+            .unwrap_or(Path::new("hutch"));
+        for name in below.iter().chain([std::ffi::OsStr::new(REGISTRY_DIR)]) {
+            let name = name.to_str().unwrap_or("hutch");
+            let Some(next) = private_dir(&dir, name, host.uid, create)? else {
+                return Ok(None);
+            };
+            dir = next;
+        }
         Ok(Some(Registry {
             path: dir.path().to_path_buf(),
             dir,

@@ -104,6 +104,9 @@ pub fn run_args(args: Vec<OsString>, host: &Host, path: &OsStr) -> Result<RunArg
         explain: false,
         json: false,
         verbose: false,
+        bind: Vec::new(),
+        ro_bind: Vec::new(),
+        env: Vec::new(),
         command,
     })
 }

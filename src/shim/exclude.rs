@@ -379,6 +379,7 @@ mod tests {
         for (name, reason) in [
             ("sh", Reason::StartsPrograms),
             ("sudo", Reason::StartsPrograms),
+            ("xterm", Reason::StartsPrograms),
             ("gcc-12", Reason::Builds),
             ("x86_64-linux-gnu-gcc", Reason::Builds),
             ("make", Reason::Builds),

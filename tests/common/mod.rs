@@ -37,17 +37,29 @@ pub fn hutch_bin() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let copy = dir.join("hutch");
-        std::fs::copy(&built, &copy).unwrap();
+        // Copied by another process: a descriptor this (threaded) process
+        // held open for writing would be inherited by whatever another test
+        // thread forks meanwhile, and executing the copy would fail with
+        // ETXTBSY ("Text file busy") until that child has exec'd.
+        let st = Command::new("cp")
+            .arg("--")
+            .arg(&built)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying {} failed", built.display());
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         copy
     })
 }
 
-/// A scratch directory owned by the test user, used as HOME and working
-/// directory of the launcher, and a private runtime directory
-/// (`XDG_RUNTIME_DIR`, where hutch records running sandboxes) outside it.
+/// A scratch directory owned by the test user, the working directory of
+/// the launcher; its HOME beside it (not inside: a working directory that
+/// holds the home is one `cli` refuses), and a private runtime directory
+/// (`XDG_RUNTIME_DIR`, where hutch records running sandboxes).
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    pub home: tempfile::TempDir,
     pub runtime: tempfile::TempDir,
 }
 
@@ -63,8 +75,12 @@ impl Scratch {
             .tempdir()
             .unwrap();
         std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let s = Scratch { dir, runtime };
-        std::fs::create_dir_all(s.home()).unwrap();
+        let home = tempfile::Builder::new()
+            .prefix("hutch-test-home-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let s = Scratch { dir, home, runtime };
         std::fs::create_dir_all(s.path().join("config")).unwrap();
         s.chown_all();
         s
@@ -75,7 +91,7 @@ impl Scratch {
     }
 
     pub fn home(&self) -> PathBuf {
-        self.path().join("home")
+        self.home.path().to_path_buf()
     }
 
     /// `XDG_RUNTIME_DIR` of the launcher.
@@ -89,6 +105,7 @@ impl Scratch {
             let st = Command::new("chown")
                 .args(["-R", &format!("{NOBODY}:{NOBODY}")])
                 .arg(self.path())
+                .arg(self.home.path())
                 .arg(self.runtime())
                 .status()
                 .unwrap();

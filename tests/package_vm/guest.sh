@@ -82,7 +82,7 @@ check demo-run "demo-box" "$(as_tester hutch run --profile demo -- hostname)"
 mkdir -p /etc/hutch/profiles
 printf 'version = 1\nhostname = "admin-box"\n' > /etc/hutch/profiles/demo.local.toml
 check override-run "admin-box" "$(as_tester hutch run --profile demo -- hostname)"
-check override-check "demo: ok (/usr/share/hutch/profiles/base/system.toml ← /usr/share/hutch/profiles/cli.toml ← /usr/share/hutch/profiles/demo.toml ← /etc/hutch/profiles/demo.local.toml (override))" \
+check override-check "demo: ok (/usr/share/hutch/profiles/base/system.toml ← /usr/share/hutch/profiles/base/sensitive.toml ← /usr/share/hutch/profiles/cli.toml ← /usr/share/hutch/profiles/demo.toml ← /etc/hutch/profiles/demo.local.toml (override))" \
     "$(as_tester hutch check demo 2>&1)"
 # The administrator's file is theirs: they remove it, not the packages.
 rm /etc/hutch/profiles/demo.local.toml

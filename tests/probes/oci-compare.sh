@@ -58,8 +58,9 @@ echo "dev: $(ls /dev | tr '\n' ' ')"
 echo "/: $(ls / | tr '\n' ' ')"
 echo "motd: $(cat /etc/motd 2>/dev/null | head -n 1 || true)"
 echo "data: $(ls /data 2>&1 | tr '\n' ' ')"
-# hutch's volume store, hidden where a bind would show it.
-echo "volume store: $(ls "$HOME/.local/share/hutch/volumes" 2>&1 | tr '\n' ' ')"
+# hutch's volume store (XDG_DATA_HOME is $PWD/data in tests/oci_runtime.rs),
+# hidden where a bind would show it.
+echo "volume store: $(ls "$PWD/data/hutch/volumes" 2>&1 | tr '\n' ' ')"
 for m in / /usr /etc /tmp /proc /dev /dev/pts /dev/shm "$HOME"; do
     opts=$(while read -r _ mnt _ o _; do [ "$mnt" = "$m" ] && echo "$o"; done </proc/self/mounts | tail -n 1)
     flags=""

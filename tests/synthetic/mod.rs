@@ -33,8 +33,8 @@ pub const LAUNCHER_PID: u32 = 4242;
 pub const HUTCH_RUNTIME_DIR: &str = "/run/user/1000/hutch";
 
 /// A machine whose root is `root`: merged /usr (bin, sbin, lib, lib64 are
-/// symlinks into it; no lib32), /etc, user `u`'s home with a project
-/// directory, the two layers of an image, and `profiles/`, the only
+/// symlinks into it; no lib32), /etc (its resolv.conf a symlink into /run),
+/// user `u`'s home with a project directory (holding a resolv.conf), the two layers of an image, and `profiles/`, the only
 /// directory of the profile search path (empty unless a test writes there).
 pub struct Machine {
     root: PathBuf,
@@ -64,6 +64,8 @@ impl Machine {
             "usr/lib64",
             "etc",
             "home/u/project",
+            "home/u/project/.git/hooks",
+            "home/u/.ssh",
             "profiles",
         ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
@@ -78,6 +80,19 @@ impl Machine {
                 symlink(target, root.join(link)).unwrap();
             }
         }
+        // A repository in the project: `[protect]` makes its config and
+        // hooks read-only under a writable bind.
+        std::fs::write(root.join("home/u/project/.git/config"), "[core]\n").unwrap();
+        // /etc/resolv.conf as systemd-resolved makes it: a symlink into
+        // /run (a destination there lands in /run: tests/explain).
+        if std::fs::symlink_metadata(root.join("etc/resolv.conf")).is_err() {
+            symlink(
+                "../run/systemd/resolve/stub-resolv.conf",
+                root.join("etc/resolv.conf"),
+            )
+            .unwrap();
+        }
+        std::fs::write(root.join("home/u/project/resolv.conf"), "nameserver ::1\n").unwrap();
         for (layer, file, text) in [
             ("layers/1/etc", "passwd", "root:x:0:0:root:/root:/bin/sh\n"),
             ("layers/2/srv", "README", "hello\n"),

@@ -1,0 +1,687 @@
+//! Every shipped program profile, exercised for real (issue 15, item 2): the
+//! program runs through its profile as the unprivileged test user on an
+//! input made here (tests/profile-inputs/make.py, Python's standard library,
+//! or another program where Python has no encoder), its output is checked;
+//! then the same command on a copy of the input in `~/.ssh` fails inside
+//! the sandbox and succeeds outside it (the negative control).
+//!
+//! A profile whose program is not installed prints `SKIP:` with its Debian
+//! package; CI installs them all (.ci/run). The README's table of profiles
+//! is generated from [`CASES`] and the profiles' descriptions; refresh it
+//! with `HUTCH_BLESS=1 cargo test --test profiles`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+/// One profile's test.
+struct Case {
+    profile: &'static str,
+    /// The Debian package of the program.
+    package: &'static str,
+    /// What the test does, in words (the README's table).
+    action: &'static str,
+    /// Shell commands (run as the test user in the working directory) that
+    /// make the input; `$GEN` is tests/profile-inputs/make.py.
+    setup: &'static str,
+    /// The input the command reads, in the working directory.
+    input: &'static str,
+    /// The command; `{in}` stands for the input.
+    args: &'static [&'static str],
+    /// Its exit status on success.
+    status: i32,
+    /// Text its standard output holds on success ("" for none).
+    expect: &'static str,
+    /// Shell commands (as the test user, in the working directory, after
+    /// the run) that fail unless the result is right ("" for none).
+    check: &'static str,
+}
+
+const fn case(profile: &'static str, package: &'static str, action: &'static str) -> Case {
+    Case {
+        profile,
+        package,
+        action,
+        setup: "",
+        input: "",
+        args: &[],
+        status: 0,
+        expect: "",
+        check: "",
+    }
+}
+
+const WAV_RATE_4000: &str =
+    "python3 -c \"import wave; assert wave.open('out.wav').getframerate() == 4000\"";
+
+static CASES: &[Case] = &[
+    Case {
+        setup: "printf '{\"a\": [1, 2, 3]}' > in.json",
+        input: "in.json",
+        args: &["jq", ".a | add", "{in}"],
+        expect: "6",
+        ..case("jq", "jq", "sums an array in a JSON file")
+    },
+    Case {
+        setup: "printf 'a: [1, 2, 3]\\n' > in.yaml",
+        input: "in.yaml",
+        args: &["yq", ".a | add", "{in}"],
+        expect: "6",
+        ..case("yq", "yq", "sums an array in a YAML file")
+    },
+    Case {
+        setup: "printf 'other\\nneedle here\\n' > in.txt",
+        input: "in.txt",
+        args: &["rg", "-n", "needle", "{in}"],
+        expect: "2:needle here",
+        ..case("rg", "ripgrep", "finds a line in a file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" gz in.gz hello",
+        input: "in.gz",
+        args: &["file", "{in}"],
+        expect: "gzip compressed data",
+        ..case("file", "file", "identifies a gzip file")
+    },
+    Case {
+        setup: "printf '<a><b>1</b><b>2</b></a>' > in.xml",
+        input: "in.xml",
+        args: &["xmllint", "--xpath", "sum(//b)", "{in}"],
+        expect: "3",
+        ..case(
+            "xmllint",
+            "libxml2-utils",
+            "evaluates an XPath sum over an XML file",
+        )
+    },
+    Case {
+        setup: "printf '#!/bin/sh\\necho $1\\n' > in.sh",
+        input: "in.sh",
+        args: &["shellcheck", "-f", "gcc", "{in}"],
+        status: 1,
+        expect: "SC2086",
+        ..case(
+            "shellcheck",
+            "shellcheck",
+            "finds the unquoted `$1` in a script",
+        )
+    },
+    Case {
+        setup: "python3 \"$GEN\" pdf in.pdf 'hello pdf'",
+        input: "in.pdf",
+        args: &["pdfinfo", "{in}"],
+        expect: "Pages:           1",
+        ..case("pdfinfo", "poppler-utils", "counts the pages of a PDF")
+    },
+    Case {
+        setup: "python3 \"$GEN\" png 7 5 in.png 'hello exif'",
+        input: "in.png",
+        args: &["exiftool", "-Comment", "{in}"],
+        expect: "hello exif",
+        ..case(
+            "exiftool",
+            "libimage-exiftool-perl",
+            "reads the comment of a PNG",
+        )
+    },
+    Case {
+        setup: "python3 \"$GEN\" wav 8000 in.wav",
+        input: "in.wav",
+        args: &[
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=sample_rate",
+            "-of",
+            "csv=p=0",
+            "{in}",
+        ],
+        expect: "8000",
+        ..case("ffprobe", "ffmpeg", "reads the sample rate of a WAV file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" png 7 5 in.png",
+        input: "in.png",
+        args: &["identify", "{in}"],
+        expect: "PNG 7x5",
+        ..case("identify", "imagemagick", "reads the size of a PNG")
+    },
+    Case {
+        setup: "python3 \"$GEN\" wav 8000 in.wav",
+        input: "in.wav",
+        args: &["mediainfo", "{in}"],
+        expect: "PcmWaveformat",
+        ..case("mediainfo", "mediainfo", "describes a WAV file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" zip in.zip d/hello.txt 'hi zip'",
+        input: "in.zip",
+        args: &["unzip", "-o", "-q", "{in}"],
+        check: "grep -qx 'hi zip' d/hello.txt",
+        ..case("unzip", "unzip", "extracts a ZIP archive")
+    },
+    Case {
+        setup: "printf 'hi zip' > hello.txt",
+        input: "hello.txt",
+        args: &["zip", "-q", "out.zip", "{in}"],
+        check: "python3 -c \"import zipfile; assert zipfile.ZipFile('out.zip').read('hello.txt') == b'hi zip'\"",
+        ..case("zip", "zip", "makes a ZIP archive")
+    },
+    Case {
+        setup: "python3 \"$GEN\" zip in.zip s/hello.txt 'hi 7z'",
+        input: "in.zip",
+        args: &["7z", "x", "-y", "{in}"],
+        expect: "Everything is Ok",
+        check: "grep -qx 'hi 7z' s/hello.txt",
+        ..case("7z", "p7zip-full", "extracts a ZIP archive")
+    },
+    Case {
+        setup: "python3 \"$GEN\" tar in.tar t/hello.txt 'hi tar'",
+        input: "in.tar",
+        args: &["tar", "-xf", "{in}"],
+        check: "grep -qx 'hi tar' t/hello.txt",
+        ..case("tar", "tar", "extracts a tar archive")
+    },
+    Case {
+        setup: "python3 \"$GEN\" tar in.tar.gz b/hello.txt 'hi bsdtar'",
+        input: "in.tar.gz",
+        args: &["bsdtar", "-xf", "{in}"],
+        check: "grep -qx 'hi bsdtar' b/hello.txt",
+        ..case(
+            "bsdtar",
+            "libarchive-tools",
+            "extracts a gzipped tar archive",
+        )
+    },
+    Case {
+        setup: "mkdir src && printf 'hi cpio' > src/c.txt && (cd src && echo c.txt | cpio --quiet -o -H newc > ../in.cpio) && rm -r src",
+        input: "in.cpio",
+        args: &["cpio", "--quiet", "-idu", "-F", "{in}"],
+        check: "grep -qx 'hi cpio' c.txt",
+        ..case("cpio", "cpio", "extracts a cpio archive")
+    },
+    Case {
+        setup: "python3 \"$GEN\" xz in.txt.xz 'hi xz'",
+        input: "in.txt.xz",
+        args: &["xz", "-d", "{in}"],
+        check: "grep -qx 'hi xz' in.txt",
+        ..case("xz", "xz-utils", "decompresses a .xz file")
+    },
+    Case {
+        setup: "printf 'hi zstd' > z.txt && zstd -q --rm -o in.txt.zst z.txt",
+        input: "in.txt.zst",
+        args: &["zstd", "-q", "-d", "{in}"],
+        check: "grep -qx 'hi zstd' in.txt",
+        ..case("zstd", "zstd", "decompresses a .zst file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" gz in.txt.gz 'hi gzip'",
+        input: "in.txt.gz",
+        args: &["gzip", "-d", "{in}"],
+        check: "grep -qx 'hi gzip' in.txt",
+        ..case("gzip", "gzip", "decompresses a .gz file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" bz2 in.txt.bz2 'hi bzip2'",
+        input: "in.txt.bz2",
+        args: &["bzip2", "-d", "{in}"],
+        check: "grep -qx 'hi bzip2' in.txt",
+        ..case("bzip2", "bzip2", "decompresses a .bz2 file")
+    },
+    Case {
+        setup: "printf 'hi lz4' > l.txt && lz4 -q l.txt in.lz4 && rm l.txt",
+        input: "in.lz4",
+        args: &["lz4", "-q", "-f", "-d", "{in}", "out.txt"],
+        check: "grep -qx 'hi lz4' out.txt",
+        ..case("lz4", "lz4", "decompresses a .lz4 file")
+    },
+    Case {
+        setup: "printf 'hi lzip' > in.txt && lzip in.txt",
+        input: "in.txt.lz",
+        args: &["lzip", "-d", "{in}"],
+        check: "grep -qx 'hi lzip' in.txt",
+        ..case("lzip", "lzip", "decompresses a .lz file")
+    },
+    Case {
+        setup: "python3 \"$GEN\" wav 8000 in.wav",
+        input: "in.wav",
+        args: &[
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            "{in}",
+            "-ar",
+            "4000",
+            "out.wav",
+        ],
+        check: WAV_RATE_4000,
+        ..case("ffmpeg", "ffmpeg", "resamples a WAV file from 8 to 4 kHz")
+    },
+    Case {
+        setup: "python3 \"$GEN\" png 7 5 in.png",
+        input: "in.png",
+        args: &["convert", "{in}", "-resize", "14x10", "out.gif"],
+        check: "python3 -c \"import struct; b = open('out.gif', 'rb').read(); assert b[:3] == b'GIF' and struct.unpack('<HH', b[6:10]) == (14, 10)\"",
+        ..case("convert", "imagemagick", "turns a 7x5 PNG into a 14x10 GIF")
+    },
+    Case {
+        setup: "python3 \"$GEN\" wav 8000 in.wav",
+        input: "in.wav",
+        args: &["sox", "{in}", "-r", "4000", "out.wav"],
+        check: WAV_RATE_4000,
+        ..case("sox", "sox", "resamples a WAV file from 8 to 4 kHz")
+    },
+    Case {
+        setup: "python3 \"$GEN\" png 7 5 in.png",
+        input: "in.png",
+        args: &["optipng", "-quiet", "-clobber", "-out", "out.png", "{in}"],
+        check: "python3 -c \"import struct; b = open('out.png', 'rb').read(); assert b[:8] == b'\\x89PNG\\r\\n\\x1a\\n' and struct.unpack('>II', b[16:24]) == (7, 5)\"",
+        ..case("optipng", "optipng", "recompresses a PNG")
+    },
+    Case {
+        setup: "/usr/bin/convert -size 16x16 xc:red -set comment 'hello jpeg' in.jpg",
+        input: "in.jpg",
+        args: &["jpegoptim", "--strip-all", "{in}"],
+        expect: "[OK]",
+        check: "! grep -q 'hello jpeg' in.jpg && head -c 2 in.jpg | od -An -tx1 | grep -q 'ff d8'",
+        ..case(
+            "jpegoptim",
+            "jpegoptim",
+            "strips the comment of a JPEG in place",
+        )
+    },
+    Case {
+        setup: "printf '# Title\\n\\nSome *text*.\\n' > in.md",
+        input: "in.md",
+        args: &["pandoc", "-o", "out.html", "{in}"],
+        check: "grep -q '<em>text</em>' out.html",
+        ..case("pandoc", "pandoc", "converts Markdown to HTML")
+    },
+    Case {
+        setup: "python3 \"$GEN\" pdf in.pdf 'hello pdf'",
+        input: "in.pdf",
+        args: &["pdftotext", "{in}"],
+        check: "grep -q 'hello pdf' in.txt",
+        ..case("pdftotext", "poppler-utils", "extracts the text of a PDF")
+    },
+    Case {
+        setup: "python3 \"$GEN\" pdf in.pdf 'hello pdf'",
+        input: "in.pdf",
+        args: &[
+            "qpdf",
+            "--qdf",
+            "--object-streams=disable",
+            "{in}",
+            "out.pdf",
+        ],
+        check: "grep -aq '%QDF-1.0' out.pdf",
+        ..case("qpdf", "qpdf", "rewrites a PDF in QDF form")
+    },
+    Case {
+        setup: "printf '<a><b>xslt</b></a>' > in.xml && printf '<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\"><xsl:output method=\"text\"/><xsl:template match=\"/\">hi <xsl:value-of select=\"/a/b\"/></xsl:template></xsl:stylesheet>' > style.xsl",
+        input: "in.xml",
+        args: &["xsltproc", "-o", "out.txt", "style.xsl", "{in}"],
+        check: "grep -qx 'hi xslt' out.txt",
+        ..case(
+            "xsltproc",
+            "xsltproc",
+            "applies a stylesheet to an XML file",
+        )
+    },
+    Case {
+        setup: "python3 \"$GEN\" sqlite in.db",
+        input: "in.db",
+        args: &["sqlite3", "{in}", "select sum(v) from t"],
+        expect: "6",
+        ..case("sqlite3", "sqlite3", "sums a column of a database")
+    },
+    Case {
+        setup: "printf 'print(sum(range(10)))\\nopen(\"out.txt\", \"w\").write(\"py\")\\n' > in.py",
+        input: "in.py",
+        args: &["python3", "{in}"],
+        expect: "45",
+        check: "grep -qx py out.txt",
+        ..case(
+            "python3",
+            "python3",
+            "runs a script that prints and writes a file",
+        )
+    },
+    Case {
+        setup: "printf 'console.log([1, 2, 3].reduce((a, b) => a + b));\\nrequire(\"fs\").writeFileSync(\"out.txt\", \"js\");\\n' > in.js",
+        input: "in.js",
+        args: &["node", "{in}"],
+        expect: "6",
+        check: "grep -qx js out.txt",
+        ..case(
+            "node",
+            "nodejs",
+            "runs a script that prints and writes a file",
+        )
+    },
+    Case {
+        setup: "printf 'all:\\n\\techo built > out.txt\\n' > in.mk",
+        input: "in.mk",
+        args: &["make", "-f", "{in}"],
+        expect: "echo built",
+        check: "grep -qx built out.txt",
+        ..case("make", "make", "runs a Makefile's recipe")
+    },
+    Case {
+        setup: "printf 'int puts(const char *);\\nint main(void) { puts(\"hello gcc\"); return 0; }\\n' > in.c",
+        input: "in.c",
+        args: &["gcc", "-o", "prog", "{in}"],
+        check: "./prog | grep -qx 'hello gcc'",
+        ..case("gcc", "gcc", "compiles a C program (run outside)")
+    },
+    Case {
+        setup: "mkdir r && cd r && git init -q && echo hi > f && git add f && \
+                git -c user.name=t -c user.email=t@example.org commit -qm 'hello git' && \
+                git bundle create -q ../in.bundle HEAD && cd .. && rm -rf r",
+        input: "in.bundle",
+        args: &["git", "clone", "-q", "{in}", "out"],
+        // The clone is checked, then removed: the negative control clones
+        // again.
+        check: "git -C out log --format=%s | grep -qx 'hello git' && grep -qx hi out/f && rm -rf out",
+        ..case("git", "git", "clones a local bundle and checks its commit")
+    },
+];
+
+/// Whether `program` is installed where the sandbox's PATH finds it.
+fn installed(program: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/local/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(program).exists())
+}
+
+fn shell(s: &Scratch, script: &str, what: &str) {
+    let out = s
+        .as_user(Path::new("/bin/sh"))
+        .args(["-c", script])
+        .env("GEN", s.home().join("make.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {script}\n{}",
+        stderr(&out)
+    );
+}
+
+fn with_input(c: &Case, input: &str) -> Vec<String> {
+    c.args.iter().map(|a| a.replace("{in}", input)).collect()
+}
+
+/// Whether `out` is the success `c` expects.
+fn succeeded(c: &Case, out: &Output) -> bool {
+    out.status.code() == Some(c.status) && stdout(out).contains(c.expect)
+}
+
+fn run_case(c: &Case) {
+    if !installed(c.args[0]) {
+        skip(&format!(
+            "profile {}: {} is not installed (Debian: {})",
+            c.profile, c.args[0], c.package
+        ));
+        return;
+    }
+    let s = Scratch::new();
+    std::fs::write(
+        s.home().join("make.py"),
+        include_str!("profile-inputs/make.py"),
+    )
+    .unwrap();
+    s.chown_all();
+    shell(&s, c.setup, "making the input");
+    // A copy for the denied run, made before the command consumes it.
+    let ssh = s.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::copy(s.path().join(c.input), ssh.join(c.input)).unwrap();
+    s.chown_all();
+    let args = with_input(c, c.input);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run(&["--profile", c.profile], &argv);
+    assert!(
+        succeeded(c, &out),
+        "{}: {args:?} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        c.profile,
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    if !c.check.is_empty() {
+        shell(&s, c.check, &format!("{}: checking the result", c.profile));
+    }
+    denied(c, &s);
+}
+
+/// The same command on a copy of the input in `~/.ssh`: refused inside,
+/// done outside.
+fn denied(c: &Case, s: &Scratch) {
+    let secret = s.home().join(".ssh").join(c.input).display().to_string();
+    let args = with_input(c, &secret);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.run(&["--profile", c.profile], &argv);
+    assert!(
+        !succeeded(c, &out),
+        "{}: the input in ~/.ssh was reachable: {args:?}\n{}",
+        c.profile,
+        stdout(&out)
+    );
+    let mut control: Command = s.as_user(Path::new(argv[0]));
+    let control = control.args(&argv[1..]).output().unwrap();
+    assert!(
+        succeeded(c, &control),
+        "{}: the negative control (the same command outside the sandbox) failed: {}",
+        c.profile,
+        stderr(&control)
+    );
+}
+
+fn find(profile: &str) -> &'static Case {
+    CASES
+        .iter()
+        .find(|c| c.profile == profile)
+        .unwrap_or_else(|| panic!("no case for {profile}"))
+}
+
+macro_rules! profile_tests {
+    ($($test:ident => $profile:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                run_case(find($profile));
+            }
+        )*
+        /// The profiles that have a test function above.
+        const TESTED: &[&str] = &[$($profile),*];
+    };
+}
+
+profile_tests! {
+    jq => "jq", yq => "yq", rg => "rg", file => "file", xmllint => "xmllint",
+    shellcheck => "shellcheck", pdfinfo => "pdfinfo", exiftool => "exiftool",
+    ffprobe => "ffprobe", identify => "identify", mediainfo => "mediainfo",
+    unzip => "unzip", zip => "zip", seven_z => "7z", tar => "tar", bsdtar => "bsdtar",
+    cpio => "cpio", xz => "xz", zstd => "zstd", gzip => "gzip", bzip2 => "bzip2",
+    lz4 => "lz4", lzip => "lzip", ffmpeg => "ffmpeg", convert => "convert", sox => "sox",
+    optipng => "optipng", jpegoptim => "jpegoptim", pandoc => "pandoc",
+    pdftotext => "pdftotext", qpdf => "qpdf", xsltproc => "xsltproc", sqlite3 => "sqlite3",
+    python3 => "python3", node => "node", make => "make", gcc => "gcc", git => "git",
+}
+
+/// The git profile shows the user's ~/.gitconfig (identity, aliases) and
+/// keeps it read-only: an alias or `core.fsmonitor` written there would run
+/// on the host's next git command. The control: the same write outside.
+#[test]
+fn git_reads_the_gitconfig_and_cannot_change_it() {
+    if !installed("git") {
+        skip("profile git: git is not installed (Debian: git)");
+        return;
+    }
+    let s = Scratch::new();
+    let gitconfig = s.home().join(".gitconfig");
+    let before = "[user]\n\tname = Hutch Tester\n";
+    std::fs::write(&gitconfig, before).unwrap();
+    s.chown_all();
+    let read = s.run(
+        &["--profile", "git"],
+        &["git", "config", "--global", "user.name"],
+    );
+    assert_eq!(ok(&read).trim(), "Hutch Tester");
+    let write = ["git", "config", "--global", "alias.st", "!touch planted"];
+    let out = s.run(&["--profile", "git"], &write);
+    assert!(!out.status.success(), "the write succeeded inside");
+    assert_eq!(std::fs::read_to_string(&gitconfig).unwrap(), before);
+    let control = s
+        .as_user(Path::new(write[0]))
+        .args(&write[1..])
+        .output()
+        .unwrap();
+    assert!(control.status.success(), "{}", stderr(&control));
+    assert!(
+        std::fs::read_to_string(&gitconfig)
+            .unwrap()
+            .contains("alias")
+    );
+}
+
+/// `hutch shim install --all` puts the shipped profiles in front of the
+/// programs by their own names (issue 15's "done when"): `jq` and
+/// `python3` typed as such run sandboxed, reading the working directory
+/// and not `~/.ssh`; shells stay out; `remove --all` leaves the home as it
+/// was. The control: the same commands by their full paths, unsandboxed,
+/// read `~/.ssh`.
+#[test]
+fn shims_run_the_programs_in_their_profiles_by_name() {
+    if !installed("jq") || !installed("python3") {
+        skip("shims of the shipped profiles: jq or python3 is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    std::fs::write(s.path().join("in.json"), "[1, 2, 3]").unwrap();
+    let ssh = s.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    std::fs::write(ssh.join("id_test"), "[4, 5, 6]").unwrap();
+    s.chown_all();
+    let said = ok(&s.hutch(&["shim", "install", "--all"]).output().unwrap());
+    for name in ["jq", "python3", "tar"] {
+        assert!(said.contains(&format!("{name}: installed")), "{said}");
+    }
+    let shims = s.home().join(".local/bin");
+    assert!(shims.join("jq").exists() && !shims.join("sh").exists());
+    // By name, with the shim directory first in PATH, as a user's shell has it.
+    let by_name = |script: &str| {
+        s.as_user(Path::new("/bin/sh"))
+            .args(["-c", &format!("PATH=\"$HOME/.local/bin:$PATH\"; {script}")])
+            .output()
+            .unwrap()
+    };
+    let read = "import sys; print(sum(__import__('json').load(open(sys.argv[1]))))";
+    assert_eq!(ok(&by_name("jq add in.json")).trim(), "6");
+    let out = by_name(&format!("python3 -c \"{read}\" in.json"));
+    assert_eq!(ok(&out).trim(), "6");
+    let secret = ssh.join("id_test").display().to_string();
+    let out = by_name(&format!("jq add {secret}"));
+    assert!(!out.status.success(), "jq read ~/.ssh: {}", stdout(&out));
+    let out = by_name(&format!("python3 -c \"{read}\" {secret}"));
+    assert!(
+        !out.status.success(),
+        "python3 read ~/.ssh: {}",
+        stdout(&out)
+    );
+    // The control: the programs themselves read it.
+    assert_eq!(
+        ok(&by_name(&format!("/usr/bin/jq add {secret}"))).trim(),
+        "15"
+    );
+    ok(&s.hutch(&["shim", "remove", "--all"]).output().unwrap());
+    assert!(!s.home().join(".local").exists());
+}
+
+/// The shipped program profiles: every profile in profiles/ but the
+/// building blocks and the general ones.
+fn program_profiles() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".toml")
+                .map(String::from)
+        })
+        .filter(|n| !["cli", "default", "container"].contains(&n.as_str()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_program_profile_has_a_test() {
+    let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
+    tested.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|c| c.profile.to_string()).collect();
+    cases.sort();
+    assert_eq!(program_profiles(), tested);
+    assert_eq!(cases, tested);
+}
+
+/// What a profile gets: its description after `PROGRAM: `.
+fn grants(profile: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("profiles/{profile}.toml"));
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let d = v["description"].as_str().unwrap();
+    d.split_once(": ").map_or(d, |(_, rest)| rest).to_string()
+}
+
+const BEGIN: &str = "<!-- profiles: generated by tests/profiles.rs -->\n";
+const END: &str = "<!-- end of profiles -->\n";
+
+fn table() -> String {
+    let mut t = String::from(
+        "| program | profile | Debian package | what it gets | tested action |\n|---|---|---|---|---|\n",
+    );
+    let mut cases: Vec<&Case> = CASES.iter().collect();
+    cases.sort_by_key(|c| c.profile);
+    for c in cases {
+        t += &format!(
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            c.args[0],
+            c.profile,
+            c.package,
+            grants(c.profile),
+            c.action
+        );
+    }
+    t
+}
+
+#[test]
+fn the_readme_table_lists_every_profile_and_its_test() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
+        panic!("README.md lacks the markers {BEGIN:?} and {END:?}");
+    };
+    let current = &readme[b + BEGIN.len()..e];
+    let wanted = table();
+    if current != wanted {
+        if std::env::var_os("HUTCH_BLESS").is_some() {
+            let new = format!("{}{wanted}{}", &readme[..b + BEGIN.len()], &readme[e..]);
+            std::fs::write(&path, new).unwrap();
+        } else {
+            panic!(
+                "README.md's table of profiles is out of date; run `HUTCH_BLESS=1 cargo test --test profiles`"
+            );
+        }
+    }
+}
