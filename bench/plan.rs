@@ -14,8 +14,20 @@ fn main() {
     divan::main();
 }
 
+/// The shipped profiles that plan on the fixed host (the desktop building
+/// blocks need a display, a sound server or a GPU it does not have).
 fn names() -> Vec<&'static str> {
-    BUILTIN.iter().map(|(n, _)| *n).collect()
+    let host = host();
+    let search = SearchPath::standard(&host);
+    BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| {
+            load(&ProfileRef::Name((*n).into()), &search)
+                .and_then(|p| build(&p, &host, &request()))
+                .is_ok()
+        })
+        .collect()
 }
 
 /// The working directory of the planned launch: a project directory

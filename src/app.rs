@@ -168,6 +168,13 @@ fn run(args: RunArgs) -> i32 {
         {
             eprintln!("hutch: warning: {fallback}");
         }
+        let desktop = plan.desktop.iter().flat_map(|d| &d.skipped);
+        for s in desktop.chain(plan.devices.iter().flat_map(|d| &d.skipped)) {
+            eprintln!(
+                "hutch: warning: skipped (best-effort): {}",
+                crate::diag::sanitize(s)
+            );
+        }
     }
     match launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose) {
         Ok(code) => code,

@@ -541,6 +541,14 @@ fn profile_checks(host: &Host) -> Vec<Check> {
     let mut out = Vec::new();
     for (name, _) in BUILTIN {
         let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);
+        // A desktop building block needs what a desktop session has (a
+        // display, a sound server, a GPU): without it, it is not usable
+        // here, which is no fault of the kernel's.
+        let grants = loaded.as_ref().is_ok_and(|p| {
+            p.layers
+                .iter()
+                .any(|l| l.raw.desktop.is_some() || l.raw.devices.is_some())
+        });
         let planned = loaded.and_then(|p| plan::build(&p, host, &request));
         let name = format!("profile {name}");
         out.push(match planned {
@@ -549,15 +557,22 @@ fn profile_checks(host: &Host) -> Vec<Check> {
                     && p.security.seccomp.active
                     && p.network.fallback.is_none() =>
             {
-                check(
-                    &name,
-                    Status::Ok,
-                    format!(
-                        "everything it asks for is enforced here; {}",
-                        plan::network::summary(&p.network)
-                    ),
-                    None,
-                )
+                // A desktop block says what this session gives it (a
+                // security context or not, the display, the devices).
+                let grants: Vec<String> = p
+                    .desktop
+                    .iter()
+                    .map(plan::desktop::summary)
+                    .chain(p.devices.iter().map(plan::devices::summary))
+                    .map(|l| l.replace("hutch: ", "").replace('\n', "; "))
+                    .collect();
+                let network = plan::network::summary(&p.network);
+                let detail = if grants.is_empty() {
+                    format!("everything it asks for is enforced here; {network}")
+                } else {
+                    format!("enforced here; {}; {network}", grants.join("; "))
+                };
+                check(&name, Status::Ok, detail, None)
             }
             Ok(p) => {
                 let mut lost: Vec<String> = p.security.landlock.not_enforced.clone();
@@ -576,6 +591,12 @@ fn profile_checks(host: &Host) -> Vec<Check> {
                 );
                 check(&name, Status::Warn, detail, None)
             }
+            Err(e) if grants => check(
+                &name,
+                Status::Warn,
+                format!("not usable in this session: {e}"),
+                None,
+            ),
             Err(e) => check(
                 &name,
                 Status::Fail,

@@ -60,3 +60,5 @@ pub mod shim;
 )]
 pub mod sys;
 pub mod volume;
+pub mod wayland;
+pub mod xauth;

@@ -1048,11 +1048,23 @@ pub fn recv_message(sock: RawFd, data: &mut [u8]) -> Result<(usize, Option<Owned
 /// which may allocate: [`recv_fds_into`] is the allocation-free one.)
 pub fn recv_fds(sock: RawFd) -> Result<Vec<OwnedFd>, Errno> {
     let mut data = [0u8; 1];
+    recv_with_fds(sock, &mut data, libc::MSG_DONTWAIT).map(|(_, fds)| fds)
+}
+
+/// Receives one message: its bytes into `data` (their number first), and
+/// up to 8 descriptors that came with them, owned (close-on-exec). `flags`
+/// as for [`recv_fds_into`]. The launcher's side: it allocates.
+pub fn recv_with_fds(
+    sock: RawFd,
+    data: &mut [u8],
+    flags: libc::c_int,
+) -> Result<(usize, Vec<OwnedFd>), Errno> {
     let mut fds = [-1; 8];
-    let got = recv_fds_into(sock, &mut data, &mut fds, libc::MSG_DONTWAIT)?;
-    Ok(fds[..got.fds]
+    let got = recv_fds_into(sock, data, &mut fds, flags)?;
+    let owned = fds[..got.fds]
         .iter()
         // SAFETY: each is a new descriptor the kernel just gave us.
         .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .collect())
+        .collect();
+    Ok((got.bytes, owned))
 }

@@ -7,7 +7,10 @@
 //! Landlock ABI 7, stdin not a terminal, a fixed cgroup layout, a
 //! filesystem tree made by the test), with the command `/bin/sh -c 'echo
 //! hello'`; `container` also with `--image` (an image of two layers made
-//! there, whose directory shows as `<machine>`). The text is what
+//! there, whose directory shows as `<machine>`). Profiles with `[desktop]`
+//! or `[devices]` are planned in the machine's graphical session
+//! (`Machine::desktop_host`: X11, Wayland with security contexts, sound
+//! servers, a GPU node). The text is what
 //! `--explain` prints (`plan::explain::render`), the JSON what `--explain
 //! --json` prints (the plan, pretty-printed).
 //!
@@ -23,6 +26,7 @@ mod synthetic;
 use std::path::{Path, PathBuf};
 
 use hutch::plan::{Plan, explain};
+use hutch::profile::ProfileRef;
 use hutch::profile::load::BUILTIN;
 use synthetic::Machine;
 
@@ -115,8 +119,21 @@ fn planned(machine: &Machine, case: &Case) -> Plan {
         let path = machine.profiles().join(format!("{}.toml", case.profile));
         std::fs::write(path, text).unwrap();
     }
+    let plain = machine.host();
+    let profile = machine
+        .load(&plain, &ProfileRef::Name(case.profile.clone()))
+        .unwrap_or_else(|e| panic!("{}: {}", case.profile, e.0.render()));
+    let desktop = profile
+        .layers
+        .iter()
+        .any(|l| l.raw.desktop.is_some() || l.raw.devices.is_some());
+    let host = if desktop {
+        machine.desktop_host()
+    } else {
+        plain
+    };
     machine
-        .plan(&case.profile, case.image)
+        .plan_on(&host, &case.profile, case.image)
         .unwrap_or_else(|e| panic!("{}: {}", case.profile, e.0.render()))
 }
 

@@ -416,10 +416,37 @@ fn keys_section() -> String {
                 out.push_str(&format!(".IP \\(bu 2\n{}\n", roff(m)));
             }
         }
+        // A table inside (`[dbus.session]`) is a subsection of its own,
+        // after the table's other keys.
+        let mut inner = Vec::new();
         for k in keys {
             let path = format!("{prefix}.{}", k.name);
+            if let Shape::Table(sub) = &k.shape {
+                inner.push((path, sub));
+                continue;
+            }
             let e = errors.get(&path).unwrap_or(&none);
             out.push_str(&key_entry(k.name, &k.shape, k.required, doc(&path), e));
+        }
+        for (path, sub) in inner {
+            let d = doc(&path);
+            out.push_str(&format!(
+                ".SS \"{}\"\n{}\n",
+                roff(&format!("[{path}]")),
+                roff(d.summary)
+            ));
+            out.push_str(&paragraphs(d.details));
+            if let Some(e) = errors.get(&path) {
+                out.push_str(".PP\nErrors include:\n");
+                for m in e {
+                    out.push_str(&format!(".IP \\(bu 2\n{}\n", roff(m)));
+                }
+            }
+            for k in sub {
+                let path = format!("{path}.{}", k.name);
+                let e = errors.get(&path).unwrap_or(&none);
+                out.push_str(&key_entry(k.name, &k.shape, k.required, doc(&path), e));
+            }
         }
     }
     out
@@ -541,12 +568,12 @@ fn the_profile_page_names_every_key_the_parser_accepts() {
     for (path, shape, _) in shape::profile().walk() {
         let leaf = path.rsplit('.').next().unwrap().trim_end_matches("[]");
         let found = if is_table(shape) {
-            // A table is a subsection: `[name]`, `[[name]]`, `[name.NAME]`.
+            // A table is a subsection: `[name]`, `[[name]]`, `[name.NAME]`,
+            // or a table inside one, by its whole path: `[dbus.session]`.
             page.lines().any(|l| {
+                let heading = l.trim_start_matches(".SS \"").trim_start_matches('[');
                 l.starts_with(".SS \"[")
-                    && l.trim_start_matches(".SS \"")
-                        .trim_start_matches('[')
-                        .starts_with(&roff(leaf))
+                    && (heading.starts_with(&roff(leaf)) || heading.starts_with(&roff(&path)))
             })
         } else {
             page.lines().any(|l| l == format!(".B {}", roff(leaf)))

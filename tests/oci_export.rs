@@ -24,9 +24,32 @@ fn manifest_dir() -> &'static Path {
 }
 
 /// A machine with merged /usr, user `u` (1000:1000) working in
-/// /home/u/project, and an image of two layers.
+/// /home/u/project, and an image of two layers; and a desktop session for
+/// the desktop building blocks: an X display :0 with a cookie, a Wayland
+/// compositor (which lists no globals), a PulseAudio socket and /dev/dri.
 struct Machine {
     root: tempfile::TempDir,
+    _sockets: Vec<std::os::unix::net::UnixListener>,
+}
+
+/// Answers the planner's question to the compositor (get_registry, sync)
+/// with an empty list of globals, on every connection.
+fn fake_compositor(listener: std::os::unix::net::UnixListener) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut requests = [0u8; 24];
+            if conn.read_exact(&mut requests).is_err() {
+                continue;
+            }
+            let callback = u32::from_ne_bytes(requests[20..24].try_into().unwrap());
+            let mut done = callback.to_ne_bytes().to_vec();
+            done.extend_from_slice(&(12u32 << 16).to_ne_bytes());
+            done.extend_from_slice(&0u32.to_ne_bytes());
+            let _ = conn.write_all(&done);
+        }
+    });
 }
 
 impl Machine {
@@ -58,7 +81,37 @@ impl Machine {
             std::fs::create_dir_all(r.join(layer)).unwrap();
             std::fs::write(r.join(layer).join(file), text).unwrap();
         }
-        Machine { root }
+        for d in ["tmp/.X11-unix", "run/user/1000/pulse", "dev/dri"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        // One wildcard MIT-MAGIC-COOKIE-1 entry for display 0.
+        std::fs::write(
+            r.join("home/u/.Xauthority"),
+            hutch::xauth::encode_wild("0", &[7; 16]),
+        )
+        .unwrap();
+        let bind = |p: &str| std::os::unix::net::UnixListener::bind(r.join(p)).unwrap();
+        let wayland = bind("run/user/1000/wayland-0");
+        fake_compositor(wayland.try_clone().unwrap());
+        let sockets = vec![
+            bind("tmp/.X11-unix/X0"),
+            bind("run/user/1000/pulse/native"),
+            bind("run/user/1000/bus"),
+            wayland,
+        ];
+        // The programs `x11 = "nested"` and `[dbus]` start (never here).
+        for program in ["usr/bin/Xephyr", "usr/bin/xdg-dbus-proxy"] {
+            std::fs::write(r.join(program), "").unwrap();
+            std::fs::set_permissions(
+                r.join(program),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        Machine {
+            root,
+            _sockets: sockets,
+        }
     }
 
     fn host(&self) -> Host {
@@ -71,6 +124,8 @@ impl Machine {
                 ("LANG", "C.UTF-8"),
                 ("TERM", "xterm"),
                 ("XDG_RUNTIME_DIR", "/run/user/1000"),
+                ("DISPLAY", ":0"),
+                ("WAYLAND_DISPLAY", "wayland-0"),
                 // Only the built-in profiles.
                 ("HUTCH_PROFILE_PATH", "/nonexistent/hutch-profiles"),
             ],

@@ -626,12 +626,17 @@ fn shims_run_the_programs_in_their_profiles_by_name() {
 }
 
 /// The shipped program profiles: every profile in profiles/ but the
-/// building blocks and the general ones.
+/// building blocks, the general ones and the desktop apps' (a `[desktop]`
+/// table: tests/desktop.rs runs each and checks its window's pixels).
 fn program_profiles() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
+        .filter(|e| {
+            !std::fs::read_to_string(e.path())
+                .is_ok_and(|text| text.lines().any(|l| l.trim() == "[desktop]"))
+        })
         .filter_map(|e| {
             e.file_name()
                 .to_str()?

@@ -23,6 +23,26 @@ use hutch::profile::reference;
 
 /// Malformed profiles whose fault a JSON Schema of one file cannot state.
 const CANNOT_EXPRESS: &[(&str, &str)] = &[
+    (
+        "desktop-x11-without-mode.toml",
+        "a rule across layers (`x11` may come from another file)",
+    ),
+    (
+        "desktop-no-wayland.toml",
+        "the caller's environment (WAYLAND_DISPLAY)",
+    ),
+    (
+        "desktop-no-x-display.toml",
+        "the caller's environment (DISPLAY)",
+    ),
+    (
+        "desktop-no-sound-server.toml",
+        "whether the session has a sound server",
+    ),
+    (
+        "desktop-mount-hides-runtime-dir.toml",
+        "where variables point (the sandbox's runtime directory)",
+    ),
     ("cycle-a.toml", "`extends` across files"),
     ("cycle-b.toml", "`extends` across files"),
     ("extends-self.toml", "`extends` across files"),
@@ -58,6 +78,10 @@ const CANNOT_EXPRESS: &[(&str, &str)] = &[
     (
         "command-nul-byte.toml",
         "which characters a command's arguments may hold (the schema states their type only)",
+    ),
+    (
+        "dbus-no-session-bus.toml",
+        "the caller's environment (no session bus to proxy)",
     ),
     ("missing-source.toml", "whether a host path exists"),
     ("root-missing.toml", "whether a host path exists"),

@@ -60,6 +60,14 @@ pub fn build<'a>(
     for instr in &prepared.mounts {
         apply(root, instr, fds, &mut pty)?;
     }
+    // A `dev` mount is made read-only only now, like the root: entries
+    // after it bind device nodes into it (`[devices]`, `dev-bind` under
+    // /dev), and their mount points cannot be created in a read-only tmpfs.
+    for instr in &prepared.mounts {
+        if let MountInstr::Dev { dst, .. } = instr {
+            seal_dev(root, dst)?;
+        }
+    }
     if readonly_at_end {
         sys::mount_setattr(root, sys::MOUNT_ATTR_RDONLY, false)
             .map_err(|e| Fail::new(Step::RootReadOnly, e))?;
@@ -257,6 +265,15 @@ fn apply<'a>(
     }
 }
 
+/// Makes the `dev` tmpfs at `dst` read-only (not what is mounted in it).
+fn seal_dev<'a>(root: RawFd, dst: &'a CStr) -> Result<(), Fail<'a>> {
+    let fail = |e| Fail::with(Step::Dev, e, dst.to_bytes());
+    let dev = resolve::open_in_root(root, dst.to_bytes(), Leaf::Nothing).map_err(fail)?;
+    let r = sys::mount_setattr(dev, sys::MOUNT_ATTR_RDONLY, false);
+    sys::close(dev);
+    r.map_err(fail)
+}
+
 fn new_proc(attrs: u64) -> Result<RawFd, Errno> {
     let fs = sys::fsopen(c"proc")?;
     let r = sys::fsconfig_create(fs).and_then(|()| sys::fsmount(fs, attrs));
@@ -450,8 +467,8 @@ fn bind_dev_node(dev: RawFd, name: &CStr, node: RawFd) -> Result<(), Errno> {
 }
 
 /// Completes a fresh tmpfs (already attached, its device nodes bound)
-/// as the minimal /dev: links, a private devpts and shm; then makes it
-/// read-only.
+/// as the minimal /dev: links, a private devpts and shm; `build` makes it
+/// read-only after every entry.
 fn populate_dev(dev: RawFd) -> Result<(), Errno> {
     for (target, link) in [
         (c"/proc/self/fd", c"fd"),
@@ -498,6 +515,5 @@ fn populate_dev(dev: RawFd) -> Result<(), Errno> {
         r
     });
     sys::close(shm);
-    r?;
-    sys::mount_setattr(dev, sys::MOUNT_ATTR_RDONLY, false)
+    r
 }

@@ -441,6 +441,22 @@ impl Mounts {
         let dst = text("mount destination", dst_path)?;
         let path = dst_path.to_path_buf();
         let entry = match &m.op {
+            // What `[desktop]` makes for one launch (a private Xauthority,
+            // a cookie's copy, a Wayland security-context socket, the
+            // D-Bus proxy's and the nested X server's sockets) exists only
+            // while that launch's hutch runs.
+            MountOp::Bind { src, .. }
+                if plan.desktop.as_ref().is_some_and(|d| d.made_at_launch(src)) =>
+            {
+                let name = src
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                self.gaps.push(Gap::lost(
+                    format!("desktop.{name}"),
+                    format!("{dst} ({}): hutch makes it at launch ({name}), for that launch only; a bundle cannot carry it", m.from),
+                ));
+                return Ok(());
+            }
             MountOp::Bind {
                 src,
                 readonly,

@@ -1,8 +1,9 @@
 //! Helpers: processes and resources that live beside the sandbox, with one
 //! lifecycle (docs/ARCHITECTURE.md, "Helpers"). Today the cgroup
 //! ([`cgroup`]: a directory hutch creates, or a systemd scope), the
-//! network namespace maker ([`netns`]) and `[network]` user mode's
-//! program ([`usernet`]: pasta or slirp4netns).
+//! network namespace maker ([`netns`]), `[network]` user mode's
+//! program ([`usernet`]: pasta or slirp4netns) and the desktop session
+//! ([`desktop`]: the launch directory with its cookies and sockets).
 //!
 //! Every helper implements [`Helper`], whose methods are the stages:
 //!
@@ -32,11 +33,14 @@
 //! runs each stage over all of them in one order.
 
 pub mod cgroup;
+pub mod dbus;
+pub mod desktop;
 pub mod netns;
 pub mod pasta;
 pub mod process;
 pub mod slirp4netns;
 pub mod usernet;
+pub mod xephyr;
 
 use std::os::fd::{BorrowedFd, RawFd};
 
@@ -74,11 +78,17 @@ pub enum HelperError {
     /// The cgroup could not be made or the child placed in it.
     #[error(transparent)]
     Cgroup(#[from] cgroup::CgroupError),
+    /// `[desktop]`'s launch directory or Wayland security context.
+    #[error(transparent)]
+    Desktop(#[from] desktop::DesktopError),
     #[error("cannot start {helper}: {}", .errno.desc())]
     Start { helper: &'static str, errno: Errno },
     /// `[network]` user mode's program failed.
     #[error(transparent)]
     Network(#[from] usernet::NetworkError),
+    /// It started, but never said it was ready.
+    #[error("{helper} did not start: {why}")]
+    NotReady { helper: &'static str, why: String },
 }
 
 /// The stages of a helper's life; see the module's documentation.
@@ -141,6 +151,8 @@ pub struct Helpers {
     pub netns: Option<netns::NetnsMaker>,
     /// `[network]` user mode: pasta or slirp4netns.
     pub usernet: Option<usernet::UserNet>,
+    /// `[desktop]`: the launch directory, its cookies and sockets.
+    pub desktop: Option<desktop::Session>,
 }
 
 impl Helpers {
@@ -155,17 +167,20 @@ impl Helpers {
             // the clone makes it.
             netns: netns::NetnsMaker::wanted(plan.namespaces.net && plan.network.user.is_none())?,
             usernet: plan.network.user.as_ref().map(usernet::UserNet::new),
+            desktop: plan.desktop.as_ref().map(desktop::Session::new),
         })
     }
 
     /// Every helper, in the order the stages run them: the network
     /// namespace maker and user mode's program first, so that they start
-    /// as early as they can.
+    /// as early as they can; the desktop session last, so that what uses
+    /// its directory has stopped before it removes it.
     fn each(&mut self) -> impl Iterator<Item = &mut dyn Helper> {
         let netns = self.netns.as_mut().map(|h| h as &mut dyn Helper);
         let usernet = self.usernet.as_mut().map(|h| h as &mut dyn Helper);
         let cgroup = self.cgroup.as_mut().map(|h| h as &mut dyn Helper);
-        netns.into_iter().chain(usernet).chain(cgroup)
+        let desktop = self.desktop.as_mut().map(|h| h as &mut dyn Helper);
+        netns.into_iter().chain(usernet).chain(cgroup).chain(desktop)
     }
 
     /// [`Helpers::each`], to look at.
@@ -173,7 +188,8 @@ impl Helpers {
         let netns = self.netns.as_ref().map(|h| h as &dyn Helper);
         let usernet = self.usernet.as_ref().map(|h| h as &dyn Helper);
         let cgroup = self.cgroup.as_ref().map(|h| h as &dyn Helper);
-        netns.into_iter().chain(usernet).chain(cgroup)
+        let desktop = self.desktop.as_ref().map(|h| h as &dyn Helper);
+        netns.into_iter().chain(usernet).chain(cgroup).chain(desktop)
     }
 
     pub fn before_clone(&mut self, setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {

@@ -225,6 +225,19 @@ impl HelperProcess {
         self.status
     }
 
+    /// Waits up to `grace` for it to exit, then kills it; reaps it.
+    pub fn wait_or_kill(&mut self, grace: std::time::Duration) -> Option<libc::c_int> {
+        if self.status.is_none() {
+            let mut fds = [nix::poll::PollFd::new(
+                self.pidfd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ms = u16::try_from(grace.as_millis()).unwrap_or(u16::MAX);
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+        }
+        self.finish()
+    }
+
     /// The helper it belongs to.
     pub fn helper(&self) -> &'static str {
         self.helper

@@ -28,6 +28,8 @@ pub struct Host {
     /// The addresses of the caller's network namespace (`[network]`
     /// denies them to a sandbox by default).
     addresses: OnceCell<Vec<HostAddress>>,
+    /// The launcher's pid as plans name it; `None`: this process's.
+    launcher_pid: Option<u32>,
     /// Where the planner looks up host paths (bind sources); `None`: `/`.
     fs_root: Option<PathBuf>,
 }
@@ -92,6 +94,7 @@ impl Host {
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
             addresses: OnceCell::new(),
+            launcher_pid: None,
             fs_root: None,
         }
     }
@@ -118,6 +121,7 @@ impl Host {
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
             addresses: OnceCell::from(Vec::new()),
+            launcher_pid: None,
             fs_root: None,
         };
         let _ = host.user_dirs.set(BTreeMap::new());
@@ -191,6 +195,22 @@ impl Host {
         }
     }
 
+    /// A fixed host whose launcher is `pid` and keeps its runtime state in
+    /// `state_dir`, whatever this process and the machine are: the names a
+    /// plan derives from them (`[desktop]`'s launch directory, its
+    /// instance id) are then the same wherever it is taken.
+    pub fn with_launcher(self, pid: u32, state_dir: &Path) -> Host {
+        Host {
+            launcher_pid: Some(pid),
+            state_dir: OnceCell::from(Some(RuntimeDir {
+                path: state_dir.to_path_buf(),
+                base: state_dir.parent().unwrap_or(state_dir).to_path_buf(),
+                in_home: false,
+            })),
+            ..self
+        }
+    }
+
     /// The addresses of the caller's network namespace, loopback left out
     /// (probed on first use: only `[network]` user mode asks).
     pub fn addresses(&self) -> &[HostAddress] {
@@ -214,6 +234,12 @@ impl Host {
                 std::fs::metadata(self.fs_path(p))
                     .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
+    }
+
+    /// The pid of the launcher that runs the plan (this process, unless
+    /// [`Host::with_launcher`] was used).
+    pub fn launcher_pid(&self) -> u32 {
+        self.launcher_pid.unwrap_or_else(std::process::id)
     }
 
     /// Where the absolute host path `path` is found on this host's

@@ -42,6 +42,16 @@ fn valid_var_name(name: &str) -> bool {
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// The names some layer's `[env] set` gives a value.
+pub fn explicitly_set(profile: &Profile) -> Vec<String> {
+    profile
+        .layers
+        .iter()
+        .filter_map(|l| l.raw.env.as_ref()?.set.as_ref())
+        .flat_map(|set| set.keys().cloned())
+        .collect()
+}
+
 /// `base` (an image's `Env`) is set over hutch's defaults and under the
 /// profile's `[env] set`.
 pub fn plan_env(

@@ -111,6 +111,12 @@ fn render_mounts(o: &mut String, plan: &Plan) {
     for s in &plan.skipped {
         let _ = writeln!(o, "   -  skipped: {}", sanitize(s));
     }
+    if let Some(d) = &plan.desktop {
+        o.push_str(&super::desktop::explain(d));
+    }
+    if let Some(d) = &plan.devices {
+        o.push_str(&super::devices::explain(d));
+    }
 }
 
 /// One mount, in words.
@@ -430,6 +436,14 @@ pub fn enforced_summary(plan: &Plan) -> String {
     }
     for w in super::network::warnings(&plan.network) {
         line.push_str(&format!("\nhutch: {w}"));
+    }
+    if let Some(d) = &plan.desktop {
+        line.push('\n');
+        line.push_str(&super::desktop::summary(d));
+    }
+    if let Some(d) = &plan.devices {
+        line.push('\n');
+        line.push_str(&super::devices::summary(d));
     }
     line
 }

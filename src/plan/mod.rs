@@ -5,6 +5,9 @@
 //! process executes step by step.
 
 pub mod arguments;
+pub mod dbus;
+pub mod desktop;
+pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod exposure;
@@ -72,6 +75,12 @@ pub struct Plan {
     /// DNS and egress rules (left out of the JSON when it is the default).
     #[serde(default, skip_serializing_if = "network::NetworkPlan::is_default")]
     pub network: network::NetworkPlan,
+    /// `[desktop]`: display, sound, app id (its mounts are in `mounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<desktop::DesktopPlan>,
+    /// `[devices]`: the device nodes granted (their mounts are in `mounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<devices::DevicesPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,14 +171,28 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let image = rooted.image.as_ref();
     let id_map = plan_id_map(ns.plan.user, identity.as_ref(), host, image);
     let hostname = plan_hostname(profile, ns.plan.uts)?;
-    let (mut mount_plan, workdir) =
-        plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), &request.command)?;
+    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
+    let AllMounts {
+        mut mount_plan,
+        workdir,
+        desktop,
+        devices,
+    } = plan_all_mounts(
+        profile,
+        host,
+        &ns,
+        rooted.root.as_ref(),
+        &request.command,
+        uid_inside,
+    )?;
     mount_plan.ops.extend(resolv_conf(profile, &ns, &network)?);
 
     // An image's environment comes between hutch's defaults and the profile's.
-    let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
     let image_env = image.map(|i| i.env(uid_inside)).unwrap_or_default();
-    let env = env::plan_env(profile, host, &image_env)?;
+    let mut env = env::plan_env(profile, host, &image_env)?;
+    if let Some(d) = &desktop {
+        desktop::apply_env(&mut env, &d.env, &env::explicitly_set(profile));
+    }
     let argv = plan_argv(profile, request, image)?;
     let cwd = match workdir {
         Some(dir) => dir,
@@ -198,6 +221,8 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         security,
         limits,
         network,
+        desktop: desktop.map(|d| d.desktop),
+        devices,
     })
 }
 
@@ -372,18 +397,28 @@ fn plan_hostname(profile: &Profile, uts: bool) -> Result<Option<String>, Profile
     })
 }
 
+/// Every mount of the sandbox, the working directory when `workdir` bound
+/// it (the payload starts there), and the desktop grants that add mounts.
+struct AllMounts {
+    mount_plan: mounts::MountPlan,
+    workdir: Option<PathBuf>,
+    desktop: Option<desktop::Planned>,
+    devices: Option<devices::DevicesPlan>,
+}
+
 /// The `[[mount]]` entries, the working directory (`workdir`), the paths
-/// the command's arguments name (`file_arguments`), the volumes, then the
-/// `[protect]` masks and the masks over hutch's own state; all of
-/// which (and a `root`) need the mount namespace. Also the working
-/// directory when `workdir` bound it (the payload starts there).
+/// the command's arguments name (`file_arguments`), `[desktop]`'s and
+/// `[devices]`' mounts, the volumes, then the `[protect]` masks and the
+/// masks over hutch's own state; all of which (and a `root`) need the
+/// mount namespace. `uid_inside` names the private runtime directory.
 fn plan_all_mounts(
     profile: &Profile,
     host: &Host,
     ns: &Namespaces<'_>,
     root: Option<&RootPlan>,
     command: &[OsString],
-) -> Result<(mounts::MountPlan, Option<PathBuf>), ProfileError> {
+    uid_inside: u32,
+) -> Result<AllMounts, ProfileError> {
     let mut mount_plan = mounts::plan_mounts(profile, host)?;
     let mut workdir = None;
     match protect::plan_workdir(profile, host)? {
@@ -406,6 +441,7 @@ fn plan_all_mounts(
         arguments::plan_file_arguments(profile, host, command, &mount_plan.ops, root.is_none())?;
     mount_plan.ops.extend(argument_ops);
     mount_plan.skipped.extend(notes);
+    let (desktop, devices) = plan_desktop(profile, host, ns, uid_inside, &mut mount_plan.ops)?;
     let volume_ops = volumes::plan_volumes(profile, host)?;
     if !ns.plan.mount && !volume_ops.is_empty() {
         return Err(ns.mount_needed(
@@ -432,7 +468,41 @@ fn plan_all_mounts(
             "remove `namespaces.mount = false`, or `root`/`image`",
         ));
     }
-    Ok((mount_plan, workdir))
+    Ok(AllMounts {
+        mount_plan,
+        workdir,
+        desktop,
+        devices,
+    })
+}
+
+/// `[desktop]` and `[devices]`, their mounts added to `ops`.
+fn plan_desktop(
+    profile: &Profile,
+    host: &Host,
+    ns: &Namespaces<'_>,
+    uid_inside: u32,
+    ops: &mut Vec<PlannedMount>,
+) -> Result<(Option<desktop::Planned>, Option<devices::DevicesPlan>), ProfileError> {
+    let desktop = desktop::plan(
+        profile,
+        host,
+        uid_inside,
+        !ns.plan.net,
+        security::scopes_abstract_sockets(profile, host),
+        ops,
+    )?;
+    let devices = devices::plan(profile, host)?;
+    if let Some((_, device_ops)) = &devices {
+        ops.extend(device_ops.iter().cloned());
+    }
+    if !ns.plan.mount && (desktop.is_some() || devices.is_some()) {
+        return Err(ns.mount_needed(
+            "[desktop] and [devices] need",
+            "remove `namespaces.mount = false`, or the [desktop] and [devices] tables",
+        ));
+    }
+    Ok((desktop, devices.map(|(d, _)| d)))
 }
 
 /// The command: the image's (unless the profile has one), the command

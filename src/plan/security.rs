@@ -473,6 +473,14 @@ pub fn plan_landlock(
     Ok(plan)
 }
 
+/// Whether Landlock will keep the host's abstract unix sockets out of the
+/// sandbox: `[landlock] scope` not off, on a kernel with ABI 6 (a
+/// required scope on an older kernel is refused by [`plan_landlock`]).
+pub fn scopes_abstract_sockets(profile: &Profile, host: &Host) -> bool {
+    let (scope, _) = enforce_of(profile, |p| ll(p)?.scope.as_ref(), Enforce::BestEffort);
+    scope != Enforce::Off && host.landlock_abi() >= 6
+}
+
 fn landlock_path(
     item: &Spanned<String>,
     host: &Host,
@@ -544,7 +552,12 @@ fn derive_rules(mounts: &[PlannedMount], handled: u64, host: &Host) -> Vec<Landl
                 let is_dir = std::fs::metadata(host.fs_path(src))
                     .ok()
                     .map(|m| m.is_dir());
-                let bits = if *readonly {
+                // A read-only bind with device nodes is a granted device
+                // (`[devices]`): its nodes are read, written and ioctl'd
+                // (the read-only mount stops new entries, not that).
+                let bits = if *readonly && *devices {
+                    access::READ | access::WRITE_FILE | access::IOCTL_DEV
+                } else if *readonly {
                     access::READ
                 } else if *devices {
                     handled

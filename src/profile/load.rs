@@ -17,9 +17,24 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("default", include_str!("../../profiles/default.toml")),
     ("cli", include_str!("../../profiles/cli.toml")),
     ("container", include_str!("../../profiles/container.toml")),
+    ("xterm", include_str!("../../profiles/xterm.toml")),
+    ("mupdf", include_str!("../../profiles/mupdf.toml")),
+    ("feh", include_str!("../../profiles/feh.toml")),
+    ("mpv", include_str!("../../profiles/mpv.toml")),
     (
         "base/system",
         include_str!("../../profiles/base/system.toml"),
+    ),
+    (
+        "base/wayland",
+        include_str!("../../profiles/base/wayland.toml"),
+    ),
+    ("base/x11", include_str!("../../profiles/base/x11.toml")),
+    ("base/audio", include_str!("../../profiles/base/audio.toml")),
+    ("base/gpu", include_str!("../../profiles/base/gpu.toml")),
+    (
+        "base/fonts-themes",
+        include_str!("../../profiles/base/fonts-themes.toml"),
     ),
     (
         "base/sensitive",

@@ -852,6 +852,223 @@ pub static KEYS: &[Doc] = &[
             "A fresh, empty directory on disk for this sandbox only, deleted when it exits.",
         )
     },
+    Doc {
+        details: "The app gets a private runtime directory (a tmpfs at `/run/user/UID`, mode 0700, as `XDG_RUNTIME_DIR`) into which hutch binds only the sockets granted here, never the host's runtime directory. `DISPLAY`, `WAYLAND_DISPLAY`, `XAUTHORITY`, `XDG_SESSION_TYPE`, `PULSE_SERVER`, `PULSE_COOKIE` and `DBUS_SESSION_BUS_ADDRESS` are set to the sandbox's values or removed, whatever the profile keeps of the caller's environment; an explicit `[env] set` still wins. `--explain` says what each grant exposes.",
+        ..Doc::new(
+            "desktop",
+            "What a graphical app gets of your session: display, sound, app id.",
+        )
+    },
+    Doc {
+        details: "With Wayland, where the compositor offers `wp_security_context_v1` (wlroots 0.17+, sway 1.9+, KWin, Smithay-based compositors; not Mutter, not Weston 10), the app gets a socket of its own registered as a security context (engine `hutch`, this profile's app id, hutch's pid as instance), and the compositor withholds privileged protocols (screen capture, input injection) from it; otherwise the compositor's own socket. A display for a sandbox that shares the host's network namespace needs Landlock ABI 6 (abstract socket scoping).",
+        default: "no display",
+        example: r#""wayland""#,
+        values: &[
+            (
+                "auto",
+                "Wayland where the host has a compositor, else X11 as `x11` says",
+            ),
+            (
+                "wayland",
+                "the Wayland compositor only (`$WAYLAND_DISPLAY`)",
+            ),
+            ("x11", "X11 only, as `x11` says (`$DISPLAY`)"),
+        ],
+        ..Doc::new("desktop.display", "Which display server the app talks to.")
+    },
+    Doc {
+        details: "Needed when `display` may choose X11. With `host`, the display's socket is bound at /tmp/.X11-unix/XN inside, with a private Xauthority holding only its cookie, under the wildcard family (it matches any hostname, the sandbox's `hutch` too). With `nested`, hutch starts Xephyr (Debian: xserver-xephyr) in a sandbox of its own that gets only the host display and a private directory; Xephyr listens only on a socket there (no TCP, no abstract socket), with a fresh cookie, and the app gets that socket and cookie. A TCP display (`ssh -X`) is refused.",
+        example: r#""nested""#,
+        values: &[
+            (
+                "host",
+                "the host display's socket: the app sees every window on that display, can read their contents, capture the screen and send them input",
+            ),
+            (
+                "nested",
+                "a nested X server (Xephyr) of the app's own, itself in a sandbox, shown as one window on the host display: the app sees only its own windows; no clipboard shared with the host",
+            ),
+        ],
+        ..Doc::new("desktop.x11", "How the app gets X11.")
+    },
+    Doc {
+        details: "PulseAudio's `pulse/native` (with a copy of its cookie) and PipeWire's `pipewire-0`, whichever the host has. Not a security boundary: a client of either can load modules into your sound server and record what it records; PipeWire's socket also reaches its video nodes (cameras, screen-cast streams).",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new("desktop.audio", "The sound server's sockets.")
+    },
+    Doc {
+        details: "Given to the compositor with a Wayland security context (and to portals). It must start with `hutch.`: an app id outside it could claim another application's identity, and compositors such as KWin grant privileged protocols by app id.",
+        default: "`hutch.` and the profile's name (`/` as `.`; a file's stem)",
+        example: r#""hutch.editor""#,
+        constraint: r#"{"pattern": "^hutch\\.[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength": 255}"#,
+        ..Doc::new("desktop.app_id", "The app's id.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: &[
+            (
+                "required",
+                "a granted socket that is missing stops the launch, naming it",
+            ),
+            (
+                "best-effort",
+                "what is missing is left out; `--explain` and `-v` say what",
+            ),
+        ],
+        ..Doc::new(
+            "desktop.enforce",
+            "Whether a missing display or sound server stops the launch.",
+        )
+    },
+    Doc {
+        details: "Each class is bound from the host at its own path inside the minimal `/dev` (read-only mounts without `nodev`: its nodes can be read, written and ioctl'd, nothing added), and Landlock's derived rules allow exactly that on them. Lists from all layers add up; `!NAME` takes back a class a lower layer granted.",
+        ..Doc::new("devices", "Host devices granted one class at a time.")
+    },
+    Doc {
+        details: "Classes: `dri` (the GPU: /dev/dri, and read-only the sysfs entries Mesa and libdrm read to identify it: its /sys/dev/char links and its own device directory), `snd` (/dev/snd), `video` (/dev/video*, /dev/media*), `input` (/dev/input), `fuse` (/dev/fuse), `kvm` (/dev/kvm).",
+        default: "none",
+        example: r#"["dri", "snd"]"#,
+        constraint: r#"{"items": {"pattern": "^!?(dri|snd|video|input|fuse|kvm)$"}}"#,
+        ..Doc::new("devices.allow", "The device classes granted.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: &[
+            (
+                "required",
+                "a class with no device on this machine stops the launch",
+            ),
+            (
+                "best-effort",
+                "such a class is left out; `--explain` and `-v` say so",
+            ),
+        ],
+        ..Doc::new(
+            "devices.enforce",
+            "Whether a granted class missing on this machine stops the launch.",
+        )
+    },
+    Doc {
+        details: "Each bus named here (`[dbus.session]`, `[dbus.system]`) is given only through one xdg-dbus-proxy that hutch starts for the sandbox and stops with it, with a filter made of the table's rules (Flatpak's vocabulary); a bus not named is not given at all, and its address variable is removed. A named bus with no rules lets the app talk to the bus itself and nobody else. Needs the desktop section's private runtime directory (made for `[dbus]` alone too); with the host's network namespace, Landlock ABI 6 (abstract socket scoping), since an abstract-socket bus would be reachable around the proxy. Lists of all layers add up.",
+        ..Doc::new(
+            "dbus",
+            "The D-Bus buses the app reaches, through a filtering proxy.",
+        )
+    },
+    Doc {
+        details: "Through the proxy: the session bus (`$DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`), at `$XDG_RUNTIME_DIR/bus` inside.",
+        ..Doc::new("dbus.session", "The session bus, filtered.")
+    },
+    Doc {
+        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        default: "none",
+        example: r#"["org.freedesktop.secrets"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.see",
+            "Names the app may see on the bus (listed, their owner looked up), and no more.",
+        )
+    },
+    Doc {
+        details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.talk",
+            "Names the app may call and hear broadcasts from.",
+        )
+    },
+    Doc {
+        details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.session.own",
+            "Names the app may own (request, release), and talk to.",
+        )
+    },
+    Doc {
+        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.session.call",
+            "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "RULE as for `call`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.session.broadcast",
+            "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "Through the proxy: the system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, else /run/dbus/system_bus_socket), at /run/dbus/system_bus_socket inside.",
+        ..Doc::new("dbus.system", "The system bus, filtered.")
+    },
+    Doc {
+        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        default: "none",
+        example: r#"["org.freedesktop.secrets"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.see",
+            "Names the app may see on the bus (listed, their owner looked up), and no more.",
+        )
+    },
+    Doc {
+        details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.talk",
+            "Names the app may call and hear broadcasts from.",
+        )
+    },
+    Doc {
+        details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
+        default: "none",
+        example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        ..Doc::new(
+            "dbus.system.own",
+            "Names the app may own (request, release), and talk to.",
+        )
+    },
+    Doc {
+        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.system.call",
+            "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "RULE as for `call`.",
+        default: "none",
+        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
+        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        ..Doc::new(
+            "dbus.system.broadcast",
+            "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
+        )
+    },
 ];
 
 /// A value type with a `Deserialize` of its own ([`super::shape::Shape::Custom`]).

@@ -60,6 +60,106 @@ pub struct RawProfile {
     /// `[volumes.NAME]`: directories kept by hutch that outlive the sandbox
     /// (or, with `tmp = true`, last exactly as long as it).
     pub volumes: Option<BTreeMap<Spanned<String>, VolumeEntry>>,
+    /// The display server, sound server and app identity of a desktop app
+    /// (see `crate::plan::desktop`).
+    pub desktop: Option<Desktop>,
+    /// Host devices granted inside the minimal `/dev` (see `crate::plan::devices`).
+    pub devices: Option<Devices>,
+    /// The D-Bus buses the app reaches through a filtering proxy (see
+    /// `crate::plan::dbus`).
+    pub dbus: Option<Dbus>,
+}
+
+/// `[dbus]`: a bus the profile names is given through xdg-dbus-proxy with
+/// its rules; a bus it does not name is not given at all.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dbus {
+    /// The user's session bus.
+    pub session: Option<Spanned<BusPolicy>>,
+    /// The system bus.
+    pub system: Option<Spanned<BusPolicy>>,
+}
+
+/// `[dbus.session]`, `[dbus.system]`: Flatpak's policy vocabulary. Lists
+/// of all layers add up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusPolicy {
+    /// Names the app may call and hear from.
+    pub talk: Option<Vec<Spanned<String>>>,
+    /// Names the app may own (and talk to).
+    pub own: Option<Vec<Spanned<String>>>,
+    /// Names the app may see on the bus, and no more.
+    pub see: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: calls allowed on a name it cannot otherwise talk to.
+    pub call: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: broadcast signals it hears from a name.
+    pub broadcast: Option<Vec<Spanned<String>>>,
+}
+
+/// `[desktop]`: what a graphical app gets of the user's session. Every
+/// socket is bound into a private runtime directory (a tmpfs at
+/// `/run/user/UID` inside), never the host's runtime directory itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desktop {
+    /// Which display server the app talks to.
+    pub display: Option<Spanned<Display>>,
+    /// How the app gets X11 when `display` chooses it.
+    pub x11: Option<Spanned<X11Mode>>,
+    /// The sound server's sockets (PulseAudio, PipeWire).
+    pub audio: Option<Spanned<bool>>,
+    /// The app id the compositor (and later the portals) know the app by;
+    /// always under `hutch.`.
+    pub app_id: Option<Spanned<String>>,
+    /// Whether a missing socket stops the launch or is skipped.
+    pub enforce: Option<Spanned<Need>>,
+}
+
+/// `[desktop] display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Display {
+    /// Wayland when the host has a compositor, else X11.
+    Auto,
+    /// The Wayland compositor only.
+    Wayland,
+    /// X11 only, as `x11` says.
+    X11,
+}
+
+/// `[desktop] x11`: how the app reaches an X server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum X11Mode {
+    /// The host display's socket and a private cookie: the app sees and
+    /// can capture every window on that display.
+    Host,
+    /// A nested X server (Xephyr) of its own, in a window on the host
+    /// display: the app sees only its own windows.
+    Nested,
+}
+
+/// Whether something the profile grants must exist on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Need {
+    /// A missing socket or device stops the launch.
+    Required,
+    /// What is missing is left out; `--explain` and `-v` say what.
+    BestEffort,
+}
+
+/// `[devices]`: host device nodes granted inside the sandbox's `/dev`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// Device classes (`dri`, `snd`, ...), or `!NAME` to drop one granted
+    /// by a lower layer.
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// Whether a missing device stops the launch or is skipped.
+    pub enforce: Option<Spanned<Need>>,
 }
 
 /// One `[volumes.NAME]` table. Every key may come from a different layer

@@ -25,6 +25,8 @@ pub const KNOWN: &[&str] = &[
     "XDG_VIDEOS_DIR",
     "XDG_TEMPLATES_DIR",
     "XDG_PUBLICSHARE_DIR",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +127,9 @@ fn value_of(name: &str, host: &Host) -> Option<Value> {
             path(host.xdg_base(name).as_deref())
         }
         n if n.starts_with("XDG_") && n.ends_with("_DIR") => path(host.xdg_user_dir(n).as_deref()),
+        // The caller's display names, as their session set them (the
+        // sandbox's own are `[desktop]`'s: `:N` and `wayland-0`).
+        "DISPLAY" | "WAYLAND_DISPLAY" => host.env(name).filter(|v| !v.is_empty()).into(),
         _ => return None,
     })
 }

@@ -5,7 +5,7 @@
 //! The criterion, by kind:
 //! - **starts other programs** (never): shells, and the programs that run
 //!   a command they are given (`env`, `sudo`, `xargs`, terminal
-//!   multiplexers, other sandboxes): every script and every command they
+//!   multiplexers and emulators, other sandboxes): every script and every command they
 //!   start would run inside one sandbox, in the wrong profile.
 //! - **builds** (never): compilers, linkers, build tools. A build runs them
 //!   thousands of times (a launch each) and they need the whole tree.

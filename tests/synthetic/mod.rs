@@ -8,7 +8,9 @@
 //! `with_*` constructors, `profile::load`, `plan::build`.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use hutch::host::Host;
@@ -25,6 +27,10 @@ pub const HOME: &str = "/home/u";
 pub const CWD: &str = "/home/u/project";
 /// The Landlock ABI of the synthetic kernel (every erratum fixed).
 pub const LANDLOCK_ABI: u32 = 7;
+/// The launcher's pid in plans taken on the machine, and where it keeps
+/// its runtime state.
+pub const LAUNCHER_PID: u32 = 4242;
+pub const HUTCH_RUNTIME_DIR: &str = "/run/user/1000/hutch";
 
 /// A machine whose root is `root`: merged /usr (bin, sbin, lib, lib64 are
 /// symlinks into it; no lib32) with an empty /usr/bin/pasta, /etc (its
@@ -123,24 +129,70 @@ impl Machine {
     /// not a terminal, and a cgroup v2 hierarchy with a delegated subtree
     /// (cpu, memory, pids; no io; no D-Bus), so that nothing is probed.
     pub fn host(&self) -> Host {
+        self.host_with(&[])
+    }
+
+    /// [`Machine::host`] with more variables in its environment.
+    fn host_with(&self, more_env: &[(&str, &str)]) -> Host {
         let profiles = self.profiles();
-        Host::fixed(
-            UID,
-            GID,
-            &[
-                ("HOME", HOME),
-                ("USER", "u"),
-                ("LANG", "C.UTF-8"),
-                ("TERM", "xterm"),
-                ("XDG_RUNTIME_DIR", "/run/user/1000"),
-                ("HUTCH_PROFILE_PATH", profiles.to_str().unwrap()),
-            ],
-            CWD,
-        )
-        .with_fs_root(&self.root)
-        .with_landlock_abi(LANDLOCK_ABI)
-        .with_stdin_tty(false)
-        .with_cgroups(cgroups())
+        let mut env = vec![
+            ("HOME", HOME),
+            ("USER", "u"),
+            ("LANG", "C.UTF-8"),
+            ("TERM", "xterm"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("HUTCH_PROFILE_PATH", profiles.to_str().unwrap()),
+        ];
+        env.extend_from_slice(more_env);
+        Host::fixed(UID, GID, &env, CWD)
+            .with_fs_root(&self.root)
+            .with_landlock_abi(LANDLOCK_ABI)
+            .with_stdin_tty(false)
+            .with_cgroups(cgroups())
+            .with_launcher(LAUNCHER_PID, Path::new(HUTCH_RUNTIME_DIR))
+    }
+
+    /// The caller in a graphical session on the machine: [`Machine::host`]
+    /// with `DISPLAY=:0` and `WAYLAND_DISPLAY=wayland-0`, their sockets,
+    /// PulseAudio's, PipeWire's and the session bus's (real sockets in the
+    /// tree, nothing accepts on them but the Wayland one), a GPU node
+    /// (/dev/dri/card0, a plain file), and Xephyr and xdg-dbus-proxy
+    /// (empty executables). A thread answers on the Wayland
+    /// socket with the globals of a compositor that offers security
+    /// contexts (`wp_security_context_manager_v1`).
+    pub fn desktop_host(&self) -> Host {
+        for dir in ["tmp/.X11-unix", "run/user/1000/pulse", "dev/dri"] {
+            std::fs::create_dir_all(self.root.join(dir)).unwrap();
+        }
+        for socket in [
+            "tmp/.X11-unix/X0",
+            "run/user/1000/pulse/native",
+            "run/user/1000/pipewire-0",
+            "run/user/1000/bus",
+        ] {
+            let path = self.root.join(socket);
+            if !path.exists() {
+                UnixListener::bind(path).unwrap();
+            }
+        }
+        std::fs::write(self.root.join("dev/dri/card0"), "").unwrap();
+        // The helpers `x11 = "nested"` and `[dbus]` run (never run here).
+        for program in ["usr/bin/Xephyr", "usr/bin/xdg-dbus-proxy"] {
+            let path = self.root.join(program);
+            std::fs::write(&path, "").unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
+        let wayland = self.root.join("run/user/1000/wayland-0");
+        if !wayland.exists() {
+            let listener = UnixListener::bind(&wayland).unwrap();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let _ = list_globals(conn);
+                }
+            });
+        }
+        self.host_with(&[("DISPLAY", ":0"), ("WAYLAND_DISPLAY", "wayland-0")])
     }
 
     /// An image `app:latest` of the machine's two layers, as `--image`
@@ -184,8 +236,12 @@ impl Machine {
     /// The plan of `hutch run --profile NAME [--image app:latest] -- /bin/sh
     /// -c 'echo hello'`.
     pub fn plan(&self, name: &str, image: bool) -> Result<Plan, ProfileError> {
-        let host = self.host();
-        let profile = self.load(&host, &ProfileRef::Name(name.into()))?;
+        self.plan_on(&self.host(), name, image)
+    }
+
+    /// [`Machine::plan`] for the caller `host` (e.g. [`Machine::desktop_host`]).
+    pub fn plan_on(&self, host: &Host, name: &str, image: bool) -> Result<Plan, ProfileError> {
+        let profile = self.load(host, &ProfileRef::Name(name.into()))?;
         let request = if image {
             Request {
                 command: Vec::new(),
@@ -199,8 +255,48 @@ impl Machine {
                 image: None,
             }
         };
-        plan::build(&profile, &host, &request)
+        plan::build(&profile, host, &request)
     }
+}
+
+/// A compositor's first answer: reads `wl_display.get_registry` and
+/// `sync`, sends a few globals to the registry (the security-context
+/// manager among them) and `done` to the callback. Enough for a client
+/// that lists the globals and hangs up, as the planner does.
+fn list_globals(mut conn: UnixStream) -> std::io::Result<()> {
+    let mut request = || -> std::io::Result<(u32, u32, u32)> {
+        let mut header = [0u8; 8];
+        conn.read_exact(&mut header)?;
+        let word = |b: &[u8], i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap());
+        let size = (word(&header, 4) >> 16) as usize;
+        let mut body = vec![0u8; size.saturating_sub(8)];
+        conn.read_exact(&mut body)?;
+        Ok((word(&header, 0), word(&header, 4) & 0xffff, word(&body, 0)))
+    };
+    let (_, _, registry) = request()?; // wl_display.get_registry(new_id)
+    let (_, _, callback) = request()?; // wl_display.sync(new_id)
+    let message = |object: u32, opcode: u32, body: &[u8]| {
+        let mut m = object.to_ne_bytes().to_vec();
+        m.extend_from_slice(&((((8 + body.len()) as u32) << 16) | opcode).to_ne_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let globals = [
+        "wl_compositor",
+        "wl_shm",
+        "xdg_wm_base",
+        "wp_security_context_manager_v1",
+    ];
+    for (name, interface) in (1u32..).zip(globals) {
+        let mut body = name.to_ne_bytes().to_vec();
+        let len = interface.len() + 1;
+        body.extend_from_slice(&(len as u32).to_ne_bytes());
+        body.extend_from_slice(interface.as_bytes());
+        body.resize(body.len() + len.next_multiple_of(4) - interface.len(), 0);
+        body.extend_from_slice(&1u32.to_ne_bytes());
+        conn.write_all(&message(registry, 0, &body))?; // wl_registry.global
+    }
+    conn.write_all(&message(callback, 0, &7u32.to_ne_bytes())) // wl_callback.done
 }
 
 /// cgroup v2, unified, hutch started in a delegated subtree of the user's

@@ -1,0 +1,526 @@
+//! Planning `[dbus]`: the D-Bus buses an app reaches, each only through
+//! xdg-dbus-proxy with a filter made of the profile's rules.
+//!
+//! - **No table, no bus.** `DBUS_SESSION_BUS_ADDRESS` and
+//!   `DBUS_SYSTEM_BUS_ADDRESS` are owned by the desktop section: a bus the
+//!   profile does not name is removed from the environment, and no socket
+//!   of it is bound. A named bus with no rules still exists: the app may
+//!   talk to the bus driver and to nobody else.
+//! - **Flatpak's vocabulary.** `see`, `talk`, `own` (each implies the ones
+//!   before it) for well-known names or prefixes ending in `.*`; `call` and
+//!   `broadcast` (`NAME=RULE`, RULE `[METHOD][@PATH]`) narrow what may be
+//!   called on or heard from a name the app cannot otherwise talk to. They
+//!   become the proxy's `--see`, `--talk`, ... arguments verbatim, so every
+//!   value is checked here against the proxy's grammar (no `-`-leading or
+//!   unique names, no separators the argument file would split on).
+//! - **One proxy.** The launcher starts one xdg-dbus-proxy for every bus
+//!   (`helpers::desktop`), listening on sockets in the launch directory,
+//!   bound at `$XDG_RUNTIME_DIR/bus` (session) and
+//!   `/run/dbus/system_bus_socket` (system) inside.
+//! - **Abstract sockets.** A session bus is often an abstract socket
+//!   (`unix:abstract=` or dbus-daemon's `unix:tmpdir=`): an app in the
+//!   host's network namespace could connect to it directly, around the
+//!   proxy. A bus grant in the host's network namespace therefore needs
+//!   Landlock's scoping of abstract sockets, like a display.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::desktop::{DesktopPlan, bind, find_program, socket_at};
+use super::mounts::PlannedMount;
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, SourceFile};
+use crate::host::Host;
+use crate::profile::schema::{BusPolicy, Need};
+use crate::profile::{Profile, ProfileError};
+
+/// The proxy's sockets in the launch directory (the helper's contract).
+pub const SESSION_SOCKET: &str = "bus";
+pub const SYSTEM_SOCKET: &str = "system-bus";
+/// Where the system bus is, inside and by default on the host.
+pub const SYSTEM_BUS_PATH: &str = "/run/dbus/system_bus_socket";
+/// The program, looked up in the caller's `PATH`.
+const PROXY: &str = "xdg-dbus-proxy";
+
+/// Which bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bus {
+    Session,
+    System,
+}
+
+impl Bus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Bus::Session => "session",
+            Bus::System => "system",
+        }
+    }
+}
+
+/// A policy keyword, as the proxy's option names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    See,
+    Talk,
+    Own,
+    Call,
+    Broadcast,
+}
+
+impl Policy {
+    const ALL: [Policy; 5] = [
+        Policy::See,
+        Policy::Talk,
+        Policy::Own,
+        Policy::Call,
+        Policy::Broadcast,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::See => "see",
+            Policy::Talk => "talk",
+            Policy::Own => "own",
+            Policy::Call => "call",
+            Policy::Broadcast => "broadcast",
+        }
+    }
+
+    fn values(self, p: &BusPolicy) -> Option<&Vec<toml::Spanned<String>>> {
+        match self {
+            Policy::See => p.see.as_ref(),
+            Policy::Talk => p.talk.as_ref(),
+            Policy::Own => p.own.as_ref(),
+            Policy::Call => p.call.as_ref(),
+            Policy::Broadcast => p.broadcast.as_ref(),
+        }
+    }
+}
+
+/// What `[dbus]` gives the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbusPlan {
+    /// xdg-dbus-proxy on the host.
+    pub proxy: PathBuf,
+    /// Where it listens: `<hutch's runtime dir>-dbus/<pid>`, outside
+    /// hutch's runtime directory, which no profile may bind (the proxy
+    /// runs in a hutch sandbox of its own, whose profile binds this).
+    pub dir: PathBuf,
+    pub buses: Vec<BusPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusPlan {
+    pub bus: Bus,
+    /// The bus's address on the host, as the proxy connects to it.
+    pub address: String,
+    /// Its socket, when the address is a path (`unix:path=`): bound into
+    /// the proxy's sandbox. Otherwise (an abstract socket, TCP) the proxy's
+    /// sandbox shares the host's network namespace to reach it.
+    pub host_socket: Option<PathBuf>,
+    /// Where the proxy listens (in the launch directory).
+    pub socket: PathBuf,
+    /// Where the app finds it.
+    pub inside: PathBuf,
+    /// The rules, in the order the layers give them.
+    pub rules: Vec<(Policy, String)>,
+}
+
+impl DbusPlan {
+    /// The proxy's arguments after its own options: `ADDRESS PATH
+    /// --filter RULES...` for each bus.
+    pub fn proxy_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for b in &self.buses {
+            args.push(b.address.clone());
+            args.push(b.socket.display().to_string());
+            args.push("--filter".into());
+            args.extend(b.rules.iter().map(|(p, v)| format!("--{}={v}", p.name())));
+        }
+        args
+    }
+}
+
+/// Whether the profile names a bus (and so needs the desktop's runtime
+/// directory).
+pub fn wanted(profile: &Profile) -> bool {
+    profile.layers.iter().any(|l| l.raw.dbus.is_some())
+}
+
+/// Plans `[dbus]` into `d`: a bind and a variable for each bus. `need` is
+/// the desktop section's: a missing bus is skipped with best-effort.
+/// `shared_net && !scoped`: the host's abstract sockets are open to the app.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    profile: &Profile,
+    host: &Host,
+    need: Need,
+    shared_net: bool,
+    scoped: bool,
+    d: &mut DesktopPlan,
+    sockets: &mut Vec<PlannedMount>,
+    env: &mut Vec<(String, String)>,
+) -> Result<(), ProfileError> {
+    let mut buses = Vec::new();
+    // Where the first bus is named, for an error about the proxy.
+    let mut at = None;
+    for bus in [Bus::Session, Bus::System] {
+        let Some(Named { file, span, rules }) = rules(profile, bus)? else {
+            continue;
+        };
+        let (line, col) = file.line_col(span.start);
+        let from = format!("{}:{line}:{col}", file.name);
+        if shared_net && !scoped {
+            return Err(Diagnostic::new(format!(
+                "[dbus.{}]: a D-Bus bus for an app that shares the host's network namespace needs Landlock's scoping of abstract unix sockets (Landlock ABI 6, Linux 6.12+), which this kernel lacks: without it the app can connect to an abstract-socket bus directly, around the proxy", bus.name()
+            ))
+            .at(file, span)
+            .help("remove `[namespaces] net = false` (the sandbox's own network namespace has none of the host's abstract sockets), or use a kernel with Landlock ABI 6 and keep `[landlock] scope` on")
+            .into());
+        }
+        let (address, host_socket) = match host_address(host, bus) {
+            Ok(a) => a,
+            Err(why) => {
+                missing_bus((file, span.clone()), bus, need, why, &mut d.skipped)?;
+                continue;
+            }
+        };
+        let (socket_name, inside) = match bus {
+            Bus::Session => (SESSION_SOCKET, d.runtime_dir.join("bus")),
+            Bus::System => (SYSTEM_SOCKET, PathBuf::from(SYSTEM_BUS_PATH)),
+        };
+        let socket = proxy_dir(host)?.join(socket_name);
+        sockets.push(bind(socket.clone(), inside.clone(), &from));
+        let var = match bus {
+            Bus::Session => "DBUS_SESSION_BUS_ADDRESS",
+            Bus::System => "DBUS_SYSTEM_BUS_ADDRESS",
+        };
+        env.push((var.into(), format!("unix:path={}", inside.display())));
+        buses.push(BusPlan {
+            bus,
+            address,
+            host_socket,
+            socket,
+            inside,
+            rules,
+        });
+        at.get_or_insert((file, span));
+    }
+    let Some((file, span)) = at else {
+        return Ok(());
+    };
+    let proxy = find_program(host, PROXY).ok_or_else(|| {
+        Diagnostic::new(format!(
+            "[dbus] needs {PROXY}, which is not in PATH ({})",
+            host.env("PATH").unwrap_or_default()
+        ))
+        .at(file, span)
+        .help("install it (Debian and Ubuntu: `apt install xdg-dbus-proxy`), or remove the [dbus] tables")
+    })?;
+    d.dbus = Some(DbusPlan {
+        proxy,
+        dir: proxy_dir(host)?,
+        buses,
+    });
+    Ok(())
+}
+
+/// `<hutch's runtime dir>-dbus/<launcher pid>`.
+fn proxy_dir(host: &Host) -> Result<PathBuf, ProfileError> {
+    let mut dir = super::desktop::hutch_state(host)?.into_os_string();
+    dir.push("-dbus");
+    Ok(PathBuf::from(dir).join(host.launcher_pid().to_string()))
+}
+
+/// A missing bus: an error, or with best-effort a note.
+fn missing_bus(
+    (file, span): (&Arc<SourceFile>, Range<usize>),
+    bus: Bus,
+    need: Need,
+    why: String,
+    skipped: &mut Vec<String>,
+) -> Result<(), ProfileError> {
+    match need {
+        Need::Required => Err(Diagnostic::new(format!("[dbus.{}]: {why}", bus.name()))
+            .at(file, span)
+            .help("run hutch in your session (or set the bus's address variable); or set `[desktop] enforce = \"best-effort\"` to run without it")
+            .into()),
+        Need::BestEffort => {
+            skipped.push(why);
+            Ok(())
+        }
+    }
+}
+
+/// A bus the profile names: where its last table is, and the rules of all.
+struct Named<'a> {
+    file: &'a Arc<SourceFile>,
+    span: Range<usize>,
+    rules: Vec<(Policy, String)>,
+}
+
+/// The rules of `bus` from every layer, in order, each checked; `None`
+/// when no layer names the bus.
+fn rules(profile: &Profile, bus: Bus) -> Result<Option<Named<'_>>, ProfileError> {
+    let mut named = None;
+    let mut rules: Vec<(Policy, String)> = Vec::new();
+    for layer in &profile.layers {
+        let Some(dbus) = layer.raw.dbus.as_ref() else {
+            continue;
+        };
+        let table = match bus {
+            Bus::Session => dbus.session.as_ref(),
+            Bus::System => dbus.system.as_ref(),
+        };
+        let Some(table) = table else { continue };
+        named = Some((&layer.file, table.span()));
+        let table = table.get_ref();
+        for policy in Policy::ALL {
+            for value in policy.values(table).into_iter().flatten() {
+                check_rule(policy, value.get_ref()).map_err(|(what, help)| {
+                    Diagnostic::new(format!(
+                        "key `dbus.{}.{}`: {:?} {what}",
+                        bus.name(),
+                        policy.name(),
+                        value.get_ref()
+                    ))
+                    .at(&layer.file, value.span())
+                    .help(help)
+                })?;
+                let rule = (policy, value.get_ref().clone());
+                if !rules.contains(&rule) {
+                    rules.push(rule);
+                }
+            }
+        }
+    }
+    Ok(named.map(|(file, span)| Named { file, span, rules }))
+}
+
+/// Checks one value against the proxy's grammar; else (what is wrong, help).
+fn check_rule(policy: Policy, value: &str) -> Result<(), (&'static str, &'static str)> {
+    const NAME_HELP: &str = "write a well-known name such as \"org.freedesktop.Notifications\", or a prefix ending in `.*` (\"org.mpris.MediaPlayer2.*\"); unique names (`:1.42`) change every session and are not accepted";
+    const RULE_HELP: &str = "write `NAME=RULE`, RULE being `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method, PATH an object path (optionally ending in `/*`), e.g. \"org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications\"";
+    match policy {
+        Policy::See | Policy::Talk | Policy::Own => {
+            if name_pattern(value) {
+                Ok(())
+            } else {
+                Err(("is not a D-Bus name", NAME_HELP))
+            }
+        }
+        Policy::Call | Policy::Broadcast => {
+            let Some((name, rule)) = value.split_once('=') else {
+                return Err(("is not `NAME=RULE`", RULE_HELP));
+            };
+            if !name_pattern(name) {
+                return Err(("does not start with a D-Bus name", NAME_HELP));
+            }
+            if !call_rule(rule) {
+                return Err(("has no valid RULE after `=`", RULE_HELP));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A well-known bus name, or one followed by `.*`.
+fn name_pattern(s: &str) -> bool {
+    let base = s.strip_suffix(".*").unwrap_or(s);
+    s.len() <= 255 && base.split('.').count() >= 2 && base.split('.').all(name_element)
+}
+
+fn name_element(e: &str) -> bool {
+    e.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '-')
+        && e.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `[METHOD][@PATH]`, not empty.
+fn call_rule(rule: &str) -> bool {
+    let (method, path) = match rule.split_once('@') {
+        Some((m, p)) => (m, Some(p)),
+        None => (rule, None),
+    };
+    let method_ok = method.is_empty() || method == "*" || {
+        let base = method.strip_suffix(".*").unwrap_or(method);
+        base.split('.').count() >= 2
+            && base.split('.').all(|e| {
+                e.chars().next().is_some_and(|c| !c.is_ascii_digit())
+                    && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    let path_ok = path.is_none_or(|p| {
+        let base = p.strip_suffix("/*").unwrap_or(p);
+        p == "/"
+            || p == "/*"
+            || base.strip_prefix('/').is_some_and(|rest| {
+                rest.split('/').all(|e| {
+                    !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            })
+    });
+    !method.is_empty() && method_ok && path_ok || method.is_empty() && path.is_some() && path_ok
+}
+
+/// The bus's address on the host and its socket when that is a path, or
+/// why there is none. A `unix:path=` socket must exist now (the proxy
+/// connects only when the app does).
+fn host_address(host: &Host, bus: Bus) -> Result<(String, Option<PathBuf>), String> {
+    let (var, fallback) = match bus {
+        Bus::Session => ("DBUS_SESSION_BUS_ADDRESS", host.runtime_dir().join("bus")),
+        Bus::System => ("DBUS_SYSTEM_BUS_ADDRESS", PathBuf::from(SYSTEM_BUS_PATH)),
+    };
+    let address = match host.env(var).filter(|v| !v.is_empty()) {
+        Some(a) => a,
+        None => {
+            socket_at(host, &fallback, &format!("the {} bus", bus.name()), var).map_err(|why| {
+                format!(
+                    "{var} is not set and {why}, so there is no {} bus",
+                    bus.name()
+                )
+            })?;
+            return Ok((format!("unix:path={}", fallback.display()), Some(fallback)));
+        }
+    };
+    if address.contains('\0') {
+        return Err(format!("{var} contains a NUL byte"));
+    }
+    // The first address the proxy would try, when it is a path.
+    let first = address.split(';').next().unwrap_or_default();
+    let path = first
+        .strip_prefix("unix:path=")
+        .map(|rest| PathBuf::from(rest.split(',').next().unwrap_or_default()));
+    if let Some(path) = &path {
+        socket_at(host, path, &format!("the {} bus", bus.name()), var)?;
+    }
+    Ok((address, path))
+}
+
+/// `--explain`'s line for each bus.
+pub fn explain(d: &DbusPlan) -> Vec<String> {
+    let mut o = Vec::new();
+    for b in &d.buses {
+        let rules: Vec<String> = b
+            .rules
+            .iter()
+            .map(|(p, v)| format!("{} {v}", p.name()))
+            .collect();
+        o.push(format!(
+            "the {} bus ({}) through {} at {}: {}",
+            b.bus.name(),
+            b.address,
+            d.proxy.display(),
+            b.inside.display(),
+            if rules.is_empty() {
+                "only the bus itself (no rules)".to_string()
+            } else {
+                rules.join(", ")
+            }
+        ));
+    }
+    o
+}
+
+/// `-v`'s words for the buses.
+pub fn summary(d: &DbusPlan) -> String {
+    let buses: Vec<String> = d
+        .buses
+        .iter()
+        .map(|b| format!("{} bus ({} rules)", b.bus.name(), b.rules.len()))
+        .collect();
+    format!("filtered {}", buses.join(" and "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_bus_grammar() {
+        for ok in ["org.example.App", "org.mpris.MediaPlayer2.*", "a-b._c.d"] {
+            assert!(name_pattern(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "org",
+            ":1.42",
+            "org..x",
+            "org.1x",
+            "--talk=org.x",
+            "org.x\0",
+            "org.x,y",
+            "*",
+            "org.*.x",
+        ] {
+            assert!(!name_pattern(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn call_rules_follow_the_proxys_grammar() {
+        for ok in [
+            "*",
+            "@/org/x",
+            "org.x.Iface",
+            "org.x.Iface.Method@/org/x/*",
+            "org.x.*@/",
+            "*@/*",
+        ] {
+            assert!(call_rule(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "@",
+            "org@/x",
+            "org.x@x",
+            "org.x@/a//b",
+            "*@/a/",
+            "org x",
+            "*@//*",
+            "1a.b",
+        ] {
+            assert!(!call_rule(bad), "{bad:?}");
+        }
+        assert!(check_rule(Policy::Call, "org.x.Y=org.x.Y.*@/org/x").is_ok());
+        assert!(check_rule(Policy::Broadcast, "org.x.Y").is_err());
+        assert!(check_rule(Policy::Call, "bad=*").is_err());
+    }
+
+    #[test]
+    fn proxy_arguments_list_each_bus_with_its_filter() {
+        let plan = DbusPlan {
+            proxy: "/usr/bin/xdg-dbus-proxy".into(),
+            dir: "/run/user/1000/hutch-dbus/7".into(),
+            buses: vec![BusPlan {
+                bus: Bus::Session,
+                address: "unix:path=/run/user/1000/bus".into(),
+                host_socket: Some("/run/user/1000/bus".into()),
+                socket: "/run/user/1000/hutch-dbus/7/bus".into(),
+                inside: "/run/user/1000/bus".into(),
+                rules: vec![
+                    (Policy::Talk, "org.example.A".into()),
+                    (Policy::Call, "org.example.B=*@/b".into()),
+                ],
+            }],
+        };
+        assert_eq!(
+            plan.proxy_args(),
+            [
+                "unix:path=/run/user/1000/bus",
+                "/run/user/1000/hutch-dbus/7/bus",
+                "--filter",
+                "--talk=org.example.A",
+                "--call=org.example.B=*@/b",
+            ]
+        );
+    }
+}
