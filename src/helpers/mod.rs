@@ -180,7 +180,11 @@ impl Helpers {
         let usernet = self.usernet.as_mut().map(|h| h as &mut dyn Helper);
         let cgroup = self.cgroup.as_mut().map(|h| h as &mut dyn Helper);
         let desktop = self.desktop.as_mut().map(|h| h as &mut dyn Helper);
-        netns.into_iter().chain(usernet).chain(cgroup).chain(desktop)
+        netns
+            .into_iter()
+            .chain(usernet)
+            .chain(cgroup)
+            .chain(desktop)
     }
 
     /// [`Helpers::each`], to look at.
@@ -189,7 +193,11 @@ impl Helpers {
         let usernet = self.usernet.as_ref().map(|h| h as &dyn Helper);
         let cgroup = self.cgroup.as_ref().map(|h| h as &dyn Helper);
         let desktop = self.desktop.as_ref().map(|h| h as &dyn Helper);
-        netns.into_iter().chain(usernet).chain(cgroup).chain(desktop)
+        netns
+            .into_iter()
+            .chain(usernet)
+            .chain(cgroup)
+            .chain(desktop)
     }
 
     pub fn before_clone(&mut self, setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {

@@ -23,11 +23,11 @@
 //!   proxy. A bus grant in the host's network namespace therefore needs
 //!   Landlock's scoping of abstract sockets, like a display.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::desktop::{DesktopPlan, bind, find_program, socket_at};
+use super::host_sockets::{bind, find_program, hutch_state, socket_at};
 use super::mounts::PlannedMount;
 use std::ops::Range;
 use std::sync::Arc;
@@ -153,20 +153,34 @@ pub fn wanted(profile: &Profile) -> bool {
     profile.layers.iter().any(|l| l.raw.dbus.is_some())
 }
 
-/// Plans `[dbus]` into `d`: a bind and a variable for each bus. `need` is
-/// the desktop section's: a missing bus is skipped with best-effort.
-/// `shared_net && !scoped`: the host's abstract sockets are open to the app.
-#[allow(clippy::too_many_arguments)]
+/// What `[desktop]` tells `[dbus]`: `need` (a missing bus is skipped with
+/// best-effort), whether the app shares the host's network namespace and
+/// Landlock keeps abstract sockets out (`shared_net && !scoped`: the
+/// host's abstract sockets are open to the app), and the private runtime
+/// directory inside, where the session bus goes.
+pub struct Session<'a> {
+    pub need: Need,
+    pub shared_net: bool,
+    pub scoped: bool,
+    pub runtime_dir: &'a Path,
+}
+
+/// Plans `[dbus]`: a bind and a variable for each bus, and the proxy that
+/// serves them (`None`: no bus is planned).
 pub fn plan(
     profile: &Profile,
     host: &Host,
-    need: Need,
-    shared_net: bool,
-    scoped: bool,
-    d: &mut DesktopPlan,
+    session: &Session<'_>,
+    skipped: &mut Vec<String>,
     sockets: &mut Vec<PlannedMount>,
     env: &mut Vec<(String, String)>,
-) -> Result<(), ProfileError> {
+) -> Result<Option<DbusPlan>, ProfileError> {
+    let Session {
+        need,
+        shared_net,
+        scoped,
+        runtime_dir,
+    } = *session;
     let mut buses = Vec::new();
     // Where the first bus is named, for an error about the proxy.
     let mut at = None;
@@ -187,12 +201,12 @@ pub fn plan(
         let (address, host_socket) = match host_address(host, bus) {
             Ok(a) => a,
             Err(why) => {
-                missing_bus((file, span.clone()), bus, need, why, &mut d.skipped)?;
+                missing_bus((file, span.clone()), bus, need, why, skipped)?;
                 continue;
             }
         };
         let (socket_name, inside) = match bus {
-            Bus::Session => (SESSION_SOCKET, d.runtime_dir.join("bus")),
+            Bus::Session => (SESSION_SOCKET, runtime_dir.join("bus")),
             Bus::System => (SYSTEM_SOCKET, PathBuf::from(SYSTEM_BUS_PATH)),
         };
         let socket = proxy_dir(host)?.join(socket_name);
@@ -213,7 +227,7 @@ pub fn plan(
         at.get_or_insert((file, span));
     }
     let Some((file, span)) = at else {
-        return Ok(());
+        return Ok(None);
     };
     let proxy = find_program(host, PROXY).ok_or_else(|| {
         Diagnostic::new(format!(
@@ -223,17 +237,16 @@ pub fn plan(
         .at(file, span)
         .help("install it (Debian and Ubuntu: `apt install xdg-dbus-proxy`), or remove the [dbus] tables")
     })?;
-    d.dbus = Some(DbusPlan {
+    Ok(Some(DbusPlan {
         proxy,
         dir: proxy_dir(host)?,
         buses,
-    });
-    Ok(())
+    }))
 }
 
 /// `<hutch's runtime dir>-dbus/<launcher pid>`.
 fn proxy_dir(host: &Host) -> Result<PathBuf, ProfileError> {
-    let mut dir = super::desktop::hutch_state(host)?.into_os_string();
+    let mut dir = hutch_state(host)?.into_os_string();
     dir.push("-dbus");
     Ok(PathBuf::from(dir).join(host.launcher_pid().to_string()))
 }

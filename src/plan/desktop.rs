@@ -41,12 +41,12 @@
 //! sandbox's paths or removed, whatever the profile keeps of the caller's
 //! environment; only an explicit `[env] set` overrides them.
 
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::host_sockets::{bind, find_program, hutch_state, socket_at};
 use super::mounts::{MountOp, PlannedMount};
 use crate::diag::{Diagnostic, sanitize};
 use crate::host::Host;
@@ -254,19 +254,6 @@ pub fn at_origin<T>(at: &At<'_, T>) -> String {
 /// sockets and files. `uid_inside` names the runtime directory;
 /// `shared_net` and `scoped` say whether the host's abstract sockets are in
 /// the sandbox's network namespace and whether Landlock keeps them out.
-/// Hutch's runtime directory: [desktop]'s launch directory is in it, its
-/// helpers' private directories beside it. An error when there is none
-/// (no runtime directory of the caller's and no home directory).
-pub(super) fn hutch_state(host: &Host) -> Result<PathBuf, ProfileError> {
-    crate::paths::runtime_dir(host).ok_or_else(|| {
-        Diagnostic::new(
-            "[desktop] needs hutch's runtime directory for its sockets, and there is none: no $XDG_RUNTIME_DIR or /run/user/UID of yours, and no home directory",
-        )
-        .help("run it in a login session (which has /run/user/UID), or with HOME set")
-        .into()
-    })
-}
-
 pub fn plan(
     profile: &Profile,
     host: &Host,
@@ -333,13 +320,17 @@ pub fn plan(
         plan_audio(audio, k.need, host, &mut d, &mut sockets, &mut env)?;
     }
     if super::dbus::wanted(profile) {
-        super::dbus::plan(
-            profile,
-            host,
-            k.need,
+        let session = super::dbus::Session {
+            need: k.need,
             shared_net,
             scoped,
-            &mut d,
+            runtime_dir: &d.runtime_dir,
+        };
+        d.dbus = super::dbus::plan(
+            profile,
+            host,
+            &session,
+            &mut d.skipped,
             &mut sockets,
             &mut env,
         )?;
@@ -429,32 +420,6 @@ fn valid_id(s: &str) -> bool {
     })
 }
 
-/// `path` if it is a socket on the host, else why not. Not through a
-/// symlink: the bind would take whatever the link names when the sandbox
-/// is built, and /tmp/.X11-unix is writable by every user.
-pub(super) fn socket_at(
-    host: &Host,
-    path: &Path,
-    what: &str,
-    from_var: &str,
-) -> Result<PathBuf, String> {
-    match std::fs::symlink_metadata(host.fs_path(path)) {
-        Ok(m) if m.file_type().is_socket() => Ok(path.to_path_buf()),
-        Ok(m) if m.file_type().is_symlink() => Err(format!(
-            "{what} {} ({from_var}) is a symlink; hutch binds only a socket itself: name the socket",
-            path.display()
-        )),
-        Ok(_) => Err(format!(
-            "{what} {} ({from_var}) is not a socket",
-            path.display()
-        )),
-        Err(_) => Err(format!(
-            "{what} {} ({from_var}) does not exist",
-            path.display()
-        )),
-    }
-}
-
 /// A missing resource: an error naming it, or with best-effort a note.
 pub(super) fn missing(
     at: &At<'_, impl Sized>,
@@ -474,19 +439,6 @@ pub(super) fn missing(
             skipped.push(why);
             Ok(())
         }
-    }
-}
-
-pub(super) fn bind(src: PathBuf, dst: PathBuf, from: &str) -> PlannedMount {
-    PlannedMount {
-        op: MountOp::Bind {
-            src,
-            dst,
-            readonly: true,
-            devices: false,
-        },
-        from: from.to_string(),
-        lands: None,
     }
 }
 
@@ -811,20 +763,6 @@ fn add_x11(
 
 /// The nested server's first screen size.
 const NESTED_SIZE: &str = "1024x768";
-
-/// `name` in the caller's `PATH` (then /usr/bin), an executable file.
-pub(super) fn find_program(host: &Host, name: &str) -> Option<PathBuf> {
-    let path = host.env("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|dir| dir.starts_with('/'))
-        .chain(["/usr/bin"])
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(host.fs_path(p))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
 
 fn plan_audio(
     audio: &At<'_, bool>,

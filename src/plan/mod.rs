@@ -11,6 +11,7 @@ pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod host_sockets;
 pub mod landing;
 pub mod limits;
 pub mod mounts;
