@@ -37,6 +37,14 @@ done
 p "write /proc/sys/kernel/hostname" write /proc/sys/kernel/hostname x
 p "write /proc/sysrq-trigger" write /proc/sysrq-trigger x
 
+# A repository in the working directory (tests/oci_runtime.rs makes one):
+# base/sensitive keeps its configuration and hooks read-only, even where the
+# directory itself is writable.
+if [ -d .git ]; then
+    p "write .git/config" write .git/config x
+    p "write .git/hooks" write .git/hooks/pre-commit x
+fi
+
 # The seccomp filter.
 for c in keyctl bpf perf userfaultfd open_by_handle_at mount clone3 userns x32 tiocsti tioclinux; do
     p "$c" "$c"
