@@ -24,7 +24,7 @@ fn manifest_dir() -> &'static Path {
 }
 
 /// A machine with merged /usr, user `u` (1000:1000) working in
-/// /home/u/project, and an image of two layers.
+/// /home/u/project (a git repository), and an image of two layers.
 struct Machine {
     root: tempfile::TempDir,
 }
@@ -40,9 +40,13 @@ impl Machine {
             "usr/lib64",
             "etc",
             "home/u/project",
+            "home/u/project/.git/hooks",
         ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
+        // A repository: base/sensitive binds its configuration (a file)
+        // and hooks (a directory) read-only wherever the project is bound.
+        std::fs::write(r.join("home/u/project/.git/config"), "[core]\n").unwrap();
         for (link, target) in [
             ("bin", "usr/bin"),
             ("sbin", "usr/sbin"),
@@ -134,7 +138,7 @@ impl Machine {
         let plan = plan::build(&profile, &host, &request)
             .map_err(|e| e.0.render())
             .unwrap();
-        oci::export(&plan).unwrap()
+        oci::export(&plan, &host).unwrap()
     }
 }
 

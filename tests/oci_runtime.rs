@@ -1,7 +1,7 @@
 //! Exported bundles under a real OCI runtime: for every shipped profile
-//! (`cli`, `default`, `base/system` and `container` with an imported busybox
-//! image), `hutch export oci`
-//! writes a bundle, crun runs it rootless as the unprivileged test user,
+//! (`cli`, `default`, `base/system`, `container` with an imported busybox
+//! image, each with checks of its own, and every other one, the library's
+//! programs among them), `hutch export oci` writes a bundle, crun runs it rootless as the unprivileged test user,
 //! and the same probe list (tests/probes/oci-compare.sh with the static
 //! escape probe) runs under `hutch run` and under crun. The two outputs
 //! are compared line by line: each line must be equal, or its difference
@@ -590,6 +590,8 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
         return;
     }
     let s = Scratch::new();
+    s.write(".git/config", "[core]\n");
+    s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
     let mut cmd = s.as_user(Path::new("/bin/sh"));
     cmd.args(["-c", PROBE_SCRIPT]);
     let m = parse(&with_probe(cmd), "the probes without a sandbox");
@@ -612,6 +614,9 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     assert_ne!(m["x32"], "errno EPERM");
     assert!(!m["x32"].starts_with("killed"));
     assert_ne!(m["hostname"], "hutch");
+    for probe in ["write .git/config", "write .git/hooks"] {
+        assert_eq!(m[probe], "ok", "{probe}");
+    }
     if is_root() {
         // The host's capability bounding set is full.
         assert_ne!(m["CapBnd"], "0000000000000000");
