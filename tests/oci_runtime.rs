@@ -501,6 +501,40 @@ fn is_desktop(s: &Scratch, name: &str) -> bool {
     !plan["desktop"].is_null()
 }
 
+/// Puts credential stores and a startup file in the scratch home.
+fn fill_home(s: &Scratch) {
+    let home = s.home();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "key\n").unwrap();
+    std::fs::write(home.join(".netrc"), "machine example.org password secret\n").unwrap();
+    std::fs::write(home.join(".bashrc"), "# startup\n").unwrap();
+    s.chown_all();
+}
+
+/// A profile that shows the home (`cli` with the home bound read-write in
+/// place of its empty one): under crun as under hutch, its credential
+/// stores are hidden (a directory under an inaccessible tmpfs, a file
+/// under /dev/null on a nodev mount) and its startup files read-only.
+#[test]
+fn a_shown_home_keeps_its_credentials_hidden_under_crun() {
+    let Some((rt, s)) = setup("crun") else { return };
+    fill_home(&s);
+    let p = s.write(
+        "home.toml",
+        "version = 1\nextends = [\"cli\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"${HOME}\"\ndst = \"${HOME}\"\n",
+    );
+    let c = compare(&s, &rt, &["--profile", p.to_str().unwrap()], "home");
+    c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+    for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+        assert_eq!(m["write ~/.bashrc"], "errno EROFS", "{who}");
+        assert_eq!(m["read ~/.netrc"], "Permission denied", "{who}");
+        assert_eq!(m["list ~/.ssh"], "Permission denied", "{who}");
+        // The home itself is writable: the masks are not a read-only home.
+        assert_eq!(m[&format!("write {}", s.home().display())], "ok", "{who}");
+    }
+    c.check_line_by_line();
+}
+
 /// busybox with every applet in /bin (a layer), and a second layer that
 /// deletes /etc/motd and replaces /data: the flattened rootfs/ must show
 /// what hutch's overlay shows.
@@ -592,6 +626,7 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     let s = Scratch::new();
     s.write(".git/config", "[core]\n");
     s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
+    fill_home(&s);
     let mut cmd = s.as_user(Path::new("/bin/sh"));
     cmd.args(["-c", PROBE_SCRIPT]);
     let m = parse(&with_probe(cmd), "the probes without a sandbox");
@@ -614,9 +649,11 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     assert_ne!(m["x32"], "errno EPERM");
     assert!(!m["x32"].starts_with("killed"));
     assert_ne!(m["hostname"], "hutch");
-    for probe in ["write .git/config", "write .git/hooks"] {
+    for probe in ["write .git/config", "write .git/hooks", "write ~/.bashrc"] {
         assert_eq!(m[probe], "ok", "{probe}");
     }
+    assert!(m["read ~/.netrc"].contains("secret"));
+    assert_eq!(m["list ~/.ssh"], "id_ed25519");
     if is_root() {
         // The host's capability bounding set is full.
         assert_ne!(m["CapBnd"], "0000000000000000");

@@ -44,6 +44,14 @@ if [ -d .git ]; then
     p "write .git/config" write .git/config x
     p "write .git/hooks" write .git/hooks/pre-commit x
 fi
+# Credential stores and startup files in a home a bind shows
+# (tests/oci_runtime.rs binds one holding them): base/sensitive hides the
+# first and keeps the others read-only.
+if [ -e "$HOME/.netrc" ]; then
+    echo "read ~/.netrc: $(cat "$HOME/.netrc" 2>&1 | sed 's/.*: //')"
+    echo "list ~/.ssh: $(ls "$HOME/.ssh" 2>&1 | sed 's/.*: //' | tr '\n' ' ')"
+    p "write ~/.bashrc" write "$HOME/.bashrc" x
+fi
 
 # The seccomp filter.
 for c in keyctl bpf perf userfaultfd open_by_handle_at mount clone3 userns x32 tiocsti tioclinux; do
