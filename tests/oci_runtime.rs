@@ -417,19 +417,12 @@ fn base_system_under_crun_answers_the_probes_as_under_hutch() {
     c.check_line_by_line();
 }
 
-/// The shipped profiles the tests above run with checks of their own, and
-/// `base/sensitive`, a building block with no filesystem of its own (no
-/// shell to probe with; every library profile extends it).
-const COVERED_ELSEWHERE: &[&str] = &[
-    "cli",
-    "default",
-    "container",
-    "base/system",
-    "base/sensitive",
-];
+/// The shipped profiles the tests above run with checks of their own.
+const COVERED_ELSEWHERE: &[&str] = &["cli", "default", "container", "base/system"];
 
 /// Every other shipped profile (the library's programs and the building
-/// blocks they extend), exported and run under crun from a working
+/// blocks they extend, each of those on top of `base/system` so that there
+/// is a shell to probe with), exported and run under crun from a working
 /// directory that holds a repository, with the home outside /tmp: the
 /// probes answer as under `hutch run`, line by line, and both enforce the
 /// same confinement, `.git/config` and `.git/hooks` read-only included.
@@ -443,15 +436,16 @@ fn every_other_shipped_profile_under_crun_answers_the_probes_as_under_hutch() {
     s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
     let mut failed = Vec::new();
     let mut ran = 0;
-    for (name, _) in hutch::profile::load::BUILTIN {
-        if COVERED_ELSEWHERE.contains(name) || is_desktop(&s, name) {
+    for (name, text) in hutch::profile::load::BUILTIN {
+        if COVERED_ELSEWHERE.contains(name) || is_desktop(&s, name, text) {
             continue;
         }
-        // `--profile base/NAME` would name a file: the building block as is.
+        // `--profile base/NAME` would name a file: the building block on
+        // the read-only system.
         let arg = if name.contains('/') {
             let file = format!("{}.toml", name.replace('/', "-"));
-            let p = s.write(&file, &format!("version = 1\nextends = [\"{name}\"]\n"));
-            p.display().to_string()
+            let extends = format!("version = 1\nextends = [\"base/system\", \"{name}\"]\n");
+            s.write(&file, &extends).display().to_string()
         } else {
             name.to_string()
         };
@@ -460,9 +454,15 @@ fn every_other_shipped_profile_under_crun_answers_the_probes_as_under_hutch() {
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let c = compare_home(&s, &rt, &["--profile", &arg], &tag, Some(home.path()));
             c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+            // Where the working directory is bound (all but base/sensitive
+            // on its own), the repository in it is.
+            let bound = *name != "base/sensitive";
             for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+                assert_eq!(m["cwd"] == s.path().display().to_string(), bound, "{who}");
                 for probe in ["write .git/config", "write .git/hooks"] {
-                    assert_eq!(m[probe], "errno EROFS", "{who} {probe}");
+                    let got = m.get(probe).map_or("(not probed)", String::as_str);
+                    let want = if bound { "errno EROFS" } else { "(not probed)" };
+                    assert_eq!(got, want, "{who} {probe}");
                 }
             }
             c.check_line_by_line();
@@ -471,6 +471,7 @@ fn every_other_shipped_profile_under_crun_answers_the_probes_as_under_hutch() {
             failed.push(*name);
         }
     }
+    eprintln!("{ran} profiles exported and run under crun");
     assert!(ran > 0, "no profile was run");
     assert!(
         failed.is_empty(),
@@ -478,8 +479,15 @@ fn every_other_shipped_profile_under_crun_answers_the_probes_as_under_hutch() {
     );
 }
 
-/// Whether `hutch run --explain --json` plans a `[desktop]` for `name`.
-fn is_desktop(s: &Scratch, name: &str) -> bool {
+/// Whether profile `name` (its own `text`) has a `[desktop]` or
+/// `[devices]` table, or `hutch run --explain --json` plans one for it.
+fn is_desktop(s: &Scratch, name: &str, text: &str) -> bool {
+    if text
+        .lines()
+        .any(|l| matches!(l.trim(), "[desktop]" | "[devices]"))
+    {
+        return true;
+    }
     let out = s
         .hutch(&[
             "run",
@@ -498,7 +506,7 @@ fn is_desktop(s: &Scratch, name: &str) -> bool {
         return false;
     }
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    !plan["desktop"].is_null()
+    !plan["desktop"].is_null() || !plan["devices"].is_null()
 }
 
 /// Puts credential stores and a startup file in the scratch home.
