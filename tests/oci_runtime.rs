@@ -205,13 +205,26 @@ fn compare_home(
     tag: &str,
     home: Option<&Path>,
 ) -> Compared {
-    let command = ["sh", "-c", PROBE_SCRIPT];
+    compare_with(s, rt, pre, tag, home, &[])
+}
+
+/// [`compare_home`], with `args` as the probe script's arguments (`$1`...).
+fn compare_with(
+    s: &Scratch,
+    rt: &(PathBuf, View),
+    pre: &[&str],
+    tag: &str,
+    home: Option<&Path>,
+    args: &[&str],
+) -> Compared {
+    let mut command = vec!["sh", "-c", PROBE_SCRIPT, "sh"];
+    command.extend_from_slice(args);
     let bundle = s.path().join(format!("bundle-{tag}"));
     let mut export = vec!["export", "oci"];
     export.extend_from_slice(pre);
     let bundle_arg = bundle.display().to_string();
     export.extend(["-o", &bundle_arg, "--"]);
-    export.extend(command);
+    export.extend(&command);
     // The volume store below the working directory, where `cli` and
     // `default` bind it (their working directory cannot hold the home).
     // (Not with an image: the image store is there too.)
@@ -234,7 +247,7 @@ fn compare_home(
     let mut run = vec!["run"];
     run.extend_from_slice(pre);
     run.push("--");
-    run.extend(command);
+    run.extend(&command);
     let hutch = parse(&with_probe(with_data(s.hutch(&run))), "hutch run");
     let out = with_probe(runtime_run(s, rt, &bundle, tag));
     assert!(
@@ -543,6 +556,58 @@ fn a_shown_home_keeps_its_credentials_hidden_under_crun() {
     c.check_line_by_line();
 }
 
+/// A file named on the command line, outside the working directory: the
+/// profiles with `file_arguments` bind it alone, read-only, under crun as
+/// under hutch (a file, so with plain options), and not its sibling.
+#[test]
+fn a_file_argument_is_bound_alone_under_crun() {
+    let Some((rt, s)) = setup("crun") else { return };
+    let home = home_outside_tmp();
+    let elsewhere = home_outside_tmp();
+    let data = elsewhere.path().join("data.json");
+    std::fs::write(&data, "[1,2]\n").unwrap();
+    std::fs::write(elsewhere.path().join("sibling"), "secret\n").unwrap();
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["-R", &uid()])
+            .arg(elsewhere.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let data = data.display().to_string();
+    // jq reads its working directory, tar writes it: both bind arguments.
+    for name in ["jq", "tar"] {
+        let c = compare_with(
+            &s,
+            &rt,
+            &["--profile", name],
+            name,
+            Some(home.path()),
+            &[&data],
+        );
+        c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+        for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+            assert_eq!(m["read argument"], "[1,2]", "{name} {who}");
+            assert_eq!(m["write argument"], "errno EROFS", "{name} {who}");
+            assert_eq!(m["sibling"], "No such file or directory", "{name} {who}");
+        }
+        c.check_line_by_line();
+    }
+    // Without file_arguments (cli), the file is not there at all.
+    let c = compare_with(
+        &s,
+        &rt,
+        &["--profile", "cli"],
+        "cli-arg",
+        Some(home.path()),
+        &[&data],
+    );
+    for m in [&c.hutch, &c.runtime] {
+        assert_eq!(m["read argument"], "No such file or directory");
+    }
+}
+
 /// busybox with every applet in /bin (a layer), and a second layer that
 /// deletes /etc/motd and replaces /data: the flattened rootfs/ must show
 /// what hutch's overlay shows.
@@ -635,8 +700,10 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     s.write(".git/config", "[core]\n");
     s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
     fill_home(&s);
+    s.write("elsewhere/sibling", "secret\n");
+    let data = s.write("elsewhere/data.json", "[1,2]\n");
     let mut cmd = s.as_user(Path::new("/bin/sh"));
-    cmd.args(["-c", PROBE_SCRIPT]);
+    cmd.args(["-c", PROBE_SCRIPT, "sh"]).arg(&data);
     let m = parse(&with_probe(cmd), "the probes without a sandbox");
     for call in [
         "keyctl",
@@ -662,6 +729,9 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     }
     assert!(m["read ~/.netrc"].contains("secret"));
     assert_eq!(m["list ~/.ssh"], "id_ed25519");
+    assert_eq!(m["read argument"], "[1,2]");
+    assert_eq!(m["write argument"], "ok");
+    assert_eq!(m["sibling"], "secret");
     if is_root() {
         // The host's capability bounding set is full.
         assert_ne!(m["CapBnd"], "0000000000000000");

@@ -52,6 +52,13 @@ if [ -e "$HOME/.netrc" ]; then
     echo "list ~/.ssh: $(ls "$HOME/.ssh" 2>&1 | sed 's/.*: //' | tr '\n' ' ')"
     p "write ~/.bashrc" write "$HOME/.bashrc" x
 fi
+# A file named on the command line (tests/oci_runtime.rs passes one from
+# outside the working directory): file_arguments binds it alone, read-only.
+if [ -n "$1" ]; then
+    echo "read argument: $(cat "$1" 2>&1 | sed 's/.*: //')"
+    p "write argument" write "$1" x
+    echo "sibling: $(cat "$(dirname "$1")/sibling" 2>&1 | sed 's/.*: //')"
+fi
 
 # The seccomp filter.
 for c in keyctl bpf perf userfaultfd open_by_handle_at mount clone3 userns x32 tiocsti tioclinux; do
