@@ -24,7 +24,7 @@ fn manifest_dir() -> &'static Path {
 }
 
 /// A machine with merged /usr, user `u` (1000:1000) working in
-/// /home/u/project (a git repository), and an image of two layers.
+/// /home/u/project, and an image of two layers.
 struct Machine {
     root: tempfile::TempDir,
 }
