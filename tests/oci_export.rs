@@ -47,6 +47,13 @@ impl Machine {
         // A repository: base/sensitive binds its configuration (a file)
         // and hooks (a directory) read-only wherever the project is bound.
         std::fs::write(r.join("home/u/project/.git/config"), "[core]\n").unwrap();
+        // The program `[network] mode = "user"` starts (never here).
+        std::fs::write(r.join("usr/bin/pasta"), "").unwrap();
+        std::fs::set_permissions(
+            r.join("usr/bin/pasta"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         for (link, target) in [
             ("bin", "usr/bin"),
             ("sbin", "usr/sbin"),

@@ -730,6 +730,9 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
             format!("Landlock ({}): the runtime-spec has no Landlock field (none up to v1.3.0: a proposal to add one was not merged); the rules are in the annotation org.hutch.landlock", parts.join(", ")),
         ));
     }
+    if let Some(user) = &plan.network.user {
+        gaps.push(Gap::lost("network", network_lost(user)));
+    }
     if plan.init {
         gaps.push(Gap::lost(
             "init",
@@ -751,6 +754,33 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
             "`[seccomp] enforce = \"best-effort\"`: hutch runs without the filter where the kernel has no seccomp; an OCI runtime refuses to start",
         ));
     }
+}
+
+/// What `[network] mode = "user"` gives that a bundle does not: the
+/// runtime-spec has no user-mode network, so the bundle keeps the network
+/// namespace with its loopback only (the payload gets less, never the
+/// host's network); an engine adds one of its own.
+fn network_lost(user: &crate::plan::network::UserNetwork) -> String {
+    let mut what = vec![format!(
+        "{}'s connection to the outside",
+        user.backend.name()
+    )];
+    if user.host_loopback {
+        what.push("the host's loopback".into());
+    }
+    for (n, kind) in [
+        (user.host_ports.len(), "host port forward(s)"),
+        (user.publish.len(), "published port(s)"),
+        (user.egress.len(), "egress rule(s)"),
+    ] {
+        if n > 0 {
+            what.push(format!("{n} {kind}"));
+        }
+    }
+    format!(
+        "`[network] mode = \"user\"` ({}): the runtime-spec has no user-mode network; the bundle's network namespace has only its loopback (with Podman: `--network pasta`, without the egress rules)",
+        what.join(", ")
+    )
 }
 
 /// `[limits]` as `linux.resources`. cgroup v1 semantics of the structured
@@ -901,6 +931,26 @@ mod tests {
         assert_eq!(opts(&file), ["rbind", "nosuid", "nodev", "ro"]);
         assert_eq!(opts(&sub), ["rbind", "rnosuid", "rnodev", "rro"]);
         assert_eq!(opts(Path::new("/rw-file")), ["rbind", "nosuid", "nodev"]);
+    }
+
+    /// User-mode networking is listed as lost; the network namespace stays.
+    #[test]
+    fn a_user_mode_network_is_listed_and_the_namespace_kept() {
+        let e = export_of("[network]\nmode = \"user\"\ndeny = [\"10.0.0.0/8\"]\n");
+        let g = gap(&e, "network").expect("the network is listed");
+        assert_eq!(g.kind, GapKind::Lost);
+        assert!(g.what.contains(" egress rule(s)"), "{}", g.what);
+        assert!(
+            e.config
+                .linux
+                .namespaces
+                .iter()
+                .any(|n| n.kind == "network")
+        );
+        assert!(e.config.annotations.contains_key("org.hutch.lost.network"));
+        for text in ["", "[network]\nmode = \"host\"\n"] {
+            assert!(gap(&export_of(text), "network").is_none(), "{text}");
+        }
     }
 
     #[test]
