@@ -63,9 +63,20 @@ impl Machine {
             "usr/lib64",
             "etc",
             "home/u/project",
+            "home/u/project/.git/hooks",
         ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
+        // A repository: base/sensitive binds its configuration (a file)
+        // and hooks (a directory) read-only wherever the project is bound.
+        std::fs::write(r.join("home/u/project/.git/config"), "[core]\n").unwrap();
+        // The program `[network] mode = "user"` starts (never here).
+        std::fs::write(r.join("usr/bin/pasta"), "").unwrap();
+        std::fs::set_permissions(
+            r.join("usr/bin/pasta"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         for (link, target) in [
             ("bin", "usr/bin"),
             ("sbin", "usr/sbin"),
@@ -189,7 +200,7 @@ impl Machine {
         let plan = plan::build(&profile, &host, &request)
             .map_err(|e| e.0.render())
             .unwrap();
-        oci::export(&plan).unwrap()
+        oci::export(&plan, &host).unwrap()
     }
 }
 

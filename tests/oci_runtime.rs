@@ -1,7 +1,7 @@
 //! Exported bundles under a real OCI runtime: for every shipped profile
-//! (`cli`, `default`, `base/system` and `container` with an imported busybox
-//! image), `hutch export oci`
-//! writes a bundle, crun runs it rootless as the unprivileged test user,
+//! (`cli`, `default`, `base/system`, `container` with an imported busybox
+//! image, each with checks of its own, and every other one, the library's
+//! programs among them), `hutch export oci` writes a bundle, crun runs it rootless as the unprivileged test user,
 //! and the same probe list (tests/probes/oci-compare.sh with the static
 //! escape probe) runs under `hutch run` and under crun. The two outputs
 //! are compared line by line: each line must be equal, or its difference
@@ -57,6 +57,11 @@ const KNOWN: &[(&str, &str, Option<&str>)] = &[
         "dev",
         "crun adds /dev/core, a symlink to /proc/kcore (which is masked)",
         None,
+    ),
+    (
+        "interfaces",
+        "`[network] mode = \"user\"`: pasta's interface beside the loopback under hutch; the bundle's network namespace has the loopback only",
+        Some("org.hutch.lost.network"),
     ),
     (
         "mount /",
@@ -205,13 +210,26 @@ fn compare_home(
     tag: &str,
     home: Option<&Path>,
 ) -> Compared {
-    let command = ["sh", "-c", PROBE_SCRIPT];
+    compare_with(s, rt, pre, tag, home, &[])
+}
+
+/// [`compare_home`], with `args` as the probe script's arguments (`$1`...).
+fn compare_with(
+    s: &Scratch,
+    rt: &(PathBuf, View),
+    pre: &[&str],
+    tag: &str,
+    home: Option<&Path>,
+    args: &[&str],
+) -> Compared {
+    let mut command = vec!["sh", "-c", PROBE_SCRIPT, "sh"];
+    command.extend_from_slice(args);
     let bundle = s.path().join(format!("bundle-{tag}"));
     let mut export = vec!["export", "oci"];
     export.extend_from_slice(pre);
     let bundle_arg = bundle.display().to_string();
     export.extend(["-o", &bundle_arg, "--"]);
-    export.extend(command);
+    export.extend(&command);
     // The volume store below the working directory, where `cli` and
     // `default` bind it (their working directory cannot hold the home).
     // (Not with an image: the image store is there too.)
@@ -234,7 +252,7 @@ fn compare_home(
     let mut run = vec!["run"];
     run.extend_from_slice(pre);
     run.push("--");
-    run.extend(command);
+    run.extend(&command);
     let hutch = parse(&with_probe(with_data(s.hutch(&run))), "hutch run");
     let out = with_probe(runtime_run(s, rt, &bundle, tag));
     assert!(
@@ -324,7 +342,19 @@ impl Compared {
                     get(masked)
                 );
             }
-            assert_eq!(get("interfaces"), "lo", "{who}");
+            // A user-mode network (curl) adds an interface under hutch;
+            // the bundle keeps the loopback only.
+            let user_net =
+                who == "hutch" && self.annotations.contains_key("org.hutch.lost.network");
+            if user_net {
+                assert!(
+                    get("interfaces").starts_with("lo "),
+                    "{who}: {}",
+                    get("interfaces")
+                );
+            } else {
+                assert_eq!(get("interfaces"), "lo", "{who}");
+            }
             assert_eq!(get("loopback"), "ok", "{who}");
             assert_eq!(get("session leader"), "yes", "{who}");
         }
@@ -368,11 +398,10 @@ fn cli_under_crun_answers_the_probes_as_under_hutch() {
     c.check_line_by_line();
 }
 
-#[test]
-fn default_under_crun_answers_the_probes_as_under_hutch() {
-    let Some((rt, s)) = setup("crun") else { return };
-    // The home outside /tmp, as a user's is (the scratch home lies in /tmp,
-    // the sandbox's own tmpfs, where a runtime cannot make a directory).
+/// A home outside /tmp, as a user's is, owned by the test user (the
+/// scratch home lies in /tmp, the sandbox's own tmpfs, where a runtime
+/// cannot make the directory a profile puts on the root for the home).
+fn home_outside_tmp() -> tempfile::TempDir {
     let home = tempfile::Builder::new()
         .prefix("hutch-test-home-")
         .tempdir_in("/var/tmp")
@@ -385,6 +414,13 @@ fn default_under_crun_answers_the_probes_as_under_hutch() {
             .unwrap();
         assert!(st.success());
     }
+    home
+}
+
+#[test]
+fn default_under_crun_answers_the_probes_as_under_hutch() {
+    let Some((rt, s)) = setup("crun") else { return };
+    let home = home_outside_tmp();
     let c = compare_home(
         &s,
         &rt,
@@ -409,6 +445,184 @@ fn base_system_under_crun_answers_the_probes_as_under_hutch() {
     c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
     assert_eq!(c.runtime["cwd"], "/");
     c.check_line_by_line();
+}
+
+/// The shipped profiles the tests above run with checks of their own.
+const COVERED_ELSEWHERE: &[&str] = &["cli", "default", "container", "base/system"];
+
+/// Every other shipped profile (the library's programs and the building
+/// blocks they extend, each of those on top of `base/system` so that there
+/// is a shell to probe with), exported and run under crun from a working
+/// directory that holds a repository, with the home outside /tmp: the
+/// probes answer as under `hutch run`, line by line, and both enforce the
+/// same confinement, `.git/config` and `.git/hooks` read-only included.
+/// Profiles for the desktop are left out: what they bind is made by hutch
+/// at launch, for that launch only.
+#[test]
+fn every_other_shipped_profile_under_crun_answers_the_probes_as_under_hutch() {
+    let Some((rt, s)) = setup("crun") else { return };
+    let home = home_outside_tmp();
+    s.write(".git/config", "[core]\n\tbare = false\n");
+    s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, text) in hutch::profile::load::BUILTIN {
+        if COVERED_ELSEWHERE.contains(name) || is_desktop(&s, name, text) {
+            continue;
+        }
+        // `--profile base/NAME` would name a file: the building block on
+        // the read-only system.
+        let arg = if name.contains('/') {
+            let file = format!("{}.toml", name.replace('/', "-"));
+            let extends = format!("version = 1\nextends = [\"base/system\", \"{name}\"]\n");
+            s.write(&file, &extends).display().to_string()
+        } else {
+            name.to_string()
+        };
+        let tag = name.replace('/', "-");
+        ran += 1;
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let c = compare_home(&s, &rt, &["--profile", &arg], &tag, Some(home.path()));
+            c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+            // Where the working directory is bound (all but base/sensitive
+            // on its own), the repository in it is.
+            let bound = *name != "base/sensitive";
+            for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+                assert_eq!(m["cwd"] == s.path().display().to_string(), bound, "{who}");
+                for probe in ["write .git/config", "write .git/hooks"] {
+                    let got = m.get(probe).map_or("(not probed)", String::as_str);
+                    let want = if bound { "errno EROFS" } else { "(not probed)" };
+                    assert_eq!(got, want, "{who} {probe}");
+                }
+            }
+            c.check_line_by_line();
+        }));
+        if checked.is_err() {
+            failed.push(*name);
+        }
+    }
+    eprintln!("{ran} profiles exported and run under crun");
+    assert!(ran > 0, "no profile was run");
+    assert!(
+        failed.is_empty(),
+        "under crun, these profiles' bundles answer otherwise than hutch (see above): {failed:?}"
+    );
+}
+
+/// Whether profile `name` (its own `text`) has a `[desktop]` or
+/// `[devices]` table, or `hutch run --explain --json` plans one for it.
+fn is_desktop(s: &Scratch, name: &str, text: &str) -> bool {
+    if text
+        .lines()
+        .any(|l| matches!(l.trim(), "[desktop]" | "[devices]"))
+    {
+        return true;
+    }
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            name,
+            "--explain",
+            "--json",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        // Not a profile that runs from here (a building block named as a
+        // file below): the run itself reports it.
+        return false;
+    }
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    !plan["desktop"].is_null() || !plan["devices"].is_null()
+}
+
+/// Puts credential stores and a startup file in the scratch home.
+fn fill_home(s: &Scratch) {
+    let home = s.home();
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "key\n").unwrap();
+    std::fs::write(home.join(".netrc"), "machine example.org password secret\n").unwrap();
+    std::fs::write(home.join(".bashrc"), "# startup\n").unwrap();
+    s.chown_all();
+}
+
+/// A profile that shows the home (`cli` with the home bound read-write in
+/// place of its empty one): under crun as under hutch, its credential
+/// stores are hidden (a directory under an inaccessible tmpfs, a file
+/// under /dev/null on a nodev mount) and its startup files read-only.
+#[test]
+fn a_shown_home_keeps_its_credentials_hidden_under_crun() {
+    let Some((rt, s)) = setup("crun") else { return };
+    fill_home(&s);
+    let p = s.write(
+        "home.toml",
+        "version = 1\nextends = [\"cli\"]\n[[mount]]\ntype = \"bind\"\nsrc = \"${HOME}\"\ndst = \"${HOME}\"\n",
+    );
+    let c = compare(&s, &rt, &["--profile", p.to_str().unwrap()], "home");
+    c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+    for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+        assert_eq!(m["write ~/.bashrc"], "errno EROFS", "{who}");
+        assert_eq!(m["read ~/.netrc"], "Permission denied", "{who}");
+        assert_eq!(m["list ~/.ssh"], "Permission denied", "{who}");
+        // The home itself is writable: the masks are not a read-only home.
+        assert_eq!(m[&format!("write {}", s.home().display())], "ok", "{who}");
+    }
+    c.check_line_by_line();
+}
+
+/// A file named on the command line, outside the working directory: the
+/// profiles with `file_arguments` bind it alone, read-only, under crun as
+/// under hutch (a file, so with plain options), and not its sibling.
+#[test]
+fn a_file_argument_is_bound_alone_under_crun() {
+    let Some((rt, s)) = setup("crun") else { return };
+    let home = home_outside_tmp();
+    let elsewhere = home_outside_tmp();
+    let data = elsewhere.path().join("data.json");
+    std::fs::write(&data, "[1,2]\n").unwrap();
+    std::fs::write(elsewhere.path().join("sibling"), "secret\n").unwrap();
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["-R", &uid()])
+            .arg(elsewhere.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let data = data.display().to_string();
+    // jq reads its working directory, tar writes it: both bind arguments.
+    for name in ["jq", "tar"] {
+        let c = compare_with(
+            &s,
+            &rt,
+            &["--profile", name],
+            name,
+            Some(home.path()),
+            &[&data],
+        );
+        c.check_confinement(&uid(), &["/", "/usr", "/etc", "/dev"]);
+        for (who, m) in [("hutch", &c.hutch), ("runtime", &c.runtime)] {
+            assert_eq!(m["read argument"], "[1,2]", "{name} {who}");
+            assert_eq!(m["write argument"], "errno EROFS", "{name} {who}");
+            assert_eq!(m["sibling"], "No such file or directory", "{name} {who}");
+        }
+        c.check_line_by_line();
+    }
+    // Without file_arguments (cli), the file is not there at all.
+    let c = compare_with(
+        &s,
+        &rt,
+        &["--profile", "cli"],
+        "cli-arg",
+        Some(home.path()),
+        &[&data],
+    );
+    for m in [&c.hutch, &c.runtime] {
+        assert_eq!(m["read argument"], "No such file or directory");
+    }
 }
 
 /// busybox with every applet in /bin (a layer), and a second layer that
@@ -500,8 +714,13 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
         return;
     }
     let s = Scratch::new();
+    s.write(".git/config", "[core]\n");
+    s.write(".git/hooks/pre-commit", "#!/bin/sh\n");
+    fill_home(&s);
+    s.write("elsewhere/sibling", "secret\n");
+    let data = s.write("elsewhere/data.json", "[1,2]\n");
     let mut cmd = s.as_user(Path::new("/bin/sh"));
-    cmd.args(["-c", PROBE_SCRIPT]);
+    cmd.args(["-c", PROBE_SCRIPT, "sh"]).arg(&data);
     let m = parse(&with_probe(cmd), "the probes without a sandbox");
     for call in [
         "keyctl",
@@ -522,6 +741,14 @@ fn without_a_sandbox_the_probes_answer_otherwise() {
     assert_ne!(m["x32"], "errno EPERM");
     assert!(!m["x32"].starts_with("killed"));
     assert_ne!(m["hostname"], "hutch");
+    for probe in ["write .git/config", "write .git/hooks", "write ~/.bashrc"] {
+        assert_eq!(m[probe], "ok", "{probe}");
+    }
+    assert!(m["read ~/.netrc"].contains("secret"));
+    assert_eq!(m["list ~/.ssh"], "id_ed25519");
+    assert_eq!(m["read argument"], "[1,2]");
+    assert_eq!(m["write argument"], "ok");
+    assert_eq!(m["sibling"], "secret");
     if is_root() {
         // The host's capability bounding set is full.
         assert_ne!(m["CapBnd"], "0000000000000000");

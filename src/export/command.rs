@@ -67,7 +67,7 @@ fn export(args: ExportOciArgs) -> Result<(), Failure> {
     if make_state_dirs(&plan, &host)? {
         plan = plan::build(&profile, &host, &request)?;
     }
-    let export = oci::export(&plan).map_err(|e| Failure::Line(e.to_string()))?;
+    let export = oci::export(&plan, &host).map_err(|e| Failure::Line(e.to_string()))?;
     report(&export);
     let lost: Vec<&str> = export
         .gaps

@@ -3,9 +3,9 @@
 //! seccomp filter as `seccomp.json`), which crun and runc run, and through
 //! them Podman, containerd, CRI-O and Kubernetes.
 //!
-//! Data flows as for `run`: profile → plan → [`oci::export`] (pure: the
-//! bundle as data, and what it cannot express) → [`bundle::write`]. Only
-//! the plan is read; nothing is launched.
+//! Data flows as for `run`: profile → plan → [`oci::export`] (pure but for
+//! whether each bind's source is a file: the bundle as data, and what it
+//! cannot express) → [`bundle::write`]. Nothing is launched.
 
 pub mod bundle;
 pub mod command;

@@ -1,7 +1,9 @@
 //! A plan as an OCI runtime bundle: the `config.json` (runtime-spec
 //! v1.1.0), what goes into `rootfs/`, and what the spec cannot express.
 //!
-//! [`export`] is a pure function of the plan. Everything the plan does that
+//! [`export`] is a pure function of the plan and of one fact about the
+//! host the plan was made against: whether each bind's source is a
+//! directory or a file (see [`bind`]). Everything the plan does that
 //! a `config.json` cannot say is returned as a [`Gap`], which the caller
 //! prints and which is also recorded in the bundle's annotations
 //! (`org.hutch.lost.KEY`, `org.hutch.differs.KEY`), never dropped silently.
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::seccomp_json::{self, Seccomp};
+use crate::host::Host;
 use crate::plan::mounts::{PROC_MASKED, PROC_READONLY};
 use crate::plan::rootfs::{RootSource, Upper};
 use crate::plan::{MountOp, Plan, PlannedMount};
@@ -261,14 +264,15 @@ fn text(what: &'static str, p: &Path) -> Result<String, ExportError> {
     })
 }
 
-/// The bundle for `plan`.
-pub fn export(plan: &Plan) -> Result<Export, ExportError> {
+/// The bundle for `plan`, made against `host` (whose filesystem holds the
+/// bind sources).
+pub fn export(plan: &Plan, host: &Host) -> Result<Export, ExportError> {
     let mut gaps = Vec::new();
     let (root, content) = root(plan, &mut gaps)?;
     let root_is_ours = !matches!(content, RootContent::HostDir(_));
     let mut built = Mounts::default();
     for m in &plan.mounts {
-        built.add(plan, m, root_is_ours)?;
+        built.add(plan, host, m, root_is_ours)?;
     }
     if !plan.namespaces.mount {
         gaps.push(Gap::lost(
@@ -393,15 +397,45 @@ fn options(list: &[&str]) -> Vec<String> {
     list.iter().map(|o| o.to_string()).collect()
 }
 
+/// What a bind's source is on the host.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Dir,
+    /// A file (or anything but a directory): it has no submounts.
+    File,
+}
+
+impl Source {
+    fn of(host: &Host, src: &Path) -> Source {
+        if std::fs::metadata(host.fs_path(src)).is_ok_and(|m| !m.is_dir()) {
+            Source::File
+        } else {
+            Source::Dir
+        }
+    }
+}
+
 /// A recursive bind: nosuid (and nodev, read-only) on every submount too,
-/// as hutch sets them with `mount_setattr(AT_RECURSIVE)`.
-fn bind(src: &Path, dst: &str, readonly: bool, devices: bool) -> Result<Mount, ExportError> {
-    let mut o = options(&["rbind", "rnosuid"]);
+/// as hutch sets them with `mount_setattr(AT_RECURSIVE)`. A file has no
+/// submounts, so for a file the plain options say the same, and only they
+/// work with crun 1.8.1 (Debian 12) and every crun before the fix of
+/// containers/crun#1421 (February 2024), which opens the target of a bind
+/// with recursive options as a directory and fails ("open mount target
+/// `...`: Not a directory").
+fn bind(
+    src: &Path,
+    dst: &str,
+    readonly: bool,
+    devices: bool,
+    kind: Source,
+) -> Result<Mount, ExportError> {
+    let r = if kind == Source::File { "" } else { "r" };
+    let mut o = vec!["rbind".to_string(), format!("{r}nosuid")];
     if !devices {
-        o.push("rnodev".into());
+        o.push(format!("{r}nodev"));
     }
     if readonly {
-        o.push("rro".into());
+        o.push(format!("{r}ro"));
     }
     Ok(Mount {
         destination: dst.to_string(),
@@ -434,6 +468,7 @@ impl Mounts {
     fn add(
         &mut self,
         plan: &Plan,
+        host: &Host,
         m: &PlannedMount,
         root_is_ours: bool,
     ) -> Result<(), ExportError> {
@@ -463,7 +498,9 @@ impl Mounts {
                 devices,
                 ..
             } => {
-                self.mounts.push(bind(src, &dst, *readonly, *devices)?);
+                let kind = Source::of(host, src);
+                self.mounts
+                    .push(bind(src, &dst, *readonly, *devices, kind)?);
                 None
             }
             MountOp::Tmpfs { size, mode, .. } => {
@@ -556,7 +593,7 @@ impl Mounts {
                 options: options(&["nosuid", "nodev", "noexec"]),
             });
         } else {
-            let mut b = bind(Path::new("/proc"), dst, false, false)?;
+            let mut b = bind(Path::new("/proc"), dst, false, false, Source::Dir)?;
             b.options.push("rnoexec".into());
             self.mounts.push(b);
         }
@@ -617,7 +654,8 @@ impl Mounts {
             ));
             return Ok(());
         }
-        self.mounts.push(bind(src, dst, readonly, false)?);
+        self.mounts
+            .push(bind(src, dst, readonly, false, Source::Dir)?);
         self.gaps.push(Gap::lost(
             format!("volume.{name}"),
             format!("volume {name} ({from}) is bound from {}: hutch's lock (one sandbox at a time unless shared), its creation on first use and its checks against symlinks are not in the bundle; the directory must exist where the bundle runs", src.display()),
@@ -708,6 +746,9 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
             format!("Landlock ({}): the runtime-spec has no Landlock field (none up to v1.3.0: a proposal to add one was not merged); the rules are in the annotation org.hutch.landlock", parts.join(", ")),
         ));
     }
+    if let Some(user) = &plan.network.user {
+        gaps.push(Gap::lost("network", network_lost(user)));
+    }
     if plan.init {
         gaps.push(Gap::lost(
             "init",
@@ -729,6 +770,33 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
             "`[seccomp] enforce = \"best-effort\"`: hutch runs without the filter where the kernel has no seccomp; an OCI runtime refuses to start",
         ));
     }
+}
+
+/// What `[network] mode = "user"` gives that a bundle does not: the
+/// runtime-spec has no user-mode network, so the bundle keeps the network
+/// namespace with its loopback only (the payload gets less, never the
+/// host's network); an engine adds one of its own.
+fn network_lost(user: &crate::plan::network::UserNetwork) -> String {
+    let mut what = vec![format!(
+        "{}'s connection to the outside",
+        user.backend.name()
+    )];
+    if user.host_loopback {
+        what.push("the host's loopback".into());
+    }
+    for (n, kind) in [
+        (user.host_ports.len(), "host port forward(s)"),
+        (user.publish.len(), "published port(s)"),
+        (user.egress.len(), "egress rule(s)"),
+    ] {
+        if n > 0 {
+            what.push(format!("{n} {kind}"));
+        }
+    }
+    format!(
+        "`[network] mode = \"user\"` ({}): the runtime-spec has no user-mode network; the bundle's network namespace has only its loopback (with Podman: `--network pasta`, without the egress rules)",
+        what.join(", ")
+    )
 }
 
 /// `[limits]` as `linux.resources`. cgroup v1 semantics of the structured
@@ -838,7 +906,7 @@ mod tests {
         let plan = crate::plan::build(&profile, &host, &request)
             .map_err(|e| e.0.render())
             .unwrap();
-        export(&plan).unwrap()
+        export(&plan, &host).unwrap()
     }
 
     fn gap<'a>(e: &'a Export, key: &str) -> Option<&'a Gap> {
@@ -851,6 +919,54 @@ mod tests {
             .iter()
             .find(|m| m.destination == dst)
             .unwrap_or_else(|| panic!("no mount at {dst}: {:?}", e.config.mounts))
+    }
+
+    /// A file has no submounts: its bind carries the plain options (which
+    /// crun 1.8 needs), a directory's the recursive ones.
+    #[test]
+    fn a_file_is_bound_with_plain_options_a_directory_with_recursive_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, sub) = (dir.path().join("config"), dir.path().join("hooks"));
+        std::fs::write(&file, "x").unwrap();
+        std::fs::create_dir(&sub).unwrap();
+        let mut text = String::new();
+        for (p, kind) in [(&file, "ro-bind"), (&sub, "ro-bind"), (&file, "bind")] {
+            let dst = if kind == "bind" { "/rw-file" } else { "" };
+            let dst = if dst.is_empty() {
+                p.to_str().unwrap()
+            } else {
+                dst
+            };
+            text.push_str(&format!(
+                "[[mount]]\ntype = \"{kind}\"\nsrc = \"{}\"\ndst = \"{dst}\"\n",
+                p.display()
+            ));
+        }
+        let e = export_of(&text);
+        let opts = |dst: &Path| mount(&e, dst.to_str().unwrap()).options.clone();
+        assert_eq!(opts(&file), ["rbind", "nosuid", "nodev", "ro"]);
+        assert_eq!(opts(&sub), ["rbind", "rnosuid", "rnodev", "rro"]);
+        assert_eq!(opts(Path::new("/rw-file")), ["rbind", "nosuid", "nodev"]);
+    }
+
+    /// User-mode networking is listed as lost; the network namespace stays.
+    #[test]
+    fn a_user_mode_network_is_listed_and_the_namespace_kept() {
+        let e = export_of("[network]\nmode = \"user\"\ndeny = [\"10.0.0.0/8\"]\n");
+        let g = gap(&e, "network").expect("the network is listed");
+        assert_eq!(g.kind, GapKind::Lost);
+        assert!(g.what.contains(" egress rule(s)"), "{}", g.what);
+        assert!(
+            e.config
+                .linux
+                .namespaces
+                .iter()
+                .any(|n| n.kind == "network")
+        );
+        assert!(e.config.annotations.contains_key("org.hutch.lost.network"));
+        for text in ["", "[network]\nmode = \"host\"\n"] {
+            assert!(gap(&export_of(text), "network").is_none(), "{text}");
+        }
     }
 
     #[test]

@@ -37,6 +37,29 @@ done
 p "write /proc/sys/kernel/hostname" write /proc/sys/kernel/hostname x
 p "write /proc/sysrq-trigger" write /proc/sysrq-trigger x
 
+# A repository in the working directory (tests/oci_runtime.rs makes one):
+# base/sensitive keeps its configuration and hooks read-only, even where the
+# directory itself is writable.
+if [ -d .git ]; then
+    p "write .git/config" write .git/config x
+    p "write .git/hooks" write .git/hooks/pre-commit x
+fi
+# Credential stores and startup files in a home a bind shows
+# (tests/oci_runtime.rs binds one holding them): base/sensitive hides the
+# first and keeps the others read-only.
+if [ -e "$HOME/.netrc" ]; then
+    echo "read ~/.netrc: $(cat "$HOME/.netrc" 2>&1 | sed 's/.*: //')"
+    echo "list ~/.ssh: $(ls "$HOME/.ssh" 2>&1 | sed 's/.*: //' | tr '\n' ' ')"
+    p "write ~/.bashrc" write "$HOME/.bashrc" x
+fi
+# A file named on the command line (tests/oci_runtime.rs passes one from
+# outside the working directory): file_arguments binds it alone, read-only.
+if [ -n "$1" ]; then
+    echo "read argument: $(cat "$1" 2>&1 | sed 's/.*: //')"
+    p "write argument" write "$1" x
+    echo "sibling: $(cat "$(dirname "$1")/sibling" 2>&1 | sed 's/.*: //')"
+fi
+
 # The seccomp filter.
 for c in keyctl bpf perf userfaultfd open_by_handle_at mount clone3 userns x32 tiocsti tioclinux; do
     p "$c" "$c"
