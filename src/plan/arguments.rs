@@ -65,11 +65,13 @@ pub fn plan_file_arguments(
                 devices: false,
             },
             from: from.clone(),
+            lands: None,
         });
         if let Some(dst) = link {
             binds.push(PlannedMount {
                 op: MountOp::Symlink { target: real, dst },
                 from,
+                lands: None,
             });
         }
     }

@@ -73,6 +73,7 @@ pub fn plan_workdir(profile: &Profile, host: &Host) -> Result<Option<WorkdirPlan
             devices: false,
         },
         from,
+        lands: None,
     })))
 }
 
@@ -423,6 +424,7 @@ fn push_read_only(
             devices: false,
         },
         from: format!("{} ([protect] read-only)", entry.from),
+        lands: None,
     });
 }
 
@@ -446,5 +448,6 @@ fn mask(dst: PathBuf, is_dir: bool, entry: &Entry) -> PlannedMount {
     PlannedMount {
         op,
         from: format!("{} ([protect] hide)", entry.from),
+        lands: None,
     }
 }
