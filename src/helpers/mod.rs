@@ -27,6 +27,7 @@
 //! runs each stage over all of them in one order.
 
 pub mod cgroup;
+pub mod learn;
 pub mod netns;
 pub mod process;
 
@@ -115,6 +116,8 @@ pub struct Helpers {
     pub cgroup: Option<cgroup::Session>,
     /// The network namespace, made in parallel with the child's mounts.
     pub netns: Option<netns::NetnsMaker>,
+    /// `hutch learn`: the recorder serving the learning filter.
+    pub learn: Option<learn::Learner>,
 }
 
 impl Helpers {
@@ -126,6 +129,7 @@ impl Helpers {
                 .as_ref()
                 .map(|l| cgroup::Session::new(l, plan.namespaces.cgroup)),
             netns: netns::NetnsMaker::wanted(plan.namespaces.net)?,
+            learn: learn::Learner::wanted(plan)?,
         })
     }
 
@@ -134,14 +138,16 @@ impl Helpers {
     fn each(&mut self) -> impl Iterator<Item = &mut dyn Helper> {
         let netns = self.netns.as_mut().map(|h| h as &mut dyn Helper);
         let cgroup = self.cgroup.as_mut().map(|h| h as &mut dyn Helper);
-        netns.into_iter().chain(cgroup)
+        let learn = self.learn.as_mut().map(|h| h as &mut dyn Helper);
+        netns.into_iter().chain(cgroup).chain(learn)
     }
 
     /// [`Helpers::each`], to look at.
     fn each_ref(&self) -> impl Iterator<Item = &dyn Helper> {
         let netns = self.netns.as_ref().map(|h| h as &dyn Helper);
         let cgroup = self.cgroup.as_ref().map(|h| h as &dyn Helper);
-        netns.into_iter().chain(cgroup)
+        let learn = self.learn.as_ref().map(|h| h as &dyn Helper);
+        netns.into_iter().chain(cgroup).chain(learn)
     }
 
     pub fn before_clone(&mut self, setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {

@@ -82,6 +82,7 @@ pub fn exec(
                 go: go_r.as_raw_fd(),
                 netns: -1,
                 handoff: -1,
+                learn: -1,
                 terminal: -1,
             },
         );

@@ -56,6 +56,7 @@ pub enum Step {
     NewSession,
     ControllingTerminal,
     Exec,
+    LearnListener,
 }
 
 impl Step {
@@ -104,6 +105,7 @@ impl Step {
         Step::NewSession,
         Step::ControllingTerminal,
         Step::Exec,
+        Step::LearnListener,
     ];
 
     fn from_u32(v: u32) -> Option<Step> {
@@ -152,6 +154,7 @@ impl Step {
             Step::NoNewPrivs => "set no_new_privs",
             Step::Landlock => "apply the Landlock ruleset",
             Step::Seccomp => "load the seccomp filter",
+            Step::LearnListener => "hand the learning filter's listener to hutch",
             Step::ForkPayload => "start the payload under hutch's init",
             Step::SignalFd => "set up signal forwarding in hutch's init",
             Step::NewSession => "start a new session for the payload",
