@@ -51,6 +51,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Import {
             command: crate::cli::ImportCommand::Firejail(args),
         } => crate::import::command::firejail(args),
+        Command::Learn(args) => crate::learn::command::learn(args),
         Command::Completions { shell } => print(shell.script()),
         Command::Man { page } => crate::manpages::run(page.as_deref()),
         Command::Complete { words } => crate::completions::run(&words),

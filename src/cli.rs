@@ -146,11 +146,49 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Write a profile by watching a command run: the tightest profile,
+    /// extending a base, that lets that run succeed.
+    ///
+    /// The command runs in the base profile's confinement with the rest of
+    /// the host read-only (the home too: a write there fails and is not
+    /// granted) and the working directory read-write. hutch records the
+    /// paths it opens, executes, creates, removes and the unix sockets it
+    /// connects to, through seccomp user notification (no privileges), and
+    /// writes OUT.toml: read-only binds for what it read outside the base,
+    /// read-write binds for what it wrote in the working directory, paths
+    /// written with ${HOME}, ${CWD} and the XDG variables. Exit status: the
+    /// command's; 125 if hutch failed (nothing is written).
+    Learn(LearnArgs),
     /// Write a hutch profile from another sandbox's profile.
     Import {
         #[command(subcommand)]
         command: ImportCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Write the profile to this file (required; never anywhere else).
+    #[arg(short, long, value_name = "OUT.toml")]
+    pub output: Option<PathBuf>,
+    /// The profile the learnt one extends, and whose confinement the
+    /// learning run keeps (default: `default`).
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Replace OUT.toml if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Say what is enforced during the learning run.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The command and its arguments (put `--` before it).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
+    )]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
