@@ -136,11 +136,23 @@ fn run(args: LearnArgs) -> Result<i32, Failed> {
         }
     };
 
+    // hutch's init executes the command: a process whose memory the
+    // launcher may not read (it is non-dumpable until then), so its
+    // execve is not seen. The program is the one the child finds as it
+    // does (`prepare::exec`): a path, or the first in the sandbox's PATH.
+    let mut journal = journal;
+    if let Some(program) = payload_program(&plan) {
+        journal
+            .accesses
+            .entry((program, crate::helpers::learn::Kind::Exec))
+            .or_insert(1);
+    }
     // The profile.
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     let ctx = Context {
         base: base_name.clone(),
         base_mounts: &base_plan.mounts,
+        learn_mounts: &plan.mounts,
         cwd: host.cwd().map(Path::to_path_buf),
         vars: vars(&host),
         command: args
@@ -167,6 +179,22 @@ fn run(args: LearnArgs) -> Result<i32, Failed> {
         ));
     }
     Ok(code)
+}
+
+/// The program the payload runs, absolute, as the child finds it.
+fn payload_program(plan: &plan::Plan) -> Option<PathBuf> {
+    let program = Path::new(plan.argv.first()?);
+    if program.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return Some(crate::helpers::learn::normalize(&plan.cwd.join(program)));
+    }
+    let path = plan
+        .env
+        .get("PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", String::as_str);
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }
 
 /// The variables a learnt profile writes paths with.

@@ -36,6 +36,8 @@ pub struct Context<'a> {
     pub base: String,
     /// The base profile's mounts, planned for this host.
     pub base_mounts: &'a [PlannedMount],
+    /// The learning run's mounts: whether an access reached the host.
+    pub learn_mounts: &'a [PlannedMount],
     pub cwd: Option<PathBuf>,
     /// Variables and the directories they stand for.
     pub vars: Vec<(&'static str, PathBuf)>,
@@ -58,8 +60,19 @@ enum Shown {
 }
 
 fn shown(mounts: &[PlannedMount], path: &Path) -> Shown {
+    shown_at(mounts, path, 0)
+}
+
+fn shown_at(mounts: &[PlannedMount], path: &Path, depth: usize) -> Shown {
     let covering = mounts.iter().rev().find(|m| path.starts_with(m.op.dst()));
     match covering.map(|m| &m.op) {
+        // `/lib -> usr/lib` on merged-/usr systems: what the link leads to.
+        Some(MountOp::Symlink { target, dst }) if dst != path && depth < 8 => {
+            let rest = path.strip_prefix(dst).unwrap_or(Path::new(""));
+            let to = dst.parent().unwrap_or(Path::new("/")).join(target);
+            let to = crate::helpers::learn::normalize(&to.join(rest));
+            shown_at(mounts, &to, depth + 1)
+        }
         Some(MountOp::Bind {
             src, dst, readonly, ..
         }) if src == dst => Shown::Host {
@@ -118,23 +131,41 @@ struct Need {
     files: usize,
 }
 
+/// What the run did, sorted by what the profile must do about it.
+#[derive(Default)]
+struct Seen {
+    /// Reads the base shows already, by top-level directory.
+    system: BTreeMap<String, usize>,
+    /// Uses of the sandbox's own directories, by top-level directory.
+    private: BTreeMap<String, usize>,
+    reads: BTreeMap<PathBuf, Need>,
+    absent: BTreeSet<PathBuf>,
+    sockets: BTreeSet<PathBuf>,
+    abstract_sockets: BTreeSet<String>,
+    network: BTreeSet<String>,
+    writes_cwd: BTreeSet<PathBuf>,
+    refused_writes: BTreeSet<PathBuf>,
+}
+
 /// The draft profile, as TOML text.
 pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
-    let mut system: BTreeMap<String, usize> = BTreeMap::new();
-    let mut private: BTreeMap<String, usize> = BTreeMap::new();
-    let mut reads: BTreeMap<PathBuf, Need> = BTreeMap::new();
-    let mut absent: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut sockets: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut abstract_sockets: BTreeSet<String> = BTreeSet::new();
-    let mut network: BTreeSet<String> = BTreeSet::new();
-    let mut writes_cwd: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut refused_writes: BTreeSet<PathBuf> = BTreeSet::new();
     let created: BTreeSet<&Path> = journal
         .accesses
         .keys()
         .filter(|(_, k)| *k == Kind::Create)
         .map(|(p, _)| p.as_path())
         .collect();
+    let mut seen = classify(journal, ctx, &created);
+    group_reads(&mut seen.reads);
+    let (workdir_rw, writable) = writable_dirs(&seen.writes_cwd, &created, ctx);
+    // A directory the run writes to is read there too.
+    seen.reads
+        .retain(|p, _| !writable.iter().any(|d| p.starts_with(d)));
+    render(journal, ctx, &seen, workdir_rw, &writable)
+}
+
+fn classify(journal: &Journal, ctx: &Context<'_>, created: &BTreeSet<&Path>) -> Seen {
+    let mut seen = Seen::default();
     let top = |p: &Path| {
         p.components().nth(1).map_or("/".to_string(), |c| {
             format!("/{}", c.as_os_str().to_string_lossy())
@@ -144,14 +175,20 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
     for (path, kind) in journal.accesses.keys() {
         match kind {
             Kind::Network => {
-                network.insert(path.display().to_string());
+                seen.network.insert(path.display().to_string());
                 continue;
             }
             Kind::Connect if path.to_string_lossy().starts_with('@') => {
-                abstract_sockets.insert(path.display().to_string());
+                seen.abstract_sockets.insert(path.display().to_string());
                 continue;
             }
             _ => {}
+        }
+        // Where the access went while learning: the host, or something of
+        // the sandbox's own (its /tmp, /proc, /dev).
+        if !matches!(shown(ctx.learn_mounts, path), Shown::Host { .. }) {
+            *seen.private.entry(top(path)).or_default() += 1;
+            continue;
         }
         let state = shown(ctx.base_mounts, path);
         let in_cwd = ctx.cwd.as_deref().is_some_and(|c| path.starts_with(c));
@@ -161,33 +198,27 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
                     continue;
                 }
                 if in_cwd {
-                    writes_cwd.insert(path.clone());
-                } else if state == Shown::Private {
-                    *private.entry(top(path)).or_default() += 1;
+                    seen.writes_cwd.insert(path.clone());
                 } else {
-                    refused_writes.insert(path.clone());
+                    seen.refused_writes.insert(path.clone());
                 }
             }
             Kind::Read | Kind::Exec | Kind::Connect => {
                 if let Shown::Host { .. } = state {
                     if !in_cwd {
-                        *system.entry(top(path)).or_default() += 1;
-                    }
-                    continue;
-                }
-                if !(ctx.exists)(path) {
-                    if state == Shown::Private {
-                        *private.entry(top(path)).or_default() += 1;
-                    } else {
-                        absent.insert(path.clone());
+                        *seen.system.entry(top(path)).or_default() += 1;
                     }
                     continue;
                 }
                 if created.contains(path.as_path()) {
                     continue;
                 }
+                if !(ctx.exists)(path) {
+                    seen.absent.insert(path.clone());
+                    continue;
+                }
                 if *kind == Kind::Connect {
-                    sockets.insert(path.clone());
+                    seen.sockets.insert(path.clone());
                     continue;
                 }
                 // A name made for one run stands for its directory.
@@ -199,7 +230,7 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
                 {
                     p.pop();
                 }
-                let need = reads.entry(p).or_default();
+                let need = seen.reads.entry(p).or_default();
                 need.kinds.insert(if *kind == Kind::Exec {
                     "executed"
                 } else {
@@ -210,6 +241,12 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
         }
     }
 
+    seen
+}
+
+/// Many files of one directory: the directory; nothing inside a
+/// directory that is bound.
+fn group_reads(reads: &mut BTreeMap<PathBuf, Need>) {
     // Many files of one directory: the directory.
     let mut by_dir: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for p in reads.keys() {
@@ -234,12 +271,18 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
     // Nothing inside a directory already bound.
     let dirs: Vec<PathBuf> = reads.keys().cloned().collect();
     reads.retain(|p, _| !dirs.iter().any(|d| d != p && p.starts_with(d)));
+}
 
-    // Writes in the working directory: the shallowest directory the run
-    // did not make.
+/// Writes in the working directory: the shallowest directory the run did
+/// not make itself. Whether that is the working directory, and the others.
+fn writable_dirs(
+    writes_cwd: &BTreeSet<PathBuf>,
+    created: &BTreeSet<&Path>,
+    ctx: &Context<'_>,
+) -> (bool, BTreeSet<PathBuf>) {
     let mut writable: BTreeSet<PathBuf> = BTreeSet::new();
     if let Some(cwd) = &ctx.cwd {
-        for p in &writes_cwd {
+        for p in writes_cwd {
             let mut d = p.parent().map(Path::to_path_buf).unwrap_or_default();
             while d != *cwd && d.starts_with(cwd) && created.contains(d.as_path()) {
                 d.pop();
@@ -251,9 +294,16 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
     }
     let workdir_rw = ctx.cwd.as_ref().is_some_and(|c| writable.contains(c));
     writable.retain(|d| Some(d) != ctx.cwd.as_ref());
-    // A directory the run writes to is read there too.
-    reads.retain(|p, _| !writable.iter().any(|d| p.starts_with(d)));
+    (workdir_rw, writable)
+}
 
+fn render(
+    journal: &Journal,
+    ctx: &Context<'_>,
+    seen: &Seen,
+    workdir_rw: bool,
+    writable: &BTreeSet<PathBuf>,
+) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "# Learnt by `hutch learn` from one run of: {}\n",
@@ -269,16 +319,24 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
         out.push_str("# Files were created or changed in the working directory itself.\n");
         out.push_str("workdir = \"read-write\"\n");
     }
-    if !system.is_empty() {
-        let list: Vec<String> = system.iter().map(|(d, n)| format!("{d} ({n})")).collect();
+    if !seen.system.is_empty() {
+        let list: Vec<String> = seen
+            .system
+            .iter()
+            .map(|(d, n)| format!("{d} ({n})"))
+            .collect();
         out.push_str(&format!(
             "\n# Read from paths {} already shows, by top-level directory (paths seen):\n#   {}\n",
             ctx.base,
             list.join(", ")
         ));
     }
-    if !private.is_empty() {
-        let list: Vec<String> = private.iter().map(|(d, n)| format!("{d} ({n})")).collect();
+    if !seen.private.is_empty() {
+        let list: Vec<String> = seen
+            .private
+            .iter()
+            .map(|(d, n)| format!("{d} ({n})"))
+            .collect();
         out.push_str(&format!(
             "# Used in the sandbox's own directories (not the host's; nothing to grant):\n#   {}\n",
             list.join(", ")
@@ -298,7 +356,7 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
     };
     section(
         "Files and directories read or executed",
-        reads
+        seen.reads
             .iter()
             .map(|(p, need)| {
                 let what = need.kinds.iter().copied().collect::<Vec<_>>().join(" and ");
@@ -312,8 +370,8 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
             .collect(),
     );
     section(
-        "Unix sockets connected to",
-        sockets
+        "Unix seen.sockets connected to",
+        seen.sockets
             .iter()
             .map(|p| ("connected".to_string(), "ro-bind", generalise(p, ctx)))
             .collect(),
@@ -325,6 +383,12 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
             .map(|p| ("written".to_string(), "bind", generalise(p, ctx)))
             .collect(),
     );
+    notes(&mut out, journal, ctx, seen);
+    out
+}
+
+/// The comments on what the profile does not grant.
+fn notes(out: &mut String, journal: &Journal, ctx: &Context<'_>, seen: &Seen) {
     let mut notes = |title: &str, items: Vec<String>| {
         if items.is_empty() {
             return;
@@ -339,19 +403,22 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
     };
     notes(
         "Written outside the working directory, refused while learning (the host is\n# read-only then) and not granted; add a `bind` of the directory to allow it:",
-        refused_writes.iter().map(|p| generalise(p, ctx)).collect(),
+        seen.refused_writes
+            .iter()
+            .map(|p| generalise(p, ctx))
+            .collect(),
     );
     notes(
-        "Looked for but absent on the host (nothing to bind):",
-        absent.iter().map(|p| generalise(p, ctx)).collect(),
+        "Looked for but seen.absent on the host (nothing to bind):",
+        seen.absent.iter().map(|p| generalise(p, ctx)).collect(),
     );
     notes(
-        "Internet addresses connected to: the network stays off here; `[namespaces] net = false` and a look at why would be needed:",
-        network.into_iter().collect(),
+        "Internet addresses connected to: the seen.network stays off here; `[namespaces] net = false` and a look at why would be needed:",
+        seen.network.iter().cloned().collect(),
     );
     notes(
-        "Abstract unix sockets connected to (they belong to the network namespace, which stays private):",
-        abstract_sockets.into_iter().collect(),
+        "Abstract unix seen.sockets connected to (they belong to the seen.network namespace, which stays private):",
+        seen.abstract_sockets.iter().cloned().collect(),
     );
     notes(
         &format!(
@@ -370,7 +437,6 @@ pub fn draft(journal: &Journal, ctx: &Context<'_>) -> String {
             journal.unread
         ));
     }
-    out
 }
 
 #[cfg(test)]
@@ -390,6 +456,24 @@ mod tests {
         }
     }
 
+    /// The learning run's mounts: the host, its own /tmp, the working
+    /// directory writable.
+    fn learning() -> Vec<PlannedMount> {
+        vec![
+            bind("/", true),
+            PlannedMount {
+                op: MountOp::Tmpfs {
+                    dst: "/tmp".into(),
+                    size: None,
+                    mode: 0o1777,
+                },
+                from: String::new(),
+                lands: None,
+            },
+            bind("/home/u/work", false),
+        ]
+    }
+
     fn journal(items: &[(&str, Kind)]) -> Journal {
         let mut j = Journal::default();
         for (p, k) in items {
@@ -398,10 +482,15 @@ mod tests {
         j
     }
 
-    fn ctx<'a>(mounts: &'a [PlannedMount], exists: &'a dyn Fn(&Path) -> bool) -> Context<'a> {
+    fn ctx<'a>(
+        mounts: &'a [PlannedMount],
+        learn_mounts: &'a [PlannedMount],
+        exists: &'a dyn Fn(&Path) -> bool,
+    ) -> Context<'a> {
         Context {
             base: "default".into(),
             base_mounts: mounts,
+            learn_mounts,
             cwd: Some("/home/u/work".into()),
             vars: vec![
                 ("HOME", "/home/u".into()),
@@ -429,10 +518,19 @@ mod tests {
                 lands: None,
             },
             bind("/home/u/work", true),
+            PlannedMount {
+                op: MountOp::Symlink {
+                    target: "usr/lib".into(),
+                    dst: "/lib".into(),
+                },
+                from: String::new(),
+                lands: None,
+            },
         ];
         let exists = |p: &Path| !p.ends_with("missing.conf");
         let j = journal(&[
             ("/usr/lib/libc.so.6", Kind::Read),
+            ("/lib/libm.so.6", Kind::Read),
             ("/etc/passwd", Kind::Read),
             ("/home/u/.config/app/app.conf", Kind::Read),
             ("/home/u/.config/app/missing.conf", Kind::Read),
@@ -444,7 +542,7 @@ mod tests {
             ("/home/u/.cache/x", Kind::Write),
             ("127.0.0.1:80", Kind::Network),
         ]);
-        let text = draft(&j, &ctx(&mounts, &exists));
+        let text = draft(&j, &ctx(&mounts, &learning(), &exists));
         assert!(text.contains("extends = [\"default\"]"), "{text}");
         assert!(
             text.contains("src = \"${XDG_CONFIG_HOME}/app/app.conf\""),
@@ -466,7 +564,7 @@ mod tests {
         );
         assert!(text.contains("#   ${HOME}/.cache/x"), "{text}");
         assert!(
-            text.contains("/usr (1)") && text.contains("/etc (1)"),
+            text.contains("/usr (1)") && text.contains("/lib (1)") && text.contains("/etc (1)"),
             "{text}"
         );
         assert!(text.contains("/tmp (1)"), "{text}");
@@ -483,7 +581,7 @@ mod tests {
             ("/home/u/work/build", Kind::Create),
             ("/home/u/work/build/a.o", Kind::Write),
         ]);
-        let text = draft(&j, &ctx(&mounts, &exists));
+        let text = draft(&j, &ctx(&mounts, &learning(), &exists));
         assert!(text.contains("workdir = \"read-write\""), "{text}");
         assert!(!text.contains("type = \"bind\""), "{text}");
     }
@@ -493,7 +591,7 @@ mod tests {
         let exists = |_: &Path| true;
         let names: Vec<String> = (0..12).map(|i| format!("/opt/app/lib/m{i}.py")).collect();
         let items: Vec<(&str, Kind)> = names.iter().map(|n| (n.as_str(), Kind::Read)).collect();
-        let text = draft(&journal(&items), &ctx(&[], &exists));
+        let text = draft(&journal(&items), &ctx(&[], &learning(), &exists));
         assert!(text.contains("src = \"/opt/app/lib\""), "{text}");
         assert!(text.contains("12 files"), "{text}");
         assert!(!text.contains("m3.py"), "{text}");

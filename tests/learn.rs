@@ -1,0 +1,234 @@
+//! `hutch learn`: a profile written by watching a run, as an unprivileged
+//! user. The learnt profile holds what the run touched, generalised, and
+//! nothing it did not; the run succeeds again under it, and the same
+//! program doing one thing more fails under it (and succeeds without
+//! hutch: the control). The home cannot be changed while learning.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The scripted program: reads its config in the home, execs a helper
+/// writing into the output directory of the working directory, connects to
+/// the unix socket given as `$1`, and with `$2 = extra` reads one more file
+/// of the home.
+const APP: &str = r#"#!/bin/sh
+set -e
+cat "$HOME/.apprc"
+"$HOME/bin/helper" > out/result.txt
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+print(s.recv(16).decode())' "$1"
+if [ "$2" = extra ]; then cat "$HOME/.secret"; fi
+"#;
+
+const HELPER: &str = "#!/bin/sh\necho helped\n";
+
+/// The scratch directories with the program, its files and a socket that
+/// answers `pong` to every connection.
+struct Setup {
+    s: Scratch,
+    app: PathBuf,
+    sock: PathBuf,
+}
+
+fn setup() -> Setup {
+    let s = Scratch::new();
+    let home = s.home();
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    let app = home.join("bin/app");
+    for (p, text) in [(&app, APP), (&home.join("bin/helper"), HELPER)] {
+        std::fs::write(p, text).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(home.join(".apprc"), "colour=blue\n").unwrap();
+    // Untouched siblings: never in the profile.
+    std::fs::write(home.join(".apprc.bak"), "colour=red\n").unwrap();
+    std::fs::write(home.join(".secret"), "the secret\n").unwrap();
+    std::fs::create_dir_all(s.path().join("out")).unwrap();
+    let sock = s.runtime().join("app.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::thread::spawn(move || {
+        for mut c in listener.incoming().flatten() {
+            let _ = c.write_all(b"pong");
+        }
+    });
+    s.chown_all();
+    Setup { s, app, sock }
+}
+
+fn learn(s: &Scratch, extra: &[&str], command: &[&str]) -> std::process::Output {
+    let mut args = vec!["learn"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(command);
+    s.hutch(&args).output().unwrap()
+}
+
+fn text(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn a_scripted_program_is_learnt_run_again_and_held_to_what_it_did() {
+    let Setup { s, app, sock } = setup();
+    let app = app.to_str().unwrap();
+    let sock = sock.to_str().unwrap();
+    let out = learn(&s, &["-o", "learnt.toml"], &[app, sock]);
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("colour=blue") && stdout.contains("pong"),
+        "{stdout}"
+    );
+    assert_eq!(text(&s.path().join("out/result.txt")), "helped\n");
+    let profile = text(&s.path().join("learnt.toml"));
+    // What it touched, generalised.
+    for want in [
+        "extends = [\"default\"]",
+        "src = \"${HOME}/.apprc\"",
+        "# executed and read\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"${HOME}/bin/app\"",
+        "src = \"${HOME}/bin/helper\"",
+        "type = \"bind\"\nsrc = \"${CWD}/out\"",
+        "src = \"${XDG_RUNTIME_DIR}/app.sock\"",
+    ] {
+        assert!(profile.contains(want), "{want:?} missing from:\n{profile}");
+    }
+    // Not what it did not touch, nor what the base shows already.
+    for absent in [".apprc.bak", ".secret", "src = \"/usr", "workdir"] {
+        assert!(
+            !profile.contains(absent),
+            "{absent:?} in the profile:\n{profile}"
+        );
+    }
+    let check = s.hutch(&["check", "./learnt.toml"]).output().unwrap();
+    ok(&check);
+
+    // Run again under it, from a clean output directory.
+    std::fs::remove_file(s.path().join("out/result.txt")).unwrap();
+    let again = s.run(&["--profile", "./learnt.toml"], &[app, sock]);
+    let stdout = ok(&again);
+    assert!(
+        stdout.contains("colour=blue") && stdout.contains("pong"),
+        "{stdout}"
+    );
+    assert_eq!(text(&s.path().join("out/result.txt")), "helped\n");
+
+    // One file more: refused under the learnt profile...
+    let more = s.run(&["--profile", "./learnt.toml"], &[app, sock, "extra"]);
+    assert!(
+        !more.status.success(),
+        "read the secret: {}",
+        stdout_of(&more)
+    );
+    assert!(!stdout_of(&more).contains("the secret"));
+    // ...and read without hutch (the control).
+    let control = s
+        .as_user(Path::new(app))
+        .args([sock, "extra"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout_of(&control).contains("the secret"),
+        "control failed: {}",
+        stderr(&control)
+    );
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    stdout(o)
+}
+
+#[test]
+fn jq_is_learnt_and_runs_again() {
+    if which("jq").is_none() {
+        return skip("jq is not installed (apt-get install jq)");
+    }
+    let s = Scratch::new();
+    s.write("file.json", "{\"a\": [1, 2]}\n");
+    let out = learn(&s, &["-o", "jq.toml"], &["jq", "-c", ".", "file.json"]);
+    assert_eq!(ok(&out), "{\"a\":[1,2]}\n");
+    let profile = text(&s.path().join("jq.toml"));
+    // jq, its libraries and the file are all shown by `default` already.
+    assert!(!profile.contains("[[mount]]"), "{profile}");
+    ok(&s.hutch(&["check", "./jq.toml"]).output().unwrap());
+    let again = s.run(&["--profile", "./jq.toml"], &["jq", "-c", ".", "file.json"]);
+    assert_eq!(ok(&again), "{\"a\":[1,2]}\n");
+}
+
+#[test]
+fn the_home_cannot_be_changed_while_learning() {
+    let s = Scratch::new();
+    let rc = s.home().join(".profile-data");
+    std::fs::write(&rc, "original\n").unwrap();
+    s.chown_all();
+    // The same write succeeds without hutch (the control is the file's
+    // owner writing it below, after the learning run).
+    let out = learn(
+        &s,
+        &["-o", "w.toml"],
+        &[
+            "sh",
+            "-c",
+            "echo changed > \"$HOME/.profile-data\"; rm -f \"$HOME/.profile-data\"; echo done",
+        ],
+    );
+    assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
+    assert_eq!(text(&rc), "original\n");
+    let profile = text(&s.path().join("w.toml"));
+    // Recorded, said, not granted.
+    assert!(profile.contains("#   ${HOME}/.profile-data"), "{profile}");
+    assert!(!profile.contains("type = \"bind\""), "{profile}");
+    let control = s
+        .as_user(Path::new("/bin/sh"))
+        .args(["-c", "echo changed > \"$HOME/.profile-data\""])
+        .output()
+        .unwrap();
+    assert!(control.status.success(), "{}", stderr(&control));
+    assert_eq!(text(&rc), "changed\n");
+}
+
+#[test]
+fn bad_input_is_one_line_and_status_125() {
+    let s = Scratch::new();
+    let no_command = s.hutch(&["learn", "-o", "x.toml"]).output().unwrap();
+    fails_with(&no_command, 125, "no command to learn");
+    assert_eq!(
+        stderr(&no_command).lines().count(),
+        1,
+        "{}",
+        stderr(&no_command)
+    );
+    let no_output = s.hutch(&["learn", "--", "true"]).output().unwrap();
+    fails_with(&no_output, 125, "no output file");
+    assert_eq!(stderr(&no_output).lines().count(), 1);
+    s.write("taken.toml", "# mine\n");
+    let exists = s
+        .hutch(&["learn", "-o", "taken.toml", "--", "true"])
+        .output()
+        .unwrap();
+    fails_with(&exists, 125, "exists; give another -o, or --force");
+    assert_eq!(stderr(&exists).lines().count(), 1);
+    assert_eq!(text(&s.path().join("taken.toml")), "# mine\n");
+    // --force replaces it.
+    let forced = s
+        .hutch(&["learn", "-o", "taken.toml", "--force", "--", "true"])
+        .output()
+        .unwrap();
+    ok(&forced);
+    assert!(text(&s.path().join("taken.toml")).contains("extends = [\"default\"]"));
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
