@@ -232,3 +232,26 @@ fn which(name: &str) -> Option<PathBuf> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
+
+/// A call the base's filter denies is seen (and listed in the profile),
+/// and still fails with the base's errno: learning never lets it through.
+#[test]
+fn a_call_the_base_denies_is_recorded_and_still_refused() {
+    let keyctl = if cfg!(target_arch = "x86_64") { 250 } else { 219 };
+    let s = Scratch::new();
+    let script = format!(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall({keyctl}, 0, 0, 0, 0, 0)\nprint(r, ctypes.get_errno())\n"
+    );
+    let out = learn(&s, &["-o", "k.toml"], &["python3", "-c", &script]);
+    // KEYCTL_GET_KEYRING_ID (0) of keyring 0: EINVAL or ENOKEY if it ran.
+    assert_eq!(ok(&out), "-1 1\n");
+    let profile = text(&s.path().join("k.toml"));
+    assert!(profile.contains("#   keyctl (1)"), "{profile}");
+    // The control: without hutch the call runs (and fails otherwise).
+    let control = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(!stdout(&control).ends_with(" 1\n"), "{}", stdout(&control));
+}
