@@ -237,7 +237,11 @@ fn which(name: &str) -> Option<PathBuf> {
 /// and still fails with the base's errno: learning never lets it through.
 #[test]
 fn a_call_the_base_denies_is_recorded_and_still_refused() {
-    let keyctl = if cfg!(target_arch = "x86_64") { 250 } else { 219 };
+    let keyctl = if cfg!(target_arch = "x86_64") {
+        250
+    } else {
+        219
+    };
     let s = Scratch::new();
     let script = format!(
         "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.syscall({keyctl}, 0, 0, 0, 0, 0)\nprint(r, ctypes.get_errno())\n"
