@@ -370,7 +370,7 @@ fn render(
             .collect(),
     );
     section(
-        "Unix seen.sockets connected to",
+        "Unix sockets connected to",
         seen.sockets
             .iter()
             .map(|p| ("connected".to_string(), "ro-bind", generalise(p, ctx)))
@@ -409,15 +409,15 @@ fn notes(out: &mut String, journal: &Journal, ctx: &Context<'_>, seen: &Seen) {
             .collect(),
     );
     notes(
-        "Looked for but seen.absent on the host (nothing to bind):",
+        "Looked for but absent on the host (nothing to bind):",
         seen.absent.iter().map(|p| generalise(p, ctx)).collect(),
     );
     notes(
-        "Internet addresses connected to: the seen.network stays off here; `[namespaces] net = false` and a look at why would be needed:",
+        "Internet addresses connected to: the network stays off here; `[namespaces] net = false` and a look at why would be needed:",
         seen.network.iter().cloned().collect(),
     );
     notes(
-        "Abstract unix seen.sockets connected to (they belong to the seen.network namespace, which stays private):",
+        "Abstract unix sockets connected to (they belong to the network namespace, which stays private):",
         seen.abstract_sockets.iter().cloned().collect(),
     );
     notes(
