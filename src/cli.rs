@@ -459,6 +459,11 @@ pub struct RunArgs {
     /// literally). Repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// After the run, say on stderr which paths, sockets and system calls
+    /// the sandbox refused, each with the profile entry that would allow
+    /// it (watched as `hutch learn` watches; slower).
+    #[arg(long)]
+    pub report_denied: bool,
     /// The command and its arguments (put `--` before it if it starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -490,6 +495,7 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
         bind: Vec::new(),
         ro_bind: Vec::new(),
         env: Vec::new(),
+        report_denied: false,
         command: Vec::new(),
     };
     let mut i = 0;
@@ -531,6 +537,7 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
             b"--explain" => &mut r.explain,
             b"--json" => &mut r.json,
             b"-v" | b"--verbose" => &mut r.verbose,
+            b"--report-denied" => &mut r.report_denied,
             b"--" => {
                 r.command = rest[i + 1..].to_vec();
                 break;

@@ -128,6 +128,17 @@ fn a_scripted_program_is_learnt_run_again_and_held_to_what_it_did() {
         stdout_of(&more)
     );
     assert!(!stdout_of(&more).contains("the secret"));
+    // --report-denied says which file and the entry that allows it.
+    let why = s.run(
+        &["--profile", "./learnt.toml", "--report-denied"],
+        &[app, sock, "extra"],
+    );
+    assert_eq!(why.status.code(), more.status.code());
+    let want = "hutch: denied: read ".to_string()
+        + s.home().join(".secret").to_str().unwrap()
+        + ": not in the sandbox; add: a [[mount]] with type = \"ro-bind\", src = \"${HOME}/.secret\", dst = \"${HOME}/.secret\"";
+    assert!(stderr(&why).contains(&want), "{}", stderr(&why));
+    assert!(!stderr(&more).contains("hutch: denied"), "{}", stderr(&more));
     // ...and read without hutch (the control).
     let control = s
         .as_user(Path::new(app))

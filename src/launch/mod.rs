@@ -133,9 +133,10 @@ pub fn learn(
     plan: &Plan,
     host: &Host,
     registry: Result<Option<Registry>, RegistryError>,
+    name: Option<&str>,
     verbose: bool,
 ) -> Result<(i32, crate::helpers::learn::Journal), LaunchError> {
-    let (code, journal) = run_with(plan, host, registry, None, verbose)?;
+    let (code, journal) = run_with(plan, host, registry, name, verbose)?;
     Ok((code, journal.unwrap_or_default()))
 }
 

@@ -128,7 +128,7 @@ fn run(args: LearnArgs) -> Result<i32, Failed> {
     if args.verbose {
         eprintln!("{}", plan::explain::enforced_summary(&plan));
     }
-    let (code, journal) = match crate::launch::learn(&plan, &host, registry, args.verbose) {
+    let (code, journal) = match crate::launch::learn(&plan, &host, registry, None, args.verbose) {
         Ok(r) => r,
         Err(e) => {
             crate::diag::error(&e);
@@ -179,6 +179,27 @@ fn run(args: LearnArgs) -> Result<i32, Failed> {
         ));
     }
     Ok(code)
+}
+
+/// `hutch run --report-denied`: what the run's sandbox refused, on stderr.
+pub fn report_denied(plan: &plan::Plan, host: &Host, journal: &crate::helpers::learn::Journal) {
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let ctx = Context {
+        base: plan.profile.clone(),
+        base_mounts: &plan.mounts,
+        learn_mounts: &plan.mounts,
+        cwd: host.cwd().map(Path::to_path_buf),
+        vars: vars(host),
+        command: String::new(),
+        exists: &exists,
+    };
+    let lines = super::report::denied(journal, &plan.mounts, &ctx);
+    if lines.is_empty() {
+        eprintln!("hutch: denied: nothing the sandbox could be seen to refuse");
+    }
+    for line in lines {
+        eprintln!("hutch: denied: {}", sanitize(&line));
+    }
 }
 
 /// The program the payload runs, absolute, as the child finds it.

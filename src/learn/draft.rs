@@ -100,7 +100,7 @@ pub fn looks_per_run(name: &str) -> bool {
 }
 
 /// `path` with the longest variable prefix replaced.
-fn generalise(path: &Path, ctx: &Context<'_>) -> String {
+pub fn generalise(path: &Path, ctx: &Context<'_>) -> String {
     let best = ctx
         .vars
         .iter()
@@ -119,7 +119,7 @@ fn generalise(path: &Path, ctx: &Context<'_>) -> String {
     }
 }
 
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 

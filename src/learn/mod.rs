@@ -3,3 +3,4 @@
 
 pub mod command;
 pub mod draft;
+pub mod report;
