@@ -604,7 +604,8 @@ mod tests {
         Option<String>,
         bool,
         bool,
-        bool,
+        // verbose, report_denied
+        (bool, bool),
         Vec<OsString>,
     );
 
@@ -614,7 +615,13 @@ mod tests {
             return None;
         };
         Some((
-            r.profile, r.image, r.name, r.explain, r.json, r.verbose, r.command,
+            r.profile,
+            r.image,
+            r.name,
+            r.explain,
+            r.json,
+            (r.verbose, r.report_denied),
+            r.command,
         ))
     }
 
@@ -632,6 +639,7 @@ mod tests {
             &["--json"],
             &["-v"],
             &["--verbose"],
+            &["--report-denied"],
             &["--"],
             &["-p"],
             &["-pcli"],
@@ -665,7 +673,13 @@ mod tests {
                 let os: Vec<std::ffi::OsString> = args.iter().map(|a| a.into()).collect();
                 if let Some(f) = fast_run_args(&os) {
                     let fast = (
-                        f.profile, f.image, f.name, f.explain, f.json, f.verbose, f.command,
+                        f.profile,
+                        f.image,
+                        f.name,
+                        f.explain,
+                        f.json,
+                        (f.verbose, f.report_denied),
+                        f.command,
                     );
                     assert_eq!(Some(fast), via_clap(&args), "{args:?}");
                     checked += 1;

@@ -138,7 +138,11 @@ fn a_scripted_program_is_learnt_run_again_and_held_to_what_it_did() {
         + s.home().join(".secret").to_str().unwrap()
         + ": not in the sandbox; add: a [[mount]] with type = \"ro-bind\", src = \"${HOME}/.secret\", dst = \"${HOME}/.secret\"";
     assert!(stderr(&why).contains(&want), "{}", stderr(&why));
-    assert!(!stderr(&more).contains("hutch: denied"), "{}", stderr(&more));
+    assert!(
+        !stderr(&more).contains("hutch: denied"),
+        "{}",
+        stderr(&more)
+    );
     // ...and read without hutch (the control).
     let control = s
         .as_user(Path::new(app))
