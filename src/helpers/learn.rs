@@ -255,7 +255,8 @@ impl Serve {
     fn answer(&mut self, listener: std::os::fd::BorrowedFd<'_>, n: &Notif) {
         let nr = n.data.nr as u32;
         let Some(&(name, denied)) = self.calls.get(&nr) else {
-            let _ = notify::send(listener, n.id, Answer::Continue);
+            // Not a call the learning filter hands over: fail closed.
+            let _ = notify::send(listener, n.id, Answer::Errno(libc::ENOSYS));
             return;
         };
         if let Some(errno) = denied {
@@ -269,6 +270,8 @@ impl Serve {
         // Read before this: if the caller died and its pid was reused
         // meanwhile, what was read is another process's and is dropped.
         let valid = notify::id_valid(listener, n.id);
+        // The caller waits for this; the journal can wait for it.
+        let _ = notify::send(listener, n.id, Answer::Continue);
         if let Ok(mut j) = self.journal.lock() {
             match seen {
                 Some(list) if valid => {
@@ -279,7 +282,6 @@ impl Serve {
                 _ => j.unread += 1,
             }
         }
-        let _ = notify::send(listener, n.id, Answer::Continue);
     }
 
     /// The paths call `name` names, with what it does to them; `None` if
