@@ -204,6 +204,8 @@ impl Serve {
             return;
         };
         drop(sock);
+        // Best effort: older kernels wake through the scheduler.
+        let _ = notify::set_sync_wakeup(listener.as_fd());
         loop {
             let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(200u16)) {
@@ -407,16 +409,21 @@ impl Serve {
     fn read_string(&mut self, pid: u32, addr: u64) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let mut at = addr;
+        // Most paths are short: a small read first, then to the end of
+        // each page (the next one may not be mapped).
+        let mut want = 256;
+        let mut buf = [0u8; 4096];
         while out.len() < PATH_MAX {
             let to_page_end = 4096 - (at % 4096) as usize;
-            let mut buf = vec![0u8; to_page_end.min(PATH_MAX - out.len())];
-            self.read_mem(pid, at, &mut buf)?;
-            if let Some(end) = buf.iter().position(|&b| b == 0) {
+            let n = to_page_end.min(want).min(PATH_MAX - out.len());
+            self.read_mem(pid, at, &mut buf[..n])?;
+            if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
                 out.extend_from_slice(&buf[..end]);
                 return Some(out);
             }
-            out.extend_from_slice(&buf);
-            at += buf.len() as u64;
+            out.extend_from_slice(&buf[..n]);
+            at += n as u64;
+            want = 4096;
         }
         None
     }
