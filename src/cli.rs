@@ -234,7 +234,7 @@ pub enum ShimCommand {
     /// or brings the menu entries up to date with the programs' own.
     /// Exit status: 0, or 1 if a program could not be shimmed (the others
     /// are).
-    #[command(after_long_help = crate::shim::exclude::help())]
+    #[command(after_long_help = crate::program_kinds::help())]
     Install(ShimInstallArgs),
     /// List the shims `install` made (yours and the system's), and whether
     /// each is what PATH finds first.

@@ -123,7 +123,7 @@ pub fn answer(values: &Values, host: &Host) -> Vec<String> {
                 }
             })
             .collect(),
-        Values::Profiles => plain(profile_names(host)),
+        Values::Profiles => plain(crate::profile::load::names(host)),
         Values::FirejailProfiles => plain(firejail_profile_names(host)),
         Values::Images => plain(image_names(host)),
         Values::Volumes => plain(volume_names(host)),
@@ -332,23 +332,6 @@ fn first_line(text: Option<String>) -> String {
     let line = text.lines().next().unwrap_or("");
     let sentence = line.split_once(". ").map_or(line, |(s, _)| s);
     sentence.strip_suffix('.').unwrap_or(sentence).to_string()
-}
-
-/// Names `run --profile` accepts as names (without `/`: a `/` makes a path).
-pub fn profile_names(host: &Host) -> Vec<String> {
-    let search = crate::profile::SearchPath::standard(host);
-    let mut names: Vec<String> = crate::profile::load::BUILTIN
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .collect();
-    for dir in &search.dirs {
-        let found = crate::profile::load::profiles_in(dir);
-        names.extend(found.into_iter().map(|(n, _)| n));
-    }
-    names.retain(|n| !n.contains('/'));
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// The firejail profiles `hutch import firejail` finds by name.

@@ -31,16 +31,7 @@ pub const VOLUME_TMP_DIR: &str = ".tmp";
 /// The directory of the registry below [`runtime_dir`].
 pub const REGISTRY_DIR: &str = "sandboxes";
 
-/// Whether `name` may name a volume or a sandbox (and so a file in the
-/// volume store or the registry): never `.`, `..`, hidden or with a `/`.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-}
+pub use crate::names::valid_name;
 
 /// The directory for hutch's runtime state, whose `sandboxes/` is the
 /// registry: `$XDG_RUNTIME_DIR/hutch`, else `/run/user/UID/hutch`, else

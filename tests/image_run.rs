@@ -1029,8 +1029,8 @@ fn a_writable_directory_below_one_others_may_write_to_is_refused() {
     assert!(open.join("state/upper").is_dir());
 }
 
-/// Issue 12 #8: `cli` started in the home directory binds it writable, and
-/// the image store lies below it; every later `--image` sandbox stacks its
+/// Issue 12 #8: a sandbox that binds the home writable (`cli` with `--bind
+/// HOME`, from a project below it) shows the image store below it; every later `--image` sandbox stacks its
 /// layers unchanged, so a payload that could edit one would run in all of
 /// them. The store is hidden like the volume store and the registry.
 #[test]
@@ -1053,11 +1053,25 @@ fn a_payload_started_above_the_image_store_cannot_change_a_layer() {
         )
     };
     let script = format!("{}; {}", probe(&beside), probe(&layer));
+    let project = im.s.home().join("project");
+    fs::create_dir_all(&project).unwrap();
+    im.s.chown_all();
+    let home = im.s.home().to_str().unwrap().to_owned();
     let out =
-        im.s.hutch(&["run", "--profile", "cli", "--", "sh", "-c", &script])
-            .current_dir(im.s.home())
-            .output()
-            .unwrap();
+        im.s.hutch(&[
+            "run",
+            "--profile",
+            "cli",
+            "--bind",
+            &home,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .current_dir(&project)
+        .output()
+        .unwrap();
     let text = ok(&out);
     // The payload writes beside the store (the bind is writable there) ...
     assert!(
@@ -1086,8 +1100,17 @@ fn a_payload_started_above_the_image_store_cannot_change_a_layer() {
     // And --explain says so.
     let explained = ok(&im
         .s
-        .hutch(&["run", "--explain", "--profile", "cli", "--", "true"])
-        .current_dir(im.s.home())
+        .hutch(&[
+            "run",
+            "--explain",
+            "--profile",
+            "cli",
+            "--bind",
+            &home,
+            "--",
+            "true",
+        ])
+        .current_dir(&project)
         .output()
         .unwrap());
     assert!(

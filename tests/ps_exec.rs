@@ -687,9 +687,10 @@ fn without_a_runtime_directory_or_a_home_the_refusal_names_xdg_runtime_dir() {
 }
 
 /// Issue 12 #6 puts the registry in the home directory when there is no
-/// runtime directory. `cli` started in the home binds it writable, so the
-/// registry must be hidden there as it is under /tmp: a sandbox that could
-/// change a record could make `exec` join it with a weaker confinement.
+/// runtime directory. A sandbox that binds the home writable (here `cli`
+/// with `--bind HOME`, from a project below it) must not reach it, as under
+/// /tmp: a sandbox that could change a record could make `exec` join it with
+/// a weaker confinement.
 #[test]
 fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
     use std::os::unix::fs::PermissionsExt;
@@ -698,9 +699,12 @@ fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
         return;
     }
     let s = Scratch::new();
+    let project = s.home().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let home = s.home().to_str().unwrap().to_owned();
     let in_home = |args: &[&str]| {
         let mut c = s.hutch(args);
-        c.env_remove("XDG_RUNTIME_DIR").current_dir(s.home());
+        c.env_remove("XDG_RUNTIME_DIR").current_dir(&project);
         c.output().unwrap()
     };
     // A first launch makes the registry in the state home.
@@ -728,6 +732,8 @@ fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
         "run",
         "--profile",
         "cli",
+        "--bind",
+        &home,
         "--",
         "sh",
         "-c",

@@ -51,7 +51,7 @@ fn runtime_leaf() -> String {
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
-        .filter(|h| crate::paths::valid_name(h));
+        .filter(|h| crate::names::valid_name(h));
     match host {
         Some(h) => format!("runtime-{h}"),
         None => "runtime".to_string(),

@@ -9,24 +9,13 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+pub use super::mounts::Landing;
 use super::mounts::{MountOp, PlannedMount};
 use super::rootfs::{RootPlan, RootSource, Upper};
 use crate::host::Host;
 
 /// Most symlinks followed for one destination (the child's limit).
 const MAX_LINKS: usize = 40;
-
-/// Where a destination lands when a symlink inside the sandbox leads it
-/// elsewhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Landing {
-    /// The path inside the sandbox the entry is mounted (or made) at.
-    pub at: PathBuf,
-    /// The first symlink on the way, as a path inside the sandbox.
-    pub through: PathBuf,
-}
 
 /// What a path inside the sandbox is, as far as planning can tell.
 #[derive(Debug, PartialEq, Eq)]

@@ -97,6 +97,16 @@ struct Placed<'a> {
     dst: PathBuf,
 }
 
+/// Where a destination lands when a symlink inside the sandbox leads it
+/// elsewhere (set by the landing pass, after every entry is planned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landing {
+    /// The path inside the sandbox the entry is mounted (or made) at.
+    pub at: PathBuf,
+    /// The first symlink on the way, as a path inside the sandbox.
+    pub through: PathBuf,
+}
+
 /// A mount operation and where in the profile it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedMount {
@@ -107,7 +117,7 @@ pub struct PlannedMount {
     /// Where `dst` lands when a symlink inside the sandbox leads it
     /// elsewhere (see [`super::landing`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lands: Option<super::landing::Landing>,
+    pub lands: Option<Landing>,
 }
 
 pub struct MountPlan {

@@ -251,6 +251,20 @@ pub enum Found {
     Builtin(&'static str, &'static str),
 }
 
+/// Names `run --profile` accepts as names (without `/`: a `/` makes a path).
+pub fn names(host: &Host) -> Vec<String> {
+    let search = SearchPath::standard(host);
+    let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    for dir in &search.dirs {
+        let found = profiles_in(dir);
+        names.extend(found.into_iter().map(|(n, _)| n));
+    }
+    names.retain(|n| !n.contains('/'));
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// A profile name: `/`-separated segments of `[A-Za-z0-9._-]`, no `..`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()

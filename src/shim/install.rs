@@ -287,7 +287,7 @@ fn fail(e: &ShimError) -> i32 {
 /// Every program `--all` shims: a profile of its name (not one of hutch's
 /// bases), installed, and not left out by [`exclude`].
 fn all_candidates(ctx: &Ctx<'_>, search: &SearchPath) -> Vec<String> {
-    let mut names = crate::completions::profile_names(ctx.host);
+    let mut names = crate::profile::load::names(ctx.host);
     names.retain(|n| search.find(n).is_some() && !GENERIC_PROFILES.contains(&n.as_str()));
     let mut out = Vec::new();
     for name in names {
