@@ -769,6 +769,8 @@ fn a_registry_in_the_home_is_out_of_reach_of_a_sandbox_started_there() {
         "--explain",
         "--profile",
         "cli",
+        "--bind",
+        &home,
         "--",
         "true",
     ]));

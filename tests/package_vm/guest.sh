@@ -12,9 +12,12 @@ fail() { printf 'FAIL %s: %s\n' "$1" "$2"; failures=$((failures + 1)); }
 # check NAME EXPECTED ACTUAL
 check() { if [ "$2" = "$3" ]; then pass "$1" "$3"; else fail "$1" "expected [$2], got [$3]"; fi; }
 
-# As user tester, in a login-like environment of their own.
+# As user tester, in a login-like environment of their own, from a project
+# directory: `cli` (and the demo profile over it) refuses the home itself as
+# the working directory it binds writable.
+runuser -u tester -- mkdir -p /home/tester/project
 as_tester() {
-    (cd /home/tester && runuser -u tester -- env -i HOME=/home/tester USER=tester LOGNAME=tester \
+    (cd /home/tester/project && runuser -u tester -- env -i HOME=/home/tester USER=tester LOGNAME=tester \
         PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1000 LANG=C.UTF-8 "$@")
 }
 
