@@ -145,6 +145,9 @@ struct Seen {
     network: BTreeSet<String>,
     writes_cwd: BTreeSet<PathBuf>,
     refused_writes: BTreeSet<PathBuf>,
+    /// Names a profile cannot hold (not UTF-8, or with `${`, which would
+    /// be read as a variable).
+    unwritable: BTreeSet<String>,
 }
 
 /// The draft profile, as TOML text.
@@ -173,6 +176,11 @@ fn classify(journal: &Journal, ctx: &Context<'_>, created: &BTreeSet<&Path>) -> 
     };
 
     for (path, kind) in journal.accesses.keys() {
+        if *kind != Kind::Network && path.to_str().is_none_or(|p| p.contains("${")) {
+            seen.unwritable
+                .insert(path.to_string_lossy().escape_debug().to_string());
+            continue;
+        }
         match kind {
             Kind::Network => {
                 seen.network.insert(path.display().to_string());
@@ -409,6 +417,10 @@ fn notes(out: &mut String, journal: &Journal, ctx: &Context<'_>, seen: &Seen) {
             .collect(),
     );
     notes(
+        "Names a profile cannot hold (not UTF-8, or with `${`), not granted:",
+        seen.unwritable.iter().cloned().collect(),
+    );
+    notes(
         "Looked for but absent on the host (nothing to bind):",
         seen.absent.iter().map(|p| generalise(p, ctx)).collect(),
     );
@@ -541,6 +553,7 @@ mod tests {
             ("/tmp/tmp.a8Zk29", Kind::Write),
             ("/home/u/.cache/x", Kind::Write),
             ("127.0.0.1:80", Kind::Network),
+            ("/home/u/${HOME}", Kind::Read),
         ]);
         let text = draft(&j, &ctx(&mounts, &learning(), &exists));
         assert!(text.contains("extends = [\"default\"]"), "{text}");
@@ -569,6 +582,10 @@ mod tests {
         );
         assert!(text.contains("/tmp (1)"), "{text}");
         assert!(text.contains("127.0.0.1:80"), "{text}");
+        assert!(
+            text.contains("not granted:\n#   /home/u/${HOME}\n"),
+            "{text}"
+        );
         assert!(!text.contains("workdir"), "{text}");
         assert!(!text.contains("input.txt"), "{text}");
     }
