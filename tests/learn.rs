@@ -274,3 +274,66 @@ fn a_call_the_base_denies_is_recorded_and_still_refused() {
         .unwrap();
     assert!(!stdout(&control).ends_with(" 1\n"), "{}", stdout(&control));
 }
+
+/// An X client learnt under Xvfb: the display's socket is in the profile,
+/// and the client runs again under it; under the base alone it cannot
+/// reach the display (the control).
+#[test]
+fn an_x11_client_is_learnt_under_xvfb() {
+    if which("Xvfb").is_none() || which("xdpyinfo").is_none() {
+        return skip("Xvfb or xdpyinfo is not installed (apt-get install xvfb x11-utils)");
+    }
+    // -displayfd: the server picks a free display and says which.
+    let mut xvfb = std::process::Command::new("Xvfb")
+        .args(["-displayfd", "1", "-nolisten", "tcp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(xvfb.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let display = format!(":{}", line.trim());
+    let socket = format!("/tmp/.X11-unix/X{}", line.trim());
+    let s = Scratch::new();
+    s.write(
+        "x-base.toml",
+        "version = 1\nextends = [\"default\"]\n[env]\nkeep = [\"DISPLAY\"]\n",
+    );
+    let with_display = |args: &[&str]| {
+        let mut c = s.hutch(args);
+        c.env("DISPLAY", &display);
+        c.output().unwrap()
+    };
+    let out = with_display(&[
+        "learn",
+        "-o",
+        "x.toml",
+        "--profile",
+        "./x-base.toml",
+        "--",
+        "xdpyinfo",
+    ]);
+    let result = std::panic::catch_unwind(|| {
+        assert!(ok(&out).contains("X.Org"), "{}", stdout(&out));
+        let profile = text(&s.path().join("x.toml"));
+        assert!(
+            profile.contains(&format!(
+                "# connected\n[[mount]]\ntype = \"ro-bind\"\nsrc = \"{socket}\""
+            )),
+            "{profile}"
+        );
+        let again = with_display(&["run", "--profile", "./x.toml", "--", "xdpyinfo"]);
+        assert!(ok(&again).contains("X.Org"));
+        let base = with_display(&["run", "--profile", "./x-base.toml", "--", "xdpyinfo"]);
+        assert!(!base.status.success(), "{}", stdout(&base));
+    });
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -3,8 +3,9 @@
 //! 1. The base profile (default `default`) is planned for the command.
 //! 2. The learning run: the base, plus a layer that shows the rest of the
 //!    host read-only (every top-level directory but /proc, /sys, /dev and
-//!    /tmp, which stay the sandbox's own; the home and the runtime
-//!    directory bound read-only over the base's empty ones) and the
+//!    /tmp, which stay the sandbox's own; the X servers' socket directory
+//!    /tmp/.X11-unix, the home and the runtime directory bound read-only
+//!    over the base's) and the
 //!    working directory read-write. Nothing of the user's outside the
 //!    working directory can change: the home is read-only while learning
 //!    (writes fail with EROFS, and are recorded). Its seccomp filter is the
@@ -34,6 +35,9 @@ pub const DEFAULT_BASE: &str = "default";
 /// Top-level host directories the learning run leaves to the base: the
 /// sandbox has its own.
 const OWN: &[&str] = &["proc", "sys", "dev", "tmp", "lost+found"];
+
+/// Where X servers put their sockets (`/tmp/.X11-unix/X0`, ...).
+const X11_SOCKETS: &str = "/tmp/.X11-unix";
 
 pub fn learn(args: LearnArgs) -> i32 {
     match run(args) {
@@ -273,6 +277,11 @@ fn learning_layer(host: &Host, base_plan: &plan::Plan) -> Result<Layer, Failed> 
             continue;
         }
         add(&p, meta.file_type().is_symlink());
+    }
+    // The X server's sockets: /tmp stays the sandbox's own, but a display
+    // is reached through this directory of the host's /tmp.
+    if Path::new(X11_SOCKETS).is_dir() {
+        add(Path::new(X11_SOCKETS), false);
     }
     if let Some(h) = host.home() {
         add(h, false);
