@@ -337,3 +337,23 @@ fn an_x11_client_is_learnt_under_xvfb() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// `hutch doctor` tries the mechanism for real: a watched call answered.
+#[test]
+fn doctor_tries_the_watching() {
+    let s = Scratch::new();
+    let out = s.hutch(&["doctor", "--json"]).output().unwrap();
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let learn = checks
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "learn"))
+        .unwrap_or_else(|| panic!("no learn check: {checks}"));
+    assert_eq!(learn["status"], "ok", "{learn}");
+    assert!(
+        learn["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a watched call answered"),
+        "{learn}"
+    );
+}

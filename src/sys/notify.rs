@@ -6,7 +6,7 @@
 //! call's path and lets it continue. Structures from <linux/seccomp.h>,
 //! stable kernel ABI.
 
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
@@ -89,6 +89,13 @@ pub fn seccomp_load_listener(filter: &[crate::bpf::Insn]) -> Result<RawFd, Errno
         )
     })
     .map(|fd| fd as RawFd)
+}
+
+/// Owns the listener [`seccomp_load_listener`] returned (the launcher's
+/// side, which may allocate; the child sends the raw descriptor on).
+pub fn own_listener(fd: RawFd) -> OwnedFd {
+    // SAFETY: a descriptor the kernel just returned and nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// Takes the next notification (blocks unless one is pending: poll the
