@@ -51,12 +51,12 @@ pub enum Step {
     NoNewPrivs,
     Landlock,
     Seccomp,
+    LearnListener,
     ForkPayload,
     SignalFd,
     NewSession,
     ControllingTerminal,
     Exec,
-    LearnListener,
 }
 
 impl Step {
@@ -100,12 +100,12 @@ impl Step {
         Step::NoNewPrivs,
         Step::Landlock,
         Step::Seccomp,
+        Step::LearnListener,
         Step::ForkPayload,
         Step::SignalFd,
         Step::NewSession,
         Step::ControllingTerminal,
         Step::Exec,
-        Step::LearnListener,
     ];
 
     fn from_u32(v: u32) -> Option<Step> {
