@@ -357,3 +357,38 @@ fn doctor_tries_the_watching() {
         "{learn}"
     );
 }
+
+/// `hutch exec` into a watched sandbox runs, under the run's own filter.
+#[test]
+fn exec_into_a_watched_sandbox_runs_confined() {
+    let s = Scratch::new();
+    let child = s
+        .hutch(&[
+            "run",
+            "--name",
+            "watched",
+            "--report-denied",
+            "--profile",
+            "cli",
+            "--",
+            "sleep",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    wait_running(&s, "watched");
+    let script = "grep -E '^Seccomp:' /proc/self/status";
+    let out = s
+        .hutch(&["exec", "watched", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    // Mode 2: a filter.
+    assert_eq!(
+        ok(&out).split_whitespace().collect::<Vec<_>>(),
+        ["Seccomp:", "2"]
+    );
+    ok(&s.hutch(&["stop", "watched"]).output().unwrap());
+}

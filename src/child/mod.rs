@@ -171,8 +171,8 @@ fn die_with_parent(go: RawFd) -> Result<(), Fail<'static>> {
 /// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
 /// this same function, so it can never be confined less than the payload.
 /// A learning filter's listener goes to the launcher over `learn`; without
-/// one to send it to (`hutch exec` into a learning run) nothing is run, as
-/// every watched call would fail unanswered.
+/// one to send it to nothing is run, as every watched call would fail
+/// unanswered (`hutch exec` prepares the plan's own filter instead).
 pub fn confine(prepared: &Prepared, learn: RawFd) -> Result<(), Fail<'_>> {
     security::set_rlimits(&prepared.rlimits)?;
     // Keeps the payload from ptracing or reading the memory of hutch's init
