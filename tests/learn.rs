@@ -362,7 +362,7 @@ fn doctor_tries_the_watching() {
 #[test]
 fn exec_into_a_watched_sandbox_runs_confined() {
     let s = Scratch::new();
-    let child = s
+    let mut child = s
         .hutch(&[
             "run",
             "--name",
@@ -391,4 +391,5 @@ fn exec_into_a_watched_sandbox_runs_confined() {
         ["Seccomp:", "2"]
     );
     ok(&s.hutch(&["stop", "watched"]).output().unwrap());
+    child.wait().unwrap();
 }
