@@ -331,30 +331,15 @@ fn check(
     plan::build(&profile, host, request)
 }
 
-/// Writes `text` to `path`: a new file only, unless `force`, then through
-/// a file beside it renamed over it.
+/// Writes `text` to `path` and nowhere else: a new file only, unless
+/// `force` (then the file is replaced in place).
 fn write(path: &Path, text: &str, force: bool) -> std::io::Result<()> {
-    if !force {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        return f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
-    }
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let r = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(!force)
+        .create(force)
+        .truncate(force)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
