@@ -163,6 +163,12 @@ fn run(args: RunArgs) -> i32 {
         for n in &plan.security.landlock.not_enforced {
             crate::diag::warning(format_args!("not enforced: {n}"));
         }
+        if let Some(fallback) = plan::network::warnings(&plan.network)
+            .into_iter()
+            .find(|w| w.starts_with("not enforced"))
+        {
+            eprintln!("hutch: warning: {fallback}");
+        }
     }
     if args.report_denied {
         if plan.security.seccomp.arch.is_none() {

@@ -235,7 +235,9 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         tiocsti_check(),
         cgroup_check(host),
         registry_check(host),
+        tun_check(),
     ];
+    out.extend(network_checks(host));
     out.extend(profile_checks(host));
     out
 }
@@ -515,6 +517,100 @@ fn creatable(path: &std::path::Path) -> bool {
             && nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_ok())
 }
 
+/// Whether this user can open /dev/net/tun, which pasta and slirp4netns
+/// need for `[network] mode = "user"`; the cause when not.
+fn tun_check() -> Check {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let name = "/dev/net/tun";
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+    {
+        Ok(_) => check(
+            name,
+            Status::Ok,
+            "opened: pasta and slirp4netns can make their tap devices",
+            None,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let how = std::fs::metadata("/dev/net/tun")
+                .map(|m| {
+                    format!(
+                        "mode {:04o}, owner uid {}",
+                        m.permissions().mode() & 0o7777,
+                        m.uid()
+                    )
+                })
+                .unwrap_or_default();
+            check(
+                name,
+                Status::Warn,
+                format!(
+                    "cannot be opened by this user ({how}): udev usually makes it 0666, and this machine has no udev rule doing so; `[network] mode = \"user\"` cannot work"
+                ),
+                Some(
+                    "as root: `chmod 0666 /dev/net/tun` (or install udev, whose rules set that mode at boot)",
+                ),
+            )
+        }
+        Err(e) => check(
+            name,
+            Status::Warn,
+            format!("cannot be opened: {e}; `[network] mode = \"user\"` cannot work"),
+            Some(
+                "load the tun module (`modprobe tun`, CONFIG_TUN) or create the device: `mknod /dev/net/tun c 10 200`, mode 0666",
+            ),
+        ),
+    }
+}
+
+/// pasta and slirp4netns: installed, and tried for real (a byte through
+/// each, see `helpers::usernet::probe`).
+fn network_checks(host: &Host) -> Vec<Check> {
+    use crate::plan::network::Backend;
+    let mut out = Vec::new();
+    for (backend, name, missing) in [
+        (
+            Backend::Pasta,
+            "pasta",
+            "not installed: `[network] mode = \"user\"` falls back to slirp4netns where it can",
+        ),
+        (
+            Backend::Slirp4netns,
+            "slirp4netns",
+            "not installed (the fallback of user mode where pasta is missing)",
+        ),
+    ] {
+        let Some(program) = host.find_program(name) else {
+            let fix = match backend {
+                Backend::Pasta => crate::plan::network::PASTA_PACKAGE,
+                Backend::Slirp4netns => "install the package `slirp4netns` (or pasta, preferred)",
+            };
+            out.push(check(name, Status::Warn, missing, Some(fix)));
+            continue;
+        };
+        out.push(match crate::helpers::usernet::probe(backend, &program) {
+            Ok(()) => check(
+                name,
+                Status::Ok,
+                format!(
+                    "{}: connected a new network namespace and passed a TCP round trip to the host's loopback",
+                    program.display()
+                ),
+                None,
+            ),
+            Err(e) => check(
+                name,
+                Status::Warn,
+                format!("{} is installed but failed: {e}", program.display()),
+                Some("see the /dev/net/tun line; user mode needs it and unprivileged user namespaces"),
+            ),
+        });
+    }
+    out
+}
+
 /// What each shipped profile would lose on this machine.
 fn profile_checks(host: &Host) -> Vec<Check> {
     let search = SearchPath::standard(host);
@@ -532,11 +628,18 @@ fn profile_checks(host: &Host) -> Vec<Check> {
         let planned = loaded.and_then(|p| plan::build(&p, host, &request));
         let name = format!("profile {name}");
         out.push(match planned {
-            Ok(p) if p.security.landlock.not_enforced.is_empty() && p.security.seccomp.active => {
+            Ok(p)
+                if p.security.landlock.not_enforced.is_empty()
+                    && p.security.seccomp.active
+                    && p.network.fallback.is_none() =>
+            {
                 check(
                     &name,
                     Status::Ok,
-                    "everything it asks for is enforced here",
+                    format!(
+                        "everything it asks for is enforced here; {}",
+                        plan::network::summary(&p.network)
+                    ),
                     None,
                 )
             }
@@ -547,7 +650,14 @@ fn profile_checks(host: &Host) -> Vec<Check> {
                 {
                     lost.push("seccomp filter".into());
                 }
-                let detail = format!("runs, without: {}", lost.join("; "));
+                if let Some(why) = &p.network.fallback {
+                    lost.push(format!("[network] mode = \"user\" ({why})"));
+                }
+                let detail = format!(
+                    "runs, without: {}; {}",
+                    lost.join("; "),
+                    plan::network::summary(&p.network)
+                );
                 check(&name, Status::Warn, detail, None)
             }
             Err(e) => check(

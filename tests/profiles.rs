@@ -392,6 +392,24 @@ static CASES: &[Case] = &[
         check: "git -C out log --format=%s | grep -qx 'hello git' && grep -qx hi out/f && rm -rf out",
         ..case("git", "git", "clones a local bundle and checks its commit")
     },
+    // Its network is tested in tests/network.rs (an "internet" of the
+    // test's own); here, what it reads: a file it uploads to a file:// URL,
+    // printing how many bytes it sent.
+    Case {
+        setup: "printf 'hello curl, 25 bytes long' > in.txt",
+        input: "in.txt",
+        args: &[
+            "curl",
+            "-sS",
+            "-w",
+            "sent %{size_upload}",
+            "-T",
+            "{in}",
+            "file:///dev/null",
+        ],
+        expect: "sent 25",
+        ..case("curl", "curl", "uploads a file to a file:// URL")
+    },
 ];
 
 /// Whether `program` is installed where the sandbox's PATH finds it.
@@ -515,6 +533,7 @@ profile_tests! {
     optipng => "optipng", jpegoptim => "jpegoptim", pandoc => "pandoc",
     pdftotext => "pdftotext", qpdf => "qpdf", xsltproc => "xsltproc", sqlite3 => "sqlite3",
     python3 => "python3", node => "node", make => "make", gcc => "gcc", git => "git",
+    curl => "curl",
 }
 
 /// The git profile shows the user's ~/.gitconfig (identity, aliases) and

@@ -36,6 +36,26 @@ const CANNOT_EXPRESS: &[(&str, &str)] = &[
     ),
     ("image-not-imported.toml", "whether an image is imported"),
     (
+        "network-allow-bad-cidr.toml",
+        "arithmetic on an address (bits set beyond its prefix)",
+    ),
+    (
+        "network-host-ports-mode-none.toml",
+        "the mode in effect, which a later file (a .local.toml) may set",
+    ),
+    (
+        "network-mode-disagrees-with-namespaces.toml",
+        "the mode in effect, which a later file (a .local.toml) may set",
+    ),
+    (
+        "network-host-ports-twice.toml",
+        "equal ports written differently (5432 and \"5432/tcp\")",
+    ),
+    (
+        "network-publish-twice.toml",
+        "equal host ports in different entries (\"8080:80\", \"8080:81\")",
+    ),
+    (
         "command-nul-byte.toml",
         "which characters a command's arguments may hold (the schema states their type only)",
     ),

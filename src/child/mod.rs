@@ -8,7 +8,9 @@
 //! opened in the new /dev, its master handed to the launcher and its slave
 //! in place of the standard descriptors that were the caller's terminal) →
 //! join the network namespace the launcher's helper made meanwhile →
-//! hostname → working directory → rlimits → non-dumpable → drop capabilities
+//! egress rules (`[network]` user mode) → hostname → working directory →
+//! (wait for the helpers that work on the sandbox's namespaces, such as
+//! pasta) → rlimits → non-dumpable → drop capabilities
 //! and set no_new_privs → Landlock → seccomp → init forks the payload →
 //! payload: signal mask, umask, session (and controlling terminal) → execve.
 //!
@@ -17,6 +19,7 @@
 pub mod handoff;
 pub mod init;
 pub mod join;
+pub mod netfilter;
 pub mod netns;
 pub mod overlay;
 pub mod resolve;
@@ -116,6 +119,9 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
     } else if prepared.net_ns {
         netns::loopback_up()?;
     }
+    if let Some(batch) = &prepared.egress {
+        netfilter::install(batch)?;
+    }
     if let Some(h) = &prepared.hostname {
         // SAFETY: h points to h.len() valid bytes.
         if unsafe { libc::sethostname(h.as_ptr(), h.as_bytes().len()) } < 0 {
@@ -130,6 +136,8 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
             prepared.cwd.to_bytes(),
         ));
     }
+    // Helpers working on the sandbox's namespaces (pasta) are ready.
+    wait_at(Barrier::Late, prepared, pipes)?;
     handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
     confine(prepared, pipes.learn)
 }

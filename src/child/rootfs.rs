@@ -238,10 +238,19 @@ fn apply<'a>(
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::Symlink, e, dst.to_bytes()))
         }
-        MountInstr::File { dst, content, mode } => {
+        MountInstr::File {
+            dst,
+            content,
+            mode,
+            cover,
+        } => {
             let (dir, leaf) = resolve::open_parent(root, dst.to_bytes())
                 .map_err(|e| Fail::with(Step::ResolveDestination, e, dst.to_bytes()))?;
-            let r = make_file(dir, leaf, content, *mode);
+            let r = if *cover {
+                cover_file(dir, leaf, content, *mode)
+            } else {
+                make_file(dir, leaf, content, *mode)
+            };
             sys::close(dir);
             r.map_err(|e| Fail::with(Step::File, e, dst.to_bytes()))
         }
@@ -358,6 +367,64 @@ fn make_file(dir: RawFd, leaf: &[u8], content: &[u8], mode: u32) -> Result<(), E
     }
     let r = sys::write_all(fd, content);
     sys::close(fd);
+    r
+}
+
+/// A read-only file with `content` at `leaf` in `dir`: created where
+/// nothing is, else mounted over what is there (a file in a read-only
+/// bind, or a symlink, which the mount covers without following it).
+fn cover_file(dir: RawFd, leaf: &[u8], content: &[u8], mode: u32) -> Result<(), Errno> {
+    match make_file(dir, leaf, content, mode) {
+        Err(Errno::EEXIST | Errno::EROFS) => {}
+        r => return r,
+    }
+    let name = resolve::c_name(leaf)?;
+    // SAFETY: name is NUL-terminated.
+    let target = unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr().cast(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if target < 0 {
+        return Err(Errno::last());
+    }
+    let r = file_mount(content, mode).and_then(|file| {
+        let r = sys::move_mount(file, target);
+        sys::close(file);
+        r
+    });
+    sys::close(target);
+    r
+}
+
+/// A detached, read-only mount of a file holding `content`, on a tmpfs
+/// of its own.
+fn file_mount(content: &[u8], mode: u32) -> Result<RawFd, Errno> {
+    let ro = sys::MOUNT_ATTR_RDONLY
+        | sys::MOUNT_ATTR_NOSUID
+        | sys::MOUNT_ATTR_NODEV
+        | sys::MOUNT_ATTR_NOEXEC;
+    let tmp = new_tmpfs(
+        c"755",
+        Some(c"64k"),
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+    )?;
+    let r = make_file(tmp, b"file", content, mode).and_then(|()| {
+        let file = resolve::open_in_root(tmp, b"file", Leaf::Nothing)?;
+        let tree = sys::open_tree_clone_fd(file);
+        sys::close(file);
+        let tree = tree?;
+        match sys::mount_setattr(tree, ro, false) {
+            Ok(()) => Ok(tree),
+            Err(e) => {
+                sys::close(tree);
+                Err(e)
+            }
+        }
+    });
+    sys::close(tmp);
     r
 }
 

@@ -1,7 +1,8 @@
 //! Helpers: processes and resources that live beside the sandbox, with one
 //! lifecycle (docs/ARCHITECTURE.md, "Helpers"). Today the cgroup
-//! ([`cgroup`]: a directory hutch creates, or a systemd scope) and the
-//! network namespace maker ([`netns`]).
+//! ([`cgroup`]: a directory hutch creates, or a systemd scope), the
+//! network namespace maker ([`netns`]) and `[network]` user mode's
+//! program ([`usernet`]: pasta or slirp4netns).
 //!
 //! Every helper implements [`Helper`], whose methods are the stages:
 //!
@@ -13,9 +14,13 @@
 //! 3. **start** — after clone, while the child waits at its barriers:
 //!    start processes ([`process`]: tied to the launcher, held by a pidfd),
 //!    place the child, wait for readiness from the helper itself;
-//! 4. **supervise** — descriptors for the launcher's poll loop, and what to
+//! 4. **ready** — after the early barrier is released, while the child
+//!    builds its filesystem: a helper that asked for the late barrier
+//!    ([`Helper::ready_barrier`]) waits for its process's own word that
+//!    it is ready (pasta's interface up); then the late barrier goes;
+//! 5. **supervise** — descriptors for the launcher's poll loop, and what to
 //!    do when one wakes it;
-//! 5. **finish** — after the sandbox: stop processes, remove resources,
+//! 6. **finish** — after the sandbox: stop processes, remove resources,
 //!    adjust the exit status or say what happened; and `Drop`, the safety
 //!    net of a launch that failed half-way.
 //!
@@ -29,7 +34,10 @@
 pub mod cgroup;
 pub mod learn;
 pub mod netns;
+pub mod pasta;
 pub mod process;
+pub mod slirp4netns;
+pub mod usernet;
 
 use std::os::fd::{BorrowedFd, RawFd};
 
@@ -69,6 +77,9 @@ pub enum HelperError {
     Cgroup(#[from] cgroup::CgroupError),
     #[error("cannot start {helper}: {}", .errno.desc())]
     Start { helper: &'static str, errno: Errno },
+    /// `[network]` user mode's program failed.
+    #[error(transparent)]
+    Network(#[from] usernet::NetworkError),
 }
 
 /// The stages of a helper's life; see the module's documentation.
@@ -89,9 +100,22 @@ pub trait Helper {
         None
     }
 
+    /// Whether the child also waits at the late barrier (before it
+    /// confines itself) until [`Helper::ready`] returns.
+    fn ready_barrier(&self) -> bool {
+        false
+    }
+
     /// After clone; the child waits at its barriers. On error the launcher
     /// kills the child: the payload never runs.
     fn start(&mut self, child: &Started) -> Result<(), HelperError>;
+
+    /// After the early barrier is released: returns once the helper is
+    /// ready for the payload (its own word, never a sleep). On error the
+    /// launcher kills the child.
+    fn ready(&mut self) -> Result<(), HelperError> {
+        Ok(())
+    }
 
     /// What it does for this sandbox, for `-v` (once started).
     fn describe(&self) -> Option<String>;
@@ -116,6 +140,8 @@ pub struct Helpers {
     pub cgroup: Option<cgroup::Session>,
     /// The network namespace, made in parallel with the child's mounts.
     pub netns: Option<netns::NetnsMaker>,
+    /// `[network]` user mode: pasta or slirp4netns.
+    pub usernet: Option<usernet::UserNet>,
     /// `hutch learn`: the recorder serving the learning filter.
     pub learn: Option<learn::Learner>,
 }
@@ -128,26 +154,32 @@ impl Helpers {
                 .limits
                 .as_ref()
                 .map(|l| cgroup::Session::new(l, plan.namespaces.cgroup)),
-            netns: netns::NetnsMaker::wanted(plan.namespaces.net)?,
+            // User mode's program needs the namespace right after clone:
+            // the clone makes it.
+            netns: netns::NetnsMaker::wanted(plan.namespaces.net && plan.network.user.is_none())?,
+            usernet: plan.network.user.as_ref().map(usernet::UserNet::new),
             learn: learn::Learner::wanted(plan)?,
         })
     }
 
     /// Every helper, in the order the stages run them: the network
-    /// namespace maker first, so that it starts as early as it can.
+    /// namespace maker and user mode's program first, so that they start
+    /// as early as they can.
     fn each(&mut self) -> impl Iterator<Item = &mut dyn Helper> {
         let netns = self.netns.as_mut().map(|h| h as &mut dyn Helper);
+        let usernet = self.usernet.as_mut().map(|h| h as &mut dyn Helper);
         let cgroup = self.cgroup.as_mut().map(|h| h as &mut dyn Helper);
         let learn = self.learn.as_mut().map(|h| h as &mut dyn Helper);
-        netns.into_iter().chain(cgroup).chain(learn)
+        netns.into_iter().chain(usernet).chain(cgroup).chain(learn)
     }
 
     /// [`Helpers::each`], to look at.
     fn each_ref(&self) -> impl Iterator<Item = &dyn Helper> {
         let netns = self.netns.as_ref().map(|h| h as &dyn Helper);
+        let usernet = self.usernet.as_ref().map(|h| h as &dyn Helper);
         let cgroup = self.cgroup.as_ref().map(|h| h as &dyn Helper);
         let learn = self.learn.as_ref().map(|h| h as &dyn Helper);
-        netns.into_iter().chain(cgroup).chain(learn)
+        netns.into_iter().chain(usernet).chain(cgroup).chain(learn)
     }
 
     pub fn before_clone(&mut self, setup: &mut CloneSetup<'_>) -> Result<(), HelperError> {
@@ -157,14 +189,26 @@ impl Helpers {
     /// The barriers the child waits at, for the clone `setup` describes.
     pub fn barriers(&mut self, setup: &CloneSetup<'_>) -> Barriers {
         let mut barriers = Barriers::default();
-        for barrier in self.each().filter_map(|h| h.barrier(setup)) {
-            barriers.add(barrier);
+        for h in self.each() {
+            if let Some(barrier) = h.barrier(setup) {
+                barriers.add(barrier);
+            }
+            if h.ready_barrier() {
+                barriers.add(Barrier::Late);
+            }
         }
         barriers
     }
 
     pub fn start(&mut self, child: &Started) -> Result<(), HelperError> {
         self.each().try_for_each(|h| h.start(child))
+    }
+
+    /// Waits until every helper that asked for the late barrier is ready.
+    pub fn ready(&mut self) -> Result<(), HelperError> {
+        self.each()
+            .filter(|h| h.ready_barrier())
+            .try_for_each(|h| h.ready())
     }
 
     /// What each does, for `-v`.

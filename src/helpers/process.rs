@@ -79,6 +79,9 @@ pub struct Program {
     envp: Vec<*const libc::c_char>,
     /// Descriptors it gets: (the launcher's, the number it has there).
     fds: Vec<(RawFd, RawFd)>,
+    /// Descriptors passed with [`Program::pass_owned`], held until the
+    /// program is dropped.
+    owned: Vec<OwnedFd>,
 }
 
 /// At most this many descriptors are passed to a program.
@@ -108,6 +111,7 @@ impl Program {
             envp: pointers(&env),
             _env: env,
             fds: Vec::new(),
+            owned: Vec::new(),
         })
     }
 
@@ -115,6 +119,15 @@ impl Program {
     /// program gets only 0, 1, 2 and what is passed so.
     pub fn pass_fd(mut self, fd: impl AsFd, to: RawFd) -> Program {
         self.fds.push((fd.as_fd().as_raw_fd(), to));
+        self
+    }
+
+    /// Like [`Program::pass_fd`], for a descriptor the program keeps open
+    /// until it is dropped (the launcher's copy of a pipe end the started
+    /// program alone should hold: drop the `Program` once started).
+    pub fn pass_owned(mut self, fd: OwnedFd, to: RawFd) -> Program {
+        self.fds.push((fd.as_raw_fd(), to));
+        self.owned.push(fd);
         self
     }
 }
@@ -223,6 +236,24 @@ impl Drop for HelperProcess {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// How a helper's program is started and how it says it is ready.
+pub struct Launch {
+    pub program: Program,
+    /// The read end of the pipe the program writes to once ready.
+    pub ready: OwnedFd,
+}
+
+/// A program started as a network backend (`super::pasta`,
+/// `super::slirp4netns`): standard input /dev/null, standard error `stderr`.
+pub fn base_program(argv: &[String], stderr: &OwnedFd) -> Result<Program, Errno> {
+    let devnull = std::fs::File::open("/dev/null")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let program = Program::new(argv, &[]).map_err(|_| Errno::EINVAL)?;
+    Ok(program
+        .pass_owned(OwnedFd::from(devnull), 0)
+        .pass_fd(stderr, 2))
 }
 
 #[cfg(test)]

@@ -25,8 +25,18 @@ pub struct Host {
     output_ttys: OnceCell<[bool; 2]>,
     cgroups: OnceCell<cgroups::CgroupHost>,
     state_dir: OnceCell<Option<RuntimeDir>>,
+    /// The addresses of the caller's network namespace (`[network]`
+    /// denies them to a sandbox by default).
+    addresses: OnceCell<Vec<HostAddress>>,
     /// Where the planner looks up host paths (bind sources); `None`: `/`.
     fs_root: Option<PathBuf>,
+}
+
+/// An address of the host, and the interface that has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    pub address: std::net::IpAddr,
+    pub interface: String,
 }
 
 /// Where hutch keeps its runtime state (see [`Host::hutch_runtime_dir`]).
@@ -81,6 +91,7 @@ impl Host {
             output_ttys: OnceCell::new(),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
+            addresses: OnceCell::new(),
             fs_root: None,
         }
     }
@@ -106,6 +117,7 @@ impl Host {
             output_ttys: OnceCell::from([false; 2]),
             cgroups: OnceCell::new(),
             state_dir: OnceCell::new(),
+            addresses: OnceCell::from(Vec::new()),
             fs_root: None,
         };
         let _ = host.user_dirs.set(BTreeMap::new());
@@ -169,6 +181,39 @@ impl Host {
             fs_root: Some(dir.to_path_buf()),
             ..self
         }
+    }
+
+    /// A fixed host whose network interfaces have these addresses.
+    pub fn with_addresses(self, addresses: Vec<HostAddress>) -> Host {
+        Host {
+            addresses: OnceCell::from(addresses),
+            ..self
+        }
+    }
+
+    /// The addresses of the caller's network namespace, loopback left out
+    /// (probed on first use: only `[network]` user mode asks).
+    pub fn addresses(&self) -> &[HostAddress] {
+        self.addresses.get_or_init(probe_addresses)
+    }
+
+    /// Where the program `name` is found in the caller's `PATH` (absolute
+    /// entries only; `/usr/local/bin:/usr/bin:/bin` when it is unset), as
+    /// a shell would find it: the first executable regular file. The path
+    /// is kept as found (not resolved): a program may look at its name.
+    pub fn find_program(&self, name: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self
+            .env("PATH")
+            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        path.split(':')
+            .map(Path::new)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join(name))
+            .find(|p| {
+                std::fs::metadata(self.fs_path(p))
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
     }
 
     /// Where the absolute host path `path` is found on this host's
@@ -396,6 +441,32 @@ fn parse_user_dirs(text: &str, home: &Path) -> BTreeMap<String, String> {
             continue;
         };
         out.insert(key.trim().to_string(), value);
+    }
+    out
+}
+
+/// The addresses of this network namespace but loopback's.
+fn probe_addresses() -> Vec<HostAddress> {
+    let Ok(ifaddrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<HostAddress> = Vec::new();
+    for ifa in ifaddrs {
+        let Some(storage) = ifa.address else { continue };
+        let address = if let Some(v4) = storage.as_sockaddr_in() {
+            std::net::IpAddr::V4(v4.ip())
+        } else if let Some(v6) = storage.as_sockaddr_in6() {
+            std::net::IpAddr::V6(v6.ip())
+        } else {
+            continue;
+        };
+        let entry = HostAddress {
+            address,
+            interface: ifa.interface_name,
+        };
+        if !address.is_loopback() && !out.contains(&entry) {
+            out.push(entry);
+        }
     }
     out
 }

@@ -188,7 +188,19 @@ fn run_with(
             crate::diag::note(&line);
         }
     }
-    release(&go, &prepared).inspect_err(|_| kill_and_reap(child.pid))?;
+    release(&go, &prepared, Barrier::Early).inspect_err(|_| kill_and_reap(child.pid))?;
+    // Helpers that work on the child's namespaces get ready while the
+    // child builds its filesystem; it waits before confining itself.
+    if let Err(e) = helpers.ready() {
+        kill_and_reap(child.pid);
+        // A child that failed first took the namespaces with it: its own
+        // report says what went wrong.
+        return Err(match supervise::read_failure(&report) {
+            Some(f) => LaunchError::Setup(f),
+            None => e.into(),
+        });
+    }
+    release(&go, &prepared, Barrier::Late).inspect_err(|_| kill_and_reap(child.pid))?;
     // Supervise, until the sandbox has exited.
     let new_session = prepared.new_session;
     // Every namespace the sandbox has, however it was made.
@@ -326,9 +338,9 @@ fn after_clone<'r>(
     reserved.reserve_name(plan, registry)
 }
 
-/// Lets the child past its barriers: a byte for each.
-fn release(go: &OwnedFd, prepared: &Prepared) -> Result<(), LaunchError> {
-    if !prepared.barriers.has(Barrier::Early) {
+/// Lets the child past `barrier`, if it waits there: a byte.
+fn release(go: &OwnedFd, prepared: &Prepared, barrier: Barrier) -> Result<(), LaunchError> {
+    if !prepared.barriers.has(barrier) {
         return Ok(());
     }
     // A child that already failed has closed its end: EPIPE, not a

@@ -58,6 +58,12 @@ fn help(step: Step, errno: Errno) -> Option<&'static str> {
             "mounting is not permitted here; this happens inside some containers: run `hutch doctor`"
         }
         (Step::DescriptorSlot, _) => "this is a bug in hutch; please report it",
+        (Step::Egress, Errno::EPROTONOSUPPORT | Errno::ENOENT | Errno::EOPNOTSUPP) => {
+            "the kernel's nf_tables (or its reject expression) is not available in the sandbox's network namespace; as root, `modprobe nf_tables nft_reject_inet` (a user namespace cannot load modules), or set `[network] filter = \"off\"` to run without egress rules"
+        }
+        (Step::Egress, _) => {
+            "the sandbox's egress rules could not be installed; nothing ran. `hutch doctor` checks nf_tables; `[network] filter = \"off\"` runs without the rules"
+        }
         (_, Errno::ENOSYS) => {
             "the kernel lacks a system call hutch needs (the mount API needs Linux 5.12 or later); run `hutch doctor`"
         }

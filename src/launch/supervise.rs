@@ -244,6 +244,22 @@ fn on_signal(
     }
 }
 
+/// The failure a child that has been reaped reported, if it did: all it
+/// wrote on the report pipe, up to end of file.
+pub fn read_failure(report: &OwnedFd) -> Option<Failure> {
+    let mut record = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        match nix::unistd::read(report, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => record.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    Failure::decode(&record)
+}
+
 /// Waits for `pid` without watching anything else; its exit code.
 pub fn wait_plain(pid: libc::pid_t) -> i32 {
     match sys::waitpid(pid, false) {

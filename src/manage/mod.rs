@@ -57,6 +57,68 @@ struct Listed {
     started: u64,
     uptime_seconds: u64,
     volumes: Vec<String>,
+    /// Its `[network]`, from the plan it runs; absent while starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<ListedNetwork>,
+}
+
+/// A sandbox's network in `hutch ps --json`: the mode, and in `user` mode
+/// the program and the forwards.
+#[derive(Serialize)]
+struct ListedNetwork {
+    mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'static str>,
+    /// Host → sandbox: `ADDR:HOST->SANDBOX/PROTO`.
+    publish: Vec<String>,
+    /// Host loopback ports reachable inside: `PORT/PROTO`.
+    host_ports: Vec<String>,
+    host_loopback: bool,
+    egress_rules: usize,
+}
+
+impl ListedNetwork {
+    /// From the plan a launcher recorded (`None` if it has none, or one
+    /// this hutch cannot read).
+    fn of(plan: Option<&serde_json::value::RawValue>) -> Option<ListedNetwork> {
+        let plan: serde_json::Value = serde_json::from_str(plan?.get()).ok()?;
+        let net: crate::plan::network::NetworkPlan =
+            serde_json::from_value(plan.get("network")?.clone()).ok()?;
+        let user = net.user.as_ref();
+        Some(ListedNetwork {
+            mode: net.mode.name(),
+            backend: user.map(|u| u.backend.name()),
+            publish: user
+                .map(|u| {
+                    u.publish
+                        .iter()
+                        .map(|p| {
+                            let addr = match p.address {
+                                std::net::IpAddr::V6(a) => format!("[{a}]"),
+                                a => a.to_string(),
+                            };
+                            format!(
+                                "{addr}:{}->{}/{}",
+                                p.host_port,
+                                p.sandbox_port,
+                                p.proto.name()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            host_ports: user
+                .map(|u| {
+                    u.host_ports
+                        .iter()
+                        .map(|f| format!("{}/{}", f.port, f.proto.name()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            host_loopback: user.is_some_and(|u| u.host_loopback),
+            egress_rules: user.map_or(0, |u| u.egress.len()),
+        })
+    }
 }
 
 pub fn ps(as_json: bool) -> i32 {
@@ -75,6 +137,7 @@ pub fn ps(as_json: bool) -> i32 {
         // while their hutch cleans up.
         .filter(|r| r.state == State::Starting || r.is_running())
         .map(|r| Listed {
+            network: ListedNetwork::of(r.plan.as_deref()),
             uptime_seconds: r.uptime(),
             pid: r.init.map(|i| i.pid),
             launcher_pid: r.launcher.pid,

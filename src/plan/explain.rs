@@ -57,11 +57,7 @@ fn render_process(o: &mut String, plan: &Plan) {
             ns.join(" ")
         }
     );
-    if !plan.namespaces.net {
-        let _ = writeln!(o, "network     host (shared with the caller)");
-    } else {
-        let _ = writeln!(o, "network     none (loopback only)");
-    }
+    super::network::render(o, &plan.network);
     match &plan.id_map {
         Some(m) => {
             let _ = writeln!(
@@ -157,11 +153,21 @@ fn mount_line(op: &MountOp) -> String {
         MountOp::Symlink { target, dst } => {
             format!("symlink  {} → {}", dst.display(), target.display())
         }
-        MountOp::File { dst, content, mode } => format!(
-            "file     {} ({} bytes, mode {:04o}, read-only)",
+        MountOp::File {
+            dst,
+            content,
+            mode,
+            cover,
+        } => format!(
+            "file     {} ({} bytes, mode {:04o}, read-only{})",
             dst.display(),
             content.len(),
-            mode
+            mode,
+            if *cover {
+                ", mounted over what is there"
+            } else {
+                ""
+            }
         ),
         MountOp::Volume {
             name,
@@ -407,6 +413,7 @@ pub fn enforced_summary(plan: &Plan) -> String {
     if let Some(limits) = &plan.limits {
         parts.push(super::limits::summary(limits));
     }
+    parts.push(super::network::summary(&plan.network));
     parts.push("capabilities none".into());
     parts.push("no_new_privs".into());
     if s.pty.is_some() {
@@ -421,6 +428,9 @@ pub fn enforced_summary(plan: &Plan) -> String {
     );
     for n in io_uring_note(&s.seccomp).iter().chain(&l.not_enforced) {
         line.push_str(&format!("\nhutch: not enforced: {n}"));
+    }
+    for w in super::network::warnings(&plan.network) {
+        line.push_str(&format!("\nhutch: {w}"));
     }
     line
 }

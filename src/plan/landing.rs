@@ -311,6 +311,7 @@ mod tests {
                     dst: "/conf/app.ini".into(),
                     content: String::new(),
                     mode: 0o644,
+                    cover: false,
                 }),
             ],
             &host,

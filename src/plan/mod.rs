@@ -11,6 +11,7 @@ pub mod exposure;
 pub mod landing;
 pub mod limits;
 pub mod mounts;
+pub mod network;
 pub mod protect;
 pub mod rootfs;
 pub mod seccomp;
@@ -67,6 +68,10 @@ pub struct Plan {
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
     pub limits: Option<limits::LimitsPlan>,
+    /// `[network]`: the mode, and for `user` mode the program, forwards,
+    /// DNS and egress rules (left out of the JSON when it is the default).
+    #[serde(default, skip_serializing_if = "network::NetworkPlan::is_default")]
+    pub network: network::NetworkPlan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +148,9 @@ pub struct Request {
 /// Plans `profile` on `host` for what the command line adds: every
 /// concern in turn, in the order their errors are reported.
 pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, ProfileError> {
-    let ns = plan_namespaces(profile);
+    let mut ns = plan_namespaces(profile);
+    let network = network::plan(profile, host, ns.net_at.as_ref(), ns.plan.user)?;
+    ns.plan.net = network.mode != network::Mode::Host;
     let identity = profile.last(|p| p.identity.as_ref());
     check_user_namespace(&ns, identity.as_ref(), host)?;
     let rooted = rootfs::plan_root(
@@ -157,6 +164,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let hostname = plan_hostname(profile, ns.plan.uts)?;
     let (mut mount_plan, workdir) =
         plan_all_mounts(profile, host, &ns, rooted.root.as_ref(), &request.command)?;
+    mount_plan.ops.extend(resolv_conf(profile, &ns, &network)?);
 
     // An image's environment comes between hutch's defaults and the profile's.
     let uid_inside = id_map.map_or(host.uid, |m| m.uid_inside);
@@ -189,7 +197,53 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         init,
         security,
         limits,
+        network,
     })
+}
+
+/// `user` mode's /etc/resolv.conf, over the host's (whose resolver the
+/// sandbox cannot reach): the backend's DNS forwarder, or nothing with
+/// `dns = false`.
+fn resolv_conf(
+    profile: &Profile,
+    ns: &Namespaces<'_>,
+    network: &network::NetworkPlan,
+) -> Result<Option<PlannedMount>, ProfileError> {
+    let Some(user) = &network.user else {
+        return Ok(None);
+    };
+    if !ns.plan.mount {
+        return Err(ns.mount_needed(
+            "`[network] mode = \"user\"` writes the sandbox's /etc/resolv.conf and needs",
+            "remove `namespaces.mount = false`",
+        ));
+    }
+    let dns = profile.last(|p| p.network.as_ref()?.dns.as_ref());
+    let from = match (&dns, &network.from) {
+        (Some(d), _) => {
+            let (line, col) = d.file.line_col(d.value.span().start);
+            format!("{}:{line}:{col}", d.file.name)
+        }
+        (None, Some(f)) => f.clone(),
+        (None, None) => String::new(),
+    };
+    let content = match user.dns {
+        Some(addr) => format!(
+            "# hutch: {}'s DNS forwarder\nnameserver {addr}\n",
+            user.backend.name()
+        ),
+        None => "# hutch: no DNS ([network] dns = false)\n".to_string(),
+    };
+    Ok(Some(PlannedMount {
+        op: MountOp::File {
+            dst: PathBuf::from("/etc/resolv.conf"),
+            content,
+            mode: 0o444,
+            cover: true,
+        },
+        from: format!("[network] {from}"),
+        lands: None,
+    }))
 }
 
 /// The namespaces, with where `user` and `mount` were turned off (for the
@@ -198,6 +252,8 @@ struct Namespaces<'a> {
     plan: NamespacePlan,
     user_at: Option<At<'a, bool>>,
     mount_at: Option<At<'a, bool>>,
+    /// `[namespaces] net`, where set (`[network]` checks it agrees).
+    net_at: Option<At<'a, bool>>,
 }
 
 impl Namespaces<'_> {
@@ -223,19 +279,21 @@ fn plan_namespaces(profile: &Profile) -> Namespaces<'_> {
     let flag = |a: &Option<At<'_, bool>>| a.as_ref().is_none_or(|a| *a.get());
     let user_at = ns(|n| n.user.as_ref());
     let mount_at = ns(|n| n.mount.as_ref());
+    let net_at = ns(|n| n.net.as_ref());
     let plan = NamespacePlan {
         user: flag(&user_at),
         mount: flag(&mount_at),
         pid: flag(&ns(|n| n.pid.as_ref())),
         uts: flag(&ns(|n| n.uts.as_ref())),
         ipc: flag(&ns(|n| n.ipc.as_ref())),
-        net: flag(&ns(|n| n.net.as_ref())),
+        net: flag(&net_at),
         cgroup: flag(&ns(|n| n.cgroup.as_ref())),
     };
     Namespaces {
         plan,
         user_at,
         mount_at,
+        net_at,
     }
 }
 

@@ -57,6 +57,11 @@ pub enum MountOp {
         dst: PathBuf,
         content: String,
         mode: u32,
+        /// Mounted read-only over whatever is at `dst` (a file of a
+        /// read-only bind, or a symlink), instead of created there: the
+        /// generated /etc/resolv.conf of `[network]`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cover: bool,
     },
     /// A `[volumes.NAME]` directory from hutch's volume store (planned in
     /// `plan::volumes`), bound nosuid,nodev; mounted after every `[[mount]]`
@@ -182,6 +187,7 @@ fn plan_entry(p: &Placed<'_>, host: &Host) -> Result<Planned, ProfileError> {
                 dst: p.dst.clone(),
                 content: content.get_ref().clone(),
                 mode: mode(0o644),
+                cover: false,
             }
         }
     }))

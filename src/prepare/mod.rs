@@ -8,12 +8,14 @@
 //! - [`root`]: what the root is built from ([`RootInstr`]);
 //! - [`exec`]: the command and environment for execve;
 //! - [`confine`]: resource limits, the Landlock ruleset, the seccomp filter;
+//! - [`netfilter`]: `[network]`'s egress rules as an nf_tables batch;
 //! - [`slots`]: the descriptors the child opens first, as a typed table;
 //! - [`report`]: the steps the child runs and how it reports a failure.
 
 pub mod confine;
 pub mod exec;
 pub mod mounts;
+pub mod netfilter;
 pub mod report;
 pub mod root;
 pub mod slots;
@@ -90,6 +92,9 @@ pub struct Prepared {
     /// `seccomp` is a learning filter: loaded with a listener, which the
     /// child sends to the launcher (`Pipes::learn`).
     pub seccomp_listener: bool,
+    /// `[network]` user mode's egress rules, installed in the sandbox's
+    /// network namespace before the child confines itself.
+    pub egress: Option<netfilter::EgressBatch>,
     /// hutch's own command line in memory (`arg_start..arg_end`), which
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
     /// host's path and arguments.
@@ -133,6 +138,10 @@ pub enum Barrier {
     /// Before the child makes its cgroup namespace: the cgroup helper
     /// places it in the sandbox's cgroup meanwhile.
     Early = 1,
+    /// Before the child confines itself, its filesystem built: a helper
+    /// that works on the child's namespaces (pasta) runs in parallel with
+    /// the mounts and is ready by then.
+    Late = 2,
 }
 
 /// The barriers a child waits at.
@@ -288,6 +297,11 @@ pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
             _ => None,
         },
         seccomp_listener: security.seccomp.learn && security.seccomp.arch.is_some(),
+        egress: plan
+            .network
+            .user
+            .as_ref()
+            .and_then(|u| netfilter::lower(&u.egress)),
         title: crate::host::command_line::area(),
     })
 }

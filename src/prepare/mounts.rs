@@ -55,6 +55,8 @@ pub enum MountInstr {
         dst: CString,
         content: Vec<u8>,
         mode: u32,
+        /// Mounted read-only over what is at `dst` (see `MountOp::File`).
+        cover: bool,
     },
 }
 
@@ -157,10 +159,16 @@ fn lower_one(op: &MountOp, pid_ns: bool, slots: &mut SlotTable) -> Result<MountI
             target: cstring_path("symlink target", target)?,
             dst: cstring_path("symlink", dst)?,
         },
-        MountOp::File { dst, content, mode } => MountInstr::File {
+        MountOp::File {
+            dst,
+            content,
+            mode,
+            cover,
+        } => MountInstr::File {
             dst: cstring_path("file", dst)?,
             content: content.as_bytes().to_vec(),
             mode: *mode,
+            cover: *cover,
         },
         MountOp::Volume { .. } => unreachable!("volumes are lowered by the caller"),
     })

@@ -38,6 +38,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("bzip2", include_str!("../../profiles/bzip2.toml")),
     ("convert", include_str!("../../profiles/convert.toml")),
     ("cpio", include_str!("../../profiles/cpio.toml")),
+    ("curl", include_str!("../../profiles/curl.toml")),
     ("exiftool", include_str!("../../profiles/exiftool.toml")),
     ("ffmpeg", include_str!("../../profiles/ffmpeg.toml")),
     ("ffprobe", include_str!("../../profiles/ffprobe.toml")),

@@ -590,6 +590,139 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
+        details: "Without it, the network is that of `[namespaces] net`: a namespace of its own with loopback only (mode \"none\"), or the host's with `net = false`. Setting both in ways that disagree is an error. In mode \"user\" the sandbox gets a private network namespace with an address, a default route and IPv6 where the host has them, connected to the outside by pasta (the package `passt`) or slirp4netns, which hutch starts beside the sandbox and stops with it. Every automatic port forward of pasta is off: the sandbox reaches the host's loopback only through `host_ports` or `host_loopback`, and the host reaches the sandbox only through `publish`. Single values come from the last file that sets them; lists are concatenated over the files.",
+        ..Doc::new("network", "How the sandbox reaches the network.")
+    },
+    Doc {
+        default: "\"none\", or what `[namespaces] net` says",
+        default_value: Some("\"none\""),
+        example: r#""user""#,
+        values: &[
+            ("none", "a network namespace of its own with loopback only"),
+            (
+                "host",
+                "the host's network, shared: services on the host's localhost, its abstract unix sockets (X11, D-Bus) and its resolver are reachable; `--explain` and `-v` warn",
+            ),
+            (
+                "user",
+                "a network namespace of its own, connected to the outside by pasta or slirp4netns, with a generated /etc/resolv.conf and the egress rules",
+            ),
+        ],
+        ..Doc::new("network.mode", "The network the sandbox gets.")
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""best-effort""#,
+        values: &[
+            (
+                "required",
+                "refuse to run when mode \"user\" cannot be set up here (no pasta nor slirp4netns that can honour the profile)",
+            ),
+            (
+                "best-effort",
+                "run with mode \"none\" instead, and say so on each run",
+            ),
+        ],
+        ..Doc::new(
+            "network.enforce",
+            "Whether mode \"user\" may fall back to no network.",
+        )
+    },
+    Doc {
+        default: "\"auto\"",
+        default_value: Some("\"auto\""),
+        example: r#""pasta""#,
+        values: &[
+            (
+                "auto",
+                "pasta if installed, else slirp4netns when the profile forwards no single port",
+            ),
+            ("pasta", "pasta only (the package `passt`)"),
+            (
+                "slirp4netns",
+                "slirp4netns only; it cannot forward single ports (`host_ports`, `publish`)",
+            ),
+        ],
+        ..Doc::new(
+            "network.backend",
+            "The program that connects a mode \"user\" sandbox.",
+        )
+    },
+    Doc {
+        details: "The sandbox's /etc/resolv.conf is generated, read-only, and mounted over the host's: it names the program's DNS forwarder (pasta: 169.254.1.1; slirp4netns: 10.0.2.3), which forwards to the first nameserver of the host's resolv.conf. The host's resolver sockets (nscd, systemd-resolved) are not reachable. With false, the file names no nameserver.",
+        default: "true",
+        default_value: Some("true"),
+        example: "false",
+        ..Doc::new(
+            "network.dns",
+            "DNS through the program's forwarder (mode \"user\").",
+        )
+    },
+    Doc {
+        details: "The gateway's address then reaches the host's loopback, every port of it (pasta without `--no-map-gw`; slirp4netns's 10.0.2.2). Prefer `host_ports`.",
+        default: "false",
+        default_value: Some("false"),
+        example: "true",
+        ..Doc::new(
+            "network.host_loopback",
+            "Whether the whole host loopback is reachable (mode \"user\").",
+        )
+    },
+    Doc {
+        details: "Each entry is a port number (TCP) or \"PORT/tcp\", \"PORT/udp\": a connection to that port on the sandbox's 127.0.0.1 reaches the same port on the host's loopback (pasta's `-T`/`-U`). A port listed twice is an error. Needs pasta.",
+        example: r#"[5432, "53/udp"]"#,
+        ..Doc::new(
+            "network.host_ports",
+            "Host loopback ports the sandbox reaches on its own loopback (mode \"user\").",
+        )
+    },
+    Doc {
+        details: "Each entry is `[ADDR:]HOST:SANDBOX[/tcp|/udp]`, like `docker -p`: the host's port HOST, on ADDR (127.0.0.1 unless given; an IPv6 address in brackets), reaches port SANDBOX inside (pasta's `-t`/`-u`). A host port already in use fails the launch with pasta's message. Needs pasta.",
+        example: r#"["8080:80", "127.0.0.1:5353:53/udp"]"#,
+        // `plan::network::parse_publish`; the IPv6 address is checked loosely.
+        constraint: r#"{"items": {"pattern": "^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}:|\\[[0-9A-Fa-f:.]+\\]:)?([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])(/(tcp|udp))?$"}}"#,
+        ..Doc::new(
+            "network.publish",
+            "Host ports forwarded into the sandbox (mode \"user\").",
+        )
+    },
+    Doc {
+        default: "\"required\"",
+        default_value: Some("\"required\""),
+        example: r#""off""#,
+        values: &[
+            (
+                "required",
+                "install the egress rules in the sandbox's network namespace (nftables), and refuse to run if the kernel cannot",
+            ),
+            (
+                "off",
+                "no rules: the LAN, link-local and cloud metadata addresses are reachable; `allow` and `deny` are then errors",
+            ),
+        ],
+        ..Doc::new(
+            "network.filter",
+            "Whether the egress rules are installed (mode \"user\").",
+        )
+    },
+    Doc {
+        details: "Each entry is `ADDR[/PREFIX][:PORTS][/tcp|/udp]`, an IPv6 address in brackets when ports follow (\"[::]/0:443\"); PORTS is N or N-M, for both TCP and UDP unless a protocol is given. By default the private, shared (CGNAT), link-local and unique-local ranges (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10) and the host's own addresses are refused and everything else is allowed. An entry inside those ranges opens it; with any entry outside them, the list becomes an allow list: what no entry allows is refused. The DNS forwarder's port 53 is always allowed. Rules match addresses, ports and protocols, never host names.",
+        example: r#"["0.0.0.0/0:443", "[::]/0:443", "192.168.1.0/24"]"#,
+        ..Doc::new(
+            "network.allow",
+            "Destinations the sandbox may reach (mode \"user\").",
+        )
+    },
+    Doc {
+        details: "Same form as `allow`; checked before every `allow` entry.",
+        example: r#"["203.0.113.0/24", "0.0.0.0/0:25/tcp"]"#,
+        ..Doc::new(
+            "network.deny",
+            "Destinations refused, before anything is allowed (mode \"user\").",
+        )
+    },
+    Doc {
         details: "Entries apply in order, later ones over earlier ones; inherited entries come first. An entry whose `dst` equals an inherited one replaces it in place; two entries with the same `dst` in one file are an error. All binds are nosuid; all but `dev-bind` are nodev. Which keys an entry takes depends on its `type`.",
         ..Doc::new(
             "mount",
@@ -787,6 +920,12 @@ pub static TYPES: &[TypeDoc] = &[
         title: "writable layer",
         accepts: "false, \"tmpfs\", \"volume:NAME\", or an absolute path (variables allowed)",
         schema: r##"{"anyOf": [{"const": false}, {"const": "tmpfs"}, {"type": "string", "pattern": "^volume:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}, {"$ref": "#/definitions/path"}]}"##,
+    },
+    TypeDoc {
+        name: "HostPort",
+        title: "host port",
+        accepts: "a port number from 1 to 65535 (TCP), or a string \"PORT/tcp\" or \"PORT/udp\"",
+        schema: r#"{"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string", "pattern": "^[0-9]{1,5}/(tcp|udp)$"}]}"#,
     },
     TypeDoc {
         name: "ErrnoValue",

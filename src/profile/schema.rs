@@ -53,6 +53,8 @@ pub struct RawProfile {
     pub rlimits: Option<Rlimits>,
     /// cgroup limits for the whole sandbox (see `crate::plan::limits`).
     pub limits: Option<Limits>,
+    /// How the sandbox reaches the network (see `crate::plan::network`).
+    pub network: Option<Network>,
     #[serde(default)]
     pub mount: Vec<MountEntry>,
     /// `[volumes.NAME]`: directories kept by hutch that outlive the sandbox
@@ -263,6 +265,104 @@ pub struct Limits {
     pub pids: Option<Spanned<Limit>>,
     /// Relative I/O weight (io.weight), 1 to 10000; 100 is the default.
     pub io_weight: Option<Spanned<i64>>,
+}
+
+/// `[network]`: none, the host's, or a private network connected to the
+/// outside by a user-mode network program (pasta or slirp4netns).
+/// Lists are concatenated over the layers; single values come from the
+/// last layer that sets them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub mode: Option<Spanned<NetworkMode>>,
+    /// Whether `user` mode is required or may fall back to `none`.
+    pub enforce: Option<Spanned<NetworkEnforce>>,
+    /// Which program connects a `user`-mode sandbox.
+    pub backend: Option<Spanned<NetworkBackend>>,
+    /// A generated /etc/resolv.conf pointing at the backend's DNS forwarder.
+    pub dns: Option<Spanned<bool>>,
+    /// The host's whole loopback, through the gateway address.
+    pub host_loopback: Option<Spanned<bool>>,
+    /// Host loopback ports the sandbox reaches on its own loopback.
+    pub host_ports: Option<Vec<Spanned<HostPort>>>,
+    /// Host ports forwarded into the sandbox: `[ADDR:]HOST:SANDBOX[/PROTO]`.
+    pub publish: Option<Vec<Spanned<String>>>,
+    /// The egress filter (nftables rules in the sandbox's namespace).
+    pub filter: Option<Spanned<EgressFilter>>,
+    /// Destinations allowed: `CIDR[:PORTS][/PROTO]`.
+    pub allow: Option<Vec<Spanned<String>>>,
+    /// Destinations refused, before anything is allowed.
+    pub deny: Option<Vec<Spanned<String>>>,
+}
+
+/// How a sandbox reaches the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    /// Loopback only (a network namespace of its own).
+    None,
+    /// The host's network namespace, shared.
+    Host,
+    /// A network namespace of its own, connected by pasta or slirp4netns.
+    User,
+}
+
+/// Whether `user` mode may fall back to `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkEnforce {
+    Required,
+    BestEffort,
+}
+
+/// The program that connects a `user`-mode sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkBackend {
+    /// pasta if installed, else slirp4netns when it can honour the profile.
+    Auto,
+    Pasta,
+    Slirp4netns,
+}
+
+/// Whether egress rules are installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EgressFilter {
+    /// Refuse to run if the kernel cannot install them.
+    Required,
+    /// No rules: every address the backend reaches is reachable.
+    Off,
+}
+
+/// A host port the sandbox may reach: a number (TCP) or `"PORT/udp"`,
+/// `"PORT/tcp"`; checked by the planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPort {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HostPort;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number or a string \"PORT/tcp\" or \"PORT/udp\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HostPort, E> {
+                Ok(HostPort::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HostPort, E> {
+                Ok(HostPort::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<HostPort, E> {
+                Ok(HostPort::Text(s.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A number of CPUs, written as a float or an integer (`0.25`, `2`).

@@ -33,22 +33,44 @@ pub fn hutch_bin() -> &'static Path {
         if !is_root() {
             return built;
         }
-        let dir = std::env::temp_dir().join(format!("hutch-test-bin-{}", std::process::id()));
+        // One copy per build, shared by every test process of it (named by
+        // the binary's size and modification time), so that a test run
+        // leaves one copy behind, not one per test binary.
+        let meta = std::fs::metadata(&built).unwrap();
+        let stamp = meta.modified().unwrap();
+        let since = stamp.duration_since(std::time::UNIX_EPOCH).unwrap();
+        let name = format!("hutch-test-bin-{}-{}", meta.len(), since.as_nanos());
+        let dir = std::env::temp_dir().join(name);
+        let copy = dir.join("hutch");
+        if let Ok(m) = std::fs::symlink_metadata(&copy) {
+            // Only a copy root made (the name in /tmp is predictable).
+            use std::os::unix::fs::MetadataExt;
+            let parent = std::fs::symlink_metadata(&dir).unwrap();
+            assert!(
+                m.is_file() && m.uid() == 0 && parent.is_dir() && parent.uid() == 0,
+                "{} is not root's copy of hutch",
+                copy.display()
+            );
+            return copy;
+        }
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let copy = dir.join("hutch");
         // Copied by another process: a descriptor this (threaded) process
         // held open for writing would be inherited by whatever another test
         // thread forks meanwhile, and executing the copy would fail with
-        // ETXTBSY ("Text file busy") until that child has exec'd.
+        // ETXTBSY ("Text file busy") until that child has exec'd. Copied
+        // under a name of this process's and renamed into place, so that a
+        // test process never runs a copy another one is still writing.
+        let partial = dir.join(format!("hutch.{}", std::process::id()));
         let st = Command::new("cp")
             .arg("--")
             .arg(&built)
-            .arg(&copy)
+            .arg(&partial)
             .status()
             .unwrap();
         assert!(st.success(), "copying {} failed", built.display());
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&partial, &copy).unwrap();
         copy
     })
 }

@@ -27,8 +27,9 @@ pub const CWD: &str = "/home/u/project";
 pub const LANDLOCK_ABI: u32 = 7;
 
 /// A machine whose root is `root`: merged /usr (bin, sbin, lib, lib64 are
-/// symlinks into it; no lib32), /etc (its resolv.conf a symlink into /run),
-/// user `u`'s home with a project directory (holding a resolv.conf), the two layers of an image, and `profiles/`, the only
+/// symlinks into it; no lib32) with an empty /usr/bin/pasta, /etc (its
+/// resolv.conf a symlink into /run), user `u`'s home with a project
+/// directory (holding a resolv.conf), the two layers of an image, and `profiles/`, the only
 /// directory of the profile search path (empty unless a test writes there).
 pub struct Machine {
     root: PathBuf,
@@ -73,6 +74,13 @@ impl Machine {
             if std::fs::symlink_metadata(root.join(link)).is_err() {
                 symlink(target, root.join(link)).unwrap();
             }
+        }
+        // pasta, so that `[network] mode = "user"` plans (never run here).
+        let pasta = root.join("usr/bin/pasta");
+        if !pasta.exists() {
+            std::fs::write(&pasta, "").unwrap();
+            std::fs::set_permissions(&pasta, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
         }
         // A repository in the project: `[protect]` makes its config and
         // hooks read-only under a writable bind.
