@@ -51,6 +51,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
         Command::Import {
             command: crate::cli::ImportCommand::Firejail(args),
         } => crate::import::command::firejail(args),
+        Command::Learn(args) => crate::learn::command::learn(args),
         Command::Completions { shell } => print(shell.script()),
         Command::Man { page } => crate::manpages::run(page.as_deref()),
         Command::Complete { words } => crate::completions::run(&words),
@@ -137,7 +138,7 @@ fn run(args: RunArgs) -> i32 {
     // above it (cli started in /tmp) is planned with a mask over it; the
     // launch uses it, and reports any problem with it.
     let registry = crate::registry::Registry::open(&host, true);
-    let plan = match plan::build(&profile, &host, &request) {
+    let mut plan = match plan::build(&profile, &host, &request) {
         Ok(p) => p,
         Err(e) => {
             print_profile_error(&e);
@@ -176,7 +177,26 @@ fn run(args: RunArgs) -> i32 {
             );
         }
     }
-    match launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose) {
+    if args.report_denied {
+        if plan.security.seccomp.arch.is_none() {
+            crate::diag::error(
+                "--report-denied watches through a seccomp filter, which hutch builds for x86_64 and aarch64 only",
+            );
+            return EXIT_LAUNCH_FAILED;
+        }
+        plan.security.seccomp.learn = true;
+    }
+    let launched = if args.report_denied {
+        launch::learn(&plan, &host, registry, args.name.as_deref(), args.verbose).map(
+            |(code, journal)| {
+                crate::learn::command::report_denied(&plan, &host, &journal);
+                code
+            },
+        )
+    } else {
+        launch::run(&plan, &host, registry, args.name.as_deref(), args.verbose)
+    };
+    match launched {
         Ok(code) => code,
         Err(e) => {
             match failure_origin(&plan, &e) {

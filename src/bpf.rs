@@ -44,6 +44,9 @@ pub enum Action {
     Log,
     /// Kill the whole process.
     Kill,
+    /// Hand the call to the filter's listener, which answers it (`hutch
+    /// learn`; never in a profile's filter).
+    Notify,
 }
 
 impl Action {
@@ -54,6 +57,7 @@ impl Action {
             Action::Errno(e) => SECCOMP_RET_ERRNO | (e & SECCOMP_RET_DATA),
             Action::Log => SECCOMP_RET_LOG,
             Action::Kill => SECCOMP_RET_KILL_PROCESS,
+            Action::Notify => SECCOMP_RET_USER_NOTIF,
         }
     }
 }
@@ -134,6 +138,7 @@ const RET_K: u16 = 0x06;
 pub const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 pub const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 pub const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
+pub const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_DATA: u32 = 0xffff;
 /// x32 system calls share the x86_64 audit arch with this bit set in the number.
@@ -337,6 +342,7 @@ pub fn ret_name(ret: u32) -> String {
     match ret & 0xffff_0000 {
         SECCOMP_RET_ALLOW => "allow".into(),
         SECCOMP_RET_LOG => "log".into(),
+        SECCOMP_RET_USER_NOTIF => "notify".into(),
         SECCOMP_RET_ERRNO => format!("errno {}", ret & SECCOMP_RET_DATA),
         _ if ret == SECCOMP_RET_KILL_PROCESS => "kill".into(),
         _ => format!("{ret:#x}"),

@@ -146,11 +146,49 @@ pub enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// Write a profile by watching a command run: the tightest profile,
+    /// extending a base, that lets that run succeed.
+    ///
+    /// The command runs in the base profile's confinement with the rest of
+    /// the host read-only (the home too: a write there fails and is not
+    /// granted) and the working directory read-write. hutch records the
+    /// paths it opens, executes, creates, removes and the unix sockets it
+    /// connects to, through seccomp user notification (no privileges), and
+    /// writes OUT.toml: read-only binds for what it read outside the base,
+    /// read-write binds for what it wrote in the working directory, paths
+    /// written with ${HOME}, ${CWD} and the XDG variables. Exit status: the
+    /// command's; 125 if hutch failed (nothing is written).
+    Learn(LearnArgs),
     /// Write a hutch profile from another sandbox's profile.
     Import {
         #[command(subcommand)]
         command: ImportCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Write the profile to this file (required; never anywhere else).
+    #[arg(short, long, value_name = "OUT.toml")]
+    pub output: Option<PathBuf>,
+    /// The profile the learnt one extends, and whose confinement the
+    /// learning run keeps (default: `default`).
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Replace OUT.toml if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Say what is enforced during the learning run.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The command and its arguments (put `--` before it).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND",
+        value_parser = clap::builder::OsStringValueParser::new()
+    )]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -421,6 +459,11 @@ pub struct RunArgs {
     /// literally). Repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// After the run, say on stderr which paths, sockets and system calls
+    /// the sandbox refused, each with the profile entry that would allow
+    /// it (watched as `hutch learn` watches; slower).
+    #[arg(long)]
+    pub report_denied: bool,
     /// The command and its arguments (put `--` before it if it starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -452,6 +495,7 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
         bind: Vec::new(),
         ro_bind: Vec::new(),
         env: Vec::new(),
+        report_denied: false,
         command: Vec::new(),
     };
     let mut i = 0;
@@ -493,6 +537,7 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
             b"--explain" => &mut r.explain,
             b"--json" => &mut r.json,
             b"-v" | b"--verbose" => &mut r.verbose,
+            b"--report-denied" => &mut r.report_denied,
             b"--" => {
                 r.command = rest[i + 1..].to_vec();
                 break;
@@ -559,7 +604,8 @@ mod tests {
         Option<String>,
         bool,
         bool,
-        bool,
+        // verbose, report_denied
+        (bool, bool),
         Vec<OsString>,
     );
 
@@ -569,7 +615,13 @@ mod tests {
             return None;
         };
         Some((
-            r.profile, r.image, r.name, r.explain, r.json, r.verbose, r.command,
+            r.profile,
+            r.image,
+            r.name,
+            r.explain,
+            r.json,
+            (r.verbose, r.report_denied),
+            r.command,
         ))
     }
 
@@ -587,6 +639,7 @@ mod tests {
             &["--json"],
             &["-v"],
             &["--verbose"],
+            &["--report-denied"],
             &["--"],
             &["-p"],
             &["-pcli"],
@@ -620,7 +673,13 @@ mod tests {
                 let os: Vec<std::ffi::OsString> = args.iter().map(|a| a.into()).collect();
                 if let Some(f) = fast_run_args(&os) {
                     let fast = (
-                        f.profile, f.image, f.name, f.explain, f.json, f.verbose, f.command,
+                        f.profile,
+                        f.image,
+                        f.name,
+                        f.explain,
+                        f.json,
+                        (f.verbose, f.report_denied),
+                        f.command,
                     );
                     assert_eq!(Some(fast), via_clap(&args), "{args:?}");
                     checked += 1;

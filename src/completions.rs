@@ -58,19 +58,24 @@ pub enum Values {
 /// new one until it is.
 pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
     Some(match (path, id) {
-        (["run"] | ["export", "oci"], "profile") | (["check"], "profiles") => Values::Profiles,
+        (["run"] | ["export", "oci"] | ["learn"], "profile") | (["check"], "profiles") => {
+            Values::Profiles
+        }
         (["run"] | ["export", "oci"], "image")
         | (["image", "inspect"], "name")
         | (["image", "rm"], "names") => Values::Images,
         (["export", "oci"], "output")
         | (["import", "firejail"], "output")
+        | (["learn"], "output")
         | (["run"], "bind" | "ro_bind") => Values::Files,
         (["import", "firejail"], "profile") => Values::FirejailProfiles,
         (["export", "oci"], "command") => Values::Commands,
         (["exec"], "name") | (["stop"], "name") => Values::Sandboxes,
         (["volume", "inspect" | "path" | "rm"], "name") => Values::Volumes,
         (["image", "import"], "source") => Values::Files,
-        (["run"] | ["exec"], "command") | (["shim", "install"], "names") => Values::Commands,
+        (["run"] | ["exec"] | ["learn"], "command") | (["shim", "install"], "names") => {
+            Values::Commands
+        }
         (["shim", "install"], "profile") => Values::Profiles,
         (["shim", "remove"], "names") => Values::Shims,
         (["run"], "name" | "env")

@@ -231,6 +231,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         landlock_check(host),
         overlay_check(),
         seccomp_check(),
+        learn_check(),
         tiocsti_check(),
         cgroup_check(host),
         registry_check(host),
@@ -352,6 +353,89 @@ fn seccomp_check() -> Check {
             Status::Fail,
             e,
             Some("hutch needs CONFIG_SECCOMP_FILTER; profiles requiring seccomp refuse to run"),
+        ),
+    }
+}
+
+/// How `hutch learn` and `run --report-denied` can watch a run: a child
+/// loads a filter handing `getppid` to a listener it holds, forks, and
+/// answers its own child's call with "continue" (exit 0: with the
+/// synchronous wake-up of Linux 6.6, 1: without it).
+fn probe_learn() -> Result<bool, String> {
+    let Some(arch) = plan::seccomp::Arch::native() else {
+        return Err("hutch has no filters for this architecture".into());
+    };
+    let rule = plan::seccomp::Rule {
+        syscall: "getppid".into(),
+        check: plan::seccomp::Check::Always,
+        action: plan::seccomp::Action::Notify,
+        reason: "doctor".into(),
+    };
+    let filter = plan::seccomp::compile(&[rule], arch).map_err(|e| e.to_string())?;
+    let pid = sys::clone_fork(0, None).map_err(|e| e.desc().to_string())?;
+    if pid == 0 {
+        sys::exit_now(serve_one(&filter));
+    }
+    match exit_status(pid) {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        Some(2) => Err("the kernel refused a filter with a listener (Linux 5.0+ has them)".into()),
+        _ => {
+            Err("a watched call was not let through (the continue answer needs Linux 5.5+)".into())
+        }
+    }
+}
+
+/// In the probe's child: see [`probe_learn`].
+fn serve_one(filter: &[crate::bpf::Insn]) -> i32 {
+    use std::os::fd::AsFd;
+    if sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).is_err() {
+        return 2;
+    }
+    let Ok(fd) = sys::notify::seccomp_load_listener(filter) else {
+        return 2;
+    };
+    let listener = sys::notify::own_listener(fd);
+    let sync = sys::notify::set_sync_wakeup(listener.as_fd()).is_ok();
+    let Ok(child) = sys::clone_fork(0, None) else {
+        return 3;
+    };
+    if child == 0 {
+        sys::exit_now(if nix::unistd::getppid().as_raw() > 0 {
+            0
+        } else {
+            3
+        });
+    }
+    let served = sys::notify::recv(listener.as_fd())
+        .and_then(|n| sys::notify::send(listener.as_fd(), n.id, sys::notify::Answer::Continue));
+    match (served, exit_status(child)) {
+        (Ok(()), Some(0)) if sync => 0,
+        (Ok(()), Some(0)) => 1,
+        _ => 3,
+    }
+}
+
+fn learn_check() -> Check {
+    const WHAT: &str = "seccomp user notification (hutch learn, run --report-denied)";
+    match probe_learn() {
+        Ok(true) => check(
+            "learn",
+            Status::Ok,
+            format!("{WHAT}: a watched call answered, with synchronous wake-up"),
+            None,
+        ),
+        Ok(false) => check(
+            "learn",
+            Status::Warn,
+            format!("{WHAT}: a watched call answered, without synchronous wake-up"),
+            Some("Linux 6.6+ wakes hutch's recorder synchronously; here learning runs slower"),
+        ),
+        Err(e) => check(
+            "learn",
+            Status::Warn,
+            format!("{WHAT}: {e}"),
+            Some("hutch learn and run --report-denied refuse to run here; nothing else needs it"),
         ),
     }
 }

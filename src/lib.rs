@@ -43,6 +43,7 @@ pub mod import;
 )]
 pub mod landlock;
 pub mod launch;
+pub mod learn;
 pub mod manage;
 pub mod manpages;
 pub mod names;

@@ -17,6 +17,7 @@ pub static PAGES: &[(&str, &str)] = &[
     ("hutch-image.1", include_str!("../man/hutch-image.1")),
     ("hutch-shim.1", include_str!("../man/hutch-shim.1")),
     ("hutch-export.1", include_str!("../man/hutch-export.1")),
+    ("hutch-learn.1", include_str!("../man/hutch-learn.1")),
     ("hutch-import.1", include_str!("../man/hutch-import.1")),
     ("hutch-schema.1", include_str!("../man/hutch-schema.1")),
     (

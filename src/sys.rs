@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 
+pub mod notify;
 pub mod terminal;
 
 // ABI constants from <linux/mount.h> and <linux/sched.h>; stable kernel ABI.

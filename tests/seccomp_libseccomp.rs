@@ -316,6 +316,7 @@ fn python_action(a: Action) -> String {
         Action::Errno(e) => format!("seccomp.ERRNO({e})"),
         Action::Log => "seccomp.LOG".into(),
         Action::Kill => "seccomp.KILL_PROCESS".into(),
+        Action::Notify => "seccomp.NOTIFY".into(),
     }
 }
 

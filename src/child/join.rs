@@ -34,5 +34,5 @@ fn setup(prepared: &Prepared, pipes: Pipes) -> Result<(), Fail<'_>> {
             prepared.cwd.to_bytes(),
         ));
     }
-    confine(prepared)
+    confine(prepared, pipes.learn)
 }

@@ -79,6 +79,7 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
         pipes.netns,
         pipes.handoff,
         pipes.terminal,
+        pipes.learn,
     ];
     keep.sort_unstable();
     sys::close_fds_from(3, &keep);
@@ -138,7 +139,7 @@ fn setup<'a>(prepared: &'a Prepared, fds: &mut Descriptors, pipes: Pipes) -> Res
     // Helpers working on the sandbox's namespaces (pasta) are ready.
     wait_at(Barrier::Late, prepared, pipes)?;
     handoff::send(ns_dir, pipes.handoff, prepared.namespace_flags())?;
-    confine(prepared)
+    confine(prepared, pipes.learn)
 }
 
 /// Waits for the launcher's byte on the go pipe, if a helper declared
@@ -177,7 +178,10 @@ fn die_with_parent(go: RawFd) -> Result<(), Fail<'static>> {
 /// Everything that limits what the process may do, applied last before the
 /// payload runs. Whatever enters a sandbox later (`hutch exec`) goes through
 /// this same function, so it can never be confined less than the payload.
-pub fn confine(prepared: &Prepared) -> Result<(), Fail<'_>> {
+/// A learning filter's listener goes to the launcher over `learn`; without
+/// one to send it to nothing is run, as every watched call would fail
+/// unanswered (`hutch exec` prepares the plan's own filter instead).
+pub fn confine(prepared: &Prepared, learn: RawFd) -> Result<(), Fail<'_>> {
     security::set_rlimits(&prepared.rlimits)?;
     // Keeps the payload from ptracing or reading the memory of hutch's init
     // (execve makes the payload itself dumpable again).
@@ -187,8 +191,22 @@ pub fn confine(prepared: &Prepared) -> Result<(), Fail<'_>> {
         security::apply_landlock(l)?;
     }
     // Last: from here on the filter applies to hutch's own calls too.
-    if let Some(filter) = &prepared.seccomp {
-        sys::seccomp_load(filter).map_err(|e| Fail::new(Step::Seccomp, e))?;
+    match &prepared.seccomp {
+        Some(filter) if prepared.seccomp_listener => {
+            if learn < 0 {
+                return Err(Fail::new(Step::Seccomp, Errno::EBUSY));
+            }
+            let listener = sys::notify::seccomp_load_listener(filter)
+                .map_err(|e| Fail::new(Step::Seccomp, e))?;
+            // Nothing this process does until the launcher holds the
+            // listener is watched: it would wait for an answer forever.
+            let sent = sys::send_fds(learn, &[0], &[listener]);
+            sys::close(listener);
+            sys::close(learn);
+            sent.map_err(|e| Fail::new(Step::LearnListener, e))?;
+        }
+        Some(filter) => sys::seccomp_load(filter).map_err(|e| Fail::new(Step::Seccomp, e))?,
+        None => {}
     }
     Ok(())
 }

@@ -97,6 +97,7 @@ fn action(a: Action) -> Option<(&'static str, Option<u32>)> {
         Action::Errno(e) => Some(("SCMP_ACT_ERRNO", Some(e))),
         Action::Log => Some(("SCMP_ACT_LOG", None)),
         Action::Kill => Some(("SCMP_ACT_KILL_PROCESS", None)),
+        Action::Notify => Some(("SCMP_ACT_NOTIFY", None)),
     }
 }
 
@@ -227,6 +228,7 @@ mod tests {
             rules: GROUPS.iter().flat_map(default_rules).collect(),
             log_only: false,
             through_io_uring: Vec::new(),
+            learn: false,
         }
     }
 

@@ -35,6 +35,7 @@
 pub mod cgroup;
 pub mod dbus;
 pub mod desktop;
+pub mod learn;
 pub mod netns;
 pub mod pasta;
 pub mod process;
@@ -153,6 +154,8 @@ pub struct Helpers {
     pub usernet: Option<usernet::UserNet>,
     /// `[desktop]`: the launch directory, its cookies and sockets.
     pub desktop: Option<desktop::Session>,
+    /// `hutch learn`: the recorder serving the learning filter.
+    pub learn: Option<learn::Learner>,
 }
 
 impl Helpers {
@@ -167,6 +170,7 @@ impl Helpers {
             // the clone makes it.
             netns: netns::NetnsMaker::wanted(plan.namespaces.net && plan.network.user.is_none())?,
             usernet: plan.network.user.as_ref().map(usernet::UserNet::new),
+            learn: learn::Learner::wanted(plan)?,
             desktop: plan.desktop.as_ref().map(desktop::Session::new),
         })
     }
@@ -179,11 +183,13 @@ impl Helpers {
         let netns = self.netns.as_mut().map(|h| h as &mut dyn Helper);
         let usernet = self.usernet.as_mut().map(|h| h as &mut dyn Helper);
         let cgroup = self.cgroup.as_mut().map(|h| h as &mut dyn Helper);
+        let learn = self.learn.as_mut().map(|h| h as &mut dyn Helper);
         let desktop = self.desktop.as_mut().map(|h| h as &mut dyn Helper);
         netns
             .into_iter()
             .chain(usernet)
             .chain(cgroup)
+            .chain(learn)
             .chain(desktop)
     }
 
@@ -192,11 +198,13 @@ impl Helpers {
         let netns = self.netns.as_ref().map(|h| h as &dyn Helper);
         let usernet = self.usernet.as_ref().map(|h| h as &dyn Helper);
         let cgroup = self.cgroup.as_ref().map(|h| h as &dyn Helper);
+        let learn = self.learn.as_ref().map(|h| h as &dyn Helper);
         let desktop = self.desktop.as_ref().map(|h| h as &dyn Helper);
         netns
             .into_iter()
             .chain(usernet)
             .chain(cgroup)
+            .chain(learn)
             .chain(desktop)
     }
 

@@ -44,6 +44,10 @@ pub fn exec(
     // is held for it.
     plan.mounts.clear();
     plan.root = None;
+    // A watched sandbox (`hutch learn`, `--report-denied`): the command
+    // gets the run's own filter, unwatched — the learning filter denies
+    // the same calls, through its recorder, which is not the command's.
+    plan.security.seccomp.learn = false;
     let mut prepared = prepare::prepare(&plan, prepare::Held::default())?;
     // Keep the caller's terminal only where the payload could have: when
     // the sandbox's filter blocks TIOCSTI and TIOCLINUX.
@@ -82,6 +86,7 @@ pub fn exec(
                 go: go_r.as_raw_fd(),
                 netns: -1,
                 handoff: -1,
+                learn: -1,
                 terminal: -1,
             },
         );

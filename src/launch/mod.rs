@@ -124,6 +124,29 @@ pub fn run(
     name: Option<&str>,
     verbose: bool,
 ) -> Result<i32, LaunchError> {
+    run_with(plan, host, registry, name, verbose).map(|(code, _)| code)
+}
+
+/// Runs a learning plan (`security.seccomp.learn`, see `hutch learn`):
+/// the exit code and what the run was seen to do.
+pub fn learn(
+    plan: &Plan,
+    host: &Host,
+    registry: Result<Option<Registry>, RegistryError>,
+    name: Option<&str>,
+    verbose: bool,
+) -> Result<(i32, crate::helpers::learn::Journal), LaunchError> {
+    let (code, journal) = run_with(plan, host, registry, name, verbose)?;
+    Ok((code, journal.unwrap_or_default()))
+}
+
+fn run_with(
+    plan: &Plan,
+    host: &Host,
+    registry: Result<Option<Registry>, RegistryError>,
+    name: Option<&str>,
+    verbose: bool,
+) -> Result<(i32, Option<crate::helpers::learn::Journal>), LaunchError> {
     // Reserve what can refuse the launch, before anything is cloned.
     let registry = registry?.expect("created if missing");
     let mut reserved = Reserved::take(plan, host, &registry, name)?;
@@ -221,7 +244,8 @@ pub fn run(
     drop(entry);
     reserved.release();
     let code = result?;
-    Ok(helpers.finish(code))
+    let code = helpers.finish(code);
+    Ok((code, helpers.learn.as_ref().map(|l| l.journal())))
 }
 
 /// The pipes and the socket pair between the launcher and the child.
@@ -267,6 +291,7 @@ impl Channels {
             report: report.as_raw_fd(),
             go: go.as_raw_fd(),
             netns: -1,
+            learn: -1,
             handoff: handoff.as_raw_fd(),
             terminal: self
                 .terminal

@@ -270,6 +270,7 @@ fn render_seccomp(o: &mut String, s: &SeccompPlan) {
                 .map_or(format!("errno {e}"), |(n, _)| n.to_string()),
             Action::Log => "log".into(),
             Action::Kill => "kill".into(),
+            Action::Notify => "notify".into(),
         };
         let cond = match &r.check {
             Check::Always => String::new(),

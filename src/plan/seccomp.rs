@@ -392,6 +392,67 @@ pub fn default_rules(g: &Group) -> Vec<Rule> {
     }
 }
 
+/// The calls `hutch learn` watches: the file and socket calls that name a
+/// path (`connect` names one in its address).
+pub const LEARNED_CALLS: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "execve",
+    "execveat",
+    "connect",
+    "mkdir",
+    "mkdirat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+];
+
+/// The filter of a learning run: the run's own `rules` with every call of
+/// [`LEARNED_CALLS`] handed to the listener, and every call the rules deny
+/// outright (whatever its arguments) handed to it too, so that it is seen,
+/// with the errno the listener must answer it with. The kernel lets an
+/// errno action outrank a notification, so a stacked filter would never
+/// show the denied calls; merged, nothing the rules deny is let through by
+/// the filter itself, and a listener that is gone makes every notified
+/// call fail (ENOSYS). Argument-checked rules (ioctl's TIOCSTI, clone's
+/// new user namespaces, ...) and kills stay as they are.
+pub fn learning_rules(rules: &[Rule]) -> (Vec<Rule>, Vec<(String, u32)>) {
+    let mut out = Vec::with_capacity(rules.len() + LEARNED_CALLS.len());
+    let mut refused = Vec::new();
+    for r in rules {
+        let mut r = r.clone();
+        match (r.check.clone(), r.action) {
+            (Check::Always, Action::Errno(e)) => {
+                refused.push((r.syscall.clone(), e));
+                r.action = Action::Notify;
+            }
+            (Check::Always, Action::Allow | Action::Log)
+                if LEARNED_CALLS.contains(&r.syscall.as_str()) =>
+            {
+                r.action = Action::Notify;
+            }
+            _ => {}
+        }
+        out.push(r);
+    }
+    for call in LEARNED_CALLS {
+        if !out.iter().any(|r| r.syscall == *call) {
+            out.push(Rule {
+                syscall: call.to_string(),
+                check: Check::Always,
+                action: Action::Notify,
+                reason: "hutch learn".into(),
+            });
+        }
+    }
+    (out, refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,5 +609,42 @@ mod tests {
         let getppid = steps("getppid", [0; 6]);
         assert!(ioctl <= 16, "{ioctl} instructions for an allowed ioctl");
         assert!(getppid <= 16, "{getppid} instructions for an allowed call");
+    }
+
+    #[test]
+    fn learning_notifies_the_watched_and_the_denied_calls_and_allows_nothing_more() {
+        use crate::bpf::SECCOMP_RET_USER_NOTIF;
+        let base = all_default_rules();
+        let (rules, refused) = learning_rules(&base);
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let prog = compile(&rules, arch).unwrap();
+            let plain = compile(&base, arch).unwrap();
+            let e = |name, args| eval(arch, &prog, name, args);
+            let z = [0u64; 6];
+            assert_eq!(e("openat", z), SECCOMP_RET_USER_NOTIF);
+            assert_eq!(e("execve", z), SECCOMP_RET_USER_NOTIF);
+            assert_eq!(e("connect", z), SECCOMP_RET_USER_NOTIF);
+            assert_eq!(e("keyctl", z), SECCOMP_RET_USER_NOTIF);
+            assert_eq!(e("read", z), ALLOW);
+            // Argument checks stay errno: TIOCSTI is never handed over.
+            assert_eq!(
+                e("ioctl", [0, TIOCSTI as u64, 0, 0, 0, 0]),
+                SECCOMP_RET_ERRNO | EPERM
+            );
+            // Every call the base filter does not allow is still not
+            // allowed by the learning filter.
+            for nr in 0..600u32 {
+                for args in [z, [CLONE_NEWUSER as u64, TIOCSTI as u64, 0, 0, 0, 0]] {
+                    let before = evaluate(&plain, arch.audit(), nr, args);
+                    let after = evaluate(&prog, arch.audit(), nr, args);
+                    if before != ALLOW {
+                        assert_ne!(after, ALLOW, "{arch:?} nr {nr}");
+                    }
+                }
+            }
+        }
+        assert!(refused.contains(&("keyctl".to_string(), EPERM)));
+        assert!(refused.contains(&("clone3".to_string(), ENOSYS)));
+        assert!(!refused.iter().any(|(s, _)| s == "ioctl"));
     }
 }

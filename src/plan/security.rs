@@ -34,6 +34,10 @@ pub struct SeccompPlan {
     /// hutch.)
     #[serde(default)]
     pub through_io_uring: Vec<String>,
+    /// `hutch learn`: the filter loaded is the rules' learning filter
+    /// (`seccomp::learning_rules`), whose listener the launcher serves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub learn: bool,
 }
 
 impl SeccompPlan {
@@ -176,6 +180,7 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
             rules: Vec::new(),
             log_only: false,
             through_io_uring: Vec::new(),
+            learn: false,
         });
     }
     if arch.is_none() && enforce == Enforce::Required {
@@ -238,6 +243,7 @@ pub fn plan_seccomp(profile: &Profile) -> Result<SeccompPlan, ProfileError> {
         },
         rules,
         log_only,
+        learn: false,
     })
 }
 

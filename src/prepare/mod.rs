@@ -89,6 +89,9 @@ pub struct Prepared {
     pub rlimits: Vec<Rlimit>,
     pub landlock: Option<Ruleset>,
     pub seccomp: Option<Vec<Insn>>,
+    /// `seccomp` is a learning filter: loaded with a listener, which the
+    /// child sends to the launcher (`Pipes::learn`).
+    pub seccomp_listener: bool,
     /// `[network]` user mode's egress rules, installed in the sandbox's
     /// network namespace before the child confines itself.
     pub egress: Option<netfilter::EgressBatch>,
@@ -166,6 +169,9 @@ pub struct Pipes {
     pub netns: RawFd,
     /// Where the child sends its namespaces to the launcher (-1: nowhere).
     pub handoff: RawFd,
+    /// `hutch learn`: where the child sends its seccomp listener (-1: no
+    /// learning).
+    pub learn: RawFd,
     /// With a pseudo-terminal: where the child sends its master to the
     /// launcher, and hutch's init says when the payload was stopped by
     /// the terminal (Ctrl-Z); -1 otherwise.
@@ -282,10 +288,15 @@ pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
         umask: caller_umask(),
         rlimits: confine::rlimits(&security.rlimits),
         landlock: confine::landlock(&security.landlock)?,
-        seccomp: match (&security.seccomp.active, security.seccomp.arch) {
-            (true, Some(arch)) => Some(seccomp::compile(&security.seccomp.rules, arch)?),
+        seccomp: match (&security.seccomp, security.seccomp.arch) {
+            (s, Some(arch)) if s.learn => {
+                let rules = if s.active { &s.rules[..] } else { &[] };
+                Some(seccomp::compile(&seccomp::learning_rules(rules).0, arch)?)
+            }
+            (s, Some(arch)) if s.active => Some(seccomp::compile(&s.rules, arch)?),
             _ => None,
         },
+        seccomp_listener: security.seccomp.learn && security.seccomp.arch.is_some(),
         egress: plan
             .network
             .user

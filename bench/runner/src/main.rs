@@ -5,6 +5,7 @@
 //! ```text
 //! benchrun launch     --spec F [--json OUT] --ref LABEL --floor LABEL [--target LABEL]
 //!                     [--goal-ref X] [--goal-floor X] [--deltas 1] [--ref-column NAME]
+//!                     [--floor-column NAME]
 //!                     [--delta-target LABEL --goal-delta-ms X]
 //! benchrun seccomp    --spec F [--json OUT] --base LABEL [--target LABEL] [--goal-pct X]
 //! benchrun rss        --spec F [--json OUT] --ref LABEL [--target LABEL]
@@ -82,6 +83,7 @@ fn main_inner() -> Result<usize, String> {
                 goal_floor: a.num("goal-floor", 1.5)?,
                 deltas: a.num("deltas", 0u8)? != 0,
                 ref_column: a.get("ref-column").unwrap_or_else(|| "x bwrap".into()),
+                floor_column: a.get("floor-column").unwrap_or_else(|| "x unshare".into()),
                 delta_target: a.get("delta-target"),
                 goal_delta_ms: a.num("goal-delta-ms", 0.1)?,
             };

@@ -182,6 +182,8 @@ pub struct LaunchOpts {
     pub deltas: bool,
     /// The heading of the column of ratios to `reference` ("x bwrap").
     pub ref_column: String,
+    /// The heading of the floor's ratio column.
+    pub floor_column: String,
     /// A row whose median may exceed `reference`'s by at most
     /// `goal_delta_ms` (a shim against the launch it stands for).
     pub delta_target: Option<String>,
@@ -192,18 +194,19 @@ pub struct LaunchOpts {
 pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usize {
     let w = label_width(entries);
     let rw = o.ref_column.chars().count().max(8);
+    let fw = o.floor_column.chars().count().max(9);
     let mut failures = 0;
     for g in spec::groups(entries) {
         println!();
         println!("payload: {g}");
         println!(
-            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>rw$}  {:>9}{}",
+            "  {:<w$}  {:>5}  {:>9}  {:>9}  {:>rw$}  {:>fw$}{}",
             "command",
             "runs",
             "median ms",
             "p95 ms",
             o.ref_column,
-            "x unshare",
+            o.floor_column,
             if o.deltas { "  vs row above" } else { "" }
         );
         let rf = find(entries, out, &g, &o.reference).map(|s| s.median);
@@ -218,7 +221,7 @@ pub fn report_launch(entries: &[Entry], out: &[Outcome], o: &LaunchOpts) -> usiz
                     };
                     above = Some(s.median);
                     println!(
-                        "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>rw$}  {:>9}{delta}",
+                        "  {:<w$}  {:>5}  {:>9.2}  {:>9.2}  {:>rw$}  {:>fw$}{delta}",
                         e.label,
                         s.n,
                         s.median * 1e3,
