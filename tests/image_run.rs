@@ -1044,6 +1044,11 @@ fn a_payload_started_above_the_image_store_cannot_change_a_layer() {
     fs::create_dir(&beside).unwrap();
     let mode = fs::metadata(&layer).unwrap().mode() & 0o7777;
     fs::set_permissions(&beside, fs::Permissions::from_mode(mode)).unwrap();
+    // The payload's working directory: a project below the home (cli
+    // refuses the home itself). Made before the checksum: chown changes
+    // ctime, which the checksum covers.
+    let project = im.s.home().join("project");
+    fs::create_dir_all(&project).unwrap();
     im.s.chown_all();
     let before = checksum(&layer);
     let probe = |dir: &Path| {
@@ -1053,9 +1058,6 @@ fn a_payload_started_above_the_image_store_cannot_change_a_layer() {
         )
     };
     let script = format!("{}; {}", probe(&beside), probe(&layer));
-    let project = im.s.home().join("project");
-    fs::create_dir_all(&project).unwrap();
-    im.s.chown_all();
     let home = im.s.home().to_str().unwrap().to_owned();
     let out =
         im.s.hutch(&[
