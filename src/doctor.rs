@@ -626,12 +626,17 @@ fn profile_checks(host: &Host) -> Vec<Check> {
     for (name, _) in BUILTIN {
         let loaded = profile::load(&ProfileRef::Name(name.to_string()), &search);
         // A desktop building block needs what a desktop session has (a
-        // display, a sound server, a GPU): without it, it is not usable
-        // here, which is no fault of the kernel's.
+        // display, a sound server, a GPU), and a profile with [network] or
+        // [dbus] a helper program (pasta, xdg-dbus-proxy) that packages
+        // only recommend: without them it is not usable here, which is no
+        // fault of the kernel's (the error names what to install).
         let grants = loaded.as_ref().is_ok_and(|p| {
-            p.layers
-                .iter()
-                .any(|l| l.raw.desktop.is_some() || l.raw.devices.is_some())
+            p.layers.iter().any(|l| {
+                l.raw.desktop.is_some()
+                    || l.raw.devices.is_some()
+                    || l.raw.network.is_some()
+                    || l.raw.dbus.is_some()
+            })
         });
         let planned = loaded.and_then(|p| plan::build(&p, host, &request));
         let name = format!("profile {name}");
@@ -675,12 +680,7 @@ fn profile_checks(host: &Host) -> Vec<Check> {
                 );
                 check(&name, Status::Warn, detail, None)
             }
-            Err(e) if grants => check(
-                &name,
-                Status::Warn,
-                format!("not usable in this session: {e}"),
-                None,
-            ),
+            Err(e) if grants => check(&name, Status::Warn, format!("not usable here: {e}"), None),
             Err(e) => check(
                 &name,
                 Status::Fail,
