@@ -72,13 +72,22 @@ impl Term {
             clippy::multiple_unsafe_ops_per_block,
             reason = "pre_exec and the async-signal-safe calls of its closure form one guarantee"
         )]
-        // SAFETY: setsid and ioctl are async-signal-safe; they make the pty
-        // the child's controlling terminal, as a terminal emulator would
-        // (through standard error, the terminal whatever is piped).
+        // SAFETY: setsid, ioctl and signal are async-signal-safe; they make
+        // the pty the child's controlling terminal, as a terminal emulator
+        // would (through standard error, the terminal whatever is piped),
+        // and give SIGINT and SIGQUIT their default action, as a terminal
+        // emulator's shell has them: a test run started in the background
+        // of a script inherits them ignored, and an ignored signal stays
+        // ignored through exec (and cannot be trapped by a shell).
         unsafe {
             cmd.pre_exec(|| {
                 if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                for sig in [libc::SIGINT, libc::SIGQUIT] {
+                    if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
