@@ -231,11 +231,19 @@ fn is_raw(t: &Termios) -> bool {
         .intersects(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG)
 }
 
+/// The control characters the kernel keeps (its NCCS): a C library's
+/// termios may be longer (musl's has 32), and what lies past them is not
+/// the terminal's.
+const KERNEL_NCCS: usize = 19;
+
 /// The parts of a terminal mode a program changes.
 fn flags(t: &Termios) -> String {
     format!(
         "iflag={:?} oflag={:?} lflag={:?} cc={:?}",
-        t.input_flags, t.output_flags, t.local_flags, t.control_chars
+        t.input_flags,
+        t.output_flags,
+        t.local_flags,
+        &t.control_chars[..KERNEL_NCCS]
     )
 }
 
