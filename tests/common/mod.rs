@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod x11;
+
 /// The uid/gid tests drop to when they run as root.
 pub const NOBODY: u32 = 65534;
 
