@@ -87,6 +87,17 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("yq", include_str!("../../profiles/yq.toml")),
     ("zip", include_str!("../../profiles/zip.toml")),
     ("zstd", include_str!("../../profiles/zstd.toml")),
+    ("evince", include_str!("../../profiles/evince.toml")),
+    ("zathura", include_str!("../../profiles/zathura.toml")),
+    (
+        "libreoffice",
+        include_str!("../../profiles/libreoffice.toml"),
+    ),
+    ("gimp", include_str!("../../profiles/gimp.toml")),
+    ("inkscape", include_str!("../../profiles/inkscape.toml")),
+    ("mousepad", include_str!("../../profiles/mousepad.toml")),
+    ("xarchiver", include_str!("../../profiles/xarchiver.toml")),
+    ("ristretto", include_str!("../../profiles/ristretto.toml")),
 ];
 
 /// The profiles in the search directory `dir`, as (name, path): names
