@@ -75,7 +75,7 @@ pub struct XDisplay {
     pub xauthority: PathBuf,
 }
 
-pub fn xvfb(s: &Scratch) -> XDisplay {
+pub fn xvfb_sized(s: &Scratch, screen: &str) -> XDisplay {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     if is_root() && !Path::new("/tmp/.X11-unix").exists() {
         std::fs::create_dir_all("/tmp/.X11-unix").unwrap();
@@ -113,7 +113,7 @@ pub fn xvfb(s: &Scratch) -> XDisplay {
         cmd.arg(format!(":{n}"))
             .args(["-displayfd", &w_fd.to_string(), "-auth"])
             .arg(&xauthority)
-            .args(["-nolisten", "tcp", "-screen", "0", "320x240x24", "-br"])
+            .args(["-nolisten", "tcp", "-screen", "0", screen, "-br"])
             .args(["-noreset"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -423,4 +423,31 @@ pub fn a_viewer_shows_its_file_and_cannot_change_it(
         .unwrap();
     assert_eq!(ok(&outside), "changed\nwritten\nsecret\n");
     assert!(beside.exists());
+}
+
+/// An Xvfb display of 320x240 pixels (see [`xvfb_sized`]).
+pub fn xvfb(s: &Scratch) -> XDisplay {
+    xvfb_sized(s, "320x240x24")
+}
+
+/// [`wait_until`] with a deadline of `secs` seconds, for apps that take
+/// long to start (an office suite on a loaded machine).
+#[track_caller]
+pub fn wait_until_within(secs: u64, mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never appeared within {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// How many pixels of `image` match `colour`: a drawn area, told from an
+/// app's own icons and swatches of the same colour by its size.
+pub fn count_pixels(image: &Image, colour: impl Fn((u8, u8, u8)) -> bool) -> usize {
+    (0..image.height)
+        .map(|y| (0..image.width).filter(|&x| colour(image.rgb(x, y))).count())
+        .sum()
 }
