@@ -4,8 +4,9 @@
 //! test user: the app's window appears on a host Xvfb display through the
 //! nested X server, a screenshot shows the input's known pixels (a red PDF,
 //! a blue image, a red drawing or paragraph) or, for the text editor and the
-//! archiver, a window that is not blank; the editor saves a typed line into
-//! its file. Then the denied actions with their controls: a viewer's file
+//! archiver, a window that is not blank; mousepad saves a line typed into
+//! its window and Inkscape a drawing whose shape was clicked and deleted,
+//! input sent to the host's Xephyr window with xdotool. Then the denied actions with their controls: a viewer's file
 //! cannot be changed, an editor's can but nothing can be created beside
 //! it, and ~/.ssh is unreadable inside, while the same probe succeeds
 //! outside the sandbox.
@@ -368,13 +369,9 @@ fn the_shipped_mousepad_profile_saves_a_typed_line_into_its_file_only() {
     );
     // Typed into the host's Xephyr window, which passes it on to the
     // nested server's focused window; Ctrl+S saves.
-    let xdotool = |args: &[&str]| {
-        let out = x_client(&s, &d, "xdotool").args(args).output().unwrap();
-        assert!(out.status.success(), "xdotool {args:?}: {}", stderr(&out));
-    };
-    xdotool(&["mousemove", "300", "200"]);
-    xdotool(&["type", "--delay", "50", "typed "]);
-    xdotool(&["key", "ctrl+s"]);
+    xdotool(&s, &d, &["mousemove", "300", "200"]);
+    xdotool(&s, &d, &["type", "--delay", "50", "typed "]);
+    xdotool(&s, &d, &["key", "ctrl+s"]);
     let saved = b"typed hello from the test\n";
     wait_until_within(
         LIGHT_START,
@@ -383,11 +380,7 @@ fn the_shipped_mousepad_profile_saves_a_typed_line_into_its_file_only() {
     );
     drop(app);
     // Only the file: nothing else appeared in its directory.
-    let names: Vec<_> = std::fs::read_dir(input.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["notes.txt"]);
+    assert_eq!(names_in(input.dir.path()), ["notes.txt"]);
     denied(&s, &d, "mousepad", &input, saved, true);
 }
 
@@ -424,17 +417,72 @@ fn the_shipped_gimp_profile_shows_an_image_and_may_change_only_it() {
 }
 
 #[test]
-fn the_shipped_inkscape_profile_shows_a_drawing_and_may_change_only_it() {
-    if !tools("inkscape") {
+fn the_shipped_inkscape_profile_deletes_a_shape_and_saves_its_file_only() {
+    if !tools("inkscape") || !installed(&["xdotool"]) {
         return;
     }
-    shows_its_file(
+    let s = Scratch::new();
+    home_file(&s, ".ssh/id_ed25519", b"secret\n");
+    let input = input("logo.svg", &red_svg());
+    let d = xvfb_sized(&s, SCREEN);
+    let app = launch(
+        &s,
+        &d,
         "inkscape",
         &[],
-        "logo.svg",
-        &red_svg(),
+        &input.file,
         area(is_red),
         HEAVY_START,
-        true,
     );
+    // A click on the red square selects it, Delete removes it, Ctrl+S
+    // saves: the drawing in the file no longer has it.
+    let (x, y) = centre(&Image::take(&s, &d), is_red);
+    xdotool(
+        &s,
+        &d,
+        &["mousemove", &x.to_string(), &y.to_string(), "click", "1"],
+    );
+    xdotool(&s, &d, &["key", "Delete"]);
+    xdotool(&s, &d, &["key", "ctrl+s"]);
+    wait_until_within(
+        HEAVY_START,
+        || {
+            let svg = std::fs::read_to_string(&input.file).unwrap();
+            svg.contains("inkscape:") && !svg.contains("<rect")
+        },
+        "the drawing saved without its square",
+    );
+    drop(app);
+    assert_eq!(names_in(input.dir.path()), ["logo.svg"]);
+    let saved = std::fs::read(&input.file).unwrap();
+    denied(&s, &d, "inkscape", &input, &saved, true);
+}
+
+/// `xdotool ARGS` on the host display: what it types or clicks reaches the
+/// nested server's windows through the Xephyr window under the pointer.
+fn xdotool(s: &Scratch, d: &XDisplay, args: &[&str]) {
+    let out = x_client(s, d, "xdotool").args(args).output().unwrap();
+    assert!(out.status.success(), "xdotool {args:?}: {}", stderr(&out));
+}
+
+/// The file names in a directory.
+fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
+/// The centre of the pixels of a colour.
+fn centre(image: &Image, colour: fn((u8, u8, u8)) -> bool) -> (u32, u32) {
+    let (mut sx, mut sy, mut n) = (0u64, 0u64, 0u64);
+    for y in 0..image.height() {
+        for x in 0..image.width() {
+            if colour(image.rgb(x, y)) {
+                (sx, sy, n) = (sx + u64::from(x), sy + u64::from(y), n + 1);
+            }
+        }
+    }
+    assert!(n > 0, "no pixel of the colour");
+    ((sx / n) as u32, (sy / n) as u32)
 }

@@ -448,6 +448,20 @@ pub fn wait_until_within(secs: u64, mut done: impl FnMut() -> bool, what: &str) 
 /// app's own icons and swatches of the same colour by its size.
 pub fn count_pixels(image: &Image, colour: impl Fn((u8, u8, u8)) -> bool) -> usize {
     (0..image.height)
-        .map(|y| (0..image.width).filter(|&x| colour(image.rgb(x, y))).count())
+        .map(|y| {
+            (0..image.width)
+                .filter(|&x| colour(image.rgb(x, y)))
+                .count()
+        })
         .sum()
+}
+
+impl Image {
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
 }
