@@ -1,5 +1,5 @@
 //! The shipped desktop profiles for documents, images and archives
-//! (evince, zathura, ristretto, xarchiver, mousepad, LibreOffice, GIMP,
+//! (evince, zathura, eog, xarchiver, mousepad, LibreOffice, GIMP,
 //! Inkscape), each run for real through its profile as the unprivileged
 //! test user: the app's window appears on a host Xvfb display through the
 //! nested X server, a screenshot shows the input's known pixels (a red PDF,
@@ -313,12 +313,12 @@ fn the_shipped_zathura_profile_shows_a_pdf_and_cannot_change_it() {
 }
 
 #[test]
-fn the_shipped_ristretto_profile_shows_an_image_and_cannot_change_it() {
-    if !tools("ristretto") {
+fn the_shipped_eog_profile_shows_an_image_and_cannot_change_it() {
+    if !tools("eog") {
         return;
     }
     shows_its_file(
-        "ristretto",
+        "eog",
         &[],
         "photo.ppm",
         &blue_ppm(),

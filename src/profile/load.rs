@@ -97,7 +97,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("inkscape", include_str!("../../profiles/inkscape.toml")),
     ("mousepad", include_str!("../../profiles/mousepad.toml")),
     ("xarchiver", include_str!("../../profiles/xarchiver.toml")),
-    ("ristretto", include_str!("../../profiles/ristretto.toml")),
+    ("eog", include_str!("../../profiles/eog.toml")),
 ];
 
 /// The profiles in the search directory `dir`, as (name, path): names
