@@ -486,3 +486,47 @@ fn centre(image: &Image, colour: fn((u8, u8, u8)) -> bool) -> (u32, u32) {
     assert!(n > 0, "no pixel of the colour");
     ((sx / n) as u32, (sy / n) as u32)
 }
+
+#[test]
+fn the_shipped_xarchiver_profile_extracts_into_its_volume_only() {
+    if !tools("xarchiver") || !installed(&["unzip"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let input = input("files.zip", &zip_of_notes());
+    let d = xvfb_sized(&s, SCREEN);
+    // `-x DIR`: extract into DIR and quit (xarchiver runs unzip, inside
+    // the same sandbox). Into the volume at ~/Extracted, the files land
+    // in the volume's directory on the host.
+    let extracted = s.home().join("Extracted");
+    let mut app = Server(
+        s.hutch(&["run", "xarchiver", "-x", extracted.to_str().unwrap()])
+            .arg(&input.file)
+            .env("DISPLAY", format!(":{}", d.number))
+            .env("XAUTHORITY", &d.xauthority)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // An error would wait in a dialog: a deadline, not a plain wait.
+    let mut status = None;
+    wait_until_within(
+        LIGHT_START,
+        || {
+            status = app.0.try_wait().unwrap();
+            status.is_some()
+        },
+        "xarchiver's exit after extracting",
+    );
+    assert!(status.unwrap().success());
+    let volume = s.home().join(".local/share/hutch/volumes/xarchiver");
+    assert_eq!(
+        std::fs::read(volume.join("notes.txt")).unwrap(),
+        b"hello from the archive\n"
+    );
+    // Nothing in the home's own ~/Extracted (the volume is bound over
+    // it), nothing beside the archive.
+    assert!(!extracted.join("notes.txt").exists());
+    assert_eq!(names_in(input.dir.path()), ["files.zip"]);
+}
