@@ -84,15 +84,25 @@ fn launch(
         .arg(file)
         .env("DISPLAY", format!(":{}", d.number))
         .env("XAUTHORITY", &d.xauthority);
-    let app = Server(
+    // Its stderr in a file, shown if it exits before its window appears.
+    let log = s.path().join(format!("{name}.stderr"));
+    let mut app = Server(
         app.stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
     wait_until_within(
         secs,
-        || shown(&Image::take(s, d)),
+        || {
+            if let Some(status) = app.0.try_wait().unwrap() {
+                panic!(
+                    "{name} exited ({status}) before its window appeared: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            shown(&Image::take(s, d))
+        },
         &format!("{name}'s window with the file on the host display"),
     );
     let tree = stdout(
@@ -529,4 +539,48 @@ fn the_shipped_xarchiver_profile_extracts_into_its_volume_only() {
     // it), nothing beside the archive.
     assert!(!extracted.join("notes.txt").exists());
     assert_eq!(names_in(input.dir.path()), ["files.zip"]);
+}
+
+#[test]
+fn the_shipped_libreoffice_profile_saves_copies_into_its_volume_only() {
+    if !tools("libreoffice") {
+        return;
+    }
+    let s = Scratch::new();
+    let input = input("report.fodt", &red_fodt());
+    let d = xvfb_sized(&s, SCREEN);
+    // A copy of the read-only document, converted to .odt by LibreOffice
+    // itself (headless) into ~/LibreOffice: it lands in the volume's
+    // directory on the host, and nothing beside the original.
+    let outdir = s.home().join("LibreOffice");
+    let mut app = Server(
+        s.hutch(&["run", "libreoffice", "--headless", "--convert-to", "odt"])
+            .arg("--outdir")
+            .arg(&outdir)
+            .arg(&input.file)
+            .env("DISPLAY", format!(":{}", d.number))
+            .env("XAUTHORITY", &d.xauthority)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut status = None;
+    wait_until_within(
+        HEAVY_START,
+        || {
+            status = app.0.try_wait().unwrap();
+            status.is_some()
+        },
+        "LibreOffice's exit after converting",
+    );
+    assert!(status.unwrap().success());
+    let volume = s
+        .home()
+        .join(".local/share/hutch/volumes/libreoffice-documents");
+    let odt = std::fs::read(volume.join("report.odt")).unwrap();
+    assert!(odt.starts_with(b"PK"), "an OpenDocument (ZIP) file");
+    assert!(!outdir.join("report.odt").exists());
+    assert_eq!(names_in(input.dir.path()), ["report.fodt"]);
+    assert_eq!(std::fs::read(&input.file).unwrap(), red_fodt());
 }
