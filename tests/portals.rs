@@ -216,3 +216,54 @@ fn a_granted_portal_answers_and_the_rest_of_the_portal_is_denied() {
         "directly on the bus"
     );
 }
+
+#[test]
+fn an_unknown_portal_is_a_one_line_error_naming_the_allowed_ones() {
+    let s = Scratch::new();
+    let p = profile(&s, "bad", "[dbus]\nportals = [\"Documents\"]\n");
+    let out = s
+        .hutch(&["run", "--profile", &p, "--", "true"])
+        .output()
+        .unwrap();
+    fails_with(
+        &out,
+        125,
+        "key `dbus.portals`: \"Documents\" is not a portal interface hutch knows; allowed: Account, Background,",
+    );
+    assert!(stderr(&out).contains("bad.toml:4:12"), "{}", stderr(&out));
+}
+
+#[test]
+fn explain_lists_the_portals_and_who_the_portal_takes_the_app_for() {
+    if !installed() {
+        return;
+    }
+    let s = Scratch::new();
+    let bus = portal_bus(&s);
+    let p = profile(
+        &s,
+        "explained",
+        "[dbus]\nportals = [\"FileChooser\", \"Settings\"]\n",
+    );
+    let out = s
+        .hutch(&["run", "--explain", "--profile", &p, "--", "true"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("portals on org.freedesktop.portal.Desktop: FileChooser (host paths the user picks in a dialog"),
+        "{text}"
+    );
+    assert!(text.contains(", Settings ("), "{text}");
+    // This machine's launcher runs in no systemd app unit (its PID 1 is
+    // not systemd), so the portal sees an unnamed host app; a unit is
+    // named when there is one (unit-tested in plan::dbus).
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    if !own.contains(".service/app") {
+        assert!(
+            text.contains("portals see this app as an unnamed host app"),
+            "{text}"
+        );
+    }
+}

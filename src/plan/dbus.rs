@@ -718,7 +718,9 @@ pub fn explain(d: &DbusPlan) -> Vec<String> {
             b.address,
             d.proxy.display(),
             b.inside.display(),
-            if rules.is_empty() {
+            if rules.is_empty() && !b.portals.is_empty() {
+                "no rules besides the portals".to_string()
+            } else if rules.is_empty() {
                 "only the bus itself (no rules)".to_string()
             } else {
                 rules.join(", ")
