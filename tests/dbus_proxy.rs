@@ -393,11 +393,122 @@ fn a_proxy_that_cannot_start_stops_the_launch() {
         )
         .output()
         .unwrap();
+    // The probe of its fixes (helpers::dbus_probe) is the first to start it.
     fails_with(
         &out,
         125,
-        "the D-Bus proxy did not start: it exited before it was listening",
+        "refusing the D-Bus proxy: the check for the holes its security fixes closed failed: xdg-dbus-proxy exited before it was listening",
     );
     assert!(stderr(&out).contains("(status 3)"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("payload ran"));
+}
+
+/// A stand-in for xdg-dbus-proxy that runs the real one without its
+/// filter (only `--fd`, the bus and the listening path are kept): the
+/// control for the probe of the proxy's fixes, which must find both holes
+/// open on it.
+fn unfiltered_proxy(s: &Scratch) -> PathBuf {
+    let fake = s.write(
+        "unfiltered/xdg-dbus-proxy",
+        // Launched by hutch, the bus and path come in the argument file
+        // on stdin (`--args=0`); the probe gives them on the command line.
+        "#!/bin/sh\nif [ \"$2\" = --args=0 ]; then set -- \"$1\" $(tr '\\0' '\\n' | head -n 2); fi\nexec /usr/bin/xdg-dbus-proxy \"$1\" \"$2\" \"$3\"\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fake.parent().unwrap().to_path_buf()
+}
+
+fn doctor_line(s: &Scratch, path: &str) -> String {
+    let out = s.hutch(&["doctor"]).env("PATH", path).output().unwrap();
+    stdout(&out)
+        .lines()
+        .find(|l| l.contains("xdg-dbus-proxy "))
+        .unwrap_or_else(|| panic!("no xdg-dbus-proxy line in {}", stdout(&out)))
+        .to_string()
+}
+
+#[test]
+fn doctor_tries_the_proxy_for_the_holes_its_fixes_closed() {
+    if !installed(&["dbus-daemon", "xdg-dbus-proxy"]) {
+        return;
+    }
+    let s = Scratch::new();
+    // Debian 12's 0.1.4-3+deb12u2 carries both fixes (its version does
+    // not say so).
+    let line = doctor_line(&s, "/usr/bin:/bin");
+    assert!(line.starts_with("ok "), "{line}");
+    assert!(
+        line.contains("eavesdrop-match bypass (GHSA-vjp5-hjfm-7677): fixed; method call passed off as a reply (GHSA-r7hp-698j-2h6c): fixed"),
+        "{line}"
+    );
+    // The control: without the filter, both escapes get through.
+    let fake = unfiltered_proxy(&s);
+    let line = doctor_line(&s, &format!("{}:/usr/bin:/bin", fake.display()));
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(
+        line.contains("(GHSA-vjp5-hjfm-7677): VULNERABLE; method call passed off as a reply (GHSA-r7hp-698j-2h6c): VULNERABLE"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_proxy_with_a_known_hole_is_refused_unless_best_effort() {
+    if !installed(&[
+        "dbus-daemon",
+        "dbus-send",
+        "dbus-test-tool",
+        "xdg-dbus-proxy",
+    ]) {
+        return;
+    }
+    let s = Scratch::new();
+    let bus = session_bus(&s);
+    let fake = unfiltered_proxy(&s);
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let required = profile(&s, "required", RULES);
+    let out = s
+        .hutch(&["run", "--profile", &required, "--", "echo", "payload ran"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    fails_with(&out, 125, "refusing the D-Bus proxy: ");
+    assert!(
+        stderr(&out).contains("has a known hole: an app can eavesdrop on the whole bus"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("payload ran"));
+    // Best-effort: used, with a warning, and what it lets through shows
+    // that the probe was right (the call to a name not granted answers).
+    let lax = profile(
+        &s,
+        "lax",
+        &format!("{RULES}[desktop]\nenforce = \"best-effort\"\n"),
+    );
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            &lax,
+            "--",
+            "sh",
+            "-c",
+            &call("org.example.Secret"),
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), "answered\n");
+    assert!(
+        stderr(&out).contains("hutch: warning: the D-Bus proxy: ")
+            && stderr(&out).contains("used anyway"),
+        "{}",
+        stderr(&out)
+    );
+    // The real proxy in the same place is used without a word.
+    let out = run_sh(&s, &bus, &required, &call("org.example.Secret"));
+    assert_eq!(ok(&out), "org.freedesktop.DBus.Error.ServiceUnknown\n");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }

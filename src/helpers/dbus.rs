@@ -157,6 +157,39 @@ impl Starting {
     }
 }
 
+/// Checks the installed proxy for the holes its security fixes closed
+/// (`helpers::dbus_probe`, cached per binary): one that has a hole, or
+/// that cannot be probed, is refused, or with `[desktop] enforce =
+/// "best-effort"` used with a warning.
+pub fn check_fixes(plan: &DbusPlan) -> Result<(), HelperError> {
+    let found = match &plan.probe_daemon {
+        None => Err("it cannot be checked for the holes its security fixes closed: the probe needs dbus-daemon, which is not in PATH (Debian: `apt install dbus-daemon`)".to_string()),
+        Some(daemon) => super::dbus_probe::cached(&plan.proxy, daemon, &plan.probe_cache)
+            .map_err(|e| format!("the check for the holes its security fixes closed failed: {e}"))
+            .and_then(|r| {
+                let holes = r.holes();
+                if holes.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{} has a known hole: {}; upgrade it (your distribution's security update, or 0.1.8+)", plan.proxy.display(), holes.join("; ")))
+                }
+            }),
+    };
+    match (found, plan.need) {
+        (Ok(()), _) => Ok(()),
+        (Err(why), crate::profile::schema::Need::BestEffort) => {
+            eprintln!(
+                "hutch: warning: {NAME}: {why}; used anyway ([desktop] enforce = \"best-effort\")"
+            );
+            Ok(())
+        }
+        (Err(why), crate::profile::schema::Need::Required) => Err(HelperError::Refused {
+            helper: NAME,
+            why: format!("{why}; or set `[desktop] enforce = \"best-effort\"` to use it anyway"),
+        }),
+    }
+}
+
 /// A memory file holding `args`, each ended by a NUL, at offset 0.
 fn args_file(args: &[String]) -> Result<OwnedFd, Errno> {
     let fd = nix::sys::memfd::memfd_create(

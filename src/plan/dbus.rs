@@ -256,6 +256,14 @@ pub struct DbusPlan {
     /// runs in a hutch sandbox of its own, whose profile binds this).
     pub dir: PathBuf,
     pub buses: Vec<BusPlan>,
+    /// A dbus-daemon for the probe of the proxy's fixes
+    /// (`helpers::dbus_probe`), when one is installed.
+    pub probe_daemon: Option<PathBuf>,
+    /// Where the probe's result is kept, per proxy binary.
+    pub probe_cache: PathBuf,
+    /// Whether a proxy with a known hole (or one that cannot be probed)
+    /// stops the launch (`[desktop] enforce`).
+    pub need: Need,
     /// Who xdg-desktop-portal takes the app for, when portals are granted
     /// ([`portal_identity`]).
     pub portal_identity: Option<String>,
@@ -402,13 +410,21 @@ pub fn plan(
         let v2 = host.cgroups().v2.as_ref();
         portal_identity(v2.map(|v| v.own.as_str()), host.uid)
     });
+    let dir = proxy_dir(host)?;
+    let probe_cache = dir.with_file_name(PROBE_CACHE);
     Ok(Some(DbusPlan {
         proxy,
-        dir: proxy_dir(host)?,
+        dir,
         buses,
+        probe_daemon: find_program(host, "dbus-daemon"),
+        probe_cache,
+        need,
         portal_identity,
     }))
 }
+
+/// The probe's cache, beside the launchers' proxy directories.
+const PROBE_CACHE: &str = "proxy-probe";
 
 /// `<hutch's runtime dir>-dbus/<launcher pid>`.
 fn proxy_dir(host: &Host) -> Result<PathBuf, ProfileError> {
@@ -829,6 +845,9 @@ mod tests {
                 ],
                 portals: Vec::new(),
             }],
+            probe_daemon: None,
+            probe_cache: "/run/user/1000/hutch-dbus/proxy-probe".into(),
+            need: Need::Required,
             portal_identity: None,
         };
         assert_eq!(
