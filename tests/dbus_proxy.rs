@@ -512,3 +512,86 @@ fn a_proxy_with_a_known_hole_is_refused_unless_best_effort() {
     assert_eq!(ok(&out), "org.freedesktop.DBus.Error.ServiceUnknown\n");
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
+
+/// `hutch ps --json`, parsed.
+fn ps_json(s: &Scratch) -> Vec<serde_json::Value> {
+    let out = ok(&s.hutch(&["ps", "--json"]).output().unwrap());
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_proxys_sandbox_is_listed_as_a_helper_of_the_app_and_not_entered() {
+    if !installed(&["dbus-daemon", "dbus-test-tool", "xdg-dbus-proxy"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let bus = session_bus(&s);
+    let p = profile(&s, "bus", RULES);
+    let mut child = s
+        .hutch(&[
+            "run",
+            "--name",
+            "app",
+            "--profile",
+            &p,
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read x",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut ready = [0u8; 6];
+    child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+
+    let listed = ps_json(&s);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // The app first, then its helper.
+    assert_eq!(listed[0]["name"], "app");
+    assert!(listed[0].get("helper").is_none());
+    let helper = listed[1]["name"].as_str().unwrap().to_string();
+    assert_eq!(listed[0]["helpers"], serde_json::json!([helper]));
+    assert_eq!(
+        listed[1]["helper"],
+        serde_json::json!({"kind": "dbus-proxy", "of": "app"})
+    );
+    let text = ok(&s.hutch(&["ps"]).output().unwrap());
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(rows[0].starts_with("app "), "{text}");
+    assert!(
+        rows[1].starts_with(&format!("`- {helper} ")) && rows[1].contains("(dbus-proxy of app)"),
+        "{text}"
+    );
+
+    // exec and stop refuse the helper, naming the app's sandbox; it runs on.
+    let out = s.hutch(&["exec", &helper, "--", "true"]).output().unwrap();
+    fails_with(
+        &out,
+        125,
+        &format!("`{helper}` is the D-Bus proxy of sandbox `app`"),
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = s.hutch(&["stop", &helper]).output().unwrap();
+    fails_with(&out, 125, "`hutch stop app` stops both");
+    assert_eq!(ps_json(&s).len(), 2);
+    // The app's sandbox is entered as ever (the control).
+    assert_eq!(
+        ok(&s
+            .hutch(&["exec", "app", "--", "echo", "in"])
+            .output()
+            .unwrap()),
+        "in\n"
+    );
+    ok(&s.hutch(&["stop", "app"]).output().unwrap());
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ps_json(&s).is_empty() {
+        assert!(Instant::now() < deadline, "the helper outlived the app");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
