@@ -95,6 +95,8 @@ fn portal_bus(s: &Scratch) -> Bus {
         .arg("--verbose")
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
         .env("XDG_CURRENT_DESKTOP", "hutch-test")
+        // Its debug messages say which app id it gives each caller.
+        .env("G_MESSAGES_DEBUG", "all")
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
         .spawn()
@@ -256,14 +258,178 @@ fn explain_lists_the_portals_and_who_the_portal_takes_the_app_for() {
         "{text}"
     );
     assert!(text.contains(", Settings ("), "{text}");
-    // This machine's launcher runs in no systemd app unit (its PID 1 is
-    // not systemd), so the portal sees an unnamed host app; a unit is
-    // named when there is one (unit-tested in plan::dbus).
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    if !own.contains(".service/app") {
-        assert!(
-            text.contains("portals see this app as an unnamed host app"),
-            "{text}"
-        );
+    // Without a systemd user manager (this machine's PID 1 is not
+    // systemd) the portal sees an unnamed host app; the identification
+    // test below may make the cgroup layout of one meanwhile.
+    assert!(
+        text.contains("portals see this app as an unnamed host app")
+            || text.contains("portals see this app as the host app \"hutch.explained\": the proxy runs in the systemd user unit \"app-hutch-hutch.explained-"),
+        "{text}"
+    );
+}
+
+/// The cgroup layout a systemd user manager makes, on the cgroup v2
+/// hierarchy: `user.slice/user-UID.slice/user@UID.service/app.slice`,
+/// delegated to the user, with a scope for the launcher in it (as a
+/// terminal started from the desktop has). Made by root for this test,
+/// as systemd would; removed when dropped.
+struct UserManagerLayout {
+    dirs: Vec<PathBuf>,
+    launcher_scope: PathBuf,
+}
+
+impl UserManagerLayout {
+    fn make() -> Option<UserManagerLayout> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = mountinfo.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            right
+                .starts_with("cgroup2 ")
+                .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+        })?;
+        let uid = test_uid();
+        let manager = format!("user.slice/user-{uid}.slice/user@{uid}.service");
+        let mut dirs = Vec::new();
+        let mut path = mount.clone();
+        for part in format!(
+            "{manager}/app.slice/hutch-test-{}.scope",
+            std::process::id()
+        )
+        .split('/')
+        {
+            path.push(part);
+            if !path.exists() {
+                std::fs::create_dir(&path).ok()?;
+                dirs.push(path.clone());
+            }
+        }
+        let st = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{uid}")])
+            .arg(mount.join(&manager))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Some(UserManagerLayout {
+            dirs,
+            launcher_scope: path,
+        })
     }
+
+    /// `cmd`, started inside the launcher's scope.
+    fn inside(&self, cmd: &std::process::Command) -> std::process::Command {
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec \"$@\"",
+                self.launcher_scope.display()
+            ))
+            .arg("sh")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        c
+    }
+}
+
+impl Drop for UserManagerLayout {
+    fn drop(&mut self) {
+        // Empty by now: every process started in them has ended. The
+        // proxy's scope, if hutch left it, first.
+        if let Ok(entries) = std::fs::read_dir(self.launcher_scope.parent().unwrap()) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("app-hutch-") {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// The portal's lines that name the app id it gave a caller.
+fn assigned(bus: &Bus) -> Vec<String> {
+    std::fs::read_to_string(&bus.log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Assigning app ID"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_portal_knows_the_app_by_its_id_from_the_proxys_app_scope() {
+    if !installed() {
+        return;
+    }
+    if !is_root() {
+        skip("making the cgroup layout of a systemd user manager needs root");
+        return;
+    }
+    let Some(layout) = UserManagerLayout::make() else {
+        skip("no writable cgroup v2 hierarchy");
+        return;
+    };
+    let s = Scratch::new();
+    let bus = portal_bus(&s);
+    let p = profile(
+        &s,
+        "identified",
+        "[desktop]\napp_id = \"hutch.portal.test\"\n[dbus]\nportals = [\"NetworkMonitor\"]\n",
+    );
+    let call = portal_call("org.freedesktop.portal.NetworkMonitor.GetAvailable", "");
+    let run = |in_scope: bool, extra: &[&str]| {
+        let mut args = vec!["run", "--profile", &p];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", &call]);
+        let mut cmd = s.hutch(&args);
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", bus.address());
+        if in_scope {
+            layout.inside(&cmd).output().unwrap()
+        } else {
+            cmd.output().unwrap()
+        }
+    };
+    let explained = ok(&run(true, &["--explain"]));
+    assert!(
+        explained.contains("portals see this app as the host app \"hutch.portal.test\": the proxy runs in the systemd user unit \"app-hutch-hutch.portal.test-"),
+        "{explained}"
+    );
+    // The launcher in the user manager's tree: the proxy gets the app's
+    // scope, and the portal (its own log) names the app after it.
+    let out = run(true, &[]);
+    assert_eq!(ok(&out), "answered\n");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let lines = assigned(&bus);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Assigning app ID \"hutch.portal.test\"")
+                && l.contains("which has unit \"app-hutch-hutch.portal.test-")),
+        "{lines:?}"
+    );
+    // The control: a launcher outside the tree cannot move the proxy
+    // there (the kernel's delegation rules), says so, and the portal
+    // names nobody.
+    let before = assigned(&bus).len();
+    let out = run(false, &[]);
+    assert_eq!(ok(&out), "answered\n");
+    assert!(
+        stderr(&out)
+            .contains("could not be placed in the systemd unit app-hutch-hutch.portal.test-"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(assigned(&bus).len(), before, "{:?}", assigned(&bus));
+    drop(bus);
+    drop(layout);
 }

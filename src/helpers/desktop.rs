@@ -210,7 +210,16 @@ impl Helper for Session {
             None => None,
         };
         if let Some(proxy) = proxy {
-            self.proxy = Some(proxy.ready()?);
+            let mut proxy = proxy.ready()?;
+            if let Some(scope) = self
+                .plan
+                .dbus
+                .as_ref()
+                .and_then(|d| d.portal_scope.as_ref())
+            {
+                proxy.place_in(scope);
+            }
+            self.proxy = Some(proxy);
         }
         if let Some(nested) = nested {
             self.nested = Some(nested.ready()?);

@@ -264,9 +264,28 @@ pub struct DbusPlan {
     /// Whether a proxy with a known hole (or one that cannot be probed)
     /// stops the launch (`[desktop] enforce`).
     pub need: Need,
+    /// The systemd user unit the proxy is placed in, so that portals know
+    /// the app by its id; `None` without portals or without a systemd
+    /// user manager.
+    pub portal_scope: Option<PortalScope>,
     /// Who xdg-desktop-portal takes the app for, when portals are granted
-    /// ([`portal_identity`]).
+    /// ([`portal_identity`], [`scope_identity`]).
     pub portal_identity: Option<String>,
+}
+
+/// An app scope of the user's systemd manager for the proxy:
+/// `app-hutch-<APP ID>-<launcher pid>.scope`, the form xdg-desktop-portal
+/// reads a host app's id from (systemd.io/DESKTOP_ENVIRONMENTS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalScope {
+    pub app_id: String,
+    pub unit: String,
+    /// The user manager's bus (`StartTransientUnit`), when there is one.
+    pub manager_bus: Option<String>,
+    /// The unit's cgroup below the user manager's `app.slice`, made by
+    /// hutch itself where the manager cannot be asked but the user's
+    /// cgroup tree is delegated to the user (writable).
+    pub delegated_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,6 +344,9 @@ pub struct Session<'a> {
     pub shared_net: bool,
     pub scoped: bool,
     pub runtime_dir: &'a Path,
+    /// The app id (`[desktop] app_id`), which portals are to know the
+    /// app by.
+    pub app_id: &'a str,
 }
 
 /// Plans `[dbus]`: a bind and a variable for each bus, and the proxy that
@@ -342,6 +364,7 @@ pub fn plan(
         shared_net,
         scoped,
         runtime_dir,
+        app_id,
     } = *session;
     let mut buses = Vec::new();
     // Where the first bus is named, for an error about the proxy.
@@ -406,9 +429,14 @@ pub fn plan(
         .at(file, span)
         .help("install it (Debian and Ubuntu: `apt install xdg-dbus-proxy`), or remove the [dbus] tables")
     })?;
-    let portal_identity = buses.iter().any(|b| !b.portals.is_empty()).then(|| {
-        let v2 = host.cgroups().v2.as_ref();
-        portal_identity(v2.map(|v| v.own.as_str()), host.uid)
+    let portals = buses.iter().any(|b| !b.portals.is_empty());
+    let portal_scope = portals.then(|| portal_scope(host, app_id)).flatten();
+    let portal_identity = portals.then(|| match &portal_scope {
+        Some(scope) => scope_identity(scope),
+        None => {
+            let v2 = host.cgroups().v2.as_ref();
+            portal_identity(v2.map(|v| v.own.as_str()), host.uid)
+        }
     });
     let dir = proxy_dir(host)?;
     let probe_cache = dir.with_file_name(PROBE_CACHE);
@@ -419,6 +447,7 @@ pub fn plan(
         probe_daemon: find_program(host, "dbus-daemon"),
         probe_cache,
         need,
+        portal_scope,
         portal_identity,
     }))
 }
@@ -629,6 +658,49 @@ fn host_address(host: &Host, bus: Bus) -> Result<(String, Option<PathBuf>), Stri
     Ok((address, path))
 }
 
+/// The proxy's app scope, when the user has a systemd manager's cgroup
+/// (`user@UID.service`) on a cgroup v2 hierarchy.
+fn portal_scope(host: &Host, app_id: &str) -> Option<PortalScope> {
+    let cgroups = host.cgroups();
+    let v2 = cgroups.v2.as_ref()?;
+    let manager = v2.user_manager.as_ref()?;
+    let unit = format!(
+        "app-hutch-{}-{}.scope",
+        app_id.replace('-', "\\x2d"),
+        host.launcher_pid()
+    );
+    let delegated_dir = crate::host::cgroups::cgroup_path(&v2.mount, &manager.path)
+        .join("app.slice")
+        .join(&unit);
+    Some(PortalScope {
+        app_id: app_id.to_string(),
+        unit,
+        manager_bus: cgroups
+            .bus
+            .as_ref()
+            .filter(|b| !b.system)
+            .map(|b| b.address.clone()),
+        delegated_dir,
+    })
+}
+
+/// Who xdg-desktop-portal takes the app for with the proxy in `scope`.
+pub fn scope_identity(scope: &PortalScope) -> String {
+    let id = &scope.app_id;
+    let three = id.split('.').count() >= 3;
+    format!(
+        "portals see this app as the host app {id:?}: the proxy runs in the systemd user unit {:?}{}; host trust, as for a program outside any sandbox: the proxy's filter and what the sandbox can see are the protection",
+        scope.unit,
+        if three {
+            format!(" (xdg-desktop-portal 1.17 and later only if {id}.desktop exists)")
+        } else {
+            format!(
+                " (but xdg-desktop-portal 1.16, Debian 12's, reads only ids of three or more elements and sees an unnamed host app; 1.17 and later only if {id}.desktop exists; `[desktop] app_id` sets the id)"
+            )
+        }
+    )
+}
+
 /// Who xdg-desktop-portal takes the app for. It asks about the D-Bus peer,
 /// which is the proxy (in the launcher's cgroup `own`), and as hutch writes
 /// no Flatpak metadata and is no snap, the peer is a host app whose id
@@ -646,10 +718,10 @@ pub fn portal_identity(own: Option<&str>, uid: u32) -> String {
     };
     match app_unit(own, uid) {
         Some((unit, id)) => format!(
-            "portals see this app as the host app {id:?}, after the systemd unit {unit:?} that hutch was started in (your terminal's or launcher's): {TRUST}, and {id:?}'s stored portal permissions apply"
+            "portals see this app as the host app {id:?}, after the systemd unit {unit:?} that hutch was started in (your terminal's or launcher's; with no systemd user manager here, hutch cannot give the proxy a unit of its own): {TRUST}, and {id:?}'s stored portal permissions apply"
         ),
         None => format!(
-            "portals see this app as an unnamed host app (the D-Bus peer they check is the proxy, in hutch's cgroup {own}, which is no systemd app unit of a user manager); {TRUST}"
+            "portals see this app as an unnamed host app (the D-Bus peer they check is the proxy, in hutch's cgroup {own}, which is no systemd app unit; with no systemd user manager here, hutch cannot give it a unit named after the app); {TRUST}"
         ),
     }
 }
@@ -848,6 +920,7 @@ mod tests {
             probe_daemon: None,
             probe_cache: "/run/user/1000/hutch-dbus/proxy-probe".into(),
             need: Need::Required,
+            portal_scope: None,
             portal_identity: None,
         };
         assert_eq!(
