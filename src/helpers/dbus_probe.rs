@@ -285,6 +285,21 @@ pub fn probe(proxy: &Path, daemon: &Path) -> Result<Report, String> {
     let mut client = Connection::open(&format!("unix:path={proxy_arg}"), deadline)
         .map_err(bus_error("the proxy"))?;
 
+    let eavesdrop = try_eavesdrop(&mut client)?;
+    let reply = try_reply(&mut service, &mut client)?;
+    drop(client);
+    drop(ready_r);
+    drop(running);
+    drop(scratch);
+    Ok(Report {
+        eavesdrop,
+        reply,
+        cached: false,
+    })
+}
+
+/// The eavesdrop probe on `client`, a connection through the proxy.
+fn try_eavesdrop(client: &mut Connection) -> Result<Verdict, String> {
     let add_match = |c: &mut Connection, rule: &str| -> Result<bool, String> {
         let call = Message::method_call(
             crate::dbus::BUS_NAME,
@@ -302,14 +317,20 @@ pub fn probe(proxy: &Path, daemon: &Path) -> Result<Report, String> {
     };
     // The plain spelling first: every version refuses it, unless it
     // filters nothing at all.
-    let eavesdrop = if add_match(&mut client, "eavesdrop='true',type='method_call'")?
-        || add_match(&mut client, "eavesdrop ='true',type='method_call'")?
-    {
-        Verdict::Vulnerable
-    } else {
-        Verdict::Fixed
-    };
+    Ok(
+        if add_match(client, "eavesdrop='true',type='method_call'")?
+            || add_match(client, "eavesdrop ='true',type='method_call'")?
+        {
+            Verdict::Vulnerable
+        } else {
+            Verdict::Fixed
+        },
+    )
+}
 
+/// The reply probe: `service` on the bus directly, `client` through the
+/// proxy.
+fn try_reply(service: &mut Connection, client: &mut Connection) -> Result<Verdict, String> {
     // The reply probe. The service calls the client (no reply awaited by
     // hutch's blocking client; the proxy expects one all the same).
     let ping = Message::method_call(
@@ -341,7 +362,7 @@ pub fn probe(proxy: &Path, daemon: &Path) -> Result<Report, String> {
         // then the marker never comes, and the deadline ends the wait.
         let _ = client.send(&marker);
     }
-    let reply = loop {
+    Ok(loop {
         match service.read_message() {
             Ok(m) if m.member.as_deref() == Some("Spoofed") => break Verdict::Vulnerable,
             Ok(m) if m.member.as_deref() == Some("Marker") => break Verdict::Fixed,
@@ -350,15 +371,6 @@ pub fn probe(proxy: &Path, daemon: &Path) -> Result<Report, String> {
             Err(DbusError::Timeout) => break Verdict::Fixed,
             Err(e) => return Err(bus_error("the private bus")(e)),
         }
-    };
-    drop(client);
-    drop(ready_r);
-    drop(running);
-    drop(scratch);
-    Ok(Report {
-        eavesdrop,
-        reply,
-        cached: false,
     })
 }
 
