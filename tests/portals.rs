@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -432,4 +432,158 @@ fn the_portal_knows_the_app_by_its_id_from_the_proxys_app_scope() {
     assert_eq!(assigned(&bus).len(), before, "{:?}", assigned(&bus));
     drop(bus);
     drop(layout);
+}
+
+/// A session bus with xdg-desktop-portal and its GTK backend on display
+/// `d`: the bus's socket and the processes (dropped in order: portal,
+/// backend, bus).
+fn gtk_portal_bus(s: &Scratch, d: &common::x11::XDisplay) -> (PathBuf, Vec<Process>) {
+    use common::x11;
+    let display = format!(":{}", d.number);
+    // The bus, then the backend on it, then the portal (which finds it).
+    let bus_socket = s.runtime().join("fc-bus");
+    let config = s.write(
+        "fc-bus.conf",
+        &format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig><type>session</type><listen>unix:path={}</listen><auth>EXTERNAL</auth><policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
+            bus_socket.display()
+        ),
+    );
+    let address = format!("unix:path={}", bus_socket.display());
+    let mut daemon = s
+        .as_user(Path::new("/usr/bin/dbus-daemon"))
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let daemon = Process(daemon);
+    let desktop_env = |c: &mut std::process::Command| {
+        c.env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("DISPLAY", &display)
+            .env("XAUTHORITY", &d.xauthority)
+            .env("XDG_CURRENT_DESKTOP", "GNOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    };
+    let mut gtk = s.as_user(Path::new("/usr/libexec/xdg-desktop-portal-gtk"));
+    desktop_env(&mut gtk);
+    let gtk = Process(gtk.spawn().unwrap());
+    let has_owner = |name: &str| {
+        let out = s
+            .as_user(Path::new("/usr/bin/dbus-send"))
+            .args([
+                &format!("--bus={address}"),
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                &format!("string:{name}"),
+            ])
+            .output()
+            .unwrap();
+        stdout(&out).contains("boolean true")
+    };
+    x11::wait_until(
+        || has_owner("org.freedesktop.impl.portal.desktop.gtk"),
+        "xdg-desktop-portal-gtk on the bus",
+    );
+    let mut portal = s.as_user(Path::new(PORTAL));
+    desktop_env(&mut portal);
+    let portal = Process(portal.spawn().unwrap());
+    x11::wait_until(
+        || has_owner("org.freedesktop.portal.Desktop"),
+        "xdg-desktop-portal on the bus",
+    );
+    (bus_socket, vec![portal, gtk, daemon])
+}
+
+/// A FileChooser request from the sandbox, through the proxy, to the real
+/// portal and its GTK backend (xdg-desktop-portal-gtk on an Xvfb display):
+/// the call makes a Request object, the user (xdotool) dismisses the
+/// dialog, and the portal's Response signal, sent to the caller alone,
+/// reaches it through the proxy. The client is tests/portals/ask.py (no
+/// D-Bus library: Python's socket module).
+#[test]
+fn a_file_chooser_request_gets_its_response_through_the_proxy() {
+    use common::x11;
+    if !installed()
+        || !x11::installed(&["Xvfb", "xauth", "xdotool", "python3"])
+        || !Path::new("/usr/libexec/xdg-desktop-portal-gtk").exists()
+    {
+        skip("xdg-desktop-portal-gtk, Xvfb, xdotool or python3 is missing (.ci/run installs them)");
+        return;
+    }
+    let s = Scratch::new();
+    let d = x11::xvfb(&s);
+    let (bus_socket, _processes) = gtk_portal_bus(&s, &d);
+    let address = format!("unix:path={}", bus_socket.display());
+    let script = s.write("ask.py", include_str!("portals/ask.py"));
+
+    // Runs the client in a sandbox of `profile`; dismisses the dialog once
+    // it asked; returns its output.
+    let ask = |profile: &str, title: &str| -> String {
+        let mut child = s
+            .hutch(&["run", "--profile", profile, "--", "python3"])
+            .arg(&script)
+            .arg(title)
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _guard = KillOnDrop(child.id());
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        if first == "asked\n" {
+            let dismissed = x11::x_client(&s, &d, "xdotool")
+                .args(["search", "--sync", "--onlyvisible", "--name", title])
+                .args(["windowfocus", "--sync", "%1", "key", "Escape"])
+                .output()
+                .unwrap();
+            assert!(dismissed.status.success(), "{dismissed:?}");
+        }
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "{first}{rest}\n{err}");
+        first + &rest
+    };
+
+    let granted = profile(&s, "chooser", "[dbus]\nportals = [\"FileChooser\"]\n");
+    let said = ask(&granted, "hutch-granted-pick");
+    assert!(said.starts_with("asked\nresponse "), "{said}");
+    // Not granted: the proxy answers the call itself.
+    let other = profile(&s, "other", "[dbus]\nportals = [\"NetworkMonitor\"]\n");
+    assert_eq!(
+        ask(&other, "hutch-denied-pick"),
+        "org.freedesktop.DBus.Error.AccessDenied\n"
+    );
+    // The control: the bus itself, where the request goes through.
+    let direct = profile(
+        &s,
+        "fc-direct",
+        &format!(
+            "[[mount]]\ntype = \"bind\"\nsrc = \"{0}\"\ndst = \"{0}\"\n[env.set]\nDBUS_SESSION_BUS_ADDRESS = \"{1}\"\n",
+            bus_socket.display(),
+            address
+        ),
+    );
+    assert!(
+        ask(&direct, "hutch-direct-pick").starts_with("asked\nresponse "),
+        "directly on the bus"
+    );
 }
