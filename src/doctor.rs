@@ -239,6 +239,7 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
     ];
     out.extend(network_checks(host));
     out.push(dbus_proxy_check(host));
+    out.push(portals_check(host));
     out.extend(profile_checks(host));
     out
 }
@@ -663,6 +664,35 @@ fn dbus_proxy_check(host: &Host) -> Check {
                 proxy.display()
             ),
             None,
+        ),
+    }
+}
+
+/// Who xdg-desktop-portal takes an app with `[dbus] portals` for: an app
+/// scope of its own where the user has a systemd manager's cgroup, else
+/// whatever unit hutch runs in.
+fn portals_check(host: &Host) -> Check {
+    let v2 = host.cgroups().v2.as_ref();
+    match v2.and_then(|v| v.user_manager.as_ref()) {
+        Some(m) => check(
+            "portals",
+            Status::Ok,
+            format!(
+                "the D-Bus proxy of a profile with portals runs in an app scope of its own under {} (app-hutch-APPID-PID.scope): portals know the app by its id (xdg-desktop-portal 1.16 only ids of three or more elements)",
+                m.path
+            ),
+            None,
+        ),
+        None => check(
+            "portals",
+            Status::Warn,
+            format!(
+                "for an app with [dbus] portals, {}",
+                crate::plan::dbus::portal_identity(v2.map(|v| v.own.as_str()), host.uid)
+            ),
+            Some(
+                "run hutch in a systemd user session (pam_systemd) for portals to know the app by its id",
+            ),
         ),
     }
 }
