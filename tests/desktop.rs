@@ -402,6 +402,20 @@ fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
         child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
         let servers = xephyrs_titled(&title);
         assert_eq!(servers.len(), 1, "one Xephyr while the sandbox runs");
+        // `hutch ps` lists Xephyr's sandbox as the app's helper.
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&s.hutch(&["ps", "--json"]).output().unwrap())).unwrap();
+        let helper = listed
+            .iter()
+            .find(|e| e.get("helper").is_some())
+            .unwrap_or_else(|| panic!("no helper in {listed:?}"));
+        let app = listed
+            .iter()
+            .find(|e| e.get("helper").is_none())
+            .unwrap_or_else(|| panic!("no app in {listed:?}"));
+        assert_eq!(helper["helper"]["kind"], "nested-x11");
+        assert_eq!(helper["helper"]["of"], app["name"]);
+        assert_eq!(app["helpers"], serde_json::json!([helper["name"]]));
         if !killed {
             drop(child.stdin.take());
         }
