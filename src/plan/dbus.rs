@@ -832,6 +832,20 @@ pub fn explain(d: &DbusPlan) -> Vec<String> {
     if let Some(who) = &d.portal_identity {
         o.push(who.clone());
     }
+    let refused = match d.need {
+        Need::Required => "refused",
+        Need::BestEffort => "used with a warning (best-effort)",
+    };
+    o.push(match &d.probe_daemon {
+        Some(_) => format!(
+            "before it starts, {} is tried on a private dbus-daemon for the holes its security fixes closed (GHSA-vjp5-hjfm-7677, GHSA-r7hp-698j-2h6c), once per installed binary (`hutch doctor` shows the result): one with a hole is {refused}",
+            d.proxy.display()
+        ),
+        None => format!(
+            "{} cannot be tried for the holes its security fixes closed (no dbus-daemon in PATH to try it on), so it is {refused}",
+            d.proxy.display()
+        ),
+    });
     o
 }
 
