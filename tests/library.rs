@@ -617,3 +617,108 @@ fn doctor_judges_the_profiles_wherever_it_is_run() {
     assert!(text.contains("profile cli"), "{text}");
     assert!(!text.contains("would refuse to run"), "{text}");
 }
+
+/// A unix socket server of the host's in the working directory: what a
+/// client connects to there. The server answers every connection with
+/// `hello-from-host`; killed when the guard drops.
+fn socket_server(s: &Scratch, rel: &str) -> (std::process::Child, KillOnDrop) {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX)\n\
+                  s.bind(sys.argv[1])\n\
+                  s.listen(16)\n\
+                  print('ready', flush=True)\n\
+                  while True:\n    c, _ = s.accept()\n    c.sendall(b'hello-from-host')\n    c.close()\n";
+    let mut child = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", script, rel])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    (child, guard)
+}
+
+/// Connects to each socket named and prints what it got or the error.
+const CONNECT: &str = "import errno, socket, sys\n\
+                       for p in sys.argv[1:]:\n    \
+                       s = socket.socket(socket.AF_UNIX)\n    \
+                       try:\n        s.connect(p); print(p, s.recv(100).decode())\n    \
+                       except OSError as e:\n        print(p, errno.errorcode.get(e.errno, e))\n";
+
+/// connect() checks only write permission on a socket's inode, so a
+/// read-only bind of the working directory does not stop a program from
+/// talking to a server listening there (a language server, git's fsmonitor
+/// daemon in .git): hutch masks every socket it finds under the bound
+/// working directory, at any depth, in `default` (read-only) and `cli`
+/// (read-write) alike, and `--explain` lists the masks. Controls: the same
+/// client outside the sandbox gets the server's answer, and so does one
+/// inside when the socket is bound on purpose (`--bind`), so the probe
+/// works in a sandbox and the mask is what refuses it.
+#[test]
+fn sockets_in_the_working_directory_are_masked_whatever_the_bind() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("repo/.git")).unwrap();
+    s.chown_all();
+    let (_top, _g1) = socket_server(&s, "ls.sock");
+    let (_deep, _g2) = socket_server(&s, "repo/.git/fsmonitor--daemon.ipc");
+    let top = s.path().join("ls.sock").display().to_string();
+    let deep = s
+        .path()
+        .join("repo/.git/fsmonitor--daemon.ipc")
+        .display()
+        .to_string();
+    let client = ["python3", "-c", CONNECT, &top, &deep];
+    for profile in ["default", "cli"] {
+        let out = ok(&s.run(&["--profile", profile], &client));
+        assert_eq!(
+            out,
+            format!("{top} ECONNREFUSED\n{deep} ECONNREFUSED\n"),
+            "{profile}"
+        );
+    }
+    let explain = ok(&s.run(&["--explain"], &client));
+    assert!(
+        explain.contains(&format!("{top} ← /dev/null"))
+            && explain.contains("a unix socket in the working directory"),
+        "{explain}"
+    );
+    // The controls.
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(&client[1..])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(&outside),
+        format!("{top} hello-from-host\n{deep} hello-from-host\n")
+    );
+    let out = ok(&s.run(&["--bind", &top], &client));
+    assert_eq!(out, format!("{top} hello-from-host\n{deep} ECONNREFUSED\n"));
+    // Naming a socket on the command line does not grant it either: the
+    // python3 profile binds the files its arguments name, not a socket
+    // (here one outside the working directory), and -v says so.
+    let other = elsewhere();
+    give(other.path());
+    let agent = other.path().join("agent.sock").display().to_string();
+    let (_agent, _g3) = socket_server(&s, &agent);
+    let o = s.run(&["-v"], &["python3", "-c", CONNECT, &agent]);
+    assert_eq!(ok(&o), format!("{agent} ENOENT\n"));
+    assert!(
+        stderr(&o).contains("is a unix socket, which file_arguments does not bind"),
+        "{}",
+        stderr(&o)
+    );
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", CONNECT, &agent])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&outside), format!("{agent} hello-from-host\n"));
+}

@@ -60,11 +60,7 @@ fn outer_with_packages() -> Option<Outer> {
 
 /// `command` with `{url}` replaced by `url` and `{host}` by its host.
 fn fill(command: &str, url: &str) -> String {
-    let host = url
-        .trim_start_matches("http://")
-        .split(':')
-        .next()
-        .unwrap();
+    let host = url.trim_start_matches("http://").split(':').next().unwrap();
     command.replace("{url}", url).replace("{host}", host)
 }
 
@@ -150,8 +146,8 @@ fn yt_dlp_downloads_a_media_file_into_the_working_directory() {
          echo \"same: $(cmp clip.wav ../www/clip.wav && echo yes)\"\n"
     ));
     let out = ok(&o);
-    let log = std::fs::read_to_string(outer.scratch.path().join("proj/ytdlp.out"))
-        .unwrap_or_default();
+    let log =
+        std::fs::read_to_string(outer.scratch.path().join("proj/ytdlp.out")).unwrap_or_default();
     assert_eq!(field(&out, "status"), "0", "{out}\n{log}");
     assert_eq!(field(&out, "same"), "yes", "{out}\n{log}");
     // Its generic extractor took it: a direct media link.
@@ -228,7 +224,10 @@ fn pip_installs_from_an_index_into_a_venv_and_its_volumes_persist() {
     );
 
     std::fs::copy(
-        outer.scratch.path().join("www/files/hutchdemo-1.0-py3-none-any.whl"),
+        outer
+            .scratch
+            .path()
+            .join("www/files/hutchdemo-1.0-py3-none-any.whl"),
         outer
             .scratch
             .home()
@@ -286,7 +285,10 @@ fn npm_installs_from_a_registry_and_its_cache_volume_persists() {
     assert!(bare.contains("ENOTCACHED"), "{bare}");
 
     std::fs::copy(
-        outer.scratch.path().join("www/tarballs/hutch-hello-1.0.0.tgz"),
+        outer
+            .scratch
+            .path()
+            .join("www/tarballs/hutch-hello-1.0.0.tgz"),
         outer.scratch.home().join(".ssh/hutch-hello-1.0.0.tgz"),
     )
     .unwrap();

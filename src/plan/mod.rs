@@ -22,6 +22,7 @@ pub mod seccomp;
 pub mod security;
 pub mod terminal;
 pub mod volumes;
+pub mod workdir_sockets;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -432,7 +433,13 @@ fn plan_all_mounts(
                 .iter()
                 .position(|m| m.op.dst().starts_with(&dir) && m.op.dst() != dir)
                 .unwrap_or(mount_plan.ops.len());
-            mount_plan.ops.insert(at, bind);
+            // Its unix sockets masked, right over it: a read-only bind does
+            // not stop connect() (see workdir_sockets).
+            let (masks, note) = workdir_sockets::masks(&dir, host, &bind.from)?;
+            mount_plan
+                .ops
+                .splice(at..at, std::iter::once(bind).chain(masks));
+            mount_plan.skipped.extend(note);
             workdir = Some(dir);
         }
         Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),
