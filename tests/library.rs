@@ -722,3 +722,113 @@ fn sockets_in_the_working_directory_are_masked_whatever_the_bind() {
         .unwrap();
     assert_eq!(ok(&outside), format!("{agent} hello-from-host\n"));
 }
+
+/// The lines of hutch's note about a temporary home in `o`'s stderr.
+fn home_notes(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("hutch: the home directory"))
+        .map(String::from)
+        .collect()
+}
+
+/// `cli`'s home is a tmpfs: what a program writes there is gone at exit,
+/// and hutch says so once, at exit, naming it; a run that wrote nothing
+/// there says nothing, even started from a project inside the home (its
+/// mount point is the plan's, not a write). The control: the files are
+/// indeed gone from the home of the next run.
+#[test]
+fn a_temporary_home_names_what_was_lost_once_and_only_when_written() {
+    let s = Scratch::new();
+    let project = s.home().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    s.chown_all();
+    let run = |pre: &[&str], script: &str| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(pre);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        s.hutch(&args).current_dir(&project).output().unwrap()
+    };
+    let quiet = run(
+        &["--profile", "cli"],
+        "cat /etc/hostname; ls -A ~ > /dev/null",
+    );
+    ok(&quiet);
+    assert_eq!(
+        home_notes(&quiet),
+        Vec::<String>::new(),
+        "{}",
+        stderr(&quiet)
+    );
+    let wrote = run(
+        &["--profile", "cli"],
+        "echo '[user]' > ~/.gitconfig && mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/state",
+    );
+    ok(&wrote);
+    let notes = home_notes(&wrote);
+    assert_eq!(notes.len(), 1, "{}", stderr(&wrote));
+    assert!(
+        notes[0].contains(&format!("{} was temporary", s.home().display()))
+            && notes[0].contains("~/.gitconfig")
+            && notes[0].contains("~/.cache")
+            && !notes[0].contains("~/project"),
+        "{}",
+        notes[0]
+    );
+    let after = run(&["--profile", "cli"], "ls -A ~");
+    assert_eq!(ok(&after), "project\n");
+    assert_eq!(home_notes(&after), Vec::<String>::new());
+}
+
+/// A volume in the home keeps what is written in it, which is not noted;
+/// a write beside it is. `home_note = false` silences the note; names are
+/// shown without their control bytes, and past 10 the rest is counted.
+#[test]
+fn a_temporary_home_note_skips_volumes_escapes_names_and_can_be_silenced() {
+    let s = Scratch::new();
+    let with_volume = s.write(
+        "vol.toml",
+        "version = 1\nextends = [\"cli\"]\n[volumes.note-cache]\ndst = \"~/.cache/tool\"\n",
+    );
+    let silenced = s.write(
+        "quiet.toml",
+        "version = 1\nextends = [\"cli\"]\nhome_note = false\n",
+    );
+    let run = |profile: &std::path::Path, script: &str| {
+        s.run(
+            &["--profile", profile.to_str().unwrap()],
+            &["sh", "-c", script],
+        )
+    };
+    let o = run(&with_volume, "echo kept > ~/.cache/tool/state");
+    ok(&o);
+    assert_eq!(home_notes(&o), Vec::<String>::new(), "{}", stderr(&o));
+    let o = run(
+        &with_volume,
+        "cat ~/.cache/tool/state; echo x > ~/.cache/other",
+    );
+    assert_eq!(ok(&o), "kept\n");
+    let notes = home_notes(&o);
+    assert_eq!(notes.len(), 1, "{}", stderr(&o));
+    assert!(
+        notes[0].contains(": ~/.cache/other;") && !notes[0].contains("tool"),
+        "{}",
+        notes[0]
+    );
+
+    let o = run(&silenced, "echo x > ~/.gitconfig");
+    ok(&o);
+    assert_eq!(home_notes(&o), Vec::<String>::new(), "{}", stderr(&o));
+
+    let cli = std::path::Path::new("cli");
+    let o = run(cli, "touch ~/\"$(printf 'a\\033[31mb')\"");
+    ok(&o);
+    let notes = home_notes(&o);
+    assert!(notes[0].contains(": ~/a?[31mb;"), "{notes:?}");
+    assert!(!stderr(&o).contains('\u{1b}'));
+    let o = run(cli, "for i in $(seq 12); do touch ~/f$i; done");
+    ok(&o);
+    let notes = home_notes(&o);
+    assert_eq!(notes[0].matches("~/f").count(), 10, "{}", notes[0]);
+    assert!(notes[0].contains(" and 2 more;"), "{}", notes[0]);
+}

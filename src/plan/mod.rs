@@ -11,6 +11,7 @@ pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod home_note;
 pub mod host_sockets;
 pub mod landing;
 pub mod limits;
@@ -27,7 +28,7 @@ pub mod workdir_sockets;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,9 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// hutch's own init is PID 1 and the payload its child.
     pub init: bool,
+    /// The home is a tmpfs: init names at exit what was written there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_note: Option<home_note::HomeNote>,
     pub security: SecurityPlan,
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
@@ -205,6 +209,12 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
     let limits = limits::plan(profile, host, init)?;
+    let home_note = home_note::plan(
+        profile,
+        env.get("HOME").map(Path::new),
+        &mount_plan.ops,
+        init,
+    );
 
     Ok(Plan {
         profile: profile.name.clone(),
@@ -220,6 +230,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         argv,
         env,
         init,
+        home_note,
         security,
         limits,
         network,
