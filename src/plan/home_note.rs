@@ -51,9 +51,16 @@ pub fn plan(
         .collect();
     planned.sort();
     planned.dedup();
+    // What lies in another mount is that mount's, not the home's.
+    let mut outer: Vec<PathBuf> = Vec::new();
+    for p in planned {
+        if !outer.iter().any(|o| p.starts_with(o)) {
+            outer.push(p);
+        }
+    }
     Some(HomeNote {
         home: home.to_path_buf(),
-        planned,
+        planned: outer,
     })
 }
 
@@ -138,11 +145,7 @@ mod tests {
         let note = plan(&p, Some(Path::new("/home/u")), &ops, true).unwrap();
         assert_eq!(
             note.planned,
-            [
-                PathBuf::from(".cache/pip"),
-                ".cache/pip/x".into(),
-                "project".into()
-            ]
+            [PathBuf::from(".cache/pip"), "project".into()]
         );
         let l = listing(&note);
         assert_eq!(
