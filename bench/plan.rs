@@ -167,7 +167,7 @@ fn socket_tree(files: usize) -> tempfile::TempDir {
 }
 
 /// What masking the sockets of the working directory costs a launch from
-/// a tree of that many files (the walk stops at its budget of 50,000
+/// a tree of that many files (the walk stops at its budget of 4,096
 /// entries; beyond it /proc/net/unix is read).
 #[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 20)]
 fn workdir_socket_masks(bencher: divan::Bencher, files: usize) {

@@ -14,8 +14,8 @@
 //!
 //! The search is a breadth-first walk of directory entries (their type
 //! comes with `getdents64`: no `stat` per file), without following
-//! symlinks, bounded to [`WALK_BUDGET`] entries so that a huge tree costs
-//! milliseconds, not seconds. When the bound is reached, the sockets bound
+//! symlinks, bounded to [`WALK_BUDGET`] entries so that a launch from a huge
+//! tree costs about a millisecond more, not tens of them. When the bound is reached, the sockets bound
 //! in hutch's network namespace by an absolute path (`/proc/net/unix`,
 //! which lists every listening pathname socket of the host's programs) are
 //! masked too, and `-v`/`--explain` say what the walk did not cover: a
@@ -32,9 +32,9 @@ use crate::diag::Diagnostic;
 use crate::host::Host;
 use crate::profile::ProfileError;
 
-/// Directory entries the walk reads at most (measured on a 100,000-file
-/// tree: see `bench/README.md`).
-pub const WALK_BUDGET: usize = 50_000;
+/// Directory entries the walk reads at most: about a millisecond's worth
+/// (`cargo bench --bench plan -- workdir_socket`, see bench/README.md).
+pub const WALK_BUDGET: usize = 4_096;
 /// Sockets masked at most: each is a mount.
 pub const MAX_SOCKETS: usize = 256;
 
