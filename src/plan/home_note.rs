@@ -120,7 +120,7 @@ mod tests {
     }
 
     fn profile(text: &str) -> Profile {
-        let file = std::sync::Arc::new(crate::diag::SourceFile::new("test", None, text));
+        let file = crate::diag::SourceFile::new("test", None, text);
         let raw = crate::profile::parse(&file).unwrap();
         Profile {
             name: "test".into(),
