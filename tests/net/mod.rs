@@ -4,6 +4,8 @@
 //! second namespace behind a veth pair plays "the internet" (TEST-NET
 //! addresses) and a "LAN" (a private address). No packet leaves these
 //! namespaces.
+// Each test file uses its own part of it.
+#![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, BufReader, Write};
