@@ -832,3 +832,32 @@ fn a_temporary_home_note_skips_volumes_escapes_names_and_can_be_silenced() {
     assert_eq!(notes[0].matches("~/f").count(), 10, "{}", notes[0]);
     assert!(notes[0].contains(" and 2 more;"), "{}", notes[0]);
 }
+
+/// Past the walk's bound (4,096 entries, shallowest first), a socket deeper
+/// in the tree is still masked when a program of the host's network
+/// namespace listens on it by absolute path (/proc/net/unix), and `-v`
+/// says where the walk stopped. The control: the client outside connects.
+#[test]
+fn a_socket_beyond_the_walks_bound_is_masked_from_proc_net_unix() {
+    let s = Scratch::new();
+    for i in 0..5000 {
+        std::fs::write(s.path().join(format!("f{i}")), "").unwrap();
+    }
+    std::fs::create_dir_all(s.path().join("deep/er")).unwrap();
+    s.chown_all();
+    let sock = s.path().join("deep/er/srv.sock").display().to_string();
+    let (_srv, _g) = socket_server(&s, &sock);
+    let o = s.run(&["-v"], &["python3", "-c", CONNECT, &sock]);
+    assert_eq!(ok(&o), format!("{sock} ECONNREFUSED\n"));
+    assert!(
+        stderr(&o).contains("the walk for them stopped after 4096 entries"),
+        "{}",
+        stderr(&o)
+    );
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", CONNECT, &sock])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&outside), format!("{sock} hello-from-host\n"));
+}
