@@ -596,11 +596,53 @@ fn program_profiles() -> Vec<String> {
     out
 }
 
+/// The profiles of programs that need the network to do their work,
+/// tested in tests/net_profiles.rs (in a network of the test's own):
+/// (profile, Debian package, tested action, test function).
+const NETWORK_TESTED: &[(&str, &str, &str, &str)] = &[
+    (
+        "wget",
+        "wget",
+        "downloads a file by name into the working directory",
+        "wget_downloads_into_the_working_directory_by_name",
+    ),
+    (
+        "pip",
+        "python3-pip",
+        "installs a wheel from a PEP 503 index into a venv, then into the --user site from its cache",
+        "pip_installs_from_an_index_into_a_venv_and_its_volumes_persist",
+    ),
+    (
+        "npm",
+        "npm",
+        "installs a package from a registry, then offline from its cache",
+        "npm_installs_from_a_registry_and_its_cache_volume_persists",
+    ),
+    (
+        "yt-dlp",
+        "yt-dlp",
+        "downloads a WAV file with its generic extractor",
+        "yt_dlp_downloads_a_media_file_into_the_working_directory",
+    ),
+];
+
 #[test]
 fn every_program_profile_has_a_test() {
     let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
-    tested.sort();
     let mut cases: Vec<String> = CASES.iter().map(|c| c.profile.to_string()).collect();
+    let net = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/net_profiles.rs"),
+    )
+    .unwrap();
+    for (profile, _, _, test) in NETWORK_TESTED {
+        assert!(
+            net.contains(&format!("#[test]\nfn {test}()")),
+            "tests/net_profiles.rs has no test {test} for profile {profile}"
+        );
+        tested.push(profile.to_string());
+        cases.push(profile.to_string());
+    }
+    tested.sort();
     cases.sort();
     assert_eq!(program_profiles(), tested);
     assert_eq!(cases, tested);
@@ -621,16 +663,20 @@ fn table() -> String {
     let mut t = String::from(
         "| program | profile | Debian package | what it gets | tested action |\n|---|---|---|---|---|\n",
     );
-    let mut cases: Vec<&Case> = CASES.iter().collect();
-    cases.sort_by_key(|c| c.profile);
-    for c in cases {
+    let mut rows: Vec<(&str, &str, &str, &str)> = CASES
+        .iter()
+        .map(|c| (c.profile, c.args[0], c.package, c.action))
+        .chain(
+            NETWORK_TESTED
+                .iter()
+                .map(|&(profile, package, action, _)| (profile, profile, package, action)),
+        )
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    for (profile, program, package, action) in rows {
         t += &format!(
-            "| `{}` | `{}` | {} | {} | {} |\n",
-            c.args[0],
-            c.profile,
-            c.package,
-            grants(c.profile),
-            c.action
+            "| `{program}` | `{profile}` | {package} | {} | {action} |\n",
+            grants(profile),
         );
     }
     t

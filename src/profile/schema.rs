@@ -33,6 +33,9 @@ pub struct RawProfile {
     pub hostname: Option<Spanned<String>>,
     pub identity: Option<Spanned<Identity>>,
     pub init: Option<Spanned<bool>>,
+    /// Where the home directory is a tmpfs, name on stderr at exit what was
+    /// written there (see `crate::plan::home_note`).
+    pub home_note: Option<Spanned<bool>>,
     /// Destinations of inherited `[[mount]]` entries to drop.
     pub remove: Option<Vec<Spanned<String>>>,
     /// Whether the payload keeps the caller's terminal (and job control),
