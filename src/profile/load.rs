@@ -55,7 +55,16 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("cpio", include_str!("../../profiles/cpio.toml")),
     ("chromium", include_str!("../../profiles/chromium.toml")),
     ("curl", include_str!("../../profiles/curl.toml")),
-    ("firefox-esr", include_str!("../../profiles/firefox-esr.toml")),
+    ("hexchat", include_str!("../../profiles/hexchat.toml")),
+    ("pidgin", include_str!("../../profiles/pidgin.toml")),
+    (
+        "thunderbird",
+        include_str!("../../profiles/thunderbird.toml"),
+    ),
+    (
+        "firefox-esr",
+        include_str!("../../profiles/firefox-esr.toml"),
+    ),
     ("exiftool", include_str!("../../profiles/exiftool.toml")),
     ("ffmpeg", include_str!("../../profiles/ffmpeg.toml")),
     ("ffprobe", include_str!("../../profiles/ffprobe.toml")),

@@ -424,3 +424,31 @@ pub fn a_viewer_shows_its_file_and_cannot_change_it(
     assert_eq!(ok(&outside), "changed\nwritten\nsecret\n");
     assert!(beside.exists());
 }
+
+impl Image {
+    /// How many pixels satisfy `pred`.
+    pub fn count(&self, pred: impl Fn((u8, u8, u8)) -> bool) -> usize {
+        (0..self.height)
+            .map(|y| (0..self.width).filter(|&x| pred(self.rgb(x, y))).count())
+            .sum()
+    }
+
+    /// How many pixels the image has.
+    pub fn pixels(&self) -> usize {
+        (self.width * self.height) as usize
+    }
+}
+
+/// As [`wait_until`], for apps that take long to start (a browser's first
+/// start on a loaded machine): the deadline is `secs` seconds.
+#[track_caller]
+pub fn wait_until_within(secs: u64, mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never appeared in {secs} s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,457 @@
+//! The shipped profiles of networked desktop apps: the browsers
+//! (firefox-esr, chromium), the mail client (thunderbird) and the messengers
+//! (hexchat, pidgin), each run through its profile by the unprivileged test
+//! user on an Xvfb display: the app's window appears there through its
+//! nested X server (titled `hutch.NAME (hutch)`) with known pixels (a red
+//! page, a red message, the red colours of the user's own settings kept in
+//! the app's volume), what the app keeps in its volume is there for the
+//! next start, and what the profile denies is checked beside the same probe
+//! succeeding outside the sandbox: ~/.ssh unreadable, the file named on
+//! the command line not writable, nothing written to the home outside the
+//! volume reaches the real home. The browsers' own sandboxes are checked
+//! too: their renderers run in user namespaces of their own, which
+//! `[seccomp] nested_userns` allows, and Chromium refuses to start without
+//! it.
+//!
+//! Nothing here reaches a network: the pages and the message are local
+//! files; the apps' network is `[network] mode = "user"` (pasta), which the
+//! tests leave unused. Programs that are missing (`.ci/run` installs them)
+//! make a test print `SKIP: <reason>`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::x11::*;
+use common::*;
+
+/// What every test here needs besides the app.
+const X_TOOLS: [&str; 5] = ["Xvfb", "xauth", "xwd", "xwininfo", "Xephyr"];
+
+/// How long a first start may take: a browser creating its profile on a
+/// machine that runs other tests (well under a minute when idle).
+const START_SECS: u64 = 180;
+
+/// An HTML page (or the body of an HTML message) whose background is red.
+const RED_PAGE: &str = "<!doctype html><html><head><title>red</title></head>\
+    <body style=\"background:#ff0000;margin:0\"><div style=\"height:3000px\"></div></body></html>\n";
+
+/// A mail message whose HTML body is [`RED_PAGE`].
+fn red_message() -> String {
+    format!(
+        "From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\n\
+         Subject: A red message\r\nDate: Sat, 05 Dec 2026 12:00:00 +0000\r\n\
+         Message-ID: <red@example.org>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\r\n{RED_PAGE}"
+    )
+}
+
+/// Red covers at least an eighth of the host display: the page or the
+/// message, not an icon or a logo.
+fn red_area(image: &Image) -> bool {
+    image.count(is_red) >= image.pixels() / 8
+}
+
+/// A window covers at least an eighth of the host display (the nested
+/// server's screen is black until the app maps a window).
+fn a_window(image: &Image) -> bool {
+    image.count(|p| !is_black(p)) >= image.pixels() / 8
+}
+
+/// The host directory of the test user's volume `name`.
+fn volume(s: &Scratch, name: &str) -> PathBuf {
+    s.home().join(".local/share/hutch/volumes").join(name)
+}
+
+/// `hutch run NAME ARGS...` as the test user on display `d`, running until
+/// dropped; waits until a screenshot of the host display satisfies `shown`
+/// and checks that the window there is the nested server's, titled with
+/// the app id.
+fn start(
+    s: &Scratch,
+    d: &XDisplay,
+    name: &str,
+    args: &[&Path],
+    shown: fn(&Image) -> bool,
+) -> Server {
+    let mut app = s.hutch(&["run", name]);
+    app.args(args)
+        .env("DISPLAY", format!(":{}", d.number))
+        .env("XAUTHORITY", &d.xauthority)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let app = Server(app.spawn().unwrap());
+    wait_until_within(
+        START_SECS,
+        || shown(&Image::take(s, d)),
+        &format!("{name}'s window on the host display"),
+    );
+    let tree = stdout(
+        &x_client(s, d, "xwininfo")
+            .args(["-root", "-tree"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        tree.contains(&format!("\"hutch.{name} (hutch)\"")),
+        "{tree}"
+    );
+    app
+}
+
+/// What the profile denies, with its control: in `hutch run --profile
+/// NAME` (on display `d`, as the app gets it), the host's ~/.ssh key is
+/// unreadable, `file` (when given: bound as the app's file argument) cannot
+/// be changed, a file written in the volume at `volume_dst` reaches the
+/// volume on the host, and one written elsewhere in the home does not
+/// reach the real home; outside the sandbox the key is readable and the
+/// file writable.
+fn denied(s: &Scratch, d: &XDisplay, name: &str, volume_dst: &str, file: Option<&Path>) {
+    home_file(s, ".ssh/id_ed25519", b"secret\n");
+    let probe = "cat ~/.ssh/id_ed25519 2>/dev/null || echo no-key; \
+                 if [ -n \"$1\" ]; then printf x >> \"$1\" 2>/dev/null && echo changed || echo kept; fi; \
+                 echo kept > \"$2/hutch-probe\" && echo saved; \
+                 echo lost > ~/hutch-lost 2>/dev/null; echo done";
+    let dst = volume_dst.replace('~', &s.home().to_string_lossy());
+    let file_arg = file.map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    let mut inside = s.hutch(&["run", "--profile", name, "--", "sh", "-c", probe, "sh"]);
+    inside
+        .arg(&file_arg)
+        .arg(&dst)
+        .env("DISPLAY", format!(":{}", d.number))
+        .env("XAUTHORITY", &d.xauthority);
+    let said = ok(&inside.output().unwrap());
+    let expected = if file.is_some() {
+        "no-key\nkept\nsaved\ndone\n"
+    } else {
+        "no-key\nsaved\ndone\n"
+    };
+    assert_eq!(said, expected);
+    let vol = volume(s, name);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("hutch-probe")).unwrap(),
+        "kept\n"
+    );
+    assert!(
+        !s.home().join("hutch-lost").exists(),
+        "the home write reached the host"
+    );
+    if let Some(f) = file {
+        assert!(
+            !std::fs::read(f).unwrap().ends_with(b"x"),
+            "the file changed"
+        );
+    }
+    // The control: the same probe outside the sandbox, writing beside it.
+    let beside = s.path().join("beside");
+    std::fs::create_dir_all(&beside).unwrap();
+    s.chown_all();
+    let outside = s
+        .as_user(Path::new("/bin/sh"))
+        .args(["-c", probe, "sh", &file_arg])
+        .arg(&beside)
+        .output()
+        .unwrap();
+    let expected = if file.is_some() {
+        "secret\nchanged\nsaved\ndone\n"
+    } else {
+        "secret\nsaved\ndone\n"
+    };
+    assert_eq!(ok(&outside), expected);
+    assert!(s.home().join("hutch-lost").exists());
+}
+
+/// The entries of a directory, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The host pids of `pid`'s descendants.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let p: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// A process's command line, its arguments split at NULs and spaces
+/// (browsers rewrite their children's into one string, spaces between).
+fn cmdline(pid: u32) -> Vec<String> {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .split(['\0', ' '])
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn user_ns(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()
+}
+
+/// Under the launcher `app`: the user namespace of the browser's main
+/// process (the first descendant whose program is `program`, without
+/// `marker` among its arguments) and those of its children that have
+/// `marker` (its renderers).
+fn namespaces_of(app: &Server, program: &str, marker: &str) -> (PathBuf, Vec<PathBuf>) {
+    let procs: Vec<(u32, Vec<String>)> = descendants(app.0.id())
+        .into_iter()
+        .map(|p| (p, cmdline(p)))
+        .filter(|(_, c)| c.first().is_some_and(|a| a.ends_with(program)))
+        .collect();
+    let main = procs
+        .iter()
+        .find(|(_, c)| !c.iter().any(|a| a.starts_with(marker)))
+        .and_then(|(p, _)| user_ns(*p))
+        .unwrap_or_else(|| panic!("no {program} main process: {procs:?}"));
+    let children = procs
+        .iter()
+        .filter(|(_, c)| c.iter().any(|a| a.starts_with(marker)))
+        .filter_map(|(p, _)| user_ns(*p))
+        .collect();
+    (main, children)
+}
+
+// ---- Browsers ----------------------------------------------------------------
+
+/// A browser profile: the red page named on the command line fills its
+/// window; its renderers run in user namespaces of their own (its own
+/// sandbox, which `nested_userns` allows); its profile directory is kept
+/// in the volume `name` (`kept` appears there) and a second start uses the
+/// same one (the volume's `profiles` directory lists the same entries),
+/// with the page shown again; then the denied actions.
+fn a_browser_shows_the_page_and_keeps_its_profile(
+    name: &str,
+    program: &str,
+    renderer: &str,
+    volume_dst: &str,
+    kept: &str,
+    profiles: &str,
+) {
+    let s = Scratch::new();
+    let page = home_file(&s, "Downloads/page.html", RED_PAGE.as_bytes());
+    let d = xvfb(&s);
+    assert!(
+        !red_area(&Image::take(&s, &d)),
+        "the host display starts blank"
+    );
+
+    let app = start(&s, &d, name, &[&page], red_area);
+    // Its renderers: at least one, each in a user namespace other than the
+    // browser's (wait for them: they start after the first paint too).
+    let mut seen = (PathBuf::new(), Vec::new());
+    wait_until_within(
+        60,
+        || {
+            seen = namespaces_of(&app, program, renderer);
+            !seen.1.is_empty()
+        },
+        &format!("{name}'s renderer processes"),
+    );
+    let (main, renderers) = seen;
+    assert!(
+        renderers.iter().all(|ns| *ns != main),
+        "a renderer shares the browser's user namespace {main:?}: {renderers:?}"
+    );
+    drop(app);
+
+    let vol = volume(&s, name);
+    assert!(
+        vol.join(kept).exists(),
+        "{kept} not kept in the volume: {:?}",
+        entries(&vol)
+    );
+    let before = entries(&vol.join(profiles));
+    // The second start, with what the first one left in the volume.
+    let again = start(&s, &d, name, &[&page], red_area);
+    drop(again);
+    assert_eq!(
+        entries(&vol.join(profiles)),
+        before,
+        "a new profile was made"
+    );
+
+    denied(&s, &d, name, volume_dst, Some(&page));
+}
+
+#[test]
+fn the_shipped_firefox_profile_shows_a_page_and_keeps_its_profile() {
+    if !installed(&X_TOOLS) || !installed(&["firefox-esr"]) {
+        return;
+    }
+    a_browser_shows_the_page_and_keeps_its_profile(
+        "firefox-esr",
+        "firefox-esr",
+        "-isForBrowser",
+        "~/.config/mozilla",
+        "firefox/profiles.ini",
+        "firefox",
+    );
+}
+
+#[test]
+fn the_shipped_chromium_profile_shows_a_page_and_keeps_its_profile() {
+    if !installed(&X_TOOLS) || !installed(&["chromium"]) {
+        return;
+    }
+    a_browser_shows_the_page_and_keeps_its_profile(
+        "chromium",
+        "chromium",
+        "--type=renderer",
+        "~/.config/chromium",
+        "Default/Preferences",
+        ".",
+    );
+}
+
+/// The control for the browsers' `nested_userns`: without it, Chromium
+/// (whose Debian package has no setuid sandbox helper) refuses to start
+/// rather than run its renderers unsandboxed.
+#[test]
+fn chromium_without_nested_user_namespaces_refuses_to_start() {
+    if !installed(&X_TOOLS) || !installed(&["chromium"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let profile = s.write(
+        "no-userns.toml",
+        "version = 1\nextends = [\"chromium\"]\n\n[seccomp]\nnested_userns = false\n",
+    );
+    let page = home_file(&s, "page.html", RED_PAGE.as_bytes());
+    let out = s
+        .hutch(&["run", "--profile"])
+        .arg(&profile)
+        .args(["--", "/usr/bin/chromium"])
+        .arg(&page)
+        .env("DISPLAY", format!(":{}", d.number))
+        .env("XAUTHORITY", &d.xauthority)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("No usable sandbox"), "{err}");
+    assert!(!red_area(&Image::take(&s, &d)));
+}
+
+// ---- Mail ----------------------------------------------------------------------
+
+#[test]
+fn the_shipped_thunderbird_profile_shows_a_message_and_keeps_its_profile() {
+    if !installed(&X_TOOLS) || !installed(&["thunderbird"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let message = home_file(&s, "Downloads/red.eml", red_message().as_bytes());
+    let d = xvfb(&s);
+    assert!(
+        !red_area(&Image::take(&s, &d)),
+        "the host display starts blank"
+    );
+    let app = start(&s, &d, "thunderbird", &[&message], red_area);
+    drop(app);
+    let vol = volume(&s, "thunderbird");
+    assert!(vol.join("profiles.ini").exists(), "{:?}", entries(&vol));
+    let before = entries(&vol);
+    let again = start(&s, &d, "thunderbird", &[&message], red_area);
+    drop(again);
+    assert_eq!(entries(&vol), before, "a new profile was made");
+    denied(&s, &d, "thunderbird", "~/.thunderbird", Some(&message));
+}
+
+// ---- Messengers ------------------------------------------------------------------
+
+/// A messenger profile: the first start maps a window that is not red; the
+/// user's settings written into the volume (`settings`: file, content)
+/// make the next start's window red, so the volume is where the app reads
+/// its settings from; then the denied actions.
+fn a_messenger_starts_with_the_settings_of_its_volume(
+    name: &str,
+    volume_dst: &str,
+    settings: &[(&str, &str)],
+) {
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    assert!(
+        !a_window(&Image::take(&s, &d)),
+        "the host display starts blank"
+    );
+    let app = start(&s, &d, name, &[], a_window);
+    assert!(!red_area(&Image::take(&s, &d)), "red before the settings");
+    drop(app);
+
+    let vol = volume(&s, name);
+    assert!(vol.is_dir());
+    for (file, content) in settings {
+        std::fs::write(vol.join(file), content).unwrap();
+    }
+    s.chown_all();
+    let again = start(&s, &d, name, &[], red_area);
+    drop(again);
+    denied(&s, &d, name, volume_dst, None);
+}
+
+#[test]
+fn the_shipped_hexchat_profile_starts_with_the_settings_of_its_volume() {
+    if !installed(&X_TOOLS) || !installed(&["hexchat"]) {
+        return;
+    }
+    a_messenger_starts_with_the_settings_of_its_volume(
+        "hexchat",
+        "~/.config/hexchat",
+        &[
+            // Straight to the main window, whose text area is red
+            // (colour 259 is the text background).
+            ("hexchat.conf", "gui_slist_skip = 1\n"),
+            ("colors.conf", "color_259 = ffff 0000 0000\n"),
+        ],
+    );
+}
+
+#[test]
+fn the_shipped_pidgin_profile_starts_with_the_settings_of_its_volume() {
+    if !installed(&X_TOOLS) || !installed(&["pidgin"]) {
+        return;
+    }
+    a_messenger_starts_with_the_settings_of_its_volume(
+        "pidgin",
+        "~/.purple",
+        &[(
+            // Pidgin's own GTK style file, read at start.
+            "gtkrc-2.0",
+            "style \"hutch-red\" { bg[NORMAL] = \"#ff0000\" base[NORMAL] = \"#ff0000\" }\n\
+             widget_class \"*\" style \"hutch-red\"\n",
+        )],
+    );
+}
