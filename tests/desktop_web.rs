@@ -20,6 +20,7 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -75,8 +76,21 @@ fn start(
     args: &[&Path],
     shown: fn(&Image) -> bool,
 ) -> Server {
-    let mut app = s.hutch(&["run", name]);
-    app.args(args)
+    let mut run: Vec<OsString> = vec!["run".into(), name.into()];
+    run.extend(args.iter().map(|a| a.as_os_str().to_owned()));
+    start_with(s, d, name, &run, shown)
+}
+
+/// `hutch RUN...` as [`start`] does, the window titled `hutch.ID (hutch)`.
+fn start_with(
+    s: &Scratch,
+    d: &XDisplay,
+    id: &str,
+    run: &[OsString],
+    shown: fn(&Image) -> bool,
+) -> Server {
+    let mut app = s.hutch(&[]);
+    app.args(run)
         .env("DISPLAY", format!(":{}", d.number))
         .env("XAUTHORITY", &d.xauthority)
         .stdout(Stdio::null())
@@ -85,7 +99,7 @@ fn start(
     wait_until_within(
         START_SECS,
         || shown(&Image::take(s, d)),
-        &format!("{name}'s window on the host display"),
+        &format!("{id}'s window on the host display"),
     );
     let tree = stdout(
         &x_client(s, d, "xwininfo")
@@ -93,10 +107,7 @@ fn start(
             .output()
             .unwrap(),
     );
-    assert!(
-        tree.contains(&format!("\"hutch.{name} (hutch)\"")),
-        "{tree}"
-    );
+    assert!(tree.contains(&format!("\"hutch.{id} (hutch)\"")), "{tree}");
     app
 }
 
@@ -223,24 +234,35 @@ fn user_ns(pid: u32) -> Option<PathBuf> {
 /// Under the launcher `app`: the user namespace of the browser's main
 /// process (the first descendant whose program is `program`, without
 /// `marker` among its arguments) and those of its children that have
-/// `marker` (its renderers).
+/// `marker` (its renderers), once there is at least one renderer.
 fn namespaces_of(app: &Server, program: &str, marker: &str) -> (PathBuf, Vec<PathBuf>) {
-    let procs: Vec<(u32, Vec<String>)> = descendants(app.0.id())
-        .into_iter()
-        .map(|p| (p, cmdline(p)))
-        .filter(|(_, c)| c.first().is_some_and(|a| a.ends_with(program)))
-        .collect();
-    let main = procs
-        .iter()
-        .find(|(_, c)| !c.iter().any(|a| a.starts_with(marker)))
-        .and_then(|(p, _)| user_ns(*p))
-        .unwrap_or_else(|| panic!("no {program} main process: {procs:?}"));
-    let children = procs
-        .iter()
-        .filter(|(_, c)| c.iter().any(|a| a.starts_with(marker)))
-        .filter_map(|(p, _)| user_ns(*p))
-        .collect();
-    (main, children)
+    let mut seen = None;
+    wait_until_within(
+        60,
+        || {
+            let procs: Vec<Vec<String>> = descendants(app.0.id())
+                .into_iter()
+                .map(|p| {
+                    let mut c = cmdline(p);
+                    c.push(user_ns(p).map_or(String::new(), |n| n.display().to_string()));
+                    c
+                })
+                .filter(|c| c.first().is_some_and(|a| a.ends_with(program)))
+                .collect();
+            let main = procs.iter().find(|c| !c.contains(&marker.to_string()));
+            let renderers: Vec<PathBuf> = procs
+                .iter()
+                .filter(|c| c.contains(&marker.to_string()))
+                .map(|c| PathBuf::from(c.last().unwrap()))
+                .collect();
+            if let (Some(main), false) = (main, renderers.is_empty()) {
+                seen = Some((PathBuf::from(main.last().unwrap()), renderers));
+            }
+            seen.is_some()
+        },
+        &format!("{program}'s renderer processes"),
+    );
+    seen.unwrap()
 }
 
 // ---- Browsers ----------------------------------------------------------------
@@ -268,22 +290,17 @@ fn a_browser_shows_the_page_and_keeps_its_profile(
     );
 
     let app = start(&s, &d, name, &[&page], red_area);
-    // Its renderers: at least one, each in a user namespace other than the
-    // browser's (wait for them: they start after the first paint too).
-    let mut seen = (PathBuf::new(), Vec::new());
-    wait_until_within(
-        60,
-        || {
-            seen = namespaces_of(&app, program, renderer);
-            !seen.1.is_empty()
-        },
-        &format!("{name}'s renderer processes"),
-    );
-    let (main, renderers) = seen;
-    assert!(
-        renderers.iter().all(|ns| *ns != main),
-        "a renderer shares the browser's user namespace {main:?}: {renderers:?}"
-    );
+    // Its renderers: each in a user namespace other than the browser's
+    // (only root reads the namespaces of a browser's undumpable children).
+    if is_root() {
+        let (main, renderers) = namespaces_of(&app, program, renderer);
+        assert!(
+            renderers.iter().all(|ns| *ns != main),
+            "a renderer shares the browser's user namespace {main:?}: {renderers:?}"
+        );
+    } else {
+        skip("the renderers' namespaces: only root can read them");
+    }
     drop(app);
 
     let vol = volume(&s, name);
@@ -332,6 +349,41 @@ fn the_shipped_chromium_profile_shows_a_page_and_keeps_its_profile() {
         "~/.config/chromium",
         "Default/Preferences",
         ".",
+    );
+}
+
+/// The control for the browsers' `nested_userns`: without it, Firefox
+/// still shows the page, but its renderers stay in the browser's own user
+/// namespace (its sandbox without namespaces: seccomp only).
+#[test]
+fn firefox_without_nested_user_namespaces_keeps_its_renderers_in_its_own() {
+    if !installed(&X_TOOLS) || !installed(&["firefox-esr"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = xvfb(&s);
+    let profile = s.write(
+        "no-userns.toml",
+        "version = 1\nextends = [\"firefox-esr\"]\n\n[seccomp]\nnested_userns = false\n",
+    );
+    let page = home_file(&s, "page.html", RED_PAGE.as_bytes());
+    let run: Vec<OsString> = vec![
+        "run".into(),
+        "--profile".into(),
+        profile.into(),
+        "--".into(),
+        "/usr/bin/firefox-esr".into(),
+        page.into(),
+    ];
+    if !is_root() {
+        skip("the renderers' namespaces: only root can read them");
+        return;
+    }
+    let app = start_with(&s, &d, "no-userns", &run, red_area);
+    let (main, renderers) = namespaces_of(&app, "firefox-esr", "-isForBrowser");
+    assert!(
+        renderers.iter().all(|ns| *ns == main),
+        "{main:?}: {renderers:?}"
     );
 }
 
