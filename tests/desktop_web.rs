@@ -507,3 +507,87 @@ fn the_shipped_pidgin_profile_starts_with_the_settings_of_its_volume() {
         )],
     );
 }
+
+// ---- Wayland -------------------------------------------------------------------
+
+/// In a Wayland session (a headless weston of the test user), `hutch run
+/// NAME FILE` gives the app the compositor (its profile says `display =
+/// "auto"`) and the app maps a toplevel window whose title has `title` (the
+/// page's or the message's): the app's own protocol log (`WAYLAND_DEBUG`,
+/// passed with `--env`) shows it. The X11 path is the other tests'.
+fn shows_on_wayland(name: &str, file: &str, content: &[u8], title: &str) {
+    if !installed(&["weston"]) || !installed(&[name]) {
+        return;
+    }
+    let s = Scratch::new();
+    let file = home_file(&s, file, content);
+    let _weston = Server(
+        s.as_user(&bin("weston"))
+            .args([
+                "--backend=headless-backend.so",
+                "--socket=hutch-wl",
+                "--idle-time=0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let socket = s.runtime().join("hutch-wl");
+    wait_until_within(
+        20,
+        || std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "weston's socket",
+    );
+    let log = s.path().join("wayland.log");
+    let app = s
+        .hutch(&["run", "--env", "WAYLAND_DEBUG=1", name])
+        .arg(&file)
+        .env("WAYLAND_DISPLAY", "hutch-wl")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _app = Server(app);
+    wait_until_within(
+        START_SECS,
+        || {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+            text.lines().any(|l| {
+                l.contains("xdg_toplevel") && l.contains("set_title(") && l.contains(title)
+            })
+        },
+        &format!("{name}'s toplevel titled {title:?} on the compositor"),
+    );
+}
+
+#[test]
+fn firefox_uses_wayland_where_the_session_has_it() {
+    shows_on_wayland(
+        "firefox-esr",
+        "page.html",
+        RED_PAGE.as_bytes(),
+        "\"red — Mozilla Firefox\"",
+    );
+}
+
+#[test]
+fn chromium_uses_wayland_where_the_session_has_it() {
+    shows_on_wayland(
+        "chromium",
+        "page.html",
+        RED_PAGE.as_bytes(),
+        "\"red - Chromium\"",
+    );
+}
+
+#[test]
+fn thunderbird_uses_wayland_where_the_session_has_it() {
+    shows_on_wayland(
+        "thunderbird",
+        "red.eml",
+        red_message().as_bytes(),
+        "Mozilla Thunderbird\"",
+    );
+}
