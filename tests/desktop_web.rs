@@ -8,7 +8,8 @@
 //! next start, and what the profile denies is checked beside the same probe
 //! succeeding outside the sandbox: ~/.ssh unreadable, the file named on
 //! the command line not writable, nothing written to the home outside the
-//! volume reaches the real home. The browsers' own sandboxes are checked
+//! volume reaches the real home, a service on the host's loopback is out of
+//! reach. The browsers' own sandboxes are checked
 //! too: their renderers run in user namespaces of their own, which
 //! `[seccomp] nested_userns` allows, and Chromium refuses to start without
 //! it.
@@ -115,28 +116,36 @@ fn start_with(
 /// NAME` (on display `d`, as the app gets it), the host's ~/.ssh key is
 /// unreadable, `file` (when given: bound as the app's file argument) cannot
 /// be changed, a file written in the volume at `volume_dst` reaches the
-/// volume on the host, and one written elsewhere in the home does not
-/// reach the real home; outside the sandbox the key is readable and the
-/// file writable.
+/// volume on the host, one written elsewhere in the home does not reach
+/// the real home, and a service on the host's loopback is out of reach;
+/// outside the sandbox the key is readable, the file writable and the
+/// service reached.
 fn denied(s: &Scratch, d: &XDisplay, name: &str, volume_dst: &str, file: Option<&Path>) {
     home_file(s, ".ssh/id_ed25519", b"secret\n");
     let probe = "cat ~/.ssh/id_ed25519 2>/dev/null || echo no-key; \
                  if [ -n \"$1\" ]; then printf x >> \"$1\" 2>/dev/null && echo changed || echo kept; fi; \
                  echo kept > \"$2/hutch-probe\" && echo saved; \
-                 echo lost > ~/hutch-lost 2>/dev/null; echo done";
+                 echo lost > ~/hutch-lost 2>/dev/null; \
+                 python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), 10)' \"$3\" \
+                   2>/dev/null && echo host-reached || echo host-unreached; echo done";
     let dst = volume_dst.replace('~', &s.home().to_string_lossy());
     let file_arg = file.map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    // A service on the host's loopback, which the app's network (pasta,
+    // mode "user") must not reach.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = service.local_addr().unwrap().port().to_string();
     let mut inside = s.hutch(&["run", "--profile", name, "--", "sh", "-c", probe, "sh"]);
     inside
         .arg(&file_arg)
         .arg(&dst)
+        .arg(&port)
         .env("DISPLAY", format!(":{}", d.number))
         .env("XAUTHORITY", &d.xauthority);
     let said = ok(&inside.output().unwrap());
     let expected = if file.is_some() {
-        "no-key\nkept\nsaved\ndone\n"
+        "no-key\nkept\nsaved\nhost-unreached\ndone\n"
     } else {
-        "no-key\nsaved\ndone\n"
+        "no-key\nsaved\nhost-unreached\ndone\n"
     };
     assert_eq!(said, expected);
     let vol = volume(s, name);
@@ -162,12 +171,13 @@ fn denied(s: &Scratch, d: &XDisplay, name: &str, volume_dst: &str, file: Option<
         .as_user(Path::new("/bin/sh"))
         .args(["-c", probe, "sh", &file_arg])
         .arg(&beside)
+        .arg(&port)
         .output()
         .unwrap();
     let expected = if file.is_some() {
-        "secret\nchanged\nsaved\ndone\n"
+        "secret\nchanged\nsaved\nhost-reached\ndone\n"
     } else {
-        "secret\nsaved\ndone\n"
+        "secret\nsaved\nhost-reached\ndone\n"
     };
     assert_eq!(ok(&outside), expected);
     assert!(s.home().join("hutch-lost").exists());
