@@ -278,15 +278,15 @@ fn namespaces_of(app: &Server, program: &str, marker: &str) -> (PathBuf, Vec<Pat
 // ---- Browsers ----------------------------------------------------------------
 
 /// A browser profile: the red page named on the command line fills its
-/// window; its renderers run in user namespaces of their own (its own
-/// sandbox, which `nested_userns` allows); its profile directory is kept
+/// window; its renderers (`renderers`: the program, and the argument that
+/// marks a renderer) run in user namespaces of their own (its own sandbox,
+/// which `nested_userns` allows); its profile directory is kept
 /// in the volume `name` (`kept` appears there) and a second start uses the
 /// same one (the volume's `profiles` directory lists the same entries),
 /// with the page shown again; then the denied actions.
 fn a_browser_shows_the_page_and_keeps_its_profile(
     name: &str,
-    program: &str,
-    renderer: &str,
+    renderers: Option<(&str, &str)>,
     volume_dst: &str,
     kept: &str,
     profiles: &str,
@@ -302,14 +302,16 @@ fn a_browser_shows_the_page_and_keeps_its_profile(
     let app = start(&s, &d, name, &[&page], red_area);
     // Its renderers: each in a user namespace other than the browser's
     // (only root reads the namespaces of a browser's undumpable children).
-    if is_root() {
+    if let (Some((program, _)), false) = (renderers, is_root()) {
+        skip(&format!(
+            "{program}'s renderers' namespaces: only root can read them"
+        ));
+    } else if let Some((program, renderer)) = renderers {
         let (main, renderers) = namespaces_of(&app, program, renderer);
         assert!(
             renderers.iter().all(|ns| *ns != main),
             "a renderer shares the browser's user namespace {main:?}: {renderers:?}"
         );
-    } else {
-        skip("the renderers' namespaces: only root can read them");
     }
     drop(app);
 
@@ -339,8 +341,7 @@ fn the_shipped_firefox_profile_shows_a_page_and_keeps_its_profile() {
     }
     a_browser_shows_the_page_and_keeps_its_profile(
         "firefox-esr",
-        "firefox-esr",
-        "-isForBrowser",
+        Some(("firefox-esr", "-isForBrowser")),
         "~/.config/mozilla",
         "firefox/profiles.ini",
         "firefox",
@@ -354,12 +355,20 @@ fn the_shipped_chromium_profile_shows_a_page_and_keeps_its_profile() {
     }
     a_browser_shows_the_page_and_keeps_its_profile(
         "chromium",
-        "chromium",
-        "--type=renderer",
+        Some(("chromium", "--type=renderer")),
         "~/.config/chromium",
         "Default/Preferences",
         ".",
     );
+}
+
+/// Dillo has no sandbox of its own: no renderers to check.
+#[test]
+fn the_shipped_dillo_profile_shows_a_page_and_keeps_its_settings() {
+    if !installed(&X_TOOLS) || !installed(&["dillo"]) {
+        return;
+    }
+    a_browser_shows_the_page_and_keeps_its_profile("dillo", None, "~/.dillo", "cookiesrc", ".");
 }
 
 /// The control for the browsers' `nested_userns`: without it, Firefox

@@ -55,6 +55,7 @@ pub static BUILTIN: &[(&str, &str)] = &[
     ("cpio", include_str!("../../profiles/cpio.toml")),
     ("chromium", include_str!("../../profiles/chromium.toml")),
     ("curl", include_str!("../../profiles/curl.toml")),
+    ("dillo", include_str!("../../profiles/dillo.toml")),
     ("hexchat", include_str!("../../profiles/hexchat.toml")),
     ("pidgin", include_str!("../../profiles/pidgin.toml")),
     (
