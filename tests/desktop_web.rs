@@ -610,3 +610,53 @@ fn thunderbird_uses_wayland_where_the_session_has_it() {
         "Mozilla Thunderbird\"",
     );
 }
+
+// ---- A killed launcher ---------------------------------------------------------
+
+/// SIGKILL of hutch while Firefox runs: every process under it (the
+/// browser, its renderers in their nested namespaces, the nested X server,
+/// pasta) is gone soon after, nothing is left on the host display, the
+/// profile in the volume is intact, and the next start uses it.
+#[test]
+fn a_killed_launcher_takes_firefox_and_its_helpers_down_and_keeps_its_profile() {
+    if !installed(&X_TOOLS) || !installed(&["firefox-esr"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let page = home_file(&s, "page.html", RED_PAGE.as_bytes());
+    let d = xvfb(&s);
+    let mut app = start(&s, &d, "firefox-esr", &[&page], red_area);
+    let under: Vec<u32> = descendants(app.0.id());
+    assert!(under.len() >= 4, "{under:?}");
+    app.0.kill().unwrap();
+    app.0.wait().unwrap();
+    // Reaped: dropping it would signal a pid that may be reused by now.
+    std::mem::forget(app);
+    wait_until_within(
+        30,
+        || {
+            under
+                .iter()
+                .all(|p| !Path::new(&format!("/proc/{p}")).exists() || zombie(*p))
+        },
+        "the end of every process under the killed launcher",
+    );
+    wait_until_within(
+        30,
+        || !red_area(&Image::take(&s, &d)),
+        "the host display without the browser's window",
+    );
+    let profiles = volume(&s, "firefox-esr").join("firefox");
+    assert!(profiles.join("profiles.ini").exists());
+    let before = entries(&profiles);
+    drop(start(&s, &d, "firefox-esr", &[&page], red_area));
+    assert_eq!(entries(&profiles), before, "a new profile was made");
+}
+
+/// Whether `pid` is a zombie (dead, not yet reaped by its parent).
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
