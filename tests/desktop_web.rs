@@ -1,18 +1,20 @@
 //! The shipped profiles of networked desktop apps: the browsers
-//! (firefox-esr, chromium), the mail client (thunderbird) and the messengers
-//! (hexchat, pidgin), each run through its profile by the unprivileged test
-//! user on an Xvfb display: the app's window appears there through its
-//! nested X server (titled `hutch.NAME (hutch)`) with known pixels (a red
-//! page, a red message, the red colours of the user's own settings kept in
-//! the app's volume), what the app keeps in its volume is there for the
-//! next start, and what the profile denies is checked beside the same probe
-//! succeeding outside the sandbox: ~/.ssh unreadable, the file named on
-//! the command line not writable, nothing written to the home outside the
-//! volume reaches the real home, a service on the host's loopback is out of
-//! reach. The browsers' own sandboxes are checked
-//! too: their renderers run in user namespaces of their own, which
-//! `[seccomp] nested_userns` allows, and Chromium refuses to start without
-//! it.
+//! (firefox-esr, chromium, dillo), the mail client (thunderbird) and the
+//! messengers (hexchat, pidgin), each run through its profile by the
+//! unprivileged test user on an Xvfb display: the app's window appears
+//! there through its nested X server (titled `hutch.NAME (hutch)`) with
+//! known pixels (a red page, a red message, the red colours of the user's
+//! own settings kept in the app's volume), what the app keeps in its volume
+//! is there for the next start, and what the profile denies is checked
+//! beside the same probe succeeding outside the sandbox: ~/.ssh unreadable,
+//! the file named on the command line not writable, nothing written to the
+//! home outside the volume reaches the real home, a service on the host's
+//! loopback is out of reach. The browsers' own sandboxes are checked too:
+//! their renderers run in user namespaces of their own, which `[seccomp]
+//! nested_userns` allows (without it Firefox keeps them in its own, and
+//! Chromium refuses to start). In a Wayland session (a headless weston)
+//! the browsers and Thunderbird map their windows on the compositor; a
+//! SIGKILL of hutch ends Firefox and its helpers and keeps its profile.
 //!
 //! Nothing here reaches a network: the pages and the message are local
 //! files; the apps' network is `[network] mode = "user"` (pasta), which the
