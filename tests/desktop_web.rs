@@ -73,27 +73,67 @@ fn volume(s: &Scratch, name: &str) -> PathBuf {
 /// loopback, and a veth pair whose one end has an address and the default
 /// route (pasta needs one to start), the other end nothing; every address
 /// but that end's subnet is behind a `prohibit` route, so that what the
-/// apps send out (a browser's first-run pages and update checks, a DNS
-/// query to the host's resolver) fails at once instead of waiting for
-/// timeouts.
+/// apps send out (a browser's first-run pages and update checks) fails at
+/// once. The resolver is [`REFUSER`] on this namespace's loopback (named
+/// in a private /etc/resolv.conf, which pasta forwards the sandbox's DNS
+/// to): the apps look names up (their own host name among them), and an
+/// unanswered query would hold each for 20 s. `$1` is the refuser's code;
+/// the rest is the command. Its files are made in the working directory
+/// (the test's scratch directory, removed with it).
 const OFFLINE_NET: &str = "set -e; ip=/usr/sbin/ip; $ip link set lo up; \
     $ip link add v0 type veth peer name v1; $ip addr add 198.51.100.2/24 dev v0; \
     $ip link set v0 up; $ip link set v1 up; $ip route add default via 198.51.100.1; \
     $ip route add prohibit 0.0.0.0/1; $ip route add prohibit 128.0.0.0/1; \
-    exec \"$@\"";
+    d=$(mktemp -d -p \"$PWD\"); echo 'nameserver 127.0.0.1' > $d/resolv.conf; chmod 755 $d; \
+    chmod 644 $d/resolv.conf; mount --bind $d/resolv.conf /etc/resolv.conf; \
+    mkfifo $d/ready; /usr/bin/python3 -c \"$1\" > $d/ready 2>/dev/null </dev/null & \
+    read _ < $d/ready; rm $d/ready; shift; exec \"$@\"";
 
-/// `cmd` (hutch as the test user) in a network namespace of its own that
-/// reaches nothing ([`OFFLINE_NET`]), so that the apps' network (pasta, mode
-/// "user") has no way out of this machine's test: the same program,
-/// arguments, environment and directory; its pid is the launcher's (every
-/// step execs the next).
+/// A DNS server that answers every query "no such name" (NXDOMAIN) at
+/// once, on 127.0.0.1:53 of [`offline`]'s namespace, until its parent (the
+/// launcher, once the shell has exec'd it) is gone.
+const REFUSER: &str = "import os, socket
+parent = os.getppid()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('127.0.0.1', 53))
+s.settimeout(0.2)
+print('ready', flush=True)
+os.close(1)
+while os.getppid() == parent:
+    try:
+        q, peer = s.recvfrom(4096)
+    except socket.timeout:
+        continue
+    i = 12
+    while i < len(q) and q[i]:
+        i += q[i] + 1
+    if len(q) < 12 or i + 5 > len(q):
+        continue
+    head = q[:2] + bytes([0x80 | (q[2] & 0x79), 0x83]) + q[4:6] + bytes(6)
+    s.sendto(head + q[12:i + 5], peer)
+";
+
+/// `cmd` (hutch as the test user) in network and mount namespaces of its
+/// own that reach nothing ([`OFFLINE_NET`]), so that the apps' network
+/// (pasta, mode "user") has no way out of this machine's test: the same
+/// program, arguments, environment and directory; its pid is the
+/// launcher's (every step execs the next).
 fn offline(cmd: &Command) -> Command {
     let mut c = Command::new("/usr/bin/unshare");
-    c.args(["-n", "--", "/bin/sh", "-c", OFFLINE_NET, "sh"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_clear()
-        .stdin(Stdio::null());
+    c.args([
+        "-n",
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+    ])
+    .args([OFFLINE_NET, "sh", REFUSER])
+    .arg(cmd.get_program())
+    .args(cmd.get_args())
+    .env_clear()
+    .stdin(Stdio::null());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => c.env(k, v),
