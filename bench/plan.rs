@@ -142,3 +142,50 @@ fn shim_dispatch(bencher: divan::Bencher) {
         divan::black_box(hutch::shim::dispatch::run_args(args(), &host, &path).unwrap())
     });
 }
+
+/// A generated project tree of `files` files, 100 to a directory, two
+/// levels deep, with one unix socket in its last directory.
+fn socket_tree(files: usize) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("hutch-bench-tree-")
+        .tempdir()
+        .unwrap();
+    for d in 0..files.div_ceil(100) {
+        let sub = dir.path().join(format!("g{}/d{d}", d / 100));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100.min(files - d * 100) {
+            std::fs::write(sub.join(format!("f{f}.rs")), "").unwrap();
+        }
+    }
+    let last = dir.path().join(format!(
+        "g{}/d{}",
+        (files.div_ceil(100) - 1) / 100,
+        files.div_ceil(100) - 1
+    ));
+    let _ = std::os::unix::net::UnixListener::bind(last.join("ls.sock")).unwrap();
+    dir
+}
+
+/// What masking the sockets of the working directory costs a launch from
+/// a tree of that many files (the walk stops at its budget of 4,096
+/// entries; beyond it /proc/net/unix is read).
+#[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 20)]
+fn workdir_socket_masks(bencher: divan::Bencher, files: usize) {
+    let tree = socket_tree(files);
+    let host = Host::fixed(1000, 1000, &[], "/");
+    bencher.bench_local(|| {
+        divan::black_box(hutch::plan::workdir_sockets::masks(tree.path(), &host, "bench").unwrap())
+    });
+}
+
+/// The same walk without its bound, for comparison.
+#[divan::bench(args = [1_000, 10_000, 100_000], sample_count = 20)]
+fn workdir_socket_walk_unbounded(bencher: divan::Bencher, files: usize) {
+    let tree = socket_tree(files);
+    let host = Host::fixed(1000, 1000, &[], "/");
+    bencher.bench_local(|| {
+        let scan = hutch::plan::workdir_sockets::scan(tree.path(), &host, usize::MAX);
+        assert_eq!(scan.sockets.len(), 1);
+        divan::black_box(scan)
+    });
+}

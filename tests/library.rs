@@ -617,3 +617,247 @@ fn doctor_judges_the_profiles_wherever_it_is_run() {
     assert!(text.contains("profile cli"), "{text}");
     assert!(!text.contains("would refuse to run"), "{text}");
 }
+
+/// A unix socket server of the host's in the working directory: what a
+/// client connects to there. The server answers every connection with
+/// `hello-from-host`; killed when the guard drops.
+fn socket_server(s: &Scratch, rel: &str) -> (std::process::Child, KillOnDrop) {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_UNIX)\n\
+                  s.bind(sys.argv[1])\n\
+                  s.listen(16)\n\
+                  print('ready', flush=True)\n\
+                  while True:\n    c, _ = s.accept()\n    c.sendall(b'hello-from-host')\n    c.close()\n";
+    let mut child = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", script, rel])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(child.id());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    (child, guard)
+}
+
+/// Connects to each socket named and prints what it got or the error.
+const CONNECT: &str = "import errno, socket, sys\n\
+                       for p in sys.argv[1:]:\n    \
+                       s = socket.socket(socket.AF_UNIX)\n    \
+                       try:\n        s.connect(p); print(p, s.recv(100).decode())\n    \
+                       except OSError as e:\n        print(p, errno.errorcode.get(e.errno, e))\n";
+
+/// connect() checks only write permission on a socket's inode, so a
+/// read-only bind of the working directory does not stop a program from
+/// talking to a server listening there (a language server, git's fsmonitor
+/// daemon in .git): hutch masks every socket it finds under the bound
+/// working directory, at any depth, in `default` (read-only) and `cli`
+/// (read-write) alike, and `--explain` lists the masks. Controls: the same
+/// client outside the sandbox gets the server's answer, and so does one
+/// inside when the socket is bound on purpose (`--bind`), so the probe
+/// works in a sandbox and the mask is what refuses it.
+#[test]
+fn sockets_in_the_working_directory_are_masked_whatever_the_bind() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path().join("repo/.git")).unwrap();
+    s.chown_all();
+    let (_top, _g1) = socket_server(&s, "ls.sock");
+    let (_deep, _g2) = socket_server(&s, "repo/.git/fsmonitor--daemon.ipc");
+    let top = s.path().join("ls.sock").display().to_string();
+    let deep = s
+        .path()
+        .join("repo/.git/fsmonitor--daemon.ipc")
+        .display()
+        .to_string();
+    let client = ["python3", "-c", CONNECT, &top, &deep];
+    for profile in ["default", "cli"] {
+        let out = ok(&s.run(&["--profile", profile], &client));
+        assert_eq!(
+            out,
+            format!("{top} ECONNREFUSED\n{deep} ECONNREFUSED\n"),
+            "{profile}"
+        );
+    }
+    let explain = ok(&s.run(&["--explain"], &client));
+    assert!(
+        explain.contains(&format!("{top} ← /dev/null"))
+            && explain.contains("a unix socket in the working directory"),
+        "{explain}"
+    );
+    // The controls.
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(&client[1..])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(&outside),
+        format!("{top} hello-from-host\n{deep} hello-from-host\n")
+    );
+    let out = ok(&s.run(&["--bind", &top], &client));
+    assert_eq!(out, format!("{top} hello-from-host\n{deep} ECONNREFUSED\n"));
+    // Naming a socket on the command line does not grant it either: the
+    // python3 profile binds the files its arguments name, not a socket
+    // (here one outside the working directory), and -v says so.
+    let other = elsewhere();
+    give(other.path());
+    let agent = other.path().join("agent.sock").display().to_string();
+    let (_agent, _g3) = socket_server(&s, &agent);
+    let o = s.run(&["-v"], &["python3", "-c", CONNECT, &agent]);
+    assert_eq!(ok(&o), format!("{agent} ENOENT\n"));
+    assert!(
+        stderr(&o).contains("is a unix socket, which file_arguments does not bind"),
+        "{}",
+        stderr(&o)
+    );
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", CONNECT, &agent])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&outside), format!("{agent} hello-from-host\n"));
+}
+
+/// The lines of hutch's note about a temporary home in `o`'s stderr.
+fn home_notes(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("hutch: the home directory"))
+        .map(String::from)
+        .collect()
+}
+
+/// `cli`'s home is a tmpfs: what a program writes there is gone at exit,
+/// and hutch says so once, at exit, naming it; a run that wrote nothing
+/// there says nothing, even started from a project inside the home (its
+/// mount point is the plan's, not a write). The control: the files are
+/// indeed gone from the home of the next run.
+#[test]
+fn a_temporary_home_names_what_was_lost_once_and_only_when_written() {
+    let s = Scratch::new();
+    let project = s.home().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    s.chown_all();
+    let run = |pre: &[&str], script: &str| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(pre);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        s.hutch(&args).current_dir(&project).output().unwrap()
+    };
+    let quiet = run(
+        &["--profile", "cli"],
+        "cat /etc/hostname; ls -A ~ > /dev/null",
+    );
+    ok(&quiet);
+    assert_eq!(
+        home_notes(&quiet),
+        Vec::<String>::new(),
+        "{}",
+        stderr(&quiet)
+    );
+    let wrote = run(
+        &["--profile", "cli"],
+        "echo '[user]' > ~/.gitconfig && mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/state",
+    );
+    ok(&wrote);
+    let notes = home_notes(&wrote);
+    assert_eq!(notes.len(), 1, "{}", stderr(&wrote));
+    assert!(
+        notes[0].contains(&format!("{} was temporary", s.home().display()))
+            && notes[0].contains("~/.gitconfig")
+            && notes[0].contains("~/.cache")
+            && !notes[0].contains("~/project"),
+        "{}",
+        notes[0]
+    );
+    let after = run(&["--profile", "cli"], "ls -A ~");
+    assert_eq!(ok(&after), "project\n");
+    assert_eq!(home_notes(&after), Vec::<String>::new());
+}
+
+/// A volume in the home keeps what is written in it, which is not noted;
+/// a write beside it is. `home_note = false` silences the note; names are
+/// shown without their control bytes, and past 10 the rest is counted.
+#[test]
+fn a_temporary_home_note_skips_volumes_escapes_names_and_can_be_silenced() {
+    let s = Scratch::new();
+    let with_volume = s.write(
+        "vol.toml",
+        "version = 1\nextends = [\"cli\"]\n[volumes.note-cache]\ndst = \"~/.cache/tool\"\n",
+    );
+    let silenced = s.write(
+        "quiet.toml",
+        "version = 1\nextends = [\"cli\"]\nhome_note = false\n",
+    );
+    let run = |profile: &std::path::Path, script: &str| {
+        s.run(
+            &["--profile", profile.to_str().unwrap()],
+            &["sh", "-c", script],
+        )
+    };
+    let o = run(&with_volume, "echo kept > ~/.cache/tool/state");
+    ok(&o);
+    assert_eq!(home_notes(&o), Vec::<String>::new(), "{}", stderr(&o));
+    let o = run(
+        &with_volume,
+        "cat ~/.cache/tool/state; echo x > ~/.cache/other",
+    );
+    assert_eq!(ok(&o), "kept\n");
+    let notes = home_notes(&o);
+    assert_eq!(notes.len(), 1, "{}", stderr(&o));
+    assert!(
+        notes[0].contains(": ~/.cache/other;") && !notes[0].contains("tool"),
+        "{}",
+        notes[0]
+    );
+
+    let o = run(&silenced, "echo x > ~/.gitconfig");
+    ok(&o);
+    assert_eq!(home_notes(&o), Vec::<String>::new(), "{}", stderr(&o));
+
+    let cli = std::path::Path::new("cli");
+    let o = run(cli, "touch ~/\"$(printf 'a\\033[31mb')\"");
+    ok(&o);
+    let notes = home_notes(&o);
+    assert!(notes[0].contains(": ~/a?[31mb;"), "{notes:?}");
+    assert!(!stderr(&o).contains('\u{1b}'));
+    let o = run(cli, "for i in $(seq 12); do touch ~/f$i; done");
+    ok(&o);
+    let notes = home_notes(&o);
+    assert_eq!(notes[0].matches("~/f").count(), 10, "{}", notes[0]);
+    assert!(notes[0].contains(" and 2 more;"), "{}", notes[0]);
+}
+
+/// Past the walk's bound (4,096 entries, shallowest first), a socket deeper
+/// in the tree is still masked when a program of the host's network
+/// namespace listens on it by absolute path (/proc/net/unix), and `-v`
+/// says where the walk stopped. The control: the client outside connects.
+#[test]
+fn a_socket_beyond_the_walks_bound_is_masked_from_proc_net_unix() {
+    let s = Scratch::new();
+    for i in 0..5000 {
+        std::fs::write(s.path().join(format!("f{i}")), "").unwrap();
+    }
+    std::fs::create_dir_all(s.path().join("deep/er")).unwrap();
+    s.chown_all();
+    let sock = s.path().join("deep/er/srv.sock").display().to_string();
+    let (_srv, _g) = socket_server(&s, &sock);
+    let o = s.run(&["-v"], &["python3", "-c", CONNECT, &sock]);
+    assert_eq!(ok(&o), format!("{sock} ECONNREFUSED\n"));
+    assert!(
+        stderr(&o).contains("the walk for them stopped after 4096 entries"),
+        "{}",
+        stderr(&o)
+    );
+    let outside = s
+        .as_user(Path::new("/usr/bin/python3"))
+        .args(["-c", CONNECT, &sock])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&outside), format!("{sock} hello-from-host\n"));
+}

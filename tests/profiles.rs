@@ -572,59 +572,6 @@ fn git_reads_the_gitconfig_and_cannot_change_it() {
     );
 }
 
-/// `hutch shim install --all` puts the shipped profiles in front of the
-/// programs by their own names (issue 15's "done when"): `jq` and
-/// `python3` typed as such run sandboxed, reading the working directory
-/// and not `~/.ssh`; shells stay out; `remove --all` leaves the home as it
-/// was. The control: the same commands by their full paths, unsandboxed,
-/// read `~/.ssh`.
-#[test]
-fn shims_run_the_programs_in_their_profiles_by_name() {
-    if !installed("jq") || !installed("python3") {
-        skip("shims of the shipped profiles: jq or python3 is not installed");
-        return;
-    }
-    let s = Scratch::new();
-    std::fs::write(s.path().join("in.json"), "[1, 2, 3]").unwrap();
-    let ssh = s.home().join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    std::fs::write(ssh.join("id_test"), "[4, 5, 6]").unwrap();
-    s.chown_all();
-    let said = ok(&s.hutch(&["shim", "install", "--all"]).output().unwrap());
-    for name in ["jq", "python3", "tar"] {
-        assert!(said.contains(&format!("{name}: installed")), "{said}");
-    }
-    let shims = s.home().join(".local/bin");
-    assert!(shims.join("jq").exists() && !shims.join("sh").exists());
-    // By name, with the shim directory first in PATH, as a user's shell has it.
-    let by_name = |script: &str| {
-        s.as_user(Path::new("/bin/sh"))
-            .args(["-c", &format!("PATH=\"$HOME/.local/bin:$PATH\"; {script}")])
-            .output()
-            .unwrap()
-    };
-    let read = "import sys; print(sum(__import__('json').load(open(sys.argv[1]))))";
-    assert_eq!(ok(&by_name("jq add in.json")).trim(), "6");
-    let out = by_name(&format!("python3 -c \"{read}\" in.json"));
-    assert_eq!(ok(&out).trim(), "6");
-    let secret = ssh.join("id_test").display().to_string();
-    let out = by_name(&format!("jq add {secret}"));
-    assert!(!out.status.success(), "jq read ~/.ssh: {}", stdout(&out));
-    let out = by_name(&format!("python3 -c \"{read}\" {secret}"));
-    assert!(
-        !out.status.success(),
-        "python3 read ~/.ssh: {}",
-        stdout(&out)
-    );
-    // The control: the programs themselves read it.
-    assert_eq!(
-        ok(&by_name(&format!("/usr/bin/jq add {secret}"))).trim(),
-        "15"
-    );
-    ok(&s.hutch(&["shim", "remove", "--all"]).output().unwrap());
-    assert!(!s.home().join(".local").exists());
-}
-
 /// The shipped program profiles: every profile in profiles/ but the
 /// building blocks, the general ones and the desktop apps' (a `[desktop]`
 /// table: tests/desktop.rs runs each and checks its window's pixels).
@@ -649,11 +596,53 @@ fn program_profiles() -> Vec<String> {
     out
 }
 
+/// The profiles of programs that need the network to do their work,
+/// tested in tests/net_profiles.rs (in a network of the test's own):
+/// (profile, Debian package, tested action, test function).
+const NETWORK_TESTED: &[(&str, &str, &str, &str)] = &[
+    (
+        "wget",
+        "wget",
+        "downloads a file by name into the working directory",
+        "wget_downloads_into_the_working_directory_by_name",
+    ),
+    (
+        "pip",
+        "python3-pip",
+        "installs a wheel from a PEP 503 index into a venv, then into the --user site from its cache",
+        "pip_installs_from_an_index_into_a_venv_and_its_volumes_persist",
+    ),
+    (
+        "npm",
+        "npm",
+        "installs a package from a registry, then offline from its cache",
+        "npm_installs_from_a_registry_and_its_cache_volume_persists",
+    ),
+    (
+        "yt-dlp",
+        "yt-dlp",
+        "downloads a WAV file with its generic extractor",
+        "yt_dlp_downloads_a_media_file_into_the_working_directory",
+    ),
+];
+
 #[test]
 fn every_program_profile_has_a_test() {
     let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
-    tested.sort();
     let mut cases: Vec<String> = CASES.iter().map(|c| c.profile.to_string()).collect();
+    let net = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/net_profiles.rs"),
+    )
+    .unwrap();
+    for (profile, _, _, test) in NETWORK_TESTED {
+        assert!(
+            net.contains(&format!("#[test]\nfn {test}()")),
+            "tests/net_profiles.rs has no test {test} for profile {profile}"
+        );
+        tested.push(profile.to_string());
+        cases.push(profile.to_string());
+    }
+    tested.sort();
     cases.sort();
     assert_eq!(program_profiles(), tested);
     assert_eq!(cases, tested);
@@ -674,16 +663,20 @@ fn table() -> String {
     let mut t = String::from(
         "| program | profile | Debian package | what it gets | tested action |\n|---|---|---|---|---|\n",
     );
-    let mut cases: Vec<&Case> = CASES.iter().collect();
-    cases.sort_by_key(|c| c.profile);
-    for c in cases {
+    let mut rows: Vec<(&str, &str, &str, &str)> = CASES
+        .iter()
+        .map(|c| (c.profile, c.args[0], c.package, c.action))
+        .chain(
+            NETWORK_TESTED
+                .iter()
+                .map(|&(profile, package, action, _)| (profile, profile, package, action)),
+        )
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    for (profile, program, package, action) in rows {
         t += &format!(
-            "| `{}` | `{}` | {} | {} | {} |\n",
-            c.args[0],
-            c.profile,
-            c.package,
-            grants(c.profile),
-            c.action
+            "| `{program}` | `{profile}` | {package} | {} | {action} |\n",
+            grants(profile),
         );
     }
     t

@@ -17,6 +17,7 @@
 //! Only system calls happen here: everything was computed before clone.
 
 pub mod handoff;
+pub mod home_note;
 pub mod init;
 pub mod join;
 pub mod netfilter;
@@ -62,7 +63,13 @@ impl<'a> Fail<'a> {
 /// Entry point of the cloned child. Never returns.
 pub fn run(prepared: &Prepared, fds: &mut Descriptors, pipes: Pipes) -> ! {
     let code = match setup(prepared, fds, pipes) {
-        Ok(()) if prepared.init => init::run(prepared, pipes),
+        Ok(()) if prepared.init => {
+            let code = init::run(prepared, pipes);
+            if let Some(note) = &prepared.home_note {
+                home_note::report(note);
+            }
+            code
+        }
         Ok(()) => exec_payload(prepared, pipes.report),
         Err(f) => {
             report::send(pipes.report, f.step, f.errno, f.arg);

@@ -755,6 +755,16 @@ fn behaviour_gaps(plan: &Plan, gaps: &mut Vec<Gap>) {
             "hutch's init as PID 1 (reaps orphans, forwards signals, exits with the payload's status): under an OCI runtime the payload itself is PID 1 (`podman run --init` adds an init)",
         ));
     }
+    if let Some(note) = &plan.home_note {
+        // A courtesy, not confinement: never a reason for --strict to refuse.
+        gaps.push(Gap::differs(
+            "home_note",
+            format!(
+                "the home {} is a tmpfs whose content is gone at exit: hutch's init names what was written there; a container discards it without a word",
+                note.home.display()
+            ),
+        ));
+    }
     if plan.security.die_with_parent {
         // Not the payload's confinement, and no profile can turn it off:
         // listed, but never a reason for --strict to refuse.

@@ -52,6 +52,18 @@ pub fn plan_file_arguments(
             ));
             continue;
         }
+        // A unix socket is a line to a program on the host, not a file to
+        // read or write (a read-only bind does not stop connect()): only a
+        // bind the user writes grants it (see workdir_sockets).
+        if std::fs::symlink_metadata(host.fs_path(&real))
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            notes.push(format!(
+                "argument {i} ({arg_text}): {} is a unix socket, which file_arguments does not bind (grant it with --bind)",
+                real.display()
+            ));
+            continue;
+        }
         if shown_alike(&real, readonly, ops) || binds.iter().any(|b| b.op.dst() == real) {
             continue;
         }

@@ -84,6 +84,13 @@ fn render_process(o: &mut String, plan: &Plan) {
             "none: the payload is PID 1"
         }
     );
+    if let Some(note) = &plan.home_note {
+        let _ = writeln!(
+            o,
+            "home        {} is a tmpfs: what is written there is gone at exit, and init then names it on stderr (home_note = false: quiet)",
+            note.home.display()
+        );
+    }
 }
 
 /// The root and the mounts on it, in order, each with where it came from.

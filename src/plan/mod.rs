@@ -11,6 +11,7 @@ pub mod devices;
 pub mod env;
 pub mod explain;
 pub mod exposure;
+pub mod home_note;
 pub mod host_sockets;
 pub mod landing;
 pub mod limits;
@@ -22,11 +23,12 @@ pub mod seccomp;
 pub mod security;
 pub mod terminal;
 pub mod volumes;
+pub mod workdir_sockets;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,9 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// hutch's own init is PID 1 and the payload its child.
     pub init: bool,
+    /// The home is a tmpfs: init names at exit what was written there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_note: Option<home_note::HomeNote>,
     pub security: SecurityPlan,
     /// cgroup limits (`[limits]`) and the backends that can apply them.
     #[serde(default)]
@@ -204,6 +209,12 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
     let init = profile.last(|p| p.init.as_ref()).is_none_or(|i| *i.get());
     let security = plan_security(profile, host, &mount_plan.ops, rooted.root.as_ref())?;
     let limits = limits::plan(profile, host, init)?;
+    let home_note = home_note::plan(
+        profile,
+        env.get("HOME").map(Path::new),
+        &mount_plan.ops,
+        init,
+    );
 
     Ok(Plan {
         profile: profile.name.clone(),
@@ -219,6 +230,7 @@ pub fn build(profile: &Profile, host: &Host, request: &Request) -> Result<Plan, 
         argv,
         env,
         init,
+        home_note,
         security,
         limits,
         network,
@@ -432,7 +444,13 @@ fn plan_all_mounts(
                 .iter()
                 .position(|m| m.op.dst().starts_with(&dir) && m.op.dst() != dir)
                 .unwrap_or(mount_plan.ops.len());
-            mount_plan.ops.insert(at, bind);
+            // Its unix sockets masked, right over it: a read-only bind does
+            // not stop connect() (see workdir_sockets).
+            let (masks, note) = workdir_sockets::masks(&dir, host, &bind.from)?;
+            mount_plan
+                .ops
+                .splice(at..at, std::iter::once(bind).chain(masks));
+            mount_plan.skipped.extend(note);
             workdir = Some(dir);
         }
         Some(protect::WorkdirPlan::LeftOut(note)) => mount_plan.skipped.push(note),

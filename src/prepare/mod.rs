@@ -14,6 +14,7 @@
 
 pub mod confine;
 pub mod exec;
+pub mod home_note;
 pub mod mounts;
 pub mod netfilter;
 pub mod report;
@@ -99,6 +100,8 @@ pub struct Prepared {
     /// init overwrites so the sandbox's `ps` shows `hutch-init`, not the
     /// host's path and arguments.
     pub title: Option<(usize, usize)>,
+    /// The home is a tmpfs: init names at exit what was written there.
+    pub home_note: Option<home_note::HomeNoteInstr>,
 }
 
 /// The payload's own pseudo-terminal (`plan::terminal::PtyPlan`), lowered.
@@ -303,6 +306,11 @@ pub fn prepare(plan: &Plan, held: Held) -> Result<Prepared, PrepareError> {
             .as_ref()
             .and_then(|u| netfilter::lower(&u.egress)),
         title: crate::host::command_line::area(),
+        home_note: plan
+            .home_note
+            .as_ref()
+            .map(|n| home_note::lower(n, &plan.profile))
+            .transpose()?,
     })
 }
 

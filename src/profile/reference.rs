@@ -100,7 +100,7 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("cwd", "The working directory inside the sandbox.")
     },
     Doc {
-        details: "`\"read-only\"` binds it read-only (writes fail with EROFS); `\"read-write\"` lets the program change it. Either way the payload starts there, whatever `cwd` says. A directory that holds the user's whole world is never bound: the home directory or one above it, `/`, /tmp, /var/tmp, /dev/shm, /run and the runtime directory or one above them, anything in /proc, /sys, /dev or /run, and the socket directories in /tmp (`.X11-unix`, `tmux-*`, `ssh-*`): `\"read-only\"` then leaves it out and the payload starts in `cwd` (`--explain` and `-v` say why), `\"read-write\"` refuses to run. `[protect]` applies to the bind.",
+        details: "`\"read-only\"` binds it read-only (writes fail with EROFS); `\"read-write\"` lets the program change it. Either way the payload starts there, whatever `cwd` says. A directory that holds the user's whole world is never bound: the home directory or one above it, `/`, /tmp, /var/tmp, /dev/shm, /run and the runtime directory or one above them, anything in /proc, /sys, /dev or /run, and the socket directories in /tmp (`.X11-unix`, `tmux-*`, `ssh-*`): `\"read-only\"` then leaves it out and the payload starts in `cwd` (`--explain` and `-v` say why), `\"read-write\"` refuses to run. `[protect]` applies to the bind. Unix sockets under it are masked, /dev/null over each (a read-only bind does not stop `connect()` to one): the walk that finds them reads at most 4,096 entries, shallowest first; beyond them only the sockets listed in /proc/net/unix are masked, and `--explain` and `-v` say so.",
         default: "\"none\"",
         default_value: Some("\"none\""),
         example: r#""read-only""#,
@@ -121,7 +121,7 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
-        details: "Each argument after the program (given after `--` or by the command line, not a profile's `command`) that names an existing host path, absolute or relative to the working directory, is bound at its real path, symlinks resolved: a symlink never widens what is bound, and one that leads into a path `[protect] hide` covers is refused. Options (arguments starting with `-`) are not paths. A directory that holds the user's whole world (see `workdir`) is left out, and `--explain` and `-v` say so; a path already shown at its own path with that access is not bound again.",
+        details: "Each argument after the program (given after `--` or by the command line, not a profile's `command`) that names an existing host path, absolute or relative to the working directory, is bound at its real path, symlinks resolved: a symlink never widens what is bound, and one that leads into a path `[protect] hide` covers is refused. Options (arguments starting with `-`) are not paths. A directory that holds the user's whole world (see `workdir`) is left out, and `--explain` and `-v` say so; a path already shown at its own path with that access is not bound again. A unix socket is never bound (`-v` says so): only a bind written for it grants it.",
         default: "\"none\"",
         default_value: Some("\"none\""),
         example: r#""read-only""#,
@@ -194,6 +194,16 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new(
             "init",
             "Run hutch's init as PID 1, the payload as its child.",
+        )
+    },
+    Doc {
+        details: "Applies where the last mount at the home directory is a `tmpfs` (as in `cli` and `base/edits-cwd`): what the program writes there is gone when the sandbox ends. When the payload has exited, hutch's init lists the home (not the mounts in it: volumes, the working directory) and, if anything was written, says so once on stderr, naming up to 10 entries (`~/.gitconfig`, `~/.cache/tool`); nothing is said when nothing was written. Needs `init`.",
+        default: "true",
+        default_value: Some("true"),
+        example: "false",
+        ..Doc::new(
+            "home_note",
+            "Say at exit what was written to a temporary (tmpfs) home and is now gone.",
         )
     },
     Doc {
@@ -1013,6 +1023,16 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new(
             "dbus.session.broadcast",
             "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
+        )
+    },
+    Doc {
+        details: "Each interface becomes proxy rules that let the app call that interface of org.freedesktop.portal.Desktop at /org/freedesktop/portal/desktop and hear its signals, plus what every portal call needs: closing its Request and Session objects (/org/freedesktop/portal/desktop/request/*, .../session/*) and hearing their Response and Closed signals, and Properties.Get on the portal object (which reads any portal interface's properties: their version, and states such as a power-saver flag). Nothing else of the portal, and without this key the portal's name is not even visible. Names the session bus (the proxy's session socket is given even without `[dbus.session]`). The portal sees the app as a host app, never as a Flatpak app: hutch writes no Flatpak metadata, so xdg-desktop-portal grants it what it grants programs outside any sandbox; the filter here and what the sandbox can see are the protection (a FileChooser answers with host paths the app cannot open unless they are bound). Where the user has a systemd manager, the proxy runs in the app scope `app-hutch-APPID-PID.scope`, from which the portal reads the app id (`[desktop] app_id`; xdg-desktop-portal 1.16 reads only ids of three or more elements, 1.17+ only ids with a .desktop file); `--explain` says who the portal takes the app for. Interfaces: Account, Background, Camera, Clipboard, DynamicLauncher, Email, FileChooser, GameMode, GlobalShortcuts, Inhibit, InputCapture, Location, MemoryMonitor, NetworkMonitor, Notification, OpenURI, PowerProfileMonitor, Print, ProxyResolver, Realtime, RemoteDesktop, ScreenCast, Screenshot, Secret, Settings, Trash, Usb, Wallpaper. Lists of all layers add up.",
+        default: "none",
+        example: r#"["FileChooser", "OpenURI", "Settings"]"#,
+        constraint: r#"{"items": {"enum": ["Account", "Background", "Camera", "Clipboard", "DynamicLauncher", "Email", "FileChooser", "GameMode", "GlobalShortcuts", "Inhibit", "InputCapture", "Location", "MemoryMonitor", "NetworkMonitor", "Notification", "OpenURI", "PowerProfileMonitor", "Print", "ProxyResolver", "Realtime", "RemoteDesktop", "ScreenCast", "Screenshot", "Secret", "Settings", "Trash", "Usb", "Wallpaper"]}}"#,
+        ..Doc::new(
+            "dbus.portals",
+            "The xdg-desktop-portal interfaces the app may call.",
         )
     },
     Doc {

@@ -33,6 +33,9 @@ pub struct RawProfile {
     pub hostname: Option<Spanned<String>>,
     pub identity: Option<Spanned<Identity>>,
     pub init: Option<Spanned<bool>>,
+    /// Where the home directory is a tmpfs, name on stderr at exit what was
+    /// written there (see `crate::plan::home_note`).
+    pub home_note: Option<Spanned<bool>>,
     /// Destinations of inherited `[[mount]]` entries to drop.
     pub remove: Option<Vec<Spanned<String>>>,
     /// Whether the payload keeps the caller's terminal (and job control),
@@ -79,6 +82,9 @@ pub struct Dbus {
     pub session: Option<Spanned<BusPolicy>>,
     /// The system bus.
     pub system: Option<Spanned<BusPolicy>>,
+    /// Portal interfaces (`FileChooser`, ...) the app may call on
+    /// xdg-desktop-portal, through the session bus's proxy.
+    pub portals: Option<Vec<Spanned<String>>>,
 }
 
 /// `[dbus.session]`, `[dbus.system]`: Flatpak's policy vocabulary. Lists

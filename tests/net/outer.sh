@@ -24,6 +24,8 @@ mkfifo "$dir/inet-ready"
 unshare -n sh -c "echo > '$dir/inet-ready'; exec sleep infinity" &
 inet=$!
 read -r _ < "$dir/inet-ready"
+# Jobs start servers of their own there: nsenter -t "$(cat inet.pid)" -n ...
+echo "$inet" > "$dir/inet.pid"
 ip link add veth0 type veth peer name veth1 netns "/proc/$inet/ns/net"
 ip addr add 198.51.100.2/24 dev veth0
 ip -6 addr add 2001:db8:1::2/64 dev veth0 nodad

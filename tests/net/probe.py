@@ -5,13 +5,17 @@ Servers: serve-tcp ADDR PORT TEXT, serve-udp ADDR PORT TEXT (each reply is
 TEXT then what the peer's request said of its address), serve-dns ADDR
 (answers NAME.hutch.test A with the address in its first label,
 `203-0-113-10.hutch.test` -> 203.0.113.10, every other name NXDOMAIN),
-serve-abstract NAME. A server prints "listening" once it listens.
+serve-abstract NAME, serve-http ADDR PORT DIR (DIR's files, with
+`Cache-Control: max-age=600` as a package index's file host sends, so that
+a client's HTTP cache keeps them). A server prints "listening" once it listens.
 
 Clients print what they got, or the error's name: tcp ADDR PORT [SECONDS]
 (retries until it reads something or SECONDS pass, for a server that may
 not listen yet), udp ADDR PORT, abstract NAME.
 """
 import errno
+import functools
+import http.server
 import socket
 import sys
 import threading
@@ -96,6 +100,23 @@ def serve_abstract(name):
         c.close()
 
 
+def serve_http(addr, port, directory):
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self):
+            self.send_header("Cache-Control", "max-age=600")
+            super().end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family(addr)
+
+    server = Server((addr, int(port)), functools.partial(Handler, directory=directory))
+    listening()
+    server.serve_forever()
+
+
 def error_name(e):
     if isinstance(e, socket.timeout):
         return "timeout"
@@ -143,6 +164,7 @@ COMMANDS = {
     "serve-udp": serve_udp,
     "serve-dns": serve_dns,
     "serve-abstract": serve_abstract,
+    "serve-http": serve_http,
     "tcp": tcp,
     "udp": udp,
     "abstract": abstract,
