@@ -184,7 +184,7 @@ fn shows_its_file(
 /// An area of at least 100x100 pixels of the colour: the file's, not an
 /// icon's or a palette swatch's.
 fn area(colour: fn((u8, u8, u8)) -> bool) -> impl Fn(&Image) -> bool {
-    move |image| count_pixels(image, colour) >= 10_000
+    move |image| image.count(colour) >= 10_000
 }
 
 fn is_light((r, g, b): (u8, u8, u8)) -> bool {
@@ -349,7 +349,7 @@ fn the_shipped_xarchiver_profile_lists_an_archive_and_cannot_change_it() {
         &[],
         "files.zip",
         &zip_of_notes(),
-        |image| count_pixels(image, is_light) >= 50_000,
+        |image| image.count(is_light) >= 50_000,
         LIGHT_START,
         false,
     );
@@ -374,7 +374,7 @@ fn the_shipped_mousepad_profile_saves_a_typed_line_into_its_file_only() {
         "mousepad",
         &[],
         &input.file,
-        |image| count_pixels(image, is_light) >= 50_000,
+        |image| image.count(is_light) >= 50_000,
         LIGHT_START,
     );
     // Typed into the host's Xephyr window, which passes it on to the

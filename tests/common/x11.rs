@@ -430,8 +430,31 @@ pub fn xvfb(s: &Scratch) -> XDisplay {
     xvfb_sized(s, "320x240x24")
 }
 
+impl Image {
+    /// How many pixels satisfy `pred`: a drawn area, told from an app's
+    /// own icons and swatches of the same colour by its size.
+    pub fn count(&self, pred: impl Fn((u8, u8, u8)) -> bool) -> usize {
+        (0..self.height)
+            .map(|y| (0..self.width).filter(|&x| pred(self.rgb(x, y))).count())
+            .sum()
+    }
+
+    /// How many pixels the image has.
+    pub fn pixels(&self) -> usize {
+        (self.width * self.height) as usize
+    }
+
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+}
+
 /// [`wait_until`] with a deadline of `secs` seconds, for apps that take
-/// long to start (an office suite on a loaded machine).
+/// long to start (a browser or an office suite on a loaded machine).
 #[track_caller]
 pub fn wait_until_within(secs: u64, mut done: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -441,27 +464,5 @@ pub fn wait_until_within(secs: u64, mut done: impl FnMut() -> bool, what: &str) 
             "{what} never appeared within {secs} s"
         );
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// How many pixels of `image` match `colour`: a drawn area, told from an
-/// app's own icons and swatches of the same colour by its size.
-pub fn count_pixels(image: &Image, colour: impl Fn((u8, u8, u8)) -> bool) -> usize {
-    (0..image.height)
-        .map(|y| {
-            (0..image.width)
-                .filter(|&x| colour(image.rgb(x, y)))
-                .count()
-        })
-        .sum()
-}
-
-impl Image {
-    pub fn width(&self) -> u32 {
-        self.width
-    }
-
-    pub fn height(&self) -> u32 {
-        self.height
     }
 }
