@@ -13,9 +13,13 @@
 //! no VM can run, run-guest.sh's `SKIP:` line is printed and the test
 //! passes; where the packaging tools are missing, it says so and passes.
 
-use std::os::unix::fs::PermissionsExt;
+#[path = "vm/harness.rs"]
+mod harness;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use harness::{Share, run_guest, visible};
 
 const CHECKS: &[&str] = &[
     "install",
@@ -37,11 +41,6 @@ const CHECKS: &[&str] = &[
     "purge-leaves-nothing",
     "purged-status",
 ];
-
-fn visible(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
 
 #[test]
 fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
@@ -85,47 +84,11 @@ fn the_deb_installs_runs_and_purges_cleanly_in_a_debian_guest() {
         .find(|p| p.extension().is_some_and(|x| x == "deb"))
         .expect("check-packages.sh left no .deb");
 
-    let share = tempfile::Builder::new()
-        .prefix("hutch-package-vm-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(share.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::copy(&deb, share.path().join(deb.file_name().unwrap())).unwrap();
-    let guest = share.path().join("guest.sh");
-    std::fs::copy(root.join("tests/package_vm/guest.sh"), &guest).unwrap();
-    std::fs::set_permissions(&guest, std::fs::Permissions::from_mode(0o755)).unwrap();
-
-    let out = Command::new(root.join("tests/vm/run-guest.sh"))
-        .args(["--as-root", "--timeout", "300", "--share"])
-        .arg(share.path())
-        .args(["--", "guest.sh"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(77) {
-        let reason = stdout
-            .lines()
-            .find(|l| l.starts_with("SKIP: "))
-            .unwrap_or_else(|| {
-                panic!("run-guest.sh exited 77 without a SKIP line:\n{stdout}\n{stderr}")
-            });
-        return visible(reason);
-    }
-    visible(&format!("guest output:\n{stdout}"));
-    assert!(
-        out.status.success(),
-        "the guest reported failures (exit {:?}):\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    for check in CHECKS {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.starts_with(&format!("PASS {check}: "))),
-            "no PASS line for `{check}`:\n{stdout}\n{stderr}"
-        );
-    }
-    assert!(stdout.lines().any(|l| l == "DONE failures=0"), "{stdout}");
+    let share = Share::new("hutch-package-vm-");
+    share.copy(&deb, deb.file_name().unwrap().to_str().unwrap(), 0o644);
+    share.copy(&root.join("tests/package_vm/guest.sh"), "guest.sh", 0o755);
+    let Some(guest) = run_guest(&share, true, 300) else {
+        return;
+    };
+    guest.assert_passed(CHECKS, &["DONE failures=0"]);
 }
