@@ -71,9 +71,12 @@ def setup():
     os.chmod(work, 0o755)
     shutil.copy(SCRIPT, f"{work}/network.py")
     SCRIPT = f"{work}/network.py"
-    # hutch's runtime directory: this namespace's root is the caller.
-    os.mkdir(f"{work}/run", 0o700)
-    os.environ["XDG_RUNTIME_DIR"] = f"{work}/run"
+    # hutch's runtime directory (this namespace's root is the caller): a
+    # directory of its own beside the work directory, never inside it, as
+    # hutch refuses to bind a working directory that holds the runtime
+    # directory (the sockets of tmux, ssh-agent, X11 and the session bus).
+    run = tempfile.mkdtemp(prefix="hutch-netbench-run-")
+    os.environ["XDG_RUNTIME_DIR"] = run
     with open(f"{work}/resolv.conf", "w") as f:
         f.write(f"nameserver {INTERNET}\n")
     sh(f"mount --bind {work}/resolv.conf /etc/resolv.conf")
@@ -95,7 +98,7 @@ def setup():
                 break
             except OSError:
                 time.sleep(0.02)
-    return work, pid, servers
+    return work, run, pid, servers
 
 
 def echo_server(addr):
@@ -145,21 +148,32 @@ def pct(xs, p):
 
 def pasta_start(n, userns=False):
     """pasta's own start (spawn to PID file, against a fresh namespace),
-    and its end (SIGKILL to reaped: the kernel removes its tap device)."""
+    and its end (SIGKILL to reaped: the kernel removes its tap device).
+    Without `userns` the namespace is held by a process without
+    capabilities in this user namespace: pasta, which keeps only a few,
+    may not open the namespace of one holding more (the kernel's ptrace
+    check), and would fail at once."""
     times, teardown = [], []
     for _ in range(n):
-        holder = subprocess.Popen(["unshare", "-Urn" if userns else "-n", "sleep", "60"])
-        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
-            time.sleep(0.001)
+        holder = subprocess.Popen(
+            (["unshare", "-Urn"] if userns else ["unshare", "-n", "setpriv", "--bounding-set=-all"])
+            + ["sh", "-c", "echo; exec sleep 60"], stdout=subprocess.PIPE)
+        holder.stdout.readline()  # in its namespace, without capabilities
         t = time.perf_counter()
         p = subprocess.Popen(
             ["pasta", "--config-net", "--foreground", "--quiet", "--pid", "/proc/self/fd/1",
-             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw", *(
+             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw",
+             # root here (the outer namespace), as hutch does: not nobody
+             *(["--runas", "0"] if os.getuid() == 0 else []), *(
                  ["--userns", f"/proc/{holder.pid}/ns/user"] if userns else []),
              "-t", "none", "-u", "none", "-T", "none", "-U", "none"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        p.stdout.read(1)
+        if not p.stdout.read(1):  # end of file: pasta failed, nothing to time
+            p.wait()
+            holder.kill()
+            holder.wait()
+            sys.exit(f"pasta alone failed: {p.stderr.read().decode().strip()}")
         times.append(time.perf_counter() - t)
         t = time.perf_counter()
         p.kill()
@@ -258,7 +272,7 @@ def line(label, value, unit, extra=""):
 
 def inside(hutch):
     sys.stdout.reconfigure(line_buffering=True)
-    work, inet_pid, servers = setup()
+    work, run, inet_pid, servers = setup()
     try:
         return measure(hutch, work, inet_pid)
     finally:
@@ -268,6 +282,7 @@ def inside(hutch):
             except OSError:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def measure(hutch, work, inet_pid):
