@@ -658,13 +658,32 @@ fn the_network_flag_connects_one_run_of_a_profile_without_a_network() {
 fn the_network_flags_errors_point_at_the_flag_and_host_is_warned() {
     let s = Scratch::new();
     let o = s.run(&["--profile", "cli", "--network", "usr"], &["true"]);
-    fails_with(&o, 125, "error: `--network` takes none, host or user, not \"usr\"");
-    assert!(stderr(&o).contains("--> command line:1:11"), "{}", stderr(&o));
+    fails_with(
+        &o,
+        125,
+        "error: `--network` takes none, host or user, not \"usr\"",
+    );
+    assert!(
+        stderr(&o).contains("--> command line:1:11"),
+        "{}",
+        stderr(&o)
+    );
     // `--publish` needs user mode, from the profile or the flag.
     let o = s.run(&["--profile", "cli", "--publish", "8080:80"], &["true"]);
-    fails_with(&o, 125, "key `network.publish` applies only to `mode = \"user\"`");
+    fails_with(
+        &o,
+        125,
+        "key `network.publish` applies only to `mode = \"user\"`",
+    );
     let o = s.run(
-        &["--profile", "cli", "--network", "user", "--publish", "8080:"],
+        &[
+            "--profile",
+            "cli",
+            "--network",
+            "user",
+            "--publish",
+            "8080:",
+        ],
         &["true"],
     );
     fails_with(&o, 125, "--publish 8080:");

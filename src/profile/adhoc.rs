@@ -79,7 +79,10 @@ pub fn layer(add: &Additions, cwd: Option<&Path>) -> Result<Option<Layer>, Profi
         .iter()
         .map(|v| (flag("--env", v).1, v.clone()))
         .collect();
-    let network_at = add.network.as_ref().map(|v| (flag("--network", v).1, v.clone()));
+    let network_at = add
+        .network
+        .as_ref()
+        .map(|v| (flag("--network", v).1, v.clone()));
     let publish: Vec<Spanned<String>> = add
         .publish
         .iter()
@@ -102,10 +105,7 @@ pub fn layer(add: &Additions, cwd: Option<&Path>) -> Result<Option<Layer>, Profi
     // lower layer's `net` is overridden by the flag, not in conflict
     // with it (`plan::network` compares the last of each).
     let namespaces = mode.as_ref().map(|m| Namespaces {
-        net: Some(Spanned::new(
-            m.span(),
-            *m.get_ref() != NetworkMode::Host,
-        )),
+        net: Some(Spanned::new(m.span(), *m.get_ref() != NetworkMode::Host)),
         ..Namespaces::default()
     });
     let network = (mode.is_some() || !publish.is_empty()).then(|| Network {
