@@ -207,20 +207,24 @@ def egress_batch(hutch, work, prof, n):
     to each call: an upper bound), over `n` launches; and how many rules
     the batch holds."""
     times, rules = [], 0
-    log = f"{work}/egress-strace.txt"
+    logs = tempfile.mkdtemp(prefix="egress-strace-", dir=work)
     for _ in range(n):
-        subprocess.run(["strace", "-f", "-T", "-s", "512", "--seccomp-bpf", "-e", "trace=sendto", "-e", "signal=none",
-                        "-o", log, hutch, "run", "--profile", prof, "--", "/bin/true"],
-                       cwd=work, check=True, stderr=subprocess.DEVNULL)
-        with open(log) as f:
-            # The batch's messages: nf_tables' NEWTABLE is type 0x0a00
-            # (subsystem 10, message 0), NEWRULE 0x0a06; pasta's own
-            # netlink is rtnetlink. (-s: strace lists up to that many.)
-            for ln in f:
-                if "nlmsg_type=0xa00" in ln and ln.rstrip().endswith(">"):
-                    times.append(float(ln.rstrip().rsplit("<", 1)[1][:-1]))
-                    rules = ln.count("nlmsg_type=0xa06")
-    os.unlink(log)
+        # -ff: a file per process, so that no call is split in two lines.
+        subprocess.run(["strace", "-ff", "-T", "-s", "512", "--seccomp-bpf", "-e", "trace=sendto",
+                        "-e", "signal=none", "-o", f"{logs}/trace", hutch, "run", "--profile", prof,
+                        "--", "/bin/true"], cwd=work, check=True, stderr=subprocess.DEVNULL)
+        for name in os.listdir(logs):
+            with open(f"{logs}/{name}") as f:
+                # The batch's messages: nf_tables' NEWTABLE is type 0x0a00
+                # (subsystem 10, message 0), NEWRULE 0x0a06; pasta's own
+                # netlink is rtnetlink. (-s: strace lists up to that many.)
+                for ln in f:
+                    ln = ln.rstrip()
+                    if "nlmsg_type=0xa00" in ln and ln.endswith(">"):
+                        times.append(float(ln.rsplit("<", 1)[1][:-1]))
+                        rules = ln.count("nlmsg_type=0xa06")
+            os.unlink(f"{logs}/{name}")
+    os.rmdir(logs)
     return times, rules
 
 
