@@ -416,6 +416,22 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_program_dies_without_being_waited_for() {
+        let program = Program::new(&["/bin/sleep", "100"], &[]).unwrap();
+        let mut process = spawn_program("test", &program).unwrap();
+        let pid = process.pid();
+        process.kill();
+        // Dropping it does not reap it (nor block): it is a zombie of ours.
+        drop(process);
+        assert!(
+            exits_within(pid, Duration::from_secs(5)),
+            "pid {pid} still runs"
+        );
+        let status = sys::waitpid(pid, false).unwrap().unwrap();
+        assert_eq!(sys::exit_code(status), 128 + libc::SIGKILL);
+    }
+
+    #[test]
     fn a_program_that_cannot_be_executed_is_an_error_of_its_helper() {
         let program = Program::new(&["/nonexistent/helper"], &[]).unwrap();
         let e = spawn_program("the test helper", &program).unwrap_err();
