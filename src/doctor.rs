@@ -238,6 +238,8 @@ pub fn run_checks(host: &Host) -> Vec<Check> {
         tun_check(),
     ];
     out.extend(network_checks(host));
+    out.push(dbus_proxy_check(host));
+    out.push(portals_check(host));
     out.extend(profile_checks(host));
     out
 }
@@ -609,6 +611,90 @@ fn network_checks(host: &Host) -> Vec<Check> {
         });
     }
     out
+}
+
+/// xdg-dbus-proxy, tried for the holes its security fixes closed
+/// (`helpers::dbus_probe`), whatever its version says.
+fn dbus_proxy_check(host: &Host) -> Check {
+    const NAME: &str = "xdg-dbus-proxy";
+    let Some(proxy) = host.find_program(NAME) else {
+        return check(
+            NAME,
+            Status::Warn,
+            "not installed: profiles with [dbus] cannot run",
+            Some("install the package `xdg-dbus-proxy`"),
+        );
+    };
+    let Some(daemon) = host.find_program("dbus-daemon") else {
+        return check(
+            NAME,
+            Status::Warn,
+            format!(
+                "{}: cannot be checked for the holes its security fixes closed without dbus-daemon, so profiles with [dbus] are refused unless best-effort",
+                proxy.display()
+            ),
+            Some("install the package `dbus-daemon`"),
+        );
+    };
+    let start = std::time::Instant::now();
+    match crate::helpers::dbus_probe::probe(&proxy, &daemon) {
+        Ok(r) => {
+            let detail = format!(
+                "{}: {} (tried on a private bus in {} ms)",
+                proxy.display(),
+                r.summary(),
+                start.elapsed().as_millis()
+            );
+            if r.holes().is_empty() {
+                check(NAME, Status::Ok, detail, None)
+            } else {
+                check(
+                    NAME,
+                    Status::Fail,
+                    format!("{detail}; profiles with [dbus] are refused unless best-effort"),
+                    Some("upgrade xdg-dbus-proxy (your distribution's security update, or 0.1.8+)"),
+                )
+            }
+        }
+        Err(e) => check(
+            NAME,
+            Status::Warn,
+            format!(
+                "{}: the check for the holes its security fixes closed failed: {e}; profiles with [dbus] are refused unless best-effort",
+                proxy.display()
+            ),
+            None,
+        ),
+    }
+}
+
+/// Who xdg-desktop-portal takes an app with `[dbus] portals` for: an app
+/// scope of its own where the user has a systemd manager's cgroup, else
+/// whatever unit hutch runs in.
+fn portals_check(host: &Host) -> Check {
+    let v2 = host.cgroups().v2.as_ref();
+    match v2.and_then(|v| v.user_manager.as_ref()) {
+        Some(m) => check(
+            "portals",
+            Status::Ok,
+            format!(
+                "the D-Bus proxy of a profile with portals runs in an app scope of its own under {} (app-hutch-APPID-PID.scope): portals know the app by its id (xdg-desktop-portal 1.16 only ids of three or more elements)",
+                m.path
+            ),
+            None,
+        ),
+        None => check(
+            "portals",
+            Status::Warn,
+            format!(
+                "for an app with [dbus] portals, {}",
+                crate::plan::dbus::portal_identity(v2.map(|v| v.own.as_str()), host.uid)
+            ),
+            Some(
+                "run hutch in a systemd user session (pam_systemd) for portals to know the app by its id",
+            ),
+        ),
+    }
 }
 
 /// What each shipped profile would lose on this machine.

@@ -393,11 +393,205 @@ fn a_proxy_that_cannot_start_stops_the_launch() {
         )
         .output()
         .unwrap();
+    // The probe of its fixes (helpers::dbus_probe) is the first to start it.
     fails_with(
         &out,
         125,
-        "the D-Bus proxy did not start: it exited before it was listening",
+        "refusing the D-Bus proxy: the check for the holes its security fixes closed failed: xdg-dbus-proxy exited before it was listening",
     );
     assert!(stderr(&out).contains("(status 3)"), "{}", stderr(&out));
     assert!(!stdout(&out).contains("payload ran"));
+}
+
+/// A stand-in for xdg-dbus-proxy that runs the real one without its
+/// filter (only `--fd`, the bus and the listening path are kept): the
+/// control for the probe of the proxy's fixes, which must find both holes
+/// open on it.
+fn unfiltered_proxy(s: &Scratch) -> PathBuf {
+    let fake = s.write(
+        "unfiltered/xdg-dbus-proxy",
+        // Launched by hutch, the bus and path come in the argument file
+        // on stdin (`--args=0`); the probe gives them on the command line.
+        "#!/bin/sh\nif [ \"$2\" = --args=0 ]; then set -- \"$1\" $(tr '\\0' '\\n' | head -n 2); fi\nexec /usr/bin/xdg-dbus-proxy \"$1\" \"$2\" \"$3\"\n",
+    );
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fake.parent().unwrap().to_path_buf()
+}
+
+fn doctor_line(s: &Scratch, path: &str) -> String {
+    let out = s.hutch(&["doctor"]).env("PATH", path).output().unwrap();
+    stdout(&out)
+        .lines()
+        .find(|l| l.contains("xdg-dbus-proxy "))
+        .unwrap_or_else(|| panic!("no xdg-dbus-proxy line in {}", stdout(&out)))
+        .to_string()
+}
+
+#[test]
+fn doctor_tries_the_proxy_for_the_holes_its_fixes_closed() {
+    if !installed(&["dbus-daemon", "xdg-dbus-proxy"]) {
+        return;
+    }
+    let s = Scratch::new();
+    // Debian 12's 0.1.4-3+deb12u2 carries both fixes (its version does
+    // not say so).
+    let line = doctor_line(&s, "/usr/bin:/bin");
+    assert!(line.starts_with("ok "), "{line}");
+    assert!(
+        line.contains("eavesdrop-match bypass (GHSA-vjp5-hjfm-7677): fixed; method call passed off as a reply (GHSA-r7hp-698j-2h6c): fixed"),
+        "{line}"
+    );
+    // The control: without the filter, both escapes get through.
+    let fake = unfiltered_proxy(&s);
+    let line = doctor_line(&s, &format!("{}:/usr/bin:/bin", fake.display()));
+    assert!(line.starts_with("FAIL"), "{line}");
+    assert!(
+        line.contains("(GHSA-vjp5-hjfm-7677): VULNERABLE; method call passed off as a reply (GHSA-r7hp-698j-2h6c): VULNERABLE"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_proxy_with_a_known_hole_is_refused_unless_best_effort() {
+    if !installed(&[
+        "dbus-daemon",
+        "dbus-send",
+        "dbus-test-tool",
+        "xdg-dbus-proxy",
+    ]) {
+        return;
+    }
+    let s = Scratch::new();
+    let bus = session_bus(&s);
+    let fake = unfiltered_proxy(&s);
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let required = profile(&s, "required", RULES);
+    let out = s
+        .hutch(&["run", "--profile", &required, "--", "echo", "payload ran"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    fails_with(&out, 125, "refusing the D-Bus proxy: ");
+    assert!(
+        stderr(&out).contains("has a known hole: an app can eavesdrop on the whole bus"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("payload ran"));
+    // Best-effort: used, with a warning, and what it lets through shows
+    // that the probe was right (the call to a name not granted answers).
+    let lax = profile(
+        &s,
+        "lax",
+        &format!("{RULES}[desktop]\nenforce = \"best-effort\"\n"),
+    );
+    let out = s
+        .hutch(&[
+            "run",
+            "--profile",
+            &lax,
+            "--",
+            "sh",
+            "-c",
+            &call("org.example.Secret"),
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out), "answered\n");
+    assert!(
+        stderr(&out).contains("hutch: warning: the D-Bus proxy: ")
+            && stderr(&out).contains("used anyway"),
+        "{}",
+        stderr(&out)
+    );
+    // The real proxy in the same place is used without a word.
+    let out = run_sh(&s, &bus, &required, &call("org.example.Secret"));
+    assert_eq!(ok(&out), "org.freedesktop.DBus.Error.ServiceUnknown\n");
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
+/// `hutch ps --json`, parsed.
+fn ps_json(s: &Scratch) -> Vec<serde_json::Value> {
+    let out = ok(&s.hutch(&["ps", "--json"]).output().unwrap());
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_proxys_sandbox_is_listed_as_a_helper_of_the_app_and_not_entered() {
+    if !installed(&["dbus-daemon", "dbus-test-tool", "xdg-dbus-proxy"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let bus = session_bus(&s);
+    let p = profile(&s, "bus", RULES);
+    let mut child = s
+        .hutch(&[
+            "run",
+            "--name",
+            "app",
+            "--profile",
+            &p,
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read x",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus.address())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut ready = [0u8; 6];
+    child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
+
+    let listed = ps_json(&s);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    // The app first, then its helper.
+    assert_eq!(listed[0]["name"], "app");
+    assert!(listed[0].get("helper").is_none());
+    let helper = listed[1]["name"].as_str().unwrap().to_string();
+    assert_eq!(listed[0]["helpers"], serde_json::json!([helper]));
+    assert_eq!(
+        listed[1]["helper"],
+        serde_json::json!({"kind": "dbus-proxy", "of": "app"})
+    );
+    let text = ok(&s.hutch(&["ps"]).output().unwrap());
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(rows[0].starts_with("app "), "{text}");
+    assert!(
+        rows[1].starts_with(&format!("`- {helper} ")) && rows[1].contains("(dbus-proxy of app)"),
+        "{text}"
+    );
+
+    // exec and stop refuse the helper, naming the app's sandbox; it runs on.
+    let out = s.hutch(&["exec", &helper, "--", "true"]).output().unwrap();
+    fails_with(
+        &out,
+        125,
+        &format!("`{helper}` is the D-Bus proxy of sandbox `app`"),
+    );
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = s.hutch(&["stop", &helper]).output().unwrap();
+    fails_with(&out, 125, "`hutch stop app` stops both");
+    assert_eq!(ps_json(&s).len(), 2);
+    // The app's sandbox is entered as ever (the control).
+    assert_eq!(
+        ok(&s
+            .hutch(&["exec", "app", "--", "echo", "in"])
+            .output()
+            .unwrap()),
+        "in\n"
+    );
+    ok(&s.hutch(&["stop", "app"]).output().unwrap());
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ps_json(&s).is_empty() {
+        assert!(Instant::now() < deadline, "the helper outlived the app");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

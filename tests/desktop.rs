@@ -402,6 +402,20 @@ fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
         child.stdout.take().unwrap().read_exact(&mut ready).unwrap();
         let servers = xephyrs_titled(&title);
         assert_eq!(servers.len(), 1, "one Xephyr while the sandbox runs");
+        // `hutch ps` lists Xephyr's sandbox as the app's helper.
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&s.hutch(&["ps", "--json"]).output().unwrap())).unwrap();
+        let helper = listed
+            .iter()
+            .find(|e| e.get("helper").is_some())
+            .unwrap_or_else(|| panic!("no helper in {listed:?}"));
+        let app = listed
+            .iter()
+            .find(|e| e.get("helper").is_none())
+            .unwrap_or_else(|| panic!("no app in {listed:?}"));
+        assert_eq!(helper["helper"]["kind"], "nested-x11");
+        assert_eq!(helper["helper"]["of"], app["name"]);
+        assert_eq!(app["helpers"], serde_json::json!([helper["name"]]));
         if !killed {
             drop(child.stdin.take());
         }
@@ -423,15 +437,18 @@ fn the_nested_server_ends_with_the_sandbox_and_with_a_killed_launcher() {
 /// its window, since the fake proxy takes a second to fail) with it.
 #[test]
 fn a_failing_proxy_ends_the_nested_server_started_beside_it() {
-    if !installed(&["Xvfb", "xauth", "Xephyr"]) {
+    if !installed(&["Xvfb", "xauth", "Xephyr", "xdg-dbus-proxy", "dbus-daemon"]) {
         return;
     }
     let s = Scratch::new();
     let d = xvfb(&s);
     let display = format!(":{}", d.number);
+    // It fails when the launch starts it (arguments on stdin); before,
+    // the probe of its security fixes (helpers::dbus_probe) gets the real
+    // proxy, which passes.
     let fake = s.write(
         "fakebin/xdg-dbus-proxy",
-        "#!/bin/sh\nsleep 1\necho 'Failed to start proxy' >&2\nexit 3\n",
+        "#!/bin/sh\nif [ \"$2\" != --args=0 ]; then exec /usr/bin/xdg-dbus-proxy \"$@\"; fi\nsleep 1\necho 'Failed to start proxy' >&2\nexit 3\n",
     );
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let p = profile(

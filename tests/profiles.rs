@@ -572,59 +572,6 @@ fn git_reads_the_gitconfig_and_cannot_change_it() {
     );
 }
 
-/// `hutch shim install --all` puts the shipped profiles in front of the
-/// programs by their own names (issue 15's "done when"): `jq` and
-/// `python3` typed as such run sandboxed, reading the working directory
-/// and not `~/.ssh`; shells stay out; `remove --all` leaves the home as it
-/// was. The control: the same commands by their full paths, unsandboxed,
-/// read `~/.ssh`.
-#[test]
-fn shims_run_the_programs_in_their_profiles_by_name() {
-    if !installed("jq") || !installed("python3") {
-        skip("shims of the shipped profiles: jq or python3 is not installed");
-        return;
-    }
-    let s = Scratch::new();
-    std::fs::write(s.path().join("in.json"), "[1, 2, 3]").unwrap();
-    let ssh = s.home().join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    std::fs::write(ssh.join("id_test"), "[4, 5, 6]").unwrap();
-    s.chown_all();
-    let said = ok(&s.hutch(&["shim", "install", "--all"]).output().unwrap());
-    for name in ["jq", "python3", "tar"] {
-        assert!(said.contains(&format!("{name}: installed")), "{said}");
-    }
-    let shims = s.home().join(".local/bin");
-    assert!(shims.join("jq").exists() && !shims.join("sh").exists());
-    // By name, with the shim directory first in PATH, as a user's shell has it.
-    let by_name = |script: &str| {
-        s.as_user(Path::new("/bin/sh"))
-            .args(["-c", &format!("PATH=\"$HOME/.local/bin:$PATH\"; {script}")])
-            .output()
-            .unwrap()
-    };
-    let read = "import sys; print(sum(__import__('json').load(open(sys.argv[1]))))";
-    assert_eq!(ok(&by_name("jq add in.json")).trim(), "6");
-    let out = by_name(&format!("python3 -c \"{read}\" in.json"));
-    assert_eq!(ok(&out).trim(), "6");
-    let secret = ssh.join("id_test").display().to_string();
-    let out = by_name(&format!("jq add {secret}"));
-    assert!(!out.status.success(), "jq read ~/.ssh: {}", stdout(&out));
-    let out = by_name(&format!("python3 -c \"{read}\" {secret}"));
-    assert!(
-        !out.status.success(),
-        "python3 read ~/.ssh: {}",
-        stdout(&out)
-    );
-    // The control: the programs themselves read it.
-    assert_eq!(
-        ok(&by_name(&format!("/usr/bin/jq add {secret}"))).trim(),
-        "15"
-    );
-    ok(&s.hutch(&["shim", "remove", "--all"]).output().unwrap());
-    assert!(!s.home().join(".local").exists());
-}
-
 /// The shipped program profiles: every profile in profiles/ but the
 /// building blocks, the general ones and the desktop apps' (a `[desktop]`
 /// table: tests/desktop.rs runs each and checks its window's pixels).

@@ -28,7 +28,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::HelperError;
 use super::process::{self, HelperProcess, Program};
-use crate::plan::dbus::DbusPlan;
+use crate::plan::dbus::{DbusPlan, PortalScope};
 use crate::plan::desktop::PROXY_PROFILE_FILE;
 
 const NAME: &str = "the D-Bus proxy";
@@ -66,6 +66,8 @@ pub struct Proxy {
     process: HelperProcess,
     /// The read end of the readiness pipe: closing it stops the proxy.
     hold: Option<OwnedFd>,
+    /// The app scope's cgroup when hutch made it (removed at the end).
+    made_scope: Option<std::path::PathBuf>,
 }
 
 /// A proxy started and not listening yet: [`Starting::ready`] waits for
@@ -128,6 +130,57 @@ impl Proxy {
     pub fn wait(&mut self) {
         self.ask_stop();
         self.process.wait_or_kill(Duration::from_secs(1));
+        if let Some(dir) = self.made_scope.take() {
+            // Empty once the proxy has ended; a failure leaves an empty
+            // cgroup behind, which costs nothing.
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Puts the proxy's processes (every descendant of its sandbox's
+    /// hutch: that sandbox's init and the proxy itself) in the app scope
+    /// `scope`, so that xdg-desktop-portal, which asks the proxy's systemd
+    /// unit for the app's id, knows the app by it. Through the user's
+    /// systemd manager (a transient scope, as desktop launchers make), else
+    /// in a cgroup hutch makes in the user's delegated tree; a failure is
+    /// a warning: the portal then sees the app as hutch's own cgroup says
+    /// (`--explain`).
+    pub fn place_in(&mut self, scope: &PortalScope) {
+        let pids = descendants(self.process.pid());
+        if pids.is_empty() {
+            eprintln!(
+                "hutch: warning: {NAME}: its processes were not found, so it stays out of {}",
+                scope.unit
+            );
+            return;
+        }
+        let mut why = Vec::new();
+        if let Some(bus) = &scope.manager_bus {
+            use super::cgroup::systemd::{Prop, start_scope};
+            let props = vec![
+                (
+                    "Description",
+                    Prop::Str(format!("hutch's D-Bus proxy for {}", scope.app_id)),
+                ),
+                ("PIDs", Prop::Pids(pids.iter().map(|&p| p as u32).collect())),
+                ("CollectMode", Prop::Str("inactive-or-failed".into())),
+            ];
+            match start_scope(bus, false, &scope.unit, props) {
+                Ok(()) => return,
+                Err(e) => why.push(e.to_string()),
+            }
+        }
+        match place_delegated(&scope.delegated_dir, &pids) {
+            Ok(()) => self.made_scope = Some(scope.delegated_dir.clone()),
+            Err(e) => {
+                why.push(e);
+                eprintln!(
+                    "hutch: warning: {NAME} could not be placed in the systemd unit {} ({}): portals see the app as hutch's own cgroup says",
+                    scope.unit,
+                    why.join("; ")
+                );
+            }
+        }
     }
 }
 
@@ -139,6 +192,7 @@ impl Starting {
             Ok(()) => Ok(Proxy {
                 process,
                 hold: Some(ready),
+                made_scope: None,
             }),
             Err(why) => {
                 let status = process.finish();
@@ -155,6 +209,81 @@ impl Starting {
             }
         }
     }
+}
+
+/// Checks the installed proxy for the holes its security fixes closed
+/// (`helpers::dbus_probe`, cached per binary): one that has a hole, or
+/// that cannot be probed, is refused, or with `[desktop] enforce =
+/// "best-effort"` used with a warning.
+pub fn check_fixes(plan: &DbusPlan) -> Result<(), HelperError> {
+    let found = match &plan.probe_daemon {
+        None => Err("it cannot be checked for the holes its security fixes closed: the probe needs dbus-daemon, which is not in PATH (Debian: `apt install dbus-daemon`)".to_string()),
+        Some(daemon) => super::dbus_probe::cached(&plan.proxy, daemon, &plan.probe_cache)
+            .map_err(|e| format!("the check for the holes its security fixes closed failed: {e}"))
+            .and_then(|r| {
+                let holes = r.holes();
+                if holes.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("{} has a known hole: {}; upgrade it (your distribution's security update, or 0.1.8+)", plan.proxy.display(), holes.join("; ")))
+                }
+            }),
+    };
+    match (found, plan.need) {
+        (Ok(()), _) => Ok(()),
+        (Err(why), crate::profile::schema::Need::BestEffort) => {
+            eprintln!(
+                "hutch: warning: {NAME}: {why}; used anyway ([desktop] enforce = \"best-effort\")"
+            );
+            Ok(())
+        }
+        (Err(why), crate::profile::schema::Need::Required) => Err(HelperError::Refused {
+            helper: NAME,
+            why: format!("{why}; or set `[desktop] enforce = \"best-effort\"` to use it anyway"),
+        }),
+    }
+}
+
+/// Every descendant of `root` (not `root` itself), from /proc.
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if let Some((ppid, _)) = crate::registry::proc_stat(pid) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out: Vec<libc::pid_t> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, _) in parent_of.iter().filter(|(_, pp)| *pp == p) {
+            if !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// Makes `dir` (in the user's delegated cgroup tree) and moves `pids`
+/// into it.
+fn place_delegated(dir: &Path, pids: &[libc::pid_t]) -> Result<(), String> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot make cgroup {}: {e}", dir.display())),
+    }
+    let procs = dir.join("cgroup.procs");
+    for pid in pids {
+        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
+            let _ = std::fs::remove_dir(dir);
+            return Err(format!("cannot move pid {pid} into {}: {e}", dir.display()));
+        }
+    }
+    Ok(())
 }
 
 /// A memory file holding `args`, each ended by a NUL, at offset 0.

@@ -191,6 +191,9 @@ impl Helper for Session {
         // Both servers start at once, each in a sandbox of its own, and
         // are then waited for in turn: the launch waits for the slower,
         // not for the sum. One that fails ends the other (dropped).
+        if let Some(dbus) = &self.plan.dbus {
+            super::dbus::check_fixes(dbus)?;
+        }
         let proxy = match &self.plan.dbus {
             Some(dbus) => Some(super::dbus::Proxy::spawn(dbus, &self.plan.launch_dir)?),
             None => None,
@@ -207,7 +210,16 @@ impl Helper for Session {
             None => None,
         };
         if let Some(proxy) = proxy {
-            self.proxy = Some(proxy.ready()?);
+            let mut proxy = proxy.ready()?;
+            if let Some(scope) = self
+                .plan
+                .dbus
+                .as_ref()
+                .and_then(|d| d.portal_scope.as_ref())
+            {
+                proxy.place_in(scope);
+            }
+            self.proxy = Some(proxy);
         }
         if let Some(nested) = nested {
             self.nested = Some(nested.ready()?);

@@ -34,6 +34,7 @@
 
 pub mod cgroup;
 pub mod dbus;
+pub mod dbus_probe;
 pub mod desktop;
 pub mod learn;
 pub mod netns;
@@ -87,6 +88,10 @@ pub enum HelperError {
     /// `[network]` user mode's program failed.
     #[error(transparent)]
     Network(#[from] usernet::NetworkError),
+    /// A helper program with a known hole that breaks what the sandbox
+    /// promises (or one that could not be checked), refused.
+    #[error("refusing {helper}: {why}")]
+    Refused { helper: &'static str, why: String },
     /// It started, but never said it was ready.
     #[error("{helper} did not start: {why}")]
     NotReady { helper: &'static str, why: String },

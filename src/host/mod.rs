@@ -222,10 +222,16 @@ impl Host {
     /// a shell would find it: the first executable regular file. The path
     /// is kept as found (not resolved): a program may look at its name.
     pub fn find_program(&self, name: &str) -> Option<PathBuf> {
-        use std::os::unix::fs::PermissionsExt;
         let path = self
             .env("PATH")
             .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        self.find_program_in(name, &path)
+    }
+
+    /// The first executable regular file `name` in the colon-separated
+    /// directories of `path` (relative entries are skipped).
+    pub fn find_program_in(&self, name: &str, path: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
         path.split(':')
             .map(Path::new)
             .filter(|d| d.is_absolute())

@@ -16,7 +16,7 @@ use crate::cli::{ExecArgs, VolumeCommand};
 use crate::diag::sanitize;
 use crate::host::Host;
 use crate::launch::{self, EXIT_LAUNCH_FAILED};
-use crate::registry::{Registry, RegistryError, State};
+use crate::registry::{Record, Registry, RegistryError, State};
 use crate::{sys, volume};
 
 fn out(text: &str) {
@@ -60,6 +60,86 @@ struct Listed {
     /// Its `[network]`, from the plan it runs; absent while starting.
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<ListedNetwork>,
+    /// For a helper's sandbox (the D-Bus proxy, the nested X server):
+    /// what it is and which sandbox started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    helper: Option<ListedHelper>,
+    /// The helpers' sandboxes this one started, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    helpers: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ListedHelper {
+    /// `dbus-proxy`, `nested-x11`.
+    kind: &'static str,
+    of: String,
+}
+
+/// A sandbox that the launcher of another started as one of its helpers:
+/// its launcher is a child of the other's (hutch starts the D-Bus proxy
+/// and the nested X server each in a hutch sandbox of its own, from a
+/// profile in its launch directory).
+struct HelperOf {
+    /// `dbus-proxy`, `nested-x11`, or `helper` for one this hutch does
+    /// not know.
+    kind: &'static str,
+    /// What it is, in messages.
+    what: &'static str,
+    parent: String,
+}
+
+/// The helpers among `records`, by name.
+fn helpers_of(records: &[Record]) -> std::collections::HashMap<String, HelperOf> {
+    use crate::plan::desktop::{NESTED_PROFILE_FILE, PROXY_PROFILE_FILE};
+    let mut out = std::collections::HashMap::new();
+    for r in records {
+        let Some((ppid, _)) = crate::registry::proc_stat(r.launcher.pid) else {
+            continue;
+        };
+        let Some(parent) = records
+            .iter()
+            .find(|p| p.launcher.pid == ppid && p.name != r.name)
+        else {
+            continue;
+        };
+        let file = std::path::Path::new(&r.profile)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        let (kind, what) = match file {
+            f if f == PROXY_PROFILE_FILE => ("dbus-proxy", "the D-Bus proxy"),
+            f if f == NESTED_PROFILE_FILE => ("nested-x11", "the nested X server"),
+            _ => ("helper", "a helper"),
+        };
+        out.insert(
+            r.name.clone(),
+            HelperOf {
+                kind,
+                what,
+                parent: parent.name.clone(),
+            },
+        );
+    }
+    out
+}
+
+/// Why `exec` or `stop` (`verb`) does not take `name`, when it is a
+/// helper's sandbox.
+fn refuse_helper(host: &Host, name: &str, verb: &str) -> Option<String> {
+    let records = Registry::open(host, false).ok()??.records();
+    let links = helpers_of(&records);
+    let h = links.get(name)?;
+    Some(match verb {
+        "exec" => format!(
+            "`{name}` is {} of sandbox `{}` (a helper in a sandbox of its own, which the app talks to): hutch exec does not enter helpers; `hutch exec {}` enters the app's sandbox",
+            h.what, h.parent, h.parent
+        ),
+        _ => format!(
+            "`{name}` is {} of sandbox `{}`, and ends with it: stopping it alone would cut the app off; `hutch stop {}` stops both",
+            h.what, h.parent, h.parent
+        ),
+    })
 }
 
 /// A sandbox's network in `hutch ps --json`: the mode, and in `user` mode
@@ -131,12 +211,26 @@ pub fn ps(as_json: bool) -> i32 {
             return EXIT_LAUNCH_FAILED;
         }
     };
-    let listed: Vec<Listed> = records
+    let links = helpers_of(&records);
+    let mut listed: Vec<Listed> = records
         .into_iter()
         // Running, or still starting; not those whose payload has ended
         // while their hutch cleans up.
         .filter(|r| r.state == State::Starting || r.is_running())
         .map(|r| Listed {
+            helper: links.get(&r.name).map(|h| ListedHelper {
+                kind: h.kind,
+                of: h.parent.clone(),
+            }),
+            helpers: {
+                let mut names: Vec<String> = links
+                    .iter()
+                    .filter(|(_, h)| h.parent == r.name)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                names.sort();
+                names
+            },
             network: ListedNetwork::of(r.plan.as_deref()),
             uptime_seconds: r.uptime(),
             pid: r.init.map(|i| i.pid),
@@ -149,6 +243,12 @@ pub fn ps(as_json: bool) -> i32 {
             started: r.started,
         })
         .collect();
+    // Each helper right after the sandbox that started it.
+    let order = |l: &Listed| match &l.helper {
+        Some(h) => (h.of.clone(), 1, l.name.clone()),
+        None => (l.name.clone(), 0, String::new()),
+    };
+    listed.sort_by_key(order);
     if as_json {
         out(&json(&listed));
         return 0;
@@ -157,9 +257,15 @@ pub fn ps(as_json: bool) -> i32 {
         .iter()
         .map(|l| {
             [
-                l.name.clone(),
+                match &l.helper {
+                    Some(_) => format!("`- {}", l.name),
+                    None => l.name.clone(),
+                },
                 l.pid.map_or("-".into(), |p| p.to_string()),
-                sanitize(&l.profile),
+                match &l.helper {
+                    Some(h) => format!("({} of {})", h.kind, h.of),
+                    None => sanitize(&l.profile),
+                },
                 match l.state {
                     State::Starting => "starting".into(),
                     State::Running => duration(l.uptime_seconds),
@@ -202,6 +308,10 @@ fn open_registry(host: &Host, name: &str) -> Result<Registry, RegistryError> {
 
 pub fn exec(args: ExecArgs) -> i32 {
     let host = Host::current();
+    if let Some(why) = refuse_helper(&host, &args.name, "exec") {
+        crate::diag::error(format_args!("{why}"));
+        return EXIT_LAUNCH_FAILED;
+    }
     let target = match open_registry(&host, &args.name).and_then(|r| r.target(&args.name)) {
         Ok(t) => t,
         Err(e) => {
@@ -243,6 +353,10 @@ pub fn stop(name: &str, timeout: f64) -> i32 {
         return EXIT_LAUNCH_FAILED;
     }
     let host = Host::current();
+    if let Some(why) = refuse_helper(&host, name, "stop") {
+        crate::diag::error(format_args!("{why}"));
+        return EXIT_LAUNCH_FAILED;
+    }
     let registry = match open_registry(&host, name) {
         Ok(r) => r,
         Err(e) => {

@@ -45,6 +45,149 @@ pub const SYSTEM_BUS_PATH: &str = "/run/dbus/system_bus_socket";
 /// The program, looked up in the caller's `PATH`.
 const PROXY: &str = "xdg-dbus-proxy";
 
+/// xdg-desktop-portal's bus name and object.
+pub const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
+pub const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
+
+/// The interfaces of `org.freedesktop.portal.Desktop` at
+/// [`PORTAL_PATH`] a profile may grant (xdg-desktop-portal 1.16's, and
+/// Clipboard, InputCapture and Usb of later releases), and what each gives
+/// the app. The document portal (`org.freedesktop.portal.Documents`) is a
+/// bus name of its own and not among them: it serves files to Flatpak
+/// apps, and a host app (which a hutch app is to the portal) gets host
+/// paths instead. `Device` is left out: it lets its caller ask for
+/// devices on behalf of another process.
+pub const PORTALS: &[(&str, &str)] = &[
+    (
+        "Account",
+        "the user's name, real name and picture, after a dialog",
+    ),
+    (
+        "Background",
+        "running in the background and autostart, as the portal's policy allows a host app (it does not ask)",
+    ),
+    (
+        "Camera",
+        "a PipeWire remote for the cameras, after a dialog",
+    ),
+    ("Clipboard", "the clipboard during a remote-desktop session"),
+    (
+        "DynamicLauncher",
+        "installing .desktop launchers, after a dialog",
+    ),
+    (
+        "Email",
+        "a composer window of the mail client, with attachments",
+    ),
+    (
+        "FileChooser",
+        "host paths the user picks in a dialog (not bound into the sandbox: only readable there if already visible)",
+    ),
+    (
+        "GameMode",
+        "GameMode's scheduling boost for its own processes",
+    ),
+    (
+        "GlobalShortcuts",
+        "key bindings that work when it is not focused, after a dialog",
+    ),
+    (
+        "Inhibit",
+        "blocking logout, suspend or idle, and the session's state",
+    ),
+    (
+        "InputCapture",
+        "capturing input at screen edges, after a dialog",
+    ),
+    (
+        "Location",
+        "the location (GeoClue), as the portal's policy allows a host app",
+    ),
+    ("MemoryMonitor", "low-memory warnings"),
+    (
+        "NetworkMonitor",
+        "whether and how the host is online, and whether a host name is reachable",
+    ),
+    ("Notification", "desktop notifications"),
+    (
+        "OpenURI",
+        "opening URIs and host files in the user's other applications (a browser outside the sandbox)",
+    ),
+    ("PowerProfileMonitor", "whether power saving is on"),
+    ("Print", "printing through the host's print dialog"),
+    (
+        "ProxyResolver",
+        "the proxy for a URI, from the host's settings",
+    ),
+    (
+        "Realtime",
+        "real-time or higher priority for its threads (RealtimeKit)",
+    ),
+    (
+        "RemoteDesktop",
+        "input injection into the whole session, after a dialog",
+    ),
+    (
+        "ScreenCast",
+        "screen and window capture streams, after a dialog",
+    ),
+    (
+        "Screenshot",
+        "screenshots of the whole screen, after a dialog (or none, as the portal's policy allows a host app)",
+    ),
+    (
+        "Secret",
+        "a key for its own secrets, from the host's keyring",
+    ),
+    (
+        "Settings",
+        "the desktop's appearance settings (color scheme, fonts, accent)",
+    ),
+    (
+        "Trash",
+        "moving host files it can pass as descriptors to the trash",
+    ),
+    ("Usb", "USB devices, after a dialog"),
+    (
+        "Wallpaper",
+        "setting the desktop background, after a dialog",
+    ),
+];
+
+/// The proxy rules that let the app use `portals` (short names from
+/// [`PORTALS`]) and nothing else of the portal: each interface on the
+/// portal object, calls and signals; the Request and Session objects every
+/// asynchronous portal call creates (closing them, hearing Response and
+/// Closed); and `Properties.Get` on the portal object for the interfaces'
+/// versions (the proxy cannot filter its argument, so any portal
+/// interface's properties can be read).
+pub fn portal_rules(portals: &[String]) -> Vec<(Policy, String)> {
+    if portals.is_empty() {
+        return Vec::new();
+    }
+    let mut rules = Vec::new();
+    let mut both = |method: String, path: &str| {
+        rules.push((Policy::Call, format!("{PORTAL_NAME}={method}@{path}")));
+        rules.push((Policy::Broadcast, format!("{PORTAL_NAME}={method}@{path}")));
+    };
+    for p in portals {
+        both(format!("org.freedesktop.portal.{p}.*"), PORTAL_PATH);
+    }
+    both(
+        "org.freedesktop.portal.Request.*".into(),
+        &format!("{PORTAL_PATH}/request/*"),
+    );
+    both(
+        "org.freedesktop.portal.Session.*".into(),
+        &format!("{PORTAL_PATH}/session/*"),
+    );
+    rules.push((
+        Policy::Call,
+        format!("{PORTAL_NAME}=org.freedesktop.DBus.Properties.Get@{PORTAL_PATH}"),
+    ));
+    rules
+}
+
 /// Which bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -113,6 +256,36 @@ pub struct DbusPlan {
     /// runs in a hutch sandbox of its own, whose profile binds this).
     pub dir: PathBuf,
     pub buses: Vec<BusPlan>,
+    /// A dbus-daemon for the probe of the proxy's fixes
+    /// (`helpers::dbus_probe`), when one is installed.
+    pub probe_daemon: Option<PathBuf>,
+    /// Where the probe's result is kept, per proxy binary.
+    pub probe_cache: PathBuf,
+    /// Whether a proxy with a known hole (or one that cannot be probed)
+    /// stops the launch (`[desktop] enforce`).
+    pub need: Need,
+    /// The systemd user unit the proxy is placed in, so that portals know
+    /// the app by its id; `None` without portals or without a systemd
+    /// user manager.
+    pub portal_scope: Option<PortalScope>,
+    /// Who xdg-desktop-portal takes the app for, when portals are granted
+    /// ([`portal_identity`], [`scope_identity`]).
+    pub portal_identity: Option<String>,
+}
+
+/// An app scope of the user's systemd manager for the proxy:
+/// `app-hutch-<APP ID>-<launcher pid>.scope`, the form xdg-desktop-portal
+/// reads a host app's id from (systemd.io/DESKTOP_ENVIRONMENTS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortalScope {
+    pub app_id: String,
+    pub unit: String,
+    /// The user manager's bus (`StartTransientUnit`), when there is one.
+    pub manager_bus: Option<String>,
+    /// The unit's cgroup below the user manager's `app.slice`, made by
+    /// hutch itself where the manager cannot be asked but the user's
+    /// cgroup tree is delegated to the user (writable).
+    pub delegated_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +303,9 @@ pub struct BusPlan {
     pub inside: PathBuf,
     /// The rules, in the order the layers give them.
     pub rules: Vec<(Policy, String)>,
+    /// Portal interfaces granted (session bus only), each becoming the
+    /// rules of [`portal_rules`] after `rules`.
+    pub portals: Vec<String>,
 }
 
 impl DbusPlan {
@@ -141,7 +317,12 @@ impl DbusPlan {
             args.push(b.address.clone());
             args.push(b.socket.display().to_string());
             args.push("--filter".into());
-            args.extend(b.rules.iter().map(|(p, v)| format!("--{}={v}", p.name())));
+            args.extend(
+                b.rules
+                    .iter()
+                    .chain(&portal_rules(&b.portals))
+                    .map(|(p, v)| format!("--{}={v}", p.name())),
+            );
         }
         args
     }
@@ -163,6 +344,9 @@ pub struct Session<'a> {
     pub shared_net: bool,
     pub scoped: bool,
     pub runtime_dir: &'a Path,
+    /// The app id (`[desktop] app_id`), which portals are to know the
+    /// app by.
+    pub app_id: &'a str,
 }
 
 /// Plans `[dbus]`: a bind and a variable for each bus, and the proxy that
@@ -180,12 +364,19 @@ pub fn plan(
         shared_net,
         scoped,
         runtime_dir,
+        app_id,
     } = *session;
     let mut buses = Vec::new();
     // Where the first bus is named, for an error about the proxy.
     let mut at = None;
     for bus in [Bus::Session, Bus::System] {
-        let Some(Named { file, span, rules }) = rules(profile, bus)? else {
+        let Some(Named {
+            file,
+            span,
+            rules,
+            portals,
+        }) = rules(profile, bus)?
+        else {
             continue;
         };
         let (line, col) = file.line_col(span.start);
@@ -223,6 +414,7 @@ pub fn plan(
             socket,
             inside,
             rules,
+            portals,
         });
         at.get_or_insert((file, span));
     }
@@ -237,12 +429,31 @@ pub fn plan(
         .at(file, span)
         .help("install it (Debian and Ubuntu: `apt install xdg-dbus-proxy`), or remove the [dbus] tables")
     })?;
+    let portals = buses.iter().any(|b| !b.portals.is_empty());
+    let portal_scope = portals.then(|| portal_scope(host, app_id)).flatten();
+    let portal_identity = portals.then(|| match &portal_scope {
+        Some(scope) => scope_identity(scope),
+        None => {
+            let v2 = host.cgroups().v2.as_ref();
+            portal_identity(v2.map(|v| v.own.as_str()), host.uid)
+        }
+    });
+    let dir = proxy_dir(host)?;
+    let probe_cache = dir.with_file_name(PROBE_CACHE);
     Ok(Some(DbusPlan {
         proxy,
-        dir: proxy_dir(host)?,
+        dir,
         buses,
+        probe_daemon: find_program(host, "dbus-daemon"),
+        probe_cache,
+        need,
+        portal_scope,
+        portal_identity,
     }))
 }
+
+/// The probe's cache, beside the launchers' proxy directories.
+const PROBE_CACHE: &str = "proxy-probe";
 
 /// `<hutch's runtime dir>-dbus/<launcher pid>`.
 fn proxy_dir(host: &Host) -> Result<PathBuf, ProfileError> {
@@ -276,6 +487,7 @@ struct Named<'a> {
     file: &'a Arc<SourceFile>,
     span: Range<usize>,
     rules: Vec<(Policy, String)>,
+    portals: Vec<String>,
 }
 
 /// The rules of `bus` from every layer, in order, each checked; `None`
@@ -283,10 +495,33 @@ struct Named<'a> {
 fn rules(profile: &Profile, bus: Bus) -> Result<Option<Named<'_>>, ProfileError> {
     let mut named = None;
     let mut rules: Vec<(Policy, String)> = Vec::new();
+    let mut portals: Vec<String> = Vec::new();
     for layer in &profile.layers {
         let Some(dbus) = layer.raw.dbus.as_ref() else {
             continue;
         };
+        if bus == Bus::Session {
+            for value in dbus.portals.iter().flatten() {
+                let name = value.get_ref();
+                if !PORTALS.iter().any(|(p, _)| p == name) {
+                    let all: Vec<&str> = PORTALS.iter().map(|(p, _)| *p).collect();
+                    return Err(Diagnostic::new(format!(
+                        "key `dbus.portals`: {name:?} is not a portal interface hutch knows; allowed: {}",
+                        all.join(", ")
+                    ))
+                    .at(&layer.file, value.span())
+                    .help("write the interface's last part as xdg-desktop-portal names it (\"FileChooser\" for org.freedesktop.portal.FileChooser)")
+                    .into());
+                }
+                if !portals.contains(name) {
+                    portals.push(name.clone());
+                }
+                // Portals alone name the session bus.
+                if named.is_none() {
+                    named = Some((&layer.file, value.span()));
+                }
+            }
+        }
         let table = match bus {
             Bus::Session => dbus.session.as_ref(),
             Bus::System => dbus.system.as_ref(),
@@ -313,7 +548,12 @@ fn rules(profile: &Profile, bus: Bus) -> Result<Option<Named<'_>>, ProfileError>
             }
         }
     }
-    Ok(named.map(|(file, span)| Named { file, span, rules }))
+    Ok(named.map(|(file, span)| Named {
+        file,
+        span,
+        rules,
+        portals,
+    }))
 }
 
 /// Checks one value against the proxy's grammar; else (what is wrong, help).
@@ -418,6 +658,139 @@ fn host_address(host: &Host, bus: Bus) -> Result<(String, Option<PathBuf>), Stri
     Ok((address, path))
 }
 
+/// The proxy's app scope, when the user has a systemd manager's cgroup
+/// (`user@UID.service`) on a cgroup v2 hierarchy.
+fn portal_scope(host: &Host, app_id: &str) -> Option<PortalScope> {
+    let cgroups = host.cgroups();
+    let v2 = cgroups.v2.as_ref()?;
+    let manager = v2.user_manager.as_ref()?;
+    let unit = format!(
+        "app-hutch-{}-{}.scope",
+        app_id.replace('-', "\\x2d"),
+        host.launcher_pid()
+    );
+    let delegated_dir = crate::host::cgroups::cgroup_path(&v2.mount, &manager.path)
+        .join("app.slice")
+        .join(&unit);
+    Some(PortalScope {
+        app_id: app_id.to_string(),
+        unit,
+        manager_bus: cgroups
+            .bus
+            .as_ref()
+            .filter(|b| !b.system)
+            .map(|b| b.address.clone()),
+        delegated_dir,
+    })
+}
+
+/// Who xdg-desktop-portal takes the app for with the proxy in `scope`.
+pub fn scope_identity(scope: &PortalScope) -> String {
+    let id = &scope.app_id;
+    let three = id.split('.').count() >= 3;
+    format!(
+        "portals see this app as the host app {id:?}: the proxy runs in the systemd user unit {:?}{}; host trust, as for a program outside any sandbox: the proxy's filter and what the sandbox can see are the protection",
+        scope.unit,
+        if three {
+            format!(" (xdg-desktop-portal 1.17 and later only if {id}.desktop exists)")
+        } else {
+            format!(
+                " (but xdg-desktop-portal 1.16, Debian 12's, reads only ids of three or more elements and sees an unnamed host app; 1.17 and later only if {id}.desktop exists; `[desktop] app_id` sets the id)"
+            )
+        }
+    )
+}
+
+/// Who xdg-desktop-portal takes the app for. It asks about the D-Bus peer,
+/// which is the proxy (in the launcher's cgroup `own`), and as hutch writes
+/// no Flatpak metadata and is no snap, the peer is a host app whose id
+/// comes from its systemd user unit: libsystemd's `sd_pid_get_user_unit`
+/// (the first unit below `user@UID.service`, slices skipped), accepted when
+/// it is `app[-LAUNCHER]-ID-RANDOM.scope` or `app[-LAUNCHER]-ID[@RANDOM].service`
+/// (xdg-desktop-portal 1.14+; 1.16 only takes IDs of three or more
+/// elements, and from 1.17 on `ID.desktop` must exist).
+pub fn portal_identity(own: Option<&str>, uid: u32) -> String {
+    const TRUST: &str = "host trust, as for a program outside any sandbox: the proxy's filter and what the sandbox can see are the protection";
+    let Some(own) = own else {
+        return format!(
+            "portals see this app as an unnamed host app (no cgroup v2 here, so no systemd unit names it); {TRUST}"
+        );
+    };
+    match app_unit(own, uid) {
+        Some((unit, id)) => format!(
+            "portals see this app as the host app {id:?}, after the systemd unit {unit:?} that hutch was started in (your terminal's or launcher's; with no systemd user manager here, hutch cannot give the proxy a unit of its own): {TRUST}, and {id:?}'s stored portal permissions apply"
+        ),
+        None => format!(
+            "portals see this app as an unnamed host app (the D-Bus peer they check is the proxy, in hutch's cgroup {own}, which is no systemd app unit; with no systemd user manager here, hutch cannot give it a unit named after the app); {TRUST}"
+        ),
+    }
+}
+
+/// The systemd user unit of cgroup `path` when it names an app, and the
+/// app id xdg-desktop-portal reads from it.
+fn app_unit(path: &str, uid: u32) -> Option<(String, String)> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+    while parts.peek().is_some_and(|p| p.ends_with(".slice")) {
+        parts.next();
+    }
+    if parts.next()? != format!("user@{uid}.service") {
+        return None;
+    }
+    while parts.peek().is_some_and(|p| p.ends_with(".slice")) {
+        parts.next();
+    }
+    let unit = parts.next()?.to_string();
+    let rest = unit.strip_prefix("app-")?;
+    let id = if let Some(base) = rest.strip_suffix(".scope") {
+        // `[LAUNCHER-]ID-RANDOM`: RANDOM after the last `-`, alphanumeric.
+        let (id, random) = base.rsplit_once('-')?;
+        if !random.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        strip_launcher(id)
+    } else if let Some(base) = rest.strip_suffix(".service") {
+        let base = base.split_once('@').map_or(base, |(id, _)| id);
+        strip_launcher(base)
+    } else {
+        return None;
+    };
+    let id = unescape_unit(id)?;
+    (!id.is_empty()).then_some((unit, id))
+}
+
+/// `LAUNCHER-ID` → `ID` when the first part is alphanumeric and something
+/// follows it.
+fn strip_launcher(s: &str) -> &str {
+    match s.split_once('-') {
+        Some((launcher, id))
+            if !launcher.is_empty()
+                && launcher.chars().all(|c| c.is_ascii_alphanumeric())
+                && !id.is_empty() =>
+        {
+            id
+        }
+        _ => s,
+    }
+}
+
+/// systemd's `\xNN` escapes in a unit name.
+fn unescape_unit(s: &str) -> Option<String> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            let hex = s.get(i + 2..i + 4)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// `--explain`'s line for each bus.
 pub fn explain(d: &DbusPlan) -> Vec<String> {
     let mut o = Vec::new();
@@ -433,13 +806,46 @@ pub fn explain(d: &DbusPlan) -> Vec<String> {
             b.address,
             d.proxy.display(),
             b.inside.display(),
-            if rules.is_empty() {
+            if rules.is_empty() && !b.portals.is_empty() {
+                "no rules besides the portals".to_string()
+            } else if rules.is_empty() {
                 "only the bus itself (no rules)".to_string()
             } else {
                 rules.join(", ")
             }
         ));
+        if !b.portals.is_empty() {
+            let each: Vec<String> = b
+                .portals
+                .iter()
+                .map(|p| {
+                    let what = PORTALS.iter().find(|(n, _)| n == p).map_or("", |(_, w)| w);
+                    format!("{p} ({what})")
+                })
+                .collect();
+            o.push(format!(
+                "portals on {PORTAL_NAME}: {}; with their Request and Session objects and Properties.Get, nothing else of the portal",
+                each.join(", ")
+            ));
+        }
     }
+    if let Some(who) = &d.portal_identity {
+        o.push(who.clone());
+    }
+    let refused = match d.need {
+        Need::Required => "refused",
+        Need::BestEffort => "used with a warning (best-effort)",
+    };
+    o.push(match &d.probe_daemon {
+        Some(_) => format!(
+            "before it starts, {} is tried on a private dbus-daemon for the holes its security fixes closed (GHSA-vjp5-hjfm-7677, GHSA-r7hp-698j-2h6c), once per installed binary (`hutch doctor` shows the result): one with a hole is {refused}",
+            d.proxy.display()
+        ),
+        None => format!(
+            "{} cannot be tried for the holes its security fixes closed (no dbus-daemon in PATH to try it on), so it is {refused}",
+            d.proxy.display()
+        ),
+    });
     o
 }
 
@@ -523,7 +929,13 @@ mod tests {
                     (Policy::Talk, "org.example.A".into()),
                     (Policy::Call, "org.example.B=*@/b".into()),
                 ],
+                portals: Vec::new(),
             }],
+            probe_daemon: None,
+            probe_cache: "/run/user/1000/hutch-dbus/proxy-probe".into(),
+            need: Need::Required,
+            portal_scope: None,
+            portal_identity: None,
         };
         assert_eq!(
             plan.proxy_args(),
@@ -534,6 +946,88 @@ mod tests {
                 "--talk=org.example.A",
                 "--call=org.example.B=*@/b",
             ]
+        );
+    }
+
+    #[test]
+    fn portals_become_rules_on_the_portal_object_only() {
+        assert!(portal_rules(&[]).is_empty());
+        let rules = portal_rules(&["NetworkMonitor".into()]);
+        let text: Vec<String> = rules
+            .iter()
+            .map(|(p, v)| format!("--{}={v}", p.name()))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "--call=org.freedesktop.portal.Desktop=org.freedesktop.portal.NetworkMonitor.*@/org/freedesktop/portal/desktop",
+                "--broadcast=org.freedesktop.portal.Desktop=org.freedesktop.portal.NetworkMonitor.*@/org/freedesktop/portal/desktop",
+                "--call=org.freedesktop.portal.Desktop=org.freedesktop.portal.Request.*@/org/freedesktop/portal/desktop/request/*",
+                "--broadcast=org.freedesktop.portal.Desktop=org.freedesktop.portal.Request.*@/org/freedesktop/portal/desktop/request/*",
+                "--call=org.freedesktop.portal.Desktop=org.freedesktop.portal.Session.*@/org/freedesktop/portal/desktop/session/*",
+                "--broadcast=org.freedesktop.portal.Desktop=org.freedesktop.portal.Session.*@/org/freedesktop/portal/desktop/session/*",
+                "--call=org.freedesktop.portal.Desktop=org.freedesktop.DBus.Properties.Get@/org/freedesktop/portal/desktop",
+            ]
+        );
+        // Every generated rule passes the grammar a profile's rules must.
+        for (p, v) in portal_rules(
+            &PORTALS
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>(),
+        ) {
+            assert!(check_rule(p, &v).is_ok(), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_portal_names_the_app_after_its_systemd_app_unit_only() {
+        let u = "/user.slice/user-1000.slice/user@1000.service";
+        for (path, id) in [
+            (
+                format!("{u}/app.slice/app-gnome-org.gnome.Terminal-4242.scope"),
+                Some("org.gnome.Terminal"),
+            ),
+            (
+                format!("{u}/app.slice/app-org.gnome.Evolution\\x2dalarm\\x2dnotify-2437.scope"),
+                Some("org.gnome.Evolution-alarm-notify"),
+            ),
+            (
+                format!("{u}/app.slice/app-hutch-hutch.xterm-1a2b.scope/sub"),
+                Some("hutch.xterm"),
+            ),
+            (
+                format!("{u}/app.slice/app-org.kde.konsole@12ab.service"),
+                Some("org.kde.konsole"),
+            ),
+            (
+                format!("{u}/app.slice/app-org.gnome.Terminal.slice/vte-spawn-1.scope"),
+                None,
+            ),
+            (format!("{u}/session.slice/dbus.service"), None),
+            (
+                "/user.slice/user-1000.slice/session-3.scope".to_string(),
+                None,
+            ),
+            (
+                "/user.slice/user-1001.slice/user@1001.service/app.slice/app-x.y.z-1.scope"
+                    .to_string(),
+                None,
+            ),
+            ("/".to_string(), None),
+        ] {
+            assert_eq!(
+                app_unit(&path, 1000).map(|(_, id)| id).as_deref(),
+                id,
+                "{path}"
+            );
+        }
+        assert!(
+            portal_identity(Some("/"), 1000)
+                .starts_with("portals see this app as an unnamed host app")
+        );
+        assert!(
+            portal_identity(None, 1000).starts_with("portals see this app as an unnamed host app")
         );
     }
 }

@@ -325,6 +325,7 @@ pub fn plan(
             shared_net,
             scoped,
             runtime_dir: &d.runtime_dir,
+            app_id: &d.app_id,
         };
         d.dbus = super::dbus::plan(
             profile,

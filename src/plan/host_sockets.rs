@@ -65,16 +65,10 @@ pub(super) fn bind(src: PathBuf, dst: PathBuf, from: &str) -> PlannedMount {
     }
 }
 
-/// `name` in the caller's `PATH` (then /usr/bin), an executable file.
+/// A helper program (Xephyr, xdg-dbus-proxy): `name` in the caller's
+/// `PATH`, then in /usr/bin, where Debian installs them, so that a PATH
+/// trimmed by the caller does not turn a desktop grant off.
 pub(super) fn find_program(host: &Host, name: &str) -> Option<PathBuf> {
-    let path = host.env("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|dir| dir.starts_with('/'))
-        .chain(["/usr/bin"])
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(host.fs_path(p))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    host.find_program(name)
+        .or_else(|| host.find_program_in(name, "/usr/bin"))
 }

@@ -1016,6 +1016,16 @@ pub static KEYS: &[Doc] = &[
         )
     },
     Doc {
+        details: "Each interface becomes proxy rules that let the app call that interface of org.freedesktop.portal.Desktop at /org/freedesktop/portal/desktop and hear its signals, plus what every portal call needs: closing its Request and Session objects (/org/freedesktop/portal/desktop/request/*, .../session/*) and hearing their Response and Closed signals, and Properties.Get on the portal object (which reads any portal interface's properties: their version, and states such as a power-saver flag). Nothing else of the portal, and without this key the portal's name is not even visible. Names the session bus (the proxy's session socket is given even without `[dbus.session]`). The portal sees the app as a host app, never as a Flatpak app: hutch writes no Flatpak metadata, so xdg-desktop-portal grants it what it grants programs outside any sandbox; the filter here and what the sandbox can see are the protection (a FileChooser answers with host paths the app cannot open unless they are bound). Where the user has a systemd manager, the proxy runs in the app scope `app-hutch-APPID-PID.scope`, from which the portal reads the app id (`[desktop] app_id`; xdg-desktop-portal 1.16 reads only ids of three or more elements, 1.17+ only ids with a .desktop file); `--explain` says who the portal takes the app for. Interfaces: Account, Background, Camera, Clipboard, DynamicLauncher, Email, FileChooser, GameMode, GlobalShortcuts, Inhibit, InputCapture, Location, MemoryMonitor, NetworkMonitor, Notification, OpenURI, PowerProfileMonitor, Print, ProxyResolver, Realtime, RemoteDesktop, ScreenCast, Screenshot, Secret, Settings, Trash, Usb, Wallpaper. Lists of all layers add up.",
+        default: "none",
+        example: r#"["FileChooser", "OpenURI", "Settings"]"#,
+        constraint: r#"{"items": {"enum": ["Account", "Background", "Camera", "Clipboard", "DynamicLauncher", "Email", "FileChooser", "GameMode", "GlobalShortcuts", "Inhibit", "InputCapture", "Location", "MemoryMonitor", "NetworkMonitor", "Notification", "OpenURI", "PowerProfileMonitor", "Print", "ProxyResolver", "Realtime", "RemoteDesktop", "ScreenCast", "Screenshot", "Secret", "Settings", "Trash", "Usb", "Wallpaper"]}}"#,
+        ..Doc::new(
+            "dbus.portals",
+            "The xdg-desktop-portal interfaces the app may call.",
+        )
+    },
+    Doc {
         details: "Through the proxy: the system bus (`$DBUS_SYSTEM_BUS_ADDRESS`, else /run/dbus/system_bus_socket), at /run/dbus/system_bus_socket inside.",
         ..Doc::new("dbus.system", "The system bus, filtered.")
     },

@@ -79,6 +79,9 @@ pub struct Dbus {
     pub session: Option<Spanned<BusPolicy>>,
     /// The system bus.
     pub system: Option<Spanned<BusPolicy>>,
+    /// Portal interfaces (`FileChooser`, ...) the app may call on
+    /// xdg-desktop-portal, through the session bus's proxy.
+    pub portals: Option<Vec<Spanned<String>>>,
 }
 
 /// `[dbus.session]`, `[dbus.system]`: Flatpak's policy vocabulary. Lists
