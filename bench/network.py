@@ -71,9 +71,12 @@ def setup():
     os.chmod(work, 0o755)
     shutil.copy(SCRIPT, f"{work}/network.py")
     SCRIPT = f"{work}/network.py"
-    # hutch's runtime directory: this namespace's root is the caller.
-    os.mkdir(f"{work}/run", 0o700)
-    os.environ["XDG_RUNTIME_DIR"] = f"{work}/run"
+    # hutch's runtime directory (this namespace's root is the caller): a
+    # directory of its own beside the work directory, never inside it, as
+    # hutch refuses to bind a working directory that holds the runtime
+    # directory (the sockets of tmux, ssh-agent, X11 and the session bus).
+    run = tempfile.mkdtemp(prefix="hutch-netbench-run-")
+    os.environ["XDG_RUNTIME_DIR"] = run
     with open(f"{work}/resolv.conf", "w") as f:
         f.write(f"nameserver {INTERNET}\n")
     sh(f"mount --bind {work}/resolv.conf /etc/resolv.conf")
@@ -95,7 +98,7 @@ def setup():
                 break
             except OSError:
                 time.sleep(0.02)
-    return work, pid, servers
+    return work, run, pid, servers
 
 
 def echo_server(addr):
@@ -145,21 +148,32 @@ def pct(xs, p):
 
 def pasta_start(n, userns=False):
     """pasta's own start (spawn to PID file, against a fresh namespace),
-    and its end (SIGKILL to reaped: the kernel removes its tap device)."""
+    and its end (SIGKILL to reaped: the kernel removes its tap device).
+    Without `userns` the namespace is held by a process without
+    capabilities in this user namespace: pasta, which keeps only a few,
+    may not open the namespace of one holding more (the kernel's ptrace
+    check), and would fail at once."""
     times, teardown = [], []
     for _ in range(n):
-        holder = subprocess.Popen(["unshare", "-Urn" if userns else "-n", "sleep", "60"])
-        while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
-            time.sleep(0.001)
+        holder = subprocess.Popen(
+            (["unshare", "-Urn"] if userns else ["unshare", "-n", "setpriv", "--bounding-set=-all"])
+            + ["sh", "-c", "echo; exec sleep 60"], stdout=subprocess.PIPE)
+        holder.stdout.readline()  # in its namespace, without capabilities
         t = time.perf_counter()
         p = subprocess.Popen(
             ["pasta", "--config-net", "--foreground", "--quiet", "--pid", "/proc/self/fd/1",
-             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw", *(
+             "--netns", f"/proc/{holder.pid}/ns/net", "--no-netns-quit", "--no-map-gw",
+             # root here (the outer namespace), as hutch does: not nobody
+             *(["--runas", "0"] if os.getuid() == 0 else []), *(
                  ["--userns", f"/proc/{holder.pid}/ns/user"] if userns else []),
              "-t", "none", "-u", "none", "-T", "none", "-U", "none"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
-        p.stdout.read(1)
+        if not p.stdout.read(1):  # end of file: pasta failed, nothing to time
+            p.wait()
+            holder.kill()
+            holder.wait()
+            sys.exit(f"pasta alone failed: {p.stderr.read().decode().strip()}")
         times.append(time.perf_counter() - t)
         t = time.perf_counter()
         p.kill()
@@ -184,6 +198,34 @@ def launches(hutch, work, rows, n):
             subprocess.run([hutch, "run", "--profile", prof, "--", "/bin/true"], cwd=work, check=True)
             times[name].append(time.perf_counter() - t)
     return times
+
+
+def egress_batch(hutch, work, prof, n):
+    """The egress rules' installation itself: how long the kernel takes
+    over the one nfnetlink batch the sandbox's first process sends (the
+    `sendto` that carries it, timed by strace -T, which adds its own stop
+    to each call: an upper bound), over `n` launches; and how many rules
+    the batch holds."""
+    times, rules = [], 0
+    logs = tempfile.mkdtemp(prefix="egress-strace-", dir=work)
+    for _ in range(n):
+        # -ff: a file per process, so that no call is split in two lines.
+        subprocess.run(["strace", "-ff", "-T", "-s", "512", "--seccomp-bpf", "-e", "trace=sendto",
+                        "-e", "signal=none", "-o", f"{logs}/trace", hutch, "run", "--profile", prof,
+                        "--", "/bin/true"], cwd=work, check=True, stderr=subprocess.DEVNULL)
+        for name in os.listdir(logs):
+            with open(f"{logs}/{name}") as f:
+                # The batch's messages: nf_tables' NEWTABLE is type 0x0a00
+                # (subsystem 10, message 0), NEWRULE 0x0a06; pasta's own
+                # netlink is rtnetlink. (-s: strace lists up to that many.)
+                for ln in f:
+                    ln = ln.rstrip()
+                    if "nlmsg_type=0xa00" in ln and ln.endswith(">"):
+                        times.append(float(ln.rsplit("<", 1)[1][:-1]))
+                        rules = ln.count("nlmsg_type=0xa06")
+            os.unlink(f"{logs}/{name}")
+    os.rmdir(logs)
+    return times, rules
 
 
 def iperf(prefix, addr, port, streams=1, reverse=False):
@@ -258,7 +300,7 @@ def line(label, value, unit, extra=""):
 
 def inside(hutch):
     sys.stdout.reconfigure(line_buffering=True)
-    work, inet_pid, servers = setup()
+    work, run, inet_pid, servers = setup()
     try:
         return measure(hutch, work, inet_pid)
     finally:
@@ -268,6 +310,7 @@ def inside(hutch):
             except OSError:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def measure(hutch, work, inet_pid):
@@ -302,7 +345,12 @@ def measure(hutch, work, inet_pid):
         m = statistics.median(t[name])
         line(name, f"{m * 1e3:.2f}", "ms", f"p95 {pct(t[name], 0.95) * 1e3:.2f} ms, +{(m - base) * 1e3:.2f} ms vs none")
     rules = statistics.median(t["mode user, pasta, egress rules"]) - statistics.median(t["mode user, pasta, filter off"])
-    line("egress rules' cost on launch (difference)", f"{rules * 1e3:.2f}", "ms")
+    line("egress rules' cost on launch (difference)", f"{rules * 1e3:.2f}", "ms", "(of two noisy medians)")
+    bt, nrules = egress_batch(hutch, work, pasta, min(RUNS, 30))
+    if len(bt) == 0:
+        sys.exit("egress rules: no nf_tables batch seen in the sandbox's system calls")
+    line(f"egress batch ({nrules} rules), kernel time, median", f"{statistics.median(bt) * 1e3:.3f}", "ms",
+         f"p95 {pct(bt, 0.95) * 1e3:.3f} ms, {len(bt)} launches (strace -T of its sendto)")
 
     run = lambda prof: [hutch, "run", "--profile", prof, "--"]  # noqa: E731
     print(f"\n== bulk TCP, iperf3 {SECONDS} s, sandbox → internet namespace (Gbit/s) ==")

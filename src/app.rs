@@ -105,6 +105,8 @@ fn run(args: RunArgs) -> i32 {
         bind: args.bind,
         ro_bind: args.ro_bind,
         env: args.env,
+        network: args.network,
+        publish: args.publish,
     };
     match profile::adhoc::layer(&additions, host.cwd()) {
         Ok(Some(layer)) => profile.layers.push(layer),

@@ -459,6 +459,16 @@ pub struct RunArgs {
     /// literally). Repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// The sandbox's network for this run, like `[network] mode`: `none`
+    /// (loopback only), `user` (a private network connected by pasta) or
+    /// `host` (the host's own, warned about).
+    #[arg(long, value_name = "none|host|user")]
+    pub network: Option<String>,
+    /// Forward a host port into the sandbox for this run, like an entry of
+    /// `[network] publish` (`[ADDR:]HOST:SANDBOX[/tcp|udp]`, loopback unless
+    /// an address is given); needs user mode. Repeatable.
+    #[arg(long, value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// After the run, say on stderr which paths, sockets and system calls
     /// the sandbox refused, each with the profile entry that would allow
     /// it (watched as `hutch learn` watches; slower).
@@ -495,6 +505,8 @@ pub fn fast_run_args(args: &[OsString]) -> Option<RunArgs> {
         bind: Vec::new(),
         ro_bind: Vec::new(),
         env: Vec::new(),
+        network: None,
+        publish: Vec::new(),
         report_denied: false,
         command: Vec::new(),
     };

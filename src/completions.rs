@@ -78,7 +78,16 @@ pub fn value_kind(path: &[&str], id: &str) -> Option<Values> {
         }
         (["shim", "install"], "profile") => Values::Profiles,
         (["shim", "remove"], "names") => Values::Shims,
-        (["run"], "name" | "env")
+        (["run"], "network") => Values::Words(
+            [
+                ("none", "loopback only"),
+                ("user", "a private network connected by pasta"),
+                ("host", "the host's own network"),
+            ]
+            .map(|(w, d)| (w.to_string(), d.to_string()))
+            .to_vec(),
+        ),
+        (["run"], "name" | "env" | "publish")
         | (["stop"], "timeout")
         | (["image", "import"], "tag" | "max_size") => Values::Nothing,
         (["__complete"], "words") => Values::Nothing,

@@ -484,3 +484,73 @@ fn ps_shows_the_network_and_exec_joins_it() {
     assert_eq!(field(&out, "exec-lo"), "hello-sandbox", "{out}");
     assert_eq!(field(&out, "exec-host"), "hello-host-loopback", "{out}");
 }
+
+#[test]
+fn the_network_flag_connects_one_run_of_a_profile_without_a_network() {
+    let Some(outer) = Outer::new() else { return };
+    let o = outer.sh(
+        "echo \"flag: $($HUTCH run --profile cli --network user -- $PROBE tcp 203.0.113.10 8080 2>&1)\"\n\
+         for i in $(seq 100); do [ -z \"$(our_pastas)\" ] && break; sleep 0.05; done\n\
+         echo \"pastas-after: $(our_pastas | wc -l)\"\n\
+         echo \"flag-none: $($HUTCH run --profile cli --network none -- $PROBE tcp 203.0.113.10 8080 2>&1)\"\n\
+         echo \"profile: $($HUTCH run --profile cli -- $PROBE tcp 203.0.113.10 8080 2>&1)\"\n",
+    );
+    let out = ok(&o);
+    assert_eq!(field(&out, "flag"), "hello-internet", "{out}");
+    // pasta does not outlive the run (hutch kills it at exit).
+    assert_eq!(field(&out, "pastas-after"), "0", "{out}");
+    // The negative controls: `--network none`, and cli's own network.
+    assert_eq!(field(&out, "flag-none"), "ENETUNREACH", "{out}");
+    assert_eq!(field(&out, "profile"), "ENETUNREACH", "{out}");
+}
+
+#[test]
+fn the_network_flags_errors_point_at_the_flag_and_host_is_warned() {
+    let s = Scratch::new();
+    let o = s.run(&["--profile", "cli", "--network", "usr"], &["true"]);
+    fails_with(
+        &o,
+        125,
+        "error: `--network` takes none, host or user, not \"usr\"",
+    );
+    assert!(
+        stderr(&o).contains("--> command line:1:11"),
+        "{}",
+        stderr(&o)
+    );
+    // `--publish` needs user mode, from the profile or the flag.
+    let o = s.run(&["--profile", "cli", "--publish", "8080:80"], &["true"]);
+    fails_with(
+        &o,
+        125,
+        "key `network.publish` applies only to `mode = \"user\"`",
+    );
+    let o = s.run(
+        &[
+            "--profile",
+            "cli",
+            "--network",
+            "user",
+            "--publish",
+            "8080:",
+        ],
+        &["true"],
+    );
+    fails_with(&o, 125, "--publish 8080:");
+    let warning =
+        "the host's network is shared: services on the host's localhost, its abstract unix sockets";
+    let o = s.run(
+        &["--explain", "--profile", "cli", "--network", "host"],
+        &["true"],
+    );
+    let out = ok(&o);
+    assert!(out.contains(warning), "{out}");
+    assert!(out.contains("(from command line:1:11)"), "{out}");
+    let o = s.run(&["-v", "--profile", "cli", "--network", "host"], &["true"]);
+    ok(&o);
+    assert!(stderr(&o).contains(warning), "{}", stderr(&o));
+    // The control: the same profile without the flag is not warned about.
+    let o = s.run(&["-v", "--profile", "cli"], &["true"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("host's network"), "{}", stderr(&o));
+}

@@ -29,6 +29,8 @@ pub struct HelperProcess {
     pidfd: OwnedFd,
     /// Its wait status, once reaped.
     status: Option<libc::c_int>,
+    /// Killed by [`HelperProcess::kill`], left for the kernel to finish.
+    killed: bool,
 }
 
 /// Starts a process for `helper` that runs `run` and exits with what it
@@ -54,6 +56,7 @@ pub fn spawn(
             pid,
             pidfd,
             status: None,
+            killed: false,
         }),
     }
 }
@@ -225,6 +228,20 @@ impl HelperProcess {
         self.status
     }
 
+    /// Kills it (if it still runs) without waiting for the kernel to
+    /// finish tearing it down: the signal is delivered at once and the
+    /// process never runs again, but its exit (pasta's: removing its tap
+    /// device, which waits for the network stack's grace periods, 15 to
+    /// 30 ms) goes on while the launcher exits; whoever inherits the
+    /// process reaps it. For a launcher that is about to exit and needs
+    /// nothing the process holds released first.
+    pub fn kill(&mut self) {
+        if self.status.is_none() && !self.killed {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            self.killed = true;
+        }
+    }
+
     /// Waits up to `grace` for it to exit, then kills it; reaps it.
     pub fn wait_or_kill(&mut self, grace: std::time::Duration) -> Option<libc::c_int> {
         if self.status.is_none() {
@@ -247,7 +264,9 @@ impl HelperProcess {
 impl Drop for HelperProcess {
     /// A launch that failed half-way still ends its helpers' processes.
     fn drop(&mut self) {
-        self.finish();
+        if !self.killed {
+            self.finish();
+        }
     }
 }
 
@@ -393,6 +412,22 @@ mod tests {
         assert!(!process.reaped());
         assert_eq!(process.reap(), None, "still running");
         let status = process.finish().unwrap();
+        assert_eq!(sys::exit_code(status), 128 + libc::SIGKILL);
+    }
+
+    #[test]
+    fn a_killed_program_dies_without_being_waited_for() {
+        let program = Program::new(&["/bin/sleep", "100"], &[]).unwrap();
+        let mut process = spawn_program("test", &program).unwrap();
+        let pid = process.pid();
+        process.kill();
+        // Dropping it does not reap it (nor block): it is a zombie of ours.
+        drop(process);
+        assert!(
+            exits_within(pid, Duration::from_secs(5)),
+            "pid {pid} still runs"
+        );
+        let status = sys::waitpid(pid, false).unwrap().unwrap();
         assert_eq!(sys::exit_code(status), 128 + libc::SIGKILL);
     }
 

@@ -19,8 +19,10 @@
 //!   waits at the late barrier, before it confines itself, until then;
 //! - **supervise**: its standard error is drained (a program blocked on a
 //!   full pipe would stop forwarding), its exit is noticed and reported;
-//! - **finish**: killed and reaped (and by the death signal if hutch is
-//!   killed).
+//! - **finish**: killed (and by the death signal if hutch is killed);
+//!   reaped only when the sandbox published ports, so that they are free
+//!   again when hutch returns: else hutch does not wait the 15 to 30 ms
+//!   the kernel takes to remove pasta's tap device (bench/README.md).
 //!
 //! A failure is a [`NetworkError`] with the program's own standard error,
 //! minus Debian pasta's complaints that there is no syslog.
@@ -364,7 +366,11 @@ impl Helper for UserNet {
 
     fn finish(&mut self, code: i32) -> i32 {
         if let Some(p) = &mut self.process {
-            p.finish();
+            if self.plan.publish.is_empty() {
+                p.kill();
+            } else {
+                p.finish();
+            }
         }
         code
     }
@@ -467,7 +473,10 @@ pub fn probe(backend: Backend, program: &std::path::Path) -> Result<(), String> 
             _ => break None,
         }
     };
-    net.finish(0);
+    // Reaped here: doctor goes on after the trial.
+    if let Some(p) = &mut net.process {
+        p.finish();
+    }
     result?;
     match status {
         Some(0) => Ok(()),

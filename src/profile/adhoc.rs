@@ -1,5 +1,6 @@
 //! Additions to a profile for one run, from the command line
-//! (`hutch run --bind SRC[:DST] --ro-bind SRC[:DST] --env NAME=VALUE`): a
+//! (`hutch run --bind SRC[:DST] --ro-bind SRC[:DST] --env NAME=VALUE
+//! --network MODE --publish SPEC`): a
 //! layer on top of the profile's, so that the planner checks them exactly
 //! like profile entries, `[protect]` applies to them, and `--explain` shows
 //! them. The layer's "file" is the command line itself: an error points at
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::schema::{Env, MountEntry, MountKind, RawProfile};
+use super::schema::{Env, MountEntry, MountKind, Namespaces, Network, NetworkMode, RawProfile};
 use super::{Layer, ProfileError};
 use crate::diag::{Diagnostic, SourceFile};
 
@@ -28,11 +29,19 @@ pub struct Additions {
     pub ro_bind: Vec<String>,
     /// `--env` values, in order.
     pub env: Vec<String>,
+    /// `--network`: `none`, `host` or `user`.
+    pub network: Option<String>,
+    /// `--publish` values (`[network] publish` entries), in order.
+    pub publish: Vec<String>,
 }
 
 impl Additions {
     pub fn is_empty(&self) -> bool {
-        self.bind.is_empty() && self.ro_bind.is_empty() && self.env.is_empty()
+        self.bind.is_empty()
+            && self.ro_bind.is_empty()
+            && self.env.is_empty()
+            && self.network.is_none()
+            && self.publish.is_empty()
     }
 }
 
@@ -70,6 +79,15 @@ pub fn layer(add: &Additions, cwd: Option<&Path>) -> Result<Option<Layer>, Profi
         .iter()
         .map(|v| (flag("--env", v).1, v.clone()))
         .collect();
+    let network_at = add
+        .network
+        .as_ref()
+        .map(|v| (flag("--network", v).1, v.clone()));
+    let publish: Vec<Spanned<String>> = add
+        .publish
+        .iter()
+        .map(|v| Spanned::new(flag("--publish", v).1, v.clone()))
+        .collect();
     let file = SourceFile::new(SOURCE_NAME, None, text);
     let mut mount: Vec<MountEntry> = binds
         .into_iter()
@@ -79,15 +97,52 @@ pub fn layer(add: &Additions, cwd: Option<&Path>) -> Result<Option<Layer>, Profi
     // the same command line is mounted over it, not under it.
     mount.sort_by_key(|m| Path::new(m.dst.get_ref()).components().count());
     let env = env_entries(&env_spans, &file)?;
+    let mode = match network_at {
+        Some((at, v)) => Some(Spanned::new(at.clone(), network_mode(&v, at, &file)?)),
+        None => None,
+    };
+    // `[namespaces] net` agreeing with the mode, from this layer too: a
+    // lower layer's `net` is overridden by the flag, not in conflict
+    // with it (`plan::network` compares the last of each).
+    let namespaces = mode.as_ref().map(|m| Namespaces {
+        net: Some(Spanned::new(m.span(), *m.get_ref() != NetworkMode::Host)),
+        ..Namespaces::default()
+    });
+    let network = (mode.is_some() || !publish.is_empty()).then(|| Network {
+        mode,
+        publish: (!publish.is_empty()).then_some(publish),
+        ..Network::default()
+    });
     Ok(Some(Layer {
         file,
         raw: RawProfile {
             mount,
             env,
+            namespaces,
+            network,
             ..RawProfile::default()
         },
         is_override: false,
     }))
+}
+
+/// `--network`'s value: `none`, `host` or `user`.
+fn network_mode(
+    value: &str,
+    at: Range<usize>,
+    file: &Arc<SourceFile>,
+) -> Result<NetworkMode, ProfileError> {
+    match value {
+        "none" => Ok(NetworkMode::None),
+        "host" => Ok(NetworkMode::Host),
+        "user" => Ok(NetworkMode::User),
+        _ => Err(
+            Diagnostic::new(format!("`--network` takes none, host or user, not {value:?}"))
+                .at(file, at)
+                .help("`none`: loopback only; `user`: a private network connected by pasta; `host`: the host's own network")
+                .into(),
+        ),
+    }
 }
 
 /// `SRC[:DST]`: split at the last `:` that a `/` follows (a DST is

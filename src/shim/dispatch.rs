@@ -107,6 +107,8 @@ pub fn run_args(args: Vec<OsString>, host: &Host, path: &OsStr) -> Result<RunArg
         bind: Vec::new(),
         ro_bind: Vec::new(),
         env: Vec::new(),
+        network: None,
+        publish: Vec::new(),
         report_denied: false,
         command,
     })
