@@ -153,7 +153,7 @@ fn bash_completes_profiles_images_volumes_and_running_sandboxes() {
     }
     assert_eq!(
         bash_complete(s, "hutch run --profile=c"),
-        ["cli", "container", "convert", "cpio", "curl"],
+        ["chromium", "cli", "container", "convert", "cpio", "curl"],
         "after `=`, bash replaces only what follows it"
     );
     assert_eq!(bash_complete(s, "hutch check mi"), ["mine"]);
