@@ -542,12 +542,23 @@ fn a_file_chooser_request_gets_its_response_through_the_proxy() {
         let mut first = String::new();
         out.read_line(&mut first).unwrap();
         if first == "asked\n" {
-            let dismissed = x11::x_client(&s, &d, "xdotool")
-                .args(["search", "--sync", "--onlyvisible", "--name", title])
-                .args(["windowfocus", "--sync", "%1", "key", "Escape"])
-                .output()
-                .unwrap();
-            assert!(dismissed.status.success(), "{dismissed:?}");
+            // GTK may replace the dialog's window while it maps it (a
+            // BadWindow for the one just found): found again, until the
+            // key reaches one or 20 s have passed.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let dismissed = x11::x_client(&s, &d, "timeout")
+                    .args(["10", "xdotool", "search", "--sync", "--onlyvisible"])
+                    .args(["--name", title])
+                    .args(["windowfocus", "--sync", "%1", "key", "Escape"])
+                    .output()
+                    .unwrap();
+                if dismissed.status.success() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{dismissed:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         let mut rest = String::new();
         out.read_to_string(&mut rest).unwrap();
