@@ -525,6 +525,11 @@ fn the_network_flags_errors_point_at_the_flag_and_host_is_warned() {
         125,
         "key `network.publish` applies only to `mode = \"user\"`",
     );
+    assert!(
+        stderr(&o).contains("help: add `--network user`, or leave the flag out"),
+        "{}",
+        stderr(&o)
+    );
     let o = s.run(
         &[
             "--profile",

@@ -420,12 +420,22 @@ fn mode_name(m: NetworkMode) -> &'static str {
 /// Keys that mean something only in `user` mode, refused elsewhere.
 fn refuse_user_keys(profile: &Profile, mode: NetworkMode) -> Result<(), ProfileError> {
     let refuse = |key: &str, d: Diagnostic| -> ProfileError {
+        // A flag of this run (`--publish`) is mended on the command line.
+        let from_flag = d
+            .file
+            .as_ref()
+            .is_some_and(|f| f.name == crate::profile::adhoc::SOURCE_NAME);
+        let help = if from_flag {
+            "add `--network user`, or leave the flag out"
+        } else {
+            "set `[network] mode = \"user\"` or remove the key"
+        };
         Diagnostic {
             message: format!(
                 "key `network.{key}` applies only to `mode = \"user\"`, and this profile's network is \"{}\"",
                 mode_name(mode)
             ),
-            help: Some("set `[network] mode = \"user\"` or remove the key".into()),
+            help: Some(help.into()),
             ..d
         }
         .into()
