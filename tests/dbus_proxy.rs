@@ -13,30 +13,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn installed(programs: &[&str]) -> bool {
-    for p in programs {
-        if !Path::new("/usr/bin").join(p).exists() {
-            skip(&format!("{p} is not installed (.ci/run installs it)"));
-            return false;
-        }
-    }
-    true
-}
-
-/// A process of the test user, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A session bus of the test user, listening on a socket file only, with
 /// `org.example.Allowed`, `org.example.Secret` and `org.example.Narrow`

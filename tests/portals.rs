@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -33,16 +33,6 @@ fn installed() -> bool {
         }
     }
     true
-}
-
-/// A process of the test user, killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A session bus of the test user with xdg-desktop-portal on it. The bus
@@ -513,7 +503,7 @@ fn gtk_portal_bus(s: &Scratch, d: &common::x11::XDisplay) -> (PathBuf, Vec<Proce
 fn a_file_chooser_request_gets_its_response_through_the_proxy() {
     use common::x11;
     if !installed()
-        || !x11::installed(&["Xvfb", "xauth", "xdotool", "python3"])
+        || !common::installed(&["Xvfb", "xauth", "xdotool", "python3"])
         || !Path::new("/usr/libexec/xdg-desktop-portal-gtk").exists()
     {
         skip("xdg-desktop-portal-gtk, Xvfb, xdotool or python3 is missing (.ci/run installs them)");

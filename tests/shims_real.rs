@@ -19,11 +19,6 @@ use std::process::{Command, Output, Stdio};
 use common::x11::{home_file, red_pdf, wait_until, x_client, xvfb};
 use common::*;
 
-/// Whether every program is installed; prints a SKIP notice if not.
-fn installed(programs: &[&str]) -> bool {
-    common::x11::installed(programs)
-}
-
 /// A scratch user with a key in `~/.ssh` and the shipped profiles' shims
 /// installed (`hutch shim install --all`), checked to hold `names`.
 fn shimmed(names: &[&str]) -> Scratch {

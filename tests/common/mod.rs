@@ -386,3 +386,27 @@ pub fn wait_for_file(path: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Whether every program is installed; prints a SKIP notice if not.
+pub fn installed(programs: &[&str]) -> bool {
+    for p in programs {
+        if !["/usr/bin", "/bin", "/usr/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(p).exists())
+        {
+            skip(&format!("{p} is not installed (.ci/run installs it)"));
+            return false;
+        }
+    }
+    true
+}
+
+/// A process of the test user, killed (and reaped) when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

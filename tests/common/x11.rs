@@ -14,20 +14,6 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// Whether every program is installed; prints a SKIP notice if not.
-pub fn installed(programs: &[&str]) -> bool {
-    for p in programs {
-        if !["/usr/bin", "/bin", "/usr/sbin"]
-            .iter()
-            .any(|d| Path::new(d).join(p).exists())
-        {
-            skip(&format!("{p} is not installed (.ci/run installs it)"));
-            return false;
-        }
-    }
-    true
-}
-
 pub fn bin(name: &str) -> PathBuf {
     PathBuf::from("/usr/bin").join(name)
 }
