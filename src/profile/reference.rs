@@ -56,6 +56,13 @@ const PATH_NOT_ROOT: &str = r##"{"$ref": "#/definitions/path", "not": {"pattern"
 /// `[protect]` entries: a path, or `!` and a path.
 const PROTECT_PATHS: &str = r##"{"items": {"allOf": [{"$ref": "#/definitions/text"}, {"pattern": "^!?(/|~(/|$)|\\$\\{)"}, {"not": {"pattern": "(^!?|/)\\.\\.(/|$)"}}]}}"##;
 const PATHS: &str = r##"{"items": {"$ref": "#/definitions/path"}}"##;
+/// `[dbus.session]` and `[dbus.system]` take the same keys: their
+/// constraints and texts, written once.
+const BUS_NAMES: &str = r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#;
+const BUS_RULES: &str = r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#;
+const BUS_RULE_EXAMPLE: &str = r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#;
+const BUS_NAME_DETAILS: &str = "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).";
+const BUS_RULE_DETAILS: &str = "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.";
 const ENFORCE: &[(&str, &str)] = &[
     ("required", "refuse to run if the kernel cannot apply it"),
     (
@@ -976,10 +983,10 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("dbus.session", "The session bus, filtered.")
     },
     Doc {
-        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        details: BUS_NAME_DETAILS,
         default: "none",
         example: r#"["org.freedesktop.secrets"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.session.see",
             "Names the app may see on the bus (listed, their owner looked up), and no more.",
@@ -989,7 +996,7 @@ pub static KEYS: &[Doc] = &[
         details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
         default: "none",
         example: r#"["org.freedesktop.Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.session.talk",
             "Names the app may call and hear broadcasts from.",
@@ -999,17 +1006,17 @@ pub static KEYS: &[Doc] = &[
         details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
         default: "none",
         example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.session.own",
             "Names the app may own (request, release), and talk to.",
         )
     },
     Doc {
-        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        details: BUS_RULE_DETAILS,
         default: "none",
-        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        example: BUS_RULE_EXAMPLE,
+        constraint: BUS_RULES,
         ..Doc::new(
             "dbus.session.call",
             "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
@@ -1018,8 +1025,8 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "RULE as for `call`.",
         default: "none",
-        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        example: BUS_RULE_EXAMPLE,
+        constraint: BUS_RULES,
         ..Doc::new(
             "dbus.session.broadcast",
             "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
@@ -1040,10 +1047,10 @@ pub static KEYS: &[Doc] = &[
         ..Doc::new("dbus.system", "The system bus, filtered.")
     },
     Doc {
-        details: "A well-known name, or a prefix ending in `.*` (`org.foo.*` matches org.foo and org.foo.bar, not org.foobar).",
+        details: BUS_NAME_DETAILS,
         default: "none",
         example: r#"["org.freedesktop.secrets"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.system.see",
             "Names the app may see on the bus (listed, their owner looked up), and no more.",
@@ -1053,7 +1060,7 @@ pub static KEYS: &[Doc] = &[
         details: "Implies `see`. A well-known name, or a prefix ending in `.*`.",
         default: "none",
         example: r#"["org.freedesktop.Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.system.talk",
             "Names the app may call and hear broadcasts from.",
@@ -1063,17 +1070,17 @@ pub static KEYS: &[Doc] = &[
         details: "Implies `talk`. A well-known name, or a prefix ending in `.*`.",
         default: "none",
         example: r#"["org.mpris.MediaPlayer2.hutch.*"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?$", "maxLength": 255}}"#,
+        constraint: BUS_NAMES,
         ..Doc::new(
             "dbus.system.own",
             "Names the app may own (request, release), and talk to.",
         )
     },
     Doc {
-        details: "RULE is `[METHOD][@PATH]`: METHOD `*`, an interface (optionally ending in `.*`) or an interface's method; PATH an object path, optionally ending in `/*`.",
+        details: BUS_RULE_DETAILS,
         default: "none",
-        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        example: BUS_RULE_EXAMPLE,
+        constraint: BUS_RULES,
         ..Doc::new(
             "dbus.system.call",
             "`NAME=RULE`: the calls the app may make to NAME without `talk`.",
@@ -1082,8 +1089,8 @@ pub static KEYS: &[Doc] = &[
     Doc {
         details: "RULE as for `call`.",
         default: "none",
-        example: r#"["org.freedesktop.Notifications=org.freedesktop.Notifications.*@/org/freedesktop/Notifications"]"#,
-        constraint: r#"{"items": {"pattern": "^[A-Za-z_-][A-Za-z0-9_-]*(\\.[A-Za-z_-][A-Za-z0-9_-]*)+(\\.\\*)?=((\\*|[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+(\\.\\*)?)(@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))?|@(/|/\\*|(/[A-Za-z0-9_]+)+(/\\*)?))$"}}"#,
+        example: BUS_RULE_EXAMPLE,
+        constraint: BUS_RULES,
         ..Doc::new(
             "dbus.system.broadcast",
             "`NAME=RULE`: the broadcast signals the app hears from NAME without `talk`.",
