@@ -104,16 +104,6 @@ fn wait_owned(s: &Scratch, bus: &Bus, name: &str) {
     }
 }
 
-/// A profile file in the scratch dir that extends `default`.
-fn profile(s: &Scratch, name: &str, body: &str) -> String {
-    s.write(
-        &format!("{name}.toml"),
-        &format!("version = 1\nextends = [\"default\"]\n{body}"),
-    )
-    .display()
-    .to_string()
-}
-
 /// The bus's socket bound straight into the sandbox: the control.
 fn direct(s: &Scratch, bus: &Bus) -> String {
     profile(

@@ -29,16 +29,6 @@ use common::*;
 
 // ---- Tools and servers -------------------------------------------------------
 
-/// A profile file in the scratch dir that extends `default`.
-fn profile(s: &Scratch, name: &str, body: &str) -> String {
-    s.write(
-        &format!("{name}.toml"),
-        &format!("version = 1\nextends = [\"default\"]\n{body}"),
-    )
-    .display()
-    .to_string()
-}
-
 /// `hutch run --profile PROFILE -- sh -c SCRIPT` with extra environment.
 fn run_sh(s: &Scratch, profile: &str, env: &[(&str, &str)], script: &str) -> Output {
     let mut c = s.hutch(&["run", "--profile", profile, "--", "sh", "-c", script]);

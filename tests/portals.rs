@@ -123,16 +123,6 @@ fn portal_bus(s: &Scratch) -> Bus {
     }
 }
 
-/// A profile file in the scratch dir that extends `default`.
-fn profile(s: &Scratch, name: &str, body: &str) -> String {
-    s.write(
-        &format!("{name}.toml"),
-        &format!("version = 1\nextends = [\"default\"]\n{body}"),
-    )
-    .display()
-    .to_string()
-}
-
 fn run_sh(s: &Scratch, bus: &Bus, profile: &str, script: &str) -> Output {
     s.hutch(&["run", "--profile", profile, "--", "sh", "-c", script])
         .env("DBUS_SESSION_BUS_ADDRESS", bus.address())

@@ -410,3 +410,13 @@ impl Drop for Process {
         let _ = self.0.wait();
     }
 }
+
+/// A profile file in the scratch dir that extends `default`.
+pub fn profile(s: &Scratch, name: &str, body: &str) -> String {
+    s.write(
+        &format!("{name}.toml"),
+        &format!("version = 1\nextends = [\"default\"]\n{body}"),
+    )
+    .display()
+    .to_string()
+}
