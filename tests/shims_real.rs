@@ -191,6 +191,12 @@ fn a_shimmed_menu_entry_starts_the_desktop_app_sandboxed() {
     let sandboxes = ok(&s.hutch(&["ps", "--json"]).output().unwrap());
     assert!(sandboxes.contains("mupdf"), "{sandboxes}");
     stop_all(&s);
+    // hutch returns once the app has ended; the nested server it killed
+    // may take a moment more to leave the display.
+    wait_until(
+        || !tree().contains("(hutch)"),
+        "the nested server's window to go",
+    );
     // The control: the original entry runs mupdf unsandboxed, its own
     // window a top-level window of the display, named after the file.
     launch(Path::new("/usr/share/applications/mupdf.desktop"));
